@@ -1,0 +1,78 @@
+/* account: migrate one mailbox, every folder, with a few sessions at once.
+ *
+ * Logs in on both sides, lists and maps the folders (folder.h), asks the
+ * source for the STATUS of every folder in one round trip, and hands the
+ * folders that changed to up to `max_sessions` workers, each with its own
+ * source and destination session.  A worker whose folder fails on a
+ * transient error (timeout, dropped connection, server limit) reconnects,
+ * backs off and syncs the folder again: the state ledger makes that safe.
+ *
+ * A refused login fails the account at once, naming the account, the
+ * server and its reply.  A refusal of an additional session while the
+ * first one is open is taken as a connection limit, not a bad password:
+ * that worker simply stops and the others carry on.
+ */
+#ifndef TRASLOCO_ACCOUNT_H
+#define TRASLOCO_ACCOUNT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "folder.h"
+#include "imap.h"
+#include "state.h"
+#include "sync.h"
+
+/* Live counters another thread may read for progress. */
+struct account_progress {
+	atomic_uint_fast64_t copied;
+	atomic_uint_fast64_t bytes;
+	atomic_uint_fast32_t folders_done;
+	atomic_uint_fast32_t folders_total;
+};
+
+/* Everything borrowed; kept alive by the caller during account_run. */
+struct account_opts {
+	const char *label;                  /* for log lines: the email */
+	const struct imap_endpoint *src_ep, *dst_ep;
+	struct imap_creds src_cr, dst_cr;
+	const struct folder_map_opts *map;
+	struct state *state;
+	const struct sync_limits *limits;
+	int max_sessions;                   /* sessions per side for this account */
+	int retries;                        /* attempts per folder on transient errors */
+	const char *spool_dir;              /* NULL: $TMPDIR */
+	bool subscribe;                     /* copy subscriptions */
+	struct account_progress *progress;  /* NULL: none */
+};
+
+enum account_status { ACCOUNT_OK = 0, ACCOUNT_PARTIAL, ACCOUNT_FAILED };
+
+struct folder_report {
+	char *src_name, *dst_name;          /* owned */
+	bool renamed;
+	const char *why;                    /* static, when renamed */
+	struct sync_counts counts;
+	bool failed;
+	char *error;                        /* owned, when failed */
+};
+
+struct account_result {
+	enum account_status status;
+	struct tr_error err;                /* the reason when FAILED */
+	struct folder_report *folders;      /* owned, plan order */
+	size_t n_folders;
+	uint32_t folders_failed;
+	struct sync_counts total;
+	double seconds;
+};
+
+/* Run the account; res is always filled (free with account_result_free).
+ * Returns 0 when status is ACCOUNT_OK. */
+int account_run(const struct account_opts *o, struct account_result *res);
+void account_result_free(struct account_result *res);
+const char *account_status_name(enum account_status s);
+
+#endif

@@ -1,0 +1,74 @@
+/* cli: the command line.  Subcommands, options, passwords, exit codes.
+ *
+ * The only module that may end the process; library code returns errors.
+ */
+#ifndef TRASLOCO_CLI_H
+#define TRASLOCO_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "folder.h"
+#include "imap.h"
+
+/* Exit codes (documented in the README). */
+enum {
+	EXIT_OK = 0,          /* everything copied */
+	EXIT_PARTIAL = 1,     /* some messages or folders (or accounts) failed */
+	EXIT_USAGE = 2,       /* bad command line or job file */
+	EXIT_AUTH = 3,        /* a login was refused */
+	EXIT_CONNECT = 4,     /* a server could not be reached or verified (TLS) */
+	EXIT_STOPPED = 5,     /* interrupted by SIGINT/SIGTERM; state saved, run again */
+	EXIT_FAILED = 6,      /* anything else: local error, server refusing a command */
+};
+
+/* One server as given on the command line. */
+struct cli_server {
+	char *host;           /* owned */
+	int port;             /* 0 until resolved with the TLS mode */
+	enum tls_mode tls;
+	bool tls_set;         /* --*-tls given */
+	char *tls_name;       /* owned, NULL = host */
+};
+
+struct cli_opts {
+	struct cli_server src, dst;
+	char *ca_file;
+	bool insecure;
+	bool allow_plaintext;
+	char *user, *src_user, *dst_user;
+	char *src_password_file, *dst_password_file;
+	char *dst_admin, *dst_admin_password_file;
+	char dst_admin_separator;
+	char *state_dir;
+	char **folders, **excludes;          /* owned arrays of owned strings */
+	size_t n_folders, n_excludes;
+	struct folder_map_rule *maps;        /* owned, from/to owned */
+	size_t n_maps;
+	bool keep_names;
+	bool no_subscriptions;
+	int src_max_per_account, dst_max_per_account;
+	int timeout_s;
+	int retries;
+	uint64_t batch_bytes;
+	uint32_t batch_count;
+	char *spool_dir;
+	int verbosity;                       /* -1 quiet, 0 normal, 1 verbose, 2 debug */
+	bool progress;                       /* --no-progress clears it */
+};
+
+/* "host", "host:port", "[v6]:port" into a server (port 0 if absent). */
+int cli_parse_server(const char *arg, struct cli_server *s, struct tr_error *err);
+/* Fill defaults that depend on other options (ports from TLS modes and
+ * back, logins, state directory) and check the combination. */
+int cli_finish_opts(struct cli_opts *o, struct tr_error *err);
+/* Parse the options of `migrate` (argv[0] is "migrate"). */
+int cli_parse_migrate(int argc, char **argv, struct cli_opts *o, struct tr_error *err);
+void cli_opts_free(struct cli_opts *o);
+
+/* The program: returns the exit code. */
+int cli_main(int argc, char **argv);
+
+#endif

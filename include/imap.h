@@ -1,0 +1,156 @@
+/* imap: one IMAP session on one server, as the sync engine needs it.
+ *
+ * Wraps a libetpan `mailimap` running over our own stream (tls.h): connect,
+ * STARTTLS, log in, read capabilities, list folders, open a folder, fetch
+ * message metadata and bodies (streamed, never a whole batch in memory),
+ * append (LITERAL+ and MULTIAPPEND when offered), store flags.
+ *
+ * A session belongs to one thread at a time.  Every failure fills a
+ * tr_error naming the server and the command, with the server's reply and
+ * RFC 5530 code, and classified (tr_err_kind) so that callers can decide to
+ * retry, wait or give up.  After a TR_ERR_TEMP failure the session is
+ * broken (imap_broken): close it and open a new one.
+ *
+ * Credentials are read only during imap_open and never logged: libetpan's
+ * debug stream stays off, and no transcript is kept.
+ */
+#ifndef TRASLOCO_IMAP_H
+#define TRASLOCO_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "folder.h"
+#include "spool.h"
+#include "tls.h"
+
+enum tls_mode { TLS_MODE_IMPLICIT = 0, TLS_MODE_STARTTLS, TLS_MODE_NONE };
+
+/* Where a server is and how to reach it.  Pointers are borrowed: the
+ * caller keeps them alive while sessions use the endpoint. */
+struct imap_endpoint {
+	const char *label;        /* "source" or "destination", for messages */
+	const char *host;         /* name or IP to connect to */
+	int port;
+	enum tls_mode tls;
+	const char *tls_name;     /* name to verify and send as SNI; NULL = host */
+	struct tls_ctx *tls_ctx;  /* required unless tls == TLS_MODE_NONE */
+	int timeout_s;            /* idle timeout of every network wait */
+};
+
+enum imap_auth { IMAP_AUTH_AUTO = 0, IMAP_AUTH_LOGIN, IMAP_AUTH_PLAIN };
+
+/* Who logs in.  Borrowed; the password is read only inside imap_open. */
+struct imap_creds {
+	const char *user;         /* the mailbox to open */
+	const char *password;     /* user's password, or admin's when admin is set */
+	const char *admin;        /* NULL, or an admin/master login acting as user */
+	char admin_separator;     /* 0: SASL PLAIN authzid; else LOGIN "user<sep>admin" */
+	enum imap_auth auth;
+};
+
+/* Capabilities we use, read after login (and after STARTTLS). */
+struct imap_caps {
+	bool uidplus, literal_plus, literal_minus, multiappend, condstore, list_status,
+	     special_use, namespace_, quota, list_extended, move, binary;
+	uint64_t appendlimit;     /* 0: none announced */
+};
+
+struct imap_session;
+
+int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
+	      struct imap_session **s_r, struct tr_error *err);
+/* LOGOUT when the session is healthy (short timeout), then free.  NULL ok. */
+void imap_close(struct imap_session *s);
+bool imap_broken(const struct imap_session *s);
+const struct imap_caps *imap_caps(const struct imap_session *s);
+/* "source 127.0.0.1:993 (mail.test)": for messages */
+const char *imap_where(const struct imap_session *s);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain" */
+const char *imap_transport(struct imap_session *s, char *buf, size_t len);
+
+/* LIST (with SPECIAL-USE attributes), LSUB and NAMESPACE into a fresh list.
+ * The caller frees the list with folder_list_free. */
+int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err);
+
+struct imap_status {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t messages;
+	uint64_t highestmodseq;   /* 0 when the server has no CONDSTORE */
+};
+
+/* STATUS of n folders in one round trip (pipelined).  A folder the server
+ * refuses gets st[i].uidvalidity = 0 and the error is not fatal; the call
+ * fails only when the session does. */
+int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
+		     struct imap_status *st, struct tr_error *err);
+
+/* EXAMINE (read-only) or SELECT a folder; fills st. */
+int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
+		     struct imap_status *st, struct tr_error *err);
+int imap_create(struct imap_session *s, const char *raw, struct tr_error *err);
+int imap_subscribe(struct imap_session *s, const char *raw, struct tr_error *err);
+
+/* What we know of one message before copying it. */
+struct imap_msg {
+	uint32_t uid;
+	uint32_t size;            /* RFC822.SIZE */
+	char *flags;              /* canonical flag string (flags.h), owned */
+	char date[32];            /* INTERNALDATE as the server gave it: "02-Jan-2024 10:00:00 +0100" */
+	unsigned char fp[16];     /* fingerprint, when asked for */
+	bool has_fp;
+};
+
+/* Called once per message; m is valid during the call only.  Return 0 to
+ * go on, -1 to abort (the session is then broken). */
+typedef int imap_msg_cb(const struct imap_msg *m, void *ctx);
+
+enum imap_fetch_what {
+	IMAP_FETCH_FLAGS = 1,     /* UID FLAGS */
+	IMAP_FETCH_META = 2,      /* + INTERNALDATE RFC822.SIZE */
+	IMAP_FETCH_FP = 4,        /* + the header fields of the fingerprint */
+};
+
+/* UID FETCH of the UIDs in `uidset` ("1:*", "5,7:9") from the selected
+ * folder.  changedsince > 0 adds (CHANGEDSINCE n) (CONDSTORE). */
+int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
+		    imap_msg_cb *cb, void *ctx, struct tr_error *err);
+
+/* UID FETCH BODY.PEEK[] of `uidset`, each body streamed into sp (one
+ * spool_msg per message, tagged with its UID). */
+int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
+		      struct tr_error *err);
+
+/* One message to append. */
+struct imap_append_item {
+	const char *flags;        /* canonical flag string */
+	const char *date;         /* INTERNALDATE string, or NULL */
+	const struct spool_msg *msg;
+	uint32_t dst_uid;         /* out: from APPENDUID, 0 if unknown */
+	bool failed;              /* out: the server refused this message */
+	struct tr_error err;      /* out: why, when failed */
+};
+
+/* Append items to raw: one MULTIAPPEND command when offered (and, if the
+ * server refuses that batch, which it does as a whole, again one by one to
+ * find the culprit), else pipelined single APPENDs with LITERAL+, else one
+ * synchronizing APPEND at a time.  A refused message is marked in its item
+ * (failed, err); the call fails only when the session does.
+ * *uidvalidity_r gets the APPENDUID validity (0 if unknown). */
+int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
+		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+		struct tr_error *err);
+
+/* UID STORE uidset FLAGS (flags): replace the flags of messages. */
+int imap_store_flags(struct imap_session *s, const char *uidset, const char *flags,
+		     struct tr_error *err);
+
+/* What a tagged NO (or BYE) means, from its RFC 5530 code first and its
+ * text second (servers that predate RFC 5530 say "Maximum number of
+ * connections" in plain words); dflt when neither tells. */
+enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt);
+
+#endif

@@ -1,0 +1,34 @@
+/* net: TCP connections with timeouts, and waiting on one socket.
+ *
+ * Everything waits with poll(), never select(): a batch run holds hundreds
+ * of sockets and select() corrupts memory once a descriptor passes 1024.
+ */
+#ifndef TRASLOCO_NET_H
+#define TRASLOCO_NET_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+/* Resolve host (name or IP literal), connect to port within timeout_s
+ * seconds, trying each address in turn.  On success *fd_r is a
+ * non-blocking socket with TCP_NODELAY and SO_KEEPALIVE, owned by the
+ * caller.  Errors are TR_ERR_CONNECT (refused, unreachable, DNS) or
+ * TR_ERR_TEMP (timeout). */
+int net_connect(const char *host, int port, int timeout_s, int *fd_r, struct tr_error *err);
+
+/* Wait until fd is ready for events (POLLIN/POLLOUT) or timeout_ms passes.
+ * Returns 1 ready, 0 timeout, -1 error (errno).  Wakes up early, returning
+ * -1 with errno ECANCELED, when net_cancel_all() has been called. */
+int net_wait(int fd, short events, int timeout_ms);
+
+/* Ask every wait in the process to give up (SIGTERM handling): async-signal-safe. */
+void net_cancel_all(void);
+bool net_cancelled(void);
+
+/* True when host is a numeric IPv4 or IPv6 address. */
+bool net_is_ip_literal(const char *host);
+/* True for 127.0.0.0/8, ::1 and "localhost". */
+bool net_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,64 @@
+/* spool: where fetched message bodies wait for their APPEND.
+ *
+ * A batch of messages is streamed in from the source chunk by chunk.  Small
+ * messages stay in memory; once one grows past the per-message limit it
+ * moves to a private, already-unlinked temporary file, so a 40 MB
+ * attachment costs page cache, not resident memory, and nothing is left
+ * behind if the process dies.  spool_reset() empties the spool for the next
+ * batch and keeps the file for reuse.
+ *
+ * A spool belongs to one worker; it is not locked.
+ */
+#ifndef TRASLOCO_SPOOL_H
+#define TRASLOCO_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct spool_msg {
+	uint32_t uid;
+	uint64_t len;
+	char *mem;                /* data when in memory (owned by the spool), else NULL */
+	uint64_t off;             /* offset in the spool file when mem == NULL */
+};
+
+struct spool {
+	struct spool_msg *v;      /* messages of the current batch, owned */
+	size_t n, cap;
+	char *dir;                /* where the temporary file goes, owned */
+	size_t mem_limit;         /* per message: larger ones go to the file */
+	int fd;                   /* -1 until a message needs the file */
+	uint64_t file_len;
+	/* the message being received */
+	bool open;
+	char *buf;
+	size_t buf_len, buf_cap;
+	bool cur_in_file;
+	uint64_t cur_off, cur_len;
+};
+
+/* dir: NULL for $TMPDIR or /tmp.  mem_limit: bytes per message kept in memory. */
+int spool_init(struct spool *sp, const char *dir, size_t mem_limit, struct tr_error *err);
+void spool_free(struct spool *sp);
+/* Drop all messages (memory freed, file truncated). */
+void spool_reset(struct spool *sp);
+
+/* Receive one message: begin, any number of writes, end with its UID.
+ * A begin while a message is open discards the open one. */
+void spool_begin(struct spool *sp);
+int spool_write(struct spool *sp, const void *data, size_t len, struct tr_error *err);
+int spool_end(struct spool *sp, uint32_t uid, struct tr_error *err);
+/* Drop the message being received (a fetch failed half way). */
+void spool_abort(struct spool *sp);
+
+struct spool_msg *spool_find(const struct spool *sp, uint32_t uid);
+
+/* Copy len bytes at offset off of message m into buf. */
+int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, void *buf,
+	       size_t len, struct tr_error *err);
+
+#endif

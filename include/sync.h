@@ -1,0 +1,80 @@
+/* sync: bring one destination folder up to date with one source folder.
+ *
+ * The engine decides, from the state ledger and what the servers say, which
+ * source messages to copy and which flags to update, and does it in
+ * batches bounded by bytes: one UID FETCH streams a batch into the spool,
+ * one APPEND (MULTIAPPEND) writes it, and the ledger records each message
+ * as pending before the APPEND and done (with its APPENDUID) after it.
+ *
+ *  - Ledger mode (both UIDVALIDITYs as saved): only source UIDs at or
+ *    above the saved UIDNEXT are new; flags of older messages are compared
+ *    through CONDSTORE (CHANGEDSINCE) when offered, else by fetching FLAGS.
+ *    A folder whose STATUS is what was saved costs nothing more.
+ *  - Match mode (first run onto a non-empty folder, a changed UIDVALIDITY,
+ *    a new destination for the folder): both sides' fingerprints are
+ *    matched as multisets; what the source has more of is copied.
+ *  - Pending rows from an interrupted run are settled first, by looking
+ *    for their fingerprints on the destination above the UIDNEXT saved
+ *    with them.
+ *
+ * Nothing is ever deleted on the destination.
+ */
+#ifndef TRASLOCO_SYNC_H
+#define TRASLOCO_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "imap.h"
+#include "spool.h"
+#include "state.h"
+
+struct sync_limits {
+	uint64_t batch_bytes;     /* a FETCH/APPEND batch stops growing past this */
+	uint32_t batch_count;     /* ... or at this many messages */
+};
+
+/* Counters of one folder (or, summed, of an account). */
+struct sync_counts {
+	uint32_t copied;          /* appended this run */
+	uint32_t present;         /* already on the destination */
+	uint32_t failed;          /* refused by the destination (see the log) */
+	uint32_t flags_updated;
+	uint32_t vanished;        /* expunged on the source while we worked */
+	uint64_t bytes;           /* bytes appended */
+};
+
+/* Progress callback, called after each batch with what it added. */
+typedef void sync_progress_fn(void *ctx, uint32_t copied, uint64_t bytes);
+
+/* What to do, and with what.  Sessions are borrowed; the sync may leave
+ * them broken (imap_broken) on a TR_ERR_TEMP failure. */
+struct sync_folder_job {
+	const char *ctx;          /* "user@example.com" for log lines */
+	struct imap_session *src, *dst;
+	struct state *state;
+	int64_t account_id;
+	struct spool *spool;
+	const struct sync_limits *limits;
+	sync_progress_fn *progress;
+	void *progress_ctx;
+
+	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
+	const char *dst_raw, *dst_name;
+	bool dst_exists;          /* listed on the destination already */
+	/* STATUS of the source folder read just before, or NULL. */
+	const struct imap_status *src_status;
+};
+
+/* Sync one folder.  Returns 0 when the folder is done (individual messages
+ * may have failed: see counts->failed), -1 with err when the folder could
+ * not be finished (retry it with fresh sessions when err->kind is
+ * TR_ERR_TEMP or TR_ERR_WAIT). */
+int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
+		struct tr_error *err);
+
+/* "3,5:9,12" for sorted UIDs; the caller frees. */
+char *sync_uidset(const uint32_t *uids, size_t n);
+
+#endif

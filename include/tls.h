@@ -1,0 +1,59 @@
+/* tls: our TLS policy, and the stream libetpan reads and writes through.
+ *
+ * Debian's libetpan does TLS with GnuTLS and checks no certificate, so we
+ * never let it touch a socket: every session runs over a mailstream_low
+ * driver of ours, plain or OpenSSL, that waits with poll() and a timeout,
+ * turns EOF into an error (libetpan 1.9.4 spins forever on EOF inside a
+ * literal) and remembers why it failed.
+ *
+ * Policy: TLS 1.2 or newer; the peer certificate is verified against the
+ * system store or --ca-file, and its name against the name the user gave
+ * (--src-tls-name) or the host; SNI carries that name.  --insecure turns
+ * verification off, and only that does.
+ */
+#ifndef TRASLOCO_TLS_H
+#define TRASLOCO_TLS_H
+
+#include <stdbool.h>
+
+#include <libetpan/libetpan.h>
+
+#include "error.h"
+
+struct tls_ctx;
+
+/* One context per CA setting, shared by all threads once made.  ca_file may
+ * be NULL (system store).  Free with tls_ctx_free after every stream using
+ * it is gone. */
+int tls_ctx_new(const char *ca_file, bool insecure, struct tls_ctx **ctx_r, struct tr_error *err);
+void tls_ctx_free(struct tls_ctx *ctx);
+bool tls_ctx_insecure(const struct tls_ctx *ctx);
+
+/* A plain stream over a connected socket.  The stream owns fd from now on
+ * (closed by mailstream_low_close). */
+mailstream_low *tls_low_plain(int fd, int timeout_s);
+
+/* Run a TLS handshake on fd and verify the server as `name` (a DNS name, or
+ * an IP literal, checked against the certificate's IP addresses).  On
+ * success *low_r owns fd.  On failure fd is still the caller's.  A refused
+ * certificate gives TR_ERR_TLS with OpenSSL's reason. */
+int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
+		  mailstream_low **low_r, struct tr_error *err);
+
+/* Why the last read or write on this stream failed ("timeout after 60 s",
+ * "connection closed by server", a TLS alert), or "" if it has not. */
+const char *tls_low_error(mailstream_low *low);
+/* True when the last failure was a timeout. */
+bool tls_low_timed_out(mailstream_low *low);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain". */
+const char *tls_low_describe(mailstream_low *low, char *buf, size_t len);
+
+/* Change the idle timeout of a stream (e.g. short for LOGOUT). */
+void tls_low_set_timeout(mailstream_low *low, int timeout_s);
+
+/* Detach fd from a plain stream so that STARTTLS can hand it to
+ * tls_low_start; the plain stream is then freed by mailstream_low_free
+ * without closing fd. */
+void tls_low_release_fd(mailstream_low *low);
+
+#endif

@@ -1,0 +1,509 @@
+/* account: see include/account.h */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "log.h"
+#include "net.h"
+
+/* Spool: messages up to this size stay in memory. */
+#define SPOOL_MEM_LIMIT (256 * 1024)
+/* Back-off between attempts: 1 s, 2 s, 4 s ... capped, with jitter. */
+#define BACKOFF_MAX_S 30
+
+struct worker;
+
+struct acct {
+	const struct account_opts *o;
+	struct account_result *res;
+	int64_t account_id;
+	struct folder_list src_l, dst_l;
+	struct folder_plan plan;
+	struct imap_status *status;   /* source STATUS per plan entry */
+	bool *have_status;
+
+	pthread_mutex_t lock;
+	size_t *order;                /* plan indexes, biggest first */
+	size_t next;
+	size_t *returned;             /* folders a worker gave back */
+	size_t n_returned;
+	bool abort;                   /* fatal for the account: stop handing out work */
+	struct tr_error abort_err;
+};
+
+struct worker {
+	struct acct *a;
+	int idx;
+	pthread_t thread;
+	struct imap_session *src, *dst;
+	struct spool spool;
+	unsigned int seed;
+};
+
+const char *account_status_name(enum account_status s)
+{
+	switch (s) {
+	case ACCOUNT_OK: return "ok";
+	case ACCOUNT_PARTIAL: return "partial";
+	case ACCOUNT_FAILED: return "failed";
+	}
+	return "?";
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleep for attempt's back-off, waking early on a stop request. */
+static void backoff(int attempt, unsigned int *seed)
+{
+	double s = 1;
+	int i;
+
+	for (i = 0; i < attempt && s < BACKOFF_MAX_S; i++)
+		s *= 2;
+	if (s > BACKOFF_MAX_S)
+		s = BACKOFF_MAX_S;
+	/* Jitter, so that workers refused together do not return together. */
+	s = s * (0.5 + (double)rand_r(seed) / RAND_MAX);
+	for (double left = s; left > 0 && !net_cancelled(); left -= 0.2)
+		usleep(left >= 0.2 ? 200000 : (useconds_t)(left * 1e6));
+}
+
+static bool transient(enum tr_err_kind k)
+{
+	return k == TR_ERR_TEMP || k == TR_ERR_WAIT;
+}
+
+/* Open one session.  `others` tells whether this account already has a
+ * session open on that server: if so, a refused login is a connection
+ * limit in disguise (the same password just worked), not a bad password. */
+static int open_session(struct acct *a, bool src, bool others, unsigned int *seed,
+			struct imap_session **s_r, struct tr_error *err)
+{
+	const struct account_opts *o = a->o;
+	int attempt;
+
+	for (attempt = 0;; attempt++) {
+		if (imap_open(src ? o->src_ep : o->dst_ep, src ? &o->src_cr : &o->dst_cr, s_r,
+			      err) == 0)
+			return 0;
+		if (err->kind == TR_ERR_AUTH && others) {
+			char msg[sizeof(err->msg)];
+
+			memcpy(msg, err->msg, sizeof(msg));
+			tr_error_set(err, TR_ERR_WAIT, "%s (while other sessions of this account "
+				     "are open: taken as a connection limit)", msg);
+		}
+		if (!transient(err->kind) || attempt + 1 >= o->retries || net_cancelled())
+			return -1;
+		log_warn(o->label, "%s; retrying (%d/%d)", err->msg, attempt + 1, o->retries - 1);
+		backoff(attempt, seed);
+	}
+}
+
+static void set_abort(struct acct *a, const struct tr_error *err)
+{
+	pthread_mutex_lock(&a->lock);
+	if (!a->abort) {
+		a->abort = true;
+		a->abort_err = *err;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Next folder to sync, or -1 when there is none (or the account aborted). */
+static long take_folder(struct acct *a)
+{
+	long i = -1;
+
+	pthread_mutex_lock(&a->lock);
+	if (!a->abort) {
+		if (a->n_returned > 0)
+			i = (long)a->returned[--a->n_returned];
+		else if (a->next < a->plan.n)
+			i = (long)a->order[a->next++];
+	}
+	pthread_mutex_unlock(&a->lock);
+	return i;
+}
+
+static void give_back(struct acct *a, size_t i)
+{
+	pthread_mutex_lock(&a->lock);
+	a->returned[a->n_returned++] = i;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void progress_cb(void *ctx, uint32_t copied, uint64_t bytes)
+{
+	struct account_progress *p = ctx;
+
+	if (p == NULL)
+		return;
+	atomic_fetch_add(&p->copied, copied);
+	atomic_fetch_add(&p->bytes, bytes);
+}
+
+static void drop_broken(struct imap_session **s)
+{
+	if (*s != NULL && imap_broken(*s)) {
+		imap_close(*s);
+		*s = NULL;
+	}
+}
+
+/* Make sure the worker has two healthy sessions.  Returns 0, or -1 with err. */
+static int ensure_sessions(struct worker *w, struct tr_error *err)
+{
+	bool others = w->idx > 0;
+
+	drop_broken(&w->src);
+	drop_broken(&w->dst);
+	if (w->src == NULL && open_session(w->a, true, others, &w->seed, &w->src, err) < 0)
+		return -1;
+	if (w->dst == NULL && open_session(w->a, false, others, &w->seed, &w->dst, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Sync plan entry i, retrying transient failures.  Returns -1 when the
+ * worker should stop (it gave the folder back, or the account aborted). */
+static int do_folder(struct worker *w, size_t i)
+{
+	struct acct *a = w->a;
+	const struct account_opts *o = a->o;
+	const struct folder_plan_entry *pe = &a->plan.v[i];
+	const struct folder *sf = &a->src_l.v[pe->src_index];
+	struct folder_report *fr = &a->res->folders[i];
+	struct sync_folder_job job;
+	struct tr_error err;
+	int attempt;
+
+	memset(&job, 0, sizeof(job));
+	job.ctx = o->label;
+	job.state = o->state;
+	job.account_id = a->account_id;
+	job.spool = &w->spool;
+	job.limits = o->limits;
+	job.progress = progress_cb;
+	job.progress_ctx = o->progress;
+	job.src_raw = sf->raw;
+	job.src_name = fr->src_name;
+	job.dst_raw = pe->dst_raw;
+	job.dst_name = pe->dst_name;
+	job.dst_exists = pe->dst_exists;
+	job.src_status = a->have_status[i] ? &a->status[i] : NULL;
+
+	for (attempt = 0;; attempt++) {
+		tr_error_clear(&err);
+		if (ensure_sessions(w, &err) < 0) {
+			if (err.kind == TR_ERR_WAIT && w->idx > 0) {
+				/* The server will not give us another session: leave the
+				 * folder to the workers that have one. */
+				log_info(o->label, "worker %d stops: %s", w->idx + 1, err.msg);
+				give_back(a, i);
+				return -1;
+			}
+			if (!transient(err.kind) || attempt + 1 >= o->retries) {
+				if (err.kind == TR_ERR_AUTH || err.kind == TR_ERR_TLS ||
+				    err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_CONNECT) {
+					set_abort(a, &err);
+					return -1;
+				}
+				break;
+			}
+			backoff(attempt, &w->seed);
+			continue;
+		}
+		job.src = w->src;
+		job.dst = w->dst;
+		if (sync_folder(&job, &fr->counts, &err) == 0) {
+			/* A second attempt does not re-create the folder. */
+			if (fr->counts.copied > 0 || fr->counts.present > 0)
+				log_debug(o->label, "%s: %u copied, %u present", fr->src_name,
+					  fr->counts.copied, fr->counts.present);
+			fr->failed = false;
+			if (o->progress != NULL)
+				atomic_fetch_add(&o->progress->folders_done, 1);
+			return 0;
+		}
+		job.dst_exists = true;
+		if (err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_LOCAL) {
+			set_abort(a, &err);
+			return -1;
+		}
+		if (!transient(err.kind) || attempt + 1 >= o->retries || net_cancelled())
+			break;
+		log_warn(o->label, "%s; retrying the folder (%d/%d)", err.msg, attempt + 1,
+			 o->retries - 1);
+		drop_broken(&w->src);
+		drop_broken(&w->dst);
+		backoff(attempt, &w->seed);
+	}
+	log_error(o->label, "folder %s failed: %s", fr->src_name, err.msg);
+	fr->failed = true;
+	fr->error = strdup(err.msg);
+	if (o->progress != NULL)
+		atomic_fetch_add(&o->progress->folders_done, 1);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct tr_error err;
+	long i;
+
+	if (spool_init(&w->spool, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
+		set_abort(w->a, &err);
+		return NULL;
+	}
+	while ((i = take_folder(w->a)) >= 0)
+		if (do_folder(w, (size_t)i) < 0)
+			break;
+	spool_free(&w->spool);
+	return NULL;
+}
+
+static int cmp_desc_messages(const void *x, const void *y, void *ctx)
+{
+	const struct acct *a = ctx;
+	size_t i = *(const size_t *)x, j = *(const size_t *)y;
+	uint32_t mi = a->have_status[i] ? a->status[i].messages : 0;
+	uint32_t mj = a->have_status[j] ? a->status[j].messages : 0;
+
+	if (mi != mj)
+		return mi > mj ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+static int prepare(struct acct *a, struct imap_session *src, struct imap_session *dst,
+		   struct tr_error *err)
+{
+	const struct account_opts *o = a->o;
+	struct account_result *res = a->res;
+	const char **names;
+	size_t i;
+
+	if (imap_list_folders(src, &a->src_l, err) < 0 || imap_list_folders(dst, &a->dst_l, err) < 0)
+		return -1;
+	if (folder_plan_make(&a->src_l, &a->dst_l, o->map, &a->plan, err) < 0)
+		return -1;
+	res->n_folders = a->plan.n;
+	res->folders = calloc(a->plan.n + 1, sizeof(*res->folders));
+	a->status = calloc(a->plan.n + 1, sizeof(*a->status));
+	a->have_status = calloc(a->plan.n + 1, sizeof(*a->have_status));
+	a->order = calloc(a->plan.n + 1, sizeof(*a->order));
+	a->returned = calloc(a->plan.n + 1, sizeof(*a->returned));
+	names = calloc(a->plan.n + 1, sizeof(*names));
+	if (res->folders == NULL || a->status == NULL || a->have_status == NULL ||
+	    a->order == NULL || a->returned == NULL || names == NULL) {
+		free(names);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < a->plan.n; i++) {
+		const struct folder_plan_entry *pe = &a->plan.v[i];
+		const struct folder *sf = &a->src_l.v[pe->src_index];
+		struct folder_report *fr = &res->folders[i];
+
+		fr->src_name = strdup(sf->name != NULL ? sf->name : sf->raw);
+		fr->dst_name = strdup(pe->dst_name);
+		fr->renamed = pe->renamed;
+		fr->why = pe->why;
+		if (fr->src_name == NULL || fr->dst_name == NULL) {
+			free(names);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		if (pe->renamed)
+			log_info(o->label, "folder \"%s\" goes to \"%s\" (%s)", fr->src_name,
+				 fr->dst_name, pe->why != NULL ? pe->why : "renamed");
+		names[i] = sf->raw;
+		a->order[i] = i;
+	}
+	/* One round trip tells which folders changed since the last run. */
+	if (imap_status_many(src, names, a->plan.n, a->status, err) < 0) {
+		free(names);
+		return -1;
+	}
+	free(names);
+	for (i = 0; i < a->plan.n; i++)
+		a->have_status[i] = a->status[i].uidvalidity != 0;
+	qsort_r(a->order, a->plan.n, sizeof(*a->order), cmp_desc_messages, a);
+	if (o->progress != NULL)
+		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
+	return 0;
+}
+
+/* Subscribe on the destination to what the source subscribes to. */
+static void copy_subscriptions(struct acct *a, struct imap_session *dst)
+{
+	struct tr_error err;
+	size_t i;
+
+	for (i = 0; i < a->plan.n; i++) {
+		const struct folder_plan_entry *pe = &a->plan.v[i];
+		const struct folder *sf = &a->src_l.v[pe->src_index];
+		const struct folder *df = folder_list_find_raw(&a->dst_l, pe->dst_raw);
+
+		if (!sf->subscribed || (df != NULL && df->subscribed) || a->res->folders[i].failed)
+			continue;
+		if (imap_subscribe(dst, pe->dst_raw, &err) < 0) {
+			log_warn(a->o->label, "cannot subscribe to %s: %s", pe->dst_name, err.msg);
+			if (imap_broken(dst))
+				return;
+		}
+	}
+}
+
+static void account_key(const struct account_opts *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s@%s:%d -> %s@%s:%d", o->src_cr.user, o->src_ep->host,
+		 o->src_ep->port, o->dst_cr.user, o->dst_ep->host, o->dst_ep->port);
+}
+
+int account_run(const struct account_opts *o, struct account_result *res)
+{
+	struct worker *workers = NULL;
+	struct imap_session *src = NULL, *dst = NULL;
+	struct acct a;
+	struct tr_error err;
+	char key[1024];
+	double t0 = now_s();
+	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&a;
+	size_t i, n_workers = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&a, 0, sizeof(a));
+	a.o = o;
+	a.res = res;
+	pthread_mutex_init(&a.lock, NULL);
+	folder_list_init(&a.src_l);
+	folder_list_init(&a.dst_l);
+	tr_error_clear(&err);
+
+	account_key(o, key, sizeof(key));
+	if (state_account(o->state, key, &a.account_id, &err) < 0)
+		goto failed;
+	if (open_session(&a, true, false, &seed, &src, &err) < 0 ||
+	    open_session(&a, false, false, &seed, &dst, &err) < 0)
+		goto failed;
+	{
+		char t1[96], t2[96];
+
+		log_info(o->label, "connected: %s [%s], %s [%s]", imap_where(src),
+			 imap_transport(src, t1, sizeof(t1)), imap_where(dst),
+			 imap_transport(dst, t2, sizeof(t2)));
+	}
+	if (prepare(&a, src, dst, &err) < 0)
+		goto failed;
+
+	n_workers = a.plan.n < (size_t)o->max_sessions ? a.plan.n : (size_t)o->max_sessions;
+	if (n_workers < 1)
+		n_workers = 1;
+	workers = calloc(n_workers, sizeof(*workers));
+	if (workers == NULL) {
+		tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
+		goto failed;
+	}
+	for (i = 0; i < n_workers; i++) {
+		workers[i].a = &a;
+		workers[i].idx = (int)i;
+		workers[i].seed = seed + (unsigned int)i * 7919u;
+	}
+	/* Worker 1 goes on with the sessions we have; the others open theirs. */
+	workers[0].src = src;
+	workers[0].dst = dst;
+	src = dst = NULL;
+	for (i = 1; i < n_workers; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			n_workers = i;
+			break;
+		}
+	}
+	worker_main(&workers[0]);
+	for (i = 1; i < n_workers; i++)
+		pthread_join(workers[i].thread, NULL);
+
+	if (o->subscribe && !a.abort) {
+		struct worker *w0 = &workers[0];
+
+		if (ensure_sessions(w0, &err) == 0)
+			copy_subscriptions(&a, w0->dst);
+	}
+	for (i = 0; i < n_workers; i++) {
+		imap_close(workers[i].src);
+		imap_close(workers[i].dst);
+	}
+	free(workers);
+
+	for (i = 0; i < res->n_folders; i++) {
+		struct sync_counts *c = &res->folders[i].counts;
+
+		res->total.copied += c->copied;
+		res->total.present += c->present;
+		res->total.failed += c->failed;
+		res->total.flags_updated += c->flags_updated;
+		res->total.vanished += c->vanished;
+		res->total.bytes += c->bytes;
+		if (res->folders[i].failed)
+			res->folders_failed++;
+	}
+	if (a.abort) {
+		err = a.abort_err;
+		goto failed;
+	}
+	/* A folder never handed out (all workers stopped on limits) is not done. */
+	if (a.next < a.plan.n || a.n_returned > 0) {
+		tr_error_set(&err, TR_ERR_WAIT, "the servers refused the sessions needed to finish");
+		goto failed;
+	}
+	res->status = (res->folders_failed > 0 || res->total.failed > 0) ? ACCOUNT_PARTIAL
+									   : ACCOUNT_OK;
+	goto done;
+failed:
+	imap_close(src);
+	imap_close(dst);
+	res->status = ACCOUNT_FAILED;
+	res->err = err;
+done:
+	res->seconds = now_s() - t0;
+	if (a.account_id != 0 &&
+	    state_account_set_status(o->state, a.account_id, account_status_name(res->status),
+				     res->status == ACCOUNT_FAILED ? res->err.msg : NULL, &err) < 0)
+		log_warn(o->label, "%s", err.msg);
+	folder_plan_free(&a.plan);
+	folder_list_free(&a.src_l);
+	folder_list_free(&a.dst_l);
+	free(a.status);
+	free(a.have_status);
+	free(a.order);
+	free(a.returned);
+	pthread_mutex_destroy(&a.lock);
+	return res->status == ACCOUNT_OK ? 0 : -1;
+}
+
+void account_result_free(struct account_result *res)
+{
+	size_t i;
+
+	for (i = 0; i < res->n_folders; i++) {
+		free(res->folders[i].src_name);
+		free(res->folders[i].dst_name);
+		free(res->folders[i].error);
+	}
+	free(res->folders);
+	memset(res, 0, sizeof(*res));
+}

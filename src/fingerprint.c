@@ -1,0 +1,137 @@
+/* fingerprint: see include/fingerprint.h */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fingerprint.h"
+
+/* Feed one normalised header field: lower-case name, ':', value with
+ * folding removed and white space runs squeezed to one space, trimmed. */
+static void feed_field(EVP_MD_CTX *md, const char *p, size_t len)
+{
+	char buf[512];
+	size_t i = 0, n = 0;
+	bool space = false;
+
+	/* name */
+	while (i < len && p[i] != ':') {
+		if (!isspace((unsigned char)p[i])) {
+			buf[n++] = (char)tolower((unsigned char)p[i]);
+			if (n == sizeof(buf)) {
+				EVP_DigestUpdate(md, buf, n);
+				n = 0;
+			}
+		}
+		i++;
+	}
+	buf[n++] = ':';
+	if (i < len)
+		i++;
+	/* value */
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
+			space = true;
+			continue;
+		}
+		if (space && buf[n - 1] != ':') {
+			buf[n++] = ' ';
+			if (n == sizeof(buf)) {
+				EVP_DigestUpdate(md, buf, n);
+				n = 0;
+			}
+		}
+		space = false;
+		buf[n++] = (char)c;
+		if (n == sizeof(buf)) {
+			EVP_DigestUpdate(md, buf, n);
+			n = 0;
+		}
+	}
+	buf[n++] = '\n';
+	EVP_DigestUpdate(md, buf, n);
+}
+
+void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN])
+{
+	unsigned char full[EVP_MAX_MD_SIZE];
+	unsigned int full_len = 0;
+	char sizebuf[24];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t i = 0;
+
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		/* Cannot happen short of ENOMEM; a zero digest matches nothing real. */
+		memset(out, 0, FP_LEN);
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	snprintf(sizebuf, sizeof(sizebuf), "%u\n", size);
+	EVP_DigestUpdate(md, sizebuf, strlen(sizebuf));
+	/* Split into fields: a field ends at a line break not followed by
+	 * white space (folding).  The empty line ending the section is skipped. */
+	while (i < len) {
+		size_t start = i, end;
+
+		while (i < len) {
+			if (hdr[i] == '\n' && (i + 1 >= len || (hdr[i + 1] != ' ' && hdr[i + 1] != '\t'))) {
+				i++;
+				break;
+			}
+			i++;
+		}
+		end = i;
+		while (end > start && (hdr[end - 1] == '\r' || hdr[end - 1] == '\n'))
+			end--;
+		if (end > start)
+			feed_field(md, hdr + start, end - start);
+	}
+	EVP_DigestFinal_ex(md, full, &full_len);
+	EVP_MD_CTX_free(md);
+	memcpy(out, full, FP_LEN);
+}
+
+void fp_to_hex(const unsigned char fp[FP_LEN], char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < FP_LEN; i++) {
+		out[2 * i] = hex[fp[i] >> 4];
+		out[2 * i + 1] = hex[fp[i] & 15];
+	}
+	out[FP_HEX_LEN] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int fp_from_hex(const char *hex, unsigned char fp[FP_LEN])
+{
+	size_t i;
+
+	if (hex == NULL || strlen(hex) != FP_HEX_LEN)
+		return -1;
+	for (i = 0; i < FP_LEN; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		fp[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}

@@ -1,0 +1,1350 @@
+/* imap: see include/imap.h
+ *
+ * libetpan parses every response; we send some commands ourselves (APPEND
+ * with LITERAL+ and MULTIAPPEND, pipelined STATUS, UID STORE) through its
+ * public low-level calls: mailimap_send_current_tag, mailstream_write,
+ * mailimap_read_line, mailimap_parse_response.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <libetpan/libetpan.h>
+
+#include "fingerprint.h"
+#include "flags.h"
+#include "imap.h"
+#include "log.h"
+#include "net.h"
+#include "tls.h"
+
+/* Read buffer of a session's mailstream: big enough to move a large
+ * literal in few reads. */
+#define STREAM_BUFSIZE 65536
+/* LOGOUT is a courtesy: never wait long for it. */
+#define LOGOUT_TIMEOUT_S 3
+
+struct imap_session {
+	mailimap *imap;
+	const struct imap_endpoint *ep;
+	struct imap_caps caps;
+	bool broken;
+	char where[300];
+
+	/* per-FETCH state for the libetpan callbacks */
+	imap_msg_cb *cb;
+	void *cb_ctx;
+	struct spool *spool;
+	int cb_failed;
+	struct tr_error cb_err;
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+static const char *server_text(struct imap_session *s)
+{
+	if (s->imap != NULL && s->imap->imap_response != NULL && s->imap->imap_response[0] != '\0')
+		return s->imap->imap_response;
+	return "(no text)";
+}
+
+static const char *server_code(struct imap_session *s)
+{
+	struct mailimap_response_info *ri = s->imap != NULL ? s->imap->imap_response_info : NULL;
+
+	if (ri == NULL)
+		return "";
+	if (ri->rsp_atom != NULL)
+		return ri->rsp_atom;
+	if (ri->rsp_trycreate)
+		return "TRYCREATE";
+	return "";
+}
+
+/* What a NO means, from its RFC 5530 code first and its text second:
+ * servers that predate RFC 5530 say "Maximum number of connections" or
+ * "Too many" in plain words. */
+enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt)
+{
+	if (strcasecmp(code, "LIMIT") == 0 || strcasecmp(code, "UNAVAILABLE") == 0 ||
+	    strcasecmp(code, "INUSE") == 0 || strcasecmp(code, "SERVERBUG") == 0)
+		return TR_ERR_WAIT;
+	if (strcasecmp(code, "AUTHENTICATIONFAILED") == 0 ||
+	    strcasecmp(code, "AUTHORIZATIONFAILED") == 0 || strcasecmp(code, "EXPIRED") == 0 ||
+	    strcasecmp(code, "CONTACTADMIN") == 0)
+		return TR_ERR_AUTH;
+	if (strcasecmp(code, "PRIVACYREQUIRED") == 0)
+		return TR_ERR_TLS;
+	if (strcasecmp(code, "OVERQUOTA") == 0 || strcasecmp(code, "TOOBIG") == 0)
+		return TR_ERR_MESSAGE;
+	if (strcasestr(text, "maximum number of connections") != NULL ||
+	    strcasestr(text, "too many connections") != NULL ||
+	    strcasestr(text, "too many simultaneous") != NULL ||
+	    strcasestr(text, "connection limit") != NULL ||
+	    strcasestr(text, "try again later") != NULL)
+		return TR_ERR_WAIT;
+	return dflt;
+}
+
+/* Fill err for libetpan result r of command `what`.  dflt_no is the kind of
+ * a plain NO for this command. */
+static int fail(struct imap_session *s, int r, const char *what, enum tr_err_kind dflt_no,
+		struct tr_error *err)
+{
+	mailstream_low *low = NULL;
+	const char *why;
+
+	if (s->imap != NULL && s->imap->imap_stream != NULL)
+		low = mailstream_get_low(s->imap->imap_stream);
+	switch (r) {
+	case MAILIMAP_ERROR_STREAM:
+	case MAILIMAP_ERROR_CONNECTION_REFUSED:
+		why = tls_low_error(low);
+		s->broken = true;
+		if (net_cancelled()) {
+			tr_error_set(err, TR_ERR_STOPPED, "%s: %s: stopped", s->where, what);
+			return -1;
+		}
+		tr_error_set(err, TR_ERR_TEMP, "%s: %s: connection lost: %s", s->where, what,
+			     why[0] != '\0' ? why : "read or write failed");
+		return -1;
+	case MAILIMAP_ERROR_PARSE:
+		s->broken = true;
+		tr_error_set(err, TR_ERR_TEMP, "%s: %s: the server's response could not be parsed",
+			     s->where, what);
+		return -1;
+	case MAILIMAP_ERROR_MEMORY:
+		s->broken = true;
+		tr_error_set(err, TR_ERR_LOCAL, "%s: %s: out of memory (or transfer aborted)",
+			     s->where, what);
+		return -1;
+	case MAILIMAP_ERROR_FATAL:
+	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
+		s->broken = true;
+		tr_error_set(err, imap_classify_no(server_code(s), server_text(s), TR_ERR_TEMP),
+			     "%s: %s: server said BYE: %s", s->where, what, server_text(s));
+		snprintf(err->code, sizeof(err->code), "%s", server_code(s));
+		return -1;
+	case MAILIMAP_ERROR_PROTOCOL:
+		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: server said BAD: %s", s->where, what,
+			     server_text(s));
+		return -1;
+	case MAILIMAP_ERROR_BAD_STATE:
+		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: not allowed in this session state",
+			     s->where, what);
+		return -1;
+	default: {
+		const char *code = server_code(s);
+
+		tr_error_set(err, imap_classify_no(code, server_text(s), dflt_no),
+			     "%s: %s: server said NO: %s%s%s%s", s->where, what,
+			     code[0] ? "[" : "", code, code[0] ? "] " : "", server_text(s));
+		snprintf(err->code, sizeof(err->code), "%s", code);
+		return -1;
+	}
+	}
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+const struct imap_caps *imap_caps(const struct imap_session *s)
+{
+	return &s->caps;
+}
+
+bool imap_broken(const struct imap_session *s)
+{
+	return s->broken;
+}
+
+const char *imap_where(const struct imap_session *s)
+{
+	return s->where;
+}
+
+const char *imap_transport(struct imap_session *s, char *buf, size_t len)
+{
+	mailstream_low *low = NULL;
+
+	if (s->imap != NULL && s->imap->imap_stream != NULL)
+		low = mailstream_get_low(s->imap->imap_stream);
+	return tls_low_describe(low, buf, len);
+}
+
+static bool has_cap(struct imap_session *s, const char *name)
+{
+	return mailimap_has_extension(s->imap, (char *)name) != 0;
+}
+
+static void read_caps(struct imap_session *s)
+{
+	struct mailimap_capability_data *cd;
+	clistiter *it;
+
+	memset(&s->caps, 0, sizeof(s->caps));
+	s->caps.uidplus = has_cap(s, "UIDPLUS");
+	s->caps.literal_plus = has_cap(s, "LITERAL+");
+	s->caps.literal_minus = has_cap(s, "LITERAL-");
+	s->caps.multiappend = has_cap(s, "MULTIAPPEND");
+	s->caps.condstore = has_cap(s, "CONDSTORE") || has_cap(s, "QRESYNC");
+	s->caps.list_status = has_cap(s, "LIST-STATUS");
+	s->caps.special_use = has_cap(s, "SPECIAL-USE");
+	s->caps.namespace_ = has_cap(s, "NAMESPACE");
+	s->caps.quota = has_cap(s, "QUOTA");
+	s->caps.list_extended = has_cap(s, "LIST-EXTENDED");
+	s->caps.move = has_cap(s, "MOVE");
+	s->caps.binary = has_cap(s, "BINARY");
+	cd = s->imap->imap_connection_info != NULL ? s->imap->imap_connection_info->imap_capability
+						   : NULL;
+	if (cd == NULL)
+		return;
+	for (it = clist_begin(cd->cap_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_capability *c = clist_content(it);
+
+		if (c->cap_type == MAILIMAP_CAPABILITY_NAME &&
+		    strncasecmp(c->cap_data.cap_name, "APPENDLIMIT=", 12) == 0)
+			s->caps.appendlimit = strtoull(c->cap_data.cap_name + 12, NULL, 10);
+	}
+}
+
+static struct mailimap_capability_data *cur_caps(struct imap_session *s)
+{
+	return s->imap->imap_connection_info != NULL ? s->imap->imap_connection_info->imap_capability
+						     : NULL;
+}
+
+/* ---- open / close ---------------------------------------------------- */
+
+static int do_starttls(struct imap_session *s, const char *name, struct tr_error *err)
+{
+	mailstream_low *plain, *secure;
+	int r, fd;
+
+	if (cur_caps(s) == NULL && (r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL})) != MAILIMAP_NO_ERROR)
+		return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
+	if (!has_cap(s, "STARTTLS")) {
+		tr_error_set(err, TR_ERR_TLS,
+			     "%s does not offer STARTTLS; use --%s-tls implicit (port 993) or, "
+			     "on a trusted network only, none", s->where,
+			     strcmp(s->ep->label, "source") == 0 ? "src" : "dst");
+		return -1;
+	}
+	r = mailimap_starttls(s->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, "STARTTLS", TR_ERR_TLS, err);
+	plain = mailstream_get_low(s->imap->imap_stream);
+	fd = mailstream_low_get_fd(plain);
+	if (tls_low_start(s->ep->tls_ctx, fd, name, s->ep->timeout_s, &secure, err) < 0) {
+		s->broken = true;
+		tr_error_prefix(err, "%s", s->where);
+		return -1;
+	}
+	tls_low_release_fd(plain);
+	mailstream_low_free(plain);
+	mailstream_set_low(s->imap->imap_stream, secure);
+	/* What the server said before TLS could have been forged: ask again. */
+	r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, "CAPABILITY after STARTTLS", TR_ERR_PROTOCOL, err);
+	return 0;
+}
+
+static int do_login(struct imap_session *s, const struct imap_creds *cr, const char *name,
+		    struct tr_error *err)
+{
+	struct mailimap_capability_data *before;
+	char what[300];
+	bool plain;
+	int r;
+
+	if (cur_caps(s) == NULL) {
+		r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
+	}
+	before = cur_caps(s);
+	if (cr->admin != NULL && cr->admin_separator == 0) {
+		plain = true;
+	} else if (cr->auth == IMAP_AUTH_PLAIN) {
+		plain = true;
+	} else if (cr->auth == IMAP_AUTH_LOGIN) {
+		plain = false;
+	} else {
+		/* LOGIN costs one round trip, AUTHENTICATE through SASL two. */
+		plain = has_cap(s, "LOGINDISABLED");
+	}
+	if (plain && !mailimap_has_authentication(s->imap, "PLAIN") && cr->auth != IMAP_AUTH_PLAIN) {
+		if (cr->admin != NULL) {
+			tr_error_set(err, TR_ERR_AUTH,
+				     "%s does not offer AUTH=PLAIN, needed to log in as %s for %s; "
+				     "try --dst-admin-separator '*' (Dovecot master user form)",
+				     s->where, cr->admin, cr->user);
+			return -1;
+		}
+		plain = false;
+	}
+	if (plain) {
+		const char *authcid = cr->admin != NULL ? cr->admin : cr->user;
+
+		snprintf(what, sizeof(what), "AUTHENTICATE PLAIN as %s%s%s", cr->user,
+			 cr->admin != NULL ? " by " : "", cr->admin != NULL ? cr->admin : "");
+		r = mailimap_authenticate(s->imap, "PLAIN", name, NULL, NULL, cr->user, authcid,
+					  cr->password, NULL);
+	} else if (cr->admin != NULL) {
+		char login[512];
+
+		snprintf(login, sizeof(login), "%s%c%s", cr->user, cr->admin_separator, cr->admin);
+		snprintf(what, sizeof(what), "LOGIN %s", login);
+		r = mailimap_login(s->imap, login, cr->password);
+		explicit_bzero(login, sizeof(login));
+	} else {
+		snprintf(what, sizeof(what), "LOGIN %s", cr->user);
+		r = mailimap_login(s->imap, cr->user, cr->password);
+	}
+	if (r != MAILIMAP_NO_ERROR) {
+		if (r == MAILIMAP_ERROR_LOGIN && s->imap->imap_response == NULL) {
+			tr_error_set(err, TR_ERR_AUTH,
+				     "%s: %s: SASL PLAIN could not start (is libsasl2-modules installed?)",
+				     s->where, what);
+			return -1;
+		}
+		fail(s, r, what, TR_ERR_AUTH, err);
+		/* A refused login is often followed by a hang-up (Dovecot after
+		 * [LIMIT]); this session is done either way. */
+		s->broken = true;
+		return -1;
+	}
+	if (cur_caps(s) == before) {
+		r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
+	}
+	return 0;
+}
+
+int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
+	      struct imap_session **s_r, struct tr_error *err)
+{
+	struct imap_session *s;
+	mailstream_low *low = NULL;
+	mailstream *stream;
+	const char *name = ep->tls_name != NULL ? ep->tls_name : ep->host;
+	int fd = -1, r;
+
+	*s_r = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	s->ep = ep;
+	if (ep->tls_name != NULL && strcmp(ep->tls_name, ep->host) != 0)
+		snprintf(s->where, sizeof(s->where), "%s %s:%d (%s)", ep->label, ep->host, ep->port,
+			 ep->tls_name);
+	else
+		snprintf(s->where, sizeof(s->where), "%s %s:%d", ep->label, ep->host, ep->port);
+
+	if (net_connect(ep->host, ep->port, ep->timeout_s, &fd, err) < 0) {
+		tr_error_prefix(err, "%s", ep->label);
+		free(s);
+		return -1;
+	}
+	if (ep->tls == TLS_MODE_IMPLICIT) {
+		if (tls_low_start(ep->tls_ctx, fd, name, ep->timeout_s, &low, err) < 0) {
+			tr_error_prefix(err, "%s", s->where);
+			close(fd);
+			free(s);
+			return -1;
+		}
+	} else {
+		low = tls_low_plain(fd, ep->timeout_s);
+		if (low == NULL) {
+			close(fd);
+			free(s);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+	}
+	stream = mailstream_new(low, STREAM_BUFSIZE);
+	if (stream == NULL) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		free(s);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	s->imap = mailimap_new(0, NULL);
+	if (s->imap == NULL) {
+		mailstream_close(stream);
+		free(s);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	mailimap_set_timeout(s->imap, ep->timeout_s);
+	/* From here on the session owns the stream, even if connect fails. */
+	r = mailimap_connect(s->imap, stream);
+	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
+		fail(s, r, "greeting", TR_ERR_PROTOCOL, err);
+		/* A TLS port waits for our handshake and never greets. */
+		if (ep->tls != TLS_MODE_IMPLICIT && tls_low_timed_out(low))
+			tr_error_prefix(err, "no greeting (is port %d implicit TLS? then add "
+					"--%s-tls implicit)", ep->port,
+					strcmp(ep->label, "source") == 0 ? "src" : "dst");
+		goto fail;
+	}
+	if (ep->tls == TLS_MODE_STARTTLS && do_starttls(s, name, err) < 0)
+		goto fail;
+	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && do_login(s, cr, name, err) < 0)
+		goto fail;
+	read_caps(s);
+	*s_r = s;
+	return 0;
+fail:
+	s->broken = true;
+	imap_close(s);
+	return -1;
+}
+
+void imap_close(struct imap_session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->imap != NULL) {
+		if (!s->broken && s->imap->imap_stream != NULL) {
+			tls_low_set_timeout(mailstream_get_low(s->imap->imap_stream), LOGOUT_TIMEOUT_S);
+			mailimap_logout(s->imap);
+		}
+		/* mailimap_free would send LOGOUT again and wait on a dead peer. */
+		if (s->imap->imap_stream != NULL) {
+			mailstream_close(s->imap->imap_stream);
+			s->imap->imap_stream = NULL;
+		}
+		mailimap_free(s->imap);
+	}
+	free(s);
+}
+
+/* ---- raw commands -------------------------------------------------------- */
+
+static int raw_write(struct imap_session *s, const void *data, size_t len)
+{
+	return mailstream_write(s->imap->imap_stream, data, len) < 0 ? -1 : 0;
+}
+
+static int raw_puts(struct imap_session *s, const char *str)
+{
+	return raw_write(s, str, strlen(str));
+}
+
+/* Write str as an IMAP quoted string. */
+static int raw_quoted(struct imap_session *s, const char *str)
+{
+	char buf[1024];
+	size_t n = 0;
+
+	buf[n++] = '"';
+	for (; *str != '\0'; str++) {
+		if (n + 3 >= sizeof(buf)) {
+			if (raw_write(s, buf, n) < 0)
+				return -1;
+			n = 0;
+		}
+		if (*str == '"' || *str == '\\')
+			buf[n++] = '\\';
+		buf[n++] = *str;
+	}
+	buf[n++] = '"';
+	return raw_write(s, buf, n);
+}
+
+/* Parse one complete response to the current tag, whose first line is
+ * already in libetpan's buffer.  *resp_r (if not NULL) receives the
+ * response, to be freed with mailimap_response_free; else it is freed
+ * here.  Returns a libetpan code; a tagged NO is
+ * MAILIMAP_ERROR_CUSTOM_COMMAND. */
+static int raw_parse(struct imap_session *s, struct mailimap_response **resp_r)
+{
+	struct mailimap_response *resp;
+	int r, type;
+
+	r = mailimap_parse_response(s->imap, &resp);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	if (resp_r != NULL)
+		*resp_r = resp;
+	else
+		mailimap_response_free(resp);
+	return type == MAILIMAP_RESP_COND_STATE_OK ? MAILIMAP_NO_ERROR
+						   : MAILIMAP_ERROR_CUSTOM_COMMAND;
+}
+
+/* Flush (if asked), read and parse the response to the current tag. */
+static int raw_finish(struct imap_session *s, bool flush, struct mailimap_response **resp_r)
+{
+	if (flush && mailstream_flush(s->imap->imap_stream) < 0)
+		return MAILIMAP_ERROR_STREAM;
+	if (mailimap_read_line(s->imap) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	return raw_parse(s, resp_r);
+}
+
+/* ---- folders ------------------------------------------------------------- */
+
+static void list_entry_flags(struct mailimap_mailbox_list *mb, enum folder_role *role,
+			     bool *noselect, bool *subscribed)
+{
+	clistiter *it;
+
+	*role = ROLE_NONE;
+	*noselect = false;
+	*subscribed = false;
+	if (mb->mb_flag == NULL)
+		return;
+	if (mb->mb_flag->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+	    mb->mb_flag->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+		*noselect = true;
+	for (it = clist_begin(mb->mb_flag->mbf_oflags); it != NULL; it = clist_next(it)) {
+		struct mailimap_mbx_list_oflag *of = clist_content(it);
+		enum folder_role r;
+
+		if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || of->of_flag_ext == NULL)
+			continue;
+		if (strcasecmp(of->of_flag_ext, "NonExistent") == 0 ||
+		    strcasecmp(of->of_flag_ext, "Noselect") == 0)
+			*noselect = true;
+		else if (strcasecmp(of->of_flag_ext, "Subscribed") == 0)
+			*subscribed = true;
+		else if ((r = folder_role_from_attr(of->of_flag_ext)) != ROLE_NONE)
+			*role = r;
+	}
+}
+
+static int read_namespace(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+{
+	struct mailimap_namespace_data *ns = NULL;
+	const char *prefix = "";
+	char delim = 0;
+	int r;
+
+	if (!s->caps.namespace_)
+		return 0;
+	r = mailimap_namespace(s->imap, &ns);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, "NAMESPACE", TR_ERR_PROTOCOL, err);
+	if (ns != NULL && ns->ns_personal != NULL) {
+		clistiter *it = clist_begin(ns->ns_personal->ns_data_list);
+
+		if (it != NULL) {
+			struct mailimap_namespace_info *ni = clist_content(it);
+
+			prefix = ni->ns_prefix != NULL ? ni->ns_prefix : "";
+			delim = ni->ns_delimiter;
+		}
+	}
+	r = folder_list_set_namespace(l, prefix, delim);
+	mailimap_namespace_data_free(ns);
+	if (r < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+{
+	clist *list = NULL;
+	clistiter *it;
+	int r;
+
+	folder_list_init(l);
+	if (read_namespace(s, l, err) < 0)
+		return -1;
+	r = mailimap_list(s->imap, "", "*", &list);
+	if (r != MAILIMAP_NO_ERROR) {
+		fail(s, r, "LIST", TR_ERR_PROTOCOL, err);
+		return -1;
+	}
+	for (it = clist_begin(list); it != NULL; it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+		enum folder_role role;
+		bool noselect, subscribed;
+
+		if (mb->mb_name == NULL)
+			continue;
+		list_entry_flags(mb, &role, &noselect, &subscribed);
+		if (l->delim == 0 && mb->mb_delimiter != 0 && l->prefix != NULL && l->prefix[0] == '\0')
+			folder_list_set_namespace(l, "", mb->mb_delimiter);
+		if (folder_list_add(l, mb->mb_name, mb->mb_delimiter, role, noselect) < 0) {
+			mailimap_list_result_free(list);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+	}
+	mailimap_list_result_free(list);
+
+	list = NULL;
+	r = mailimap_lsub(s->imap, "", "*", &list);
+	if (r != MAILIMAP_NO_ERROR) {
+		fail(s, r, "LSUB", TR_ERR_PROTOCOL, err);
+		return -1;
+	}
+	for (it = clist_begin(list); it != NULL; it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+
+		if (mb->mb_name != NULL)
+			folder_list_subscribe(l, mb->mb_name);
+	}
+	mailimap_list_result_free(list);
+	return 0;
+}
+
+static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_status *st)
+{
+	clistiter *it;
+
+	memset(st, 0, sizeof(*st));
+	if (ms == NULL)
+		return;
+	for (it = clist_begin(ms->st_info_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_status_info *si = clist_content(it);
+
+		switch (si->st_att) {
+		case MAILIMAP_STATUS_ATT_MESSAGES: st->messages = si->st_value; break;
+		case MAILIMAP_STATUS_ATT_UIDNEXT: st->uidnext = si->st_value; break;
+		case MAILIMAP_STATUS_ATT_UIDVALIDITY: st->uidvalidity = si->st_value; break;
+		case MAILIMAP_STATUS_ATT_HIGHESTMODSEQ:
+			if (si->st_ext_data != NULL &&
+			    si->st_ext_data->ext_extension == &mailimap_extension_condstore) {
+				struct mailimap_condstore_status_info *ci = si->st_ext_data->ext_data;
+
+				st->highestmodseq = ci->cs_highestmodseq_value;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
+		     struct imap_status *st, struct tr_error *err)
+{
+	const char *atts = s->caps.condstore ? " (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)\r\n"
+					     : " (MESSAGES UIDNEXT UIDVALIDITY)\r\n";
+	int first_tag, r;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	/* libetpan has no pipelining, but it checks each reply against
+	 * imap_tag: send all commands, then walk the tag back and read the
+	 * replies in order. */
+	first_tag = s->imap->imap_tag + 1;
+	for (i = 0; i < n; i++) {
+		r = mailimap_send_current_tag(s->imap);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, "STATUS", TR_ERR_PROTOCOL, err);
+		if (raw_puts(s, "STATUS ") < 0 || raw_quoted(s, raw_names[i]) < 0 ||
+		    raw_puts(s, atts) < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, "STATUS", TR_ERR_PROTOCOL, err);
+	}
+	if (mailstream_flush(s->imap->imap_stream) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, "STATUS", TR_ERR_PROTOCOL, err);
+	for (i = 0; i < n; i++) {
+		s->imap->imap_tag = first_tag + (int)i;
+		r = raw_finish(s, false, NULL);
+		if (r == MAILIMAP_NO_ERROR) {
+			status_from(s->imap->imap_response_info->rsp_status, &st[i]);
+		} else if (r == MAILIMAP_ERROR_CUSTOM_COMMAND) {
+			memset(&st[i], 0, sizeof(st[i]));
+		} else {
+			s->broken = true;
+			return fail(s, r, "STATUS", TR_ERR_PROTOCOL, err);
+		}
+	}
+	return 0;
+}
+
+int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
+		     struct imap_status *st, struct tr_error *err)
+{
+	struct mailimap_selection_info *si;
+	uint64_t modseq = 0;
+	char what[600];
+	int r;
+
+	if (s->caps.condstore)
+		r = readonly ? mailimap_examine_condstore(s->imap, raw, &modseq)
+			     : mailimap_select_condstore(s->imap, raw, &modseq);
+	else
+		r = readonly ? mailimap_examine(s->imap, raw) : mailimap_select(s->imap, raw);
+	if (r != MAILIMAP_NO_ERROR) {
+		snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", raw);
+		return fail(s, r, what, TR_ERR_PROTOCOL, err);
+	}
+	si = s->imap->imap_selection_info;
+	memset(st, 0, sizeof(*st));
+	st->uidvalidity = si->sel_uidvalidity;
+	st->uidnext = si->sel_uidnext;
+	st->messages = si->sel_has_exists ? si->sel_exists : 0;
+	st->highestmodseq = modseq;
+	if (st->uidvalidity == 0) {
+		snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", raw);
+		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: the server gave no UIDVALIDITY",
+			     s->where, what);
+		return -1;
+	}
+	return 0;
+}
+
+int imap_create(struct imap_session *s, const char *raw, struct tr_error *err)
+{
+	char what[600];
+	int r = mailimap_create(s->imap, raw);
+
+	if (r == MAILIMAP_NO_ERROR)
+		return 0;
+	snprintf(what, sizeof(what), "CREATE %s", raw);
+	return fail(s, r, what, TR_ERR_PROTOCOL, err);
+}
+
+int imap_subscribe(struct imap_session *s, const char *raw, struct tr_error *err)
+{
+	char what[600];
+	int r = mailimap_subscribe(s->imap, raw);
+
+	if (r == MAILIMAP_NO_ERROR)
+		return 0;
+	snprintf(what, sizeof(what), "SUBSCRIBE %s", raw);
+	return fail(s, r, what, TR_ERR_PROTOCOL, err);
+}
+
+/* ---- fetch --------------------------------------------------------------- */
+
+/* "1:*", "3,5:9": parsed into a libetpan set. */
+static struct mailimap_set *set_parse(const char *str)
+{
+	struct mailimap_set *set = mailimap_set_new_empty();
+	const char *p = str;
+
+	if (set == NULL)
+		return NULL;
+	while (*p != '\0') {
+		uint32_t a, b;
+		char *end;
+
+		if (*p == '*') {
+			a = 0;
+			end = (char *)p + 1;
+		} else {
+			a = (uint32_t)strtoul(p, &end, 10);
+			if (end == p)
+				goto bad;
+		}
+		b = a;
+		if (*end == ':') {
+			p = end + 1;
+			if (*p == '*') {
+				b = 0;
+				end = (char *)p + 1;
+			} else {
+				b = (uint32_t)strtoul(p, &end, 10);
+				if (end == p)
+					goto bad;
+			}
+		}
+		if (mailimap_set_add_interval(set, a, b) != MAILIMAP_NO_ERROR)
+			goto bad;
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			goto bad;
+	}
+	return set;
+bad:
+	mailimap_set_free(set);
+	return NULL;
+}
+
+static const char month_names[12][4] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+};
+
+static void date_to_string(const struct mailimap_date_time *d, char *buf, size_t len)
+{
+	int zone = d->dt_zone, sign = zone < 0 ? '-' : '+';
+
+	if (zone < 0)
+		zone = -zone;
+	snprintf(buf, len, "%02d-%s-%04d %02d:%02d:%02d %c%04d", d->dt_day,
+		 month_names[(d->dt_month >= 1 && d->dt_month <= 12) ? d->dt_month - 1 : 0],
+		 d->dt_year, d->dt_hour, d->dt_min, d->dt_sec, sign, zone);
+}
+
+/* Flags of a FETCH response into a canonical string (flags.h). */
+static char *flags_from(struct mailimap_msg_att_dynamic *dyn)
+{
+	char buf[4096];
+	size_t n = 0;
+	clistiter *it;
+
+	buf[0] = '\0';
+	/* att_list is NULL for "FLAGS ()". */
+	if (dyn != NULL && dyn->att_list != NULL) {
+		for (it = clist_begin(dyn->att_list); it != NULL; it = clist_next(it)) {
+			struct mailimap_flag_fetch *ff = clist_content(it);
+			const char *name = NULL;
+
+			if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER || ff->fl_flag == NULL)
+				continue;   /* \Recent */
+			switch (ff->fl_flag->fl_type) {
+			case MAILIMAP_FLAG_ANSWERED: name = "\\Answered"; break;
+			case MAILIMAP_FLAG_FLAGGED: name = "\\Flagged"; break;
+			case MAILIMAP_FLAG_DELETED: name = "\\Deleted"; break;
+			case MAILIMAP_FLAG_SEEN: name = "\\Seen"; break;
+			case MAILIMAP_FLAG_DRAFT: name = "\\Draft"; break;
+			case MAILIMAP_FLAG_KEYWORD: name = ff->fl_flag->fl_data.fl_keyword; break;
+			default: break;   /* unknown system flags cannot be appended */
+			}
+			if (name == NULL || n + strlen(name) + 2 >= sizeof(buf))
+				continue;
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "", name);
+		}
+	}
+	return flags_canon(buf);
+}
+
+static void meta_handler(struct mailimap_msg_att *att, void *ctx)
+{
+	struct imap_session *s = ctx;
+	struct imap_msg m;
+	bool have_uid = false, have_flags = false;
+	const char *hdr = NULL;
+	size_t hdr_len = 0;
+	clistiter *it;
+
+	memset(&m, 0, sizeof(m));
+	if (s->cb_failed)
+		return;
+	for (it = clist_begin(att->att_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_msg_att_item *item = clist_content(it);
+
+		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+			free(m.flags);
+			m.flags = flags_from(item->att_data.att_dyn);
+			have_flags = true;
+			continue;
+		}
+		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+			continue;
+		switch (item->att_data.att_static->att_type) {
+		case MAILIMAP_MSG_ATT_UID:
+			m.uid = item->att_data.att_static->att_data.att_uid;
+			have_uid = true;
+			break;
+		case MAILIMAP_MSG_ATT_RFC822_SIZE:
+			m.size = item->att_data.att_static->att_data.att_rfc822_size;
+			break;
+		case MAILIMAP_MSG_ATT_INTERNALDATE:
+			date_to_string(item->att_data.att_static->att_data.att_internal_date,
+				       m.date, sizeof(m.date));
+			break;
+		case MAILIMAP_MSG_ATT_BODY_SECTION: {
+			struct mailimap_msg_att_body_section *bs =
+				item->att_data.att_static->att_data.att_body_section;
+
+			hdr = bs->sec_body_part;
+			hdr_len = bs->sec_length;
+			m.has_fp = true;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	/* An unsolicited FETCH (another session changed flags) carries no UID. */
+	if (!have_uid) {
+		free(m.flags);
+		return;
+	}
+	if (!have_flags)
+		m.flags = flags_canon("");
+	if (m.flags == NULL) {
+		s->cb_failed = 1;
+		tr_error_set(&s->cb_err, TR_ERR_LOCAL, "out of memory");
+		return;
+	}
+	if (m.has_fp)
+		fp_compute(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.size, m.fp);
+	if (s->cb(&m, s->cb_ctx) < 0)
+		s->cb_failed = 1;
+	free(m.flags);
+}
+
+static void progress_noop(size_t current, size_t maximum, void *ctx)
+{
+	(void)current;
+	(void)maximum;
+	(void)ctx;
+}
+
+static void handlers_off(struct imap_session *s)
+{
+	mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+	mailimap_set_msg_body_handler(s->imap, NULL, NULL);
+	mailimap_set_progress_callback(s->imap, NULL, NULL, NULL);
+	s->cb = NULL;
+	s->spool = NULL;
+}
+
+int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
+		    imap_msg_cb *cb, void *ctx, struct tr_error *err)
+{
+	struct mailimap_fetch_type *ft;
+	struct mailimap_set *set;
+	clist *result = NULL;
+	char cmd[256];
+	int r;
+
+	set = set_parse(uidset);
+	ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	if (set == NULL || ft == NULL) {
+		mailimap_set_free(set);
+		mailimap_fetch_type_free(ft);
+		tr_error_set(err, TR_ERR_LOCAL, "bad UID set \"%s\" or out of memory", uidset);
+		return -1;
+	}
+	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
+	if (what & (IMAP_FETCH_META | IMAP_FETCH_FP)) {
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size());
+	}
+	if (what & IMAP_FETCH_FP) {
+		clist *fields = clist_new();
+		char names[] = FP_HEADER_FIELDS, *save = NULL, *tok;
+
+		for (tok = strtok_r(names, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
+			clist_append(fields, strdup(tok));
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+			mailimap_fetch_att_new_body_peek_section(
+				mailimap_section_new_header_fields(mailimap_header_list_new(fields))));
+	}
+	s->cb = cb;
+	s->cb_ctx = ctx;
+	s->cb_failed = 0;
+	tr_error_clear(&s->cb_err);
+	/* The att handler is only used when a progress callback is set; with
+	 * it each message is handed over and freed as soon as it is parsed. */
+	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
+	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
+	if (changedsince > 0)
+		r = mailimap_uid_fetch_changedsince(s->imap, set, ft, changedsince, &result);
+	else
+		r = mailimap_uid_fetch(s->imap, set, ft, &result);
+	handlers_off(s);
+	if (result != NULL)
+		mailimap_fetch_list_free(result);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
+		return fail(s, r, cmd, TR_ERR_PROTOCOL, err);
+	}
+	if (s->cb_failed) {
+		if (s->cb_err.kind != TR_ERR_NONE)
+			*err = s->cb_err;
+		else
+			tr_error_set(err, TR_ERR_LOCAL, "%s: fetch aborted", s->where);
+		return -1;
+	}
+	return 0;
+}
+
+static bool body_handler(int type, struct mailimap_msg_att_body_section *section,
+			 const char *bytes, size_t len, void *ctx)
+{
+	struct imap_session *s = ctx;
+
+	(void)type;
+	(void)section;
+	if (s->cb_failed)
+		return false;
+	if (!s->spool->open)
+		spool_begin(s->spool);
+	if (spool_write(s->spool, bytes, len, &s->cb_err) < 0) {
+		s->cb_failed = 1;
+		return false;
+	}
+	return true;
+}
+
+static void body_att_handler(struct mailimap_msg_att *att, void *ctx)
+{
+	struct imap_session *s = ctx;
+	uint32_t uid = 0;
+	bool have_body = false;
+	clistiter *it;
+
+	if (s->cb_failed)
+		return;
+	for (it = clist_begin(att->att_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_msg_att_item *item = clist_content(it);
+
+		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+			continue;
+		if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
+			uid = item->att_data.att_static->att_data.att_uid;
+		else if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_BODY_SECTION)
+			have_body = true;
+	}
+	/* A FETCH without the body (an unsolicited flags update, or a message
+	 * expunged meanwhile) must not become an empty message. */
+	if (uid == 0 || !have_body) {
+		spool_abort(s->spool);
+		return;
+	}
+	if (spool_end(s->spool, uid, &s->cb_err) < 0)
+		s->cb_failed = 1;
+}
+
+int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
+		      struct tr_error *err)
+{
+	struct mailimap_fetch_type *ft;
+	struct mailimap_set *set;
+	clist *result = NULL;
+	char cmd[256];
+	int r;
+
+	set = set_parse(uidset);
+	ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	if (set == NULL || ft == NULL) {
+		mailimap_set_free(set);
+		mailimap_fetch_type_free(ft);
+		tr_error_set(err, TR_ERR_LOCAL, "bad UID set \"%s\" or out of memory", uidset);
+		return -1;
+	}
+	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(ft,
+		mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
+	s->spool = sp;
+	s->cb_failed = 0;
+	tr_error_clear(&s->cb_err);
+	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
+	mailimap_set_msg_att_handler(s->imap, body_att_handler, s);
+	mailimap_set_msg_body_handler(s->imap, body_handler, s);
+	r = mailimap_uid_fetch(s->imap, set, ft, &result);
+	handlers_off(s);
+	if (result != NULL)
+		mailimap_fetch_list_free(result);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	spool_abort(sp);
+	if (s->cb_failed) {
+		/* The body handler refused data: libetpan stopped mid-response. */
+		s->broken = true;
+		*err = s->cb_err;
+		tr_error_prefix(err, "%s: UID FETCH %.200s", s->where, uidset);
+		return -1;
+	}
+	if (r != MAILIMAP_NO_ERROR) {
+		snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
+		return fail(s, r, cmd, TR_ERR_PROTOCOL, err);
+	}
+	return 0;
+}
+
+/* ---- append --------------------------------------------------------------- */
+
+static int write_message(struct imap_session *s, const struct spool *sp,
+			 const struct spool_msg *m, struct tr_error *err)
+{
+	char buf[65536];
+	uint64_t off = 0;
+
+	if (m->mem != NULL)
+		return raw_write(s, m->mem, (size_t)m->len) < 0 ? 1 : 0;
+	while (off < m->len) {
+		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
+
+		if (spool_read(sp, m, off, buf, chunk, err) < 0)
+			return -1;
+		if (raw_write(s, buf, chunk) < 0)
+			return 1;
+		off += chunk;
+	}
+	return 0;
+}
+
+/* Wait for the "+" of a synchronizing literal.  Returns 0 when it came, 1
+ * when the server answered the command instead (refused), -1 on failure. */
+static int wait_continuation(struct imap_session *s, int *r_out)
+{
+	char *line;
+
+	if (mailstream_flush(s->imap->imap_stream) < 0) {
+		*r_out = MAILIMAP_ERROR_STREAM;
+		return -1;
+	}
+	for (;;) {
+		line = mailimap_read_line(s->imap);
+		if (line == NULL) {
+			*r_out = MAILIMAP_ERROR_STREAM;
+			return -1;
+		}
+		if (line[0] == '+')
+			return 0;
+		if (line[0] == '*' && strchr(line, '{') == NULL)
+			continue;   /* untagged data with no literal: not ours to act on */
+		*r_out = raw_parse(s, NULL);
+		return 1;
+	}
+}
+
+/* The UIDs of the APPENDUID code of the last response, in order, into
+ * uids[0..n); returns how many were found. */
+static size_t appenduid(struct imap_session *s, uint32_t *uidvalidity, uint32_t *uids, size_t n)
+{
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
+	size_t k = 0;
+	clistiter *it, *jt;
+
+	*uidvalidity = 0;
+	if (ri == NULL)
+		return 0;
+	for (it = clist_begin(ri->rsp_extension_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_extension_data *ed = clist_content(it);
+		struct mailimap_uidplus_resp_code_apnd *ap;
+
+		if (ed->ext_extension != &mailimap_extension_uidplus ||
+		    ed->ext_type != MAILIMAP_UIDPLUS_RESP_CODE_APND)
+			continue;
+		ap = ed->ext_data;
+		*uidvalidity = ap->uid_uidvalidity;
+		if (ap->uid_set == NULL)
+			return 0;
+		for (jt = clist_begin(ap->uid_set->set_list); jt != NULL; jt = clist_next(jt)) {
+			struct mailimap_set_item *si = clist_content(jt);
+			uint32_t u;
+
+			for (u = si->set_first; k < n && u <= si->set_last && u != 0; u++)
+				uids[k++] = u;
+		}
+		return k;
+	}
+	return 0;
+}
+
+/* " (\Seen) "date" {123+}\r\n" for one message of an APPEND. */
+static int write_item_head(struct imap_session *s, const struct imap_append_item *it, bool plus)
+{
+	char buf[96];
+
+	if (raw_puts(s, " (") < 0 || raw_puts(s, it->flags != NULL ? it->flags : "") < 0 ||
+	    raw_puts(s, ")") < 0)
+		return -1;
+	if (it->date != NULL && it->date[0] != '\0') {
+		if (raw_puts(s, " ") < 0 || raw_quoted(s, it->date) < 0)
+			return -1;
+	}
+	snprintf(buf, sizeof(buf), " {%" PRIu64 "%s}\r\n", it->msg->len, plus ? "+" : "");
+	return raw_puts(s, buf);
+}
+
+static void item_refused(struct imap_session *s, struct imap_append_item *it, int r,
+			 const char *raw)
+{
+	char what[600];
+
+	snprintf(what, sizeof(what), "APPEND to %s of source UID %u", raw, it->msg->uid);
+	fail(s, r, what, TR_ERR_MESSAGE, &it->err);
+	it->failed = true;
+}
+
+/* Can this message go as a non-synchronizing literal?  LITERAL- allows it
+ * only up to 4096 bytes (RFC 7888). */
+static bool use_plus(struct imap_session *s, const struct spool_msg *m)
+{
+	return s->caps.literal_plus || (s->caps.literal_minus && m->len <= 4096);
+}
+
+/* Write message data and, for a synchronizing literal, wait for "+" first.
+ * Returns 0 sent, 1 refused before data (tagged reply parsed, *r set),
+ * -1 session failure (*r set). */
+static int send_literal(struct imap_session *s, const struct spool *sp,
+			const struct spool_msg *m, bool plus, int *r, struct tr_error *err)
+{
+	int w;
+
+	if (!plus) {
+		w = wait_continuation(s, r);
+		if (w != 0)
+			return w;
+	}
+	w = write_message(s, sp, m, err);
+	if (w < 0) {
+		*r = MAILIMAP_ERROR_MEMORY;   /* local spool failure: err is set */
+		s->broken = true;
+		return -2;
+	}
+	if (w > 0) {
+		*r = MAILIMAP_ERROR_STREAM;
+		return -1;
+	}
+	return 0;
+}
+
+/* One APPEND command carrying items[0..n) (n > 1 only with MULTIAPPEND).
+ * Returns 0 when the server answered (OK or NO: see *refused), -1 when
+ * the session failed. */
+static int append_cmd(struct imap_session *s, const char *raw, const struct spool *sp,
+		      struct imap_append_item *items, size_t n, bool *refused,
+		      uint32_t *uidvalidity_r, struct tr_error *err)
+{
+	uint32_t uids[256];
+	size_t i, got;
+	int r, w;
+
+	*refused = false;
+	r = mailimap_send_current_tag(s->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+	if (raw_puts(s, "APPEND ") < 0 || raw_quoted(s, raw) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+	for (i = 0; i < n; i++) {
+		bool plus = use_plus(s, items[i].msg);
+
+		if (write_item_head(s, &items[i], plus) < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+		w = send_literal(s, sp, items[i].msg, plus, &r, err);
+		if (w == -2)
+			return -1;
+		if (w < 0)
+			return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+		if (w > 0)
+			goto answered;
+	}
+	if (raw_puts(s, "\r\n") < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+	r = raw_finish(s, true, NULL);
+answered:
+	if (r == MAILIMAP_NO_ERROR) {
+		got = appenduid(s, uidvalidity_r, uids, n <= 256 ? n : 256);
+		for (i = 0; i < n; i++)
+			items[i].dst_uid = got == n ? uids[i] : 0;
+		return 0;
+	}
+	if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PROTOCOL) {
+		/* NO, or BAD (e.g. a literal the server will not take): per message. */
+		*refused = true;
+		for (i = 0; i < n; i++)
+			item_refused(s, &items[i], r, raw);
+		return 0;
+	}
+	return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+}
+
+/* Without MULTIAPPEND but with LITERAL+: n APPEND commands written at once,
+ * n replies read in order, one round trip for the batch. */
+static int append_pipelined(struct imap_session *s, const char *raw, const struct spool *sp,
+			    struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+			    struct tr_error *err)
+{
+	int first_tag = s->imap->imap_tag + 1, r, w;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		r = mailimap_send_current_tag(s->imap);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+		if (raw_puts(s, "APPEND ") < 0 || raw_quoted(s, raw) < 0 ||
+		    write_item_head(s, &items[i], true) < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+		w = send_literal(s, sp, items[i].msg, true, &r, err);
+		if (w == -2)
+			return -1;
+		if (w != 0 || raw_puts(s, "\r\n") < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+	}
+	if (mailstream_flush(s->imap->imap_stream) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+	for (i = 0; i < n; i++) {
+		uint32_t uid = 0;
+
+		s->imap->imap_tag = first_tag + (int)i;
+		r = raw_finish(s, false, NULL);
+		if (r == MAILIMAP_NO_ERROR) {
+			items[i].dst_uid = appenduid(s, uidvalidity_r, &uid, 1) == 1 ? uid : 0;
+		} else if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PROTOCOL) {
+			item_refused(s, &items[i], r, raw);
+		} else {
+			s->imap->imap_tag = first_tag + (int)n - 1;
+			return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+		}
+	}
+	return 0;
+}
+
+int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
+		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+		struct tr_error *err)
+{
+	bool refused;
+	size_t i;
+
+	*uidvalidity_r = 0;
+	for (i = 0; i < n; i++) {
+		items[i].dst_uid = 0;
+		items[i].failed = false;
+		tr_error_clear(&items[i].err);
+	}
+	if (n == 0)
+		return 0;
+	if (n > 1 && s->caps.multiappend && n <= 256) {
+		if (append_cmd(s, raw, sp, items, n, &refused, uidvalidity_r, err) < 0)
+			return -1;
+		if (!refused)
+			return 0;
+		/* All or nothing (RFC 3502): find the culprit one by one. */
+		for (i = 0; i < n; i++) {
+			items[i].failed = false;
+			tr_error_clear(&items[i].err);
+		}
+	}
+	if (n > 1 && s->caps.literal_plus)
+		return append_pipelined(s, raw, sp, items, n, uidvalidity_r, err);
+	for (i = 0; i < n; i++)
+		if (append_cmd(s, raw, sp, &items[i], 1, &refused, uidvalidity_r, err) < 0)
+			return -1;
+	return 0;
+}
+
+int imap_store_flags(struct imap_session *s, const char *uidset, const char *flags,
+		     struct tr_error *err)
+{
+	char what[300];
+	int r;
+
+	r = mailimap_send_current_tag(s->imap);
+	if (r == MAILIMAP_NO_ERROR) {
+		if (raw_puts(s, "UID STORE ") < 0 || raw_puts(s, uidset) < 0 ||
+		    raw_puts(s, " FLAGS.SILENT (") < 0 || raw_puts(s, flags) < 0 ||
+		    raw_puts(s, ")\r\n") < 0)
+			r = MAILIMAP_ERROR_STREAM;
+		else
+			r = raw_finish(s, true, NULL);
+	}
+	if (r == MAILIMAP_NO_ERROR)
+		return 0;
+	snprintf(what, sizeof(what), "UID STORE %.200s FLAGS", uidset);
+	return fail(s, r, what, TR_ERR_PROTOCOL, err);
+}

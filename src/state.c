@@ -1,0 +1,570 @@
+/* state: see include/state.h */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "state.h"
+
+#define SCHEMA_VERSION "1"
+
+struct state {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	char *path;
+};
+
+static const char schema[] =
+	"PRAGMA foreign_keys = ON;"
+	"CREATE TABLE IF NOT EXISTS meta ("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS accounts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  key TEXT NOT NULL UNIQUE,"
+	"  status TEXT NOT NULL DEFAULT 'new',"
+	"  error TEXT,"
+	"  updated INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS folders ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  src_name TEXT NOT NULL,"
+	"  dst_name TEXT NOT NULL,"
+	"  src_uidvalidity INTEGER NOT NULL DEFAULT 0,"
+	"  dst_uidvalidity INTEGER NOT NULL DEFAULT 0,"
+	"  src_uidnext INTEGER NOT NULL DEFAULT 0,"
+	"  src_modseq INTEGER NOT NULL DEFAULT 0,"
+	"  src_messages INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (account_id, src_name));"
+	"CREATE TABLE IF NOT EXISTS messages ("
+	"  folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
+	"  src_uid INTEGER NOT NULL,"
+	"  dst_uid INTEGER NOT NULL DEFAULT 0,"
+	"  state INTEGER NOT NULL,"
+	"  fp TEXT,"
+	"  dst_uidnext INTEGER NOT NULL DEFAULT 0,"
+	"  flags TEXT NOT NULL DEFAULT '',"
+	"  error TEXT,"
+	"  PRIMARY KEY (folder_id, src_uid)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '" SCHEMA_VERSION "');";
+
+static int db_fail(struct state *st, struct tr_error *err, const char *what)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "state database %s: %s: %s", st->path, what,
+		     sqlite3_errmsg(st->db));
+	return -1;
+}
+
+static int exec(struct state *st, const char *sql, struct tr_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		tr_error_set(err, TR_ERR_LOCAL, "state database %s: %s", st->path,
+			     msg != NULL ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* mkdir -p with mode 0700 for what we create. */
+static int make_dirs(const char *dir, struct tr_error *err)
+{
+	char path[4096];
+	size_t i, len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path)) {
+		tr_error_set(err, TR_ERR_USAGE, "bad state directory \"%s\"", dir);
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			tr_error_set(err, TR_ERR_LOCAL, "cannot create state directory %s: %s", path,
+				     strerror(errno));
+			return -1;
+		}
+		path[i] = i == len ? '\0' : '/';
+	}
+	return 0;
+}
+
+int state_open(const char *dir, struct state **st_r, struct tr_error *err)
+{
+	struct state *st;
+	size_t len;
+	mode_t old;
+	int fd, r;
+
+	*st_r = NULL;
+	if (make_dirs(dir, err) < 0)
+		return -1;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	len = strlen(dir) + sizeof("/state.db");
+	st->path = malloc(len);
+	if (st->path == NULL) {
+		free(st);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	snprintf(st->path, len, "%s/state.db", dir);
+	pthread_mutex_init(&st->lock, NULL);
+
+	/* Create the file ourselves so it is private from its first byte;
+	 * SQLite gives the -wal and -shm files the same mode. */
+	old = umask(077);
+	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	r = sqlite3_open_v2(st->path, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	umask(old);
+	if (fd < 0 || r != SQLITE_OK) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot open state database %s: %s", st->path,
+			     fd < 0 ? strerror(errno) : sqlite3_errstr(r));
+		state_close(st);
+		return -1;
+	}
+	chmod(st->path, 0600);
+	sqlite3_busy_timeout(st->db, 10000);
+	/* WAL: readers never block the writer; NORMAL: a commit survives a
+	 * crash of the process (what resume needs), only a power cut may take
+	 * the last transactions, which resume settles like any lost reply. */
+	if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err) < 0 ||
+	    exec(st, schema, err) < 0) {
+		state_close(st);
+		return -1;
+	}
+	*st_r = st;
+	return 0;
+}
+
+void state_close(struct state *st)
+{
+	if (st == NULL)
+		return;
+	if (st->db != NULL)
+		sqlite3_close(st->db);
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+}
+
+const char *state_path(const struct state *st)
+{
+	return st->path;
+}
+
+int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int r = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO accounts (key) VALUES (?1)", -1, &q,
+			       NULL) != SQLITE_OK) {
+		db_fail(st, err, "add account");
+		goto out;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		db_fail(st, err, "add account");
+		goto out;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT id FROM accounts WHERE key = ?1", -1, &q, NULL) !=
+	    SQLITE_OK) {
+		db_fail(st, err, "find account");
+		goto out;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		db_fail(st, err, "find account");
+		goto out;
+	}
+	*id_r = sqlite3_column_int64(q, 0);
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_account_set_status(struct state *st, int64_t account_id, const char *status,
+			     const char *error, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int r = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "UPDATE accounts SET status = ?2, error = ?3, updated = ?4 WHERE id = ?1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "update account");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, account_id);
+	sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+	if (error != NULL)
+		sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)time(NULL));
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		db_fail(st, err, "update account");
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* Caller holds the lock. */
+static int folder_reset_locked(struct state *st, struct state_folder *f, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int ok;
+
+	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
+		return -1;
+	ok = sqlite3_prepare_v2(st->db, "DELETE FROM messages WHERE folder_id = ?1", -1, &q,
+				NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(q, 1, f->id);
+		ok = sqlite3_step(q) == SQLITE_DONE;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (ok)
+		ok = sqlite3_prepare_v2(st->db,
+					"UPDATE folders SET src_uidvalidity = 0, dst_uidvalidity = 0,"
+					" src_uidnext = 0, src_modseq = 0, src_messages = 0"
+					" WHERE id = ?1", -1, &q, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(q, 1, f->id);
+		ok = sqlite3_step(q) == SQLITE_DONE;
+	}
+	sqlite3_finalize(q);
+	if (!ok) {
+		db_fail(st, err, "reset folder");
+		exec(st, "ROLLBACK", NULL);
+		return -1;
+	}
+	if (exec(st, "COMMIT", err) < 0)
+		return -1;
+	f->src_uidvalidity = f->dst_uidvalidity = f->src_uidnext = f->src_messages = 0;
+	f->src_modseq = 0;
+	f->unsettled = 0;
+	return 0;
+}
+
+int state_folder_reset(struct state *st, struct state_folder *f, struct tr_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = folder_reset_locked(st, f, err);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_folder_load(struct state *st, int64_t account_id, const char *src_name,
+		      const char *dst_name, struct state_folder *f, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	bool other_dst = false;
+	int r = -1, rc;
+
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "INSERT OR IGNORE INTO folders (account_id, src_name, dst_name)"
+			       " VALUES (?1, ?2, ?3)", -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "add folder");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, account_id);
+	sqlite3_bind_text(q, 2, src_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, dst_name, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		db_fail(st, err, "add folder");
+		goto out;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT id, dst_name, src_uidvalidity, dst_uidvalidity, src_uidnext,"
+			       " src_modseq, src_messages,"
+			       " (SELECT count(*) FROM messages m WHERE m.folder_id = f.id"
+			       "  AND m.state != 1)"
+			       " FROM folders f WHERE account_id = ?1 AND src_name = ?2",
+			       -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "load folder");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, account_id);
+	sqlite3_bind_text(q, 2, src_name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW) {
+		db_fail(st, err, "load folder");
+		goto out;
+	}
+	f->id = sqlite3_column_int64(q, 0);
+	other_dst = strcmp((const char *)sqlite3_column_text(q, 1), dst_name) != 0;
+	f->src_uidvalidity = (uint32_t)sqlite3_column_int64(q, 2);
+	f->dst_uidvalidity = (uint32_t)sqlite3_column_int64(q, 3);
+	f->src_uidnext = (uint32_t)sqlite3_column_int64(q, 4);
+	f->src_modseq = (uint64_t)sqlite3_column_int64(q, 5);
+	f->src_messages = (uint32_t)sqlite3_column_int64(q, 6);
+	f->unsettled = (uint32_t)sqlite3_column_int64(q, 7);
+	sqlite3_finalize(q);
+	q = NULL;
+	if (other_dst) {
+		/* The folder now goes elsewhere (a new --map): the old ledger says
+		 * nothing about the new destination. */
+		if (folder_reset_locked(st, f, err) < 0)
+			goto out;
+		if (sqlite3_prepare_v2(st->db, "UPDATE folders SET dst_name = ?2 WHERE id = ?1", -1,
+				       &q, NULL) != SQLITE_OK) {
+			db_fail(st, err, "rename folder");
+			goto out;
+		}
+		sqlite3_bind_int64(q, 1, f->id);
+		sqlite3_bind_text(q, 2, dst_name, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) != SQLITE_DONE) {
+			db_fail(st, err, "rename folder");
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_folder_save(struct state *st, const struct state_folder *f, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int r = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "UPDATE folders SET src_uidvalidity = ?2, dst_uidvalidity = ?3,"
+			       " src_uidnext = ?4, src_modseq = ?5, src_messages = ?6 WHERE id = ?1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "save folder");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, f->id);
+	sqlite3_bind_int64(q, 2, f->src_uidvalidity);
+	sqlite3_bind_int64(q, 3, f->dst_uidvalidity);
+	sqlite3_bind_int64(q, 4, f->src_uidnext);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)f->src_modseq);
+	sqlite3_bind_int64(q, 6, f->src_messages);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		db_fail(st, err, "save folder");
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+void state_msgs_free(struct state_msg *rows, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].flags);
+		free(rows[i].error);
+	}
+	free(rows);
+}
+
+static char *dup_col(sqlite3_stmt *q, int col)
+{
+	const unsigned char *t = sqlite3_column_text(q, col);
+
+	return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+int state_msgs_load(struct state *st, int64_t folder_id, struct state_msg **rows_r,
+		    size_t *n_r, struct tr_error *err)
+{
+	struct state_msg *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *q = NULL;
+	int rc, r = -1;
+
+	*rows_r = NULL;
+	*n_r = 0;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT src_uid, dst_uid, state, fp, dst_uidnext, flags, error"
+			       " FROM messages WHERE folder_id = ?1 ORDER BY src_uid", -1, &q,
+			       NULL) != SQLITE_OK) {
+		db_fail(st, err, "load ledger");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, folder_id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct state_msg *m;
+
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct state_msg *nr = realloc(rows, nc * sizeof(*nr));
+
+			if (nr == NULL) {
+				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+				goto out;
+			}
+			rows = nr;
+			cap = nc;
+		}
+		m = &rows[n];
+		memset(m, 0, sizeof(*m));
+		m->src_uid = (uint32_t)sqlite3_column_int64(q, 0);
+		m->dst_uid = (uint32_t)sqlite3_column_int64(q, 1);
+		m->state = (enum state_msg_state)sqlite3_column_int(q, 2);
+		m->has_fp = fp_from_hex((const char *)sqlite3_column_text(q, 3), m->fp) == 0;
+		m->dst_uidnext = (uint32_t)sqlite3_column_int64(q, 4);
+		m->flags = dup_col(q, 5);
+		m->error = dup_col(q, 6);
+		n++;
+		if (m->flags == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(st, err, "load ledger");
+		goto out;
+	}
+	*rows_r = rows;
+	*n_r = n;
+	rows = NULL;
+	n = 0;
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	state_msgs_free(rows, n);
+	return r;
+}
+
+int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *rows, size_t n,
+		   struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	size_t i;
+	int r = -1;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(st->db,
+			       "INSERT OR REPLACE INTO messages (folder_id, src_uid, dst_uid, state,"
+			       " fp, dst_uidnext, flags, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			       -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "write ledger");
+		goto rollback;
+	}
+	for (i = 0; i < n; i++) {
+		char hex[FP_HEX_LEN + 1];
+
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+		sqlite3_bind_int64(q, 1, folder_id);
+		sqlite3_bind_int64(q, 2, rows[i].src_uid);
+		sqlite3_bind_int64(q, 3, rows[i].dst_uid);
+		sqlite3_bind_int(q, 4, rows[i].state);
+		if (rows[i].has_fp) {
+			fp_to_hex(rows[i].fp, hex);
+			sqlite3_bind_text(q, 5, hex, -1, SQLITE_TRANSIENT);
+		}
+		sqlite3_bind_int64(q, 6, rows[i].dst_uidnext);
+		sqlite3_bind_text(q, 7, rows[i].flags != NULL ? rows[i].flags : "", -1, SQLITE_STATIC);
+		if (rows[i].error != NULL)
+			sqlite3_bind_text(q, 8, rows[i].error, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) != SQLITE_DONE) {
+			db_fail(st, err, "write ledger");
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (exec(st, "COMMIT", err) < 0)
+		goto rollback;
+	r = 0;
+	goto out;
+rollback:
+	sqlite3_finalize(q);
+	q = NULL;
+	exec(st, "ROLLBACK", NULL);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
+		      struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	size_t i;
+	int r = -1;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "DELETE FROM messages WHERE folder_id = ?1 AND src_uid = ?2",
+			       -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "delete ledger rows");
+		goto rollback;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_int64(q, 1, folder_id);
+		sqlite3_bind_int64(q, 2, src_uids[i]);
+		if (sqlite3_step(q) != SQLITE_DONE) {
+			db_fail(st, err, "delete ledger rows");
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (exec(st, "COMMIT", err) < 0)
+		goto rollback;
+	r = 0;
+	goto out;
+rollback:
+	sqlite3_finalize(q);
+	q = NULL;
+	exec(st, "ROLLBACK", NULL);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}

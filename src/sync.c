@@ -1,0 +1,778 @@
+/* sync: see include/sync.h */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+#include "log.h"
+#include "sync.h"
+
+/* At most this many UIDs in one UID STORE command line. */
+#define STORE_CHUNK 500
+
+/* One message as a FETCH described it. */
+struct meta {
+	uint32_t uid;
+	uint32_t size;
+	char *flags;
+	char date[32];
+	unsigned char fp[FP_LEN];
+	bool has_fp;
+	bool used;                /* match mode: paired with a source message */
+};
+
+struct meta_vec {
+	struct meta *v;
+	size_t n, cap;
+	uint32_t min_uid;         /* drop UIDs below this ("n:*" returns the last message) */
+};
+
+static void meta_vec_free(struct meta_vec *mv)
+{
+	size_t i;
+
+	for (i = 0; i < mv->n; i++)
+		free(mv->v[i].flags);
+	free(mv->v);
+	memset(mv, 0, sizeof(*mv));
+}
+
+static int meta_collect(const struct imap_msg *m, void *ctx)
+{
+	struct meta_vec *mv = ctx;
+	struct meta *d;
+
+	if (m->uid < mv->min_uid)
+		return 0;
+	if (mv->n == mv->cap) {
+		size_t cap = mv->cap ? mv->cap * 2 : 256;
+		struct meta *nv = realloc(mv->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		mv->v = nv;
+		mv->cap = cap;
+	}
+	d = &mv->v[mv->n];
+	memset(d, 0, sizeof(*d));
+	d->uid = m->uid;
+	d->size = m->size;
+	d->flags = strdup(m->flags);
+	if (d->flags == NULL)
+		return -1;
+	memcpy(d->date, m->date, sizeof(d->date));
+	memcpy(d->fp, m->fp, FP_LEN);
+	d->has_fp = m->has_fp;
+	mv->n++;
+	return 0;
+}
+
+static int cmp_meta_uid(const void *a, const void *b)
+{
+	const struct meta *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_meta_fp(const void *a, const void *b)
+{
+	const struct meta *x = a, *y = b;
+	int c = memcmp(x->fp, y->fp, FP_LEN);
+
+	if (c != 0)
+		return c;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+char *sync_uidset(const uint32_t *uids, size_t n)
+{
+	size_t cap = 32 + n * 12, len = 0, i = 0;
+	char *out = malloc(cap);
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	while (i < n) {
+		size_t j = i;
+
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (j > i)
+			len += (size_t)snprintf(out + len, cap - len, "%s%u:%u", len ? "," : "",
+						uids[i], uids[j]);
+		else
+			len += (size_t)snprintf(out + len, cap - len, "%s%u", len ? "," : "", uids[i]);
+		i = j + 1;
+	}
+	return out;
+}
+
+/* Find the ledger row of src_uid in rows sorted by src_uid. */
+static struct state_msg *ledger_find(struct state_msg *rows, size_t n, uint32_t src_uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rows[mid].src_uid == src_uid)
+			return &rows[mid];
+		if (rows[mid].src_uid < src_uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- flag updates --------------------------------------------------------- */
+
+struct flag_update {
+	uint32_t dst_uid;
+	const char *flags;        /* borrowed */
+};
+
+struct flag_queue {
+	struct flag_update *v;
+	size_t n, cap;
+};
+
+static int flag_queue_add(struct flag_queue *q, uint32_t dst_uid, const char *flags)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 64;
+		struct flag_update *nv = realloc(q->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		q->v = nv;
+		q->cap = cap;
+	}
+	q->v[q->n].dst_uid = dst_uid;
+	q->v[q->n].flags = flags;
+	q->n++;
+	return 0;
+}
+
+static int cmp_update(const void *a, const void *b)
+{
+	const struct flag_update *x = a, *y = b;
+	int c = strcmp(x->flags, y->flags);
+
+	if (c != 0)
+		return c;
+	return x->dst_uid < y->dst_uid ? -1 : x->dst_uid > y->dst_uid;
+}
+
+/* One UID STORE per distinct flag set (and per STORE_CHUNK UIDs). */
+static int flag_queue_apply(const struct sync_folder_job *job, struct flag_queue *q,
+			    struct tr_error *err)
+{
+	uint32_t uids[STORE_CHUNK];
+	size_t i = 0;
+
+	if (q->n == 0)
+		return 0;
+	qsort(q->v, q->n, sizeof(*q->v), cmp_update);
+	while (i < q->n) {
+		size_t k = 0;
+		const char *flags = q->v[i].flags;
+		char *set;
+		int r;
+
+		while (i < q->n && k < STORE_CHUNK && strcmp(q->v[i].flags, flags) == 0)
+			uids[k++] = q->v[i++].dst_uid;
+		set = sync_uidset(uids, k);
+		if (set == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		r = imap_store_flags(job->dst, set, flags, err);
+		free(set);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the folder sync ---------------------------------------------------- */
+
+struct run {
+	const struct sync_folder_job *job;
+	struct sync_counts *counts;
+	struct state_folder f;
+	struct imap_status S, D;
+	struct state_msg *ledger;
+	size_t n_ledger;
+	struct meta_vec copy;     /* source messages to append, by UID */
+	struct flag_queue flagq;
+	struct state_msg *rows;   /* scratch rows for ledger writes */
+	size_t rows_cap;
+};
+
+static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
+{
+	struct state_msg *nr;
+
+	if (n <= r->rows_cap)
+		return 0;
+	nr = realloc(r->rows, n * sizeof(*nr));
+	if (nr == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	r->rows = nr;
+	r->rows_cap = n;
+	return 0;
+}
+
+static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_t since,
+		      uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
+{
+	out->min_uid = min_uid;
+	if (imap_fetch_meta(s, set, what, since, meta_collect, out, err) < 0) {
+		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
+	return 0;
+}
+
+/* Settle pending rows: an APPEND whose reply we never saw may or may not
+ * have stored the message.  Look for each fingerprint among destination
+ * messages at or above the UIDNEXT saved with the row, and not already
+ * claimed by the ledger. */
+static int settle_pending(struct run *r, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct meta_vec dst = { 0 };
+	uint32_t lo = UINT32_MAX, *claimed = NULL, *gone = NULL;
+	size_t i, n_claimed = 0, n_pending = 0, n_gone = 0, n_found = 0;
+	char set[32];
+	int ret = -1;
+
+	for (i = 0; i < r->n_ledger; i++) {
+		if (r->ledger[i].state != MSG_PENDING)
+			continue;
+		n_pending++;
+		if (r->ledger[i].dst_uidnext < lo)
+			lo = r->ledger[i].dst_uidnext;
+	}
+	if (n_pending == 0)
+		return 0;
+	if (lo == 0)
+		lo = 1;
+	snprintf(set, sizeof(set), "%u:*", lo);
+	if (fetch_meta(job->dst, set, IMAP_FETCH_FP, 0, lo, &dst, err) < 0)
+		goto out;
+	claimed = malloc((r->n_ledger + 1) * sizeof(*claimed));
+	gone = malloc((n_pending + 1) * sizeof(*gone));
+	if (claimed == NULL || gone == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < r->n_ledger; i++)
+		if (r->ledger[i].state == MSG_DONE && r->ledger[i].dst_uid != 0)
+			claimed[n_claimed++] = r->ledger[i].dst_uid;
+	qsort(claimed, n_claimed, sizeof(*claimed), cmp_u32);
+	for (i = 0; i < dst.n; i++)
+		if (bsearch(&dst.v[i].uid, claimed, n_claimed, sizeof(*claimed), cmp_u32) != NULL)
+			dst.v[i].used = true;
+
+	if (rows_reserve(r, n_pending, err) < 0)
+		goto out;
+	for (i = 0; i < r->n_ledger; i++) {
+		struct state_msg *p = &r->ledger[i];
+		size_t j;
+
+		if (p->state != MSG_PENDING)
+			continue;
+		for (j = 0; j < dst.n; j++) {
+			struct meta *d = &dst.v[j];
+
+			if (!d->used && d->has_fp && p->has_fp && d->uid >= p->dst_uidnext &&
+			    memcmp(d->fp, p->fp, FP_LEN) == 0)
+				break;
+		}
+		if (j < dst.n) {
+			dst.v[j].used = true;
+			p->state = MSG_DONE;
+			p->dst_uid = dst.v[j].uid;
+			r->rows[n_found++] = *p;
+		} else {
+			gone[n_gone++] = p->src_uid;
+			p->state = MSG_FAILED;   /* not on the destination: copy again */
+		}
+	}
+	if (state_msgs_put(job->state, r->f.id, r->rows, n_found, err) < 0 ||
+	    state_msgs_delete(job->state, r->f.id, gone, n_gone, err) < 0)
+		goto out;
+	log_info(job->ctx, "%s: settled %zu interrupted append(s): %zu found on the destination, "
+		 "%zu to copy again", job->src_name, n_pending, n_found, n_gone);
+	ret = 0;
+out:
+	free(claimed);
+	free(gone);
+	meta_vec_free(&dst);
+	return ret;
+}
+
+/* Move m (by value, taking its flags) into the copy list. */
+static int copy_add(struct run *r, struct meta *m)
+{
+	if (r->copy.n == r->copy.cap) {
+		size_t cap = r->copy.cap ? r->copy.cap * 2 : 256;
+		struct meta *nv = realloc(r->copy.v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		r->copy.v = nv;
+		r->copy.cap = cap;
+	}
+	r->copy.v[r->copy.n++] = *m;
+	m->flags = NULL;
+	return 0;
+}
+
+/* Match mode: pair source and destination messages by fingerprint as
+ * multisets; unpaired source messages are copied. */
+static int plan_match(struct run *r, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct meta_vec src = { 0 }, dst = { 0 };
+	size_t i, n_rows = 0;
+	int ret = -1;
+
+	if (fetch_meta(job->src, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0 ||
+	    fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
+		goto out;
+	qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_fp);
+	if (rows_reserve(r, src.n + 1, err) < 0)
+		goto out;
+	for (i = 0; i < src.n; i++) {
+		struct meta *s = &src.v[i], key, *d;
+		size_t lo = 0, hi = dst.n;
+
+		/* lower bound of s->fp among dst (sorted by fp, uid) */
+		memcpy(key.fp, s->fp, FP_LEN);
+		key.uid = 0;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (cmp_meta_fp(&dst.v[mid], &key) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		d = NULL;
+		for (; lo < dst.n && memcmp(dst.v[lo].fp, s->fp, FP_LEN) == 0; lo++) {
+			if (!dst.v[lo].used) {
+				d = &dst.v[lo];
+				break;
+			}
+		}
+		if (d == NULL) {
+			if (copy_add(r, s) < 0) {
+				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		d->used = true;
+		r->counts->present++;
+		if (!flags_equal(d->flags, s->flags)) {
+			if (flag_queue_add(&r->flagq, d->uid, s->flags) < 0) {
+				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+				goto out;
+			}
+			r->counts->flags_updated++;
+		}
+		memset(&r->rows[n_rows], 0, sizeof(r->rows[n_rows]));
+		r->rows[n_rows].src_uid = s->uid;
+		r->rows[n_rows].dst_uid = d->uid;
+		r->rows[n_rows].state = MSG_DONE;
+		memcpy(r->rows[n_rows].fp, s->fp, FP_LEN);
+		r->rows[n_rows].has_fp = true;
+		r->rows[n_rows].flags = s->flags;
+		n_rows++;
+	}
+	/* Flags first, then the ledger: if we die in between, the next run
+	 * compares again and finds nothing to do. */
+	if (flag_queue_apply(job, &r->flagq, err) < 0)
+		goto out;
+	r->flagq.n = 0;
+	if (state_msgs_put(job->state, r->f.id, r->rows, n_rows, err) < 0)
+		goto out;
+	if (src.n > 0)
+		r->f.src_uidnext = src.v[src.n - 1].uid + 1;
+	if (n_rows > 0)
+		log_info(job->ctx, "%s: %zu message(s) already on the destination, matched by "
+			 "fingerprint", job->src_name, n_rows);
+	ret = 0;
+out:
+	meta_vec_free(&src);
+	meta_vec_free(&dst);
+	return ret;
+}
+
+/* Ledger mode: new source UIDs, retries of refused messages, flag changes. */
+static int plan_ledger(struct run *r, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct meta_vec fresh = { 0 }, retry = { 0 }, changed = { 0 };
+	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1, *uids = NULL;
+	size_t i, n_retry = 0;
+	char set[64];
+	int ret = -1;
+
+	/* New messages. */
+	if (r->S.uidnext == 0 || r->S.uidnext > lo) {
+		snprintf(set, sizeof(set), "%u:*", lo);
+		if (fetch_meta(job->src, set, IMAP_FETCH_FP, 0, lo, &fresh, err) < 0)
+			goto out;
+	}
+	/* Messages the destination refused before: try again. */
+	uids = malloc((r->n_ledger + 1) * sizeof(*uids));
+	if (uids == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < r->n_ledger; i++)
+		if (r->ledger[i].state == MSG_FAILED && r->ledger[i].src_uid < lo)
+			uids[n_retry++] = r->ledger[i].src_uid;
+	if (n_retry > 0) {
+		char *rs = sync_uidset(uids, n_retry);
+		int w;
+
+		if (rs == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+		w = fetch_meta(job->src, rs, IMAP_FETCH_FP, 0, 1, &retry, err);
+		free(rs);
+		if (w < 0)
+			goto out;
+	}
+	/* Flag changes of messages copied before. */
+	if (lo > 1 && r->n_ledger > 0) {
+		bool cs = imap_caps(job->src)->condstore && r->f.src_modseq > 0 &&
+			  r->S.highestmodseq > 0;
+
+		if (!cs || r->S.highestmodseq != r->f.src_modseq) {
+			snprintf(set, sizeof(set), "1:%u", lo - 1);
+			if (fetch_meta(job->src, set, IMAP_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
+				       &changed, err) < 0)
+				goto out;
+		}
+	}
+	for (i = 0; i < changed.n; i++) {
+		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, changed.v[i].uid);
+
+		if (row == NULL || row->state != MSG_DONE || changed.v[i].uid >= lo ||
+		    flags_equal(row->flags, changed.v[i].flags))
+			continue;
+		if (row->dst_uid == 0) {
+			log_debug(job->ctx, "%s: UID %u: flags changed but its destination UID is "
+				  "unknown (no UIDPLUS)", job->src_name, row->src_uid);
+			continue;
+		}
+		free(row->flags);
+		row->flags = changed.v[i].flags;
+		changed.v[i].flags = NULL;
+		if (flag_queue_add(&r->flagq, row->dst_uid, row->flags) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+		if (rows_reserve(r, r->flagq.n, err) < 0)
+			goto out;
+		r->rows[r->flagq.n - 1] = *row;
+		r->counts->flags_updated++;
+	}
+	if (r->flagq.n > 0) {
+		size_t n = r->flagq.n;
+
+		if (flag_queue_apply(job, &r->flagq, err) < 0 ||
+		    state_msgs_put(job->state, r->f.id, r->rows, n, err) < 0)
+			goto out;
+		r->flagq.n = 0;
+	}
+
+	/* The copy list: retries, then new messages not already done (a run
+	 * that died before saving the folder left done rows above lo). */
+	for (i = 0; i < retry.n; i++)
+		if (copy_add(r, &retry.v[i]) < 0)
+			goto nomem;
+	for (i = 0; i < fresh.n; i++) {
+		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, fresh.v[i].uid);
+
+		if (row != NULL && row->state == MSG_DONE)
+			continue;
+		if (copy_add(r, &fresh.v[i]) < 0)
+			goto nomem;
+	}
+	qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
+	if (fresh.n > 0 && fresh.v[fresh.n - 1].uid + 1 > r->f.src_uidnext)
+		r->f.src_uidnext = fresh.v[fresh.n - 1].uid + 1;
+	if (r->S.messages > r->copy.n)
+		r->counts->present = r->S.messages - (uint32_t)r->copy.n;
+	ret = 0;
+	goto out;
+nomem:
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+out:
+	free(uids);
+	meta_vec_free(&fresh);
+	meta_vec_free(&retry);
+	meta_vec_free(&changed);
+	return ret;
+}
+
+static void fill_row(struct state_msg *row, const struct meta *m, enum state_msg_state state,
+		     uint32_t dst_uidnext)
+{
+	memset(row, 0, sizeof(*row));
+	row->src_uid = m->uid;
+	row->state = state;
+	memcpy(row->fp, m->fp, FP_LEN);
+	row->has_fp = m->has_fp;
+	row->dst_uidnext = dst_uidnext;
+	row->flags = m->flags;
+}
+
+/* Copy r->copy[from, to): fetch into the spool, record pending, append,
+ * record the outcome. */
+static int copy_batch(struct run *r, size_t from, size_t to, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	const struct imap_caps *dcaps = imap_caps(job->dst);
+	struct imap_append_item *items = NULL;
+	struct meta **of_item = NULL;
+	uint32_t *uids = NULL, uv = 0;
+	size_t i, n_uids = 0, n_items = 0, n_rows = 0;
+	uint64_t bytes = 0;
+	uint32_t copied = 0;
+	char *set = NULL;
+	int ret = -1;
+
+	uids = malloc((to - from) * sizeof(*uids));
+	items = calloc(to - from, sizeof(*items));
+	of_item = calloc(to - from, sizeof(*of_item));
+	if (uids == NULL || items == NULL || of_item == NULL || rows_reserve(r, to - from, err) < 0)
+		goto nomem;
+
+	for (i = from; i < to; i++) {
+		struct meta *m = &r->copy.v[i];
+
+		if (dcaps->appendlimit > 0 && m->size > dcaps->appendlimit) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "larger (%u bytes) than the destination's "
+				 "APPENDLIMIT (%" PRIu64 ")", m->size, dcaps->appendlimit);
+			log_error(job->ctx, "%s: UID %u not copied: %s", job->src_name, m->uid, why);
+			fill_row(&r->rows[n_rows], m, MSG_FAILED, 0);
+			r->rows[n_rows].error = strdup(why);
+			n_rows++;
+			r->counts->failed++;
+			continue;
+		}
+		uids[n_uids++] = m->uid;
+	}
+	if (n_rows > 0) {
+		int w = state_msgs_put(job->state, r->f.id, r->rows, n_rows, err);
+
+		for (i = 0; i < n_rows; i++)
+			free(r->rows[i].error);
+		if (w < 0)
+			goto out;
+		n_rows = 0;
+	}
+	if (n_uids == 0) {
+		ret = 0;
+		goto out;
+	}
+	set = sync_uidset(uids, n_uids);
+	if (set == NULL)
+		goto nomem;
+	spool_reset(job->spool);
+	if (imap_fetch_bodies(job->src, set, job->spool, err) < 0) {
+		tr_error_prefix(err, "%s", job->src_name);
+		goto out;
+	}
+	for (i = from; i < to; i++) {
+		struct meta *m = &r->copy.v[i];
+		const struct spool_msg *sm;
+
+		if (dcaps->appendlimit > 0 && m->size > dcaps->appendlimit)
+			continue;
+		sm = spool_find(job->spool, m->uid);
+		if (sm == NULL) {
+			/* Expunged on the source since we listed it. */
+			r->counts->vanished++;
+			if (r->counts->present > 0)
+				r->counts->present--;
+			continue;
+		}
+		items[n_items].flags = m->flags;
+		items[n_items].date = m->date[0] ? m->date : NULL;
+		items[n_items].msg = sm;
+		of_item[n_items] = m;
+		fill_row(&r->rows[n_items], m, MSG_PENDING, r->D.uidnext);
+		n_items++;
+	}
+	/* The promise comes before the act: a crash from here on leaves pending
+	 * rows that the next run settles against the destination. */
+	if (state_msgs_put(job->state, r->f.id, r->rows, n_items, err) < 0)
+		goto out;
+	if (imap_append(job->dst, job->dst_raw, job->spool, items, n_items, &uv, err) < 0) {
+		tr_error_prefix(err, "%s", job->dst_name);
+		goto out;
+	}
+	for (i = 0; i < n_items; i++) {
+		struct state_msg *row = &r->rows[i];
+
+		if (items[i].failed) {
+			row->state = MSG_FAILED;
+			row->error = items[i].err.msg;
+			r->counts->failed++;
+			log_error(job->ctx, "%s: UID %u (%" PRIu64 " bytes) refused: %s",
+				  job->src_name, of_item[i]->uid, items[i].msg->len, items[i].err.msg);
+			continue;
+		}
+		row->state = MSG_DONE;
+		row->dst_uid = items[i].dst_uid;
+		copied++;
+		bytes += items[i].msg->len;
+	}
+	if (state_msgs_put(job->state, r->f.id, r->rows, n_items, err) < 0)
+		goto out;
+	r->counts->copied += copied;
+	r->counts->bytes += bytes;
+	if (job->progress != NULL)
+		job->progress(job->progress_ctx, copied, bytes);
+	ret = 0;
+	goto out;
+nomem:
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+out:
+	spool_reset(job->spool);
+	free(set);
+	free(uids);
+	free(items);
+	free(of_item);
+	return ret;
+}
+
+static int copy_all(struct run *r, struct tr_error *err)
+{
+	const struct sync_limits *lim = r->job->limits;
+	size_t i = 0;
+
+	while (i < r->copy.n) {
+		size_t start = i;
+		uint64_t bytes = 0;
+
+		/* Bounded by bytes first: one big message is a batch of its own. */
+		do {
+			bytes += r->copy.v[i].size;
+			i++;
+		} while (i < r->copy.n && i - start < lim->batch_count &&
+			 bytes + r->copy.v[i].size <= lim->batch_bytes);
+		if (copy_batch(r, start, i, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool unchanged(const struct sync_folder_job *job, const struct state_folder *f)
+{
+	const struct imap_status *st = job->src_status;
+
+	return st != NULL && job->dst_exists && f->src_uidvalidity != 0 && f->unsettled == 0 &&
+	       st->uidvalidity == f->src_uidvalidity && st->uidnext == f->src_uidnext &&
+	       st->messages == f->src_messages && st->highestmodseq != 0 &&
+	       st->highestmodseq == f->src_modseq;
+}
+
+int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
+		struct tr_error *err)
+{
+	struct run r;
+	bool match;
+	int ret = -1;
+
+	memset(counts, 0, sizeof(*counts));
+	memset(&r, 0, sizeof(r));
+	r.job = job;
+	r.counts = counts;
+	if (state_folder_load(job->state, job->account_id, job->src_name, job->dst_name, &r.f,
+			      err) < 0)
+		return -1;
+	if (unchanged(job, &r.f)) {
+		counts->present = r.f.src_messages;
+		return 0;
+	}
+	if (imap_open_folder(job->src, job->src_raw, true, &r.S, err) < 0)
+		goto out;
+	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, err) < 0) {
+		/* Someone may have made it meanwhile; SELECT will tell. */
+		if (err->kind != TR_ERR_PROTOCOL)
+			goto out;
+		log_debug(job->ctx, "%s", err->msg);
+	}
+	if (imap_open_folder(job->dst, job->dst_raw, false, &r.D, err) < 0)
+		goto out;
+
+	if (r.f.src_uidvalidity != 0 && r.f.src_uidvalidity != r.S.uidvalidity) {
+		log_warn(job->ctx, "%s: the source folder's UIDVALIDITY changed (%u to %u): "
+			 "matching messages by fingerprint", job->src_name, r.f.src_uidvalidity,
+			 r.S.uidvalidity);
+		if (state_folder_reset(job->state, &r.f, err) < 0)
+			goto out;
+	} else if (r.f.dst_uidvalidity != 0 && r.f.dst_uidvalidity != r.D.uidvalidity) {
+		log_warn(job->ctx, "%s: the destination folder %s was recreated (UIDVALIDITY %u to "
+			 "%u): matching messages by fingerprint", job->src_name, job->dst_name,
+			 r.f.dst_uidvalidity, r.D.uidvalidity);
+		if (state_folder_reset(job->state, &r.f, err) < 0)
+			goto out;
+	}
+	match = r.f.src_uidvalidity == 0 && r.D.messages > 0;
+	if (state_msgs_load(job->state, r.f.id, &r.ledger, &r.n_ledger, err) < 0)
+		goto out;
+	if (settle_pending(&r, err) < 0)
+		goto out;
+	if ((match ? plan_match(&r, err) : plan_ledger(&r, err)) < 0)
+		goto out;
+	if (r.copy.n > 0)
+		log_debug(job->ctx, "%s: %zu message(s) to copy to %s", job->src_name, r.copy.n,
+			  job->dst_name);
+	if (copy_all(&r, err) < 0)
+		goto out;
+	r.f.src_uidvalidity = r.S.uidvalidity;
+	r.f.dst_uidvalidity = r.D.uidvalidity;
+	if (r.S.uidnext > r.f.src_uidnext)
+		r.f.src_uidnext = r.S.uidnext;
+	r.f.src_modseq = r.S.highestmodseq;
+	r.f.src_messages = r.S.messages;
+	if (state_folder_save(job->state, &r.f, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret < 0 && err->kind == TR_ERR_NONE)
+		tr_error_set(err, TR_ERR_LOCAL, "%s: failed", job->src_name);
+	state_msgs_free(r.ledger, r.n_ledger);
+	meta_vec_free(&r.copy);
+	free(r.flagq.v);
+	free(r.rows);
+	return ret;
+}

@@ -1,0 +1,44 @@
+#!/bin/bash
+# One account over verified TLS by IP: a full copy compared message by message
+# (content hash, flags, INTERNALDATE), a re-run that copies nothing, then new
+# mail and flag changes on the source picked up by a third run.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+it_init migrate
+. "$IT_LIBDIR/common.sh"
+it_pair -- SPECIAL_USE=yes
+
+it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" --tls-name "$IT_TLS_NAME" \
+    --user "$U" populate --seed 7 --profile standard >&2
+
+tr_migrate
+tr_expect_rc 0
+tr_expect_out 'copied, 0 already present, 0 failed'
+tr_compare --check-subscriptions
+[[ $(stat -c %a "$IT_DIR/state") == 700 ]] || it_fail "state directory is not private"
+[[ $(stat -c %a "$IT_DIR/state/state.db") == 600 ]] || it_fail "state database is not private"
+
+# Nothing changed: nothing copied, and the run says so.
+tr_migrate
+tr_expect_rc 0
+tr_expect_out ' 0 copied, [0-9]+ already present, 0 failed'
+tr_expect_out 'nothing new'
+tr_compare
+
+# Mail keeps arriving at the old server, and the user keeps reading it.
+src_tool() {
+    it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \
+        --tls-name "$IT_TLS_NAME" --user "$U" "$@"
+}
+src_tool append --folder INBOX --count 5 --seed 101 >&2
+src_tool append --folder "Località" --count 2 --seed 102 >&2
+src_tool setflags --folder INBOX --count 6 --seed 103 >&2
+src_tool setflags --folder "Archive/2023" --count 3 --seed 104 >&2
+tr_migrate
+tr_expect_rc 0
+tr_expect_out ' 7 copied'
+tr_expect_out 'flag updates'
+tr_compare
+
+tr_no_secret
+it_pass

@@ -1,0 +1,336 @@
+/* Units of the small core modules: flags, fingerprint, error
+ * classification, UID sets, spool, option parsing. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cli.h"
+#include "fingerprint.h"
+#include "flags.h"
+#include "imap.h"
+#include "spool.h"
+#include "sync.h"
+
+static void test_flags_canon(void **state)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "", "" },
+		{ NULL, "" },
+		{ "\\Seen", "\\Seen" },
+		{ "\\seen \\FLAGGED", "\\Seen \\Flagged" },
+		{ "\\Deleted \\Draft \\Flagged \\Answered \\Seen",
+		  "\\Seen \\Answered \\Flagged \\Draft \\Deleted" },
+		{ "\\Recent \\Seen", "\\Seen" },
+		{ "$Label1 NonJunk $Forwarded \\Seen", "\\Seen $Forwarded $Label1 NonJunk" },
+		{ "foo FOO Foo", "foo" },
+		{ "  \\Seen   $x  ", "\\Seen $x" },
+		{ "\\Unknown bad(kw ok", "ok" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *c = flags_canon(cases[i].in);
+
+		assert_non_null(c);
+		assert_string_equal(c, cases[i].out);
+		free(c);
+	}
+	assert_true(flags_equal("", NULL));
+	assert_false(flags_equal("\\Seen", ""));
+}
+
+static void fp_of(const char *hdr, uint32_t size, unsigned char out[FP_LEN])
+{
+	fp_compute(hdr, strlen(hdr), size, out);
+}
+
+static void test_fingerprint(void **state)
+{
+	unsigned char a[FP_LEN], b[FP_LEN];
+	char hex[FP_HEX_LEN + 1];
+
+	(void)state;
+	/* Line endings, folding, white space runs and name case do not matter. */
+	fp_of("Message-ID: <1@x>\r\nSubject: hello  world\r\n\r\n", 100, a);
+	fp_of("message-id: <1@x>\nSubject: hello\r\n world\n\n", 100, b);
+	assert_memory_equal(a, b, FP_LEN);
+	/* The size does. */
+	fp_of("Message-ID: <1@x>\r\nSubject: hello world\r\n\r\n", 101, b);
+	assert_memory_not_equal(a, b, FP_LEN);
+	/* The same Message-ID with another body (another MIME boundary). */
+	fp_of("Message-ID: <1@x>\r\nContent-Type: multipart/mixed; boundary=\"a\"\r\n", 100, a);
+	fp_of("Message-ID: <1@x>\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n", 100, b);
+	assert_memory_not_equal(a, b, FP_LEN);
+	/* No header fields at all: only the size. */
+	fp_compute("", 0, 5, a);
+	fp_compute("\r\n", 2, 5, b);
+	assert_memory_equal(a, b, FP_LEN);
+	/* Hex round trip. */
+	fp_to_hex(a, hex);
+	assert_int_equal(strlen(hex), FP_HEX_LEN);
+	assert_int_equal(fp_from_hex(hex, b), 0);
+	assert_memory_equal(a, b, FP_LEN);
+	assert_int_equal(fp_from_hex("xyz", b), -1);
+	assert_int_equal(fp_from_hex(NULL, b), -1);
+}
+
+static void test_classify(void **state)
+{
+	static const struct {
+		const char *code, *text;
+		enum tr_err_kind want;
+	} cases[] = {
+		{ "AUTHENTICATIONFAILED", "Authentication failed.", TR_ERR_AUTH },
+		{ "LIMIT", "Maximum number of connections from user+IP exceeded", TR_ERR_WAIT },
+		{ "UNAVAILABLE", "Try later", TR_ERR_WAIT },
+		{ "", "Maximum number of connections from user+IP exceeded", TR_ERR_WAIT },
+		{ "", "Too many connections for this user", TR_ERR_WAIT },
+		{ "", "Login failed", TR_ERR_AUTH },
+		{ "OVERQUOTA", "Quota exceeded", TR_ERR_MESSAGE },
+		{ "TOOBIG", "Message too large", TR_ERR_MESSAGE },
+		{ "PRIVACYREQUIRED", "TLS needed", TR_ERR_TLS },
+		{ "EXPIRED", "Password expired", TR_ERR_AUTH },
+		{ "", "Mailbox doesn't exist", TR_ERR_PROTOCOL },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum tr_err_kind dflt = strcmp(cases[i].text, "Login failed") == 0 ? TR_ERR_AUTH
+										   : TR_ERR_PROTOCOL;
+
+		assert_int_equal(imap_classify_no(cases[i].code, cases[i].text, dflt), cases[i].want);
+	}
+}
+
+static void test_uidset(void **state)
+{
+	static const uint32_t u1[] = { 1, 2, 3, 5, 7, 8, 10 };
+	static const uint32_t u2[] = { 42 };
+	char *s;
+
+	(void)state;
+	s = sync_uidset(u1, 7);
+	assert_string_equal(s, "1:3,5,7:8,10");
+	free(s);
+	s = sync_uidset(u2, 1);
+	assert_string_equal(s, "42");
+	free(s);
+	s = sync_uidset(NULL, 0);
+	assert_string_equal(s, "");
+	free(s);
+}
+
+static void test_spool(void **state)
+{
+	struct spool sp;
+	struct tr_error err;
+	char big[10000], out[10000];
+	const struct spool_msg *m;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	assert_int_equal(spool_init(&sp, NULL, 4096, &err), 0);
+	/* A small message stays in memory. */
+	spool_begin(&sp);
+	assert_int_equal(spool_write(&sp, "hello ", 6, &err), 0);
+	assert_int_equal(spool_write(&sp, "world", 5, &err), 0);
+	assert_int_equal(spool_end(&sp, 7, &err), 0);
+	/* A big one, written in chunks, moves to the file. */
+	spool_begin(&sp);
+	for (i = 0; i < sizeof(big); i += 1000)
+		assert_int_equal(spool_write(&sp, big + i, 1000, &err), 0);
+	assert_int_equal(spool_end(&sp, 9, &err), 0);
+	/* An empty body is still a message. */
+	assert_int_equal(spool_end(&sp, 11, &err), 0);
+
+	m = spool_find(&sp, 7);
+	assert_non_null(m);
+	assert_non_null(m->mem);
+	assert_int_equal(spool_read(&sp, m, 0, out, 11, &err), 0);
+	assert_memory_equal(out, "hello world", 11);
+	m = spool_find(&sp, 9);
+	assert_non_null(m);
+	assert_null(m->mem);
+	assert_int_equal(m->len, sizeof(big));
+	assert_int_equal(spool_read(&sp, m, 0, out, sizeof(big), &err), 0);
+	assert_memory_equal(out, big, sizeof(big));
+	assert_int_equal(spool_read(&sp, m, 9990, out, 10, &err), 0);
+	assert_memory_equal(out, big + 9990, 10);
+	assert_int_equal(spool_read(&sp, m, 9995, out, 10, &err), -1);
+	m = spool_find(&sp, 11);
+	assert_non_null(m);
+	assert_int_equal(m->len, 0);
+	assert_null(spool_find(&sp, 8));
+	/* An aborted message leaves nothing. */
+	spool_begin(&sp);
+	assert_int_equal(spool_write(&sp, "x", 1, &err), 0);
+	spool_abort(&sp);
+	assert_int_equal(sp.n, 3);
+	spool_reset(&sp);
+	assert_int_equal(sp.n, 0);
+	assert_null(spool_find(&sp, 7));
+	spool_free(&sp);
+}
+
+static void test_parse_server(void **state)
+{
+	static const struct { const char *in, *host; int port; } ok[] = {
+		{ "mail.example.com", "mail.example.com", 0 },
+		{ "mail.example.com:993", "mail.example.com", 993 },
+		{ "203.0.113.10:143", "203.0.113.10", 143 },
+		{ "[2001:db8::1]:993", "2001:db8::1", 993 },
+		{ "[::1]", "::1", 0 },
+		{ "2001:db8::1", "2001:db8::1", 0 },
+	};
+	static const char *const bad[] = { "", ":993", "host:", "host:0", "host:65536",
+					   "host:99x", "[::1", "[::1]x" };
+	struct cli_server s;
+	struct tr_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(cli_parse_server(ok[i].in, &s, &err), 0);
+		assert_string_equal(s.host, ok[i].host);
+		assert_int_equal(s.port, ok[i].port);
+		free(s.host);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(cli_parse_server(bad[i], &s, &err), -1);
+		assert_int_equal(err.kind, TR_ERR_USAGE);
+		free(s.host);
+	}
+}
+
+static int parse(struct cli_opts *o, struct tr_error *err, ...)
+{
+	char *argv[64];
+	int argc = 0, r;
+	va_list ap;
+	const char *a;
+
+	argv[argc++] = (char *)"migrate";
+	va_start(ap, err);
+	while ((a = va_arg(ap, const char *)) != NULL)
+		argv[argc++] = strdup(a);
+	va_end(ap);
+	argv[argc] = NULL;
+	r = cli_parse_migrate(argc, argv, o, err);
+	for (int i = 1; i < argc; i++)
+		free(argv[i]);
+	return r;
+}
+
+static void test_parse_migrate(void **state)
+{
+	struct cli_opts o;
+	struct tr_error err;
+
+	(void)state;
+	/* Ports follow TLS modes and back. */
+	assert_int_equal(parse(&o, &err, "--src", "203.0.113.10", "--src-tls-name", "imap.old.example",
+			       "--dst", "mail.new.example:143", "--user", "mario.rossi@azienda.it",
+			       "--state", "/tmp/x", NULL), 0);
+	assert_string_equal(o.src.host, "203.0.113.10");
+	assert_int_equal(o.src.port, 993);
+	assert_int_equal(o.src.tls, TLS_MODE_IMPLICIT);
+	assert_string_equal(o.src.tls_name, "imap.old.example");
+	assert_int_equal(o.dst.port, 143);
+	assert_int_equal(o.dst.tls, TLS_MODE_STARTTLS);
+	assert_string_equal(o.src_user, "mario.rossi@azienda.it");
+	assert_string_equal(o.dst_user, "mario.rossi@azienda.it");
+	assert_int_equal(o.src_max_per_account, 4);
+	cli_opts_free(&o);
+
+	assert_int_equal(parse(&o, &err, "--src", "a", "--src-tls", "starttls", "--dst", "b:10993",
+			       "--dst-tls", "implicit", "--user", "u@x", "--src-user", "olduser",
+			       "--folder", "INBOX", "--folder", "Archive*", "--exclude", "Trash",
+			       "--map", "Posta inviata=Sent", "--keep-names", "--state", "/tmp/x",
+			       "--src-max-per-account", "2", NULL), 0);
+	assert_int_equal(o.src.port, 143);
+	assert_int_equal(o.dst.port, 10993);
+	assert_int_equal(o.dst.tls, TLS_MODE_IMPLICIT);
+	assert_string_equal(o.src_user, "olduser");
+	assert_string_equal(o.dst_user, "u@x");
+	assert_int_equal(o.n_folders, 2);
+	assert_int_equal(o.n_excludes, 1);
+	assert_int_equal(o.n_maps, 1);
+	assert_string_equal(o.maps[0].from, "Posta inviata");
+	assert_string_equal(o.maps[0].to, "Sent");
+	assert_true(o.keep_names);
+	assert_int_equal(o.src_max_per_account, 2);
+	cli_opts_free(&o);
+
+	/* Plaintext to a remote host needs a second, explicit option. */
+	assert_int_equal(parse(&o, &err, "--src", "203.0.113.10", "--src-tls", "none", "--dst", "b",
+			       "--user", "u@x", "--state", "/tmp/x", NULL), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "203.0.113.10", "--src-tls", "none",
+			       "--allow-plaintext", "--dst", "b", "--user", "u@x", "--state", "/tmp/x",
+			       NULL), 0);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "127.0.0.1:11143", "--src-tls", "none", "--dst",
+			       "b", "--user", "u@x", "--state", "/tmp/x", NULL), 0);
+	cli_opts_free(&o);
+
+	/* Never a password on the command line. */
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u@x",
+			       "--password", "s3cret", NULL), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_null(strstr(err.msg, "s3cret"));
+	cli_opts_free(&o);
+
+	/* Required options and bad values. */
+	assert_int_equal(parse(&o, &err, "--dst", "b", "--user", "u@x", NULL), -1);
+	assert_non_null(strstr(err.msg, "--src"));
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", NULL), -1);
+	assert_non_null(strstr(err.msg, "--user"));
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--src-tls",
+			       "maybe", NULL), -1);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--map", "x",
+			       NULL), -1);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--timeout",
+			       "-3", NULL), -1);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--bogus",
+			       NULL), -1);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u",
+			       "--dst-admin-password-file", "f", NULL), -1);
+	cli_opts_free(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_flags_canon),
+		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_uidset),
+		cmocka_unit_test(test_spool),
+		cmocka_unit_test(test_parse_server),
+		cmocka_unit_test(test_parse_migrate),
+	};
+
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
