@@ -68,6 +68,7 @@ static const char usage_text[] =
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 4)\n"
+	"  --batch-count N                        messages per batch (default 100)\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"
 	"Exit status: 0 all copied, 1 some messages or folders failed, 2 usage, 3 login\n"
@@ -216,7 +217,7 @@ enum {
 	OPT_SRC_PW_FILE, OPT_DST_PW_FILE, OPT_DST_ADMIN, OPT_DST_ADMIN_PW_FILE, OPT_DST_ADMIN_SEP,
 	OPT_STATE, OPT_FOLDER, OPT_EXCLUDE, OPT_MAP, OPT_KEEP_NAMES, OPT_NO_SUBS,
 	OPT_SRC_MAX, OPT_DST_MAX, OPT_TIMEOUT, OPT_RETRIES, OPT_BATCH, OPT_DEBUG, OPT_NO_PROGRESS,
-	OPT_SPOOL_DIR, OPT_PASSWORD_ON_CLI,
+	OPT_SPOOL_DIR, OPT_PASSWORD_ON_CLI, OPT_BATCH_COUNT,
 };
 
 static const struct option migrate_options[] = {
@@ -248,6 +249,7 @@ static const struct option migrate_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "retries", required_argument, NULL, OPT_RETRIES },
 	{ "batch-size", required_argument, NULL, OPT_BATCH },
+	{ "batch-count", required_argument, NULL, OPT_BATCH_COUNT },
 	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -331,6 +333,10 @@ int cli_parse_migrate(int argc, char **argv, struct cli_opts *o, struct tr_error
 		case OPT_BATCH:
 			r = parse_int("--batch-size", optarg, 1, 1024, &v, err);
 			o->batch_bytes = (uint64_t)v << 20;
+			break;
+		case OPT_BATCH_COUNT:
+			r = parse_int("--batch-count", optarg, 1, 250, &v, err);
+			o->batch_count = (uint32_t)v;
 			break;
 		case OPT_SPOOL_DIR: r = set_str(&o->spool_dir, optarg, err); break;
 		case 'q': o->verbosity = -1; break;

@@ -49,6 +49,8 @@
 #       MASTER=admin:pw   master passdb (master = yes, pass = yes) and
 #                         auth_master_user_separator = *: LOGIN "user*admin" pw, or SASL
 #                         PLAIN with authzid=user authcid=admin
+#       LAYOUT=fs         Maildir with the "fs" layout: folder names may contain '.'
+#                         (the default Maildir++ layout refuses them)
 #       AUTH_DELAY=yes    keep Dovecot's delay after a failed login (2 s, growing to 15 s
 #                         per further failure from 127.0.0.1).  Default no:
 #                         auth_failure_delay = 0 and the auth penalty switched off, so
@@ -359,7 +361,7 @@ it_dovecot_start() {
     it_dovecot_running "$side" && it_fail "$side: already running"
 
     local users="user1@example.test:pw1" max_conn=20 ns=default special_use=no cert=mail
-    local quota_mb="" max_msg_kb="" master="" auth_delay=no arg
+    local quota_mb="" max_msg_kb="" master="" auth_delay=no layout="" arg
     for arg in "$@"; do
         case $arg in
         USERS=*) users=${arg#USERS=} ;;
@@ -371,6 +373,7 @@ it_dovecot_start() {
         MAX_MSG_KB=*) max_msg_kb=${arg#MAX_MSG_KB=} ;;
         MASTER=*) master=${arg#MASTER=} ;;
         AUTH_DELAY=*) auth_delay=${arg#AUTH_DELAY=} ;;
+        LAYOUT=*) layout=${arg#LAYOUT=} ;;
         *) it_fail "it_dovecot_start $side: unknown option '$arg'" ;;
         esac
     done
@@ -425,7 +428,7 @@ it_dovecot_start() {
     sport=$(_it_alloc_port)
     printf '%s %s\n' "$port" "$sport" >"$d/ports"
     _it_write_conf "$side" "$port" "$sport" "$max_conn" "$ns" "$special_use" "$cert" \
-        "$quota_mb" "$max_msg_kb" "$master" "$auth_delay" >"$(_it_conf "$side")"
+        "$quota_mb" "$max_msg_kb" "$master" "$auth_delay" "$layout" >"$(_it_conf "$side")"
 
     var=$(_it_var "$side")
     printf -v "${var}_IMAP_PORT" '%s' "$port"
@@ -441,7 +444,7 @@ it_dovecot_start() {
 # Writes the dovecot.conf of one instance to stdout.
 _it_write_conf() {
     local side=$1 port=$2 sport=$3 max_conn=$4 ns=$5 special_use=$6 cert=$7
-    local quota_mb=$8 max_msg_kb=$9 master=${10} auth_delay=${11}
+    local quota_mb=$8 max_msg_kb=$9 master=${10} auth_delay=${11} layout=${12}
     local d=$IT_DIR/$side mb quota=no
     [[ -n $quota_mb || -n $max_msg_kb ]] && quota=yes
 
@@ -495,7 +498,7 @@ EOF
     fi
     cat <<EOF
 
-mail_location = maildir:~/Maildir
+mail_location = maildir:~/Maildir${layout:+:LAYOUT=$layout}
 # test data is throwaway: skip fsync for speed
 mail_fsync = never
 EOF
