@@ -341,7 +341,8 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 	free(names);
 	for (i = 0; i < a->plan.n; i++)
 		a->have_status[i] = a->status[i].uidvalidity != 0;
-	qsort_r(a->order, a->plan.n, sizeof(*a->order), cmp_desc_messages, a);
+	if (a->plan.n > 1)
+		qsort_r(a->order, a->plan.n, sizeof(*a->order), cmp_desc_messages, a);
 	if (o->progress != NULL)
 		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
 	return 0;

@@ -213,6 +213,17 @@ static void read_caps(struct imap_session *s)
 	}
 }
 
+/* CAPABILITY: libetpan keeps the list in the session and hands us a copy to free. */
+static int ask_caps(struct imap_session *s)
+{
+	struct mailimap_capability_data *copy = NULL;
+	int r = mailimap_capability(s->imap, &copy);
+
+	if (copy != NULL)
+		mailimap_capability_data_free(copy);
+	return r;
+}
+
 static struct mailimap_capability_data *cur_caps(struct imap_session *s)
 {
 	return s->imap->imap_connection_info != NULL ? s->imap->imap_connection_info->imap_capability
@@ -226,7 +237,7 @@ static int do_starttls(struct imap_session *s, const char *name, struct tr_error
 	mailstream_low *plain, *secure;
 	int r, fd;
 
-	if (cur_caps(s) == NULL && (r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL})) != MAILIMAP_NO_ERROR)
+	if (cur_caps(s) == NULL && (r = ask_caps(s)) != MAILIMAP_NO_ERROR)
 		return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
 	if (!has_cap(s, "STARTTLS")) {
 		tr_error_set(err, TR_ERR_TLS,
@@ -249,7 +260,7 @@ static int do_starttls(struct imap_session *s, const char *name, struct tr_error
 	mailstream_low_free(plain);
 	mailstream_set_low(s->imap->imap_stream, secure);
 	/* What the server said before TLS could have been forged: ask again. */
-	r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+	r = ask_caps(s);
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(s, r, "CAPABILITY after STARTTLS", TR_ERR_PROTOCOL, err);
 	return 0;
@@ -264,7 +275,7 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 	int r;
 
 	if (cur_caps(s) == NULL) {
-		r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+		r = ask_caps(s);
 		if (r != MAILIMAP_NO_ERROR)
 			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
 	}
@@ -321,7 +332,7 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 		return -1;
 	}
 	if (cur_caps(s) == before) {
-		r = mailimap_capability(s->imap, &(struct mailimap_capability_data *){NULL});
+		r = ask_caps(s);
 		if (r != MAILIMAP_NO_ERROR)
 			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
 	}

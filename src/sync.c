@@ -245,7 +245,8 @@ static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
 	return 0;
 }
 
@@ -285,7 +286,8 @@ static int settle_pending(struct run *r, struct tr_error *err)
 	for (i = 0; i < r->n_ledger; i++)
 		if (r->ledger[i].state == MSG_DONE && r->ledger[i].dst_uid != 0)
 			claimed[n_claimed++] = r->ledger[i].dst_uid;
-	qsort(claimed, n_claimed, sizeof(*claimed), cmp_u32);
+	if (n_claimed > 1)
+		qsort(claimed, n_claimed, sizeof(*claimed), cmp_u32);
 	for (i = 0; i < dst.n; i++)
 		if (bsearch(&dst.v[i].uid, claimed, n_claimed, sizeof(*claimed), cmp_u32) != NULL)
 			dst.v[i].used = true;
@@ -357,7 +359,8 @@ static int plan_match(struct run *r, struct tr_error *err)
 	if (fetch_meta(job->src, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0 ||
 	    fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
 		goto out;
-	qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_fp);
+	if (dst.n > 1)
+		qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_fp);
 	if (rows_reserve(r, src.n + 1, err) < 0)
 		goto out;
 	for (i = 0; i < src.n; i++) {
@@ -521,7 +524,8 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 		if (copy_add(r, &fresh.v[i]) < 0)
 			goto nomem;
 	}
-	qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
+	if (r->copy.n > 1)
+		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
 	if (fresh.n > 0 && fresh.v[fresh.n - 1].uid + 1 > r->f.src_uidnext)
 		r->f.src_uidnext = fresh.v[fresh.n - 1].uid + 1;
 	if (r->S.messages > r->copy.n)
