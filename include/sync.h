@@ -74,6 +74,14 @@ struct sync_folder_job {
 int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 		struct tr_error *err);
 
+/* Does the folder need no work at all?  True when its STATUS (st, read
+ * just now) is what the state saved after the last complete sync and
+ * HIGHESTMODSEQ says no flag changed.  Returns 1 (and *present) when
+ * unchanged, 0 when work is needed, -1 on a state error. */
+int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
+			  const char *dst_name, const struct imap_status *st, bool dst_exists,
+			  uint32_t *present, struct tr_error *err);
+
 /* "3,5:9,12" for sorted UIDs; the caller frees. */
 char *sync_uidset(const uint32_t *uids, size_t n);
 

@@ -29,7 +29,8 @@ struct acct {
 	bool *have_status;
 
 	pthread_mutex_t lock;
-	size_t *order;                /* plan indexes, biggest first */
+	size_t *order;                /* plan indexes of folders with work, biggest first */
+	size_t n_work;
 	size_t next;
 	size_t *returned;             /* folders a worker gave back */
 	size_t n_returned;
@@ -131,7 +132,7 @@ static long take_folder(struct acct *a)
 	if (!a->abort) {
 		if (a->n_returned > 0)
 			i = (long)a->returned[--a->n_returned];
-		else if (a->next < a->plan.n)
+		else if (a->next < a->n_work)
 			i = (long)a->order[a->next++];
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -288,16 +289,13 @@ static int cmp_desc_messages(const void *x, const void *y, void *ctx)
 	return i < j ? -1 : i > j;
 }
 
-static int prepare(struct acct *a, struct imap_session *src, struct imap_session *dst,
-		   struct tr_error *err)
+static int prepare(struct acct *a, struct imap_session *src, struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
 	struct account_result *res = a->res;
 	const char **names;
 	size_t i;
 
-	if (imap_list_folders(src, &a->src_l, err) < 0 || imap_list_folders(dst, &a->dst_l, err) < 0)
-		return -1;
 	if (folder_plan_make(&a->src_l, &a->dst_l, o->map, &a->plan, err) < 0)
 		return -1;
 	res->n_folders = a->plan.n;
@@ -331,7 +329,6 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 			log_info(o->label, "folder \"%s\" goes to \"%s\" (%s)", fr->src_name,
 				 fr->dst_name, pe->why != NULL ? pe->why : "renamed");
 		names[i] = sf->raw;
-		a->order[i] = i;
 	}
 	/* One round trip tells which folders changed since the last run. */
 	if (imap_status_many(src, names, a->plan.n, a->status, err) < 0) {
@@ -339,10 +336,30 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 		return -1;
 	}
 	free(names);
-	for (i = 0; i < a->plan.n; i++)
+	/* Folders whose STATUS matches the state need no session at all. */
+	a->n_work = 0;
+	for (i = 0; i < a->plan.n; i++) {
+		const struct folder_plan_entry *pe = &a->plan.v[i];
+		uint32_t present = 0;
+		int u;
+
 		a->have_status[i] = a->status[i].uidvalidity != 0;
-	if (a->plan.n > 1)
-		qsort_r(a->order, a->plan.n, sizeof(*a->order), cmp_desc_messages, a);
+		u = sync_folder_unchanged(o->state, a->account_id, res->folders[i].src_name,
+					  pe->dst_name, a->have_status[i] ? &a->status[i] : NULL,
+					  pe->dst_exists, &present, err);
+		if (u < 0)
+			return -1;
+		if (u > 0) {
+			res->folders[i].counts.present = present;
+			if (o->progress != NULL)
+				atomic_fetch_add(&o->progress->folders_done, 1);
+			continue;
+		}
+		a->order[a->n_work++] = i;
+	}
+	if (a->n_work > 1)
+		qsort_r(a->order, a->n_work, sizeof(*a->order), cmp_desc_messages, a);
+	log_info(o->label, "%zu of %zu folder(s) changed since the last run", a->n_work, a->plan.n);
 	if (o->progress != NULL)
 		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
 	return 0;
@@ -367,6 +384,53 @@ static void copy_subscriptions(struct acct *a, struct imap_session *dst)
 				return;
 		}
 	}
+}
+
+/* The first session of one side, and its folder list. */
+struct opener {
+	struct acct *a;
+	bool src;
+	unsigned int seed;
+	struct imap_session *s;
+	struct tr_error err;
+	int r;
+};
+
+static void *opener_main(void *arg)
+{
+	struct opener *op = arg;
+	struct folder_list *l = op->src ? &op->a->src_l : &op->a->dst_l;
+
+	tr_error_clear(&op->err);
+	op->r = open_session(op->a, op->src, false, &op->seed, &op->s, &op->err);
+	if (op->r == 0) {
+		folder_list_free(l);
+		op->r = imap_list_folders(op->s, l, &op->err);
+	}
+	return NULL;
+}
+
+/* Log in and list on both servers at the same time: the round trips of
+ * the two sides overlap. */
+static int open_both(struct acct *a, unsigned int *seed, struct imap_session **src,
+		     struct imap_session **dst, struct tr_error *err)
+{
+	struct opener so = { .a = a, .src = true, .seed = *seed };
+	struct opener d = { .a = a, .src = false, .seed = *seed + 1 };
+	pthread_t t;
+	bool threaded = pthread_create(&t, NULL, opener_main, &d) == 0;
+
+	opener_main(&so);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		opener_main(&d);
+	*src = so.s;
+	*dst = d.s;
+	if (so.r == 0 && d.r == 0)
+		return 0;
+	*err = so.r < 0 ? so.err : d.err;
+	return -1;
 }
 
 static void account_key(const struct account_opts *o, char *buf, size_t len)
@@ -398,8 +462,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	account_key(o, key, sizeof(key));
 	if (state_account(o->state, key, &a.account_id, &err) < 0)
 		goto failed;
-	if (open_session(&a, true, false, &seed, &src, &err) < 0 ||
-	    open_session(&a, false, false, &seed, &dst, &err) < 0)
+	if (open_both(&a, &seed, &src, &dst, &err) < 0)
 		goto failed;
 	{
 		char t1[96], t2[96];
@@ -408,10 +471,11 @@ int account_run(const struct account_opts *o, struct account_result *res)
 			 imap_transport(src, t1, sizeof(t1)), imap_where(dst),
 			 imap_transport(dst, t2, sizeof(t2)));
 	}
-	if (prepare(&a, src, dst, &err) < 0)
+	if (prepare(&a, src, &err) < 0)
 		goto failed;
 
-	n_workers = a.plan.n < (size_t)o->max_sessions ? a.plan.n : (size_t)o->max_sessions;
+	/* One worker per folder with work, up to the session cap. */
+	n_workers = a.n_work < (size_t)o->max_sessions ? a.n_work : (size_t)o->max_sessions;
 	if (n_workers < 1)
 		n_workers = 1;
 	workers = calloc(n_workers, sizeof(*workers));
@@ -467,7 +531,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 		goto failed;
 	}
 	/* A folder never handed out (all workers stopped on limits) is not done. */
-	if (a.next < a.plan.n || a.n_returned > 0) {
+	if (a.next < a.n_work || a.n_returned > 0) {
 		tr_error_set(&err, TR_ERR_WAIT, "the servers refused the sessions needed to finish");
 		goto failed;
 	}

@@ -230,6 +230,71 @@ static struct mailimap_capability_data *cur_caps(struct imap_session *s)
 						     : NULL;
 }
 
+/* ---- raw commands -------------------------------------------------------- */
+
+static int raw_write(struct imap_session *s, const void *data, size_t len)
+{
+	return mailstream_write(s->imap->imap_stream, data, len) < 0 ? -1 : 0;
+}
+
+static int raw_puts(struct imap_session *s, const char *str)
+{
+	return raw_write(s, str, strlen(str));
+}
+
+/* Write str as an IMAP quoted string. */
+static int raw_quoted(struct imap_session *s, const char *str)
+{
+	char buf[1024];
+	size_t n = 0;
+
+	buf[n++] = '"';
+	for (; *str != '\0'; str++) {
+		if (n + 3 >= sizeof(buf)) {
+			if (raw_write(s, buf, n) < 0)
+				return -1;
+			n = 0;
+		}
+		if (*str == '"' || *str == '\\')
+			buf[n++] = '\\';
+		buf[n++] = *str;
+	}
+	buf[n++] = '"';
+	return raw_write(s, buf, n);
+}
+
+/* Parse one complete response to the current tag, whose first line is
+ * already in libetpan's buffer.  *resp_r (if not NULL) receives the
+ * response, to be freed with mailimap_response_free; else it is freed
+ * here.  Returns a libetpan code; a tagged NO is
+ * MAILIMAP_ERROR_CUSTOM_COMMAND. */
+static int raw_parse(struct imap_session *s, struct mailimap_response **resp_r)
+{
+	struct mailimap_response *resp;
+	int r, type;
+
+	r = mailimap_parse_response(s->imap, &resp);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	if (resp_r != NULL)
+		*resp_r = resp;
+	else
+		mailimap_response_free(resp);
+	return type == MAILIMAP_RESP_COND_STATE_OK ? MAILIMAP_NO_ERROR
+						   : MAILIMAP_ERROR_CUSTOM_COMMAND;
+}
+
+/* Flush (if asked), read and parse the response to the current tag. */
+static int raw_finish(struct imap_session *s, bool flush, struct mailimap_response **resp_r)
+{
+	if (flush && mailstream_flush(s->imap->imap_stream) < 0)
+		return MAILIMAP_ERROR_STREAM;
+	if (mailimap_read_line(s->imap) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	return raw_parse(s, resp_r);
+}
+
 /* ---- open / close ---------------------------------------------------- */
 
 static int do_starttls(struct imap_session *s, const char *name, struct tr_error *err)
@@ -427,9 +492,12 @@ void imap_close(struct imap_session *s)
 	if (s == NULL)
 		return;
 	if (s->imap != NULL) {
-		if (!s->broken && s->imap->imap_stream != NULL) {
+		if (!s->broken && s->imap->imap_stream != NULL &&
+		    mailimap_send_current_tag(s->imap) == MAILIMAP_NO_ERROR) {
+			/* Say goodbye, but do not wait a round trip for the answer. */
 			tls_low_set_timeout(mailstream_get_low(s->imap->imap_stream), LOGOUT_TIMEOUT_S);
-			mailimap_logout(s->imap);
+			if (raw_puts(s, "LOGOUT\r\n") == 0)
+				mailstream_flush(s->imap->imap_stream);
 		}
 		/* mailimap_free would send LOGOUT again and wait on a dead peer. */
 		if (s->imap->imap_stream != NULL) {
@@ -439,71 +507,6 @@ void imap_close(struct imap_session *s)
 		mailimap_free(s->imap);
 	}
 	free(s);
-}
-
-/* ---- raw commands -------------------------------------------------------- */
-
-static int raw_write(struct imap_session *s, const void *data, size_t len)
-{
-	return mailstream_write(s->imap->imap_stream, data, len) < 0 ? -1 : 0;
-}
-
-static int raw_puts(struct imap_session *s, const char *str)
-{
-	return raw_write(s, str, strlen(str));
-}
-
-/* Write str as an IMAP quoted string. */
-static int raw_quoted(struct imap_session *s, const char *str)
-{
-	char buf[1024];
-	size_t n = 0;
-
-	buf[n++] = '"';
-	for (; *str != '\0'; str++) {
-		if (n + 3 >= sizeof(buf)) {
-			if (raw_write(s, buf, n) < 0)
-				return -1;
-			n = 0;
-		}
-		if (*str == '"' || *str == '\\')
-			buf[n++] = '\\';
-		buf[n++] = *str;
-	}
-	buf[n++] = '"';
-	return raw_write(s, buf, n);
-}
-
-/* Parse one complete response to the current tag, whose first line is
- * already in libetpan's buffer.  *resp_r (if not NULL) receives the
- * response, to be freed with mailimap_response_free; else it is freed
- * here.  Returns a libetpan code; a tagged NO is
- * MAILIMAP_ERROR_CUSTOM_COMMAND. */
-static int raw_parse(struct imap_session *s, struct mailimap_response **resp_r)
-{
-	struct mailimap_response *resp;
-	int r, type;
-
-	r = mailimap_parse_response(s->imap, &resp);
-	if (r != MAILIMAP_NO_ERROR)
-		return r;
-	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
-	if (resp_r != NULL)
-		*resp_r = resp;
-	else
-		mailimap_response_free(resp);
-	return type == MAILIMAP_RESP_COND_STATE_OK ? MAILIMAP_NO_ERROR
-						   : MAILIMAP_ERROR_CUSTOM_COMMAND;
-}
-
-/* Flush (if asked), read and parse the response to the current tag. */
-static int raw_finish(struct imap_session *s, bool flush, struct mailimap_response **resp_r)
-{
-	if (flush && mailstream_flush(s->imap->imap_stream) < 0)
-		return MAILIMAP_ERROR_STREAM;
-	if (mailimap_read_line(s->imap) == NULL)
-		return MAILIMAP_ERROR_STREAM;
-	return raw_parse(s, resp_r);
 }
 
 /* ---- folders ------------------------------------------------------------- */
@@ -537,82 +540,119 @@ static void list_entry_flags(struct mailimap_mailbox_list *mb, enum folder_role 
 	}
 }
 
-static int read_namespace(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+/* The personal namespace from the NAMESPACE response just parsed. */
+static int take_namespace(struct imap_session *s, struct folder_list *l)
 {
-	struct mailimap_namespace_data *ns = NULL;
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
 	const char *prefix = "";
 	char delim = 0;
-	int r;
+	clistiter *it;
 
-	if (!s->caps.namespace_)
-		return 0;
-	r = mailimap_namespace(s->imap, &ns);
-	if (r != MAILIMAP_NO_ERROR)
-		return fail(s, r, "NAMESPACE", TR_ERR_PROTOCOL, err);
-	if (ns != NULL && ns->ns_personal != NULL) {
-		clistiter *it = clist_begin(ns->ns_personal->ns_data_list);
+	for (it = ri != NULL ? clist_begin(ri->rsp_extension_list) : NULL; it != NULL;
+	     it = clist_next(it)) {
+		struct mailimap_extension_data *ed = clist_content(it);
+		struct mailimap_namespace_data *ns;
+		clistiter *jt;
 
-		if (it != NULL) {
-			struct mailimap_namespace_info *ni = clist_content(it);
+		if (ed->ext_extension->ext_id != MAILIMAP_EXTENSION_NAMESPACE || ed->ext_data == NULL)
+			continue;
+		ns = ed->ext_data;
+		if (ns->ns_personal == NULL)
+			break;
+		jt = clist_begin(ns->ns_personal->ns_data_list);
+		if (jt != NULL) {
+			struct mailimap_namespace_info *ni = clist_content(jt);
 
 			prefix = ni->ns_prefix != NULL ? ni->ns_prefix : "";
 			delim = ni->ns_delimiter;
 		}
+		break;
 	}
-	r = folder_list_set_namespace(l, prefix, delim);
-	mailimap_namespace_data_free(ns);
-	if (r < 0) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		return -1;
-	}
-	return 0;
+	return folder_list_set_namespace(l, prefix, delim);
 }
 
-int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+/* LIST (or LSUB) entries of the response just parsed into l. */
+static int take_list(struct imap_session *s, struct folder_list *l, bool lsub)
 {
-	clist *list = NULL;
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
 	clistiter *it;
-	int r;
 
-	folder_list_init(l);
-	if (read_namespace(s, l, err) < 0)
-		return -1;
-	r = mailimap_list(s->imap, "", "*", &list);
-	if (r != MAILIMAP_NO_ERROR) {
-		fail(s, r, "LIST", TR_ERR_PROTOCOL, err);
-		return -1;
-	}
-	for (it = clist_begin(list); it != NULL; it = clist_next(it)) {
+	if (ri == NULL)
+		return 0;
+	for (it = clist_begin(lsub ? ri->rsp_mailbox_lsub : ri->rsp_mailbox_list); it != NULL;
+	     it = clist_next(it)) {
 		struct mailimap_mailbox_list *mb = clist_content(it);
 		enum folder_role role;
 		bool noselect, subscribed;
 
 		if (mb->mb_name == NULL)
 			continue;
+		if (lsub) {
+			folder_list_subscribe(l, mb->mb_name);
+			continue;
+		}
 		list_entry_flags(mb, &role, &noselect, &subscribed);
-		if (l->delim == 0 && mb->mb_delimiter != 0 && l->prefix != NULL && l->prefix[0] == '\0')
-			folder_list_set_namespace(l, "", mb->mb_delimiter);
-		if (folder_list_add(l, mb->mb_name, mb->mb_delimiter, role, noselect) < 0) {
-			mailimap_list_result_free(list);
+		if (l->delim == 0 && mb->mb_delimiter != 0 && l->prefix != NULL && l->prefix[0] == '\0' &&
+		    folder_list_set_namespace(l, "", mb->mb_delimiter) < 0)
+			return -1;
+		if (folder_list_add(l, mb->mb_name, mb->mb_delimiter, role, noselect) < 0)
+			return -1;
+		if (subscribed)
+			folder_list_subscribe(l, mb->mb_name);
+	}
+	return 0;
+}
+
+int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+{
+	/* NAMESPACE, LIST and the subscriptions in one round trip: with
+	 * LIST-EXTENDED the subscriptions and special-use attributes come with
+	 * the LIST; without it an LSUB follows in the same flight. */
+	enum { C_NAMESPACE, C_LIST, C_LSUB, C_N };
+	static const char *const what[C_N] = { "NAMESPACE", "LIST", "LSUB" };
+	bool send[C_N] = { s->caps.namespace_, true, !s->caps.list_extended };
+	int tag[C_N] = { 0 }, r, last = s->imap->imap_tag, c;
+
+	folder_list_init(l);
+	for (c = 0; c < C_N; c++) {
+		if (!send[c])
+			continue;
+		r = mailimap_send_current_tag(s->imap);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, what[c], TR_ERR_PROTOCOL, err);
+		tag[c] = last = s->imap->imap_tag;
+		if (c == C_NAMESPACE)
+			r = raw_puts(s, "NAMESPACE\r\n");
+		else if (c == C_LSUB)
+			r = raw_puts(s, "LSUB \"\" \"*\"\r\n");
+		else if (s->caps.list_extended)
+			r = raw_puts(s, s->caps.special_use ?
+				     "LIST \"\" \"*\" RETURN (SUBSCRIBED SPECIAL-USE)\r\n" :
+				     "LIST \"\" \"*\" RETURN (SUBSCRIBED)\r\n");
+		else
+			r = raw_puts(s, "LIST \"\" \"*\"\r\n");
+		if (r < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, what[c], TR_ERR_PROTOCOL, err);
+	}
+	if (mailstream_flush(s->imap->imap_stream) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, "LIST", TR_ERR_PROTOCOL, err);
+	for (c = 0; c < C_N; c++) {
+		if (!send[c])
+			continue;
+		s->imap->imap_tag = tag[c];
+		r = raw_finish(s, false, NULL);
+		if (r != MAILIMAP_NO_ERROR) {
+			/* The remaining replies are still on the wire. */
+			s->broken = true;
+			s->imap->imap_tag = last;
+			return fail(s, r, what[c], TR_ERR_PROTOCOL, err);
+		}
+		if ((c == C_NAMESPACE ? take_namespace(s, l) : take_list(s, l, c == C_LSUB)) < 0) {
+			s->imap->imap_tag = last;
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;
 		}
 	}
-	mailimap_list_result_free(list);
-
-	list = NULL;
-	r = mailimap_lsub(s->imap, "", "*", &list);
-	if (r != MAILIMAP_NO_ERROR) {
-		fail(s, r, "LSUB", TR_ERR_PROTOCOL, err);
-		return -1;
-	}
-	for (it = clist_begin(list); it != NULL; it = clist_next(it)) {
-		struct mailimap_mailbox_list *mb = clist_content(it);
-
-		if (mb->mb_name != NULL)
-			folder_list_subscribe(l, mb->mb_name);
-	}
-	mailimap_list_result_free(list);
 	return 0;
 }
 
@@ -630,15 +670,16 @@ static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_sta
 		case MAILIMAP_STATUS_ATT_MESSAGES: st->messages = si->st_value; break;
 		case MAILIMAP_STATUS_ATT_UIDNEXT: st->uidnext = si->st_value; break;
 		case MAILIMAP_STATUS_ATT_UIDVALIDITY: st->uidvalidity = si->st_value; break;
-		case MAILIMAP_STATUS_ATT_HIGHESTMODSEQ:
+		default:
+			/* libetpan files HIGHESTMODSEQ (64 bits) as extension data. */
 			if (si->st_ext_data != NULL &&
-			    si->st_ext_data->ext_extension == &mailimap_extension_condstore) {
+			    si->st_ext_data->ext_extension == &mailimap_extension_condstore &&
+			    si->st_ext_data->ext_type == MAILIMAP_CONDSTORE_TYPE_STATUS_INFO &&
+			    si->st_ext_data->ext_data != NULL) {
 				struct mailimap_condstore_status_info *ci = si->st_ext_data->ext_data;
 
 				st->highestmodseq = ci->cs_highestmodseq_value;
 			}
-			break;
-		default:
 			break;
 		}
 	}

@@ -698,14 +698,33 @@ static int copy_all(struct run *r, struct tr_error *err)
 	return 0;
 }
 
-static bool unchanged(const struct sync_folder_job *job, const struct state_folder *f)
+static bool unchanged(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
 {
-	const struct imap_status *st = job->src_status;
-
-	return st != NULL && job->dst_exists && f->src_uidvalidity != 0 && f->unsettled == 0 &&
+	/* Without HIGHESTMODSEQ a flag change is invisible in STATUS: never skip. */
+	return st != NULL && dst_exists && f->src_uidvalidity != 0 && f->unsettled == 0 &&
 	       st->uidvalidity == f->src_uidvalidity && st->uidnext == f->src_uidnext &&
 	       st->messages == f->src_messages && st->highestmodseq != 0 &&
 	       st->highestmodseq == f->src_modseq;
+}
+
+int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
+			  const char *dst_name, const struct imap_status *st, bool dst_exists,
+			  uint32_t *present, struct tr_error *err)
+{
+	struct state_folder f;
+
+	if (state_folder_load(state, account_id, src_name, dst_name, &f, err) < 0)
+		return -1;
+	if (!unchanged(st, dst_exists, &f)) {
+		log_debug(NULL, "%s: changed: status %u/%u/%u/%llu, saved %u/%u/%u/%llu, unsettled %u, "
+			  "dst %s", src_name, st ? st->uidvalidity : 0, st ? st->uidnext : 0,
+			  st ? st->messages : 0, st ? (unsigned long long)st->highestmodseq : 0ULL,
+			  f.src_uidvalidity, f.src_uidnext, f.src_messages,
+			  (unsigned long long)f.src_modseq, f.unsettled, dst_exists ? "exists" : "missing");
+		return 0;
+	}
+	*present = f.src_messages;
+	return 1;
 }
 
 int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
@@ -722,7 +741,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	if (state_folder_load(job->state, job->account_id, job->src_name, job->dst_name, &r.f,
 			      err) < 0)
 		return -1;
-	if (unchanged(job, &r.f)) {
+	if (unchanged(job->src_status, job->dst_exists, &r.f)) {
 		counts->present = r.f.src_messages;
 		return 0;
 	}

@@ -18,11 +18,22 @@ tr_compare --check-subscriptions
 [[ $(stat -c %a "$IT_DIR/state") == 700 ]] || it_fail "state directory is not private"
 [[ $(stat -c %a "$IT_DIR/state/state.db") == 600 ]] || it_fail "state database is not private"
 
-# Nothing changed: nothing copied, and the run says so.
+# Nothing changed: nothing copied, and the run says so.  The source's own
+# log proves the cost: one session, no message fetched, nothing appended.
+src_log_lines=$(wc -l < "$SRC_DIR/dovecot.log")
+dst_log_lines=$(wc -l < "$DST_DIR/dovecot.log")
 tr_migrate
 tr_expect_rc 0
 tr_expect_out ' 0 copied, [0-9]+ already present, 0 failed'
 tr_expect_out 'nothing new'
+tr_expect_out '0 of 15 folder\(s\) changed since the last run'
+sleep 0.5   # Dovecot logs a disconnect a moment after it happens
+new_src=$(tail -n +"$((src_log_lines + 1))" "$SRC_DIR/dovecot.log")
+new_dst=$(tail -n +"$((dst_log_lines + 1))" "$DST_DIR/dovecot.log")
+[[ $(grep -c "Login: user=<$U>" <<<"$new_src") == 1 ]] || it_fail "re-run opened more than one source session"
+[[ $(grep -c "Login: user=<$U>" <<<"$new_dst") == 1 ]] || it_fail "re-run opened more than one destination session"
+grep -q 'body_count=[1-9]' <<<"$new_src" && it_fail "re-run fetched message bodies"
+grep -Eq 'in=[0-9]{5,}' <<<"$new_dst" && it_fail "re-run sent data to the destination"
 tr_compare
 
 # Mail keeps arriving at the old server, and the user keeps reading it.
