@@ -22,6 +22,7 @@
 #include "error.h"
 #include "folder.h"
 #include "imap.h"
+#include "scheduler.h"
 #include "state.h"
 #include "sync.h"
 
@@ -40,6 +41,7 @@ struct account_opts {
 	struct imap_creds src_cr, dst_cr;
 	const struct folder_map_opts *map;
 	struct state *state;
+	struct limiter *src_lim, *dst_lim;  /* session slots per server (scheduler.h) */
 	const struct sync_limits *limits;
 	int max_sessions;                   /* sessions per side for this account */
 	int retries;                        /* attempts per folder on transient errors */

@@ -50,6 +50,7 @@ struct cli_opts {
 	bool keep_names;
 	bool no_subscriptions;
 	int src_max_per_account, dst_max_per_account;
+	int src_max_connections, dst_max_connections;
 	int timeout_s;
 	int retries;
 	uint64_t batch_bytes;

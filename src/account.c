@@ -11,6 +11,7 @@
 #include "account.h"
 #include "log.h"
 #include "net.h"
+#include "scheduler.h"
 
 /* Spool: messages up to this size stay in memory. */
 #define SPOOL_MEM_LIMIT (256 * 1024)
@@ -86,16 +87,51 @@ static bool transient(enum tr_err_kind k)
 	return k == TR_ERR_TEMP || k == TR_ERR_WAIT;
 }
 
-/* Open one session.  `others` tells whether this account already has a
- * session open on that server: if so, a refused login is a connection
- * limit in disguise (the same password just worked), not a bad password. */
-static int open_session(struct acct *a, bool src, bool others, unsigned int *seed,
+static struct limiter *side_limiter(struct acct *a, bool src)
+{
+	return src ? a->o->src_lim : a->o->dst_lim;
+}
+
+static const char *side_login(struct acct *a, bool src)
+{
+	return src ? a->o->src_cr.user : a->o->dst_cr.user;
+}
+
+/* Close a session and give its slot back. */
+static void close_session(struct acct *a, bool src, struct imap_session **s)
+{
+	if (*s == NULL)
+		return;
+	imap_close(*s);
+	*s = NULL;
+	limiter_release(side_limiter(a, src), side_login(a, src));
+}
+
+/* Open one session within the limiter's caps.  An `extra` session (a
+ * second worker's) neither waits for a slot nor insists when refused: the
+ * account makes do with the sessions it has.  When this account already
+ * holds a session on that server, a refused login is a connection limit
+ * in disguise (the same password just worked), not a bad password. */
+static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed,
 			struct imap_session **s_r, struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
+	struct limiter *lim = side_limiter(a, src);
+	const char *login = side_login(a, src);
 	int attempt;
 
+	*s_r = NULL;
 	for (attempt = 0;; attempt++) {
+		bool others = limiter_in_use(lim, login) > 0;
+
+		if (limiter_acquire(lim, login, !extra) < 0) {
+			if (net_cancelled())
+				tr_error_set(err, TR_ERR_STOPPED, "stopped");
+			else
+				tr_error_set(err, TR_ERR_WAIT, "no free session slot on the %s",
+					     src ? "source" : "destination");
+			return -1;
+		}
 		if (imap_open(src ? o->src_ep : o->dst_ep, src ? &o->src_cr : &o->dst_cr, s_r,
 			      err) == 0)
 			return 0;
@@ -106,7 +142,11 @@ static int open_session(struct acct *a, bool src, bool others, unsigned int *see
 			tr_error_set(err, TR_ERR_WAIT, "%s (while other sessions of this account "
 				     "are open: taken as a connection limit)", msg);
 		}
-		if (!transient(err->kind) || attempt + 1 >= o->retries || net_cancelled())
+		if (err->kind == TR_ERR_WAIT)
+			limiter_refused(lim, login);
+		limiter_release(lim, login);
+		if (extra || !transient(err->kind) || attempt + 1 >= o->retries ||
+		    net_cancelled())
 			return -1;
 		log_warn(o->label, "%s; retrying (%d/%d)", err->msg, attempt + 1, o->retries - 1);
 		backoff(attempt, seed);
@@ -156,24 +196,22 @@ static void progress_cb(void *ctx, uint32_t copied, uint64_t bytes)
 	atomic_fetch_add(&p->bytes, bytes);
 }
 
-static void drop_broken(struct imap_session **s)
+static void drop_broken(struct acct *a, bool src, struct imap_session **s)
 {
-	if (*s != NULL && imap_broken(*s)) {
-		imap_close(*s);
-		*s = NULL;
-	}
+	if (*s != NULL && imap_broken(*s))
+		close_session(a, src, s);
 }
 
 /* Make sure the worker has two healthy sessions.  Returns 0, or -1 with err. */
 static int ensure_sessions(struct worker *w, struct tr_error *err)
 {
-	bool others = w->idx > 0;
+	bool extra = w->idx > 0;
 
-	drop_broken(&w->src);
-	drop_broken(&w->dst);
-	if (w->src == NULL && open_session(w->a, true, others, &w->seed, &w->src, err) < 0)
+	drop_broken(w->a, true, &w->src);
+	drop_broken(w->a, false, &w->dst);
+	if (w->src == NULL && open_session(w->a, true, extra, &w->seed, &w->src, err) < 0)
 		return -1;
-	if (w->dst == NULL && open_session(w->a, false, others, &w->seed, &w->dst, err) < 0)
+	if (w->dst == NULL && open_session(w->a, false, extra, &w->seed, &w->dst, err) < 0)
 		return -1;
 	return 0;
 }
@@ -213,6 +251,8 @@ static int do_folder(struct worker *w, size_t i)
 				/* The server will not give us another session: leave the
 				 * folder to the workers that have one. */
 				log_info(o->label, "worker %d stops: %s", w->idx + 1, err.msg);
+				close_session(a, true, &w->src);
+				close_session(a, false, &w->dst);
 				give_back(a, i);
 				return -1;
 			}
@@ -248,8 +288,8 @@ static int do_folder(struct worker *w, size_t i)
 			break;
 		log_warn(o->label, "%s; retrying the folder (%d/%d)", err.msg, attempt + 1,
 			 o->retries - 1);
-		drop_broken(&w->src);
-		drop_broken(&w->dst);
+		drop_broken(a, true, &w->src);
+		drop_broken(a, false, &w->dst);
 		backoff(attempt, &w->seed);
 	}
 	log_error(o->label, "folder %s failed: %s", fr->src_name, err.msg);
@@ -509,8 +549,8 @@ int account_run(const struct account_opts *o, struct account_result *res)
 			copy_subscriptions(&a, w0->dst);
 	}
 	for (i = 0; i < n_workers; i++) {
-		imap_close(workers[i].src);
-		imap_close(workers[i].dst);
+		close_session(&a, true, &workers[i].src);
+		close_session(&a, false, &workers[i].dst);
 	}
 	free(workers);
 
@@ -539,8 +579,8 @@ int account_run(const struct account_opts *o, struct account_result *res)
 									   : ACCOUNT_OK;
 	goto done;
 failed:
-	imap_close(src);
-	imap_close(dst);
+	close_session(&a, true, &src);
+	close_session(&a, false, &dst);
 	res->status = ACCOUNT_FAILED;
 	res->err = err;
 done:

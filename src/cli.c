@@ -18,11 +18,13 @@
 #include "log.h"
 #include "net.h"
 #include "report.h"
+#include "scheduler.h"
 #include "secret.h"
 #include "state.h"
 #include "tls.h"
 
 #define DEFAULT_MAX_PER_ACCOUNT 4
+#define DEFAULT_MAX_CONNECTIONS 40
 #define DEFAULT_TIMEOUT_S 120
 #define DEFAULT_RETRIES 5
 #define DEFAULT_BATCH_BYTES (4u << 20)
@@ -64,7 +66,9 @@ static const char usage_text[] =
 	"Engine:\n"
 	"  --state DIR                            default $XDG_STATE_HOME/trasloco\n"
 	"  --src-max-per-account N, --dst-max-per-account N\n"
-	"                                         sessions per side (default 4)\n"
+	"                                         sessions per account per server (default 4)\n"
+	"  --src-max-connections N, --dst-max-connections N\n"
+	"                                         sessions per server in all (default 40)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 4)\n"
@@ -217,7 +221,7 @@ enum {
 	OPT_SRC_PW_FILE, OPT_DST_PW_FILE, OPT_DST_ADMIN, OPT_DST_ADMIN_PW_FILE, OPT_DST_ADMIN_SEP,
 	OPT_STATE, OPT_FOLDER, OPT_EXCLUDE, OPT_MAP, OPT_KEEP_NAMES, OPT_NO_SUBS,
 	OPT_SRC_MAX, OPT_DST_MAX, OPT_TIMEOUT, OPT_RETRIES, OPT_BATCH, OPT_DEBUG, OPT_NO_PROGRESS,
-	OPT_SPOOL_DIR, OPT_PASSWORD_ON_CLI, OPT_BATCH_COUNT,
+	OPT_SPOOL_DIR, OPT_PASSWORD_ON_CLI, OPT_BATCH_COUNT, OPT_SRC_MAXCONN, OPT_DST_MAXCONN,
 };
 
 static const struct option migrate_options[] = {
@@ -246,6 +250,8 @@ static const struct option migrate_options[] = {
 	{ "no-subscriptions", no_argument, NULL, OPT_NO_SUBS },
 	{ "src-max-per-account", required_argument, NULL, OPT_SRC_MAX },
 	{ "dst-max-per-account", required_argument, NULL, OPT_DST_MAX },
+	{ "src-max-connections", required_argument, NULL, OPT_SRC_MAXCONN },
+	{ "dst-max-connections", required_argument, NULL, OPT_DST_MAXCONN },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "retries", required_argument, NULL, OPT_RETRIES },
 	{ "batch-size", required_argument, NULL, OPT_BATCH },
@@ -268,6 +274,8 @@ static void opts_init(struct cli_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->src_max_per_account = DEFAULT_MAX_PER_ACCOUNT;
 	o->dst_max_per_account = DEFAULT_MAX_PER_ACCOUNT;
+	o->src_max_connections = DEFAULT_MAX_CONNECTIONS;
+	o->dst_max_connections = DEFAULT_MAX_CONNECTIONS;
 	o->timeout_s = DEFAULT_TIMEOUT_S;
 	o->retries = DEFAULT_RETRIES;
 	o->batch_bytes = DEFAULT_BATCH_BYTES;
@@ -321,6 +329,14 @@ int cli_parse_migrate(int argc, char **argv, struct cli_opts *o, struct tr_error
 		case OPT_DST_MAX:
 			r = parse_int("--dst-max-per-account", optarg, 1, 100, &v, err);
 			o->dst_max_per_account = (int)v;
+			break;
+		case OPT_SRC_MAXCONN:
+			r = parse_int("--src-max-connections", optarg, 1, 10000, &v, err);
+			o->src_max_connections = (int)v;
+			break;
+		case OPT_DST_MAXCONN:
+			r = parse_int("--dst-max-connections", optarg, 1, 10000, &v, err);
+			o->dst_max_connections = (int)v;
 			break;
 		case OPT_TIMEOUT:
 			r = parse_int("--timeout", optarg, 1, 86400, &v, err);
@@ -598,6 +614,7 @@ static int cmd_migrate(int argc, char **argv)
 	struct account_result res;
 	struct account_progress prog;
 	struct progress_thread pt;
+	struct limiter *src_lim = NULL, *dst_lim = NULL;
 	bool progress_running = false;
 	int r, code = EXIT_FAILED;
 
@@ -641,6 +658,12 @@ static int cmd_migrate(int argc, char **argv)
 		goto fail;
 	if (state_open(o.state_dir, &state, &err) < 0)
 		goto fail;
+	src_lim = limiter_new("the source", o.src_max_per_account, o.src_max_connections);
+	dst_lim = limiter_new("the destination", o.dst_max_per_account, o.dst_max_connections);
+	if (src_lim == NULL || dst_lim == NULL) {
+		tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
+		goto fail;
+	}
 
 	memset(&src_ep, 0, sizeof(src_ep));
 	src_ep.label = "source";
@@ -680,6 +703,8 @@ static int cmd_migrate(int argc, char **argv)
 	ao.dst_cr.admin_separator = o.dst_admin_separator;
 	ao.map = &map;
 	ao.state = state;
+	ao.src_lim = src_lim;
+	ao.dst_lim = dst_lim;
 	ao.limits = &limits;
 	ao.max_sessions = o.src_max_per_account < o.dst_max_per_account ? o.src_max_per_account
 									 : o.dst_max_per_account;
@@ -732,6 +757,8 @@ out:
 	secret_free(dst_pw);
 	secret_free(admin_pw);
 	state_close(state);
+	limiter_free(src_lim);
+	limiter_free(dst_lim);
 	tls_ctx_free(tls);
 	cli_opts_free(&o);
 	return code;

@@ -1,0 +1,89 @@
+/* job: what a batch run is asked to do.  Parses the accounts CSV (libcsv) and
+ * the job file; knows nothing of sockets.
+ *
+ * Accounts CSV: one account per row, "email","password" (quoted or not),
+ * optionally with a header row naming the columns.  Recognised header names
+ * (case-insensitive; '-' and '_' and ' ' equivalent): email (also: user,
+ * login, username, account, mailbox), password (also: pass, passwd,
+ * src_password), src_user, dst_user, dst_password.  Without a header row the
+ * columns are email,password.  UTF-8 with or without BOM, CRLF or LF, blank
+ * lines ignored, spaces around unquoted fields kept (a password may begin or
+ * end with a space).  A bad row (wrong number of fields, empty or invalid
+ * email, duplicate account, empty password) is reported with its line
+ * number and skipped; the other rows still run.  Passwords never appear in
+ * any message.
+ *
+ * Job file: "key = value" lines, '#' comments, blank lines ignored; keys are
+ * the long option names of `trasloco run` (src, dst, src-tls-name, accounts,
+ * parallel-accounts, ...).  Values run to the end of the line, trimmed; a
+ * value may be wrapped in double quotes to keep leading/trailing spaces.
+ * Relative paths are the caller's business (job_file_dir helps).
+ */
+#ifndef TRASLOCO_JOB_H
+#define TRASLOCO_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct job_account {
+	char *email;          /* owned; the account's name in reports */
+	char *password;       /* owned, wiped by job_accounts_free */
+	char *src_user;       /* owned or NULL: login on the source (default email) */
+	char *dst_user;       /* owned or NULL: login on the destination (default email) */
+	char *dst_password;   /* owned or NULL (default: password); wiped */
+	unsigned line;        /* line of the row in the CSV, for messages */
+};
+
+struct job_problem {
+	unsigned line;        /* 0 for a problem with the whole file */
+	char *what;           /* owned; never contains a password */
+};
+
+struct job_accounts {
+	struct job_account *v;      /* owned */
+	size_t n;
+	struct job_problem *bad;    /* rows skipped, owned */
+	size_t n_bad;
+	bool had_header;
+};
+
+/* Parse CSV text (len bytes; may contain NULs only inside fields).
+ * name is used in messages ("accounts.csv").  Returns -1 only when the
+ * whole file is unusable (e.g. an unterminated quote swallowing the rest,
+ * unknown header column); bad rows are collected in out->bad. */
+int job_accounts_parse(const char *name, const char *text, size_t len,
+		       struct job_accounts *out, struct tr_error *err);
+/* Read a file and parse it. */
+int job_accounts_load(const char *path, struct job_accounts *out, struct tr_error *err);
+/* Wipes passwords. */
+void job_accounts_free(struct job_accounts *a);
+
+struct job_setting {
+	char *key;            /* owned, as written (without leading "--") */
+	char *value;          /* owned */
+	unsigned line;
+};
+
+struct job_file {
+	struct job_setting *v;      /* owned, file order */
+	size_t n;
+	char *path;                 /* owned */
+};
+
+/* Parse job file text; a syntax error (line without '=', empty key,
+ * unterminated quote) fails with TR_ERR_USAGE naming file and line. */
+int job_file_parse(const char *name, const char *text, size_t len, struct job_file *out,
+		   struct tr_error *err);
+int job_file_load(const char *path, struct job_file *out, struct tr_error *err);
+void job_file_free(struct job_file *f);
+/* Directory of path ("." when none), newly allocated. */
+char *job_file_dir(const char *path);
+
+/* A syntactically acceptable email address: local@domain, no spaces or
+ * control characters, one '@', non-empty parts, domain with a dot or
+ * "localhost"-style single label allowed?  No: a dot is required. */
+bool job_email_valid(const char *email);
+
+#endif

@@ -1,0 +1,48 @@
+/* scheduler: the connection limiter and the pool of account workers.
+ *
+ * A limiter counts the sessions we hold on one server: per account (login)
+ * and in all.  Every session is opened only after a slot was granted, and
+ * its slot is given back when it closes, so the caps are never exceeded,
+ * whatever the number of threads.  When the server refuses a session for
+ * lack of room ([LIMIT], "Maximum number of connections", a login refused
+ * while the same account has other sessions open), limiter_refused lowers
+ * the cap that was hit: the account's cap to what it holds now, or the
+ * server's when the account held nothing.  Caps never go below 1 and are
+ * not raised again during a run: a provider's limit does not change under
+ * us, and guessing upwards is what gets accounts locked.
+ *
+ * The pool runs account jobs on N threads; see sched_run.
+ */
+#ifndef TRASLOCO_SCHEDULER_H
+#define TRASLOCO_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct limiter;
+
+/* max_per_account, max_total >= 1.  Free with limiter_free. */
+struct limiter *limiter_new(const char *label, int max_per_account, int max_total);
+void limiter_free(struct limiter *l);
+
+/* Take a slot for account.  wait: block until one is free (or the run is
+ * stopped, see net_cancel_all); else return at once.  Returns 0 granted,
+ * -1 not granted. */
+int limiter_acquire(struct limiter *l, const char *account, bool wait);
+void limiter_release(struct limiter *l, const char *account);
+/* The server refused a session of account that held a slot from
+ * limiter_acquire (still held): lower the cap that was hit. */
+void limiter_refused(struct limiter *l, const char *account);
+
+/* Current numbers, for tests and logs. */
+int limiter_in_use(struct limiter *l, const char *account);   /* NULL: total */
+int limiter_cap(struct limiter *l, const char *account);      /* NULL: the server's cap */
+int limiter_peak(struct limiter *l, const char *account);     /* NULL: total peak */
+
+/* Run fn(i, ctx) for i in [0, n) on `threads` threads, in order of i,
+ * each index exactly once; returns when all are done.  A stop request
+ * (net_cancel_all) makes the remaining indexes be skipped: skipped[i] is
+ * set for them (skipped may be NULL). */
+void sched_run(size_t n, int threads, void (*fn)(size_t i, void *ctx), void *ctx, bool *skipped);
+
+#endif

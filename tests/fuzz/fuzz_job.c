@@ -1,0 +1,66 @@
+/* libFuzzer target for the accounts CSV and job file parsers (src/job.c).
+ * Not built by make; see the build command below.
+ *
+ *   cd /work/main && clang -g -O1 -fsanitize=fuzzer,address,undefined \
+ *       -I include -I /path/to/builddir tests/fuzz/fuzz_job.c src/job.c src/error.c \
+ *       -lcsv -o /tmp/fuzz_job
+ *   /tmp/fuzz_job -max_total_time=120 tests/fuzz/corpus/job
+ *
+ * Besides crashes and leaks it checks what job.h promises of a result. */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "job.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_accounts(const struct job_accounts *a)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->n; i++) {
+		const struct job_account *acc = &a->v[i];
+
+		if (!job_email_valid(acc->email) || acc->password == NULL ||
+		    acc->password[0] == '\0' || acc->line == 0)
+			abort();
+		if (i > 0 && acc->line < a->v[i - 1].line)
+			abort();
+		/* a duplicate check that does not trust the hash table */
+		if (a->n < 200)
+			for (j = 0; j < i; j++)
+				if (strcasecmp(a->v[j].email, acc->email) == 0)
+					abort();
+	}
+	for (i = 0; i < a->n_bad; i++)
+		if (a->bad[i].what == NULL || a->bad[i].line == 0)
+			abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct job_accounts a;
+	struct job_file f;
+	struct tr_error err;
+	size_t i;
+
+	if (job_accounts_parse("fuzz.csv", (const char *)data, size, &a, &err) == 0)
+		check_accounts(&a);
+	else if (a.n != 0 || a.n_bad != 0 || err.kind == TR_ERR_NONE)
+		abort();
+	job_accounts_free(&a);
+
+	if (job_file_parse("fuzz.job", (const char *)data, size, &f, &err) == 0) {
+		for (i = 0; i < f.n; i++)
+			if (f.v[i].key[0] == '\0' || f.v[i].line == 0)
+				abort();
+	} else if (f.n != 0 || err.kind == TR_ERR_NONE) {
+		abort();
+	}
+	job_file_free(&f);
+	return 0;
+}
