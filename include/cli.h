@@ -33,7 +33,10 @@ struct cli_server {
 	char *tls_name;       /* owned, NULL = host */
 };
 
+enum cli_cmd { CMD_MIGRATE = 0, CMD_RUN, CMD_CHECK };
+
 struct cli_opts {
+	enum cli_cmd cmd;
 	struct cli_server src, dst;
 	char *ca_file;
 	bool insecure;
@@ -56,6 +59,12 @@ struct cli_opts {
 	uint64_t batch_bytes;
 	uint32_t batch_count;
 	char *spool_dir;
+	int parallel_accounts;
+	char *accounts;                      /* run/check: the CSV, owned */
+	char *job;                           /* run/check: the job file, owned */
+	char *report, *report_csv, *log_dir; /* owned */
+	char **args;                         /* positional arguments, owned */
+	size_t n_args;
 	int verbosity;                       /* -1 quiet, 0 normal, 1 verbose, 2 debug */
 	bool progress;                       /* --no-progress clears it */
 };
@@ -65,9 +74,20 @@ int cli_parse_server(const char *arg, struct cli_server *s, struct tr_error *err
 /* Fill defaults that depend on other options (ports from TLS modes and
  * back, logins, state directory) and check the combination. */
 int cli_finish_opts(struct cli_opts *o, struct tr_error *err);
-/* Parse the options of `migrate` (argv[0] is "migrate"). */
+/* Parse the options of a command (argv[0] is the command's name).  For
+ * run and check, a job file (*.job) among the arguments is read first and
+ * the command line's options override its settings.  Returns 0, 1 for
+ * --help, -1 on error (o must be freed in every case). */
+int cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_opts *o, struct tr_error *err);
 int cli_parse_migrate(int argc, char **argv, struct cli_opts *o, struct tr_error *err);
+/* Relative paths in job files are relative to dir from now on (the spool
+ * directory: a job moves from pending/ to running/); NULL restores the
+ * default, the job file's own directory. */
+void cli_set_job_base_dir(const char *dir);
 void cli_opts_free(struct cli_opts *o);
+
+/* The usage text. */
+extern const char cli_usage_text[];
 
 /* The program: returns the exit code. */
 int cli_main(int argc, char **argv);

@@ -144,6 +144,12 @@ int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
 		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err);
 
+/* GETQUOTAROOT INBOX: the STORAGE resource in KiB.  Returns 1 with
+ * used/limit when the server reports one, 0 when it has no quota (or no
+ * QUOTA extension), -1 on failure. */
+int imap_quota(struct imap_session *s, uint64_t *used_kib, uint64_t *limit_kib,
+	       struct tr_error *err);
+
 /* UID STORE uidset FLAGS (flags): replace the flags of messages. */
 int imap_store_flags(struct imap_session *s, const char *uidset, const char *flags,
 		     struct tr_error *err);

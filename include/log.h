@@ -23,6 +23,11 @@ void log_set_stream(FILE *stream);
 void log_set_progress_enabled(bool on);
 bool log_progress_enabled(void);
 
+/* Also write the lines of ctx (an account) to path (appended, mode 0600).
+ * Returns -1 with errno when the file cannot be opened. */
+int log_attach(const char *ctx, const char *path);
+void log_detach(const char *ctx);
+
 /* One line: "LEVEL [ctx] text".  ctx (account, or account/folder) may be NULL. */
 void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -1400,3 +1400,38 @@ int imap_store_flags(struct imap_session *s, const char *uidset, const char *fla
 	snprintf(what, sizeof(what), "UID STORE %.200s FLAGS", uidset);
 	return fail(s, r, what, TR_ERR_PROTOCOL, err);
 }
+
+int imap_quota(struct imap_session *s, uint64_t *used_kib, uint64_t *limit_kib,
+	       struct tr_error *err)
+{
+	struct mailimap_quota_complete_data *q = NULL;
+	clistiter *it, *jt;
+	int r, found = 0;
+
+	*used_kib = *limit_kib = 0;
+	if (!s->caps.quota)
+		return 0;
+	r = mailimap_quota_getquotaroot(s->imap, "INBOX", &q);
+	if (r != MAILIMAP_NO_ERROR) {
+		/* A server may announce QUOTA and still have none for this user. */
+		if (r == MAILIMAP_ERROR_EXTENSION || r == MAILIMAP_ERROR_CUSTOM_COMMAND)
+			return 0;
+		return fail(s, r, "GETQUOTAROOT INBOX", TR_ERR_PROTOCOL, err);
+	}
+	for (it = q != NULL ? clist_begin(q->quota_list) : NULL; it != NULL; it = clist_next(it)) {
+		struct mailimap_quota_quota_data *qd = clist_content(it);
+
+		for (jt = clist_begin(qd->quota_list); jt != NULL; jt = clist_next(jt)) {
+			struct mailimap_quota_quota_resource *res = clist_content(jt);
+
+			if (strcasecmp(res->resource_name, "STORAGE") == 0) {
+				*used_kib += res->usage;
+				*limit_kib += res->limit;
+				found = 1;
+			}
+		}
+	}
+	if (q != NULL)
+		mailimap_quota_complete_data_free(q);
+	return found;
+}

@@ -1011,7 +1011,7 @@ static int parse_line(struct job_file *jf, size_t *cap, const char *name, unsign
 		      const char *s, size_t len, struct tr_error *err)
 {
 	const char *eq, *key, *why;
-	size_t klen;
+	size_t klen, i;
 	char *value;
 
 	if (memchr(s, '\0', len) != NULL) {
@@ -1026,6 +1026,16 @@ static int parse_line(struct job_file *jf, size_t *cap, const char *name, unsign
 	}
 	if (len == 0 || s[0] == '#')
 		return 0;
+	/* a stray CR or escape would end up in a path or a folder name */
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			tr_error_set(err, TR_ERR_USAGE, "%s:%u: control character (0x%02x)", name,
+				     line, c);
+			return -1;
+		}
+	}
 	eq = memchr(s, '=', len);
 	if (eq == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "%s:%u: expected \"key = value\"", name, line);

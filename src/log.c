@@ -1,7 +1,11 @@
 /* log: see include/log.h */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +17,77 @@ static enum log_level cur_level = LOG_INFO;
 static FILE *out_stream;
 static bool progress_on;
 static bool progress_shown;
+
+/* Per-account log files: few at a time (one per running account). */
+struct attached {
+	char *ctx;
+	FILE *f;
+};
+static struct attached *files;
+static size_t n_files;
+
+int log_attach(const char *ctx, const char *path)
+{
+	struct attached *nv;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "a");
+	if (f == NULL) {
+		close(fd);
+		return -1;
+	}
+	pthread_mutex_lock(&log_lock);
+	nv = realloc(files, (n_files + 1) * sizeof(*nv));
+	if (nv == NULL || (nv[n_files].ctx = strdup(ctx)) == NULL) {
+		if (nv != NULL)
+			files = nv;
+		pthread_mutex_unlock(&log_lock);
+		fclose(f);
+		errno = ENOMEM;
+		return -1;
+	}
+	files = nv;
+	files[n_files].f = f;
+	n_files++;
+	pthread_mutex_unlock(&log_lock);
+	return 0;
+}
+
+void log_detach(const char *ctx)
+{
+	size_t i;
+
+	pthread_mutex_lock(&log_lock);
+	for (i = 0; i < n_files; i++) {
+		if (strcmp(files[i].ctx, ctx) != 0)
+			continue;
+		fclose(files[i].f);
+		free(files[i].ctx);
+		files[i] = files[--n_files];
+		break;
+	}
+	if (n_files == 0) {
+		free(files);
+		files = NULL;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+static FILE *attached_file(const char *ctx)
+{
+	size_t i;
+
+	if (ctx == NULL)
+		return NULL;
+	for (i = 0; i < n_files; i++)
+		if (strcmp(files[i].ctx, ctx) == 0)
+			return files[i].f;
+	return NULL;
+}
 
 static FILE *out(void)
 {
@@ -66,11 +141,11 @@ static void clear_progress(FILE *f)
 
 void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 {
-	char stamp[32];
+	char stamp[32], text[2048];
 	struct tm tm;
 	time_t now;
 	va_list ap;
-	FILE *f;
+	FILE *f, *af;
 
 	if (level > cur_level)
 		return;
@@ -78,17 +153,21 @@ void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
 	pthread_mutex_lock(&log_lock);
 	f = out();
 	clear_progress(f);
-	fprintf(f, "%s %s ", stamp, level_name(level));
 	if (ctx != NULL && ctx[0] != '\0')
-		fprintf(f, "[%s] ", ctx);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fputc('\n', f);
+		fprintf(f, "%s %s [%s] %s\n", stamp, level_name(level), ctx, text);
+	else
+		fprintf(f, "%s %s %s\n", stamp, level_name(level), text);
 	fflush(f);
+	if ((af = attached_file(ctx)) != NULL) {
+		fprintf(af, "%s %s %s\n", stamp, level_name(level), text);
+		fflush(af);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 

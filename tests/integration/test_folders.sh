@@ -30,9 +30,10 @@ tr_expect_out '"Cestino" -> "Trash" \(special-use\)'
 tr_expect_out '"Posta indesiderata" -> "Junk" \(special-use\)'
 tr_compare --map 'Posta inviata=Sent' --map 'Bozze=Drafts' --map 'Cestino=Trash' \
     --map 'Posta indesiderata=Junk'
-dst list >&2
-dst list | grep -q '^Località' || it_fail "Località missing on the destination"
-dst list | grep -q '^Posta inviata' && it_fail "Posta inviata should have gone to Sent"
+listing=$(dst list)
+printf '%s\n' "$listing" >&2
+grep -q '^Località' <<<"$listing" || it_fail "Località missing on the destination"
+grep -q '^Posta inviata' <<<"$listing" && it_fail "Posta inviata should have gone to Sent"
 
 # Run again: still nothing to do, names resolved the same way.
 tr_migrate

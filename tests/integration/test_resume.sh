@@ -54,14 +54,17 @@ tr_expect_out 'matched by fingerprint'
 tr_compare
 
 # UIDVALIDITY changes on the source (a rebuilt server) and on the destination.
+# (A destination change is noticed when the source folder has news: an
+# unchanged source folder costs no look at the destination at all.)
 src append --folder INBOX --count 3 --seed 23 >&2
+src append --folder Sent --count 1 --seed 24 >&2
 it_doveadm src mailbox update -u "$U" --uid-validity 12345 INBOX
 it_doveadm dst mailbox update -u "$U" --uid-validity 54321 Sent
 tr_migrate
 tr_expect_rc 0
 tr_expect_out "INBOX: the source folder's UIDVALIDITY changed"
 tr_expect_out "Sent: the destination folder Sent was recreated"
-tr_expect_out ' 3 copied'
+tr_expect_out ' 4 copied'
 tr_compare
 tr_migrate
 tr_expect_rc 0

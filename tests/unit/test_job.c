@@ -590,6 +590,8 @@ static void test_job_file_errors(void **state)
 		{ "folder = \"Sent\"\"\n", "run.job:1: unterminated quote" },
 		{ "map = \"Sent Items\"=\"Posta\"\n", "run.job:1: text after the closing quote" },
 		{ "src = a\r\ndst\r\n", "run.job:2: expected" },
+		{ "src = a\rdst = b\n", "run.job:1: control character (0x0d)" },
+		{ "# ok \x1b\nfolder = a\x1b[2J\n", "run.job:2: control character (0x1b)" },
 	};
 	struct job_file f;
 	struct tr_error err;

@@ -1,0 +1,44 @@
+/* preflight: `trasloco check`, before anything is copied.
+ *
+ * For every account, under the same session limits as a run: log in on
+ * both sides, count the folders, messages and bytes to copy on the source
+ * (the folders the run would take), read the destination's quota where the
+ * server offers QUOTA, and say which accounts will fail (login refused,
+ * server unreachable) or will not fit.  Nothing is written anywhere but the
+ * report.
+ */
+#ifndef TRASLOCO_PREFLIGHT_H
+#define TRASLOCO_PREFLIGHT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "run.h"
+
+struct preflight_item {
+	const struct run_account *acc;
+	bool ok;                  /* both logins worked and it fits */
+	struct tr_error err;      /* why not, when a login or listing failed */
+	uint32_t folders;
+	uint32_t messages;
+	uint64_t bytes;           /* RFC822.SIZE sum on the source */
+	bool quota_known;
+	uint64_t quota_used, quota_limit;   /* destination, bytes */
+	bool fits;                /* no quota, or used + bytes <= limit */
+	double seconds;
+};
+
+/* items_r: one per account, in order; free with free(). Returns 0 when
+ * every account is ok. */
+int preflight_run(const struct run_env *env, const struct run_account *acc, size_t n,
+		  struct preflight_item **items_r);
+void preflight_print(FILE *f, const struct preflight_item *items, size_t n);
+/* {"accounts": [{"email", "status": "ok"|"failed"|"will_not_fit", "error",
+ * "folders", "messages", "bytes", "quota_used", "quota_limit"}], "totals"} */
+int preflight_json(const char *path, const struct preflight_item *items, size_t n,
+		   struct tr_error *err);
+
+#endif

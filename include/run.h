@@ -1,0 +1,71 @@
+/* run: migrate a list of accounts with a pool of workers.
+ *
+ * Used by `trasloco migrate` (one account) and `trasloco run` (a CSV or a
+ * job file).  Accounts run `parallel_accounts` at a time; every session of
+ * every account takes a slot from the source's and the destination's
+ * limiter (scheduler.h), so the per-account and per-server caps hold across
+ * the whole job.  A live progress line on a TTY (accounts done / running /
+ * failed, messages, bytes, rate, ETA), a periodic log line otherwise, and a
+ * log file per account when log_dir is set.
+ */
+#ifndef TRASLOCO_RUN_H
+#define TRASLOCO_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "account.h"
+#include "folder.h"
+#include "imap.h"
+#include "scheduler.h"
+#include "state.h"
+#include "sync.h"
+#include "tls.h"
+
+/* One account of the job.  Strings are borrowed. */
+struct run_account {
+	const char *label;          /* the email: names the account everywhere */
+	const char *src_user, *src_password;
+	const char *dst_user;
+	const char *dst_password;   /* NULL: the admin's, else the source password */
+};
+
+/* Everything the accounts share; filled by the caller, borrowed. */
+struct run_env {
+	struct imap_endpoint src_ep, dst_ep;
+	struct state *state;
+	struct limiter *src_lim, *dst_lim;
+	struct folder_map_opts map;
+	struct sync_limits limits;
+	const char *dst_admin;          /* NULL or admin login */
+	const char *dst_admin_password;
+	char dst_admin_separator;
+	int max_sessions;               /* per account per side */
+	int retries;
+	const char *spool_dir;
+	bool subscribe;
+	int parallel_accounts;
+	const char *log_dir;            /* NULL: no per-account log files */
+	bool progress_tty;              /* redraw a progress line */
+	bool progress_log;              /* a log line every 30 s */
+};
+
+struct run_item {
+	const struct run_account *acc;
+	struct account_result res;
+	bool started;                   /* false: skipped (stopped before its turn) */
+};
+
+struct run_result {
+	struct run_item *v;             /* owned, one per account, in input order */
+	size_t n;
+	double seconds;
+	uint32_t ok, partial, failed, skipped;
+};
+
+/* Run every account.  Returns 0 when all are ok. */
+int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,
+		 struct run_result *res);
+void run_result_free(struct run_result *res);
+
+#endif

@@ -1,0 +1,227 @@
+/* preflight: see include/preflight.h */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "imap.h"
+#include "log.h"
+#include "preflight.h"
+#include "report.h"
+
+struct pf {
+	const struct run_env *env;
+	const struct run_account *acc;
+	struct preflight_item *items;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int add_size(const struct imap_msg *m, void *ctx)
+{
+	struct preflight_item *it = ctx;
+
+	it->messages++;
+	it->bytes += m->size;
+	return 0;
+}
+
+/* Open a session within the limiter; -1 with err on failure. */
+static int open_limited(struct limiter *lim, const char *login, const struct imap_endpoint *ep,
+			const struct imap_creds *cr, struct imap_session **s, struct tr_error *err)
+{
+	if (limiter_acquire(lim, login, true) < 0) {
+		tr_error_set(err, TR_ERR_STOPPED, "stopped");
+		return -1;
+	}
+	if (imap_open(ep, cr, s, err) == 0)
+		return 0;
+	if (err->kind == TR_ERR_WAIT)
+		limiter_refused(lim, login);
+	limiter_release(lim, login);
+	return -1;
+}
+
+static void close_limited(struct limiter *lim, const char *login, struct imap_session **s)
+{
+	if (*s == NULL)
+		return;
+	imap_close(*s);
+	*s = NULL;
+	limiter_release(lim, login);
+}
+
+static int count_source(const struct run_env *env, struct imap_session *src,
+			struct preflight_item *it, struct tr_error *err)
+{
+	struct folder_list l;
+	size_t i;
+	int r = 0;
+
+	if (imap_list_folders(src, &l, err) < 0) {
+		folder_list_free(&l);
+		return -1;
+	}
+	for (i = 0; i < l.n && r == 0; i++) {
+		const struct folder *f = &l.v[i];
+		struct imap_status st;
+
+		if (f->noselect || !folder_filter_match(&env->map.filter, f->name ? f->name : f->raw))
+			continue;
+		it->folders++;
+		r = imap_open_folder(src, f->raw, true, &st, err);
+		if (r == 0 && st.messages > 0)
+			r = imap_fetch_meta(src, "1:*", IMAP_FETCH_META, 0, add_size, it, err);
+	}
+	folder_list_free(&l);
+	return r;
+}
+
+static void check_one(size_t i, void *ctx)
+{
+	struct pf *pf = ctx;
+	const struct run_env *env = pf->env;
+	const struct run_account *acc = &pf->acc[i];
+	struct preflight_item *it = &pf->items[i];
+	struct imap_session *src = NULL, *dst = NULL;
+	struct imap_creds scr = { .user = acc->src_user, .password = acc->src_password };
+	struct imap_creds dcr = { .user = acc->dst_user };
+	double t0 = now_s();
+	int q;
+
+	it->acc = acc;
+	if (env->dst_admin != NULL) {
+		dcr.admin = env->dst_admin;
+		dcr.password = env->dst_admin_password;
+		dcr.admin_separator = env->dst_admin_separator;
+	} else {
+		dcr.password = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
+	}
+	if (open_limited(env->src_lim, acc->src_user, &env->src_ep, &scr, &src, &it->err) < 0 ||
+	    count_source(env, src, it, &it->err) < 0)
+		goto out;
+	close_limited(env->src_lim, acc->src_user, &src);
+	if (open_limited(env->dst_lim, acc->dst_user, &env->dst_ep, &dcr, &dst, &it->err) < 0)
+		goto out;
+	q = imap_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
+	if (q < 0)
+		goto out;
+	it->quota_known = q > 0;
+	it->quota_used *= 1024;
+	it->quota_limit *= 1024;
+	it->fits = !it->quota_known || it->quota_limit == 0 ||
+		   it->quota_used + it->bytes <= it->quota_limit;
+	it->ok = it->fits;
+out:
+	close_limited(env->src_lim, acc->src_user, &src);
+	close_limited(env->dst_lim, acc->dst_user, &dst);
+	it->seconds = now_s() - t0;
+	if (it->err.kind != TR_ERR_NONE)
+		log_error(acc->label, "%s", it->err.msg);
+	else
+		log_info(acc->label, "%u folders, %u messages, %" PRIu64 " bytes%s", it->folders,
+			 it->messages, it->bytes, it->fits ? "" : ": will not fit");
+}
+
+int preflight_run(const struct run_env *env, const struct run_account *acc, size_t n,
+		  struct preflight_item **items_r)
+{
+	struct pf pf = { .env = env, .acc = acc };
+	size_t i;
+	int ok = 0;
+
+	pf.items = calloc(n + 1, sizeof(*pf.items));
+	*items_r = pf.items;
+	if (pf.items == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		pf.items[i].acc = &acc[i];
+	sched_run(n, env->parallel_accounts, check_one, &pf, NULL);
+	for (i = 0; i < n; i++)
+		if (pf.items[i].ok)
+			ok++;
+	return (size_t)ok == n ? 0 : -1;
+}
+
+static const char *item_status(const struct preflight_item *it)
+{
+	if (it->err.kind != TR_ERR_NONE || it->acc == NULL)
+		return "failed";
+	return it->fits ? "ok" : "will_not_fit";
+}
+
+void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
+{
+	char b1[32], b2[32], b3[32];
+	uint64_t bytes = 0;
+	uint32_t msgs = 0, ok = 0, failed = 0, nofit = 0;
+	size_t i;
+
+	fprintf(f, "%-40s %-13s %8s %9s %10s  %s\n", "account", "status", "folders", "messages",
+		"bytes", "destination quota");
+	for (i = 0; i < n; i++) {
+		const struct preflight_item *it = &items[i];
+		char quota[96] = "-";
+
+		if (it->quota_known)
+			snprintf(quota, sizeof(quota), "%s used of %s",
+				 report_bytes(it->quota_used, b2, sizeof(b2)),
+				 report_bytes(it->quota_limit, b3, sizeof(b3)));
+		fprintf(f, "%-40s %-13s %8u %9u %10s  %s\n", it->acc->label, item_status(it),
+			it->folders, it->messages, report_bytes(it->bytes, b1, sizeof(b1)), quota);
+		if (it->err.kind != TR_ERR_NONE)
+			fprintf(f, "    error: %s\n", it->err.msg);
+		bytes += it->bytes;
+		msgs += it->messages;
+		if (it->err.kind != TR_ERR_NONE)
+			failed++;
+		else if (!it->fits)
+			nofit++;
+		else
+			ok++;
+	}
+	fprintf(f, "%zu account(s): %u ready, %u will fail, %u will not fit; %u messages, %s "
+		"to copy\n", n, ok, failed, nofit, msgs, report_bytes(bytes, b1, sizeof(b1)));
+}
+
+int preflight_json(const char *path, const struct preflight_item *items, size_t n,
+		   struct tr_error *err)
+{
+	json_t *root = json_object(), *arr = json_array();
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		const struct preflight_item *it = &items[i];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "email", json_string(it->acc->label));
+		json_object_set_new(o, "status", json_string(item_status(it)));
+		json_object_set_new(o, "error", it->err.kind != TR_ERR_NONE ? json_string(it->err.msg)
+									     : json_null());
+		json_object_set_new(o, "folders", json_integer(it->folders));
+		json_object_set_new(o, "messages", json_integer(it->messages));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)it->bytes));
+		json_object_set_new(o, "quota_used", it->quota_known
+				    ? json_integer((json_int_t)it->quota_used) : json_null());
+		json_object_set_new(o, "quota_limit", it->quota_known
+				    ? json_integer((json_int_t)it->quota_limit) : json_null());
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "accounts", arr);
+	r = report_write_json(path, root, err);
+	json_decref(root);
+	return r;
+}
+

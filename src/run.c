@@ -1,0 +1,269 @@
+/* run: see include/run.h */
+#include "config.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "net.h"
+#include "report.h"
+#include "run.h"
+
+struct job_run {
+	const struct run_env *env;
+	const struct run_account *acc;
+	struct run_result *res;
+	struct account_progress prog;   /* summed over all accounts */
+	atomic_uint_fast32_t running, done, failed;
+	size_t n;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "mario.rossi@azienda.it" -> a file name that cannot escape log_dir. */
+static void log_file_name(const char *label, char *buf, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; label[i] != '\0' && n + 5 < len; i++) {
+		unsigned char c = (unsigned char)label[i];
+
+		buf[n++] = (isalnum(c) || c == '@' || c == '.' || c == '-' || c == '_' || c == '+') &&
+			   !(i == 0 && c == '.') ? (char)c : '_';
+	}
+	snprintf(buf + n, len - n, ".log");
+}
+
+static void run_one(size_t i, void *ctx)
+{
+	struct job_run *jr = ctx;
+	const struct run_env *env = jr->env;
+	const struct run_account *acc = &jr->acc[i];
+	struct run_item *item = &jr->res->v[i];
+	struct account_opts ao;
+	bool attached = false;
+
+	item->started = true;
+	atomic_fetch_add(&jr->running, 1);
+	if (env->log_dir != NULL) {
+		char name[300], path[4096];
+
+		log_file_name(acc->label, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", env->log_dir, name);
+		if (log_attach(acc->label, path) == 0)
+			attached = true;
+		else
+			log_warn(acc->label, "cannot write the account's log %s", path);
+	}
+	memset(&ao, 0, sizeof(ao));
+	ao.label = acc->label;
+	ao.src_ep = &env->src_ep;
+	ao.dst_ep = &env->dst_ep;
+	ao.src_cr.user = acc->src_user;
+	ao.src_cr.password = acc->src_password;
+	ao.dst_cr.user = acc->dst_user;
+	if (env->dst_admin != NULL) {
+		ao.dst_cr.admin = env->dst_admin;
+		ao.dst_cr.password = env->dst_admin_password;
+		ao.dst_cr.admin_separator = env->dst_admin_separator;
+	} else {
+		ao.dst_cr.password = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
+	}
+	ao.map = &env->map;
+	ao.state = env->state;
+	ao.src_lim = env->src_lim;
+	ao.dst_lim = env->dst_lim;
+	ao.limits = &env->limits;
+	ao.max_sessions = env->max_sessions;
+	ao.retries = env->retries;
+	ao.spool_dir = env->spool_dir;
+	ao.subscribe = env->subscribe;
+	ao.progress = &jr->prog;
+
+	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
+		 env->dst_ep.host, env->dst_ep.port);
+	account_run(&ao, &item->res);
+	if (item->res.status == ACCOUNT_FAILED)
+		log_error(acc->label, "failed: %s", item->res.err.msg);
+	else
+		log_info(acc->label, "%s: %u copied, %u already present, %u failed in %.1f s",
+			 account_status_name(item->res.status), item->res.total.copied,
+			 item->res.total.present, item->res.total.failed, item->res.seconds);
+	if (attached)
+		log_detach(acc->label);
+	atomic_fetch_sub(&jr->running, 1);
+	atomic_fetch_add(&jr->done, 1);
+	if (item->res.status != ACCOUNT_OK)
+		atomic_fetch_add(&jr->failed, 1);
+}
+
+/* ---- progress ------------------------------------------------------------- */
+
+struct progress {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	struct job_run *jr;
+};
+
+static void draw(struct job_run *jr, double elapsed, bool tty)
+{
+	char b1[32], b2[32], eta[32] = "";
+	uint64_t copied = atomic_load(&jr->prog.copied), bytes = atomic_load(&jr->prog.bytes);
+	unsigned done = (unsigned)atomic_load(&jr->done);
+	unsigned running = (unsigned)atomic_load(&jr->running);
+	unsigned failed = (unsigned)atomic_load(&jr->failed);
+	double rate = bytes / (elapsed > 0.1 ? elapsed : 0.1);
+
+	/* ETA from the accounts finished so far: crude, but honest about what
+	 * it knows (account sizes are learnt only when they start). */
+	if (done > 0 && done < jr->n) {
+		long left = (long)(elapsed / done * (double)(jr->n - done));
+
+		snprintf(eta, sizeof(eta), ", ETA %ldm%02lds", left / 60, left % 60);
+	}
+	if (jr->n == 1) {
+		const char *label = jr->acc[0].label;
+
+		if (tty)
+			log_progress("%s: folders %u/%u, %" PRIu64 " messages, %s (%s/s)", label,
+				     (unsigned)atomic_load(&jr->prog.folders_done),
+				     (unsigned)atomic_load(&jr->prog.folders_total), copied,
+				     report_bytes(bytes, b1, sizeof(b1)),
+				     report_bytes((uint64_t)rate, b2, sizeof(b2)));
+		else
+			log_info(label, "progress: folders %u/%u, %" PRIu64 " messages, %s",
+				 (unsigned)atomic_load(&jr->prog.folders_done),
+				 (unsigned)atomic_load(&jr->prog.folders_total), copied,
+				 report_bytes(bytes, b1, sizeof(b1)));
+		return;
+	}
+	if (tty)
+		log_progress("accounts %u/%zu done (%u running, %u not ok), %" PRIu64 " messages, %s, "
+			     "%s/s%s", done, jr->n, running, failed, copied,
+			     report_bytes(bytes, b1, sizeof(b1)), report_bytes((uint64_t)rate, b2, sizeof(b2)),
+			     eta);
+	else
+		log_info(NULL, "progress: accounts %u/%zu done (%u running, %u not ok), %" PRIu64
+			 " messages, %s, %s/s%s", done, jr->n, running, failed, copied,
+			 report_bytes(bytes, b1, sizeof(b1)), report_bytes((uint64_t)rate, b2, sizeof(b2)),
+			 eta);
+}
+
+static void *progress_main(void *arg)
+{
+	struct progress *p = arg;
+	double start = now_s(), last_log = start;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		struct timespec until;
+		double t = now_s();
+
+		if (p->jr->env->progress_tty) {
+			draw(p->jr, t - start, true);
+		} else if (p->jr->env->progress_log && t - last_log >= 30) {
+			last_log = t;
+			draw(p->jr, t - start, false);
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 500000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->cond, &p->lock, &until);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (p->jr->env->progress_tty)
+		log_progress_done();
+	return NULL;
+}
+
+int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,
+		 struct run_result *res)
+{
+	struct job_run jr;
+	struct progress p;
+	bool *skipped, have_progress = false;
+	double t0 = now_s();
+	size_t i;
+
+	memset(res, 0, sizeof(*res));
+	res->v = calloc(n + 1, sizeof(*res->v));
+	skipped = calloc(n + 1, sizeof(*skipped));
+	if (res->v == NULL || skipped == NULL) {
+		free(skipped);
+		free(res->v);
+		res->v = NULL;
+		return -1;
+	}
+	res->n = n;
+	for (i = 0; i < n; i++)
+		res->v[i].acc = &acc[i];
+	memset(&jr, 0, sizeof(jr));
+	jr.env = env;
+	jr.acc = acc;
+	jr.res = res;
+	jr.n = n;
+
+	memset(&p, 0, sizeof(p));
+	p.jr = &jr;
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	if ((env->progress_tty || env->progress_log) &&
+	    pthread_create(&p.thread, NULL, progress_main, &p) == 0)
+		have_progress = true;
+
+	sched_run(n, env->parallel_accounts, run_one, &jr, skipped);
+
+	if (have_progress) {
+		pthread_mutex_lock(&p.lock);
+		p.stop = true;
+		pthread_cond_signal(&p.cond);
+		pthread_mutex_unlock(&p.lock);
+		pthread_join(p.thread, NULL);
+	}
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+
+	for (i = 0; i < n; i++) {
+		struct run_item *it = &res->v[i];
+
+		if (!it->started) {
+			res->skipped++;
+			continue;
+		}
+		switch (it->res.status) {
+		case ACCOUNT_OK: res->ok++; break;
+		case ACCOUNT_PARTIAL: res->partial++; break;
+		case ACCOUNT_FAILED: res->failed++; break;
+		}
+	}
+	free(skipped);
+	res->seconds = now_s() - t0;
+	return res->ok == n ? 0 : -1;
+}
+
+void run_result_free(struct run_result *res)
+{
+	size_t i;
+
+	for (i = 0; i < res->n; i++)
+		if (res->v[i].started)
+			account_result_free(&res->v[i].res);
+	free(res->v);
+	memset(res, 0, sizeof(*res));
+}
