@@ -35,6 +35,8 @@ struct acct {
 	size_t next;
 	size_t *returned;             /* folders a worker gave back */
 	size_t n_returned;
+	size_t active;                /* folders being worked on right now */
+	pthread_cond_t changed;       /* a folder was finished or given back */
 	bool abort;                   /* fatal for the account: stop handing out work */
 	struct tr_error abort_err;
 };
@@ -160,29 +162,46 @@ static void set_abort(struct acct *a, const struct tr_error *err)
 		a->abort = true;
 		a->abort_err = *err;
 	}
+	pthread_cond_broadcast(&a->changed);
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Next folder to sync, or -1 when there is none (or the account aborted). */
+/* Next folder to sync, or -1 when there is none (or the account aborted).
+ * While another worker still holds a folder it may give it back (when its
+ * extra sessions are refused), so wait for that rather than leave it
+ * behind with nobody to take it. */
 static long take_folder(struct acct *a)
 {
 	long i = -1;
 
 	pthread_mutex_lock(&a->lock);
-	if (!a->abort) {
-		if (a->n_returned > 0)
+	while (!a->abort) {
+		if (a->n_returned > 0) {
 			i = (long)a->returned[--a->n_returned];
-		else if (a->next < a->n_work)
+			break;
+		}
+		if (a->next < a->n_work) {
 			i = (long)a->order[a->next++];
+			break;
+		}
+		if (a->active == 0)
+			break;
+		pthread_cond_wait(&a->changed, &a->lock);
 	}
+	if (i >= 0)
+		a->active++;
 	pthread_mutex_unlock(&a->lock);
 	return i;
 }
 
-static void give_back(struct acct *a, size_t i)
+/* The worker is done with its folder: finished, or given back. */
+static void folder_done(struct acct *a, long given_back)
 {
 	pthread_mutex_lock(&a->lock);
-	a->returned[a->n_returned++] = i;
+	if (given_back >= 0)
+		a->returned[a->n_returned++] = (size_t)given_back;
+	a->active--;
+	pthread_cond_broadcast(&a->changed);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -216,8 +235,10 @@ static int ensure_sessions(struct worker *w, struct tr_error *err)
 	return 0;
 }
 
-/* Sync plan entry i, retrying transient failures.  Returns -1 when the
- * worker should stop (it gave the folder back, or the account aborted). */
+/* Sync plan entry i, retrying transient failures.  Returns 0 when the
+ * folder is finished (done or failed), 1 when the worker gives it back
+ * (its extra sessions were refused) and stops, -1 when the account
+ * aborted. */
 static int do_folder(struct worker *w, size_t i)
 {
 	struct acct *a = w->a;
@@ -253,8 +274,7 @@ static int do_folder(struct worker *w, size_t i)
 				log_info(o->label, "worker %d stops: %s", w->idx + 1, err.msg);
 				close_session(a, true, &w->src);
 				close_session(a, false, &w->dst);
-				give_back(a, i);
-				return -1;
+				return 1;
 			}
 			if (!transient(err.kind) || attempt + 1 >= o->retries) {
 				if (err.kind == TR_ERR_AUTH || err.kind == TR_ERR_TLS ||
@@ -310,9 +330,13 @@ static void *worker_main(void *arg)
 		set_abort(w->a, &err);
 		return NULL;
 	}
-	while ((i = take_folder(w->a)) >= 0)
-		if (do_folder(w, (size_t)i) < 0)
+	while ((i = take_folder(w->a)) >= 0) {
+		int r = do_folder(w, (size_t)i);
+
+		folder_done(w->a, r == 1 ? i : -1);
+		if (r != 0)
 			break;
+	}
 	spool_free(&w->spool);
 	return NULL;
 }
@@ -495,6 +519,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	a.o = o;
 	a.res = res;
 	pthread_mutex_init(&a.lock, NULL);
+	pthread_cond_init(&a.changed, NULL);
 	folder_list_init(&a.src_l);
 	folder_list_init(&a.dst_l);
 	tr_error_clear(&err);
@@ -596,6 +621,7 @@ done:
 	free(a.have_status);
 	free(a.order);
 	free(a.returned);
+	pthread_cond_destroy(&a.changed);
 	pthread_mutex_destroy(&a.lock);
 	return res->status == ACCOUNT_OK ? 0 : -1;
 }
