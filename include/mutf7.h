@@ -14,7 +14,15 @@
 #ifndef TRASLOCO_MUTF7_H
 #define TRASLOCO_MUTF7_H
 
+#include <stdint.h>
+
 char *mutf7_decode(const char *mutf7);  /* modified UTF-7 -> UTF-8 */
 char *mutf7_encode(const char *utf8);   /* UTF-8 -> modified UTF-7; EINVAL on invalid UTF-8 */
+
+/* Decode one strict UTF-8 character at *pp (no overlongs, surrogates,
+ * values past U+10FFFF or truncated sequences) into *cp and advance *pp.
+ * Returns 0, or -1 on invalid input (*pp unchanged).  Shared with folder.c,
+ * which folds case on decoded names. */
+int mutf7_utf8_next(const unsigned char **pp, uint32_t *cp);
 
 #endif

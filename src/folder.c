@@ -125,45 +125,6 @@ static const char *folder_label(const struct folder *f)
 	return f->name != NULL ? f->name : f->raw;
 }
 
-/* Strict UTF-8, as in mutf7.c; here only to case-fold well-known names. */
-static int get_utf8(const unsigned char **pp, uint32_t *cp)
-{
-	const unsigned char *p = *pp;
-	uint32_t c = *p++, min;
-	int more;
-
-	if (c < 0x80) {
-		*cp = c;
-		*pp = p;
-		return 0;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		more = 1;
-		min = 0x80;
-		c &= 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		more = 2;
-		min = 0x800;
-		c &= 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		more = 3;
-		min = 0x10000;
-		c &= 0x07;
-	} else {
-		return -1;
-	}
-	while (more-- > 0) {
-		if ((*p & 0xc0) != 0x80)
-			return -1;
-		c = (c << 6) | (*p++ & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return -1;
-	*cp = c;
-	*pp = p;
-	return 0;
-}
-
 /* ---- roles ----------------------------------------------------------- */
 
 static const char *const role_names[] = {
@@ -371,7 +332,7 @@ static bool fold_eq(const char *a, const char *b)
 	uint32_t ca, cb;
 
 	while (*pa != '\0' && *pb != '\0') {
-		if (get_utf8(&pa, &ca) < 0 || get_utf8(&pb, &cb) < 0)
+		if (mutf7_utf8_next(&pa, &ca) < 0 || mutf7_utf8_next(&pb, &cb) < 0)
 			return false;
 		if (fold_char(ca) != fold_char(cb))
 			return false;

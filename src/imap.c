@@ -957,30 +957,58 @@ static void handlers_off(struct imap_session *s)
 	s->spool = NULL;
 }
 
-int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
-		    imap_msg_cb *cb, void *ctx, struct tr_error *err)
+/* A UID FETCH with the callbacks of the session's cb/spool fields: the
+ * att handler (and so each message freed as soon as it is parsed) works
+ * only with a progress callback set.  Consumes ft; returns a libetpan
+ * code, or -1 for a bad set (err filled). */
+static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap_fetch_type *ft,
+		     uint64_t changedsince, mailimap_msg_att_handler *att,
+		     mailimap_msg_body_handler *body, struct tr_error *err)
 {
-	struct mailimap_fetch_type *ft;
-	struct mailimap_set *set;
+	struct mailimap_set *set = set_parse(uidset);
 	clist *result = NULL;
-	char cmd[256];
 	int r;
 
-	set = set_parse(uidset);
-	ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	if (set == NULL || ft == NULL) {
 		mailimap_set_free(set);
 		mailimap_fetch_type_free(ft);
 		tr_error_set(err, TR_ERR_LOCAL, "bad UID set \"%s\" or out of memory", uidset);
 		return -1;
 	}
-	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
-	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
-	if (what & (IMAP_FETCH_META | IMAP_FETCH_FP)) {
+	s->cb_failed = 0;
+	tr_error_clear(&s->cb_err);
+	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
+	mailimap_set_msg_att_handler(s->imap, att, s);
+	if (body != NULL)
+		mailimap_set_msg_body_handler(s->imap, body, s);
+	if (changedsince > 0)
+		r = mailimap_uid_fetch_changedsince(s->imap, set, ft, changedsince, &result);
+	else
+		r = mailimap_uid_fetch(s->imap, set, ft, &result);
+	handlers_off(s);
+	if (result != NULL)
+		mailimap_fetch_list_free(result);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	return r;
+}
+
+int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
+		    imap_msg_cb *cb, void *ctx, struct tr_error *err)
+{
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	char cmd[256];
+	int r;
+
+	if (ft != NULL) {
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
+	}
+	if (ft != NULL && (what & (IMAP_FETCH_META | IMAP_FETCH_FP))) {
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size());
 	}
-	if (what & IMAP_FETCH_FP) {
+	if (ft != NULL && (what & IMAP_FETCH_FP)) {
 		clist *fields = clist_new();
 		char names[] = FP_HEADER_FIELDS, *save = NULL, *tok;
 
@@ -992,21 +1020,9 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 	}
 	s->cb = cb;
 	s->cb_ctx = ctx;
-	s->cb_failed = 0;
-	tr_error_clear(&s->cb_err);
-	/* The att handler is only used when a progress callback is set; with
-	 * it each message is handed over and freed as soon as it is parsed. */
-	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
-	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
-	if (changedsince > 0)
-		r = mailimap_uid_fetch_changedsince(s->imap, set, ft, changedsince, &result);
-	else
-		r = mailimap_uid_fetch(s->imap, set, ft, &result);
-	handlers_off(s);
-	if (result != NULL)
-		mailimap_fetch_list_free(result);
-	mailimap_fetch_type_free(ft);
-	mailimap_set_free(set);
+	r = uid_fetch(s, uidset, ft, changedsince, meta_handler, NULL, err);
+	if (r < 0)
+		return -1;
 	if (r != MAILIMAP_NO_ERROR) {
 		snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
 		return fail(s, r, cmd, TR_ERR_PROTOCOL, err);
@@ -1071,36 +1087,20 @@ static void body_att_handler(struct mailimap_msg_att *att, void *ctx)
 int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
 		      struct tr_error *err)
 {
-	struct mailimap_fetch_type *ft;
-	struct mailimap_set *set;
-	clist *result = NULL;
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	char cmd[256];
 	int r;
 
-	set = set_parse(uidset);
-	ft = mailimap_fetch_type_new_fetch_att_list_empty();
-	if (set == NULL || ft == NULL) {
-		mailimap_set_free(set);
-		mailimap_fetch_type_free(ft);
-		tr_error_set(err, TR_ERR_LOCAL, "bad UID set \"%s\" or out of memory", uidset);
-		return -1;
+	if (ft != NULL) {
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+			mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
 	}
-	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
-	mailimap_fetch_type_new_fetch_att_list_add(ft,
-		mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
 	s->spool = sp;
-	s->cb_failed = 0;
-	tr_error_clear(&s->cb_err);
-	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
-	mailimap_set_msg_att_handler(s->imap, body_att_handler, s);
-	mailimap_set_msg_body_handler(s->imap, body_handler, s);
-	r = mailimap_uid_fetch(s->imap, set, ft, &result);
-	handlers_off(s);
-	if (result != NULL)
-		mailimap_fetch_list_free(result);
-	mailimap_fetch_type_free(ft);
-	mailimap_set_free(set);
+	r = uid_fetch(s, uidset, ft, 0, body_att_handler, body_handler, err);
 	spool_abort(sp);
+	if (r < 0)
+		return -1;
 	if (s->cb_failed) {
 		/* The body handler refused data: libetpan stopped mid-response. */
 		s->broken = true;

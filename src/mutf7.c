@@ -65,7 +65,7 @@ static char *put_utf8(char *o, uint32_t cp)
 /* Strict UTF-8: no overlongs, no encoded surrogates, nothing past
  * U+10FFFF, no truncated sequence (the terminating NUL is not a
  * continuation byte, so truncation is caught like any bad byte). */
-static int get_utf8(const unsigned char **pp, uint32_t *cp)
+int mutf7_utf8_next(const unsigned char **pp, uint32_t *cp)
 {
 	const unsigned char *p = *pp;
 	uint32_t c = *p++, min;
@@ -273,7 +273,7 @@ char *mutf7_encode(const char *utf8)
 		return NULL;
 	re.o = out;
 	while (*p != '\0') {
-		if (get_utf8(&p, &cp) < 0) {
+		if (mutf7_utf8_next(&p, &cp) < 0) {
 			free(out);
 			errno = EINVAL;
 			return NULL;

@@ -472,8 +472,11 @@ out:
 	return r;
 }
 
-int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *rows, size_t n,
-		   struct tr_error *err)
+/* Run one statement for rows 0..n-1 in one transaction, bind(q, i, ctx)
+ * filling the parameters of row i. */
+static int batch_exec(struct state *st, const char *sql, size_t n,
+		      void (*bind)(sqlite3_stmt *q, size_t i, const void *ctx), const void *ctx,
+		      const char *what, struct tr_error *err)
 {
 	sqlite3_stmt *q = NULL;
 	size_t i;
@@ -484,32 +487,16 @@ int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *
 	pthread_mutex_lock(&st->lock);
 	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(st->db,
-			       "INSERT OR REPLACE INTO messages (folder_id, src_uid, dst_uid, state,"
-			       " fp, dst_uidnext, flags, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-			       -1, &q, NULL) != SQLITE_OK) {
-		db_fail(st, err, "write ledger");
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, what);
 		goto rollback;
 	}
 	for (i = 0; i < n; i++) {
-		char hex[FP_HEX_LEN + 1];
-
 		sqlite3_reset(q);
 		sqlite3_clear_bindings(q);
-		sqlite3_bind_int64(q, 1, folder_id);
-		sqlite3_bind_int64(q, 2, rows[i].src_uid);
-		sqlite3_bind_int64(q, 3, rows[i].dst_uid);
-		sqlite3_bind_int(q, 4, rows[i].state);
-		if (rows[i].has_fp) {
-			fp_to_hex(rows[i].fp, hex);
-			sqlite3_bind_text(q, 5, hex, -1, SQLITE_TRANSIENT);
-		}
-		sqlite3_bind_int64(q, 6, rows[i].dst_uidnext);
-		sqlite3_bind_text(q, 7, rows[i].flags != NULL ? rows[i].flags : "", -1, SQLITE_STATIC);
-		if (rows[i].error != NULL)
-			sqlite3_bind_text(q, 8, rows[i].error, -1, SQLITE_STATIC);
+		bind(q, i, ctx);
 		if (sqlite3_step(q) != SQLITE_DONE) {
-			db_fail(st, err, "write ledger");
+			db_fail(st, err, what);
 			goto rollback;
 		}
 	}
@@ -521,50 +508,61 @@ int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *
 	goto out;
 rollback:
 	sqlite3_finalize(q);
-	q = NULL;
 	exec(st, "ROLLBACK", NULL);
 out:
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
+struct rows_ctx {
+	int64_t folder_id;
+	const struct state_msg *rows;
+	const uint32_t *uids;
+};
+
+static void bind_row(sqlite3_stmt *q, size_t i, const void *ctx)
+{
+	const struct rows_ctx *c = ctx;
+	const struct state_msg *m = &c->rows[i];
+	char hex[FP_HEX_LEN + 1];
+
+	sqlite3_bind_int64(q, 1, c->folder_id);
+	sqlite3_bind_int64(q, 2, m->src_uid);
+	sqlite3_bind_int64(q, 3, m->dst_uid);
+	sqlite3_bind_int(q, 4, m->state);
+	if (m->has_fp) {
+		fp_to_hex(m->fp, hex);
+		sqlite3_bind_text(q, 5, hex, -1, SQLITE_TRANSIENT);
+	}
+	sqlite3_bind_int64(q, 6, m->dst_uidnext);
+	sqlite3_bind_text(q, 7, m->flags != NULL ? m->flags : "", -1, SQLITE_STATIC);
+	if (m->error != NULL)
+		sqlite3_bind_text(q, 8, m->error, -1, SQLITE_STATIC);
+}
+
+static void bind_uid(sqlite3_stmt *q, size_t i, const void *ctx)
+{
+	const struct rows_ctx *c = ctx;
+
+	sqlite3_bind_int64(q, 1, c->folder_id);
+	sqlite3_bind_int64(q, 2, c->uids[i]);
+}
+
+int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *rows, size_t n,
+		   struct tr_error *err)
+{
+	struct rows_ctx c = { .folder_id = folder_id, .rows = rows };
+
+	return batch_exec(st, "INSERT OR REPLACE INTO messages (folder_id, src_uid, dst_uid, "
+			  "state, fp, dst_uidnext, flags, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			  n, bind_row, &c, "write ledger", err);
+}
+
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err)
 {
-	sqlite3_stmt *q = NULL;
-	size_t i;
-	int r = -1;
+	struct rows_ctx c = { .folder_id = folder_id, .uids = src_uids };
 
-	if (n == 0)
-		return 0;
-	pthread_mutex_lock(&st->lock);
-	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
-		goto out;
-	if (sqlite3_prepare_v2(st->db, "DELETE FROM messages WHERE folder_id = ?1 AND src_uid = ?2",
-			       -1, &q, NULL) != SQLITE_OK) {
-		db_fail(st, err, "delete ledger rows");
-		goto rollback;
-	}
-	for (i = 0; i < n; i++) {
-		sqlite3_reset(q);
-		sqlite3_bind_int64(q, 1, folder_id);
-		sqlite3_bind_int64(q, 2, src_uids[i]);
-		if (sqlite3_step(q) != SQLITE_DONE) {
-			db_fail(st, err, "delete ledger rows");
-			goto rollback;
-		}
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if (exec(st, "COMMIT", err) < 0)
-		goto rollback;
-	r = 0;
-	goto out;
-rollback:
-	sqlite3_finalize(q);
-	q = NULL;
-	exec(st, "ROLLBACK", NULL);
-out:
-	pthread_mutex_unlock(&st->lock);
-	return r;
+	return batch_exec(st, "DELETE FROM messages WHERE folder_id = ?1 AND src_uid = ?2", n,
+			  bind_uid, &c, "delete ledger rows", err);
 }
