@@ -88,6 +88,11 @@ struct imap_status {
 int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
 		     struct imap_status *st, struct tr_error *err);
 
+/* "CREATE" or "SUBSCRIBE" (verb) for n folders in one round trip;
+ * ok[i] says whether folder i got OK (a NO is not a failure of the call). */
+int imap_command_many(struct imap_session *s, const char *verb, const char *const *raw_names,
+		      size_t n, bool *ok, struct tr_error *err);
+
 /* EXAMINE (read-only) or SELECT a folder; fills st. */
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
 		     struct imap_status *st, struct tr_error *err);

@@ -56,6 +56,9 @@ struct sync_folder_job {
 	struct state *state;
 	int64_t account_id;
 	struct spool *spool;
+	struct spool *spool2;     /* a second spool: fetch the next batch while appending
+				   * this one (source and destination sessions then run
+				   * in two threads); NULL: one batch at a time */
 	const struct sync_limits *limits;
 	sync_progress_fn *progress;
 	void *progress_ctx;

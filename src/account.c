@@ -14,7 +14,7 @@
 #include "scheduler.h"
 
 /* Spool: messages up to this size stay in memory. */
-#define SPOOL_MEM_LIMIT (256 * 1024)
+#define SPOOL_MEM_LIMIT (128 * 1024)
 /* Back-off between attempts: 1 s, 2 s, 4 s ... capped, with jitter. */
 #define BACKOFF_MAX_S 30
 
@@ -46,7 +46,7 @@ struct worker {
 	int idx;
 	pthread_t thread;
 	struct imap_session *src, *dst;
-	struct spool spool;
+	struct spool spool, spool2;
 	unsigned int seed;
 };
 
@@ -248,6 +248,7 @@ static int do_folder(struct worker *w, size_t i)
 	struct folder_report *fr = &a->res->folders[i];
 	struct sync_folder_job job;
 	struct tr_error err;
+	double t0;
 	int attempt;
 
 	memset(&job, 0, sizeof(job));
@@ -255,6 +256,7 @@ static int do_folder(struct worker *w, size_t i)
 	job.state = o->state;
 	job.account_id = a->account_id;
 	job.spool = &w->spool;
+	job.spool2 = &w->spool2;
 	job.limits = o->limits;
 	job.progress = progress_cb;
 	job.progress_ctx = o->progress;
@@ -289,11 +291,11 @@ static int do_folder(struct worker *w, size_t i)
 		}
 		job.src = w->src;
 		job.dst = w->dst;
+		t0 = now_s();
 		if (sync_folder(&job, &fr->counts, &err) == 0) {
-			/* A second attempt does not re-create the folder. */
-			if (fr->counts.copied > 0 || fr->counts.present > 0)
-				log_debug(o->label, "%s: %u copied, %u present", fr->src_name,
-					  fr->counts.copied, fr->counts.present);
+			log_debug(o->label, "%s: %u copied, %u present in %.3f s (worker %d)",
+				  fr->src_name, fr->counts.copied, fr->counts.present, now_s() - t0,
+				  w->idx + 1);
 			fr->failed = false;
 			if (o->progress != NULL)
 				atomic_fetch_add(&o->progress->folders_done, 1);
@@ -326,8 +328,10 @@ static void *worker_main(void *arg)
 	struct tr_error err;
 	long i;
 
-	if (spool_init(&w->spool, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
+	if (spool_init(&w->spool, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0 ||
+	    spool_init(&w->spool2, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
 		set_abort(w->a, &err);
+		spool_free(&w->spool);
 		return NULL;
 	}
 	while ((i = take_folder(w->a)) >= 0) {
@@ -338,6 +342,7 @@ static void *worker_main(void *arg)
 			break;
 	}
 	spool_free(&w->spool);
+	spool_free(&w->spool2);
 	return NULL;
 }
 
@@ -353,7 +358,75 @@ static int cmp_desc_messages(const void *x, const void *y, void *ctx)
 	return i < j ? -1 : i > j;
 }
 
-static int prepare(struct acct *a, struct imap_session *src, struct tr_error *err)
+/* Subscribe on the destination to what the source subscribes to, in one
+ * round trip. */
+static void copy_subscriptions(struct acct *a, struct imap_session *dst)
+{
+	const char **names = calloc(a->plan.n + 1, sizeof(*names));
+	bool *ok = calloc(a->plan.n + 1, sizeof(*ok));
+	struct tr_error err;
+	size_t i, n = 0;
+
+	if (names == NULL || ok == NULL)
+		goto out;
+	for (i = 0; i < a->plan.n; i++) {
+		const struct folder_plan_entry *pe = &a->plan.v[i];
+		const struct folder *sf = &a->src_l.v[pe->src_index];
+		const struct folder *df = folder_list_find_raw(&a->dst_l, pe->dst_raw);
+
+		if (sf->subscribed && (df == NULL || !df->subscribed) && !a->res->folders[i].failed)
+			names[n++] = pe->dst_raw;
+	}
+	if (imap_command_many(dst, "SUBSCRIBE", names, n, ok, &err) < 0) {
+		log_warn(a->o->label, "cannot copy subscriptions: %s", err.msg);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (!ok[i])
+			log_warn(a->o->label, "the destination refused to subscribe to %s", names[i]);
+out:
+	free(names);
+	free(ok);
+}
+
+/* Create the missing destination folders that have work, all in one round
+ * trip (parents first, though Dovecot and most servers make them anyway).
+ * A refusal is not fatal here: the folder's SELECT will say why. */
+static int create_missing(struct acct *a, struct imap_session *dst, struct tr_error *err)
+{
+	const char **names = calloc(a->n_work + 1, sizeof(*names));
+	size_t *which = calloc(a->n_work + 1, sizeof(*which));
+	bool *ok = calloc(a->n_work + 1, sizeof(*ok));
+	size_t i, n = 0;
+	int r = -1;
+
+	if (names == NULL || which == NULL || ok == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < a->n_work; i++) {
+		struct folder_plan_entry *pe = &a->plan.v[a->order[i]];
+
+		if (!pe->dst_exists) {
+			which[n] = a->order[i];
+			names[n++] = pe->dst_raw;
+		}
+	}
+	if (imap_command_many(dst, "CREATE", names, n, ok, err) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (ok[i])
+			a->plan.v[which[i]].dst_exists = true;
+	r = 0;
+out:
+	free(names);
+	free(which);
+	free(ok);
+	return r;
+}
+
+static int prepare(struct acct *a, struct imap_session *src, struct imap_session *dst,
+		   struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
 	struct account_result *res = a->res;
@@ -423,31 +496,14 @@ static int prepare(struct acct *a, struct imap_session *src, struct tr_error *er
 	}
 	if (a->n_work > 1)
 		qsort_r(a->order, a->n_work, sizeof(*a->order), cmp_desc_messages, a);
+	if (create_missing(a, dst, err) < 0)
+		return -1;
+	if (o->subscribe)
+		copy_subscriptions(a, dst);
 	log_info(o->label, "%zu of %zu folder(s) changed since the last run", a->n_work, a->plan.n);
 	if (o->progress != NULL)
 		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
 	return 0;
-}
-
-/* Subscribe on the destination to what the source subscribes to. */
-static void copy_subscriptions(struct acct *a, struct imap_session *dst)
-{
-	struct tr_error err;
-	size_t i;
-
-	for (i = 0; i < a->plan.n; i++) {
-		const struct folder_plan_entry *pe = &a->plan.v[i];
-		const struct folder *sf = &a->src_l.v[pe->src_index];
-		const struct folder *df = folder_list_find_raw(&a->dst_l, pe->dst_raw);
-
-		if (!sf->subscribed || (df != NULL && df->subscribed) || a->res->folders[i].failed)
-			continue;
-		if (imap_subscribe(dst, pe->dst_raw, &err) < 0) {
-			log_warn(a->o->label, "cannot subscribe to %s: %s", pe->dst_name, err.msg);
-			if (imap_broken(dst))
-				return;
-		}
-	}
 }
 
 /* The first session of one side, and its folder list. */
@@ -536,7 +592,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 			 imap_transport(src, t1, sizeof(t1)), imap_where(dst),
 			 imap_transport(dst, t2, sizeof(t2)));
 	}
-	if (prepare(&a, src, &err) < 0)
+	if (prepare(&a, src, dst, &err) < 0)
 		goto failed;
 
 	/* One worker per folder with work, up to the session cap. */
@@ -567,12 +623,6 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	for (i = 1; i < n_workers; i++)
 		pthread_join(workers[i].thread, NULL);
 
-	if (o->subscribe && !a.abort) {
-		struct worker *w0 = &workers[0];
-
-		if (ensure_sessions(w0, &err) == 0)
-			copy_subscriptions(&a, w0->dst);
-	}
 	for (i = 0; i < n_workers; i++) {
 		close_session(&a, true, &workers[i].src);
 		close_session(&a, false, &workers[i].dst);

@@ -685,43 +685,78 @@ static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_sta
 	}
 }
 
-int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
-		     struct imap_status *st, struct tr_error *err)
+/* Send "VERB "name"SUFFIX" for every name in one flight, then read the
+ * replies in order: libetpan has no pipelining, but it checks each reply
+ * against imap_tag, so we walk the tag back over the commands sent.
+ * ok[i] tells whether name i got OK; on_ok (may be NULL) reads the
+ * untagged data of that reply before the next is parsed.  Fails only when
+ * the session does. */
+static int pipelined(struct imap_session *s, const char *verb, const char *suffix,
+		     const char *const *names, size_t n, bool *ok,
+		     void (*on_ok)(struct imap_session *s, size_t i, void *ctx), void *ctx,
+		     struct tr_error *err)
 {
-	const char *atts = s->caps.condstore ? " (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)\r\n"
-					     : " (MESSAGES UIDNEXT UIDVALIDITY)\r\n";
 	int first_tag, r;
 	size_t i;
 
 	if (n == 0)
 		return 0;
-	/* libetpan has no pipelining, but it checks each reply against
-	 * imap_tag: send all commands, then walk the tag back and read the
-	 * replies in order. */
 	first_tag = s->imap->imap_tag + 1;
 	for (i = 0; i < n; i++) {
 		r = mailimap_send_current_tag(s->imap);
 		if (r != MAILIMAP_NO_ERROR)
-			return fail(s, r, "STATUS", TR_ERR_PROTOCOL, err);
-		if (raw_puts(s, "STATUS ") < 0 || raw_quoted(s, raw_names[i]) < 0 ||
-		    raw_puts(s, atts) < 0)
-			return fail(s, MAILIMAP_ERROR_STREAM, "STATUS", TR_ERR_PROTOCOL, err);
+			return fail(s, r, verb, TR_ERR_PROTOCOL, err);
+		if (raw_puts(s, verb) < 0 || raw_puts(s, " ") < 0 || raw_quoted(s, names[i]) < 0 ||
+		    raw_puts(s, suffix) < 0)
+			return fail(s, MAILIMAP_ERROR_STREAM, verb, TR_ERR_PROTOCOL, err);
 	}
 	if (mailstream_flush(s->imap->imap_stream) < 0)
-		return fail(s, MAILIMAP_ERROR_STREAM, "STATUS", TR_ERR_PROTOCOL, err);
+		return fail(s, MAILIMAP_ERROR_STREAM, verb, TR_ERR_PROTOCOL, err);
 	for (i = 0; i < n; i++) {
 		s->imap->imap_tag = first_tag + (int)i;
 		r = raw_finish(s, false, NULL);
-		if (r == MAILIMAP_NO_ERROR) {
-			status_from(s->imap->imap_response_info->rsp_status, &st[i]);
-		} else if (r == MAILIMAP_ERROR_CUSTOM_COMMAND) {
-			memset(&st[i], 0, sizeof(st[i]));
-		} else {
+		ok[i] = r == MAILIMAP_NO_ERROR;
+		if (ok[i] && on_ok != NULL)
+			on_ok(s, i, ctx);
+		if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_CUSTOM_COMMAND &&
+		    r != MAILIMAP_ERROR_PROTOCOL) {
+			s->imap->imap_tag = first_tag + (int)n - 1;
 			s->broken = true;
-			return fail(s, r, "STATUS", TR_ERR_PROTOCOL, err);
+			return fail(s, r, verb, TR_ERR_PROTOCOL, err);
 		}
 	}
 	return 0;
+}
+
+static void take_status(struct imap_session *s, size_t i, void *ctx)
+{
+	struct imap_status *st = ctx;
+
+	status_from(s->imap->imap_response_info->rsp_status, &st[i]);
+}
+
+int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
+		     struct imap_status *st, struct tr_error *err)
+{
+	bool *ok = calloc(n + 1, sizeof(*ok));
+	int r;
+
+	if (ok == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	memset(st, 0, n * sizeof(*st));
+	r = pipelined(s, "STATUS", s->caps.condstore ?
+		      " (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)\r\n" :
+		      " (MESSAGES UIDNEXT UIDVALIDITY)\r\n", raw_names, n, ok, take_status, st, err);
+	free(ok);
+	return r;
+}
+
+int imap_command_many(struct imap_session *s, const char *verb, const char *const *raw_names,
+		      size_t n, bool *ok, struct tr_error *err)
+{
+	return pipelined(s, verb, "\r\n", raw_names, n, ok, NULL, NULL, err);
 }
 
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,72 +555,96 @@ static void fill_row(struct state_msg *row, const struct meta *m, enum state_msg
 	row->flags = m->flags;
 }
 
-/* Copy r->copy[from, to): fetch into the spool, record pending, append,
- * record the outcome. */
-static int copy_batch(struct run *r, size_t from, size_t to, struct tr_error *err)
+/* Messages larger than the destination's APPENDLIMIT are refused before a
+ * byte moves: recorded as failed and left out of the copy list. */
+static int drop_too_big(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
-	const struct imap_caps *dcaps = imap_caps(job->dst);
-	struct imap_append_item *items = NULL;
-	struct meta **of_item = NULL;
-	uint32_t *uids = NULL, uv = 0;
-	size_t i, n_uids = 0, n_items = 0, n_rows = 0;
-	uint64_t bytes = 0;
-	uint32_t copied = 0;
-	char *set = NULL;
-	int ret = -1;
+	uint64_t limit = imap_caps(job->dst)->appendlimit;
+	size_t i, k = 0, n_rows = 0;
+	int w;
 
-	uids = malloc((to - from) * sizeof(*uids));
-	items = calloc(to - from, sizeof(*items));
-	of_item = calloc(to - from, sizeof(*of_item));
-	if (uids == NULL || items == NULL || of_item == NULL || rows_reserve(r, to - from, err) < 0)
-		goto nomem;
-
-	for (i = from; i < to; i++) {
+	if (limit == 0)
+		return 0;
+	if (rows_reserve(r, r->copy.n + 1, err) < 0)
+		return -1;
+	for (i = 0; i < r->copy.n; i++) {
 		struct meta *m = &r->copy.v[i];
+		char why[160];
 
-		if (dcaps->appendlimit > 0 && m->size > dcaps->appendlimit) {
-			char why[160];
-
-			snprintf(why, sizeof(why), "larger (%u bytes) than the destination's "
-				 "APPENDLIMIT (%" PRIu64 ")", m->size, dcaps->appendlimit);
-			log_error(job->ctx, "%s: UID %u not copied: %s", job->src_name, m->uid, why);
-			fill_row(&r->rows[n_rows], m, MSG_FAILED, 0);
-			r->rows[n_rows].error = strdup(why);
-			n_rows++;
-			r->counts->failed++;
+		if (m->size <= limit) {
+			r->copy.v[k++] = *m;
 			continue;
 		}
-		uids[n_uids++] = m->uid;
+		snprintf(why, sizeof(why), "larger (%u bytes) than the destination's APPENDLIMIT "
+			 "(%" PRIu64 ")", m->size, limit);
+		log_error(job->ctx, "%s: UID %u not copied: %s", job->src_name, m->uid, why);
+		fill_row(&r->rows[n_rows], m, MSG_FAILED, 0);
+		r->rows[n_rows].error = strdup(why);
+		n_rows++;       /* the row now owns m->flags: freed below */
+		r->counts->failed++;
 	}
-	if (n_rows > 0) {
-		int w = state_msgs_put(job->state, r->f.id, r->rows, n_rows, err);
+	w = state_msgs_put(job->state, r->f.id, r->rows, n_rows, err);
+	for (i = 0; i < n_rows; i++) {
+		free(r->rows[i].error);
+		free(r->rows[i].flags);
+	}
+	r->copy.n = k;
+	return w;
+}
 
-		for (i = 0; i < n_rows; i++)
-			free(r->rows[i].error);
-		if (w < 0)
-			goto out;
-		n_rows = 0;
+/* Fetch the bodies of r->copy[from, to) into sp. */
+static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
+		       struct tr_error *err)
+{
+	uint32_t *uids = malloc((to - from + 1) * sizeof(*uids));
+	char *set;
+	size_t i;
+	int ret;
+
+	if (uids == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
 	}
-	if (n_uids == 0) {
-		ret = 0;
-		goto out;
+	for (i = from; i < to; i++)
+		uids[i - from] = r->copy.v[i].uid;
+	set = sync_uidset(uids, to - from);
+	free(uids);
+	if (set == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
 	}
-	set = sync_uidset(uids, n_uids);
-	if (set == NULL)
-		goto nomem;
-	spool_reset(job->spool);
-	if (imap_fetch_bodies(job->src, set, job->spool, err) < 0) {
-		tr_error_prefix(err, "%s", job->src_name);
+	spool_reset(sp);
+	ret = imap_fetch_bodies(r->job->src, set, sp, err);
+	if (ret < 0)
+		tr_error_prefix(err, "%s", r->job->src_name);
+	free(set);
+	return ret;
+}
+
+/* Append what sp holds of r->copy[from, to): record pending, append,
+ * record the outcome.  Runs on the destination session only. */
+static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
+			struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct imap_append_item *items;
+	struct meta **of_item;
+	size_t i, n_items = 0;
+	uint64_t bytes = 0;
+	uint32_t copied = 0, uv = 0;
+	int ret = -1;
+
+	items = calloc(to - from + 1, sizeof(*items));
+	of_item = calloc(to - from + 1, sizeof(*of_item));
+	if (items == NULL || of_item == NULL || rows_reserve(r, to - from, err) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		goto out;
 	}
 	for (i = from; i < to; i++) {
 		struct meta *m = &r->copy.v[i];
-		const struct spool_msg *sm;
+		const struct spool_msg *sm = spool_find(sp, m->uid);
 
-		if (dcaps->appendlimit > 0 && m->size > dcaps->appendlimit)
-			continue;
-		sm = spool_find(job->spool, m->uid);
 		if (sm == NULL) {
 			/* Expunged on the source since we listed it. */
 			r->counts->vanished++;
@@ -638,7 +663,7 @@ static int copy_batch(struct run *r, size_t from, size_t to, struct tr_error *er
 	 * rows that the next run settles against the destination. */
 	if (state_msgs_put(job->state, r->f.id, r->rows, n_items, err) < 0)
 		goto out;
-	if (imap_append(job->dst, job->dst_raw, job->spool, items, n_items, &uv, err) < 0) {
+	if (imap_append(job->dst, job->dst_raw, sp, items, n_items, &uv, err) < 0) {
 		tr_error_prefix(err, "%s", job->dst_name);
 		goto out;
 	}
@@ -665,37 +690,166 @@ static int copy_batch(struct run *r, size_t from, size_t to, struct tr_error *er
 	if (job->progress != NULL)
 		job->progress(job->progress_ctx, copied, bytes);
 	ret = 0;
-	goto out;
-nomem:
-	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 out:
-	spool_reset(job->spool);
-	free(set);
-	free(uids);
 	free(items);
 	free(of_item);
 	return ret;
 }
 
-static int copy_all(struct run *r, struct tr_error *err)
+/* Batch boundaries: bounded by bytes first (one big message is a batch
+ * of its own), then by count.  Returns the number of batches; ends[k] is
+ * the end of batch k. */
+static size_t plan_batches(const struct run *r, size_t *ends)
 {
 	const struct sync_limits *lim = r->job->limits;
-	size_t i = 0;
+	size_t i = 0, n = 0;
 
 	while (i < r->copy.n) {
 		size_t start = i;
 		uint64_t bytes = 0;
 
-		/* Bounded by bytes first: one big message is a batch of its own. */
 		do {
 			bytes += r->copy.v[i].size;
 			i++;
 		} while (i < r->copy.n && i - start < lim->batch_count &&
 			 bytes + r->copy.v[i].size <= lim->batch_bytes);
-		if (copy_batch(r, start, i, err) < 0)
-			return -1;
+		ends[n++] = i;
 	}
-	return 0;
+	return n;
+}
+
+/* The fetch side of the pipeline: while the destination session appends
+ * batch k, the source session already fetches batch k+1 into the other
+ * spool, so each batch costs the slower of the two, not their sum. */
+struct pipeline {
+	struct run *r;
+	const size_t *ends;
+	size_t n;
+	struct spool *sp[2];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool filled[2];            /* spool i holds fetched batch waiting for append */
+	size_t fetched;            /* batches fetched so far */
+	bool stop;                 /* the appender failed: fetch no more */
+	bool failed;               /* the fetcher failed (err) */
+	struct tr_error err;
+};
+
+static void *fetcher_main(void *arg)
+{
+	struct pipeline *p = arg;
+	size_t k;
+
+	for (k = 0; k < p->n; k++) {
+		size_t from = k ? p->ends[k - 1] : 0;
+		struct tr_error err;
+		int w;
+
+		pthread_mutex_lock(&p->lock);
+		while (p->filled[k % 2] && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		pthread_mutex_unlock(&p->lock);
+		tr_error_clear(&err);
+		w = fetch_batch(p->r, p->sp[k % 2], from, p->ends[k], &err);
+		pthread_mutex_lock(&p->lock);
+		if (w < 0) {
+			p->failed = true;
+			p->err = err;
+		} else {
+			p->filled[k % 2] = true;
+			p->fetched = k + 1;
+		}
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (w < 0)
+			break;
+	}
+	return NULL;
+}
+
+static int copy_pipelined(struct run *r, const size_t *ends, size_t n, struct tr_error *err)
+{
+	struct pipeline p;
+	pthread_t t;
+	size_t k;
+	int ret = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.r = r;
+	p.ends = ends;
+	p.n = n;
+	p.sp[0] = r->job->spool;
+	p.sp[1] = r->job->spool2;
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	if (pthread_create(&t, NULL, fetcher_main, &p) != 0) {
+		pthread_cond_destroy(&p.cond);
+		pthread_mutex_destroy(&p.lock);
+		tr_error_set(err, TR_ERR_LOCAL, "cannot start a thread");
+		return -1;
+	}
+	for (k = 0; k < n && ret == 0; k++) {
+		size_t from = k ? ends[k - 1] : 0;
+
+		pthread_mutex_lock(&p.lock);
+		while (!p.filled[k % 2] && !p.failed)
+			pthread_cond_wait(&p.cond, &p.lock);
+		if (!p.filled[k % 2]) {
+			*err = p.err;
+			pthread_mutex_unlock(&p.lock);
+			ret = -1;
+			break;
+		}
+		pthread_mutex_unlock(&p.lock);
+		ret = append_batch(r, p.sp[k % 2], from, ends[k], err);
+		pthread_mutex_lock(&p.lock);
+		p.filled[k % 2] = false;
+		if (ret < 0)
+			p.stop = true;
+		pthread_cond_broadcast(&p.cond);
+		pthread_mutex_unlock(&p.lock);
+	}
+	pthread_join(t, NULL);
+	spool_reset(p.sp[0]);
+	spool_reset(p.sp[1]);
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+	return ret;
+}
+
+static int copy_all(struct run *r, struct tr_error *err)
+{
+	size_t *ends, n, k;
+	int ret = 0;
+
+	if (drop_too_big(r, err) < 0)
+		return -1;
+	if (r->copy.n == 0)
+		return 0;
+	ends = malloc(r->copy.n * sizeof(*ends));
+	if (ends == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	n = plan_batches(r, ends);
+	if (n > 1 && r->job->spool2 != NULL) {
+		ret = copy_pipelined(r, ends, n, err);
+	} else {
+		for (k = 0; k < n && ret == 0; k++) {
+			size_t from = k ? ends[k - 1] : 0;
+
+			ret = fetch_batch(r, r->job->spool, from, ends[k], err);
+			if (ret == 0)
+				ret = append_batch(r, r->job->spool, from, ends[k], err);
+		}
+		spool_reset(r->job->spool);
+	}
+	free(ends);
+	return ret;
 }
 
 static bool unchanged(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
