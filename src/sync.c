@@ -219,6 +219,10 @@ struct run {
 	struct flag_queue flagq;
 	struct state_msg *rows;   /* scratch rows for ledger writes */
 	size_t rows_cap;
+	/* what the source side fetched while the destination side selected */
+	struct meta_vec pre_fresh, pre_retry, pre_changed;
+	uint32_t pre_lo;
+	bool pre_done;
 };
 
 static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
@@ -348,6 +352,14 @@ static int copy_add(struct run *r, struct meta *m)
 	return 0;
 }
 
+static void prefetch_free(struct run *r)
+{
+	meta_vec_free(&r->pre_fresh);
+	meta_vec_free(&r->pre_retry);
+	meta_vec_free(&r->pre_changed);
+	r->pre_done = false;
+}
+
 /* Match mode: pair source and destination messages by fingerprint as
  * multisets; unpaired source messages are copied. */
 static int plan_match(struct run *r, struct tr_error *err)
@@ -357,8 +369,15 @@ static int plan_match(struct run *r, struct tr_error *err)
 	size_t i, n_rows = 0;
 	int ret = -1;
 
-	if (fetch_meta(job->src, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0 ||
-	    fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
+	if (r->pre_done && r->pre_lo == 1) {
+		/* The source side already fetched everything ("1:*"). */
+		src = r->pre_fresh;
+		memset(&r->pre_fresh, 0, sizeof(r->pre_fresh));
+	} else if (fetch_meta(job->src, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0) {
+		goto out;
+	}
+	prefetch_free(r);
+	if (fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
 		goto out;
 	if (dst.n > 1)
 		qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_fp);
@@ -430,20 +449,23 @@ out:
 	return ret;
 }
 
-/* Ledger mode: new source UIDs, retries of refused messages, flag changes. */
-static int plan_ledger(struct run *r, struct tr_error *err)
+/* The source's side of the ledger plan, which needs nothing from the
+ * destination: new messages (UID >= lo, with fingerprints), messages to
+ * retry, flag changes of older ones.  Into r->pre_*. */
+static int src_prefetch(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
-	struct meta_vec fresh = { 0 }, retry = { 0 }, changed = { 0 };
+	struct meta_vec *fresh = &r->pre_fresh, *retry = &r->pre_retry, *changed = &r->pre_changed;
 	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1, *uids = NULL;
 	size_t i, n_retry = 0;
 	char set[64];
 	int ret = -1;
 
+	prefetch_free(r);
 	/* New messages. */
 	if (r->S.uidnext == 0 || r->S.uidnext > lo) {
 		snprintf(set, sizeof(set), "%u:*", lo);
-		if (fetch_meta(job->src, set, IMAP_FETCH_FP, 0, lo, &fresh, err) < 0)
+		if (fetch_meta(job->src, set, IMAP_FETCH_FP, 0, lo, fresh, err) < 0)
 			goto out;
 	}
 	/* Messages the destination refused before: try again. */
@@ -463,7 +485,7 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			goto out;
 		}
-		w = fetch_meta(job->src, rs, IMAP_FETCH_FP, 0, 1, &retry, err);
+		w = fetch_meta(job->src, rs, IMAP_FETCH_FP, 0, 1, retry, err);
 		free(rs);
 		if (w < 0)
 			goto out;
@@ -476,15 +498,94 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 		if (!cs || r->S.highestmodseq != r->f.src_modseq) {
 			snprintf(set, sizeof(set), "1:%u", lo - 1);
 			if (fetch_meta(job->src, set, IMAP_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
-				       &changed, err) < 0)
+				       changed, err) < 0)
 				goto out;
 		}
 	}
-	for (i = 0; i < changed.n; i++) {
-		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, changed.v[i].uid);
+	r->pre_lo = lo;
+	r->pre_done = true;
+	ret = 0;
+out:
+	free(uids);
+	return ret;
+}
 
-		if (row == NULL || row->state != MSG_DONE || changed.v[i].uid >= lo ||
-		    flags_equal(row->flags, changed.v[i].flags))
+static bool meta_has_uid(const struct meta_vec *mv, uint32_t uid)
+{
+	size_t lo = 0, hi = mv->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mv->v[mid].uid == uid)
+			return true;
+		if (mv->v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Failed ledger rows below lo that the prefetch did not cover. */
+static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
+{
+	uint32_t *uids = malloc((r->n_ledger + 1) * sizeof(*uids));
+	struct meta_vec more = { 0 };
+	size_t i, n = 0;
+	char *set;
+	int w;
+
+	if (uids == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < r->n_ledger; i++)
+		if (r->ledger[i].state == MSG_FAILED && r->ledger[i].src_uid < lo &&
+		    !meta_has_uid(&r->pre_retry, r->ledger[i].src_uid))
+			uids[n++] = r->ledger[i].src_uid;
+	if (n == 0) {
+		free(uids);
+		return 0;
+	}
+	set = sync_uidset(uids, n);
+	free(uids);
+	if (set == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	w = fetch_meta(r->job->src, set, IMAP_FETCH_FP, 0, 1, &more, err);
+	free(set);
+	for (i = 0; w == 0 && i < more.n; i++) {
+		if (copy_add(r, &more.v[i]) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			w = -1;
+		}
+	}
+	meta_vec_free(&more);
+	return w;
+}
+
+/* Ledger mode: new source UIDs, retries of refused messages, flag changes. */
+static int plan_ledger(struct run *r, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct meta_vec *fresh = &r->pre_fresh, *retry = &r->pre_retry, *changed = &r->pre_changed;
+	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1;
+	size_t i;
+	int ret = -1;
+
+	if ((!r->pre_done || r->pre_lo != lo) && src_prefetch(r, err) < 0)
+		return -1;
+	/* Settling pending rows (after the prefetch) may have turned some into
+	 * "copy again": fetch those too. */
+	if (retry_missing(r, lo, err) < 0)
+		goto out;
+	for (i = 0; i < changed->n; i++) {
+		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, changed->v[i].uid);
+
+		if (row == NULL || row->state != MSG_DONE || changed->v[i].uid >= lo ||
+		    flags_equal(row->flags, changed->v[i].flags))
 			continue;
 		if (row->dst_uid == 0) {
 			log_debug(job->ctx, "%s: UID %u: flags changed but its destination UID is "
@@ -492,8 +593,8 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 			continue;
 		}
 		free(row->flags);
-		row->flags = changed.v[i].flags;
-		changed.v[i].flags = NULL;
+		row->flags = changed->v[i].flags;
+		changed->v[i].flags = NULL;
 		if (flag_queue_add(&r->flagq, row->dst_uid, row->flags) < 0) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			goto out;
@@ -514,21 +615,21 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 
 	/* The copy list: retries, then new messages not already done (a run
 	 * that died before saving the folder left done rows above lo). */
-	for (i = 0; i < retry.n; i++)
-		if (copy_add(r, &retry.v[i]) < 0)
+	for (i = 0; i < retry->n; i++)
+		if (copy_add(r, &retry->v[i]) < 0)
 			goto nomem;
-	for (i = 0; i < fresh.n; i++) {
-		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, fresh.v[i].uid);
+	for (i = 0; i < fresh->n; i++) {
+		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, fresh->v[i].uid);
 
 		if (row != NULL && row->state == MSG_DONE)
 			continue;
-		if (copy_add(r, &fresh.v[i]) < 0)
+		if (copy_add(r, &fresh->v[i]) < 0)
 			goto nomem;
 	}
 	if (r->copy.n > 1)
 		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
-	if (fresh.n > 0 && fresh.v[fresh.n - 1].uid + 1 > r->f.src_uidnext)
-		r->f.src_uidnext = fresh.v[fresh.n - 1].uid + 1;
+	if (fresh->n > 0 && fresh->v[fresh->n - 1].uid + 1 > r->f.src_uidnext)
+		r->f.src_uidnext = fresh->v[fresh->n - 1].uid + 1;
 	if (r->S.messages > r->copy.n)
 		r->counts->present = r->S.messages - (uint32_t)r->copy.n;
 	ret = 0;
@@ -536,10 +637,7 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 nomem:
 	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 out:
-	free(uids);
-	meta_vec_free(&fresh);
-	meta_vec_free(&retry);
-	meta_vec_free(&changed);
+	prefetch_free(r);
 	return ret;
 }
 
@@ -881,6 +979,73 @@ int sync_folder_unchanged(struct state *state, int64_t account_id, const char *s
 	return 1;
 }
 
+/* The destination's side of opening a folder, run in its own thread so
+ * that its round trips overlap the source's. */
+struct dst_side {
+	struct run *r;
+	int ret;
+	struct tr_error err;
+};
+
+static void *dst_side_main(void *arg)
+{
+	struct dst_side *d = arg;
+	const struct sync_folder_job *job = d->r->job;
+
+	tr_error_clear(&d->err);
+	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, &d->err) < 0) {
+		/* Someone may have made it meanwhile; SELECT will tell. */
+		if (d->err.kind != TR_ERR_PROTOCOL) {
+			d->ret = -1;
+			return NULL;
+		}
+		tr_error_clear(&d->err);
+	}
+	d->ret = imap_open_folder(job->dst, job->dst_raw, false, &d->r->D, &d->err);
+	return NULL;
+}
+
+/* EXAMINE the source (and fetch what the ledger plan will need) while the
+ * destination folder is created and selected. */
+static int open_both(struct run *r, struct tr_error *err)
+{
+	const struct sync_folder_job *job = r->job;
+	struct dst_side d = { .r = r };
+	pthread_t t;
+	bool threaded = pthread_create(&t, NULL, dst_side_main, &d) == 0;
+	int ret;
+
+	ret = imap_open_folder(job->src, job->src_raw, true, &r->S, err);
+	/* Worth it only when the ledger can be used: the same UIDVALIDITY. */
+	if (ret == 0 && (r->f.src_uidvalidity == 0 || r->f.src_uidvalidity == r->S.uidvalidity))
+		ret = src_prefetch(r, err);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		dst_side_main(&d);
+	if (ret < 0)
+		return -1;
+	if (d.ret < 0) {
+		*err = d.err;
+		return -1;
+	}
+	return 0;
+}
+
+/* A UIDVALIDITY changed: the ledger says nothing any more. */
+static int forget(struct run *r, struct tr_error *err)
+{
+	if (state_folder_reset(r->job->state, &r->f, err) < 0)
+		return -1;
+	state_msgs_free(r->ledger, r->n_ledger);
+	r->ledger = NULL;
+	r->n_ledger = 0;
+	/* What was prefetched above the old scan position is not enough now. */
+	if (r->pre_lo != 1)
+		prefetch_free(r);
+	return 0;
+}
+
 int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 		struct tr_error *err)
 {
@@ -899,35 +1064,26 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 		counts->present = r.f.src_messages;
 		return 0;
 	}
-	if (imap_open_folder(job->src, job->src_raw, true, &r.S, err) < 0)
+	if (state_msgs_load(job->state, r.f.id, &r.ledger, &r.n_ledger, err) < 0)
 		goto out;
-	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, err) < 0) {
-		/* Someone may have made it meanwhile; SELECT will tell. */
-		if (err->kind != TR_ERR_PROTOCOL)
-			goto out;
-		log_debug(job->ctx, "%s", err->msg);
-	}
-	if (imap_open_folder(job->dst, job->dst_raw, false, &r.D, err) < 0)
+	if (open_both(&r, err) < 0)
 		goto out;
-
 	if (r.f.src_uidvalidity != 0 && r.f.src_uidvalidity != r.S.uidvalidity) {
 		log_warn(job->ctx, "%s: the source folder's UIDVALIDITY changed (%u to %u): "
 			 "matching messages by fingerprint", job->src_name, r.f.src_uidvalidity,
 			 r.S.uidvalidity);
-		if (state_folder_reset(job->state, &r.f, err) < 0)
+		if (forget(&r, err) < 0)
 			goto out;
 	} else if (r.f.dst_uidvalidity != 0 && r.f.dst_uidvalidity != r.D.uidvalidity) {
 		log_warn(job->ctx, "%s: the destination folder %s was recreated (UIDVALIDITY %u to "
 			 "%u): matching messages by fingerprint", job->src_name, job->dst_name,
 			 r.f.dst_uidvalidity, r.D.uidvalidity);
-		if (state_folder_reset(job->state, &r.f, err) < 0)
+		if (forget(&r, err) < 0)
 			goto out;
+	} else if (settle_pending(&r, err) < 0) {
+		goto out;
 	}
 	match = r.f.src_uidvalidity == 0 && r.D.messages > 0;
-	if (state_msgs_load(job->state, r.f.id, &r.ledger, &r.n_ledger, err) < 0)
-		goto out;
-	if (settle_pending(&r, err) < 0)
-		goto out;
 	if ((match ? plan_match(&r, err) : plan_ledger(&r, err)) < 0)
 		goto out;
 	if (r.copy.n > 0)
@@ -948,6 +1104,7 @@ out:
 	if (ret < 0 && err->kind == TR_ERR_NONE)
 		tr_error_set(err, TR_ERR_LOCAL, "%s: failed", job->src_name);
 	state_msgs_free(r.ledger, r.n_ledger);
+	prefetch_free(&r);
 	meta_vec_free(&r.copy);
 	free(r.flagq.v);
 	free(r.rows);
