@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential autoconf automake pkg-config libetpan-dev libssl-dev libcsv-dev
 libcmocka-dev libsqlite3-dev libjansson-dev libsasl2-modules dovecot-imapd dovecot-core
-openssl python3 procps valgrind"
+openssl python3 procps valgrind clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Builds the libFuzzer targets with Debian's clang and runs each for a bounded
+# time on its seed corpus (tests/fuzz/corpus/NAME), never writing into it.
+#   tests/fuzz/run.sh [SECONDS]     default 60 per target
+# Exit status non-zero when a target finds a crash, a leak or a broken promise.
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+secs=${1:-60}
+out=${FUZZ_DIR:-$top/build-fuzz}
+command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+mkdir -p "$out"
+# config.h from a configure run of our own, so this works from a clean checkout.
+if [ ! -f "$out/config.h" ]; then
+    (cd "$top" && { [ -x configure ] || ./autogen.sh >/dev/null; })
+    (cd "$out" && "$top/configure" >/dev/null)
+fi
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$top/include -I$out"
+clang $flags "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" "$top/src/error.c" -lcsv -o "$out/fuzz_job"
+clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7.c" \
+    "$top/src/error.c" -o "$out/fuzz_folder"
+for t in job folder; do
+    mkdir -p "$out/corpus-$t"
+    echo "fuzz: $t for ${secs}s"
+    "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$out/crash-$t-" "$out/corpus-$t" "$top/tests/fuzz/corpus/$t" \
+        2>"$out/fuzz_$t.log" || { tail -50 "$out/fuzz_$t.log" >&2; exit 1; }
+    grep -E '^#[0-9]+.*DONE' "$out/fuzz_$t.log" | tail -1
+done
