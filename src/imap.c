@@ -383,6 +383,11 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 		snprintf(what, sizeof(what), "LOGIN %s", cr->user);
 		r = mailimap_login(s->imap, cr->user, cr->password);
 	}
+	/* The command that carried the password is still in the stream's
+	 * write buffer: wipe it. */
+	if (s->imap->imap_stream != NULL && s->imap->imap_stream->write_buffer != NULL)
+		explicit_bzero(s->imap->imap_stream->write_buffer,
+			       s->imap->imap_stream->buffer_max_size);
 	if (r != MAILIMAP_NO_ERROR) {
 		if (r == MAILIMAP_ERROR_LOGIN && s->imap->imap_response == NULL) {
 			tr_error_set(err, TR_ERR_AUTH,
