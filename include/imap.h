@@ -28,6 +28,10 @@
 
 enum tls_mode { TLS_MODE_IMPLICIT = 0, TLS_MODE_STARTTLS, TLS_MODE_NONE };
 
+/* tr_error.code of a failure to parse the server's response (TR_ERR_TEMP,
+ * session broken): one odd message can cause it, see sync.c. */
+#define IMAP_CODE_UNPARSEABLE "UNPARSEABLE"
+
 /* Where a server is and how to reach it.  Pointers are borrowed: the
  * caller keeps them alive while sessions use the endpoint. */
 struct imap_endpoint {

@@ -63,6 +63,13 @@ struct sync_folder_job {
 	sync_progress_fn *progress;
 	void *progress_ctx;
 
+	/* Replace the source session after a response that could not be parsed
+	 * (the session is then dead): close *s, open a new one with the folder
+	 * EXAMINEd, store it in *s.  NULL: such a failure fails the folder. */
+	int (*reopen_src)(void *ctx, const char *raw, struct imap_session **s,
+			  struct tr_error *err);
+	void *reopen_ctx;
+
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
 	const char *dst_raw, *dst_name;
 	bool dst_exists;          /* listed on the destination already */

@@ -235,6 +235,21 @@ static int ensure_sessions(struct worker *w, struct tr_error *err)
 	return 0;
 }
 
+/* sync.h's reopen_src: a new source session with the folder EXAMINEd,
+ * after a response that could not be parsed killed the old one. */
+static int reopen_src(void *ctx, const char *raw, struct imap_session **s, struct tr_error *err)
+{
+	struct worker *w = ctx;
+	struct imap_status st;
+
+	close_session(w->a, true, &w->src);
+	*s = NULL;
+	if (open_session(w->a, true, w->idx > 0, &w->seed, &w->src, err) < 0)
+		return -1;
+	*s = w->src;
+	return imap_open_folder(w->src, raw, true, &st, err);
+}
+
 /* Sync plan entry i, retrying transient failures.  Returns 0 when the
  * folder is finished (done or failed), 1 when the worker gives it back
  * (its extra sessions were refused) and stops, -1 when the account
@@ -257,6 +272,8 @@ static int do_folder(struct worker *w, size_t i)
 	job.account_id = a->account_id;
 	job.spool = &w->spool;
 	job.spool2 = &w->spool2;
+	job.reopen_src = reopen_src;
+	job.reopen_ctx = w;
 	job.limits = o->limits;
 	job.progress = progress_cb;
 	job.progress_ctx = o->progress;

@@ -118,6 +118,8 @@ static int fail(struct imap_session *s, int r, const char *what, enum tr_err_kin
 		s->broken = true;
 		tr_error_set(err, TR_ERR_TEMP, "%s: %s: the server's response could not be parsed",
 			     s->where, what);
+		/* The caller may isolate the message that broke the parser. */
+		snprintf(err->code, sizeof(err->code), "%s", IMAP_CODE_UNPARSEABLE);
 		return -1;
 	case MAILIMAP_ERROR_MEMORY:
 		s->broken = true;

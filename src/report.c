@@ -72,8 +72,9 @@ void report_summary(FILE *f, const char *label, const struct account_result *r)
 		if (fr->failed)
 			fprintf(f, "  folder \"%s\" failed: %s\n", fr->src_name, fr->error);
 		else if (fr->counts.failed > 0)
-			fprintf(f, "  folder \"%s\": %u message(s) refused by the destination "
-				"(see the log)\n", fr->src_name, fr->counts.failed);
+			fprintf(f, "  folder \"%s\": %u message(s) not copied (see the log: "
+				"refused by the destination or unreadable on the source)\n",
+				fr->src_name, fr->counts.failed);
 	}
 	if (r->status != ACCOUNT_FAILED && r->total.copied == 0 && r->total.failed == 0 &&
 	    r->total.flags_updated == 0)

@@ -210,6 +210,7 @@ static int flag_queue_apply(const struct sync_folder_job *job, struct flag_queue
 
 struct run {
 	const struct sync_folder_job *job;
+	struct imap_session *src;  /* job->src, or its replacement after a reconnect */
 	struct sync_counts *counts;
 	struct state_folder f;
 	struct imap_status S, D;
@@ -223,6 +224,9 @@ struct run {
 	struct meta_vec pre_fresh, pre_retry, pre_changed;
 	uint32_t pre_lo;
 	bool pre_done;
+	uint32_t unreadable;      /* source messages recorded as unreadable */
+	uint32_t *again;          /* pending rows settled as "not on the destination" */
+	size_t n_again;
 };
 
 static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
@@ -249,6 +253,115 @@ static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_
 		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
+	}
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
+	return 0;
+}
+
+static bool unparseable(const struct tr_error *err)
+{
+	return strcmp(err->code, IMAP_CODE_UNPARSEABLE) == 0;
+}
+
+static void meta_vec_truncate(struct meta_vec *mv, size_t n)
+{
+	while (mv->n > n)
+		free(mv->v[--mv->n].flags);
+}
+
+/* A fresh source session when the last response broke the old one. */
+static int src_reopen(struct run *r, struct tr_error *err)
+{
+	if (!imap_broken(r->src))
+		return 0;
+	if (r->job->reopen_src(r->job->reopen_ctx, r->job->src_raw, &r->src, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* A source message that no FETCH can describe without breaking the
+ * parser: recorded as failed (tried again on the next run), reported by
+ * folder and UID, and the rest goes on. */
+static int record_unreadable(struct run *r, uint32_t uid, const char *what, struct tr_error *err)
+{
+	struct state_msg row;
+	char why[200];
+
+	snprintf(why, sizeof(why), "the source server's response to %s for this message could "
+		 "not be parsed", what);
+	memset(&row, 0, sizeof(row));
+	row.src_uid = uid;
+	row.state = MSG_FAILED;
+	row.flags = (char *)"";
+	row.error = why;
+	log_error(r->job->ctx, "%s: UID %u not copied: %s", r->job->src_name, uid, why);
+	r->counts->failed++;
+	r->unreadable++;
+	return state_msgs_put(r->job->state, r->f.id, &row, 1, err);
+}
+
+/* FETCH UIDs a..b again after an unparseable response, halving the range
+ * until the one message that breaks the parser is alone. */
+static int bisect_meta(struct run *r, uint32_t a, uint32_t b, int what, uint64_t since,
+		       uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
+{
+	size_t mark = out->n;
+	char set[48];
+	uint32_t mid;
+
+	if (src_reopen(r, err) < 0)
+		return -1;
+	if (a == b)
+		snprintf(set, sizeof(set), "%u", a);
+	else
+		snprintf(set, sizeof(set), "%u:%u", a, b);
+	if (fetch_meta(r->src, set, what, since, min_uid, out, err) == 0)
+		return 0;
+	if (!unparseable(err))
+		return -1;
+	meta_vec_truncate(out, mark);
+	if (a == b)
+		return (what & IMAP_FETCH_FP) ? record_unreadable(r, a, "FETCH", err) : 0;
+	mid = a + (b - a) / 2;
+	if (bisect_meta(r, a, mid, what, since, min_uid, out, err) < 0)
+		return -1;
+	return bisect_meta(r, mid + 1, b, what, since, min_uid, out, err);
+}
+
+/* fetch_meta on the source, robust to one odd message: see bisect_meta. */
+static int src_fetch_meta(struct run *r, const char *set, int what, uint64_t since,
+			  uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
+{
+	size_t mark = out->n;
+	const char *p = set;
+
+	if (fetch_meta(r->src, set, what, since, min_uid, out, err) == 0)
+		return 0;
+	if (!unparseable(err) || r->job->reopen_src == NULL)
+		return -1;
+	meta_vec_truncate(out, mark);
+	log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
+		 r->job->src_name, err->msg);
+	/* Walk the set's ranges; '*' is the last UID known from EXAMINE. */
+	while (*p != '\0') {
+		char *end;
+		uint32_t a = (uint32_t)strtoul(p, &end, 10), b = a;
+
+		if (*end == ':') {
+			p = end + 1;
+			if (*p == '*') {
+				b = r->S.uidnext > a ? r->S.uidnext - 1 : a;
+				end = (char *)p + 1;
+			} else {
+				b = (uint32_t)strtoul(p, &end, 10);
+			}
+		}
+		if (a > 0 && b >= a && bisect_meta(r, a, b, what, since, min_uid, out, err) < 0)
+			return -1;
+		p = *end == ',' ? end + 1 : end;
+		if (*end != ',' && *end != '\0')
+			break;
 	}
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
@@ -322,6 +435,15 @@ static int settle_pending(struct run *r, struct tr_error *err)
 			p->state = MSG_FAILED;   /* not on the destination: copy again */
 		}
 	}
+	if (n_gone > 0) {
+		r->again = malloc(n_gone * sizeof(*r->again));
+		if (r->again == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+		memcpy(r->again, gone, n_gone * sizeof(*gone));
+		r->n_again = n_gone;
+	}
 	if (state_msgs_put(job->state, r->f.id, r->rows, n_found, err) < 0 ||
 	    state_msgs_delete(job->state, r->f.id, gone, n_gone, err) < 0)
 		goto out;
@@ -373,7 +495,7 @@ static int plan_match(struct run *r, struct tr_error *err)
 		/* The source side already fetched everything ("1:*"). */
 		src = r->pre_fresh;
 		memset(&r->pre_fresh, 0, sizeof(r->pre_fresh));
-	} else if (fetch_meta(job->src, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0) {
+	} else if (src_fetch_meta(r, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0) {
 		goto out;
 	}
 	prefetch_free(r);
@@ -454,7 +576,6 @@ out:
  * retry, flag changes of older ones.  Into r->pre_*. */
 static int src_prefetch(struct run *r, struct tr_error *err)
 {
-	const struct sync_folder_job *job = r->job;
 	struct meta_vec *fresh = &r->pre_fresh, *retry = &r->pre_retry, *changed = &r->pre_changed;
 	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1, *uids = NULL;
 	size_t i, n_retry = 0;
@@ -465,7 +586,7 @@ static int src_prefetch(struct run *r, struct tr_error *err)
 	/* New messages. */
 	if (r->S.uidnext == 0 || r->S.uidnext > lo) {
 		snprintf(set, sizeof(set), "%u:*", lo);
-		if (fetch_meta(job->src, set, IMAP_FETCH_FP, 0, lo, fresh, err) < 0)
+		if (src_fetch_meta(r, set, IMAP_FETCH_FP, 0, lo, fresh, err) < 0)
 			goto out;
 	}
 	/* Messages the destination refused before: try again. */
@@ -485,19 +606,19 @@ static int src_prefetch(struct run *r, struct tr_error *err)
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			goto out;
 		}
-		w = fetch_meta(job->src, rs, IMAP_FETCH_FP, 0, 1, retry, err);
+		w = src_fetch_meta(r, rs, IMAP_FETCH_FP, 0, 1, retry, err);
 		free(rs);
 		if (w < 0)
 			goto out;
 	}
 	/* Flag changes of messages copied before. */
 	if (lo > 1 && r->n_ledger > 0) {
-		bool cs = imap_caps(job->src)->condstore && r->f.src_modseq > 0 &&
+		bool cs = imap_caps(r->src)->condstore && r->f.src_modseq > 0 &&
 			  r->S.highestmodseq > 0;
 
 		if (!cs || r->S.highestmodseq != r->f.src_modseq) {
 			snprintf(set, sizeof(set), "1:%u", lo - 1);
-			if (fetch_meta(job->src, set, IMAP_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
+			if (src_fetch_meta(r, set, IMAP_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
 				       changed, err) < 0)
 				goto out;
 		}
@@ -527,10 +648,11 @@ static bool meta_has_uid(const struct meta_vec *mv, uint32_t uid)
 	return false;
 }
 
-/* Failed ledger rows below lo that the prefetch did not cover. */
+/* Pending rows settled as "copy again" below lo, which the prefetch (run
+ * before the settling) did not cover. */
 static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 {
-	uint32_t *uids = malloc((r->n_ledger + 1) * sizeof(*uids));
+	uint32_t *uids = malloc((r->n_again + 1) * sizeof(*uids));
 	struct meta_vec more = { 0 };
 	size_t i, n = 0;
 	char *set;
@@ -540,10 +662,9 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < r->n_ledger; i++)
-		if (r->ledger[i].state == MSG_FAILED && r->ledger[i].src_uid < lo &&
-		    !meta_has_uid(&r->pre_retry, r->ledger[i].src_uid))
-			uids[n++] = r->ledger[i].src_uid;
+	for (i = 0; i < r->n_again; i++)
+		if (r->again[i] < lo && !meta_has_uid(&r->pre_retry, r->again[i]))
+			uids[n++] = r->again[i];
 	if (n == 0) {
 		free(uids);
 		return 0;
@@ -554,7 +675,7 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	w = fetch_meta(r->job->src, set, IMAP_FETCH_FP, 0, 1, &more, err);
+	w = src_fetch_meta(r, set, IMAP_FETCH_FP, 0, 1, &more, err);
 	free(set);
 	for (i = 0; w == 0 && i < more.n; i++) {
 		if (copy_add(r, &more.v[i]) < 0) {
@@ -630,8 +751,8 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
 	if (fresh->n > 0 && fresh->v[fresh->n - 1].uid + 1 > r->f.src_uidnext)
 		r->f.src_uidnext = fresh->v[fresh->n - 1].uid + 1;
-	if (r->S.messages > r->copy.n)
-		r->counts->present = r->S.messages - (uint32_t)r->copy.n;
+	if (r->S.messages > r->copy.n + r->unreadable)
+		r->counts->present = r->S.messages - (uint32_t)r->copy.n - r->unreadable;
 	ret = 0;
 	goto out;
 nomem:
@@ -713,7 +834,7 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 		return -1;
 	}
 	spool_reset(sp);
-	ret = imap_fetch_bodies(r->job->src, set, sp, err);
+	ret = imap_fetch_bodies(r->src, set, sp, err);
 	if (ret < 0)
 		tr_error_prefix(err, "%s", r->job->src_name);
 	free(set);
@@ -869,13 +990,16 @@ static void *fetcher_main(void *arg)
 	return NULL;
 }
 
-static int copy_pipelined(struct run *r, const size_t *ends, size_t n, struct tr_error *err)
+/* Returns 0, or -1 with err; *done_r counts the batches appended. */
+static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *done_r,
+			  struct tr_error *err)
 {
 	struct pipeline p;
 	pthread_t t;
 	size_t k;
 	int ret = 0;
 
+	*done_r = 0;
 	memset(&p, 0, sizeof(p));
 	p.r = r;
 	p.ends = ends;
@@ -904,6 +1028,8 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, struct tr
 		}
 		pthread_mutex_unlock(&p.lock);
 		ret = append_batch(r, p.sp[k % 2], from, ends[k], err);
+		if (ret == 0)
+			*done_r = k + 1;
 		pthread_mutex_lock(&p.lock);
 		p.filled[k % 2] = false;
 		if (ret < 0)
@@ -919,9 +1045,31 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, struct tr
 	return ret;
 }
 
+/* Copy r->copy[from, to) one batch at a time.  When the source's answer
+ * cannot be parsed (one odd message kills the session), reconnect and
+ * copy the halves, until the one message is alone: it is recorded as
+ * failed and the rest goes on. */
+static int copy_range(struct run *r, size_t from, size_t to, struct tr_error *err)
+{
+	size_t mid;
+
+	if (fetch_batch(r, r->job->spool, from, to, err) == 0)
+		return append_batch(r, r->job->spool, from, to, err);
+	if (!unparseable(err) || r->job->reopen_src == NULL)
+		return -1;
+	if (src_reopen(r, err) < 0)
+		return -1;
+	if (to - from == 1)
+		return record_unreadable(r, r->copy.v[from].uid, "FETCH BODY[]", err);
+	mid = from + (to - from) / 2;
+	if (copy_range(r, from, mid, err) < 0)
+		return -1;
+	return copy_range(r, mid, to, err);
+}
+
 static int copy_all(struct run *r, struct tr_error *err)
 {
-	size_t *ends, n, k;
+	size_t *ends, n, k = 0;
 	int ret = 0;
 
 	if (drop_too_big(r, err) < 0)
@@ -935,17 +1083,17 @@ static int copy_all(struct run *r, struct tr_error *err)
 	}
 	n = plan_batches(r, ends);
 	if (n > 1 && r->job->spool2 != NULL) {
-		ret = copy_pipelined(r, ends, n, err);
-	} else {
-		for (k = 0; k < n && ret == 0; k++) {
-			size_t from = k ? ends[k - 1] : 0;
-
-			ret = fetch_batch(r, r->job->spool, from, ends[k], err);
-			if (ret == 0)
-				ret = append_batch(r, r->job->spool, from, ends[k], err);
+		ret = copy_pipelined(r, ends, n, &k, err);
+		/* An unparseable batch: go on one batch at a time from there. */
+		if (ret < 0 && unparseable(err) && r->job->reopen_src != NULL) {
+			log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
+				 r->job->src_name, err->msg);
+			ret = src_reopen(r, err);
 		}
-		spool_reset(r->job->spool);
 	}
+	for (; k < n && ret == 0; k++)
+		ret = copy_range(r, k ? ends[k - 1] : 0, ends[k], err);
+	spool_reset(r->job->spool);
 	free(ends);
 	return ret;
 }
@@ -1015,7 +1163,7 @@ static int open_both(struct run *r, struct tr_error *err)
 	bool threaded = pthread_create(&t, NULL, dst_side_main, &d) == 0;
 	int ret;
 
-	ret = imap_open_folder(job->src, job->src_raw, true, &r->S, err);
+	ret = imap_open_folder(r->src, job->src_raw, true, &r->S, err);
 	/* Worth it only when the ledger can be used: the same UIDVALIDITY. */
 	if (ret == 0 && (r->f.src_uidvalidity == 0 || r->f.src_uidvalidity == r->S.uidvalidity))
 		ret = src_prefetch(r, err);
@@ -1056,6 +1204,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	memset(counts, 0, sizeof(*counts));
 	memset(&r, 0, sizeof(r));
 	r.job = job;
+	r.src = job->src;
 	r.counts = counts;
 	if (state_folder_load(job->state, job->account_id, job->src_name, job->dst_name, &r.f,
 			      err) < 0)
@@ -1104,6 +1253,7 @@ out:
 	if (ret < 0 && err->kind == TR_ERR_NONE)
 		tr_error_set(err, TR_ERR_LOCAL, "%s: failed", job->src_name);
 	state_msgs_free(r.ledger, r.n_ledger);
+	free(r.again);
 	prefetch_free(&r);
 	meta_vec_free(&r.copy);
 	free(r.flagq.v);
