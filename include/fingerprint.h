@@ -24,6 +24,14 @@
 /* hdr/len: the raw HEADER.FIELDS section (may be empty).  size: RFC822.SIZE. */
 void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN]);
 
+/* SHA-256 of a whole message, streamed: tells apart messages whose
+ * fingerprints agree but whose bodies differ.  new returns NULL on ENOMEM;
+ * final frees the context. */
+struct fp_content;
+struct fp_content *fp_content_new(void);
+void fp_content_update(struct fp_content *c, const void *data, size_t len);
+void fp_content_final(struct fp_content *c, unsigned char out[FP_LEN]);
+
 /* Lower-case hex into out (FP_HEX_LEN + 1 bytes). */
 void fp_to_hex(const unsigned char fp[FP_LEN], char *out);
 /* Parse FP_HEX_LEN hex digits; -1 if malformed. */

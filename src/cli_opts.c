@@ -330,10 +330,15 @@ static int parse_args(int argc, char **argv, struct cli_opts *o, struct tr_error
 			tr_error_set(err, TR_ERR_USAGE, "option %s needs a value", argv[optind - 1]);
 			r = -1;
 			break;
-		default:
-			tr_error_set(err, TR_ERR_USAGE, "unknown option %s", argv[optind - 1]);
+		default: {
+			/* "--src-pass=s3cret": never echo what follows the '='. */
+			const char *arg = argv[optind - 1], *eq = strchr(arg, '=');
+
+			tr_error_set(err, TR_ERR_USAGE, "unknown option %.*s",
+				     eq != NULL ? (int)(eq - arg) : (int)strlen(arg), arg);
 			r = -1;
 			break;
+		}
 		}
 	}
 	for (; r == 0 && optind < argc; optind++)

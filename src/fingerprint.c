@@ -10,29 +10,38 @@
 
 #include "fingerprint.h"
 
+/* A small write buffer in front of the digest. */
+struct feeder {
+	EVP_MD_CTX *md;
+	char buf[512];
+	size_t n;
+	char last;            /* the last byte emitted, 0 for none */
+};
+
+static void emit(struct feeder *f, char c)
+{
+	if (f->n == sizeof(f->buf)) {
+		EVP_DigestUpdate(f->md, f->buf, f->n);
+		f->n = 0;
+	}
+	f->buf[f->n++] = c;
+	f->last = c;
+}
+
 /* Feed one normalised header field: lower-case name, ':', value with
  * folding removed and white space runs squeezed to one space, trimmed. */
-static void feed_field(EVP_MD_CTX *md, const char *p, size_t len)
+static void feed_field(struct feeder *f, const char *p, size_t len)
 {
-	char buf[512];
-	size_t i = 0, n = 0;
 	bool space = false;
+	size_t i = 0;
 
-	/* name */
-	while (i < len && p[i] != ':') {
-		if (!isspace((unsigned char)p[i])) {
-			buf[n++] = (char)tolower((unsigned char)p[i]);
-			if (n == sizeof(buf)) {
-				EVP_DigestUpdate(md, buf, n);
-				n = 0;
-			}
-		}
-		i++;
-	}
-	buf[n++] = ':';
+	f->last = 0;
+	for (; i < len && p[i] != ':'; i++)
+		if (!isspace((unsigned char)p[i]))
+			emit(f, (char)tolower((unsigned char)p[i]));
+	emit(f, ':');
 	if (i < len)
 		i++;
-	/* value */
 	for (; i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
 
@@ -40,22 +49,12 @@ static void feed_field(EVP_MD_CTX *md, const char *p, size_t len)
 			space = true;
 			continue;
 		}
-		if (space && buf[n - 1] != ':') {
-			buf[n++] = ' ';
-			if (n == sizeof(buf)) {
-				EVP_DigestUpdate(md, buf, n);
-				n = 0;
-			}
-		}
+		if (space && f->last != ':')
+			emit(f, ' ');
 		space = false;
-		buf[n++] = (char)c;
-		if (n == sizeof(buf)) {
-			EVP_DigestUpdate(md, buf, n);
-			n = 0;
-		}
+		emit(f, (char)c);
 	}
-	buf[n++] = '\n';
-	EVP_DigestUpdate(md, buf, n);
+	emit(f, '\n');
 }
 
 void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN])
@@ -64,6 +63,7 @@ void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP
 	unsigned int full_len = 0;
 	char sizebuf[24];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct feeder f = { .md = md };
 	size_t i = 0;
 
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -90,10 +90,38 @@ void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP
 		while (end > start && (hdr[end - 1] == '\r' || hdr[end - 1] == '\n'))
 			end--;
 		if (end > start)
-			feed_field(md, hdr + start, end - start);
+			feed_field(&f, hdr + start, end - start);
 	}
+	if (f.n > 0)
+		EVP_DigestUpdate(md, f.buf, f.n);
 	EVP_DigestFinal_ex(md, full, &full_len);
 	EVP_MD_CTX_free(md);
+	memcpy(out, full, FP_LEN);
+}
+
+struct fp_content *fp_content_new(void)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		md = NULL;
+	}
+	return (struct fp_content *)md;
+}
+
+void fp_content_update(struct fp_content *c, const void *data, size_t len)
+{
+	EVP_DigestUpdate((EVP_MD_CTX *)c, data, len);
+}
+
+void fp_content_final(struct fp_content *c, unsigned char out[FP_LEN])
+{
+	unsigned char full[EVP_MAX_MD_SIZE];
+	unsigned int full_len = 0;
+
+	EVP_DigestFinal_ex((EVP_MD_CTX *)c, full, &full_len);
+	EVP_MD_CTX_free((EVP_MD_CTX *)c);
 	memcpy(out, full, FP_LEN);
 }
 

@@ -38,6 +38,9 @@ struct imap_session {
 	char where[300];
 
 	/* per-FETCH state for the libetpan callbacks */
+	int cb_what;              /* IMAP_FETCH_* asked for */
+	char *hdr;                /* header fields of the message being parsed */
+	size_t hdr_len, hdr_cap;
 	imap_msg_cb *cb;
 	void *cb_ctx;
 	struct spool *spool;
@@ -333,6 +336,15 @@ static int do_starttls(struct imap_session *s, const char *name, struct tr_error
 	return 0;
 }
 
+/* Can str travel in a LOGIN quoted string (RFC 3501: 7-bit, no CR/LF/NUL)? */
+static bool login_safe(const char *str)
+{
+	for (; *str != '\0'; str++)
+		if ((unsigned char)*str >= 0x80 || *str == '\r' || *str == '\n')
+			return false;
+	return true;
+}
+
 static int do_login(struct imap_session *s, const struct imap_creds *cr, const char *name,
 		    struct tr_error *err)
 {
@@ -354,10 +366,19 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 	} else if (cr->auth == IMAP_AUTH_LOGIN) {
 		plain = false;
 	} else {
-		/* LOGIN costs one round trip, AUTHENTICATE through SASL two. */
-		plain = has_cap(s, "LOGINDISABLED");
+		/* LOGIN costs one round trip, AUTHENTICATE through SASL two; but
+		 * LOGIN's quoted strings cannot carry 8-bit or CR/LF bytes. */
+		plain = has_cap(s, "LOGINDISABLED") || !login_safe(cr->user) ||
+			!login_safe(cr->password);
 	}
 	if (plain && !mailimap_has_authentication(s->imap, "PLAIN") && cr->auth != IMAP_AUTH_PLAIN) {
+		if (!login_safe(cr->user) || !login_safe(cr->password)) {
+			tr_error_set(err, TR_ERR_AUTH,
+				     "%s: the login or password of %s has non-ASCII characters, which "
+				     "LOGIN cannot send, and the server offers no AUTH=PLAIN",
+				     s->where, cr->user);
+			return -1;
+		}
 		if (cr->admin != NULL) {
 			tr_error_set(err, TR_ERR_AUTH,
 				     "%s does not offer AUTH=PLAIN, needed to log in as %s for %s; "
@@ -513,6 +534,7 @@ void imap_close(struct imap_session *s)
 		}
 		mailimap_free(s->imap);
 	}
+	free(s->hdr);
 	free(s);
 }
 
@@ -920,7 +942,7 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 {
 	struct imap_session *s = ctx;
 	struct imap_msg m;
-	bool have_uid = false, have_flags = false;
+	bool have_uid = false, have_flags = false, have_size = false, have_date = false;
 	const char *hdr = NULL;
 	size_t hdr_len = 0;
 	clistiter *it;
@@ -946,26 +968,28 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 			break;
 		case MAILIMAP_MSG_ATT_RFC822_SIZE:
 			m.size = item->att_data.att_static->att_data.att_rfc822_size;
+			have_size = true;
 			break;
 		case MAILIMAP_MSG_ATT_INTERNALDATE:
 			date_to_string(item->att_data.att_static->att_data.att_internal_date,
 				       m.date, sizeof(m.date));
+			have_date = true;
 			break;
-		case MAILIMAP_MSG_ATT_BODY_SECTION: {
-			struct mailimap_msg_att_body_section *bs =
-				item->att_data.att_static->att_data.att_body_section;
-
-			hdr = bs->sec_body_part;
-			hdr_len = bs->sec_length;
+		case MAILIMAP_MSG_ATT_BODY_SECTION:
+			/* streamed into s->hdr by hdr_handler */
+			hdr = s->hdr;
+			hdr_len = s->hdr_len;
 			m.has_fp = true;
 			break;
-		}
 		default:
 			break;
 		}
 	}
-	/* An unsolicited FETCH (another session changed flags) carries no UID. */
-	if (!have_uid) {
+	/* An unsolicited FETCH (another session changed flags) is not an answer:
+	 * it has no UID, or lacks what we asked for. */
+	if (!have_uid || ((s->cb_what & IMAP_FETCH_FP) && !m.has_fp) ||
+	    ((s->cb_what & (IMAP_FETCH_META | IMAP_FETCH_FP)) && (!have_size || !have_date))) {
+		s->hdr_len = 0;
 		free(m.flags);
 		return;
 	}
@@ -978,9 +1002,45 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 	}
 	if (m.has_fp)
 		fp_compute(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.size, m.fp);
+	s->hdr_len = 0;
 	if (s->cb(&m, s->cb_ctx) < 0)
 		s->cb_failed = 1;
 	free(m.flags);
+}
+
+/* Header fields never need much room; a server announcing a giant literal
+ * must not make us allocate it (libetpan would, without a body handler). */
+#define HDR_MAX (256 * 1024)
+
+static bool hdr_handler(int type, struct mailimap_msg_att_body_section *section,
+			const char *bytes, size_t len, void *ctx)
+{
+	struct imap_session *s = ctx;
+
+	(void)type;
+	(void)section;
+	if (s->hdr_len + len > HDR_MAX)
+		len = HDR_MAX > s->hdr_len ? HDR_MAX - s->hdr_len : 0;
+	if (len == 0)
+		return true;
+	if (s->hdr_len + len > s->hdr_cap) {
+		size_t cap = s->hdr_cap ? s->hdr_cap : 4096;
+		char *nb;
+
+		while (cap < s->hdr_len + len)
+			cap *= 2;
+		nb = realloc(s->hdr, cap);
+		if (nb == NULL) {
+			tr_error_set(&s->cb_err, TR_ERR_LOCAL, "out of memory");
+			s->cb_failed = 1;
+			return false;
+		}
+		s->hdr = nb;
+		s->hdr_cap = cap;
+	}
+	memcpy(s->hdr + s->hdr_len, bytes, len);
+	s->hdr_len += len;
+	return true;
 }
 
 static void progress_noop(size_t current, size_t maximum, void *ctx)
@@ -1062,7 +1122,10 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 	}
 	s->cb = cb;
 	s->cb_ctx = ctx;
-	r = uid_fetch(s, uidset, ft, changedsince, meta_handler, NULL, err);
+	s->cb_what = what;
+	s->hdr_len = 0;
+	r = uid_fetch(s, uidset, ft, changedsince, meta_handler,
+		      (what & IMAP_FETCH_FP) ? hdr_handler : NULL, err);
 	if (r < 0)
 		return -1;
 	if (r != MAILIMAP_NO_ERROR) {

@@ -197,7 +197,8 @@ int spool_end(struct spool *sp, uint32_t uid, struct tr_error *err)
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;
 		}
-		memcpy(m->mem, sp->buf, sp->buf_len);
+		if (sp->buf_len > 0)
+			memcpy(m->mem, sp->buf, sp->buf_len);
 	}
 	sp->n++;
 	sp->open = false;

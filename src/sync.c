@@ -21,8 +21,10 @@ struct meta {
 	char *flags;
 	char date[32];
 	unsigned char fp[FP_LEN];
+	unsigned char key[FP_LEN];   /* match mode: what pairs messages (fp, or the content's hash) */
 	bool has_fp;
 	bool used;                /* match mode: paired with a source message */
+	uint32_t seq;             /* arrival order, to keep the latest of duplicates */
 };
 
 struct meta_vec {
@@ -78,10 +80,19 @@ static int cmp_meta_uid(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-static int cmp_meta_fp(const void *a, const void *b)
+static int cmp_meta_uid_seq(const void *a, const void *b)
 {
 	const struct meta *x = a, *y = b;
-	int c = memcmp(x->fp, y->fp, FP_LEN);
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_meta_key(const void *a, const void *b)
+{
+	const struct meta *x = a, *y = b;
+	int c = memcmp(x->key, y->key, FP_LEN);
 
 	if (c != 0)
 		return c;
@@ -245,6 +256,29 @@ static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
 	return 0;
 }
 
+/* Sort by UID and keep one entry per UID: a server may describe a message
+ * twice in one response (a flag change reported as it happens); the later
+ * report is the newer. */
+static void meta_vec_sort_unique(struct meta_vec *mv)
+{
+	size_t i, k = 0;
+
+	if (mv->n < 2)
+		return;
+	/* qsort is not stable: order equal UIDs by arrival explicitly. */
+	for (i = 0; i < mv->n; i++)
+		mv->v[i].seq = (uint32_t)i;
+	qsort(mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid_seq);
+	for (i = 0; i < mv->n; i++) {
+		if (i + 1 < mv->n && mv->v[i + 1].uid == mv->v[i].uid) {
+			free(mv->v[i].flags);
+			continue;
+		}
+		mv->v[k++] = mv->v[i];
+	}
+	mv->n = k;
+}
+
 static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_t since,
 		      uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
 {
@@ -254,8 +288,7 @@ static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
+	meta_vec_sort_unique(out);
 	return 0;
 }
 
@@ -283,10 +316,21 @@ static int src_reopen(struct run *r, struct tr_error *err)
 /* A source message that no FETCH can describe without breaking the
  * parser: recorded as failed (tried again on the next run), reported by
  * folder and UID, and the rest goes on. */
+#define MAX_UNREADABLE 20
+
 static int record_unreadable(struct run *r, uint32_t uid, const char *what, struct tr_error *err)
 {
 	struct state_msg row;
 	char why[200];
+
+	/* A server whose every answer is broken is not a few odd messages:
+	 * give up on the folder rather than report each UID it might have. */
+	if (r->unreadable >= MAX_UNREADABLE) {
+		tr_error_set(err, TR_ERR_PROTOCOL, "%s: more than %d messages whose %s response "
+			     "the source server sends broken: giving up on this folder",
+			     r->job->src_name, MAX_UNREADABLE, what);
+		return -1;
+	}
 
 	snprintf(why, sizeof(why), "the source server's response to %s for this message could "
 		 "not be parsed", what);
@@ -482,6 +526,139 @@ static void prefetch_free(struct run *r)
 	r->pre_done = false;
 }
 
+/* Hash the whole content of the messages of mv whose UIDs are listed, as
+ * their pairing key.  Fetched in byte-bounded batches through the spool. */
+static int hash_contents(struct run *r, struct imap_session *s, struct meta_vec *mv,
+			 const uint32_t *uids, size_t n, struct tr_error *err)
+{
+	struct spool *sp = r->job->spool;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t start = i, k;
+		uint64_t bytes = 0;
+		char *set;
+		int w;
+
+		while (i < n && (i == start || bytes < r->job->limits->batch_bytes)) {
+			struct meta key = { .uid = uids[i] }, *m =
+				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid);
+
+			bytes += m != NULL ? m->size : 0;
+			i++;
+		}
+		set = sync_uidset(uids + start, i - start);
+		if (set == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		spool_reset(sp);
+		w = imap_fetch_bodies(s, set, sp, err);
+		free(set);
+		if (w < 0)
+			return -1;
+		for (k = 0; k < sp->n; k++) {
+			const struct spool_msg *sm = &sp->v[k];
+			struct meta key = { .uid = sm->uid }, *m =
+				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid);
+			struct fp_content *c = fp_content_new();
+			char buf[65536];
+			uint64_t off = 0;
+
+			if (m == NULL || c == NULL) {
+				if (c != NULL)
+					fp_content_final(c, key.key);
+				continue;
+			}
+			while (off < sm->len) {
+				size_t chunk = sm->len - off > sizeof(buf) ? sizeof(buf)
+									  : (size_t)(sm->len - off);
+
+				if (spool_read(sp, sm, off, buf, chunk, err) < 0) {
+					fp_content_final(c, key.key);
+					return -1;
+				}
+				fp_content_update(c, buf, chunk);
+				off += chunk;
+			}
+			fp_content_final(c, m->key);
+		}
+	}
+	spool_reset(sp);
+	return 0;
+}
+
+/* Pairing keys for match mode.  The fingerprint, except where it cannot
+ * decide: when a fingerprint stands for more than one message on either
+ * side (same size and headers: exact duplicates, or one Message-ID reused
+ * with another body of the same size), those messages on both sides are
+ * keyed by a hash of their whole content, so that a copy of one is never
+ * taken for the other. */
+static int set_keys(struct run *r, struct meta_vec *src, struct meta_vec *dst,
+		    struct tr_error *err)
+{
+	struct meta_vec *side[2] = { src, dst };
+	uint32_t *amb[2] = { NULL, NULL };
+	size_t n_amb[2] = { 0, 0 }, i, j, t;
+	int ret = -1;
+
+	for (t = 0; t < 2; t++)
+		for (i = 0; i < side[t]->n; i++)
+			memcpy(side[t]->v[i].key, side[t]->v[i].fp, FP_LEN);
+	/* Count each fingerprint on both sides: sort copies by key. */
+	for (t = 0; t < 2; t++) {
+		amb[t] = malloc((side[t]->n + 1) * sizeof(*amb[t]));
+		if (amb[t] == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+	}
+	if (dst->n > 1)
+		qsort(dst->v, dst->n, sizeof(*dst->v), cmp_meta_key);
+	if (src->n > 1)
+		qsort(src->v, src->n, sizeof(*src->v), cmp_meta_key);
+	for (i = 0, j = 0; i < src->n; ) {
+		size_t ie = i, je;
+
+		while (ie < src->n && memcmp(src->v[ie].key, src->v[i].key, FP_LEN) == 0)
+			ie++;
+		while (j < dst->n && memcmp(dst->v[j].key, src->v[i].key, FP_LEN) < 0)
+			j++;
+		je = j;
+		while (je < dst->n && memcmp(dst->v[je].key, src->v[i].key, FP_LEN) == 0)
+			je++;
+		if (je > j && (ie - i > 1 || je - j > 1)) {
+			size_t k;
+
+			for (k = i; k < ie; k++)
+				amb[0][n_amb[0]++] = src->v[k].uid;
+			for (k = j; k < je; k++)
+				amb[1][n_amb[1]++] = dst->v[k].uid;
+		}
+		i = ie;
+	}
+	/* Back to UID order for the bsearch in hash_contents and the caller. */
+	if (src->n > 1)
+		qsort(src->v, src->n, sizeof(*src->v), cmp_meta_uid);
+	if (dst->n > 1)
+		qsort(dst->v, dst->n, sizeof(*dst->v), cmp_meta_uid);
+	if (n_amb[0] + n_amb[1] > 0) {
+		qsort(amb[0], n_amb[0], sizeof(*amb[0]), cmp_u32);
+		qsort(amb[1], n_amb[1], sizeof(*amb[1]), cmp_u32);
+		log_info(r->job->ctx, "%s: %zu source and %zu destination message(s) share "
+			 "fingerprints: comparing their contents", r->job->src_name, n_amb[0],
+			 n_amb[1]);
+		if (hash_contents(r, r->src, src, amb[0], n_amb[0], err) < 0 ||
+		    hash_contents(r, r->job->dst, dst, amb[1], n_amb[1], err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(amb[0]);
+	free(amb[1]);
+	return ret;
+}
+
 /* Match mode: pair source and destination messages by fingerprint as
  * multisets; unpaired source messages are copied. */
 static int plan_match(struct run *r, struct tr_error *err)
@@ -501,27 +678,29 @@ static int plan_match(struct run *r, struct tr_error *err)
 	prefetch_free(r);
 	if (fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
 		goto out;
+	if (set_keys(r, &src, &dst, err) < 0)
+		goto out;
 	if (dst.n > 1)
-		qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_fp);
+		qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_key);
 	if (rows_reserve(r, src.n + 1, err) < 0)
 		goto out;
 	for (i = 0; i < src.n; i++) {
 		struct meta *s = &src.v[i], key, *d;
 		size_t lo = 0, hi = dst.n;
 
-		/* lower bound of s->fp among dst (sorted by fp, uid) */
-		memcpy(key.fp, s->fp, FP_LEN);
+		/* lower bound of s->key among dst (sorted by key, uid) */
+		memcpy(key.key, s->key, FP_LEN);
 		key.uid = 0;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
-			if (cmp_meta_fp(&dst.v[mid], &key) < 0)
+			if (cmp_meta_key(&dst.v[mid], &key) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
 		d = NULL;
-		for (; lo < dst.n && memcmp(dst.v[lo].fp, s->fp, FP_LEN) == 0; lo++) {
+		for (; lo < dst.n && memcmp(dst.v[lo].key, s->key, FP_LEN) == 0; lo++) {
 			if (!dst.v[lo].used) {
 				d = &dst.v[lo];
 				break;

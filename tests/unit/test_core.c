@@ -75,6 +75,28 @@ static void test_fingerprint(void **state)
 	fp_compute("", 0, 5, a);
 	fp_compute("\r\n", 2, 5, b);
 	assert_memory_equal(a, b, FP_LEN);
+	/* Field names and values longer than any internal buffer (a hostile
+	 * server's 511-byte name once overflowed the stack). */
+	{
+		static const size_t name_lens[] = { 510, 511, 512, 513, 1023, 1024, 5000 };
+		size_t k;
+
+		for (k = 0; k < sizeof(name_lens) / sizeof(name_lens[0]); k++) {
+			size_t nl = name_lens[k], len = nl + 1 + 10000 + 2, j;
+			char *h = malloc(len + 1);
+
+			assert_non_null(h);
+			memset(h, 'N', nl);
+			h[nl] = ':';
+			for (j = nl + 1; j < nl + 1 + 10000; j++)
+				h[j] = (j % 7 == 0) ? ' ' : 'v';
+			memcpy(h + nl + 1 + 10000, "\r\n", 3);
+			fp_compute(h, len, 42, a);
+			fp_compute(h, len, 42, b);
+			assert_memory_equal(a, b, FP_LEN);
+			free(h);
+		}
+	}
 	/* Hex round trip. */
 	fp_to_hex(a, hex);
 	assert_int_equal(strlen(hex), FP_HEX_LEN);
