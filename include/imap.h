@@ -153,6 +153,10 @@ int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
 		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err);
 
+/* UID SEARCH UID uid in the selected folder: *exists tells whether the
+ * message is there. */
+int imap_uid_exists(struct imap_session *s, uint32_t uid, bool *exists, struct tr_error *err);
+
 /* GETQUOTAROOT INBOX: the STORAGE resource in KiB.  Returns 1 with
  * used/limit when the server reports one, 0 when it has no quota (or no
  * QUOTA extension), -1 on failure. */

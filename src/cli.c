@@ -370,21 +370,25 @@ static struct run_account *accounts_from(const struct job_accounts *ja)
 }
 
 /* Load and check the accounts file; prints the rows it skips. */
+/* *bad gets the skipped rows (problems with a line number); problems
+ * without one are warnings about the whole file (e.g. its permissions). */
 static int load_accounts(const struct cli_opts *o, struct job_accounts *ja, const char ***bad,
-			 struct tr_error *err)
+			 size_t *n_bad, struct tr_error *err)
 {
 	size_t i;
 
+	*n_bad = 0;
 	if (job_accounts_load(o->accounts, ja, err) < 0)
 		return -1;
 	*bad = calloc(ja->n_bad + 1, sizeof(**bad));
 	for (i = 0; i < ja->n_bad; i++) {
-		if (ja->bad[i].line > 0)
-			log_warn(NULL, "%s: skipped %s", o->accounts, ja->bad[i].what);
-		else
+		if (ja->bad[i].line == 0) {
 			log_warn(NULL, "%s", ja->bad[i].what);
+			continue;
+		}
+		log_warn(NULL, "%s: skipped %s", o->accounts, ja->bad[i].what);
 		if (*bad != NULL)
-			(*bad)[i] = ja->bad[i].what;
+			(*bad)[(*n_bad)++] = ja->bad[i].what;
 	}
 	if (ja->n == 0) {
 		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate", o->accounts);
@@ -401,6 +405,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 	struct job_accounts ja;
 	struct run_account *accs = NULL;
 	const char **bad = NULL;
+	size_t n_bad = 0;
 	char src[300], dst[300];
 	int code;
 
@@ -415,7 +420,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		free(su.o.report);
 		su.o.report = strdup(report_override);
 	}
-	if (load_accounts(&su.o, &ja, &bad, &err) < 0) {
+	if (load_accounts(&su.o, &ja, &bad, &n_bad, &err) < 0) {
 		log_error(NULL, "%s", err.msg);
 		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
 		goto out;
@@ -436,7 +441,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		struct report_job rj = {
 			.name = su.o.job != NULL ? su.o.job : su.o.accounts,
 			.src = src, .dst = dst, .started = su.started,
-			.bad_rows = bad, .n_bad_rows = ja.n_bad,
+			.bad_rows = bad, .n_bad_rows = n_bad,
 		};
 
 		run_accounts(&su.env, accs, ja.n, &res);
@@ -451,7 +456,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		if (su.o.report_csv != NULL && report_csv(su.o.report_csv, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED :
-		       res.ok == res.n && ja.n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
+		       res.ok == res.n && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		run_result_free(&res);
 	} else {
 		struct preflight_item *items = NULL;
@@ -465,7 +470,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		fflush(stdout);
 		if (su.o.report != NULL && preflight_json(su.o.report, items, ja.n, &err) < 0)
 			log_error(NULL, "%s", err.msg);
-		code = net_cancelled() ? EXIT_STOPPED : r == 0 && ja.n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
+		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		free(items);
 	}
 out:

@@ -698,6 +698,7 @@ struct cand {
 	char *own_raw;                  /* own name translated for the destination */
 	bool own_changed;               /* translation replaced a delimiter */
 	bool own_exact;                 /* translation keeps the name as is */
+	char *clash_name;               /* '/' form given by a " (n)" suffix, owned */
 	char *dst_raw;
 	const char *why;
 	bool pending;                   /* lost its target: needs a suffix */
@@ -713,10 +714,22 @@ struct planner {
 	struct tr_error *err;
 };
 
+/* The destination's own reading of a wire name: with a personal prefix
+ * "INBOX." the name "INBOX.INBOX" is INBOX itself (Dovecot, Courier). */
+static const char *dst_resolve(const struct planner *pl, const char *raw)
+{
+	const char *prefix = pl->dst->prefix;
+	size_t n = prefix != NULL ? strlen(prefix) : 0;
+
+	if (n > 0 && strncasecmp(raw, prefix, n) == 0 && is_inbox(raw + n))
+		return "INBOX";
+	return raw;
+}
+
 static bool is_claimed(const struct planner *pl, const char *raw)
 {
 	for (size_t i = 0; i < pl->n_claimed; i++)
-		if (raw_eq(pl->claimed[i], raw))
+		if (raw_eq(dst_resolve(pl, pl->claimed[i]), dst_resolve(pl, raw)))
 			return true;
 	return false;
 }
@@ -728,6 +741,17 @@ static void claim(struct planner *pl, struct cand *c, char *raw, const char *why
 	c->dst_raw = raw;
 	c->why = why;
 	pl->claimed[pl->n_claimed++] = raw;
+}
+
+/* Change the name a candidate claimed, keeping the claims consistent. */
+static void reclaim(struct planner *pl, struct cand *c, char *raw, const char *why)
+{
+	for (size_t k = 0; k < pl->n_claimed; k++)
+		if (pl->claimed[k] == c->dst_raw)
+			pl->claimed[k] = raw;
+	free(c->dst_raw);
+	c->dst_raw = raw;
+	c->why = why;
 }
 
 static int fail_errno(struct planner *pl, const char *what, const char *name)
@@ -857,7 +881,9 @@ static int take_own(struct planner *pl, struct cand *c)
 {
 	char *raw;
 
-	if (is_claimed(pl, c->own_raw) && !is_inbox(c->own_raw)) {
+	/* Only the source's INBOX may become the destination's INBOX. */
+	if ((is_claimed(pl, c->own_raw) && !is_inbox(c->own_raw)) ||
+	    (!is_inbox(c->name) && is_inbox(dst_resolve(pl, c->own_raw)))) {
 		c->pending = true;
 		return 0;
 	}
@@ -929,9 +955,44 @@ static int phase_suffix(struct planner *pl)
 				raw = NULL;
 			}
 		}
-		free(name);
 		claim(pl, c, raw, "clash");
+		c->clash_name = name;
 		c->pending = false;
+	}
+	return 0;
+}
+
+/* A folder renamed for a clash takes its subfolders along: "a/b" goes
+ * below "a (2)" when "a" became "a (2)", or the hierarchy would break. */
+static int phase_children(struct planner *pl)
+{
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct cand *p = &pl->c[i];
+		size_t plen;
+
+		if (p->clash_name == NULL)
+			continue;
+		plen = strlen(p->name);
+		for (size_t j = 0; j < pl->n; j++) {
+			struct cand *c = &pl->c[j];
+			char *name, *raw;
+			size_t len;
+
+			if (j == i || c->rule != NULL || strncmp(c->name, p->name, plen) != 0 ||
+			    c->name[plen] != '/')
+				continue;
+			len = strlen(p->clash_name) + strlen(c->name + plen) + 1;
+			name = malloc(len);
+			if (name == NULL)
+				return fail_errno(pl, "source folder", c->name);
+			snprintf(name, len, "%s%s", p->clash_name, c->name + plen);
+			raw = folder_wire_name(pl->dst, name, NULL);
+			free(name);
+			if (raw == NULL)
+				return fail_errno(pl, "source folder", c->name);
+			/* below a name nobody else had, so no new clash */
+			reclaim(pl, c, raw, "clash");
+		}
 	}
 	return 0;
 }
@@ -985,7 +1046,8 @@ static int plan_run(struct planner *pl, struct folder_plan *out)
 	    phase_identity(pl, false) < 0 ||
 	    phase_roles(pl, ROLE_BY_ATTR) < 0 ||
 	    phase_roles(pl, ROLE_BY_NAME) < 0 ||
-	    phase_suffix(pl) < 0)
+	    phase_suffix(pl) < 0 ||
+	    phase_children(pl) < 0)
 		return -1;
 	return plan_fill(pl, out);
 }
@@ -1022,6 +1084,7 @@ int folder_plan_make(const struct folder_list *src, const struct folder_list *ds
 	for (size_t i = 0; i < pl.n; i++) {
 		free(pl.c[i].own_raw);
 		free(pl.c[i].dst_raw);
+		free(pl.c[i].clash_name);
 	}
 	free(pl.c);
 	free(pl.claimed);

@@ -1540,3 +1540,32 @@ int imap_quota(struct imap_session *s, uint64_t *used_kib, uint64_t *limit_kib,
 		mailimap_quota_complete_data_free(q);
 	return found;
 }
+
+int imap_uid_exists(struct imap_session *s, uint32_t uid, bool *exists, struct tr_error *err)
+{
+	struct mailimap_set *set = mailimap_set_new_single(uid);
+	struct mailimap_search_key *key = set != NULL ? mailimap_search_key_new_uid(set) : NULL;
+	clist *result = NULL;
+	char what[64];
+	int r;
+
+	*exists = false;
+	if (key == NULL) {
+		mailimap_set_free(set);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	r = mailimap_uid_search(s->imap, NULL, key, &result);
+	mailimap_search_key_free(key);
+	if (r != MAILIMAP_NO_ERROR) {
+		snprintf(what, sizeof(what), "UID SEARCH UID %u", uid);
+		return fail(s, r, what, TR_ERR_PROTOCOL, err);
+	}
+	/* Look for the UID itself: a sloppy server may answer with more. */
+	for (clistiter *it = result != NULL ? clist_begin(result) : NULL; it != NULL;
+	     it = clist_next(it))
+		if (*(uint32_t *)clist_content(it) == uid)
+			*exists = true;
+	mailimap_search_result_free(result);
+	return 0;
+}

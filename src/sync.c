@@ -365,8 +365,17 @@ static int bisect_meta(struct run *r, uint32_t a, uint32_t b, int what, uint64_t
 	if (!unparseable(err))
 		return -1;
 	meta_vec_truncate(out, mark);
-	if (a == b)
-		return (what & IMAP_FETCH_FP) ? record_unreadable(r, a, "FETCH", err) : 0;
+	if (a == b) {
+		bool exists;
+
+		if (!(what & IMAP_FETCH_FP))
+			return 0;
+		/* Halving works on UID numbers: make sure this one is a message
+		 * before calling it unreadable. */
+		if (src_reopen(r, err) < 0 || imap_uid_exists(r->src, a, &exists, err) < 0)
+			return -1;
+		return exists ? record_unreadable(r, a, "FETCH", err) : 0;
+	}
 	mid = a + (b - a) / 2;
 	if (bisect_meta(r, a, mid, what, since, min_uid, out, err) < 0)
 		return -1;
@@ -930,8 +939,23 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
 	if (fresh->n > 0 && fresh->v[fresh->n - 1].uid + 1 > r->f.src_uidnext)
 		r->f.src_uidnext = fresh->v[fresh->n - 1].uid + 1;
-	if (r->S.messages > r->copy.n + r->unreadable)
+	/* What is on the source and needs nothing.  With the whole folder
+	 * listed (lo == 1) count it; else trust EXISTS, but never beyond what
+	 * the ledger has seen copied (a server's count can be nonsense). */
+	if (lo == 1) {
+		size_t listed = fresh->n + retry->n;
+
+		r->counts->present = listed > r->copy.n ? (uint32_t)(listed - r->copy.n) : 0;
+	} else if (r->S.messages > r->copy.n + r->unreadable) {
+		uint32_t done = 0;
+
+		for (i = 0; i < r->n_ledger; i++)
+			if (r->ledger[i].state == MSG_DONE)
+				done++;
 		r->counts->present = r->S.messages - (uint32_t)r->copy.n - r->unreadable;
+		if (r->counts->present > done)
+			r->counts->present = done;
+	}
 	ret = 0;
 	goto out;
 nomem:

@@ -11,7 +11,11 @@ cd "$top"
 [ -x configure ] || ./autogen.sh
 build=${BUILD_DIR:-$top/build}
 flags="--enable-werror"
-[ "${SANITIZE:-0}" = 1 ] && flags="$flags --enable-sanitizers"
+if [ "${SANITIZE:-0}" = 1 ]; then
+    flags="$flags --enable-sanitizers"
+    LSAN_OPTIONS="suppressions=$top/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    export LSAN_OPTIONS
+fi
 mkdir -p "$build"
 cd "$build"
 "$top/configure" $flags >/dev/null
