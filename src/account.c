@@ -86,7 +86,7 @@ static void backoff(int attempt, unsigned int *seed)
 
 static bool transient(enum tr_err_kind k)
 {
-	return k == TR_ERR_TEMP || k == TR_ERR_WAIT;
+	return k == TR_ERR_TEMP || k == TR_ERR_WAIT || k == TR_ERR_CONNECT;
 }
 
 static struct limiter *side_limiter(struct acct *a, bool src)

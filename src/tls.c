@@ -160,7 +160,10 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 {
 	struct stream_data *d = sdata(low);
 
-	if (d->fd < 0)
+	/* Once a read or write has timed out, fail at once: libetpan's
+	 * mailstream_read() turns a failure after a partial copy into a
+	 * short count and calls us again, which waited a second --timeout. */
+	if (d->fd < 0 || d->timed_out)
 		return -1;
 	for (;;) {
 		if (d->ssl != NULL) {
@@ -198,7 +201,10 @@ static ssize_t drv_write(mailstream_low *low, const void *buf, size_t count)
 {
 	struct stream_data *d = sdata(low);
 
-	if (d->fd < 0)
+	/* Once a read or write has timed out, fail at once: libetpan's
+	 * mailstream_read() turns a failure after a partial copy into a
+	 * short count and calls us again, which waited a second --timeout. */
+	if (d->fd < 0 || d->timed_out)
 		return -1;
 	if (count == 0)
 		return 0;
