@@ -37,6 +37,12 @@ const char *state_path(const struct state *st);
 /* The row of an account, made on first use.  key names both ends
  * ("user@src-host:993 -> user@dst-host:993"). */
 int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_error *err);
+/* Hold the account for this process: a second run migrating the same
+ * account with the same state at the same time (an overlapping cron job)
+ * would copy the same messages twice.  Returns an fd to pass to
+ * state_account_unlock, or -1 (TR_ERR_LOCAL) when another process holds it. */
+int state_account_lock(struct state *st, int64_t account_id, struct tr_error *err);
+void state_account_unlock(int fd);
 int state_account_set_status(struct state *st, int64_t account_id, const char *status,
 			     const char *error, struct tr_error *err);
 

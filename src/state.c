@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,6 +206,39 @@ out:
 	sqlite3_finalize(q);
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+int state_account_lock(struct state *st, int64_t account_id, struct tr_error *err)
+{
+	char path[4200];
+	size_t dlen = strlen(st->path) - strlen("/state.db");
+	int fd;
+
+	snprintf(path, sizeof(path), "%.*s/locks", (int)dlen, st->path);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%.*s/locks/account-%lld.lock", (int)dlen, st->path,
+		 (long long)account_id);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "another trasloco run is migrating this account "
+			     "with the same state right now (%s)", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void state_account_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 int state_account_set_status(struct state *st, int64_t account_id, const char *status,
