@@ -55,6 +55,11 @@ static const char schema[] =
 	"  flags TEXT NOT NULL DEFAULT '',"
 	"  error TEXT,"
 	"  PRIMARY KEY (folder_id, src_uid)) WITHOUT ROWID;"
+	/* Rows not yet done, per folder, without reading the whole ledger: a
+	 * re-run checks every folder for them and must not grow with the
+	 * mailbox. */
+	"CREATE INDEX IF NOT EXISTS messages_unsettled ON messages (folder_id)"
+	"  WHERE state != 1;"
 	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '" SCHEMA_VERSION "');";
 
 static int db_fail(struct state *st, struct tr_error *err, const char *what)
