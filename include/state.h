@@ -43,6 +43,9 @@ int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_er
  * state_account_unlock, or -1 (TR_ERR_LOCAL) when another process holds it. */
 int state_account_lock(struct state *st, int64_t account_id, struct tr_error *err);
 void state_account_unlock(int fd);
+/* The status saved by the last run ("new" when none finished), into buf. */
+int state_account_get_status(struct state *st, int64_t account_id, char *buf, size_t len,
+			     struct tr_error *err);
 int state_account_set_status(struct state *st, int64_t account_id, const char *status,
 			     const char *error, struct tr_error *err);
 

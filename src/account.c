@@ -36,6 +36,7 @@ struct acct {
 	size_t *returned;             /* folders a worker gave back */
 	size_t n_returned;
 	size_t active;                /* folders being worked on right now */
+	bool prepared;                /* the folder plan is ready: workers may start */
 	pthread_cond_t changed;       /* a folder was finished or given back */
 	bool abort;                   /* fatal for the account: stop handing out work */
 	struct tr_error abort_err;
@@ -48,6 +49,7 @@ struct worker {
 	struct imap_session *src, *dst;
 	struct spool spool, spool2;
 	unsigned int seed;
+	bool eager;               /* started before the plan: log in at once */
 };
 
 const char *account_status_name(enum account_status s)
@@ -176,6 +178,10 @@ static long take_folder(struct acct *a)
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->abort) {
+		if (!a->prepared) {
+			pthread_cond_wait(&a->changed, &a->lock);
+			continue;
+		}
 		if (a->n_returned > 0) {
 			i = (long)a->returned[--a->n_returned];
 			break;
@@ -344,6 +350,11 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct tr_error err;
 	long i;
+
+	/* A worker started before the plan logs in meanwhile; if the server
+	 * refuses, it simply waits for nothing and leaves. */
+	if (w->eager && ensure_sessions(w, &err) < 0)
+		log_debug(w->a->o->label, "worker %d: %s", w->idx + 1, err.msg);
 
 	if (spool_init(&w->spool, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0 ||
 	    spool_init(&w->spool2, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
@@ -570,6 +581,36 @@ static int open_both(struct acct *a, unsigned int *seed, struct imap_session **s
 	return -1;
 }
 
+/* Make n workers (at least 1) and start 2..n in threads; worker 1 is the
+ * caller's.  *n_r gets the number really started. */
+static int start_workers(struct acct *a, struct worker **workers_r, size_t n, unsigned int seed,
+			 bool eager, size_t *n_r)
+{
+	struct worker *w;
+	size_t i;
+
+	if (n < 1)
+		n = 1;
+	w = calloc(n, sizeof(*w));
+	if (w == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		w[i].a = a;
+		w[i].idx = (int)i;
+		w[i].seed = seed + (unsigned int)i * 7919u;
+		w[i].eager = eager && i > 0;
+	}
+	*workers_r = w;
+	*n_r = n;
+	for (i = 1; i < n; i++) {
+		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
+			*n_r = i;
+			break;
+		}
+	}
+	return 0;
+}
+
 static void account_key(const struct account_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s@%s:%d -> %s@%s:%d", o->src_cr.user, o->src_ep->host,
@@ -586,6 +627,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	double t0 = now_s();
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&a;
 	size_t i, n_workers = 0;
+	bool early = false;
 	int lock_fd = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -613,33 +655,40 @@ int account_run(const struct account_opts *o, struct account_result *res)
 			 imap_transport(src, t1, sizeof(t1)), imap_where(dst),
 			 imap_transport(dst, t2, sizeof(t2)));
 	}
-	if (prepare(&a, src, dst, &err) < 0)
-		goto failed;
+	/* A first run (or one after a failure) surely has work: let the other
+	 * workers log in while the first session lists and plans.  A re-run
+	 * waits for the plan, which often says there is nothing to do. */
+	{
+		char status[32] = "";
 
-	/* One worker per folder with work, up to the session cap. */
-	n_workers = a.n_work < (size_t)o->max_sessions ? a.n_work : (size_t)o->max_sessions;
-	if (n_workers < 1)
-		n_workers = 1;
-	workers = calloc(n_workers, sizeof(*workers));
-	if (workers == NULL) {
+		early = o->max_sessions > 1 &&
+			state_account_get_status(o->state, a.account_id, status, sizeof(status),
+						 &err) == 0 && strcmp(status, "ok") != 0;
+	}
+	if (early && start_workers(&a, &workers, (size_t)o->max_sessions, seed, true,
+				   &n_workers) < 0) {
 		tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
 		goto failed;
 	}
-	for (i = 0; i < n_workers; i++) {
-		workers[i].a = &a;
-		workers[i].idx = (int)i;
-		workers[i].seed = seed + (unsigned int)i * 7919u;
+	if (prepare(&a, src, dst, &err) < 0) {
+		set_abort(&a, &err);
+		goto failed;
 	}
-	/* Worker 1 goes on with the sessions we have; the others open theirs. */
+	pthread_mutex_lock(&a.lock);
+	a.prepared = true;
+	pthread_cond_broadcast(&a.changed);
+	pthread_mutex_unlock(&a.lock);
+	/* Otherwise one worker per folder with work, up to the session cap. */
+	if (!early && start_workers(&a, &workers, a.n_work < (size_t)o->max_sessions ?
+				   a.n_work : (size_t)o->max_sessions, seed, false,
+				   &n_workers) < 0) {
+		tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
+		goto failed;
+	}
+	/* Worker 1 goes on with the sessions we have. */
 	workers[0].src = src;
 	workers[0].dst = dst;
 	src = dst = NULL;
-	for (i = 1; i < n_workers; i++) {
-		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-			n_workers = i;
-			break;
-		}
-	}
 	worker_main(&workers[0]);
 	for (i = 1; i < n_workers; i++)
 		pthread_join(workers[i].thread, NULL);
@@ -649,6 +698,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 		close_session(&a, false, &workers[i].dst);
 	}
 	free(workers);
+	workers = NULL;
 
 	for (i = 0; i < res->n_folders; i++) {
 		struct sync_counts *c = &res->folders[i].counts;
@@ -675,6 +725,17 @@ int account_run(const struct account_opts *o, struct account_result *res)
 									   : ACCOUNT_OK;
 	goto done;
 failed:
+	if (workers != NULL) {
+		/* Early workers waiting for a plan that will not come. */
+		set_abort(&a, &err);
+		for (i = 1; i < n_workers; i++)
+			pthread_join(workers[i].thread, NULL);
+		for (i = 0; i < n_workers; i++) {
+			close_session(&a, true, &workers[i].src);
+			close_session(&a, false, &workers[i].dst);
+		}
+		free(workers);
+	}
 	close_session(&a, true, &src);
 	close_session(&a, false, &dst);
 	res->status = ACCOUNT_FAILED;

@@ -246,6 +246,31 @@ void state_account_unlock(int fd)
 		close(fd);
 }
 
+int state_account_get_status(struct state *st, int64_t account_id, char *buf, size_t len,
+			     struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int r = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT status FROM accounts WHERE id = ?1", -1, &q,
+			       NULL) != SQLITE_OK) {
+		db_fail(st, err, "read account");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, account_id);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		db_fail(st, err, "read account");
+		goto out;
+	}
+	snprintf(buf, len, "%s", (const char *)sqlite3_column_text(q, 0));
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 int state_account_set_status(struct state *st, int64_t account_id, const char *status,
 			     const char *error, struct tr_error *err)
 {

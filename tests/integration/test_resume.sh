@@ -14,7 +14,7 @@ src append --folder INBOX --count 300 --seed 22 >&2
 
 # Small batches and one session so that a kill lands in the middle of
 # FETCHes, APPENDs and ledger writes.
-slow=(--batch-size 1 --batch-count 4 --src-max-per-account 2 --no-progress)
+slow=(--batch-size 1 --batch-count 2 --src-max-per-account 1 --no-progress)
 RANDOM=4242
 kills=0
 for i in $(seq 1 30); do
