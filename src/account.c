@@ -611,6 +611,20 @@ static int start_workers(struct acct *a, struct worker **workers_r, size_t n, un
 	return 0;
 }
 
+/* Wait for workers 2..n, close every worker's sessions, free them. */
+static void finish_workers(struct acct *a, struct worker *w, size_t n)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		pthread_join(w[i].thread, NULL);
+	for (i = 0; i < n; i++) {
+		close_session(a, true, &w[i].src);
+		close_session(a, false, &w[i].dst);
+	}
+	free(w);
+}
+
 static void account_key(const struct account_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s@%s:%d -> %s@%s:%d", o->src_cr.user, o->src_ep->host,
@@ -690,14 +704,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	workers[0].dst = dst;
 	src = dst = NULL;
 	worker_main(&workers[0]);
-	for (i = 1; i < n_workers; i++)
-		pthread_join(workers[i].thread, NULL);
-
-	for (i = 0; i < n_workers; i++) {
-		close_session(&a, true, &workers[i].src);
-		close_session(&a, false, &workers[i].dst);
-	}
-	free(workers);
+	finish_workers(&a, workers, n_workers);
 	workers = NULL;
 
 	for (i = 0; i < res->n_folders; i++) {
@@ -728,13 +735,7 @@ failed:
 	if (workers != NULL) {
 		/* Early workers waiting for a plan that will not come. */
 		set_abort(&a, &err);
-		for (i = 1; i < n_workers; i++)
-			pthread_join(workers[i].thread, NULL);
-		for (i = 0; i < n_workers; i++) {
-			close_session(&a, true, &workers[i].src);
-			close_session(&a, false, &workers[i].dst);
-		}
-		free(workers);
+		finish_workers(&a, workers, n_workers);
 	}
 	close_session(&a, true, &src);
 	close_session(&a, false, &dst);
