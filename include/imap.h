@@ -133,6 +133,16 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
 		      struct tr_error *err);
 
+/* UID FETCH uid (BINARY.PEEK[section]) (RFC 3516): section "" is the whole
+ * message, "2.1" a part.  libetpan 1.9.4 cannot parse a literal8, so this
+ * reads the response itself.  On success *data (malloc'd, NUL-terminated
+ * for convenience, the caller frees it) holds *len bytes.  A server that
+ * refuses, or answers without the item, gives TR_ERR_PROTOCOL with the
+ * session intact; a literal over max bytes, or a broken stream, leaves the
+ * session broken (imap_broken). */
+int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section, size_t max,
+		      char **data, size_t *len, struct tr_error *err);
+
 /* One message to append. */
 struct imap_append_item {
 	const char *flags;        /* canonical flag string */

@@ -21,6 +21,7 @@
 
 struct spool_msg {
 	uint32_t uid;
+	bool literal8;            /* holds NUL bytes: APPEND it as a literal8 (BINARY) */
 	uint64_t len;
 	char *mem;                /* data when in memory (owned by the spool), else NULL */
 	uint64_t off;             /* offset in the spool file when mem == NULL */
@@ -60,5 +61,9 @@ struct spool_msg *spool_find(const struct spool *sp, uint32_t uid);
 /* Copy len bytes at offset off of message m into buf. */
 int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, void *buf,
 	       size_t len, struct tr_error *err);
+/* Replace the len bytes at offset off of message m with data (its length
+ * does not change). */
+int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, const void *data,
+		    size_t len, struct tr_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1313,7 +1314,8 @@ static int write_item_head(struct imap_session *s, const struct imap_append_item
 		if (raw_puts(s, " ") < 0 || raw_quoted(s, it->date) < 0)
 			return -1;
 	}
-	snprintf(buf, sizeof(buf), " {%" PRIu64 "%s}\r\n", it->msg->len, plus ? "+" : "");
+	snprintf(buf, sizeof(buf), " %s{%" PRIu64 "%s}\r\n", it->msg->literal8 ? "~" : "",
+		 it->msg->len, plus ? "+" : "");
 	return raw_puts(s, buf);
 }
 
@@ -1568,4 +1570,115 @@ int imap_uid_exists(struct imap_session *s, uint32_t uid, bool *exists, struct t
 			*exists = true;
 	mailimap_search_result_free(result);
 	return 0;
+}
+
+/* The number in "{123}" or "~{123}" at the end of line, or -1. */
+static long long literal_len(const char *line)
+{
+	const char *end = line + strlen(line), *open;
+
+	while (end > line && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	if (end == line || end[-1] != '}')
+		return -1;
+	open = end - 1;
+	while (open > line && *open != '{')
+		open--;
+	if (*open != '{' || open + 1 >= end - 1)
+		return -1;
+	return strtoll(open + 1, NULL, 10);
+}
+
+/* Does the literal that ends line directly follow item ("... BINARY[1] ~{5}")? */
+static bool literal_follows(const char *line, const char *item)
+{
+	const char *open = strrchr(line, '{');
+	size_t n = strlen(item);
+
+	if (open == NULL)
+		return false;
+	if (open > line && open[-1] == '~')
+		open--;
+	if (open - line < (ptrdiff_t)n + 1 || open[-1] != ' ')
+		return false;
+	return strncasecmp(open - 1 - n, item, n) == 0;
+}
+
+int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section, size_t max,
+		      char **data, size_t *len, struct tr_error *err)
+{
+	char cmd[160], tag[24], what[128], item[80];
+	int r;
+
+	*data = NULL;
+	*len = 0;
+	snprintf(what, sizeof(what), "UID FETCH %u (BINARY.PEEK[%s])", uid, section);
+	snprintf(item, sizeof(item), "BINARY[%s]", section);
+	r = mailimap_send_current_tag(s->imap);
+	snprintf(cmd, sizeof(cmd), "%s\r\n", what);
+	if (r != MAILIMAP_NO_ERROR || raw_puts(s, cmd) < 0 ||
+	    mailstream_flush(s->imap->imap_stream) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, what, TR_ERR_PROTOCOL, err);
+	snprintf(tag, sizeof(tag), "%d ", s->imap->imap_tag);
+	for (;;) {
+		char *line = mailimap_read_line(s->imap);
+		long long n;
+		char *buf = NULL;
+		bool ours;
+		size_t got = 0;
+
+		if (line == NULL) {
+			free(*data);
+			*data = NULL;
+			return fail(s, MAILIMAP_ERROR_STREAM, what, TR_ERR_PROTOCOL, err);
+		}
+		if (strncmp(line, tag, strlen(tag)) == 0) {
+			if (strncasecmp(line + strlen(tag), "OK", 2) == 0 && *data != NULL)
+				return 0;
+			free(*data);
+			*data = NULL;
+			*len = 0;
+			tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: %s", s->where, what,
+				     strncasecmp(line + strlen(tag), "OK", 2) == 0
+					     ? "the answer holds no message" : line + strlen(tag));
+			return -1;
+		}
+		n = literal_len(line);
+		if (n < 0)
+			continue;   /* untagged data without a literal */
+		/* A literal: ours if it follows our item, else read and dropped. */
+		ours = *data == NULL && strncmp(line, "* ", 2) == 0 && literal_follows(line, item);
+		if ((unsigned long long)n > max) {
+			free(*data);
+			*data = NULL;
+			s->broken = true;   /* the rest of the literal is still on the wire */
+			tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: the server announces %lld bytes, "
+				     "more than the %zu expected", s->where, what, n, max);
+			return -1;
+		}
+		if (ours && (buf = malloc((size_t)n + 1)) == NULL) {
+			s->broken = true;
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		while (got < (size_t)n) {
+			char sink[16384];
+			size_t want = (size_t)n - got;
+			ssize_t k;
+
+			if (!ours && want > sizeof(sink))
+				want = sizeof(sink);
+			k = mailstream_read(s->imap->imap_stream, ours ? buf + got : sink, want);
+			if (k <= 0) {
+				free(buf);
+				return fail(s, MAILIMAP_ERROR_STREAM, what, TR_ERR_PROTOCOL, err);
+			}
+			got += (size_t)k;
+		}
+		if (ours) {
+			buf[got] = '\0';
+			*data = buf;
+			*len = got;
+		}
+	}
 }

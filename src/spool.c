@@ -246,3 +246,22 @@ int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, 
 	}
 	return 0;
 }
+
+int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, const void *data,
+		    size_t len, struct tr_error *err)
+{
+	if (off > m->len || len > m->len - off) {
+		tr_error_set(err, TR_ERR_LOCAL, "spool write past the end of message UID %u", m->uid);
+		return -1;
+	}
+	if (m->mem != NULL) {
+		memmove(m->mem + off, data, len);
+		return 0;
+	}
+	if (pwrite_all(sp->fd, data, len, m->off + off) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot write the spool file in %s: %s", sp->dir,
+			     strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -9,6 +9,7 @@
 
 #include "flags.h"
 #include "log.h"
+#include "nul.h"
 #include "sync.h"
 
 /* At most this many UIDs in one UID STORE command line. */
@@ -236,6 +237,8 @@ struct run {
 	uint32_t pre_lo;
 	bool pre_done;
 	uint32_t unreadable;      /* source messages recorded as unreadable */
+	bool binary_off;          /* the source broke the session on FETCH BINARY[] */
+	bool binary_retry;        /* ...just now: fetch the same range again */
 	uint32_t *again;          /* pending rows settled as "not on the destination" */
 	size_t n_again;
 };
@@ -1015,6 +1018,50 @@ static int drop_too_big(struct run *r, struct tr_error *err)
 	return w;
 }
 
+/* Put back the NUL bytes the source's BODY[] may have hidden (see nul.h). */
+static int recover_nul(struct run *r, struct spool *sp, struct tr_error *err)
+{
+	size_t k;
+
+	if (!imap_caps(r->src)->binary)
+		return 0;
+	for (k = 0; k < sp->n; k++) {
+		struct spool_msg *m = &sp->v[k];
+		struct nul_result res = { 0 };
+
+		if (r->binary_off) {
+			int stray = nul_suspect(sp, m, err);
+
+			if (stray < 0)
+				return -1;
+			if (stray == 0)
+				continue;
+			res.stray = true;
+			res.unchecked = "the source server breaks the connection on FETCH BINARY[]";
+		} else if (nul_recover(r->src, sp, m, &res, err) < 0) {
+			if (!imap_broken(r->src))
+				return -1;
+			/* The session is dead: copy_range reconnects and fetches
+			 * this range again, without BINARY[] this time. */
+			log_warn(r->job->ctx, "%s: %s; not asking it for BINARY[] again in this run",
+				 r->job->src_name, err->msg);
+			r->binary_off = r->binary_retry = true;
+			snprintf(err->code, sizeof(err->code), "%s", IMAP_CODE_UNPARSEABLE);
+			return -1;
+		}
+		if (!res.stray)
+			continue;
+		log_debug(r->job->ctx, "%s: UID %u shows a stray 0x80: %u BINARY[] fetch(es), "
+			  "%ld NUL byte(s) restored", r->job->src_name, m->uid, res.asked,
+			  res.restored);
+		if (res.unchecked != NULL)
+			log_warn(r->job->ctx, "%s: UID %u shows 0x80 bytes that may stand for NUL "
+				 "bytes; copied as the source's BODY[] shows it: %s",
+				 r->job->src_name, m->uid, res.unchecked);
+	}
+	return 0;
+}
+
 /* Fetch the bodies of r->copy[from, to) into sp. */
 static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 		       struct tr_error *err)
@@ -1038,6 +1085,8 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	}
 	spool_reset(sp);
 	ret = imap_fetch_bodies(r->src, set, sp, err);
+	if (ret == 0)
+		ret = recover_nul(r, sp, err);
 	if (ret < 0)
 		tr_error_prefix(err, "%s", r->job->src_name);
 	free(set);
@@ -1072,6 +1121,20 @@ static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 			r->counts->vanished++;
 			if (r->counts->present > 0)
 				r->counts->present--;
+			continue;
+		}
+		if (sm->literal8 && !imap_caps(job->dst)->binary) {
+			/* Copying BODY[] would turn its NUL bytes into 0x80: say so. */
+			struct state_msg row;
+			static const char why[] = "it contains NUL bytes and the destination "
+						  "offers no BINARY extension to store them";
+
+			fill_row(&row, m, MSG_FAILED, 0);
+			row.error = (char *)why;
+			if (state_msgs_put(job->state, r->f.id, &row, 1, err) < 0)
+				goto out;
+			log_error(job->ctx, "%s: UID %u not copied: %s", job->src_name, m->uid, why);
+			r->counts->failed++;
 			continue;
 		}
 		items[n_items].flags = m->flags;
@@ -1262,6 +1325,10 @@ static int copy_range(struct run *r, size_t from, size_t to, struct tr_error *er
 		return -1;
 	if (src_reopen(r, err) < 0)
 		return -1;
+	if (r->binary_retry) {
+		r->binary_retry = false;
+		return copy_range(r, from, to, err);
+	}
 	if (to - from == 1)
 		return record_unreadable(r, r->copy.v[from].uid, "FETCH BODY[]", err);
 	mid = from + (to - from) / 2;
@@ -1289,8 +1356,10 @@ static int copy_all(struct run *r, struct tr_error *err)
 		ret = copy_pipelined(r, ends, n, &k, err);
 		/* An unparseable batch: go on one batch at a time from there. */
 		if (ret < 0 && unparseable(err) && r->job->reopen_src != NULL) {
-			log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
-				 r->job->src_name, err->msg);
+			if (!r->binary_retry)
+				log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
+					 r->job->src_name, err->msg);
+			r->binary_retry = false;
 			ret = src_reopen(r, err);
 		}
 	}

@@ -67,7 +67,7 @@ def source_corpus():
             {"uid": 7, "flags": ["\\Seen", "\\Answered"], "date": "04-Apr-2020 08:00:00 +0200",
              "data": _msg(7, b"archived", b"Old.\r\n")},
             {"uid": 9, "flags": [], "date": "05-May-2019 09:15:00 +0000",
-             "data": _msg(9, b"archived too", b"Older.\r\n")},
+             "data": _msg(9, b"archived too", b"Older, 5 \x80 (cp1252 euro).\r\n")},
         ],
     }
 
@@ -794,6 +794,46 @@ class BodyMissing(Session):
         await Session.fetch_response(self, seq, m, items)
 
 
+def is_binary_fetch(items):
+    return any(re.match(r"BINARY(\.PEEK)?\[\]$", str(i), re.I) for i in items)
+
+
+class BinaryRefused(Session):
+    """announces BINARY, then answers NO to every BINARY[] FETCH"""
+    caps = BASE_CAPS + " BINARY"
+
+    async def fetch(self, tag, args, uid):
+        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
+            await self.send(tag + b" NO [UNKNOWN-CTE] Cannot decode that\r\n")
+            return
+        await Session.fetch(self, tag, args, uid)
+
+
+class BinaryGarbage(Session):
+    """announces BINARY, answers BINARY[] FETCHes with junk, a literal for another item, then OK"""
+    caps = BASE_CAPS + " BINARY"
+
+    async def fetch(self, tag, args, uid):
+        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
+            await self.send(b"* 1 FETCH (UID 9 BINARY[] NIL)\r\n"
+                            b"* 1 FETCH (UID 9 BODY[TEXT] {5}\r\nhello)\r\n"
+                            b"* OK {bogus}\r\n* OK {-5}\r\n"
+                            b"\x00\x01 junk \xff\r\n" + tag + b" OK Fetch completed\r\n")
+            return
+        await Session.fetch(self, tag, args, uid)
+
+
+class BinaryHuge(Session):
+    """announces BINARY, answers BINARY[] with a ~{4000000000} literal, 1000 bytes, then EOF"""
+    caps = BASE_CAPS + " BINARY"
+
+    async def fetch(self, tag, args, uid):
+        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
+            await self.send(b"* 1 FETCH (UID 9 BINARY[] ~{4000000000}\r\n" + b"A" * 1000)
+            raise Hangup()
+        await Session.fetch(self, tag, args, uid)
+
+
 class StallAfterLogin(Session):
     """logs in, then never answers anything again (for looking at a logged-in client)"""
 
@@ -828,6 +868,8 @@ SCENARIOS = {
     "strict-quoted": StrictQuoted,
     "long-header-name": LongHeaderName, "huge-exists": HugeExists, "bad-list": BadList,
     "body-missing": BodyMissing, "stall-after-login": StallAfterLogin,
+    "binary-refused": BinaryRefused, "binary-garbage": BinaryGarbage,
+    "binary-huge": BinaryHuge,
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
 }

@@ -147,22 +147,13 @@ it_log "source ready: $(it_doveadm src mailbox status -u "$U" messages '*' | tr 
 # failure does not hide the others.
 problems=()
 problem() { problems+=("$*"); it_log "PROBLEM: $*"; }
-# Known limitation (README, "Limits"): Dovecot serves a NUL byte as 0x80 in
-# BODY[], and trasloco copies BODY[]; only BINARY[] with literal8 would keep
-# it.  Such a message is logged here, not counted as a failure.
-known() { [[ $1 == ALTERED*"NUL turned into 0x80"* ]]; }
 verify_ok() { # WHAT: every line of the verify output that is a failure becomes a problem
-    local line n=0
+    local line
     grep -q 'result=ok' "$VERIFY_OUT" && return 0
     while IFS= read -r line; do
-        if known "$line"; then
-            it_log "KNOWN LIMITATION: $1: $line"
-            continue
-        fi
         problem "$1: $line"
-        n=$((n + 1))
     done < <(grep -E '^(MISSING|EXTRA|FLAGS|DATE|ALTERED|FALSE-REPORT|MISSING-FOLDER|rawmail)' "$VERIFY_OUT")
-    ((n == 0)) || problem "$1: $(tail -n 1 "$VERIFY_OUT")"
+    problem "$1: $(tail -n 1 "$VERIFY_OUT")"
 }
 folders=(--folder INBOX --folder SameId --folder SameId2 --folder Dups)
 

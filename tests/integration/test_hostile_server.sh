@@ -13,7 +13,10 @@
 # that refuses 8-bit characters in quoted strings (with a non-ASCII password:
 # RFC 3501 wants a literal there), a 511-character
 # header field name, 4294967295 EXISTS, odd LIST entries, a message silently left
-# out of a FETCH.
+# out of a FETCH, BINARY announced and then refused / answered with junk / answered
+# with a ~{4000000000} literal8 and EOF (a message with a stray 0x80 makes
+# trasloco ask for BINARY[]: a refusal, junk or a broken session must leave the
+# BODY[] copy exact, with a warning).
 #
 # For every scenario: no crash (no signal, no core file, no sanitizer report), no
 # hang (done well within the bound set by --timeout 3 --retries 2), and either
@@ -49,7 +52,7 @@ HANG_S=30   # --timeout 3, --retries 2: anything longer is a hang
 src_scenarios=(ok no-greeting bye-greeting login-unavailable huge-literal-body
     huge-literal-header huge-literal-stall truncated malformed malformed-tagged unsolicited unsolicited-uid
     bye-mid-fetch bye-always fake-condstore fake-literal-plus strict-quoted long-header-name huge-exists
-    bad-list body-missing)
+    bad-list body-missing binary-refused binary-garbage binary-huge)
 dst_scenarios=(dst-no-appenduid dst-bad-appenduid)
 if [[ -n ${HOSTILE_SCENARIOS:-} ]]; then
     read -r -a want <<<"$HOSTILE_SCENARIOS"
@@ -112,7 +115,7 @@ run_one() {
         trace=()
         # memory asked of the kernel, whether touched (RSS) or not
         # (LeakSanitizer cannot work under ptrace: off for those runs, a no-op without ASan)
-        if [[ $name == huge-* ]] && command -v strace >/dev/null; then
+        if [[ $name == huge-* || $name == binary-huge ]] && command -v strace >/dev/null; then
             # shellcheck disable=SC2054 # commas belong to strace's -e argument
             trace=(strace -f -qq -o "$d/mmap.trace" -e trace=mmap,mremap)
             export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
@@ -244,7 +247,7 @@ for s in "${src_scenarios[@]}" "${dst_scenarios[@]}"; do
     fi
     # what each scenario allows beyond the general rule
     case $s in
-    ok | unsolicited | unsolicited-uid | dst-no-appenduid | strict-quoted)
+    ok | unsolicited | unsolicited-uid | dst-no-appenduid | strict-quoted | binary-refused | binary-garbage)
         [[ $rc == 0 ]] || problem "$s" "must copy (exit 0), got exit $rc: $(grep -Ei 'error|fail' "$d/out" | head -n 3 | tr '\n' ' ')"
         ;;
     login-unavailable)
@@ -253,6 +256,11 @@ for s in "${src_scenarios[@]}" "${dst_scenarios[@]}"; do
         ;;
     bye-greeting)
         grep -qi 'too many connections\|BYE' "$d/out" || problem "$s" "the server's BYE text is not shown"
+        ;;
+    binary-huge)
+        # a session broken by FETCH BINARY[]: reconnect, copy as BODY[] shows it, say so
+        [[ $rc == 0 ]] && grep -q 'UID 9 shows 0x80 bytes that may stand for NUL bytes; copied as' "$d/out" ||
+            problem "$s" "a session broken by FETCH BINARY[]: expected the copy (exit 0) and a warning for UID 9, got exit $rc"
         ;;
     body-missing)
         # RFC 3501: a UID FETCH ignores UIDs that do not exist (any more): taking the

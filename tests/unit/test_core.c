@@ -17,6 +17,7 @@
 #include "fingerprint.h"
 #include "flags.h"
 #include "imap.h"
+#include "nul.h"
 #include "spool.h"
 #include "sync.h"
 
@@ -342,6 +343,112 @@ static void test_parse_migrate(void **state)
 	cli_opts_free(&o);
 }
 
+/* ---- nul ---------------------------------------------------------------- */
+
+static void test_nul_stray(void **state)
+{
+	(void)state;
+	assert_false(nul_stray("plain ascii", 11));
+	assert_false(nul_stray("\xe2\x80\x98quoted\xe2\x80\x99 \xc3\x80", 14));   /* UTF-8 */
+	assert_true(nul_stray("price 5 \x80", 9));                               /* cp1252 euro */
+	assert_true(nul_stray("\x80", 1));
+	assert_true(nul_stray("a\xc3" "b\x80", 4));        /* lead byte, then not a continuation */
+	assert_true(nul_stray("\xe2\x80\x98\x80", 4));     /* one continuation too many */
+	assert_false(nul_stray("", 0));
+}
+
+static void plan_of(const char *msg, struct nul_plan *plan)
+{
+	struct tr_error err;
+
+	tr_error_clear(&err);
+	assert_int_equal(nul_plan(msg, strlen(msg), plan, &err), 0);
+}
+
+static void test_nul_plan(void **state)
+{
+	struct nul_plan plan;
+	const char *single = "Subject: x\r\n\r\nbody \x80 here\r\n";
+	const char *encoded = "Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+			      "\r\nbody \x80 here\r\n";
+	const char *multi = "Subject: m\r\nMIME-Version: 1.0\r\n"
+			    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+			    "--b\r\nContent-Type: text/plain\r\n\r\nclean\r\n"
+			    "--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n"
+			    "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+			    "Subject: inner\r\nMIME-Version: 1.0\r\n"
+			    "Content-Type: multipart/alternative; boundary=\"i\"\r\n\r\n"
+			    "--i\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+			    "--i\r\nContent-Type: text/html\r\n\r\nsec\x80nd\r\n--i--\r\n"
+			    "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+			    "Subject: single\r\n\r\nlone \x80\r\n"
+			    "--b--\r\n";
+	const char *hdr = "Subject: \x80\r\nMIME-Version: 1.0\r\n"
+			  "Content-Type: multipart/mixed; boundary=\"h\"\r\n\r\n"
+			  "--h\r\n\r\nhi\r\n--h--\r\n";
+	const char *p;
+
+	(void)state;
+	/* one identity-encoded body: the whole message, headers included */
+	plan_of(single, &plan);
+	assert_int_equal(plan.n, 1);
+	assert_string_equal(plan.v[0].section, "");
+	assert_int_equal(plan.v[0].off, 0);
+	assert_int_equal(plan.v[0].len, strlen(single));
+	assert_null(plan.unchecked);
+	nul_plan_free(&plan);
+
+	/* BINARY[] would decode it: nothing to ask, and said so */
+	plan_of(encoded, &plan);
+	assert_int_equal(plan.n, 0);
+	assert_non_null(plan.unchecked);
+	nul_plan_free(&plan);
+
+	/* only the parts with a stray 0x80, numbered as IMAP does */
+	plan_of(multi, &plan);
+	assert_null(plan.unchecked);
+	assert_int_equal(plan.n, 2);
+	assert_string_equal(plan.v[0].section, "3.2");
+	p = strstr(multi, "sec\x80nd");
+	assert_int_equal(plan.v[0].off, (size_t)(p - multi));
+	assert_int_equal(plan.v[0].len, 6);   /* the CRLF before a boundary is the boundary's */
+	assert_string_equal(plan.v[1].section, "4.1");
+	p = strstr(multi, "lone \x80");
+	assert_int_equal(plan.v[1].off, (size_t)(p - multi));
+	nul_plan_free(&plan);
+
+	/* a 0x80 in a multipart's header: no part to ask, and said so */
+	plan_of(hdr, &plan);
+	assert_int_equal(plan.n, 0);
+	assert_non_null(plan.unchecked);
+	nul_plan_free(&plan);
+}
+
+static void test_nul_patch(void **state)
+{
+	char body[32];
+
+	(void)state;
+	memcpy(body, "a\x80" "b\x80\r\n", 6);
+	assert_int_equal(nul_patch(body, 6, "a\0b\0\r\n", 6), 2);
+	assert_memory_equal(body, "a\0b\0\r\n", 6);
+	/* identical: nothing to do */
+	memcpy(body, "5 \x80", 3);
+	assert_int_equal(nul_patch(body, 3, "5 \x80", 3), 0);
+	/* a trailing CRLF either way is a matter of MIME parsers */
+	memcpy(body, "x\x80\r\n", 4);
+	assert_int_equal(nul_patch(body, 4, "x\0", 2), 1);
+	assert_memory_equal(body, "x\0\r\n", 4);
+	/* anything else that differs: untouched */
+	memcpy(body, "x\x80y", 3);
+	assert_int_equal(nul_patch(body, 3, "z\0y", 3), -1);
+	assert_memory_equal(body, "x\x80y", 3);
+	assert_int_equal(nul_patch(body, 3, "x\x01y", 3), -1);
+	assert_int_equal(nul_patch(body, 3, "x\0yzzz", 6), -1);     /* longer, not CRLF */
+	assert_int_equal(nul_patch(body, 3, "x\0", 2), -1);         /* shorter, not CRLF */
+	assert_memory_equal(body, "x\x80y", 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +457,9 @@ int main(void)
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_uidset),
 		cmocka_unit_test(test_spool),
+		cmocka_unit_test(test_nul_stray),
+		cmocka_unit_test(test_nul_plan),
+		cmocka_unit_test(test_nul_patch),
 		cmocka_unit_test(test_parse_server),
 		cmocka_unit_test(test_parse_migrate),
 	};

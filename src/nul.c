@@ -1,0 +1,325 @@
+/* nul: see include/nul.h */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libetpan/libetpan.h>
+
+#include "nul.h"
+
+/* Deeper MIME nesting than this is not walked (its 0x80s stay unchecked). */
+#define MAX_DEPTH 32
+
+static const char WHY_HEADERS[] = "a 0x80 outside the parts BINARY[] can return (in headers or "
+				  "in a transfer-encoded part) cannot be told from a NUL";
+static const char WHY_MIME[] = "its MIME structure could not be followed";
+static const char WHY_REFUSED[] = "the source server refused BINARY[] for it";
+static const char WHY_MISMATCH[] = "the source server's BINARY[] does not line up with its BODY[]";
+static const char WHY_LARGE[] = "it is too large to check for NUL bytes (over 32 MB)";
+
+/* UTF-8 scanner state, carried across chunks. */
+struct scan {
+	int need;   /* continuation bytes still expected */
+};
+
+static bool scan_stray(struct scan *sc, const unsigned char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char b = p[i];
+
+		if (sc->need > 0 && (b & 0xC0) == 0x80) {
+			sc->need--;
+			continue;
+		}
+		sc->need = 0;
+		if (b == 0x80)
+			return true;
+		if (b >= 0xC2 && b <= 0xF4)
+			sc->need = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+	}
+	return false;
+}
+
+bool nul_stray(const char *data, size_t len)
+{
+	struct scan sc = { 0 };
+
+	return scan_stray(&sc, (const unsigned char *)data, len);
+}
+
+/* ---- the plan: which parts to ask BINARY[n] for ------------------------ */
+
+struct walk {
+	struct nul_plan *plan;
+	const char *msg;
+	size_t len, cap;
+	bool oom;
+};
+
+static void add_part(struct walk *w, const char *section, size_t off, size_t len)
+{
+	struct nul_plan *p = w->plan;
+
+	if (p->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 8;
+		struct nul_part *nv = realloc(p->v, cap * sizeof(*nv));
+
+		if (nv == NULL) {
+			w->oom = true;
+			return;
+		}
+		p->v = nv;
+		w->cap = cap;
+	}
+	snprintf(p->v[p->n].section, sizeof(p->v[p->n].section), "%s", section);
+	p->v[p->n].off = off;
+	p->v[p->n].len = len;
+	p->n++;
+}
+
+static bool plain_encoding(int enc)
+{
+	return enc == MAILMIME_MECHANISM_7BIT || enc == MAILMIME_MECHANISM_8BIT ||
+	       enc == MAILMIME_MECHANISM_BINARY;
+}
+
+/* Collect every identity-encoded leaf under mime, numbered as IMAP does
+ * (RFC 3501 6.4.5): the parts of a multipart are prefix.1, prefix.2...; the
+ * body of a message/rfc822 part is prefix.1 unless it is a multipart. */
+static void walk(struct walk *w, struct mailmime *mime, const char *prefix, int depth)
+{
+	char sub[sizeof(((struct nul_part *)0)->section)];
+	struct mailmime_data *d;
+	const char *text;
+	size_t tlen;
+	clistiter *it;
+	int i = 1, n;
+
+	if (mime == NULL || w->oom)
+		return;
+	if (depth > MAX_DEPTH) {
+		w->plan->unchecked = WHY_MIME;
+		return;
+	}
+	switch (mime->mm_type) {
+	case MAILMIME_SINGLE:
+		d = mime->mm_data.mm_single;
+		if (d == NULL || d->dt_type != MAILMIME_DATA_TEXT || !plain_encoding(d->dt_encoding))
+			return;
+		text = d->dt_data.dt_text.dt_data;
+		tlen = d->dt_data.dt_text.dt_length;
+		if (text < w->msg || tlen > w->len || (size_t)(text - w->msg) > w->len - tlen) {
+			w->plan->unchecked = WHY_MIME;
+			return;
+		}
+		add_part(w, prefix, (size_t)(text - w->msg), tlen);
+		return;
+	case MAILMIME_MULTIPLE:
+		for (it = clist_begin(mime->mm_data.mm_multipart.mm_mp_list); it != NULL;
+		     it = clist_next(it), i++) {
+			n = snprintf(sub, sizeof(sub), "%s%s%d", prefix, prefix[0] ? "." : "", i);
+			if (n < 0 || (size_t)n >= sizeof(sub)) {
+				w->plan->unchecked = WHY_MIME;
+				return;
+			}
+			walk(w, clist_content(it), sub, depth + 1);
+		}
+		return;
+	case MAILMIME_MESSAGE:
+		mime = mime->mm_data.mm_message.mm_msg_mime;
+		if (mime != NULL && mime->mm_type == MAILMIME_MULTIPLE) {
+			walk(w, mime, prefix, depth + 1);
+			return;
+		}
+		n = snprintf(sub, sizeof(sub), "%s%s1", prefix, prefix[0] ? "." : "");
+		if (n < 0 || (size_t)n >= sizeof(sub)) {
+			w->plan->unchecked = WHY_MIME;
+			return;
+		}
+		walk(w, mime, sub, depth + 1);
+		return;
+	default:
+		return;
+	}
+}
+
+int nul_plan(const char *msg, size_t len, struct nul_plan *plan, struct tr_error *err)
+{
+	struct mailmime *mime = NULL, *body;
+	struct walk w = { .plan = plan, .msg = msg, .len = len };
+	size_t idx = 0, i, k = 0, at = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	if (mailmime_parse(msg, len, &idx, &mime) != MAILIMF_NO_ERROR || mime == NULL) {
+		plan->unchecked = WHY_MIME;
+		return 0;
+	}
+	body = mime->mm_type == MAILMIME_MESSAGE ? mime->mm_data.mm_message.mm_msg_mime : NULL;
+	if (body != NULL && body->mm_type == MAILMIME_SINGLE && body->mm_data.mm_single != NULL &&
+	    body->mm_data.mm_single->dt_type == MAILMIME_DATA_TEXT &&
+	    plain_encoding(body->mm_data.mm_single->dt_encoding)) {
+		/* One identity-encoded body: BINARY[] is the whole message,
+		 * headers included. */
+		add_part(&w, "", 0, len);
+	} else {
+		walk(&w, mime, "", 0);
+	}
+	mailmime_free(mime);
+	if (w.oom) {
+		nul_plan_free(plan);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	/* A stray 0x80 between those parts cannot be checked; parts without
+	 * one need no BINARY[]. */
+	for (i = 0; i < plan->n; i++) {
+		struct nul_part *p = &plan->v[i];
+
+		if (p->off < at) {
+			plan->unchecked = WHY_MIME;   /* parts out of order: do not guess */
+			break;
+		}
+		if (nul_stray(msg + at, p->off - at))
+			plan->unchecked = WHY_HEADERS;
+		at = p->off + p->len;
+		if (nul_stray(msg + p->off, p->len))
+			plan->v[k++] = *p;
+	}
+	if (i == plan->n && nul_stray(msg + at, len - at))
+		plan->unchecked = WHY_HEADERS;
+	plan->n = k;
+	return 0;
+}
+
+void nul_plan_free(struct nul_plan *plan)
+{
+	free(plan->v);
+	plan->v = NULL;
+	plan->n = 0;
+}
+
+static bool only_crlf(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
+long nul_patch(char *body, size_t body_len, const char *bin, size_t bin_len)
+{
+	size_t n = body_len < bin_len ? body_len : bin_len, i;
+	long nuls = 0;
+
+	/* Where a part ends (before its boundary's CRLF) is a matter of
+	 * taste between MIME parsers: allow that much, nothing else. */
+	if (body_len - n > 2 || bin_len - n > 2 || !only_crlf(body + n, body_len - n) ||
+	    !only_crlf(bin + n, bin_len - n))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (body[i] == bin[i])
+			continue;
+		if ((unsigned char)body[i] != 0x80 || bin[i] != '\0')
+			return -1;
+		nuls++;
+	}
+	for (i = 0; i < n && nuls > 0; i++)
+		if (body[i] != bin[i])
+			body[i] = '\0';
+	return nuls;
+}
+
+/* ---- one spooled message ----------------------------------------------- */
+
+int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_error *err)
+{
+	unsigned char buf[65536];
+	struct scan sc = { 0 };
+	uint64_t off = 0;
+
+	if (m->mem != NULL)
+		return scan_stray(&sc, (const unsigned char *)m->mem, (size_t)m->len);
+	while (off < m->len) {
+		size_t n = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
+
+		if (spool_read(sp, m, off, buf, n, err) < 0)
+			return -1;
+		if (scan_stray(&sc, buf, n))
+			return 1;
+		off += n;
+	}
+	return 0;
+}
+
+int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
+		struct nul_result *res, struct tr_error *err)
+{
+	struct nul_plan plan;
+	char *buf;
+	size_t i;
+	int ret = -1, r;
+
+	memset(res, 0, sizeof(*res));
+	r = nul_suspect(sp, m, err);
+	if (r <= 0)
+		return r;
+	res->stray = true;
+	if (m->len > NUL_MAX_CHECK) {
+		res->unchecked = WHY_LARGE;
+		return 0;
+	}
+	buf = m->mem;
+	if (buf == NULL) {
+		buf = malloc((size_t)m->len + 1);
+		if (buf == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		if (spool_read(sp, m, 0, buf, (size_t)m->len, err) < 0)
+			goto out;
+	}
+	if (nul_plan(buf, (size_t)m->len, &plan, err) < 0)
+		goto out;
+	res->unchecked = plan.unchecked;
+	for (i = 0; i < plan.n; i++) {
+		const struct nul_part *p = &plan.v[i];
+		char *bin;
+		size_t bin_len;
+		long n;
+
+		res->asked++;
+		if (imap_fetch_binary(s, m->uid, p->section, p->len + 2, &bin, &bin_len, err) < 0) {
+			if (imap_broken(s) || err->kind == TR_ERR_LOCAL) {
+				nul_plan_free(&plan);
+				goto out;
+			}
+			tr_error_clear(err);
+			res->unchecked = WHY_REFUSED;
+			continue;
+		}
+		n = nul_patch(buf + p->off, p->len, bin, bin_len);
+		free(bin);
+		if (n < 0)
+			res->unchecked = WHY_MISMATCH;
+		else
+			res->restored += n;
+	}
+	nul_plan_free(&plan);
+	if (res->restored > 0) {
+		if (buf != m->mem && spool_overwrite(sp, m, 0, buf, (size_t)m->len, err) < 0)
+			goto out;
+		m->literal8 = true;
+	}
+	ret = 0;
+out:
+	if (buf != m->mem)
+		free(buf);
+	return ret;
+}
