@@ -40,6 +40,11 @@ struct nul_plan {
 
 /* Is there a 0x80 in data[0, len) outside well-formed UTF-8? */
 bool nul_stray(const char *data, size_t len);
+/* The same over a message read in chunks: sc starts zeroed. */
+struct nul_scan {
+	int need;   /* UTF-8 continuation bytes still expected */
+};
+bool nul_scan(struct nul_scan *sc, const char *data, size_t len);
 
 /* Does spooled message m show a stray 0x80?  1 yes, 0 no, -1 on a read
  * failure (err set). */

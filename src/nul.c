@@ -1,4 +1,5 @@
-/* nul: see include/nul.h */
+/* nul: see include/nul.h.  This half only looks at bytes: where a NUL may
+ * hide, and whether BINARY[] lines up (src/nul_fetch.c asks the server). */
 #include "config.h"
 
 #include <stdint.h>
@@ -16,17 +17,10 @@
 static const char WHY_HEADERS[] = "a 0x80 outside the parts BINARY[] can return (in headers or "
 				  "in a transfer-encoded part) cannot be told from a NUL";
 static const char WHY_MIME[] = "its MIME structure could not be followed";
-static const char WHY_REFUSED[] = "the source server refused BINARY[] for it";
-static const char WHY_MISMATCH[] = "the source server's BINARY[] does not line up with its BODY[]";
-static const char WHY_LARGE[] = "it is too large to check for NUL bytes (over 32 MB)";
 
-/* UTF-8 scanner state, carried across chunks. */
-struct scan {
-	int need;   /* continuation bytes still expected */
-};
-
-static bool scan_stray(struct scan *sc, const unsigned char *p, size_t len)
+bool nul_scan(struct nul_scan *sc, const char *data, size_t len)
 {
+	const unsigned char *p = (const unsigned char *)data;
 	size_t i;
 
 	for (i = 0; i < len; i++) {
@@ -47,9 +41,9 @@ static bool scan_stray(struct scan *sc, const unsigned char *p, size_t len)
 
 bool nul_stray(const char *data, size_t len)
 {
-	struct scan sc = { 0 };
+	struct nul_scan sc = { 0 };
 
-	return scan_stray(&sc, (const unsigned char *)data, len);
+	return nul_scan(&sc, data, len);
 }
 
 /* ---- the plan: which parts to ask BINARY[n] for ------------------------ */
@@ -234,92 +228,4 @@ long nul_patch(char *body, size_t body_len, const char *bin, size_t bin_len)
 		if (body[i] != bin[i])
 			body[i] = '\0';
 	return nuls;
-}
-
-/* ---- one spooled message ----------------------------------------------- */
-
-int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_error *err)
-{
-	unsigned char buf[65536];
-	struct scan sc = { 0 };
-	uint64_t off = 0;
-
-	if (m->mem != NULL)
-		return scan_stray(&sc, (const unsigned char *)m->mem, (size_t)m->len);
-	while (off < m->len) {
-		size_t n = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
-
-		if (spool_read(sp, m, off, buf, n, err) < 0)
-			return -1;
-		if (scan_stray(&sc, buf, n))
-			return 1;
-		off += n;
-	}
-	return 0;
-}
-
-int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
-		struct nul_result *res, struct tr_error *err)
-{
-	struct nul_plan plan;
-	char *buf;
-	size_t i;
-	int ret = -1, r;
-
-	memset(res, 0, sizeof(*res));
-	r = nul_suspect(sp, m, err);
-	if (r <= 0)
-		return r;
-	res->stray = true;
-	if (m->len > NUL_MAX_CHECK) {
-		res->unchecked = WHY_LARGE;
-		return 0;
-	}
-	buf = m->mem;
-	if (buf == NULL) {
-		buf = malloc((size_t)m->len + 1);
-		if (buf == NULL) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			return -1;
-		}
-		if (spool_read(sp, m, 0, buf, (size_t)m->len, err) < 0)
-			goto out;
-	}
-	if (nul_plan(buf, (size_t)m->len, &plan, err) < 0)
-		goto out;
-	res->unchecked = plan.unchecked;
-	for (i = 0; i < plan.n; i++) {
-		const struct nul_part *p = &plan.v[i];
-		char *bin;
-		size_t bin_len;
-		long n;
-
-		res->asked++;
-		if (imap_fetch_binary(s, m->uid, p->section, p->len + 2, &bin, &bin_len, err) < 0) {
-			if (imap_broken(s) || err->kind == TR_ERR_LOCAL) {
-				nul_plan_free(&plan);
-				goto out;
-			}
-			tr_error_clear(err);
-			res->unchecked = WHY_REFUSED;
-			continue;
-		}
-		n = nul_patch(buf + p->off, p->len, bin, bin_len);
-		free(bin);
-		if (n < 0)
-			res->unchecked = WHY_MISMATCH;
-		else
-			res->restored += n;
-	}
-	nul_plan_free(&plan);
-	if (res->restored > 0) {
-		if (buf != m->mem && spool_overwrite(sp, m, 0, buf, (size_t)m->len, err) < 0)
-			goto out;
-		m->literal8 = true;
-	}
-	ret = 0;
-out:
-	if (buf != m->mem)
-		free(buf);
-	return ret;
 }

@@ -18,7 +18,9 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 clang $flags "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" "$top/src/error.c" -lcsv -o "$out/fuzz_job"
 clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7.c" \
     "$top/src/error.c" -o "$out/fuzz_folder"
-for t in job folder; do
+clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -letpan \
+    -o "$out/fuzz_nul"
+for t in job folder nul; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

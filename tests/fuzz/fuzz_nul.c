@@ -1,0 +1,90 @@
+/* libFuzzer target for the NUL check's view of a message (src/nul.c):
+ * libetpan's MIME parser walked into IMAP part numbers, the stray-0x80
+ * scan, and the patch rule.  Built and run by tests/fuzz/run.sh, not by
+ * make.
+ *
+ * Input: a message as a source server's BODY[] could show it.  Besides
+ * crashes and leaks it checks the plan's promises (parts inside the
+ * message, in order, not overlapping, each showing a stray 0x80, sections
+ * made of part numbers) and the patch's (BINARY[] made by turning every
+ * 0x80 of a part into NUL patches exactly those bytes; a chunked scan
+ * agrees with a whole one). */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nul.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_section(const char *s)
+{
+	const char *p;
+	bool digit = false;
+
+	for (p = s; *p != '\0'; p++) {
+		if (*p >= '1' && *p <= '9')
+			digit = true;
+		else if (*p == '0' && digit)
+			;
+		else if (*p == '.' && digit)
+			digit = false;
+		else
+			abort();   /* not a part number */
+	}
+	if (s[0] != '\0' && !digit)
+		abort();
+}
+
+static void check_patch(const char *part, size_t len)
+{
+	char *body = malloc(len + 1), *bin = malloc(len + 1);
+	size_t i;
+	long want = 0;
+
+	if (body == NULL || bin == NULL)
+		abort();
+	memcpy(body, part, len);
+	for (i = 0; i < len; i++) {
+		bin[i] = (unsigned char)part[i] == 0x80 ? '\0' : part[i];
+		want += (unsigned char)part[i] == 0x80;
+	}
+	if (nul_patch(body, len, bin, len) != want || memcmp(body, bin, len) != 0)
+		abort();
+	free(body);
+	free(bin);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *msg = (const char *)data;
+	struct nul_plan plan;
+	struct nul_scan sc = { 0 };
+	struct tr_error err;
+	size_t i, at = 0, half = size / 2;
+	bool chunked;
+
+	chunked = nul_scan(&sc, msg, half) || nul_scan(&sc, msg + half, size - half);
+	if (chunked != nul_stray(msg, size))
+		abort();
+	tr_error_clear(&err);
+	if (nul_plan(msg, size, &plan, &err) < 0)
+		return 0;   /* out of memory only */
+	for (i = 0; i < plan.n; i++) {
+		const struct nul_part *p = &plan.v[i];
+
+		if (p->off < at || p->off > size || p->len > size - p->off)
+			abort();
+		if (!nul_stray(msg + p->off, p->len))
+			abort();
+		check_section(p->section);
+		if (p->section[0] == '\0' && (plan.n != 1 || p->off != 0 || p->len != size))
+			abort();
+		check_patch(msg + p->off, p->len);
+		at = p->off + p->len;
+	}
+	nul_plan_free(&plan);
+	return 0;
+}
