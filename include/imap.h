@@ -128,6 +128,13 @@ enum imap_fetch_what {
 int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
 		    imap_msg_cb *cb, void *ctx, struct tr_error *err);
 
+/* EXAMINE raw and UID FETCH uidset (as imap_fetch_meta) in one round trip.
+ * *examined tells whether the EXAMINE succeeded (st is then filled), even
+ * when the call fails because of the FETCH. */
+int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_status *st,
+		       bool *examined, const char *uidset, int what, imap_msg_cb *cb, void *ctx,
+		       struct tr_error *err);
+
 /* UID FETCH BODY.PEEK[] of `uidset`, each body streamed into sp (one
  * spool_msg per message, tagged with its UID). */
 int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,

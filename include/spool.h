@@ -19,6 +19,10 @@
 
 #include "error.h"
 
+/* All the messages of one batch held in memory together stay under this:
+ * the rest goes to the file, so memory does not follow the batch size. */
+#define SPOOL_MEM_TOTAL (4u << 20)
+
 struct spool_msg {
 	uint32_t uid;
 	bool literal8;            /* holds NUL bytes: APPEND it as a literal8 (BINARY) */
@@ -32,6 +36,7 @@ struct spool {
 	size_t n, cap;
 	char *dir;                /* where the temporary file goes, owned */
 	size_t mem_limit;         /* per message: larger ones go to the file */
+	size_t mem_used;          /* bytes of the batch's messages held in memory */
 	int fd;                   /* -1 until a message needs the file */
 	uint64_t file_len;
 	/* the message being received */

@@ -73,7 +73,7 @@ const char cli_usage_text[] =
 	"  --log-dir DIR                          a log per account (run; default STATE/logs)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
-	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 4)\n"
+	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 16)\n"
 	"  --batch-count N                        messages per batch (default 100)\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"

@@ -1143,6 +1143,142 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 	return 0;
 }
 
+/* The HIGHESTMODSEQ of the response just parsed (CONDSTORE), or 0. */
+static uint64_t resp_highestmodseq(struct imap_session *s)
+{
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
+	uint64_t modseq = 0;
+	clistiter *it;
+
+	if (ri == NULL)
+		return 0;
+	for (it = clist_begin(ri->rsp_extension_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_extension_data *ext = clist_content(it);
+		struct mailimap_condstore_resptextcode *code;
+
+		if (ext->ext_extension->ext_id != MAILIMAP_EXTENSION_CONDSTORE ||
+		    ext->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE)
+			continue;
+		code = ext->ext_data;
+		if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+			modseq = code->cs_data.cs_modseq_value;
+		else if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_NOMODSEQ)
+			modseq = 0;
+	}
+	return modseq;
+}
+
+/* The fetch items of imap_fetch_meta, as sent on the wire. */
+static void meta_items(int what, char *buf, size_t size)
+{
+	snprintf(buf, size, "(UID FLAGS%s%s)",
+		 (what & (IMAP_FETCH_META | IMAP_FETCH_FP)) ? " INTERNALDATE RFC822.SIZE" : "",
+		 (what & IMAP_FETCH_FP) ? " BODY.PEEK[HEADER.FIELDS (" FP_HEADER_FIELDS ")]" : "");
+}
+
+int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_status *st,
+		       bool *examined, const char *uidset, int what, imap_msg_cb *cb, void *ctx,
+		       struct tr_error *err)
+{
+	char items[200], what_ex[600], what_f[256];
+	struct mailimap_response *resp = NULL;
+	struct tr_error ex_err;
+	int tag1, r, type;
+
+	*examined = false;
+	tr_error_clear(&ex_err);
+	snprintf(what_ex, sizeof(what_ex), "EXAMINE %s", raw);
+	snprintf(what_f, sizeof(what_f), "UID FETCH %.200s", uidset);
+	if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED &&
+	    s->imap->imap_state != MAILIMAP_STATE_SELECTED)
+		return fail(s, MAILIMAP_ERROR_BAD_STATE, what_ex, TR_ERR_PROTOCOL, err);
+	meta_items(what, items, sizeof(items));
+	tag1 = s->imap->imap_tag + 1;
+	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
+	    raw_puts(s, "EXAMINE ") < 0 || raw_quoted(s, raw) < 0 ||
+	    raw_puts(s, s->caps.condstore ? " (CONDSTORE)\r\n" : "\r\n") < 0 ||
+	    mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
+	    raw_puts(s, "UID FETCH ") < 0 || raw_puts(s, uidset) < 0 || raw_puts(s, " ") < 0 ||
+	    raw_puts(s, items) < 0 || raw_puts(s, "\r\n") < 0 ||
+	    mailstream_flush(s->imap->imap_stream) < 0)
+		return fail(s, MAILIMAP_ERROR_STREAM, what_ex, TR_ERR_PROTOCOL, err);
+
+	/* The EXAMINE's answer: what libetpan's mailimap_examine_condstore does. */
+	s->imap->imap_tag = tag1;
+	if (mailimap_read_line(s->imap) == NULL) {
+		s->imap->imap_tag = tag1 + 1;
+		return fail(s, MAILIMAP_ERROR_STREAM, what_ex, TR_ERR_PROTOCOL, err);
+	}
+	if (s->imap->imap_selection_info != NULL)
+		mailimap_selection_info_free(s->imap->imap_selection_info);
+	s->imap->imap_selection_info = mailimap_selection_info_new();
+	r = mailimap_parse_response(s->imap, &resp);
+	if (r != MAILIMAP_NO_ERROR) {
+		/* A BAD, or another tag than ours: the two answers cannot be told apart. */
+		s->imap->imap_tag = tag1 + 1;
+		s->broken = true;
+		return fail(s, r == MAILIMAP_ERROR_PROTOCOL ? MAILIMAP_ERROR_PARSE : r, what_ex,
+			    TR_ERR_PROTOCOL, err);
+	}
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(resp);
+	if (type == MAILIMAP_RESP_COND_STATE_OK && s->imap->imap_selection_info != NULL &&
+	    s->imap->imap_selection_info->sel_uidvalidity != 0) {
+		struct mailimap_selection_info *si = s->imap->imap_selection_info;
+
+		s->imap->imap_state = MAILIMAP_STATE_SELECTED;
+		memset(st, 0, sizeof(*st));
+		st->uidvalidity = si->sel_uidvalidity;
+		st->uidnext = si->sel_uidnext;
+		st->messages = si->sel_has_exists ? si->sel_exists : 0;
+		st->highestmodseq = resp_highestmodseq(s);
+		*examined = true;
+	} else if (type == MAILIMAP_RESP_COND_STATE_OK) {
+		s->imap->imap_state = MAILIMAP_STATE_SELECTED;
+		tr_error_set(&ex_err, TR_ERR_PROTOCOL, "%s: %s: the server gave no UIDVALIDITY",
+			     s->where, what_ex);
+	} else {
+		/* RFC 3501 6.3.1: a failed EXAMINE leaves no folder selected, so
+		 * the FETCH behind it fails too; its answer is read and dropped. */
+		mailimap_selection_info_free(s->imap->imap_selection_info);
+		s->imap->imap_selection_info = NULL;
+		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+		fail(s, MAILIMAP_ERROR_EXAMINE, what_ex, TR_ERR_PROTOCOL, &ex_err);
+	}
+
+	/* The FETCH's answer, through the handlers imap_fetch_meta uses. */
+	s->imap->imap_tag = tag1 + 1;
+	s->cb = cb;
+	s->cb_ctx = ctx;
+	s->cb_what = what;
+	s->hdr_len = 0;
+	s->cb_failed = !*examined;     /* nothing of it is wanted without the EXAMINE */
+	tr_error_clear(&s->cb_err);
+	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
+	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
+	if (what & IMAP_FETCH_FP)
+		mailimap_set_msg_body_handler(s->imap, hdr_handler, s);
+	r = raw_finish(s, false, NULL);
+	handlers_off(s);
+	if (!*examined) {
+		if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_CUSTOM_COMMAND &&
+		    r != MAILIMAP_ERROR_PROTOCOL)
+			s->broken = true;
+		*err = ex_err;
+		return -1;
+	}
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, what_f, TR_ERR_PROTOCOL, err);
+	if (s->cb_failed) {
+		if (s->cb_err.kind != TR_ERR_NONE)
+			*err = s->cb_err;
+		else
+			tr_error_set(err, TR_ERR_LOCAL, "%s: fetch aborted", s->where);
+		return -1;
+	}
+	return 0;
+}
+
 static bool body_handler(int type, struct mailimap_msg_att_body_section *section,
 			 const char *bytes, size_t len, void *ctx)
 {

@@ -33,6 +33,7 @@ static void free_msgs(struct spool *sp)
 	for (i = 0; i < sp->n; i++)
 		free(sp->v[i].mem);
 	sp->n = 0;
+	sp->mem_used = 0;
 }
 
 void spool_free(struct spool *sp)
@@ -140,7 +141,8 @@ int spool_write(struct spool *sp, const void *data, size_t len, struct tr_error 
 	sp->cur_len += len;
 	if (sp->cur_in_file)
 		return to_file(sp, data, len, err);
-	if (sp->buf_len + len > sp->mem_limit) {
+	if (sp->buf_len + len > sp->mem_limit ||
+	    sp->mem_used + sp->buf_len + len > SPOOL_MEM_TOTAL) {
 		/* Too big for memory: move what we have to the file and go on there. */
 		sp->cur_off = sp->file_len;
 		if (to_file(sp, sp->buf, sp->buf_len, err) < 0)
@@ -199,6 +201,7 @@ int spool_end(struct spool *sp, uint32_t uid, struct tr_error *err)
 		}
 		if (sp->buf_len > 0)
 			memcpy(m->mem, sp->buf, sp->buf_len);
+		sp->mem_used += sp->buf_len;
 	}
 	sp->n++;
 	sp->open = false;

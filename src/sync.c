@@ -765,7 +765,7 @@ out:
 /* The source's side of the ledger plan, which needs nothing from the
  * destination: new messages (UID >= lo, with fingerprints), messages to
  * retry, flag changes of older ones.  Into r->pre_*. */
-static int src_prefetch(struct run *r, struct tr_error *err)
+static int src_prefetch(struct run *r, bool have_fresh, struct tr_error *err)
 {
 	struct meta_vec *fresh = &r->pre_fresh, *retry = &r->pre_retry, *changed = &r->pre_changed;
 	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1, *uids = NULL;
@@ -773,9 +773,10 @@ static int src_prefetch(struct run *r, struct tr_error *err)
 	char set[64];
 	int ret = -1;
 
-	prefetch_free(r);
-	/* New messages. */
-	if (r->S.uidnext == 0 || r->S.uidnext > lo) {
+	if (!have_fresh)
+		prefetch_free(r);
+	/* New messages (unless they came with the EXAMINE: see src_open). */
+	if (!have_fresh && (r->S.uidnext == 0 || r->S.uidnext > lo)) {
 		snprintf(set, sizeof(set), "%u:*", lo);
 		if (src_fetch_meta(r, set, IMAP_FETCH_FP, 0, lo, fresh, err) < 0)
 			goto out;
@@ -887,7 +888,7 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 	size_t i;
 	int ret = -1;
 
-	if ((!r->pre_done || r->pre_lo != lo) && src_prefetch(r, err) < 0)
+	if ((!r->pre_done || r->pre_lo != lo) && src_prefetch(r, false, err) < 0)
 		return -1;
 	/* Settling pending rows (after the prefetch) may have turned some into
 	 * "copy again": fetch those too. */
@@ -1425,20 +1426,51 @@ static void *dst_side_main(void *arg)
 	return NULL;
 }
 
-/* EXAMINE the source (and fetch what the ledger plan will need) while the
- * destination folder is created and selected. */
-static int open_both(struct run *r, struct tr_error *err)
+/* EXAMINE the source with, in the same round trip, the new messages'
+ * metadata (UID >= the saved UIDNEXT), then the rest of what the ledger
+ * plan needs from the source. */
+static int src_open(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
+	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1;
+	bool examined, have_fresh = true;
+	char set[32];
+
+	prefetch_free(r);
+	snprintf(set, sizeof(set), "%u:*", lo);
+	r->pre_fresh.min_uid = lo;
+	if (imap_examine_fetch(r->src, job->src_raw, &r->S, &examined, set, IMAP_FETCH_FP,
+			       meta_collect, &r->pre_fresh, err) < 0) {
+		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		if (!examined || !unparseable(err) || job->reopen_src == NULL)
+			return -1;
+		/* The FETCH broke the session: a new one, and the path that
+		 * isolates the message that breaks it. */
+		prefetch_free(r);
+		if (src_reopen(r, err) < 0)
+			return -1;
+		have_fresh = false;
+	} else {
+		meta_vec_sort_unique(&r->pre_fresh);
+	}
+	/* Worth going on only when the ledger can be used: the same UIDVALIDITY. */
+	if (r->f.src_uidvalidity == 0 || r->f.src_uidvalidity == r->S.uidvalidity)
+		return src_prefetch(r, have_fresh, err);
+	prefetch_free(r);
+	return 0;
+}
+
+/* Open the source folder (src_open) while the destination folder is
+ * created and selected. */
+static int open_both(struct run *r, struct tr_error *err)
+{
 	struct dst_side d = { .r = r };
 	pthread_t t;
 	bool threaded = pthread_create(&t, NULL, dst_side_main, &d) == 0;
 	int ret;
 
-	ret = imap_open_folder(r->src, job->src_raw, true, &r->S, err);
-	/* Worth it only when the ledger can be used: the same UIDVALIDITY. */
-	if (ret == 0 && (r->f.src_uidvalidity == 0 || r->f.src_uidvalidity == r->S.uidvalidity))
-		ret = src_prefetch(r, err);
+	ret = src_open(r, err);
 	if (threaded)
 		pthread_join(t, NULL);
 	else

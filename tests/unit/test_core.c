@@ -208,6 +208,40 @@ static void test_spool(void **state)
 	spool_free(&sp);
 }
 
+/* Small messages stay in memory only up to SPOOL_MEM_TOTAL per batch. */
+static void test_spool_total(void **state)
+{
+	struct spool sp;
+	struct tr_error err;
+	static char msg[100000];
+	size_t i, n = SPOOL_MEM_TOTAL / sizeof(msg) + 5, in_mem = 0;
+	char out[16];
+
+	(void)state;
+	memset(msg, 'm', sizeof(msg));
+	assert_int_equal(spool_init(&sp, NULL, 128 * 1024, &err), 0);
+	for (i = 0; i < n; i++) {
+		msg[0] = (char)('A' + i % 26);
+		spool_begin(&sp);
+		assert_int_equal(spool_write(&sp, msg, sizeof(msg), &err), 0);
+		assert_int_equal(spool_end(&sp, (uint32_t)i + 1, &err), 0);
+	}
+	for (i = 0; i < n; i++) {
+		const struct spool_msg *m = spool_find(&sp, (uint32_t)i + 1);
+
+		assert_non_null(m);
+		in_mem += m->mem != NULL;
+		assert_int_equal(spool_read(&sp, m, 0, out, 2, &err), 0);
+		assert_int_equal(out[0], 'A' + i % 26);
+		assert_int_equal(out[1], 'm');
+	}
+	assert_int_equal(in_mem, SPOOL_MEM_TOTAL / sizeof(msg));
+	assert_true(sp.mem_used <= SPOOL_MEM_TOTAL);
+	spool_reset(&sp);
+	assert_int_equal(sp.mem_used, 0);
+	spool_free(&sp);
+}
+
 static void test_parse_server(void **state)
 {
 	static const struct { const char *in, *host; int port; } ok[] = {
@@ -457,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_uidset),
 		cmocka_unit_test(test_spool),
+		cmocka_unit_test(test_spool_total),
 		cmocka_unit_test(test_nul_stray),
 		cmocka_unit_test(test_nul_plan),
 		cmocka_unit_test(test_nul_patch),
