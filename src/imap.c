@@ -1096,6 +1096,29 @@ static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap
 	return r;
 }
 
+static void meta_cb_set(struct imap_session *s, int what, imap_msg_cb *cb, void *ctx)
+{
+	s->cb = cb;
+	s->cb_ctx = ctx;
+	s->cb_what = what;
+	s->hdr_len = 0;
+}
+
+/* The outcome of a metadata FETCH whose reply parsed to libetpan code r. */
+static int meta_result(struct imap_session *s, int r, const char *what, struct tr_error *err)
+{
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, what, TR_ERR_PROTOCOL, err);
+	if (s->cb_failed) {
+		if (s->cb_err.kind != TR_ERR_NONE)
+			*err = s->cb_err;
+		else
+			tr_error_set(err, TR_ERR_LOCAL, "%s: fetch aborted", s->where);
+		return -1;
+	}
+	return 0;
+}
+
 int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
 		    imap_msg_cb *cb, void *ctx, struct tr_error *err)
 {
@@ -1121,26 +1144,13 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 			mailimap_fetch_att_new_body_peek_section(
 				mailimap_section_new_header_fields(mailimap_header_list_new(fields))));
 	}
-	s->cb = cb;
-	s->cb_ctx = ctx;
-	s->cb_what = what;
-	s->hdr_len = 0;
+	meta_cb_set(s, what, cb, ctx);
 	r = uid_fetch(s, uidset, ft, changedsince, meta_handler,
 		      (what & IMAP_FETCH_FP) ? hdr_handler : NULL, err);
 	if (r < 0)
 		return -1;
-	if (r != MAILIMAP_NO_ERROR) {
-		snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
-		return fail(s, r, cmd, TR_ERR_PROTOCOL, err);
-	}
-	if (s->cb_failed) {
-		if (s->cb_err.kind != TR_ERR_NONE)
-			*err = s->cb_err;
-		else
-			tr_error_set(err, TR_ERR_LOCAL, "%s: fetch aborted", s->where);
-		return -1;
-	}
-	return 0;
+	snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
+	return meta_result(s, r, cmd, err);
 }
 
 /* The HIGHESTMODSEQ of the response just parsed (CONDSTORE), or 0. */
@@ -1248,10 +1258,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 
 	/* The FETCH's answer, through the handlers imap_fetch_meta uses. */
 	s->imap->imap_tag = tag1 + 1;
-	s->cb = cb;
-	s->cb_ctx = ctx;
-	s->cb_what = what;
-	s->hdr_len = 0;
+	meta_cb_set(s, what, cb, ctx);
 	s->cb_failed = !*examined;     /* nothing of it is wanted without the EXAMINE */
 	tr_error_clear(&s->cb_err);
 	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
@@ -1267,16 +1274,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 		*err = ex_err;
 		return -1;
 	}
-	if (r != MAILIMAP_NO_ERROR)
-		return fail(s, r, what_f, TR_ERR_PROTOCOL, err);
-	if (s->cb_failed) {
-		if (s->cb_err.kind != TR_ERR_NONE)
-			*err = s->cb_err;
-		else
-			tr_error_set(err, TR_ERR_LOCAL, "%s: fetch aborted", s->where);
-		return -1;
-	}
-	return 0;
+	return meta_result(s, r, what_f, err);
 }
 
 static bool body_handler(int type, struct mailimap_msg_att_body_section *section,

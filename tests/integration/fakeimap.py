@@ -798,40 +798,40 @@ def is_binary_fetch(items):
     return any(re.match(r"BINARY(\.PEEK)?\[\]$", str(i), re.I) for i in items)
 
 
-class BinaryRefused(Session):
+class BinaryLies(Session):
+    """announces BINARY; on_binary answers every BINARY[] FETCH (scenarios below)"""
+    caps = BASE_CAPS + " BINARY"
+
+    async def fetch(self, tag, args, uid):
+        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
+            await self.on_binary(tag)
+            return
+        await Session.fetch(self, tag, args, uid)
+
+
+class BinaryRefused(BinaryLies):
     """announces BINARY, then answers NO to every BINARY[] FETCH"""
-    caps = BASE_CAPS + " BINARY"
 
-    async def fetch(self, tag, args, uid):
-        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
-            await self.send(tag + b" NO [UNKNOWN-CTE] Cannot decode that\r\n")
-            return
-        await Session.fetch(self, tag, args, uid)
+    async def on_binary(self, tag):
+        await self.send(tag + b" NO [UNKNOWN-CTE] Cannot decode that\r\n")
 
 
-class BinaryGarbage(Session):
+class BinaryGarbage(BinaryLies):
     """announces BINARY, answers BINARY[] FETCHes with junk, a literal for another item, then OK"""
-    caps = BASE_CAPS + " BINARY"
 
-    async def fetch(self, tag, args, uid):
-        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
-            await self.send(b"* 1 FETCH (UID 9 BINARY[] NIL)\r\n"
-                            b"* 1 FETCH (UID 9 BODY[TEXT] {5}\r\nhello)\r\n"
-                            b"* OK {bogus}\r\n* OK {-5}\r\n"
-                            b"\x00\x01 junk \xff\r\n" + tag + b" OK Fetch completed\r\n")
-            return
-        await Session.fetch(self, tag, args, uid)
+    async def on_binary(self, tag):
+        await self.send(b"* 1 FETCH (UID 9 BINARY[] NIL)\r\n"
+                        b"* 1 FETCH (UID 9 BODY[TEXT] {5}\r\nhello)\r\n"
+                        b"* OK {bogus}\r\n* OK {-5}\r\n"
+                        b"\x00\x01 junk \xff\r\n" + tag + b" OK Fetch completed\r\n")
 
 
-class BinaryHuge(Session):
+class BinaryHuge(BinaryLies):
     """announces BINARY, answers BINARY[] with a ~{4000000000} literal, 1000 bytes, then EOF"""
-    caps = BASE_CAPS + " BINARY"
 
-    async def fetch(self, tag, args, uid):
-        if is_binary_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else [args[1]]):
-            await self.send(b"* 1 FETCH (UID 9 BINARY[] ~{4000000000}\r\n" + b"A" * 1000)
-            raise Hangup()
-        await Session.fetch(self, tag, args, uid)
+    async def on_binary(self, tag):
+        await self.send(b"* 1 FETCH (UID 9 BINARY[] ~{4000000000}\r\n" + b"A" * 1000)
+        raise Hangup()
 
 
 class StallAfterLogin(Session):
