@@ -33,7 +33,7 @@ struct cli_server {
 	char *tls_name;       /* owned, NULL = host */
 };
 
-enum cli_cmd { CMD_MIGRATE = 0, CMD_RUN, CMD_CHECK };
+enum cli_cmd { CMD_MIGRATE = 0, CMD_RUN, CMD_CHECK, CMD_VERIFY };
 
 struct cli_opts {
 	enum cli_cmd cmd;

@@ -68,4 +68,14 @@ int run_accounts(const struct run_env *env, const struct run_account *acc, size_
 		 struct run_result *res);
 void run_result_free(struct run_result *res);
 
+/* For check and verify: the credentials of acc on one side (strings
+ * borrowed from acc and env), and one session of acc on a side inside that
+ * side's limiter; run_close gives the slot back (a NULL *s is fine). */
+void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
+	       struct imap_creds *cr);
+int run_open(const struct run_env *env, const struct run_account *acc, bool src,
+	     struct imap_session **s, struct tr_error *err);
+void run_close(const struct run_env *env, const struct run_account *acc, bool src,
+	       struct imap_session **s);
+
 #endif

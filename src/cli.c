@@ -22,18 +22,21 @@
 #include "secret.h"
 #include "state.h"
 #include "tls.h"
+#include "verify.h"
 
 const char cli_usage_text[] =
 	"usage: trasloco migrate --src HOST[:PORT] --dst HOST[:PORT] --user EMAIL [options]\n"
 	"       trasloco run ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco check ACCOUNTS.csv|JOB.job [options]\n"
+	"       trasloco verify ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco spool DIR [options]\n"
 	"       trasloco help | version\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
 	"to the destination, keeping flags, keywords and dates; run does it for every\n"
 	"account of a CSV (\"email\",\"password\"), several at once; check logs in and counts\n"
-	"without copying; spool runs the job files dropped in DIR/pending (for cron).\n"
+	"without copying; verify, after the last run, lists every source message that is not\n"
+	"on the destination (read only); spool runs the job files dropped in DIR/pending.\n"
 	"Every run is incremental: only what is new is copied.\n"
 	"\n"
 	"Servers and TLS (verified by default):\n"
@@ -64,12 +67,12 @@ const char cli_usage_text[] =
 	"  --no-subscriptions                     do not copy subscriptions\n"
 	"Engine:\n"
 	"  --state DIR                            default $XDG_STATE_HOME/trasloco\n"
-	"  --parallel-accounts N                  accounts at once (run, check; default 4)\n"
+	"  --parallel-accounts N                  accounts at once (run, check, verify; default 4)\n"
 	"  --src-max-per-account N, --dst-max-per-account N\n"
 	"                                         sessions per account per server (default 4)\n"
 	"  --src-max-connections N, --dst-max-connections N\n"
 	"                                         sessions per server in all (default 40)\n"
-	"  --report FILE, --report-csv FILE       JSON / CSV report (run, check)\n"
+	"  --report FILE, --report-csv FILE       JSON / CSV report (run; JSON: check, verify)\n"
 	"  --log-dir DIR                          a log per account (run; default STATE/logs)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
@@ -79,7 +82,8 @@ const char cli_usage_text[] =
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"
 	"3 login refused, 4 server unreachable or TLS refused, 5 interrupted, 6 other.\n"
-	"Of run, check and spool: 0 every account ok, 1 some accounts not ok, 2 usage,\n"
+	"Of run, check, verify and spool: 0 every account ok (verify: complete), 1 some\n"
+	"accounts not, 2 usage,\n"
 	"5 interrupted, 6 the job could not run.\n";
 
 /* ---- signals --------------------------------------------------------------- */
@@ -399,7 +403,7 @@ static int load_accounts(const struct cli_opts *o, struct job_accounts *ja, cons
 
 static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char *report_override)
 {
-	const char *name = cmd == CMD_RUN ? "run" : "check";
+	const char *name = cmd == CMD_RUN ? "run" : cmd == CMD_CHECK ? "check" : "verify";
 	struct setup su;
 	struct tr_error err;
 	struct job_accounts ja;
@@ -458,6 +462,20 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		code = net_cancelled() ? EXIT_STOPPED :
 		       res.ok == res.n && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		run_result_free(&res);
+	} else if (cmd == CMD_VERIFY) {
+		struct verify_item *items = NULL;
+		int r = verify_run(&su.env, accs, ja.n, &items);
+
+		if (items == NULL) {
+			code = EXIT_FAILED;
+			goto out;
+		}
+		verify_print(stdout, items, ja.n);
+		fflush(stdout);
+		if (su.o.report != NULL && verify_json(su.o.report, items, ja.n, &err) < 0)
+			log_error(NULL, "%s", err.msg);
+		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
+		verify_items_free(items, ja.n);
 	} else {
 		struct preflight_item *items = NULL;
 		int r = preflight_run(&su.env, accs, ja.n, &items);
@@ -578,6 +596,8 @@ int cli_main(int argc, char **argv)
 		return cmd_run_or_check(CMD_RUN, argc - 1, argv + 1, NULL);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_run_or_check(CMD_CHECK, argc - 1, argv + 1, NULL);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_run_or_check(CMD_VERIFY, argc - 1, argv + 1, NULL);
 	if (strcmp(cmd, "spool") == 0)
 		return cmd_spool(argc - 1, argv + 1);
 	fprintf(stderr, "trasloco: unknown command \"%s\"\n%s", cmd, cli_usage_text);

@@ -503,7 +503,7 @@ int cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_opts *o, struc
 	opts_init(o);
 	o->cmd = cmd;
 	/* A job file named on the command line is read first. */
-	if (cmd == CMD_RUN || cmd == CMD_CHECK) {
+	if (cmd == CMD_RUN || cmd == CMD_CHECK || cmd == CMD_VERIFY) {
 		int i;
 
 		for (i = 1; i < argc; i++) {
@@ -532,7 +532,7 @@ int cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_opts *o, struc
 	r = parse_args(argc, argv, o, err);
 	if (r != 0)
 		return r;
-	if (cmd == CMD_RUN || cmd == CMD_CHECK) {
+	if (cmd == CMD_RUN || cmd == CMD_CHECK || cmd == CMD_VERIFY) {
 		size_t i;
 
 		for (i = 0; i < o->n_args; i++) {

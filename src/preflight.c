@@ -37,31 +37,6 @@ static int add_size(const struct imap_msg *m, void *ctx)
 	return 0;
 }
 
-/* Open a session within the limiter; -1 with err on failure. */
-static int open_limited(struct limiter *lim, const char *login, const struct imap_endpoint *ep,
-			const struct imap_creds *cr, struct imap_session **s, struct tr_error *err)
-{
-	if (limiter_acquire(lim, login, true) < 0) {
-		tr_error_set(err, TR_ERR_STOPPED, "stopped");
-		return -1;
-	}
-	if (imap_open(ep, cr, s, err) == 0)
-		return 0;
-	if (err->kind == TR_ERR_WAIT)
-		limiter_refused(lim, login);
-	limiter_release(lim, login);
-	return -1;
-}
-
-static void close_limited(struct limiter *lim, const char *login, struct imap_session **s)
-{
-	if (*s == NULL)
-		return;
-	imap_close(*s);
-	*s = NULL;
-	limiter_release(lim, login);
-}
-
 static int count_source(const struct run_env *env, struct imap_session *src,
 			struct preflight_item *it, struct tr_error *err)
 {
@@ -95,24 +70,15 @@ static void check_one(size_t i, void *ctx)
 	const struct run_account *acc = &pf->acc[i];
 	struct preflight_item *it = &pf->items[i];
 	struct imap_session *src = NULL, *dst = NULL;
-	struct imap_creds scr = { .user = acc->src_user, .password = acc->src_password };
-	struct imap_creds dcr = { .user = acc->dst_user };
 	double t0 = now_s();
 	int q;
 
 	it->acc = acc;
-	if (env->dst_admin != NULL) {
-		dcr.admin = env->dst_admin;
-		dcr.password = env->dst_admin_password;
-		dcr.admin_separator = env->dst_admin_separator;
-	} else {
-		dcr.password = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
-	}
-	if (open_limited(env->src_lim, acc->src_user, &env->src_ep, &scr, &src, &it->err) < 0 ||
+	if (run_open(env, acc, true, &src, &it->err) < 0 ||
 	    count_source(env, src, it, &it->err) < 0)
 		goto out;
-	close_limited(env->src_lim, acc->src_user, &src);
-	if (open_limited(env->dst_lim, acc->dst_user, &env->dst_ep, &dcr, &dst, &it->err) < 0)
+	run_close(env, acc, true, &src);
+	if (run_open(env, acc, false, &dst, &it->err) < 0)
 		goto out;
 	q = imap_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
 	if (q < 0)
@@ -124,8 +90,8 @@ static void check_one(size_t i, void *ctx)
 		   it->quota_used + it->bytes <= it->quota_limit;
 	it->ok = it->fits;
 out:
-	close_limited(env->src_lim, acc->src_user, &src);
-	close_limited(env->dst_lim, acc->dst_user, &dst);
+	run_close(env, acc, true, &src);
+	run_close(env, acc, false, &dst);
 	it->seconds = now_s() - t0;
 	if (it->err.kind != TR_ERR_NONE)
 		log_error(acc->label, "%s", it->err.msg);

@@ -70,16 +70,8 @@ static void run_one(size_t i, void *ctx)
 	ao.label = acc->label;
 	ao.src_ep = &env->src_ep;
 	ao.dst_ep = &env->dst_ep;
-	ao.src_cr.user = acc->src_user;
-	ao.src_cr.password = acc->src_password;
-	ao.dst_cr.user = acc->dst_user;
-	if (env->dst_admin != NULL) {
-		ao.dst_cr.admin = env->dst_admin;
-		ao.dst_cr.password = env->dst_admin_password;
-		ao.dst_cr.admin_separator = env->dst_admin_separator;
-	} else {
-		ao.dst_cr.password = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
-	}
+	run_creds(env, acc, true, &ao.src_cr);
+	run_creds(env, acc, false, &ao.dst_cr);
 	ao.map = &env->map;
 	ao.state = env->state;
 	ao.src_lim = env->src_lim;
@@ -266,4 +258,54 @@ void run_result_free(struct run_result *res)
 			account_result_free(&res->v[i].res);
 	free(res->v);
 	memset(res, 0, sizeof(*res));
+}
+
+void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
+	       struct imap_creds *cr)
+{
+	memset(cr, 0, sizeof(*cr));
+	if (src) {
+		cr->user = acc->src_user;
+		cr->password = acc->src_password;
+		return;
+	}
+	cr->user = acc->dst_user;
+	if (env->dst_admin != NULL) {
+		cr->admin = env->dst_admin;
+		cr->password = env->dst_admin_password;
+		cr->admin_separator = env->dst_admin_separator;
+	} else {
+		cr->password = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
+	}
+}
+
+int run_open(const struct run_env *env, const struct run_account *acc, bool src,
+	     struct imap_session **s, struct tr_error *err)
+{
+	struct limiter *lim = src ? env->src_lim : env->dst_lim;
+	const char *login = src ? acc->src_user : acc->dst_user;
+	struct imap_creds cr;
+
+	*s = NULL;
+	if (limiter_acquire(lim, login, true) < 0) {
+		tr_error_set(err, TR_ERR_STOPPED, "stopped");
+		return -1;
+	}
+	run_creds(env, acc, src, &cr);
+	if (imap_open(src ? &env->src_ep : &env->dst_ep, &cr, s, err) == 0)
+		return 0;
+	if (err->kind == TR_ERR_WAIT)
+		limiter_refused(lim, login);
+	limiter_release(lim, login);
+	return -1;
+}
+
+void run_close(const struct run_env *env, const struct run_account *acc, bool src,
+	       struct imap_session **s)
+{
+	if (*s == NULL)
+		return;
+	imap_close(*s);
+	*s = NULL;
+	limiter_release(src ? env->src_lim : env->dst_lim, src ? acc->src_user : acc->dst_user);
 }

@@ -1,0 +1,359 @@
+/* verify: see include/verify.h */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "folder.h"
+#include "imap.h"
+#include "log.h"
+#include "report.h"
+#include "scheduler.h"
+#include "verify.h"
+
+/* What one side says of one message. */
+struct vmsg {
+	uint32_t uid, size;
+	unsigned char fp[16];
+	char *flags;
+	char date[32];
+};
+
+struct vvec {
+	struct vmsg *v;
+	size_t n, cap;
+};
+
+static void vvec_free(struct vvec *vv)
+{
+	size_t i;
+
+	for (i = 0; i < vv->n; i++)
+		free(vv->v[i].flags);
+	free(vv->v);
+	memset(vv, 0, sizeof(*vv));
+}
+
+static int collect(const struct imap_msg *m, void *ctx)
+{
+	struct vvec *vv = ctx;
+	struct vmsg *d;
+
+	if (vv->n == vv->cap) {
+		size_t cap = vv->cap ? vv->cap * 2 : 256;
+		struct vmsg *nv = realloc(vv->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		vv->v = nv;
+		vv->cap = cap;
+	}
+	d = &vv->v[vv->n];
+	memset(d, 0, sizeof(*d));
+	d->uid = m->uid;
+	d->size = m->size;
+	memcpy(d->fp, m->fp, sizeof(d->fp));
+	memcpy(d->date, m->date, sizeof(d->date));
+	d->flags = strdup(m->flags != NULL ? m->flags : "");
+	if (d->flags == NULL)
+		return -1;
+	vv->n++;
+	return 0;
+}
+
+/* Fingerprint, then UID: equal messages pair up oldest first. */
+static int cmp_fp_uid(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+	int c = memcmp(x->fp, y->fp, sizeof(x->fp));
+
+	if (c != 0)
+		return c;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_key(const struct vmsg *x, const struct vmsg *y)
+{
+	int c = memcmp(x->fp, y->fp, sizeof(x->fp));
+
+	if (c != 0)
+		return c;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* Every message of a folder, from a session: EXAMINE and the metadata
+ * FETCH in one round trip. */
+static int read_folder(struct imap_session *s, const char *raw, struct vvec *out,
+		       struct tr_error *err)
+{
+	struct imap_status st;
+	bool examined;
+
+	if (imap_examine_fetch(s, raw, &st, &examined, "1:*", IMAP_FETCH_FP, collect, out,
+			       err) < 0) {
+		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	/* "1:*" in an empty folder may still name a message: trust EXISTS. */
+	if (st.messages == 0)
+		vvec_free(out);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_fp_uid);
+	return 0;
+}
+
+static int add_missing(struct verify_item *it, const char *folder, const struct vmsg *m)
+{
+	struct verify_missing *nv, *d;
+
+	it->missing++;
+	log_warn(it->acc->label, "%s: UID %u (%u bytes, %s) is not on the destination", folder,
+		 m->uid, m->size, m->date);
+	if (it->n >= VERIFY_MAX_LISTED)
+		return 0;
+	nv = realloc(it->v, (it->n + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return -1;
+	it->v = nv;
+	d = &it->v[it->n];
+	memset(d, 0, sizeof(*d));
+	d->folder = strdup(folder);
+	if (d->folder == NULL)
+		return -1;
+	d->uid = m->uid;
+	d->size = m->size;
+	memcpy(d->date, m->date, sizeof(d->date));
+	it->n++;
+	return 0;
+}
+
+/* Walk both sorted lists: each destination message answers for at most
+ * one source message with the same fingerprint. */
+static int compare(struct verify_item *it, const char *folder, const struct vvec *src,
+		   const struct vvec *dst)
+{
+	size_t i = 0, j = 0;
+
+	it->src_messages += (uint32_t)src->n;
+	while (i < src->n || j < dst->n) {
+		int c = i == src->n ? 1 : j == dst->n ? -1 : cmp_key(&src->v[i], &dst->v[j]);
+
+		if (c < 0) {
+			if (add_missing(it, folder, &src->v[i]) < 0)
+				return -1;
+			i++;
+		} else if (c > 0) {
+			it->dst_only++;
+			j++;
+		} else {
+			it->found++;
+			if (strcmp(src->v[i].flags, dst->v[j].flags) != 0)
+				it->flags_differ++;
+			i++;
+			j++;
+		}
+	}
+	return 0;
+}
+
+static int verify_folders(const struct run_env *env, struct imap_session *src,
+			  struct imap_session *dst, struct verify_item *it, struct tr_error *err)
+{
+	struct folder_list sl, dl;
+	struct folder_plan plan;
+	size_t i;
+	int r = -1;
+
+	memset(&sl, 0, sizeof(sl));
+	memset(&dl, 0, sizeof(dl));
+	memset(&plan, 0, sizeof(plan));
+	if (imap_list_folders(src, &sl, err) < 0 || imap_list_folders(dst, &dl, err) < 0 ||
+	    folder_plan_make(&sl, &dl, &env->map, &plan, err) < 0)
+		goto out;
+	for (i = 0; i < plan.n; i++) {
+		const struct folder_plan_entry *pe = &plan.v[i];
+		const struct folder *sf = &sl.v[pe->src_index];
+		const char *name = sf->name != NULL ? sf->name : sf->raw;
+		struct vvec sv = { 0 }, dv = { 0 };
+		int w;
+
+		it->folders++;
+		w = read_folder(src, sf->raw, &sv, err);
+		if (w == 0 && pe->dst_exists)
+			w = read_folder(dst, pe->dst_raw, &dv, err);
+		if (w == 0 && !pe->dst_exists && sv.n > 0) {
+			it->folders_missing++;
+			log_warn(it->acc->label, "%s: no folder %s on the destination", name,
+				 pe->dst_name);
+		}
+		if (w == 0)
+			w = compare(it, name, &sv, &dv);
+		vvec_free(&sv);
+		vvec_free(&dv);
+		if (w < 0) {
+			tr_error_prefix(err, "%s", name);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	folder_plan_free(&plan);
+	folder_list_free(&sl);
+	folder_list_free(&dl);
+	return r;
+}
+
+struct vctx {
+	const struct run_env *env;
+	const struct run_account *acc;
+	struct verify_item *items;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void verify_one(size_t i, void *ctx)
+{
+	struct vctx *vc = ctx;
+	const struct run_account *acc = &vc->acc[i];
+	struct verify_item *it = &vc->items[i];
+	struct imap_session *src = NULL, *dst = NULL;
+	double t0 = now_s();
+
+	if (run_open(vc->env, acc, true, &src, &it->err) == 0 &&
+	    run_open(vc->env, acc, false, &dst, &it->err) == 0 &&
+	    verify_folders(vc->env, src, dst, it, &it->err) < 0 && it->err.kind == TR_ERR_NONE)
+		tr_error_set(&it->err, TR_ERR_LOCAL, "out of memory");
+	run_close(vc->env, acc, true, &src);
+	run_close(vc->env, acc, false, &dst);
+	it->seconds = now_s() - t0;
+	if (it->err.kind != TR_ERR_NONE)
+		log_error(acc->label, "%s", it->err.msg);
+	else
+		log_info(acc->label, "%u folders: %u of %u source messages on the destination, "
+			 "%u missing", it->folders, it->found, it->src_messages, it->missing);
+}
+
+int verify_run(const struct run_env *env, const struct run_account *acc, size_t n,
+	       struct verify_item **items_r)
+{
+	struct vctx vc = { .env = env, .acc = acc };
+	size_t i;
+	int ret = 0;
+
+	vc.items = calloc(n + 1, sizeof(*vc.items));
+	*items_r = vc.items;
+	if (vc.items == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		vc.items[i].acc = &acc[i];
+	sched_run(n, env->parallel_accounts, verify_one, &vc, NULL);
+	for (i = 0; i < n; i++)
+		if (vc.items[i].err.kind != TR_ERR_NONE || vc.items[i].missing > 0)
+			ret = -1;
+	return ret;
+}
+
+void verify_items_free(struct verify_item *items, size_t n)
+{
+	size_t i, k;
+
+	if (items == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < items[i].n; k++)
+			free(items[i].v[k].folder);
+		free(items[i].v);
+	}
+	free(items);
+}
+
+static const char *item_status(const struct verify_item *it)
+{
+	if (it->err.kind != TR_ERR_NONE)
+		return "failed";
+	return it->missing > 0 ? "incomplete" : "complete";
+}
+
+void verify_print(FILE *f, const struct verify_item *items, size_t n)
+{
+	uint32_t complete = 0, incomplete = 0, failed = 0, missing = 0;
+	size_t i;
+
+	fprintf(f, "%-40s %-11s %8s %9s %9s %8s %12s %13s\n", "account", "status", "folders",
+		"source", "found", "missing", "only on dst", "flags differ");
+	for (i = 0; i < n; i++) {
+		const struct verify_item *it = &items[i];
+
+		fprintf(f, "%-40s %-11s %8u %9u %9u %8u %12u %13u\n", it->acc->label,
+			item_status(it), it->folders, it->src_messages, it->found, it->missing,
+			it->dst_only, it->flags_differ);
+		if (it->err.kind != TR_ERR_NONE)
+			fprintf(f, "    error: %s\n", it->err.msg);
+		if (it->folders_missing > 0)
+			fprintf(f, "    %u folder(s) with messages are not on the destination\n",
+				it->folders_missing);
+		missing += it->missing;
+		if (it->err.kind != TR_ERR_NONE)
+			failed++;
+		else if (it->missing > 0)
+			incomplete++;
+		else
+			complete++;
+	}
+	fprintf(f, "%zu account(s): %u complete, %u incomplete (%u messages missing), %u could "
+		"not be verified\n", n, complete, incomplete, missing, failed);
+}
+
+int verify_json(const char *path, const struct verify_item *items, size_t n,
+		struct tr_error *err)
+{
+	json_t *root = json_object(), *arr = json_array();
+	size_t i, k;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		const struct verify_item *it = &items[i];
+		json_t *o = json_object(), *mv = json_array();
+
+		json_object_set_new(o, "email", json_string(it->acc->label));
+		json_object_set_new(o, "status", json_string(item_status(it)));
+		json_object_set_new(o, "error", it->err.kind != TR_ERR_NONE ? json_string(it->err.msg)
+									     : json_null());
+		json_object_set_new(o, "folders", json_integer(it->folders));
+		json_object_set_new(o, "folders_missing", json_integer(it->folders_missing));
+		json_object_set_new(o, "source_messages", json_integer(it->src_messages));
+		json_object_set_new(o, "found", json_integer(it->found));
+		json_object_set_new(o, "missing", json_integer(it->missing));
+		json_object_set_new(o, "destination_only", json_integer(it->dst_only));
+		json_object_set_new(o, "flags_differ", json_integer(it->flags_differ));
+		for (k = 0; k < it->n; k++) {
+			json_t *m = json_object();
+
+			json_object_set_new(m, "folder", json_string(it->v[k].folder));
+			json_object_set_new(m, "uid", json_integer(it->v[k].uid));
+			json_object_set_new(m, "size", json_integer(it->v[k].size));
+			json_object_set_new(m, "internaldate", json_string(it->v[k].date));
+			json_array_append_new(mv, m);
+		}
+		json_object_set_new(o, "missing_messages", mv);
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "accounts", arr);
+	r = report_write_json(path, root, err);
+	json_decref(root);
+	return r;
+}
