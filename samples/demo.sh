@@ -54,4 +54,13 @@ src_tool append --folder INBOX --count 3 --seed 42
 run
 tr_compare
 echo
+echo "== after the last run, trasloco itself checks that nothing was left behind"
+printf '"%s","%s"\n' "$U" "$(sed 's/"/""/g' "$IT_DIR/pw")" > "$IT_DIR/accounts.csv"
+chmod 600 "$IT_DIR/accounts.csv"
+echo "\$ trasloco verify accounts.csv --src ... --dst ... (the same server options)"
+"$TRASLOCO" verify "$IT_DIR/accounts.csv" --no-progress -q \
+    --src "$IT_HOST:$SRC_IMAPS_PORT" --src-tls implicit --src-tls-name "$IT_TLS_NAME" \
+    --dst "$IT_HOST:$DST_IMAPS_PORT" --dst-tls implicit --dst-tls-name "$IT_TLS_NAME" \
+    --ca-file "$IT_CA"
+echo
 echo "demo done (servers stopped, files removed)"
