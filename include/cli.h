@@ -51,6 +51,7 @@ struct cli_opts {
 	struct folder_map_rule *maps;        /* owned, from/to owned */
 	size_t n_maps;
 	bool keep_names;
+	bool content;             /* verify: compare whole contents */
 	bool no_subscriptions;
 	int src_max_per_account, dst_max_per_account;
 	int src_max_connections, dst_max_connections;

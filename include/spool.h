@@ -66,6 +66,9 @@ struct spool_msg *spool_find(const struct spool *sp, uint32_t uid);
 /* Copy len bytes at offset off of message m into buf. */
 int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, void *buf,
 	       size_t len, struct tr_error *err);
+/* The SHA-256 content digest of message m (fp_content, fingerprint.h). */
+int spool_hash(const struct spool *sp, const struct spool_msg *m, unsigned char *out,
+	       struct tr_error *err);
 /* Replace the len bytes at offset off of message m with data (its length
  * does not change). */
 int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, const void *data,

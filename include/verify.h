@@ -9,11 +9,15 @@
  * message).  What is not found is listed by folder and UID.  Messages only
  * on the destination (delivered there after the move) are counted, not a
  * fault; so are flags that differ (users go on reading on the new server).
+ * With content, messages are compared by a SHA-256 of their whole content
+ * instead (every message downloaded from both sides): a copy that differs
+ * in any byte shows as missing.
  * Read only: EXAMINE and BODY.PEEK on both sides, no state written.
  */
 #ifndef TRASLOCO_VERIFY_H
 #define TRASLOCO_VERIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,7 +48,7 @@ struct verify_item {
 /* items_r: one per account, in order; free with verify_items_free.
  * Returns 0 when every account is complete. */
 int verify_run(const struct run_env *env, const struct run_account *acc, size_t n,
-	       struct verify_item **items_r);
+	       bool content, struct verify_item **items_r);
 void verify_items_free(struct verify_item *items, size_t n);
 void verify_print(FILE *f, const struct verify_item *items, size_t n);
 /* {"accounts": [{"email", "status": "complete"|"incomplete"|"failed", "error",

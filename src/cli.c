@@ -73,6 +73,8 @@ const char cli_usage_text[] =
 	"  --src-max-connections N, --dst-max-connections N\n"
 	"                                         sessions per server in all (default 40)\n"
 	"  --report FILE, --report-csv FILE       JSON / CSV report (run; JSON: check, verify)\n"
+	"  --content                              verify: compare whole contents (SHA-256),\n"
+	"                                         downloading every message from both sides\n"
 	"  --log-dir DIR                          a log per account (run; default STATE/logs)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
@@ -464,7 +466,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		run_result_free(&res);
 	} else if (cmd == CMD_VERIFY) {
 		struct verify_item *items = NULL;
-		int r = verify_run(&su.env, accs, ja.n, &items);
+		int r = verify_run(&su.env, accs, ja.n, su.o.content, &items);
 
 		if (items == NULL) {
 			code = EXIT_FAILED;

@@ -161,7 +161,7 @@ enum {
 	OPT_SRC = 256, OPT_DST, OPT_SRC_TLS, OPT_DST_TLS, OPT_SRC_TLS_NAME, OPT_DST_TLS_NAME,
 	OPT_CA_FILE, OPT_INSECURE, OPT_ALLOW_PLAINTEXT, OPT_USER, OPT_SRC_USER, OPT_DST_USER,
 	OPT_SRC_PW_FILE, OPT_DST_PW_FILE, OPT_DST_ADMIN, OPT_DST_ADMIN_PW_FILE, OPT_DST_ADMIN_SEP,
-	OPT_STATE, OPT_FOLDER, OPT_EXCLUDE, OPT_MAP, OPT_KEEP_NAMES, OPT_NO_SUBS,
+	OPT_STATE, OPT_FOLDER, OPT_EXCLUDE, OPT_MAP, OPT_KEEP_NAMES, OPT_NO_SUBS, OPT_CONTENT,
 	OPT_SRC_MAX, OPT_DST_MAX, OPT_TIMEOUT, OPT_RETRIES, OPT_BATCH, OPT_DEBUG, OPT_NO_PROGRESS,
 	OPT_SPOOL_DIR, OPT_PASSWORD_ON_CLI, OPT_BATCH_COUNT, OPT_SRC_MAXCONN, OPT_DST_MAXCONN,
 	OPT_PARALLEL, OPT_REPORT, OPT_REPORT_CSV, OPT_LOG_DIR,
@@ -190,6 +190,7 @@ static const struct option long_options[] = {
 	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 	{ "map", required_argument, NULL, OPT_MAP },
 	{ "keep-names", no_argument, NULL, OPT_KEEP_NAMES },
+	{ "content", no_argument, NULL, OPT_CONTENT },
 	{ "no-subscriptions", no_argument, NULL, OPT_NO_SUBS },
 	{ "src-max-per-account", required_argument, NULL, OPT_SRC_MAX },
 	{ "dst-max-per-account", required_argument, NULL, OPT_DST_MAX },
@@ -270,6 +271,7 @@ static int parse_args(int argc, char **argv, struct cli_opts *o, struct tr_error
 		case OPT_EXCLUDE: r = push_str(&o->excludes, &o->n_excludes, optarg, err); break;
 		case OPT_MAP: r = push_map(o, optarg, err); break;
 		case OPT_KEEP_NAMES: o->keep_names = true; break;
+		case OPT_CONTENT: o->content = true; break;
 		case OPT_NO_SUBS: o->no_subscriptions = true; break;
 		case OPT_SRC_MAX:
 			r = parse_int("--src-max-per-account", optarg, 1, 100, &v, err);
@@ -532,6 +534,10 @@ int cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_opts *o, struc
 	r = parse_args(argc, argv, o, err);
 	if (r != 0)
 		return r;
+	if (o->content && cmd != CMD_VERIFY) {
+		tr_error_set(err, TR_ERR_USAGE, "--content is an option of verify");
+		return -1;
+	}
 	if (cmd == CMD_RUN || cmd == CMD_CHECK || cmd == CMD_VERIFY) {
 		size_t i;
 

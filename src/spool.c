@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fingerprint.h"
 #include "spool.h"
 
 int spool_init(struct spool *sp, const char *dir, size_t mem_limit, struct tr_error *err)
@@ -266,5 +267,34 @@ int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, c
 			     strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+int spool_hash(const struct spool *sp, const struct spool_msg *m, unsigned char *out,
+	       struct tr_error *err)
+{
+	struct fp_content *c = fp_content_new();
+	char buf[65536];
+	uint64_t off = 0;
+
+	if (c == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (m->mem != NULL) {
+		fp_content_update(c, m->mem, (size_t)m->len);
+		off = m->len;
+	}
+	while (off < m->len) {
+		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
+
+		if (spool_read(sp, m, off, buf, chunk, err) < 0) {
+			fp_content_final(c, out);
+			return -1;
+		}
+		fp_content_update(c, buf, chunk);
+		off += chunk;
+	}
+	fp_content_final(c, out);
 	return 0;
 }

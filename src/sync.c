@@ -570,30 +570,11 @@ static int hash_contents(struct run *r, struct imap_session *s, struct meta_vec 
 		if (w < 0)
 			return -1;
 		for (k = 0; k < sp->n; k++) {
-			const struct spool_msg *sm = &sp->v[k];
-			struct meta key = { .uid = sm->uid }, *m =
+			struct meta key = { .uid = sp->v[k].uid }, *m =
 				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid);
-			struct fp_content *c = fp_content_new();
-			char buf[65536];
-			uint64_t off = 0;
 
-			if (m == NULL || c == NULL) {
-				if (c != NULL)
-					fp_content_final(c, key.key);
-				continue;
-			}
-			while (off < sm->len) {
-				size_t chunk = sm->len - off > sizeof(buf) ? sizeof(buf)
-									  : (size_t)(sm->len - off);
-
-				if (spool_read(sp, sm, off, buf, chunk, err) < 0) {
-					fp_content_final(c, key.key);
-					return -1;
-				}
-				fp_content_update(c, buf, chunk);
-				off += chunk;
-			}
-			fp_content_final(c, m->key);
+			if (m != NULL && spool_hash(sp, &sp->v[k], m->key, err) < 0)
+				return -1;
 		}
 	}
 	spool_reset(sp);

@@ -14,12 +14,19 @@
 #include "log.h"
 #include "report.h"
 #include "scheduler.h"
+#include "spool.h"
+#include "sync.h"
 #include "verify.h"
+
+/* Per message held in memory while hashing (--content); bigger ones go to
+ * the spool's file. */
+#define VERIFY_SPOOL_MEM (128 * 1024)
 
 /* What one side says of one message. */
 struct vmsg {
 	uint32_t uid, size;
-	unsigned char fp[16];
+	unsigned char fp[16];     /* header fingerprint, or with --content the content digest */
+	bool hashed;
 	char *flags;
 	char date[32];
 };
@@ -88,10 +95,78 @@ static int cmp_key(const struct vmsg *x, const struct vmsg *y)
 	return x->size < y->size ? -1 : x->size > y->size;
 }
 
+static int cmp_uid(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* --content: every message's key becomes the digest of its whole content,
+ * fetched in byte-bounded batches through sp.  A message that vanished
+ * meanwhile (expunged) leaves the comparison. */
+static int hash_all(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+		    struct vvec *vv, struct tr_error *err)
+{
+	uint32_t *uids;
+	size_t i = 0, k, n = 0;
+
+	qsort(vv->v, vv->n, sizeof(*vv->v), cmp_uid);
+	uids = malloc((vv->n + 1) * sizeof(*uids));
+	if (uids == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	while (i < vv->n) {
+		size_t start = i;
+		uint64_t bytes = 0;
+		char *set;
+		int w;
+
+		for (; i < vv->n && (i == start || bytes < batch_bytes); i++) {
+			uids[i - start] = vv->v[i].uid;
+			bytes += vv->v[i].size;
+		}
+		set = sync_uidset(uids, i - start);
+		if (set == NULL) {
+			free(uids);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		spool_reset(sp);
+		w = imap_fetch_bodies(s, set, sp, err);
+		free(set);
+		for (k = 0; w == 0 && k < sp->n; k++) {
+			struct vmsg key = { .uid = sp->v[k].uid }, *m =
+				bsearch(&key, vv->v + start, i - start, sizeof(*vv->v), cmp_uid);
+
+			if (m == NULL)
+				continue;
+			w = spool_hash(sp, &sp->v[k], m->fp, err);
+			m->hashed = true;
+		}
+		if (w < 0) {
+			free(uids);
+			spool_reset(sp);
+			return -1;
+		}
+	}
+	spool_reset(sp);
+	free(uids);
+	for (i = 0; i < vv->n; i++) {
+		if (vv->v[i].hashed)
+			vv->v[n++] = vv->v[i];
+		else
+			free(vv->v[i].flags);
+	}
+	vv->n = n;
+	return 0;
+}
+
 /* Every message of a folder, from a session: EXAMINE and the metadata
- * FETCH in one round trip. */
-static int read_folder(struct imap_session *s, const char *raw, struct vvec *out,
-		       struct tr_error *err)
+ * FETCH in one round trip (and with sp, every message's content). */
+static int read_folder(struct imap_session *s, const char *raw, struct spool *sp,
+		       uint64_t batch_bytes, struct vvec *out, struct tr_error *err)
 {
 	struct imap_status st;
 	bool examined;
@@ -105,6 +180,8 @@ static int read_folder(struct imap_session *s, const char *raw, struct vvec *out
 	/* "1:*" in an empty folder may still name a message: trust EXISTS. */
 	if (st.messages == 0)
 		vvec_free(out);
+	if (sp != NULL && out->n > 0 && hash_all(s, sp, batch_bytes, out, err) < 0)
+		return -1;
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_fp_uid);
 	return 0;
@@ -165,8 +242,10 @@ static int compare(struct verify_item *it, const char *folder, const struct vvec
 }
 
 static int verify_folders(const struct run_env *env, struct imap_session *src,
-			  struct imap_session *dst, struct verify_item *it, struct tr_error *err)
+			  struct imap_session *dst, struct spool *sp, struct verify_item *it,
+			  struct tr_error *err)
 {
+	uint64_t bb = env->limits.batch_bytes;
 	struct folder_list sl, dl;
 	struct folder_plan plan;
 	size_t i;
@@ -186,9 +265,9 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 		int w;
 
 		it->folders++;
-		w = read_folder(src, sf->raw, &sv, err);
+		w = read_folder(src, sf->raw, sp, bb, &sv, err);
 		if (w == 0 && pe->dst_exists)
-			w = read_folder(dst, pe->dst_raw, &dv, err);
+			w = read_folder(dst, pe->dst_raw, sp, bb, &dv, err);
 		if (w == 0 && !pe->dst_exists && sv.n > 0) {
 			it->folders_missing++;
 			log_warn(it->acc->label, "%s: no folder %s on the destination", name,
@@ -215,6 +294,7 @@ struct vctx {
 	const struct run_env *env;
 	const struct run_account *acc;
 	struct verify_item *items;
+	bool content;
 };
 
 static double now_s(void)
@@ -231,14 +311,23 @@ static void verify_one(size_t i, void *ctx)
 	const struct run_account *acc = &vc->acc[i];
 	struct verify_item *it = &vc->items[i];
 	struct imap_session *src = NULL, *dst = NULL;
+	struct spool sp, *spp = NULL;
 	double t0 = now_s();
 
+	if (vc->content) {
+		if (spool_init(&sp, vc->env->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
+			goto out;
+		spp = &sp;
+	}
 	if (run_open(vc->env, acc, true, &src, &it->err) == 0 &&
 	    run_open(vc->env, acc, false, &dst, &it->err) == 0 &&
-	    verify_folders(vc->env, src, dst, it, &it->err) < 0 && it->err.kind == TR_ERR_NONE)
+	    verify_folders(vc->env, src, dst, spp, it, &it->err) < 0 && it->err.kind == TR_ERR_NONE)
 		tr_error_set(&it->err, TR_ERR_LOCAL, "out of memory");
 	run_close(vc->env, acc, true, &src);
 	run_close(vc->env, acc, false, &dst);
+	if (spp != NULL)
+		spool_free(spp);
+out:
 	it->seconds = now_s() - t0;
 	if (it->err.kind != TR_ERR_NONE)
 		log_error(acc->label, "%s", it->err.msg);
@@ -248,9 +337,9 @@ static void verify_one(size_t i, void *ctx)
 }
 
 int verify_run(const struct run_env *env, const struct run_account *acc, size_t n,
-	       struct verify_item **items_r)
+	       bool content, struct verify_item **items_r)
 {
-	struct vctx vc = { .env = env, .acc = acc };
+	struct vctx vc = { .env = env, .acc = acc, .content = content };
 	size_t i;
 	int ret = 0;
 

@@ -92,6 +92,39 @@ tr_verify
 tr_expect_rc 1
 read -r st _ src found missing _ _ <<<"$(row)"
 [[ $missing == 1 ]] || it_fail "after the last run: expected the deleted message alone, got: $(row)"
+
+# A copy altered in one byte of its body keeps its size and headers: the
+# fingerprint cannot see it, --content (SHA-256 of every message) does.
+"$IT_PYTHON" - "$IT_HOST" "$DST_IMAPS_PORT" "$IT_CA" "$U" <<'PY' >&2 || it_fail "could not alter a message"
+import imaplib, os, re, ssl, sys
+host, port, ca, user = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False       # loopback test server, certificate for mail.test
+m = imaplib.IMAP4_SSL(host, port, ssl_context=ctx)
+m.login(user, os.environ["IMAP_PASSWORD"])
+m.select("INBOX")
+typ, data = m.uid("FETCH", "1", "(FLAGS INTERNALDATE BODY.PEEK[])")
+meta, body = data[0][0].decode(), bytearray(data[0][1])
+flags = re.search(r"FLAGS \(([^)]*)\)", meta).group(1)
+date = re.search(r'INTERNALDATE "([^"]*)"', meta).group(1)
+i = body.rfind(b"\r\n", 0, len(body) - 2) + 2     # a byte of the last body line
+body[i] = ord("X") if body[i] != ord("X") else ord("Y")
+flags = " ".join(f for f in flags.split() if f != "\\Recent")
+print(m.append("INBOX", "(%s)" % flags, '"%s"' % date, bytes(body)))
+m.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
+m.uid("EXPUNGE", "1")      # UIDPLUS: only that one (others may carry \Deleted)
+m.logout()
+PY
+tr_verify
+tr_expect_rc 1
+read -r st _ src found missing _ _ <<<"$(row)"
+[[ $missing == 1 ]] || it_fail "fingerprints: expected only the deleted message missing, got: $(row)"
+tr_verify --content --batch-size 1
+tr_expect_rc 1
+read -r st _ src found missing donly _ <<<"$(row)"
+[[ $missing == 2 && $donly == 2 ]] ||
+    it_fail "--content: expected the deleted and the altered message missing, got: $(row)"
+tr_expect_out 'INBOX: UID [0-9]+ \(.*\) is not on the destination'
 tr_no_secret
 grep -rqF -- "$PW" "$IT_DIR"/verify.* && it_fail "the password appears in verify's output"
 it_pass
