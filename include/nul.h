@@ -42,7 +42,8 @@ struct nul_plan {
 bool nul_stray(const char *data, size_t len);
 /* The same over a message read in chunks: sc starts zeroed. */
 struct nul_scan {
-	int need;   /* UTF-8 continuation bytes still expected */
+	unsigned char last[3];   /* the previous chunks' last bytes, nearest last */
+	size_t n_last;           /* how many of them there are */
 };
 bool nul_scan(struct nul_scan *sc, const char *data, size_t len);
 

@@ -18,24 +18,52 @@ static const char WHY_HEADERS[] = "a 0x80 outside the parts BINARY[] can return 
 				  "in a transfer-encoded part) cannot be told from a NUL";
 static const char WHY_MIME[] = "its MIME structure could not be followed";
 
+/* Is the 0x80 at p[i] inside a well-formed UTF-8 sequence?  Its nearest
+ * byte before that is not a continuation must be a lead byte whose sequence
+ * reaches it.  This is the verdict of a forward UTF-8 state machine (a
+ * lead always starts a sequence; a continuation beyond one is stray), found
+ * from at most 3 bytes back, so the scan can jump from 0x80 to 0x80 with
+ * memchr: messages are mostly base64 and ASCII, which have none. */
+static bool in_utf8(const struct nul_scan *sc, const unsigned char *p, size_t i)
+{
+	size_t k;
+
+	for (k = 1; k <= 3; k++) {
+		unsigned char b;
+		size_t len;
+
+		if (k <= i)
+			b = p[i - k];
+		else if (k - i <= sc->n_last)
+			b = sc->last[sizeof(sc->last) - (k - i)];
+		else
+			return false;           /* the message starts here */
+		if ((b & 0xC0) == 0x80)
+			continue;
+		if (b < 0xC2 || b > 0xF4)
+			return false;
+		len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+		return len > k;
+	}
+	return false;                           /* more continuations than any sequence has */
+}
+
 bool nul_scan(struct nul_scan *sc, const char *data, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)data;
-	size_t i;
+	const unsigned char *p = (const unsigned char *)data, *q = p, *end = p + len;
+	size_t keep, i;
 
-	for (i = 0; i < len; i++) {
-		unsigned char b = p[i];
-
-		if (sc->need > 0 && (b & 0xC0) == 0x80) {
-			sc->need--;
-			continue;
-		}
-		sc->need = 0;
-		if (b == 0x80)
+	while (q < end && (q = memchr(q, 0x80, (size_t)(end - q))) != NULL) {
+		if (!in_utf8(sc, p, (size_t)(q - p)))
 			return true;
-		if (b >= 0xC2 && b <= 0xF4)
-			sc->need = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+		q++;
 	}
+	/* The last bytes, for a 0x80 at the start of the next chunk. */
+	keep = len < sizeof(sc->last) ? len : sizeof(sc->last);
+	memmove(sc->last, sc->last + keep, sizeof(sc->last) - keep);
+	for (i = 0; i < keep; i++)
+		sc->last[sizeof(sc->last) - keep + i] = p[len - keep + i];
+	sc->n_last = sc->n_last + keep > sizeof(sc->last) ? sizeof(sc->last) : sc->n_last + keep;
 	return false;
 }
 

@@ -7,8 +7,9 @@
  * crashes and leaks it checks the plan's promises (parts inside the
  * message, in order, not overlapping, each showing a stray 0x80, sections
  * made of part numbers) and the patch's (BINARY[] made by turning every
- * 0x80 of a part into NUL patches exactly those bytes; a chunked scan
- * agrees with a whole one). */
+ * 0x80 of a part into NUL patches exactly those bytes); the memchr scan,
+ * whole, in two chunks or byte by byte, agrees with a forward UTF-8 state
+ * machine. */
 #include "config.h"
 
 #include <stdint.h>
@@ -57,6 +58,26 @@ static void check_patch(const char *part, size_t len)
 	free(bin);
 }
 
+/* The scan as a forward UTF-8 state machine: what nul_scan must agree with. */
+static bool ref_stray(const unsigned char *p, size_t len)
+{
+	int need = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (need > 0 && (p[i] & 0xC0) == 0x80) {
+			need--;
+			continue;
+		}
+		need = 0;
+		if (p[i] == 0x80)
+			return true;
+		if (p[i] >= 0xC2 && p[i] <= 0xF4)
+			need = p[i] >= 0xF0 ? 3 : p[i] >= 0xE0 ? 2 : 1;
+	}
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *msg = (const char *)data;
@@ -67,7 +88,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool chunked;
 
 	chunked = nul_scan(&sc, msg, half) || nul_scan(&sc, msg + half, size - half);
-	if (chunked != nul_stray(msg, size))
+	if (chunked != nul_stray(msg, size) || chunked != ref_stray(data, size))
+		abort();
+	/* byte by byte: the carried bytes at every boundary */
+	memset(&sc, 0, sizeof(sc));
+	chunked = false;
+	for (i = 0; i < size && !chunked; i++)
+		chunked = nul_scan(&sc, msg + i, 1);
+	if (chunked != ref_stray(data, size))
 		abort();
 	tr_error_clear(&err);
 	if (nul_plan(msg, size, &plan, &err) < 0)

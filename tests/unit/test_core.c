@@ -389,6 +389,31 @@ static void test_nul_stray(void **state)
 	assert_true(nul_stray("a\xc3" "b\x80", 4));        /* lead byte, then not a continuation */
 	assert_true(nul_stray("\xe2\x80\x98\x80", 4));     /* one continuation too many */
 	assert_false(nul_stray("", 0));
+	assert_false(nul_stray("\xf0\x90\x80\x80", 4));     /* a 4-byte sequence */
+	assert_true(nul_stray("\xf0\x90\x80\x80\x80", 5));
+	assert_true(nul_stray("\xc0\x80", 2));                /* C0 leads nothing */
+}
+
+/* A sequence split across chunks is judged as if it were whole. */
+static void test_nul_scan_chunks(void **state)
+{
+	struct nul_scan sc;
+
+	(void)state;
+	memset(&sc, 0, sizeof(sc));
+	assert_false(nul_scan(&sc, "a\xe2", 2));
+	assert_false(nul_scan(&sc, "\x80\x98 ok", 5));
+	memset(&sc, 0, sizeof(sc));
+	assert_false(nul_scan(&sc, "\xc3", 1));
+	assert_true(nul_scan(&sc, "\x80\x80", 2));
+	memset(&sc, 0, sizeof(sc));
+	assert_false(nul_scan(&sc, "\xf0", 1));
+	assert_false(nul_scan(&sc, "\x90", 1));
+	assert_false(nul_scan(&sc, "\x80", 1));
+	assert_false(nul_scan(&sc, "\x80", 1));
+	assert_true(nul_scan(&sc, "\x80", 1));
+	memset(&sc, 0, sizeof(sc));
+	assert_true(nul_scan(&sc, "\x80", 1));                 /* nothing before it */
 }
 
 static void plan_of(const char *msg, struct nul_plan *plan)
@@ -493,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_spool),
 		cmocka_unit_test(test_spool_total),
 		cmocka_unit_test(test_nul_stray),
+		cmocka_unit_test(test_nul_scan_chunks),
 		cmocka_unit_test(test_nul_plan),
 		cmocka_unit_test(test_nul_patch),
 		cmocka_unit_test(test_parse_server),
