@@ -72,7 +72,9 @@ struct sync_folder_job {
 
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
 	const char *dst_raw, *dst_name;
-	bool dst_exists;          /* listed on the destination already */
+	bool dst_exists;          /* exists on the destination (listed, or created by this run) */
+	bool dst_listed;          /* listed before this run: a folder re-created empty is
+				   * never "unchanged", whatever the source's STATUS says */
 	/* STATUS of the source folder read just before, or NULL. */
 	const struct imap_status *src_status;
 };

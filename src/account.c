@@ -28,6 +28,7 @@ struct acct {
 	struct folder_plan plan;
 	struct imap_status *status;   /* source STATUS per plan entry */
 	bool *have_status;
+	bool *dst_listed;             /* per plan entry: listed on the destination before prepare */
 
 	pthread_mutex_t lock;
 	size_t *order;                /* plan indexes of folders with work, biggest first */
@@ -288,6 +289,7 @@ static int do_folder(struct worker *w, size_t i)
 	job.dst_raw = pe->dst_raw;
 	job.dst_name = pe->dst_name;
 	job.dst_exists = pe->dst_exists;
+	job.dst_listed = a->dst_listed[i];
 	job.src_status = a->have_status[i] ? &a->status[i] : NULL;
 
 	for (attempt = 0;; attempt++) {
@@ -422,9 +424,9 @@ out:
  * A refusal is not fatal here: the folder's SELECT will say why. */
 static int create_missing(struct acct *a, struct imap_session *dst, struct tr_error *err)
 {
-	const char **names = calloc(a->n_work + 1, sizeof(*names));
-	size_t *which = calloc(a->n_work + 1, sizeof(*which));
-	bool *ok = calloc(a->n_work + 1, sizeof(*ok));
+	const char **names = calloc(a->plan.n + 1, sizeof(*names));
+	size_t *which = calloc(a->plan.n + 1, sizeof(*which));
+	bool *ok = calloc(a->plan.n + 1, sizeof(*ok));
 	size_t i, n = 0;
 	int r = -1;
 
@@ -432,11 +434,13 @@ static int create_missing(struct acct *a, struct imap_session *dst, struct tr_er
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < a->n_work; i++) {
-		struct folder_plan_entry *pe = &a->plan.v[a->order[i]];
+	/* Every planned folder the destination lacks: a folder can be
+	 * unchanged only when it exists there, so these all have work. */
+	for (i = 0; i < a->plan.n; i++) {
+		struct folder_plan_entry *pe = &a->plan.v[i];
 
 		if (!pe->dst_exists) {
-			which[n] = a->order[i];
+			which[n] = i;
 			names[n++] = pe->dst_raw;
 		}
 	}
@@ -453,13 +457,37 @@ out:
 	return r;
 }
 
+/* The destination's part of the preparation, while the source answers
+ * STATUS: create the missing folders, copy subscriptions. */
+struct dst_prep {
+	struct acct *a;
+	struct imap_session *dst;
+	struct tr_error err;
+	int r;
+};
+
+static void *dst_prep_main(void *arg)
+{
+	struct dst_prep *p = arg;
+
+	tr_error_clear(&p->err);
+	p->r = create_missing(p->a, p->dst, &p->err);
+	if (p->r == 0 && p->a->o->subscribe)
+		copy_subscriptions(p->a, p->dst);
+	return NULL;
+}
+
 static int prepare(struct acct *a, struct imap_session *src, struct imap_session *dst,
 		   struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
 	struct account_result *res = a->res;
+	struct dst_prep dp = { .a = a, .dst = dst };
 	const char **names;
+	bool *listed, threaded;
+	pthread_t t;
 	size_t i;
+	int r;
 
 	if (folder_plan_make(&a->src_l, &a->dst_l, o->map, &a->plan, err) < 0)
 		return -1;
@@ -495,12 +523,31 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 				 fr->dst_name, pe->why != NULL ? pe->why : "renamed");
 		names[i] = sf->raw;
 	}
-	/* One round trip tells which folders changed since the last run. */
-	if (imap_status_many(src, names, a->plan.n, a->status, err) < 0) {
+	/* Whether each folder was listed on the destination, before dst_prep
+	 * creates the missing ones: a folder re-created empty must not look
+	 * unchanged below. */
+	listed = a->dst_listed = calloc(a->plan.n + 1, sizeof(*listed));
+	if (listed == NULL) {
 		free(names);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
+	for (i = 0; i < a->plan.n; i++)
+		listed[i] = a->plan.v[i].dst_exists;
+	threaded = pthread_create(&t, NULL, dst_prep_main, &dp) == 0;
+	/* One round trip tells which folders changed since the last run. */
+	r = imap_status_many(src, names, a->plan.n, a->status, err);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		dst_prep_main(&dp);
 	free(names);
+	if (r == 0 && dp.r < 0) {
+		*err = dp.err;
+		r = -1;
+	}
+	if (r < 0)
+		return -1;
 	/* Folders whose STATUS matches the state need no session at all. */
 	a->n_work = 0;
 	for (i = 0; i < a->plan.n; i++) {
@@ -511,7 +558,7 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 		a->have_status[i] = a->status[i].uidvalidity != 0;
 		u = sync_folder_unchanged(o->state, a->account_id, res->folders[i].src_name,
 					  pe->dst_name, a->have_status[i] ? &a->status[i] : NULL,
-					  pe->dst_exists, &present, err);
+					  listed[i], &present, err);
 		if (u < 0)
 			return -1;
 		if (u > 0) {
@@ -524,10 +571,6 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 	}
 	if (a->n_work > 1)
 		qsort_r(a->order, a->n_work, sizeof(*a->order), cmp_desc_messages, a);
-	if (create_missing(a, dst, err) < 0)
-		return -1;
-	if (o->subscribe)
-		copy_subscriptions(a, dst);
 	log_info(o->label, "%zu of %zu folder(s) changed since the last run", a->n_work, a->plan.n);
 	if (o->progress != NULL)
 		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
@@ -753,6 +796,7 @@ done:
 	folder_list_free(&a.dst_l);
 	free(a.status);
 	free(a.have_status);
+	free(a.dst_listed);
 	free(a.order);
 	free(a.returned);
 	pthread_cond_destroy(&a.changed);

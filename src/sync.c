@@ -1494,7 +1494,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	if (state_folder_load(job->state, job->account_id, job->src_name, job->dst_name, &r.f,
 			      err) < 0)
 		return -1;
-	if (unchanged(job->src_status, job->dst_exists, &r.f)) {
+	if (unchanged(job->src_status, job->dst_listed, &r.f)) {
 		counts->present = r.f.src_messages;
 		return 0;
 	}

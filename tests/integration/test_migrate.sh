@@ -51,5 +51,16 @@ tr_expect_out ' 7 copied'
 tr_expect_out 'flag updates'
 tr_compare
 
+# Someone deletes a copied folder on the new server (nothing changed on the
+# old one): the next run creates it again and fills it, although the
+# source's STATUS says the folder is unchanged.
+n=$(it_doveadm dst mailbox status -u "$U" messages "Archive/2023" | sed 's/.*messages=//')
+((n > 0)) || it_fail "Archive/2023 is empty on the destination: nothing to test"
+it_doveadm dst mailbox delete -u "$U" "Archive/2023"
+tr_migrate
+tr_expect_rc 0
+tr_expect_out "Archive/2023: the destination folder Archive/2023 was recreated|$n copied"
+tr_compare
+
 tr_no_secret
 it_pass
