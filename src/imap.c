@@ -1274,6 +1274,11 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 		*err = ex_err;
 		return -1;
 	}
+	/* Some servers refuse "n:*" in an empty folder (there is no "*"):
+	 * the folder has nothing to give, which is the answer. */
+	if ((r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PROTOCOL) &&
+	    st->messages == 0 && !s->cb_failed)
+		return 0;
 	return meta_result(s, r, what_f, err);
 }
 

@@ -63,6 +63,7 @@ def source_corpus():
             {"uid": 5, "flags": ["\\Flagged", "$Label1"], "date": "03-Mar-2021 12:30:00 -0500",
              "data": _msg(5, "terzo \u00e8".encode(), "Ciao tre, caff\u00e8.\r\n".encode())},
         ],
+        "Vuota": [],
         "Archivio": [
             {"uid": 7, "flags": ["\\Seen", "\\Answered"], "date": "04-Apr-2020 08:00:00 +0200",
              "data": _msg(7, b"archived", b"Old.\r\n")},
@@ -834,6 +835,16 @@ class BinaryHuge(BinaryLies):
         raise Hangup()
 
 
+class EmptyBad(Session):
+    """answers BAD to a FETCH in an empty folder ("*" names no message there)"""
+
+    async def fetch(self, tag, args, uid):
+        if self.selected is not None and not self.msgs():
+            await self.send(tag + b" BAD Invalid messageset\r\n")
+            return
+        await Session.fetch(self, tag, args, uid)
+
+
 class StallAfterLogin(Session):
     """logs in, then never answers anything again (for looking at a logged-in client)"""
 
@@ -869,7 +880,7 @@ SCENARIOS = {
     "long-header-name": LongHeaderName, "huge-exists": HugeExists, "bad-list": BadList,
     "body-missing": BodyMissing, "stall-after-login": StallAfterLogin,
     "binary-refused": BinaryRefused, "binary-garbage": BinaryGarbage,
-    "binary-huge": BinaryHuge,
+    "binary-huge": BinaryHuge, "empty-bad": EmptyBad,
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
 }

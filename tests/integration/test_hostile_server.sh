@@ -16,7 +16,7 @@
 # out of a FETCH, BINARY announced and then refused / answered with junk / answered
 # with a ~{4000000000} literal8 and EOF (a message with a stray 0x80 makes
 # trasloco ask for BINARY[]: a refusal, junk or a broken session must leave the
-# BODY[] copy exact, with a warning).
+# BODY[] copy exact, with a warning), and BAD to a FETCH in an empty folder.
 #
 # For every scenario: no crash (no signal, no core file, no sanitizer report), no
 # hang (done well within the bound set by --timeout 3 --retries 2), and either
@@ -52,7 +52,7 @@ HANG_S=30   # --timeout 3, --retries 2: anything longer is a hang
 src_scenarios=(ok no-greeting bye-greeting login-unavailable huge-literal-body
     huge-literal-header huge-literal-stall truncated malformed malformed-tagged unsolicited unsolicited-uid
     bye-mid-fetch bye-always fake-condstore fake-literal-plus strict-quoted long-header-name huge-exists
-    bad-list body-missing binary-refused binary-garbage binary-huge)
+    bad-list body-missing binary-refused binary-garbage binary-huge empty-bad)
 dst_scenarios=(dst-no-appenduid dst-bad-appenduid)
 if [[ -n ${HOSTILE_SCENARIOS:-} ]]; then
     read -r -a want <<<"$HOSTILE_SCENARIOS"
@@ -247,7 +247,7 @@ for s in "${src_scenarios[@]}" "${dst_scenarios[@]}"; do
     fi
     # what each scenario allows beyond the general rule
     case $s in
-    ok | unsolicited | unsolicited-uid | dst-no-appenduid | strict-quoted | binary-refused | binary-garbage)
+    ok | unsolicited | unsolicited-uid | dst-no-appenduid | strict-quoted | binary-refused | binary-garbage | empty-bad)
         [[ $rc == 0 ]] || problem "$s" "must copy (exit 0), got exit $rc: $(grep -Ei 'error|fail' "$d/out" | head -n 3 | tr '\n' ' ')"
         ;;
     login-unavailable)
