@@ -9,86 +9,12 @@
 
 #include "flags.h"
 #include "log.h"
+#include "meta.h"
 #include "nul.h"
 #include "sync.h"
 
 /* At most this many UIDs in one UID STORE command line. */
 #define STORE_CHUNK 500
-
-/* One message as a FETCH described it. */
-struct meta {
-	uint32_t uid;
-	uint32_t size;
-	char *flags;
-	char date[32];
-	unsigned char fp[FP_LEN];
-	unsigned char key[FP_LEN];   /* match mode: what pairs messages (fp, or the content's hash) */
-	bool has_fp;
-	bool used;                /* match mode: paired with a source message */
-	uint32_t seq;             /* arrival order, to keep the latest of duplicates */
-};
-
-struct meta_vec {
-	struct meta *v;
-	size_t n, cap;
-	uint32_t min_uid;         /* drop UIDs below this ("n:*" returns the last message) */
-};
-
-static void meta_vec_free(struct meta_vec *mv)
-{
-	size_t i;
-
-	for (i = 0; i < mv->n; i++)
-		free(mv->v[i].flags);
-	free(mv->v);
-	memset(mv, 0, sizeof(*mv));
-}
-
-static int meta_collect(const struct imap_msg *m, void *ctx)
-{
-	struct meta_vec *mv = ctx;
-	struct meta *d;
-
-	if (m->uid < mv->min_uid)
-		return 0;
-	if (mv->n == mv->cap) {
-		size_t cap = mv->cap ? mv->cap * 2 : 256;
-		struct meta *nv = realloc(mv->v, cap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		mv->v = nv;
-		mv->cap = cap;
-	}
-	d = &mv->v[mv->n];
-	memset(d, 0, sizeof(*d));
-	d->uid = m->uid;
-	d->size = m->size;
-	d->flags = strdup(m->flags);
-	if (d->flags == NULL)
-		return -1;
-	memcpy(d->date, m->date, sizeof(d->date));
-	memcpy(d->fp, m->fp, FP_LEN);
-	d->has_fp = m->has_fp;
-	mv->n++;
-	return 0;
-}
-
-static int cmp_meta_uid(const void *a, const void *b)
-{
-	const struct meta *x = a, *y = b;
-
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
-}
-
-static int cmp_meta_uid_seq(const void *a, const void *b)
-{
-	const struct meta *x = a, *y = b;
-
-	if (x->uid != y->uid)
-		return x->uid < y->uid ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 static int cmp_meta_key(const void *a, const void *b)
 {
@@ -259,29 +185,6 @@ static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
 	return 0;
 }
 
-/* Sort by UID and keep one entry per UID: a server may describe a message
- * twice in one response (a flag change reported as it happens); the later
- * report is the newer. */
-static void meta_vec_sort_unique(struct meta_vec *mv)
-{
-	size_t i, k = 0;
-
-	if (mv->n < 2)
-		return;
-	/* qsort is not stable: order equal UIDs by arrival explicitly. */
-	for (i = 0; i < mv->n; i++)
-		mv->v[i].seq = (uint32_t)i;
-	qsort(mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid_seq);
-	for (i = 0; i < mv->n; i++) {
-		if (i + 1 < mv->n && mv->v[i + 1].uid == mv->v[i].uid) {
-			free(mv->v[i].flags);
-			continue;
-		}
-		mv->v[k++] = mv->v[i];
-	}
-	mv->n = k;
-}
-
 static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_t since,
 		      uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
 {
@@ -420,7 +323,7 @@ static int src_fetch_meta(struct run *r, const char *set, int what, uint64_t sin
 			break;
 	}
 	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_meta_uid);
+		qsort(out->v, out->n, sizeof(*out->v), meta_cmp_uid);
 	return 0;
 }
 
@@ -538,47 +441,11 @@ static void prefetch_free(struct run *r)
 	r->pre_done = false;
 }
 
-/* Hash the whole content of the messages of mv whose UIDs are listed, as
- * their pairing key.  Fetched in byte-bounded batches through the spool. */
 static int hash_contents(struct run *r, struct imap_session *s, struct meta_vec *mv,
 			 const uint32_t *uids, size_t n, struct tr_error *err)
 {
-	struct spool *sp = r->job->spool;
-	size_t i = 0;
-
-	while (i < n) {
-		size_t start = i, k;
-		uint64_t bytes = 0;
-		char *set;
-		int w;
-
-		while (i < n && (i == start || bytes < r->job->limits->batch_bytes)) {
-			struct meta key = { .uid = uids[i] }, *m =
-				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid);
-
-			bytes += m != NULL ? m->size : 0;
-			i++;
-		}
-		set = sync_uidset(uids + start, i - start);
-		if (set == NULL) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			return -1;
-		}
-		spool_reset(sp);
-		w = imap_fetch_bodies(s, set, sp, err);
-		free(set);
-		if (w < 0)
-			return -1;
-		for (k = 0; k < sp->n; k++) {
-			struct meta key = { .uid = sp->v[k].uid }, *m =
-				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), cmp_meta_uid);
-
-			if (m != NULL && spool_hash(sp, &sp->v[k], m->key, err) < 0)
-				return -1;
-		}
-	}
-	spool_reset(sp);
-	return 0;
+	return meta_hash_contents(s, r->job->spool, r->job->limits->batch_bytes, mv, uids, n,
+				  err);
 }
 
 /* Pairing keys for match mode.  The fingerprint, except where it cannot
@@ -632,9 +499,9 @@ static int set_keys(struct run *r, struct meta_vec *src, struct meta_vec *dst,
 	}
 	/* Back to UID order for the bsearch in hash_contents and the caller. */
 	if (src->n > 1)
-		qsort(src->v, src->n, sizeof(*src->v), cmp_meta_uid);
+		qsort(src->v, src->n, sizeof(*src->v), meta_cmp_uid);
 	if (dst->n > 1)
-		qsort(dst->v, dst->n, sizeof(*dst->v), cmp_meta_uid);
+		qsort(dst->v, dst->n, sizeof(*dst->v), meta_cmp_uid);
 	if (n_amb[0] + n_amb[1] > 0) {
 		qsort(amb[0], n_amb[0], sizeof(*amb[0]), cmp_u32);
 		qsort(amb[1], n_amb[1], sizeof(*amb[1]), cmp_u32);
@@ -921,7 +788,7 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 			goto nomem;
 	}
 	if (r->copy.n > 1)
-		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), cmp_meta_uid);
+		qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), meta_cmp_uid);
 	if (fresh->n > 0 && fresh->v[fresh->n - 1].uid + 1 > r->f.src_uidnext)
 		r->f.src_uidnext = fresh->v[fresh->n - 1].uid + 1;
 	/* What is on the source and needs nothing.  With the whole folder

@@ -12,166 +12,74 @@
 #include "folder.h"
 #include "imap.h"
 #include "log.h"
+#include "meta.h"
 #include "report.h"
 #include "scheduler.h"
 #include "spool.h"
-#include "sync.h"
 #include "verify.h"
 
 /* Per message held in memory while hashing (--content); bigger ones go to
  * the spool's file. */
 #define VERIFY_SPOOL_MEM (128 * 1024)
 
-/* What one side says of one message. */
-struct vmsg {
-	uint32_t uid, size;
-	unsigned char fp[16];     /* header fingerprint, or with --content the content digest */
-	bool hashed;
-	char *flags;
-	char date[32];
-};
-
-struct vvec {
-	struct vmsg *v;
-	size_t n, cap;
-};
-
-static void vvec_free(struct vvec *vv)
+/* Key (fingerprint or content hash) and size. */
+static int cmp_key(const struct meta *x, const struct meta *y)
 {
-	size_t i;
-
-	for (i = 0; i < vv->n; i++)
-		free(vv->v[i].flags);
-	free(vv->v);
-	memset(vv, 0, sizeof(*vv));
-}
-
-static int collect(const struct imap_msg *m, void *ctx)
-{
-	struct vvec *vv = ctx;
-	struct vmsg *d;
-
-	if (vv->n == vv->cap) {
-		size_t cap = vv->cap ? vv->cap * 2 : 256;
-		struct vmsg *nv = realloc(vv->v, cap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		vv->v = nv;
-		vv->cap = cap;
-	}
-	d = &vv->v[vv->n];
-	memset(d, 0, sizeof(*d));
-	d->uid = m->uid;
-	d->size = m->size;
-	memcpy(d->fp, m->fp, sizeof(d->fp));
-	memcpy(d->date, m->date, sizeof(d->date));
-	d->flags = strdup(m->flags != NULL ? m->flags : "");
-	if (d->flags == NULL)
-		return -1;
-	vv->n++;
-	return 0;
-}
-
-/* Fingerprint, then UID: equal messages pair up oldest first. */
-static int cmp_fp_uid(const void *a, const void *b)
-{
-	const struct vmsg *x = a, *y = b;
-	int c = memcmp(x->fp, y->fp, sizeof(x->fp));
-
-	if (c != 0)
-		return c;
-	if (x->size != y->size)
-		return x->size < y->size ? -1 : 1;
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
-}
-
-static int cmp_key(const struct vmsg *x, const struct vmsg *y)
-{
-	int c = memcmp(x->fp, y->fp, sizeof(x->fp));
+	int c = memcmp(x->key, y->key, sizeof(x->key));
 
 	if (c != 0)
 		return c;
 	return x->size < y->size ? -1 : x->size > y->size;
 }
 
-static int cmp_uid(const void *a, const void *b)
+/* Key, then UID: equal messages pair up oldest first. */
+static int cmp_key_uid(const void *a, const void *b)
 {
-	const struct vmsg *x = a, *y = b;
+	const struct meta *x = a, *y = b;
+	int c = cmp_key(x, y);
 
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
+	return c != 0 ? c : x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-/* --content: every message's key becomes the digest of its whole content,
- * fetched in byte-bounded batches through sp.  A message that vanished
- * meanwhile (expunged) leaves the comparison. */
+/* --content: key every message by a hash of its whole content; one that
+ * vanished meanwhile (expunged) leaves the comparison. */
 static int hash_all(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
-		    struct vvec *vv, struct tr_error *err)
+		    struct meta_vec *mv, struct tr_error *err)
 {
-	uint32_t *uids;
-	size_t i = 0, k, n = 0;
+	uint32_t *uids = malloc((mv->n + 1) * sizeof(*uids));
+	size_t i, n = 0;
+	int r;
 
-	qsort(vv->v, vv->n, sizeof(*vv->v), cmp_uid);
-	uids = malloc((vv->n + 1) * sizeof(*uids));
 	if (uids == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	while (i < vv->n) {
-		size_t start = i;
-		uint64_t bytes = 0;
-		char *set;
-		int w;
-
-		for (; i < vv->n && (i == start || bytes < batch_bytes); i++) {
-			uids[i - start] = vv->v[i].uid;
-			bytes += vv->v[i].size;
-		}
-		set = sync_uidset(uids, i - start);
-		if (set == NULL) {
-			free(uids);
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			return -1;
-		}
-		spool_reset(sp);
-		w = imap_fetch_bodies(s, set, sp, err);
-		free(set);
-		for (k = 0; w == 0 && k < sp->n; k++) {
-			struct vmsg key = { .uid = sp->v[k].uid }, *m =
-				bsearch(&key, vv->v + start, i - start, sizeof(*vv->v), cmp_uid);
-
-			if (m == NULL)
-				continue;
-			w = spool_hash(sp, &sp->v[k], m->fp, err);
-			m->hashed = true;
-		}
-		if (w < 0) {
-			free(uids);
-			spool_reset(sp);
-			return -1;
-		}
-	}
-	spool_reset(sp);
+	for (i = 0; i < mv->n; i++)
+		uids[i] = mv->v[i].uid;
+	r = meta_hash_contents(s, sp, batch_bytes, mv, uids, mv->n, err);
 	free(uids);
-	for (i = 0; i < vv->n; i++) {
-		if (vv->v[i].hashed)
-			vv->v[n++] = vv->v[i];
+	if (r < 0)
+		return -1;
+	for (i = 0; i < mv->n; i++) {
+		if (mv->v[i].hashed)
+			mv->v[n++] = mv->v[i];
 		else
-			free(vv->v[i].flags);
+			free(mv->v[i].flags);
 	}
-	vv->n = n;
+	mv->n = n;
 	return 0;
 }
 
 /* Every message of a folder, from a session: EXAMINE and the metadata
  * FETCH in one round trip (and with sp, every message's content). */
 static int read_folder(struct imap_session *s, const char *raw, struct spool *sp,
-		       uint64_t batch_bytes, struct vvec *out, struct tr_error *err)
+		       uint64_t batch_bytes, struct meta_vec *out, struct tr_error *err)
 {
 	struct imap_status st;
 	bool examined;
+	size_t i;
 
-	if (imap_examine_fetch(s, raw, &st, &examined, "1:*", IMAP_FETCH_FP, collect, out,
+	if (imap_examine_fetch(s, raw, &st, &examined, "1:*", IMAP_FETCH_FP, meta_collect, out,
 			       err) < 0) {
 		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -179,15 +87,18 @@ static int read_folder(struct imap_session *s, const char *raw, struct spool *sp
 	}
 	/* "1:*" in an empty folder may still name a message: trust EXISTS. */
 	if (st.messages == 0)
-		vvec_free(out);
+		meta_vec_free(out);
+	meta_vec_sort_unique(out);
+	for (i = 0; i < out->n; i++)
+		memcpy(out->v[i].key, out->v[i].fp, sizeof(out->v[i].key));
 	if (sp != NULL && out->n > 0 && hash_all(s, sp, batch_bytes, out, err) < 0)
 		return -1;
 	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_fp_uid);
+		qsort(out->v, out->n, sizeof(*out->v), cmp_key_uid);
 	return 0;
 }
 
-static int add_missing(struct verify_item *it, const char *folder, const struct vmsg *m)
+static int add_missing(struct verify_item *it, const char *folder, const struct meta *m)
 {
 	struct verify_missing *nv, *d;
 
@@ -214,8 +125,8 @@ static int add_missing(struct verify_item *it, const char *folder, const struct 
 
 /* Walk both sorted lists: each destination message answers for at most
  * one source message with the same fingerprint. */
-static int compare(struct verify_item *it, const char *folder, const struct vvec *src,
-		   const struct vvec *dst)
+static int compare(struct verify_item *it, const char *folder, const struct meta_vec *src,
+		   const struct meta_vec *dst)
 {
 	size_t i = 0, j = 0;
 
@@ -261,7 +172,7 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 		const struct folder_plan_entry *pe = &plan.v[i];
 		const struct folder *sf = &sl.v[pe->src_index];
 		const char *name = sf->name != NULL ? sf->name : sf->raw;
-		struct vvec sv = { 0 }, dv = { 0 };
+		struct meta_vec sv = { 0 }, dv = { 0 };
 		int w;
 
 		it->folders++;
@@ -275,8 +186,8 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 		}
 		if (w == 0)
 			w = compare(it, name, &sv, &dv);
-		vvec_free(&sv);
-		vvec_free(&dv);
+		meta_vec_free(&sv);
+		meta_vec_free(&dv);
 		if (w < 0) {
 			tr_error_prefix(err, "%s", name);
 			goto out;

@@ -1274,15 +1274,14 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    # behave like other command line tools in a pipe: `imaptool.py list | head` ends quietly
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
+def run_tool(prog, parser, argv=None):
+    """parse argv, open the session of --host/--port/--user and run the subcommand"""
+    args = parser.parse_args(argv)
     if args.port is None or args.user is None:
-        print("imaptool.py: --port and --user are required", file=sys.stderr)
+        print("%s: --port and --user are required" % prog, file=sys.stderr)
         return EXIT_USAGE
     if args.authzid and args.auth != "plain":
-        print("imaptool.py: --authzid needs --auth plain", file=sys.stderr)
+        print("%s: --authzid needs --auth plain" % prog, file=sys.stderr)
         return EXIT_USAGE
     ep = Endpoint(args.host, args.port, args.user, args.password_env, args.tls, args.ca,
                   args.tls_name, args.auth, args.authzid, args.timeout)
@@ -1291,14 +1290,20 @@ def main(argv=None):
         session = Session(ep)
         return args.func(args, session)
     except ToolError as e:
-        print("imaptool.py %s: %s" % (args.command, e), file=sys.stderr)
+        print("%s %s: %s" % (prog, args.command, e), file=sys.stderr)
         return e.code
     except (imaplib.IMAP4.error, OSError, ValueError) as e:
-        print("imaptool.py %s: %s: %s" % (args.command, type(e).__name__, e), file=sys.stderr)
+        print("%s %s: %s: %s" % (prog, args.command, type(e).__name__, e), file=sys.stderr)
         return EXIT_DIFF
     finally:
         if session is not None:
             session.close()
+
+
+def main(argv=None):
+    # behave like other command line tools in a pipe: `imaptool.py list | head` ends quietly
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return run_tool("imaptool.py", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -339,25 +339,7 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.port is None or args.user is None:
-        print("rawmail.py: --port and --user are required", file=sys.stderr)
-        return EXIT_USAGE
-    ep = Endpoint(args.host, args.port, args.user, args.password_env, args.tls, args.ca,
-                  args.tls_name, args.auth, args.authzid, args.timeout)
-    session = None
-    try:
-        session = Session(ep)
-        return args.func(args, session)
-    except ToolError as e:
-        print("rawmail.py %s: %s" % (args.command, e), file=sys.stderr)
-        return e.code
-    except (imaptool.imaplib.IMAP4.error, OSError, ValueError) as e:
-        print("rawmail.py %s: %s: %s" % (args.command, type(e).__name__, e), file=sys.stderr)
-        return EXIT_DIFF
-    finally:
-        if session is not None:
-            session.close()
+    return imaptool.run_tool("rawmail.py", build_parser(), argv)
 
 
 if __name__ == "__main__":

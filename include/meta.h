@@ -1,0 +1,55 @@
+/* meta: what a metadata FETCH says of a folder's messages, as a vector.
+ *
+ * Shared by sync (ledger and match planning) and verify (comparing two
+ * folders): collecting a FETCH's messages, one entry per UID, and keying
+ * messages by a hash of their whole content when fingerprints cannot tell
+ * them apart.  A meta_vec owns its entries and their flags strings
+ * (meta_vec_free).
+ */
+#ifndef TRASLOCO_META_H
+#define TRASLOCO_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "fingerprint.h"
+#include "imap.h"
+#include "spool.h"
+
+/* One message as a FETCH described it. */
+struct meta {
+	uint32_t uid;
+	uint32_t size;
+	char *flags;
+	char date[32];
+	unsigned char fp[FP_LEN];
+	unsigned char key[FP_LEN];   /* what pairs messages: fp, or the content's hash */
+	bool hashed;              /* key holds the content's hash (meta_hash_contents) */
+	bool has_fp;
+	bool used;                /* match mode: paired with a source message */
+	uint32_t seq;             /* arrival order, to keep the latest of duplicates */
+};
+
+struct meta_vec {
+	struct meta *v;
+	size_t n, cap;
+	uint32_t min_uid;         /* drop UIDs below this ("n:*" returns the last message) */
+};
+
+void meta_vec_free(struct meta_vec *mv);
+/* An imap_msg_cb adding each message at or above mv->min_uid to mv. */
+int meta_collect(const struct imap_msg *m, void *ctx);
+/* qsort comparison by UID. */
+int meta_cmp_uid(const void *a, const void *b);
+/* Sort by UID and keep one entry per UID (the later report). */
+void meta_vec_sort_unique(struct meta_vec *mv);
+/* Set key (and hashed) of the messages of mv (sorted by UID) whose UIDs are
+ * listed: a SHA-256 of their whole content, fetched from s in batches of
+ * about batch_bytes through sp (reset before and after).  A message the
+ * server does not return (expunged meanwhile) keeps hashed false. */
+int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
+
+#endif
