@@ -7,7 +7,10 @@
  * (modified UTF-7, with that server's delimiter and namespace prefix) and
  * `name` is the decoded UTF-8 with the personal namespace prefix removed and
  * the hierarchy written with '/', the form users type in --folder, --exclude
- * and --map and see in reports.
+ * and --map and see in logs, reports and the state.  Inside a name
+ * component a literal '/' is written "\/", a backslash "\\", a control
+ * character "\uHHHH"; a name that is not valid modified UTF-7 shows its odd
+ * bytes as "\xHH" (folder.c explains why this never collides).
  *
  * The mapping rules (issue 3, section 4):
  *  - INBOX is always INBOX (matched case-insensitively).
@@ -58,6 +61,7 @@ struct folder {
 	enum folder_role role;  /* from the SPECIAL-USE attribute only */
 	bool noselect;          /* \Noselect or \NonExistent */
 	bool subscribed;
+	bool undecodable;       /* raw is not valid modified UTF-7 (name shows "\xHH") */
 };
 
 struct folder_list {
@@ -88,6 +92,10 @@ struct folder *folder_list_find_name(const struct folder_list *l, const char *ut
  * modified UTF-7 encoded.  Returns a new string or NULL (errno). */
 char *folder_wire_name(const struct folder_list *l, const char *utf8_name, bool *changed);
 
+/* A name in the '/' form of trasloco 0.1 (state schema 1: "%25", "%2F",
+ * "%HH") in today's form; for the state's upgrade.  NULL on ENOMEM. */
+char *folder_name_from_v1(const char *old);
+
 struct folder_map_rule {
 	const char *from;       /* source name, '/' form */
 	const char *to;         /* destination name, '/' form */
@@ -113,13 +121,19 @@ struct folder_plan_entry {
 	char *dst_name;         /* '/' form UTF-8 on the destination, owned */
 	enum folder_role role;  /* role the source folder was given (attribute or name) */
 	bool renamed;           /* dst_name differs from the source's name */
-	const char *why;        /* static: "map", "special-use", "delimiter", "clash", or NULL */
+	const char *why;        /* static: "map", "special-use", "delimiter", "clash",
+				 * "undecodable", or NULL */
 	bool dst_exists;        /* the destination already lists dst_raw (selectable) */
+	char *refused_name;     /* the '/' form the destination refused to create, owned */
 };
 
 struct folder_plan {
 	struct folder_plan_entry *v;  /* owned array, in source order */
 	size_t n;
+	/* One message per --folder, --exclude or --map that selected or renamed
+	 * nothing ("--folder 'x' matches no folder of the source"), owned. */
+	char **unused;
+	size_t n_unused;
 };
 
 /* True when the '/'-form name passes the include/exclude patterns. */
@@ -133,5 +147,33 @@ int folder_plan_make(const struct folder_list *src, const struct folder_list *ds
 		     const struct folder_map_opts *opts, struct folder_plan *out,
 		     struct tr_error *err);
 void folder_plan_free(struct folder_plan *p);
+
+/* Names a destination refuses (CREATE answered "Invalid mailbox name").
+ * The rule, tried level by level until the destination accepts: in every
+ * component but a leading INBOX, each character the level takes becomes
+ * '_' (one per character):
+ *   level 1: % * ? " \ a '/' inside a component, control characters, and
+ *            `bad`, a character the server's reply named (0: none);
+ *   level 2: also every other ASCII punctuation but ( ) , . & ' + @, and a
+ *            space or a dot at either end of a component;
+ *   level 3: also those, and every non-ASCII character.
+ * A name taken on the destination or by another folder of the plan gets
+ * "_2", "_3", ...; a folder below a renamed one follows its parent. */
+#define FOLDER_LEGAL_LEVELS 3
+/* The level's replacement of a '/'-form name (new string; NULL + errno). */
+char *folder_legal_name(const char *name, int level, char bad);
+/* Could name be what the rule made of refused (at any level, any `bad`
+ * punctuation, with or without a suffix)?  Used to find a rename again on
+ * the next run. */
+bool folder_legal_variant(const char *refused, const char *name);
+/* Entry i gets the rule's name at level: 1 when renamed (refused_name
+ * keeps the first name refused, why = "refused"), 0 when the level
+ * changes nothing more, -1 on error. */
+int folder_plan_legalize(struct folder_plan *p, const struct folder_list *dst, size_t i,
+			 int level, char bad, struct tr_error *err);
+/* Entry i goes to the '/'-form name instead, for reason why (static);
+ * "refused" keeps the old name in refused_name. */
+int folder_plan_rename(struct folder_plan *p, const struct folder_list *dst, size_t i,
+		       const char *name, const char *why, struct tr_error *err);
 
 #endif

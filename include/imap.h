@@ -92,10 +92,20 @@ struct imap_status {
 int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
 		     struct imap_status *st, struct tr_error *err);
 
+/* tr_error.code of a refused command whose reply says the mailbox name
+ * itself is not acceptable to the server ("Invalid mailbox name"). */
+#define IMAP_CODE_BAD_NAME "BADNAME"
+
 /* "CREATE" or "SUBSCRIBE" (verb) for n folders in one round trip;
- * ok[i] says whether folder i got OK (a NO is not a failure of the call). */
+ * ok[i] says whether folder i got OK (a NO is not a failure of the call).
+ * why (NULL, or n entries) gets the reply of each refused one, with code
+ * ALREADYEXISTS when the server says the folder exists, IMAP_CODE_BAD_NAME
+ * when it refuses the name itself, else the server's own code. */
 int imap_command_many(struct imap_session *s, const char *verb, const char *const *raw_names,
-		      size_t n, bool *ok, struct tr_error *err);
+		      size_t n, bool *ok, struct tr_error *why, struct tr_error *err);
+/* The one character a refusal with IMAP_CODE_BAD_NAME names as not allowed
+ * ("Character not allowed in mailbox name: '.'"): 1 and *c, else 0. */
+int imap_bad_name_char(const struct tr_error *why, char *c);
 
 /* EXAMINE (read-only) or SELECT a folder; fills st. */
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,

@@ -64,6 +64,10 @@ struct state_folder {
  * forgotten (as after a UIDVALIDITY change). */
 int state_folder_load(struct state *st, int64_t account_id, const char *src_name,
 		      const char *dst_name, struct state_folder *f, struct tr_error *err);
+/* The destination folder the state last used for a source folder: 1 and
+ * *dst_name_r (the caller frees it), 0 when the folder is unknown. */
+int state_folder_saved_dst(struct state *st, int64_t account_id, const char *src_name,
+			   char **dst_name_r, struct tr_error *err);
 /* Forget the ledger and the scan position of a folder. */
 int state_folder_reset(struct state *st, struct state_folder *f, struct tr_error *err);
 int state_folder_save(struct state *st, const struct state_folder *f, struct tr_error *err);

@@ -86,10 +86,13 @@ struct sync_folder_job {
 int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 		struct tr_error *err);
 
-/* Does the folder need no work at all?  True when its STATUS (st, read
- * just now) is what the state saved after the last complete sync and
- * HIGHESTMODSEQ says no flag changed.  Returns 1 (and *present) when
- * unchanged, 0 when work is needed, -1 on a state error. */
+/* Does the folder need no work at all?  From its STATUS (st, read just
+ * now) against what the state saved after the last complete sync:
+ * SYNC_UNCHANGED (and *present) when nothing changed, SYNC_FLAGS_UNKNOWN
+ * when nothing but flags could have changed and STATUS cannot tell (no
+ * HIGHESTMODSEQ: the flags must be compared), SYNC_CHANGED when there is
+ * work; -1 on a state error. */
+enum { SYNC_CHANGED = 0, SYNC_UNCHANGED = 1, SYNC_FLAGS_UNKNOWN = 2 };
 int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
 			  const char *dst_name, const struct imap_status *st, bool dst_exists,
 			  uint32_t *present, struct tr_error *err);

@@ -342,6 +342,15 @@ static int do_folder(struct worker *w, size_t i)
 	log_error(o->label, "folder %s failed: %s", fr->src_name, err.msg);
 	fr->failed = true;
 	fr->error = strdup(err.msg);
+	{
+		/* Whatever the source holds that this run did not place is failed,
+		 * not silently absent from the totals. */
+		const struct sync_counts *c = &fr->counts;
+		uint32_t placed = c->copied + c->present + c->failed + c->vanished;
+
+		if (job.src_status != NULL && job.src_status->messages > placed)
+			fr->counts.failed += job.src_status->messages - placed;
+	}
 	if (o->progress != NULL)
 		atomic_fetch_add(&o->progress->folders_done, 1);
 	return 0;
@@ -389,7 +398,7 @@ static int cmp_desc_messages(const void *x, const void *y, void *ctx)
 }
 
 /* Subscribe on the destination to what the source subscribes to, in one
- * round trip. */
+ * round trip; never to a folder the destination does not have. */
 static void copy_subscriptions(struct acct *a, struct imap_session *dst)
 {
 	const char **names = calloc(a->plan.n + 1, sizeof(*names));
@@ -404,10 +413,11 @@ static void copy_subscriptions(struct acct *a, struct imap_session *dst)
 		const struct folder *sf = &a->src_l.v[pe->src_index];
 		const struct folder *df = folder_list_find_raw(&a->dst_l, pe->dst_raw);
 
-		if (sf->subscribed && (df == NULL || !df->subscribed) && !a->res->folders[i].failed)
+		if (sf->subscribed && pe->dst_exists && (df == NULL || !df->subscribed) &&
+		    !a->res->folders[i].failed)
 			names[n++] = pe->dst_raw;
 	}
-	if (imap_command_many(dst, "SUBSCRIBE", names, n, ok, &err) < 0) {
+	if (imap_command_many(dst, "SUBSCRIBE", names, n, ok, NULL, &err) < 0) {
 		log_warn(a->o->label, "cannot copy subscriptions: %s", err.msg);
 		goto out;
 	}
@@ -419,42 +429,191 @@ out:
 	free(ok);
 }
 
+/* A folder that cannot be copied at all, before any worker sees it. */
+static int fail_folder(struct acct *a, size_t i, const char *fmt, const char *what,
+		       const char *reply)
+{
+	struct folder_report *fr = &a->res->folders[i];
+	char msg[sizeof(((struct tr_error *)0)->msg) + 256];
+
+	snprintf(msg, sizeof(msg), fmt, what, reply);
+	free(fr->error);
+	fr->error = strdup(msg);
+	fr->failed = true;
+	log_error(a->o->label, "folder %s failed: %s", fr->src_name, msg);
+	return fr->error != NULL ? 0 : -1;
+}
+
+/* The report follows a folder the plan sent elsewhere. */
+static int report_rename(struct acct *a, size_t i)
+{
+	const struct folder_plan_entry *pe = &a->plan.v[i];
+	struct folder_report *fr = &a->res->folders[i];
+	char *name = strdup(pe->dst_name);
+
+	if (name == NULL)
+		return -1;
+	free(fr->dst_name);
+	fr->dst_name = name;
+	fr->renamed = pe->renamed;
+	fr->why = pe->why;
+	log_info(a->o->label, "folder \"%s\" goes to \"%s\" (refused: the destination does not "
+		 "accept the name \"%s\")", fr->src_name, fr->dst_name, pe->refused_name);
+	return 0;
+}
+
+static int cmp_refused_order(const void *x, const void *y, void *ctx)
+{
+	const struct acct *a = ctx;
+	const struct folder_plan_entry *p = &a->plan.v[*(const size_t *)x];
+	const struct folder_plan_entry *q = &a->plan.v[*(const size_t *)y];
+
+	/* parents before their subfolders */
+	return strcmp(p->refused_name != NULL ? p->refused_name : p->dst_name,
+		      q->refused_name != NULL ? q->refused_name : q->dst_name);
+}
+
+/* A name refused by the destination: the next legal name by folder.h's
+ * rule.  Returns 1 when there is one to try, 0 when the rule has no more,
+ * -1 on error. */
+static int next_legal(struct acct *a, size_t i, int *level, char bad, struct tr_error *err)
+{
+	while (*level < FOLDER_LEGAL_LEVELS) {
+		int r = folder_plan_legalize(&a->plan, &a->dst_l, i, ++*level, bad, err);
+
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Create the missing destination folders that have work, all in one round
  * trip (parents first, though Dovecot and most servers make them anyway).
- * A refusal is not fatal here: the folder's SELECT will say why. */
+ * A name the destination refuses as invalid is replaced with a legal one
+ * (folder.h's rule, level by level: one more round trip per level for all
+ * such folders); any other refusal fails that folder with CREATE's own
+ * reply, and nothing is subscribed or copied for it. */
 static int create_missing(struct acct *a, struct imap_session *dst, struct tr_error *err)
 {
-	const char **names = calloc(a->plan.n + 1, sizeof(*names));
-	size_t *which = calloc(a->plan.n + 1, sizeof(*which));
-	bool *ok = calloc(a->plan.n + 1, sizeof(*ok));
-	size_t i, n = 0;
+	size_t n = a->plan.n + 1, i, k;
+	const char **names = calloc(n, sizeof(*names));
+	size_t *which = calloc(n, sizeof(*which)), *order = calloc(n, sizeof(*order));
+	bool *ok = calloc(n, sizeof(*ok)), *need = calloc(n, sizeof(*need));
+	struct tr_error *why = calloc(n, sizeof(*why)), *first = calloc(n, sizeof(*first));
+	int *level = calloc(n, sizeof(*level));
+	char *bad = calloc(n, sizeof(*bad));
 	int r = -1;
 
-	if (names == NULL || which == NULL || ok == NULL) {
+	if (names == NULL || which == NULL || order == NULL || ok == NULL || need == NULL ||
+	    why == NULL || first == NULL || level == NULL || bad == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		goto out;
 	}
 	/* Every planned folder the destination lacks: a folder can be
 	 * unchanged only when it exists there, so these all have work. */
 	for (i = 0; i < a->plan.n; i++) {
-		struct folder_plan_entry *pe = &a->plan.v[i];
+		order[i] = i;
+		need[i] = !a->plan.v[i].dst_exists && !a->res->folders[i].failed;
+	}
+	for (;;) {
+		for (i = 0, k = 0; i < a->plan.n; i++) {
+			if (need[order[i]]) {
+				which[k] = order[i];
+				names[k++] = a->plan.v[order[i]].dst_raw;
+			}
+		}
+		if (k == 0)
+			break;
+		if (imap_command_many(dst, "CREATE", names, k, ok, why, err) < 0)
+			goto out;
+		for (i = 0; i < k; i++) {
+			size_t j = which[i];
+			struct folder_plan_entry *pe = &a->plan.v[j];
+			int t;
 
-		if (!pe->dst_exists) {
-			which[n] = i;
-			names[n++] = pe->dst_raw;
+			if (ok[i] || strcmp(why[i].code, "ALREADYEXISTS") == 0) {
+				need[j] = false;
+				pe->dst_exists = true;
+				if (pe->refused_name != NULL && report_rename(a, j) < 0)
+					goto nomem;
+				continue;
+			}
+			if (strcmp(why[i].code, IMAP_CODE_BAD_NAME) != 0) {
+				need[j] = false;
+				if (fail_folder(a, j, "the destination refused to create \"%s\": %s",
+						a->res->folders[j].dst_name, why[i].msg) < 0)
+					goto nomem;
+				continue;
+			}
+			if (level[j] == 0) {
+				first[j] = why[i];
+				imap_bad_name_char(&why[i], &bad[j]);
+				/* parents first, from now on */
+				qsort_r(order, a->plan.n, sizeof(*order), cmp_refused_order, a);
+			}
+			t = next_legal(a, j, &level[j], bad[j], err);
+			if (t < 0)
+				goto out;
+			if (t == 0) {
+				need[j] = false;
+				if (fail_folder(a, j, "the destination refuses the name \"%s\", and every "
+						"legal variant of it: %s", pe->refused_name != NULL ?
+						pe->refused_name : pe->dst_name, first[j].msg) < 0)
+					goto nomem;
+			}
 		}
 	}
-	if (imap_command_many(dst, "CREATE", names, n, ok, err) < 0)
-		goto out;
-	for (i = 0; i < n; i++)
-		if (ok[i])
-			a->plan.v[which[i]].dst_exists = true;
 	r = 0;
+	goto out;
+nomem:
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 out:
 	free(names);
 	free(which);
+	free(order);
 	free(ok);
+	free(need);
+	free(why);
+	free(first);
+	free(level);
+	free(bad);
 	return r;
+}
+
+/* A folder renamed because the destination refused its name goes to the
+ * same place on every later run: the state remembers where. */
+static int renames_from_state(struct acct *a, struct tr_error *err)
+{
+	for (size_t i = 0; i < a->plan.n; i++) {
+		struct folder_plan_entry *pe = &a->plan.v[i];
+		const struct folder *df;
+		char *saved = NULL;
+		int r;
+
+		if (pe->dst_exists || (pe->why != NULL && strcmp(pe->why, "map") == 0))
+			continue;
+		r = state_folder_saved_dst(a->o->state, a->account_id, a->res->folders[i].src_name,
+					   &saved, err);
+		if (r < 0)
+			return -1;
+		df = r > 0 ? folder_list_find_name(&a->dst_l, saved) : NULL;
+		if (df != NULL && !df->noselect && strcmp(saved, pe->dst_name) != 0 &&
+		    folder_legal_variant(pe->dst_name, saved)) {
+			bool taken = false;
+
+			for (size_t j = 0; j < a->plan.n && !taken; j++)
+				taken = j != i && strcmp(a->plan.v[j].dst_name, saved) == 0;
+			if (!taken && (folder_plan_rename(&a->plan, &a->dst_l, i, saved, "refused",
+							  err) < 0 || report_rename(a, i) < 0)) {
+				free(saved);
+				if (err->kind == TR_ERR_NONE)
+					tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+				return -1;
+			}
+		}
+		free(saved);
+	}
+	return 0;
 }
 
 /* The destination's part of the preparation, while the source answers
@@ -486,11 +645,19 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 	const char **names;
 	bool *listed, threaded;
 	pthread_t t;
-	size_t i;
+	size_t i, n_flags = 0;
 	int r;
 
 	if (folder_plan_make(&a->src_l, &a->dst_l, o->map, &a->plan, err) < 0)
 		return -1;
+	for (i = 0; i < a->plan.n_unused; i++)
+		log_warn(o->label, "%s", a->plan.unused[i]);
+	if (a->plan.n == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "no folder of the source is selected (%s%s)",
+			     a->plan.n_unused > 0 ? a->plan.unused[0] : "the source lists no "
+			     "selectable folder", a->plan.n_unused > 1 ? ", ..." : "");
+		return -1;
+	}
 	res->n_folders = a->plan.n;
 	res->folders = calloc(a->plan.n + 1, sizeof(*res->folders));
 	a->status = calloc(a->plan.n + 1, sizeof(*a->status));
@@ -523,6 +690,10 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 				 fr->dst_name, pe->why != NULL ? pe->why : "renamed");
 		names[i] = sf->raw;
 	}
+	if (renames_from_state(a, err) < 0) {
+		free(names);
+		return -1;
+	}
 	/* Whether each folder was listed on the destination, before dst_prep
 	 * creates the missing ones: a folder re-created empty must not look
 	 * unchanged below. */
@@ -552,26 +723,44 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 	a->n_work = 0;
 	for (i = 0; i < a->plan.n; i++) {
 		const struct folder_plan_entry *pe = &a->plan.v[i];
+		struct folder_report *fr = &res->folders[i];
 		uint32_t present = 0;
 		int u;
 
 		a->have_status[i] = a->status[i].uidvalidity != 0;
-		u = sync_folder_unchanged(o->state, a->account_id, res->folders[i].src_name,
-					  pe->dst_name, a->have_status[i] ? &a->status[i] : NULL,
-					  listed[i], &present, err);
-		if (u < 0)
-			return -1;
-		if (u > 0) {
-			res->folders[i].counts.present = present;
+		if (fr->failed) {
+			/* Refused before a worker saw it: all its messages are left behind. */
+			fr->counts.failed = a->have_status[i] ? a->status[i].messages : 0;
 			if (o->progress != NULL)
 				atomic_fetch_add(&o->progress->folders_done, 1);
 			continue;
 		}
+		u = sync_folder_unchanged(o->state, a->account_id, fr->src_name, pe->dst_name,
+					  a->have_status[i] ? &a->status[i] : NULL, listed[i],
+					  &present, err);
+		if (u < 0)
+			return -1;
+		if (u == SYNC_UNCHANGED) {
+			fr->counts.present = present;
+			if (o->progress != NULL)
+				atomic_fetch_add(&o->progress->folders_done, 1);
+			continue;
+		}
+		if (u == SYNC_FLAGS_UNKNOWN)
+			n_flags++;
 		a->order[a->n_work++] = i;
 	}
 	if (a->n_work > 1)
 		qsort_r(a->order, a->n_work, sizeof(*a->order), cmp_desc_messages, a);
-	log_info(o->label, "%zu of %zu folder(s) changed since the last run", a->n_work, a->plan.n);
+	if (n_flags == 0)
+		log_info(o->label, "%zu of %zu folder(s) changed since the last run", a->n_work,
+			 a->plan.n);
+	else
+		/* Without CONDSTORE a STATUS cannot show a flag change: say what
+		 * will really be looked at rather than "changed". */
+		log_info(o->label, "%zu of %zu folder(s) changed since the last run, %zu more to "
+			 "compare flags with (the source has no CONDSTORE: STATUS cannot show a "
+			 "flag change)", a->n_work - n_flags, a->plan.n, n_flags);
 	if (o->progress != NULL)
 		atomic_store(&o->progress->folders_total, (uint32_t)a->plan.n);
 	return 0;

@@ -1,27 +1,34 @@
 /* folder: see include/folder.h
  *
  * The '/' form.  A name is the decoded UTF-8 with the personal namespace
- * prefix removed and the server's delimiter written as '/'.  A component
- * may itself contain '/' when the server's delimiter is something else
- * ('.' on Courier), so inside a component a literal '/' is written "%2F"
- * and a literal '%' "%25"; splitting the '/' form on '/' then always gives
- * back the server's components, and folder_wire_name() undoes both escapes.
- * A name typed by the user is read the same way: "a%2Fb" is one component.
+ * prefix removed and the server's delimiter written as '/': the name as a
+ * user sees it, and the one form options, logs, reports and the state use.
+ * A component may itself contain '/' when the server's delimiter is
+ * something else ('.' on Courier), so inside a component a literal '/' is
+ * written "\/" and a literal backslash "\\"; splitting the '/' form at the
+ * slashes not preceded by a backslash then always gives back the server's
+ * components.  A control character (U+0000-U+001F, U+007F-U+009F) is
+ * written "\uHHHH", so that a name is always printable.  Everything else,
+ * '%' and '*' included, is itself.
  *
  * A raw name that is not valid modified UTF-7 keeps its bytes (prefix
- * stripped, delimiter as '/'), with '&', '%', a literal '/' and every byte
- * outside 0x20-0x7e written %XX.  Such a name always holds a %XX other
- * than %25 or %2F, which no decoded name does, so it cannot collide with
- * a valid one and the folder can still be filtered, mapped and reported.
+ * stripped, delimiter as '/'), with '&', a literal '/' and every byte
+ * outside 0x20-0x7e written "\xHH" and a backslash "\\".  Such a name
+ * always holds a "\x", which no decoded name does (a backslash there is
+ * always followed by '/', '\\' or 'u'), so it cannot collide with a valid
+ * one and the folder can still be filtered, mapped and reported.  On its
+ * way to a destination, "\xHH" becomes the text "%HH".
  *
  * INBOX is case-insensitive (RFC 3501): a raw "inbox" is named "INBOX",
  * and so is the first component of "Inbox/Sub".  Every other comparison
  * is a byte comparison of the '/' form.
  *
  * Filters: a pattern is fnmatch(3)ed against the whole '/' form without
- * FNM_PATHNAME, so "Archive*" also takes "Archive/2023"; a pattern
- * without wildcards also takes the folder's descendants, so that
- * "--folder Archive" means the whole Archive tree.
+ * FNM_PATHNAME and with FNM_NOESCAPE, so a pattern is written exactly as
+ * the name is shown ("a\/b" matches the one folder "a\/b"; "[*]" matches a
+ * literal '*') and "Archive*" also takes "Archive/2023"; a pattern without
+ * wildcards also takes the folder's descendants, so that "--folder
+ * Archive" means the whole Archive tree.
  */
 #include "config.h"
 
@@ -70,14 +77,6 @@ static void sb_putn(struct sbuf *b, const char *s, size_t n)
 static void sb_putc(struct sbuf *b, char c)
 {
 	sb_putn(b, &c, 1);
-}
-
-static void sb_puthex(struct sbuf *b, unsigned char c)
-{
-	char hex[4];
-
-	snprintf(hex, sizeof(hex), "%%%02X", c);
-	sb_putn(b, hex, 3);
 }
 
 /* The built string ("" if nothing was put), or NULL with errno = ENOMEM. */
@@ -402,17 +401,47 @@ static size_t prefix_match(const char *raw, const char *prefix)
 	return raw[n] != '\0' ? n : 0;
 }
 
+static void sb_putesc(struct sbuf *b, char kind, unsigned int v)
+{
+	char esc[8];
+
+	if (kind == 'u')
+		snprintf(esc, sizeof(esc), "\\u%04X", v & 0xffffu);
+	else
+		snprintf(esc, sizeof(esc), "\\x%02X", v & 0xffu);
+	sb_putn(b, esc, strlen(esc));
+}
+
 /* Decoded UTF-8 into the '/' form: the delimiter becomes '/', a literal
- * '/' or '%' is escaped. */
+ * '/' or backslash is escaped, control characters are written \uHHHH. */
 static void put_decoded(struct sbuf *b, const char *s, char delim)
 {
-	for (; *s != '\0'; s++) {
-		if (delim != 0 && *s == delim)
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		const unsigned char *start = p;
+		uint32_t c;
+
+		if (delim != 0 && *p == (unsigned char)delim) {
 			sb_putc(b, '/');
-		else if (*s == '/' || *s == '%')
-			sb_puthex(b, (unsigned char)*s);
+			p++;
+			continue;
+		}
+		if (*p == '/' || *p == '\\') {
+			sb_putc(b, '\\');
+			sb_putc(b, (char)*p++);
+			continue;
+		}
+		if (mutf7_utf8_next(&p, &c) < 0) {
+			/* mutf7_decode gives valid UTF-8; be safe anyway */
+			sb_putesc(b, 'x', *start);
+			p = start + 1;
+			continue;
+		}
+		if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+			sb_putesc(b, 'u', c);
 		else
-			sb_putc(b, *s);
+			sb_putn(b, (const char *)start, (size_t)(p - start));
 	}
 }
 
@@ -422,17 +451,21 @@ static void put_escaped_raw(struct sbuf *b, const char *s, char delim)
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (delim != 0 && *s == delim)
+		if (delim != 0 && *s == delim) {
 			sb_putc(b, '/');
-		else if (c < 0x20 || c >= 0x7f || c == '/' || c == '%' || c == '&')
-			sb_puthex(b, c);
-		else
+		} else if (c == '\\') {
+			sb_putn(b, "\\\\", 2);
+		} else if (c < 0x20 || c >= 0x7f || c == '/' || c == '&') {
+			sb_putesc(b, 'x', c);
+		} else {
 			sb_putc(b, *s);
+		}
 	}
 }
 
 /* The '/' form of a raw name as listed by l.  NULL only on ENOMEM. */
-static char *raw_to_name(const struct folder_list *l, const char *raw, char delim)
+static char *raw_to_name(const struct folder_list *l, const char *raw, char delim,
+			 bool *undecodable)
 {
 	struct sbuf b = { 0 };
 	const char *body;
@@ -447,6 +480,8 @@ static char *raw_to_name(const struct folder_list *l, const char *raw, char deli
 		free(dec);
 	} else if (errno == EINVAL) {
 		put_escaped_raw(&b, body, delim);
+		if (undecodable != NULL)
+			*undecodable = true;
 	} else {
 		return NULL;
 	}
@@ -480,6 +515,7 @@ int folder_list_add(struct folder_list *l, const char *raw, char delim,
 {
 	struct folder *f;
 	char *r, *name;
+	bool undecodable;
 
 	if (raw == NULL) {
 		errno = EINVAL;
@@ -490,7 +526,8 @@ int folder_list_add(struct folder_list *l, const char *raw, char delim,
 	if (list_grow(l) < 0)
 		return -1;
 	r = strdup(raw);
-	name = raw_to_name(l, raw, delim != 0 ? delim : l->delim);
+	undecodable = false;
+	name = raw_to_name(l, raw, delim != 0 ? delim : l->delim, &undecodable);
 	if (r == NULL || name == NULL) {
 		free(r);
 		free(name);
@@ -504,6 +541,7 @@ int folder_list_add(struct folder_list *l, const char *raw, char delim,
 	f->role = role;
 	f->noselect = noselect;
 	f->subscribed = false;
+	f->undecodable = undecodable;
 	if (role != ROLE_NONE)
 		l->has_roles = true;
 	return 0;
@@ -550,20 +588,49 @@ static int hexval(char c)
 	return -1;
 }
 
+/* The UTF-8 bytes of code point c (below 0x800: only control characters
+ * come here) into b. */
+static void sb_put_cp(struct sbuf *b, uint32_t c)
+{
+	if (c < 0x80) {
+		sb_putc(b, (char)c);
+	} else {
+		sb_putc(b, (char)(0xc0 | (c >> 6)));
+		sb_putc(b, (char)(0x80 | (c & 0x3f)));
+	}
+}
+
 /* One '/'-form component, unescaped, with the server's delimiter made
- * harmless; returns the end of the component. */
+ * harmless; returns the end of the component.  "\/", "\\" and "\uHHHH"
+ * (a control character) are undone; "\xHH" (a byte of an undecodable name)
+ * becomes the text "%HH"; any other backslash is itself. */
 static const char *put_component(struct sbuf *b, const char *p, char delim, bool *changed)
 {
-	for (; *p != '\0' && *p != '/'; p++) {
+	while (*p != '\0' && *p != '/') {
 		char c = *p;
 
-		if (c == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			int v = hexval(p[1]) * 16 + hexval(p[2]);
+		if (c == '\\' && (p[1] == '/' || p[1] == '\\')) {
+			c = p[1];
+			p += 2;
+		} else if (c == '\\' && p[1] == 'u' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0 &&
+			   hexval(p[4]) >= 0 && hexval(p[5]) >= 0) {
+			uint32_t v = (uint32_t)(hexval(p[2]) << 12 | hexval(p[3]) << 8 |
+						hexval(p[4]) << 4 | hexval(p[5]));
 
-			if (v == '/' || v == '%') {
-				c = (char)v;
-				p += 2;
+			if (v < 0x20 || (v >= 0x7f && v <= 0x9f)) {
+				sb_put_cp(b, v);
+				p += 6;
+				continue;
 			}
+			p++;
+		} else if (c == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
+			sb_putc(b, '%');
+			sb_putc(b, p[2]);
+			sb_putc(b, p[3]);
+			p += 4;
+			continue;
+		} else {
+			p++;
 		}
 		if (delim != 0 && c == delim) {
 			c = '_';
@@ -633,11 +700,52 @@ char *folder_wire_name(const struct folder_list *l, const char *utf8_name, bool 
 	return out;
 }
 
+/* The '/' form of trasloco 0.1's state (before the escapes above): '%'
+ * was "%25", a '/' in a component "%2F", an undecodable byte "%HH";
+ * backslashes and control characters were themselves. */
+char *folder_name_from_v1(const char *old)
+{
+	struct sbuf b = { 0 };
+	const unsigned char *p = (const unsigned char *)old;
+
+	if (old == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	while (*p != '\0') {
+		const unsigned char *start = p;
+		uint32_t c;
+
+		if (*p == '%' && hexval((char)p[1]) >= 0 && hexval((char)p[2]) >= 0) {
+			unsigned int v = (unsigned int)(hexval((char)p[1]) * 16 + hexval((char)p[2]));
+
+			if (v == '%')
+				sb_putc(&b, '%');
+			else if (v == '/')
+				sb_putn(&b, "\\/", 2);
+			else
+				sb_putesc(&b, 'x', v);
+			p += 3;
+		} else if (*p == '\\') {
+			sb_putn(&b, "\\\\", 2);
+			p++;
+		} else if (mutf7_utf8_next(&p, &c) < 0) {
+			sb_putesc(&b, 'x', *start);
+			p = start + 1;
+		} else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) {
+			sb_putesc(&b, 'u', c);
+		} else {
+			sb_putn(&b, (const char *)start, (size_t)(p - start));
+		}
+	}
+	return sb_take(&b);
+}
+
 /* ---- filters ---------------------------------------------------------- */
 
 static bool has_wildcard(const char *pattern)
 {
-	return strpbrk(pattern, "*?[\\") != NULL;
+	return strpbrk(pattern, "*?[") != NULL;
 }
 
 /* name is pattern or lies below it ("Archive" -> "Archive/2023"). */
@@ -655,7 +763,7 @@ static bool is_self_or_below(const char *pattern, const char *name)
 
 static bool pattern_match(const char *pattern, const char *name)
 {
-	if (fnmatch(pattern, name, 0) == 0)
+	if (fnmatch(pattern, name, FNM_NOESCAPE) == 0)
 		return true;
 	return !has_wildcard(pattern) && is_self_or_below(pattern, name);
 }
@@ -841,7 +949,7 @@ static int cand_init(struct planner *pl, struct cand *c, size_t src_index)
 	c->own_raw = folder_wire_name(pl->dst, c->name, &c->own_changed);
 	if (c->own_raw == NULL)
 		return fail_errno(pl, "source folder", c->name);
-	back = raw_to_name(pl->dst, c->own_raw, pl->dst->delim);
+	back = raw_to_name(pl->dst, c->own_raw, pl->dst->delim, NULL);
 	if (back == NULL)
 		return fail_errno(pl, "source folder", c->name);
 	c->own_exact = name_eq(back, c->name);
@@ -1014,7 +1122,7 @@ static int plan_fill(struct planner *pl, struct folder_plan *out)
 		struct cand *c = &pl->c[i];
 		struct folder_plan_entry *e = &out->v[i];
 
-		e->dst_name = raw_to_name(pl->dst, c->dst_raw, pl->dst->delim);
+		e->dst_name = raw_to_name(pl->dst, c->dst_raw, pl->dst->delim, NULL);
 		if (e->dst_name == NULL)
 			return fail_errno(pl, "destination folder", c->dst_raw);
 		e->src_index = c->src;
@@ -1025,8 +1133,68 @@ static int plan_fill(struct planner *pl, struct folder_plan *out)
 		e->renamed = !name_eq(e->dst_name, c->name);
 		e->why = c->why;
 		if (e->why == NULL && e->renamed)
-			e->why = "delimiter";
+			e->why = pl->src->v[c->src].undecodable ? "undecodable" : "delimiter";
 		e->dst_exists = dst_has_selectable(pl->dst, e->dst_raw);
+	}
+	return 0;
+}
+
+static int add_unused(struct planner *pl, struct folder_plan *out, const char *fmt,
+		      const char *a, const char *b)
+{
+	size_t len = strlen(fmt) + strlen(a) + (b != NULL ? strlen(b) : 0) + 1;
+	char *msg = malloc(len), **nv;
+
+	nv = msg != NULL ? realloc(out->unused, (out->n_unused + 1) * sizeof(*nv)) : NULL;
+	if (nv == NULL) {
+		free(msg);
+		errno = ENOMEM;
+		return fail_errno(pl, "plan", "folders");
+	}
+	snprintf(msg, len, fmt, a, b != NULL ? b : "");
+	out->unused = nv;
+	out->unused[out->n_unused++] = msg;
+	return 0;
+}
+
+/* Options that selected or renamed nothing: almost always a typo, or a
+ * name written in another form than the one the source shows. */
+static int note_unused(struct planner *pl, struct folder_plan *out)
+{
+	const struct folder_filter *f = &pl->opts->filter;
+
+	for (size_t k = 0; k < f->n_include; k++) {
+		bool hit = false;
+
+		for (size_t i = 0; i < pl->src->n && !hit; i++)
+			hit = !pl->src->v[i].noselect &&
+			      pattern_match(f->include[k], folder_label(&pl->src->v[i]));
+		if (!hit && add_unused(pl, out, "--folder '%s' matches no folder of the source%s",
+				       f->include[k], NULL) < 0)
+			return -1;
+	}
+	for (size_t k = 0; k < f->n_exclude; k++) {
+		bool hit = false;
+
+		for (size_t i = 0; i < pl->src->n && !hit; i++) {
+			const char *name = folder_label(&pl->src->v[i]);
+
+			hit = !pl->src->v[i].noselect && pattern_match(f->exclude[k], name) &&
+			      (f->n_include == 0 || any_match(f->include, f->n_include, name));
+		}
+		if (!hit && add_unused(pl, out, "--exclude '%s' matches no selected folder of the "
+				       "source%s", f->exclude[k], NULL) < 0)
+			return -1;
+	}
+	for (size_t k = 0; k < pl->opts->n_rules; k++) {
+		const struct folder_map_rule *r = &pl->opts->rules[k];
+		bool hit = false;
+
+		for (size_t i = 0; i < pl->n && !hit; i++)
+			hit = pl->c[i].rule == r;
+		if (!hit && add_unused(pl, out, "--map '%s=%s': no selected folder of the source "
+				       "has that name", r->from, r->to) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -1049,7 +1217,9 @@ static int plan_run(struct planner *pl, struct folder_plan *out)
 	    phase_suffix(pl) < 0 ||
 	    phase_children(pl) < 0)
 		return -1;
-	return plan_fill(pl, out);
+	if (plan_fill(pl, out) < 0)
+		return -1;
+	return note_unused(pl, out);
 }
 
 int folder_plan_make(const struct folder_list *src, const struct folder_list *dst,
@@ -1061,8 +1231,7 @@ int folder_plan_make(const struct folder_list *src, const struct folder_list *ds
 	size_t cap;
 	int rc;
 
-	out->v = NULL;
-	out->n = 0;
+	memset(out, 0, sizeof(*out));
 	if (opts == NULL)
 		opts = &no_opts;
 	if (check_rules(opts, err) < 0)
@@ -1100,8 +1269,224 @@ void folder_plan_free(struct folder_plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		free(p->v[i].dst_raw);
 		free(p->v[i].dst_name);
+		free(p->v[i].refused_name);
 	}
 	free(p->v);
 	p->v = NULL;
 	p->n = 0;
+	for (size_t i = 0; i < p->n_unused; i++)
+		free(p->unused[i]);
+	free(p->unused);
+	p->unused = NULL;
+	p->n_unused = 0;
+}
+
+/* ---- names a destination refused --------------------------------------- */
+
+/* Does level replace the character c of a component? */
+static bool legal_replaces(uint32_t c, int level, char bad)
+{
+	if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || (bad != 0 && c == (unsigned char)bad))
+		return true;
+	if (c >= 0x80)
+		return level >= 3;
+	if (strchr("%*?\"\\/", (int)c) != NULL)
+		return true;
+	if (c == ' ' || c == '-' || c == '_' || (c >= '0' && c <= '9') ||
+	    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return false;
+	if (strchr("(),.&'+@", (int)c) != NULL)
+		return level >= 3;
+	return level >= 2;
+}
+
+/* One component of the '/' form at p, made legal at level into b;
+ * returns the end of the component. */
+static const char *legal_component(struct sbuf *b, const char *p, int level, char bad)
+{
+	struct sbuf raw = { 0 };
+	const unsigned char *q;
+	size_t start = b->len;
+	bool dummy = false;
+
+	p = put_component(&raw, p, 0, &dummy);
+	if (sb_take(&raw) == NULL) {
+		b->oom = true;
+		return p;
+	}
+	q = (const unsigned char *)raw.s;
+	while (*q != '\0') {
+		const unsigned char *cs = q;
+		uint32_t c;
+
+		if (mutf7_utf8_next(&q, &c) < 0) {
+			c = 0;          /* not UTF-8: always replaced */
+			q = cs + 1;
+		}
+		if (legal_replaces(c, level, bad))
+			sb_putc(b, '_');
+		else
+			sb_putn(b, (const char *)cs, (size_t)(q - cs));
+	}
+	free(raw.s);
+	/* A space or a dot at either end is what many servers trim or refuse. */
+	if (level >= 2 && !b->oom && b->len > start) {
+		if (b->s[start] == ' ' || b->s[start] == '.')
+			b->s[start] = '_';
+		if (b->s[b->len - 1] == ' ' || b->s[b->len - 1] == '.')
+			b->s[b->len - 1] = '_';
+	}
+	return p;
+}
+
+char *folder_legal_name(const char *name, int level, char bad)
+{
+	struct sbuf b = { 0 };
+	const char *p = name;
+
+	if (name == NULL || *name == '\0' || level < 1 || level > FOLDER_LEGAL_LEVELS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (inbox_len(name, '/')) {
+		sb_putn(&b, "INBOX", 5);
+		p += 5;
+	} else {
+		p = legal_component(&b, p, level, bad);
+	}
+	while (*p == '/') {
+		sb_putc(&b, '/');
+		p = legal_component(&b, p + 1, level, bad);
+	}
+	return sb_take(&b);
+}
+
+/* What the replacements of every level leave of a name: two names with
+ * one skeleton differ only where some level may have replaced. */
+static char *skeleton(const char *name)
+{
+	return folder_legal_name(name, FOLDER_LEGAL_LEVELS, '.');
+}
+
+bool folder_legal_variant(const char *refused, const char *name)
+{
+	char *a = skeleton(refused), *b = skeleton(name);
+	bool eq = false;
+
+	if (a != NULL && b != NULL) {
+		size_t la = strlen(a), lb = strlen(b);
+
+		eq = strcmp(a, b) == 0;
+		/* a collision suffix "_2", "_3" ... */
+		if (!eq && lb > la + 1 && strncmp(a, b, la) == 0 && b[la] == '_' &&
+		    strspn(b + la + 1, "0123456789") == lb - la - 1)
+			eq = true;
+	}
+	free(a);
+	free(b);
+	return eq;
+}
+
+static bool plan_claims(const struct folder_plan *p, size_t except, const char *raw)
+{
+	for (size_t j = 0; j < p->n; j++)
+		if (j != except && raw_eq(p->v[j].dst_raw, raw))
+			return true;
+	return false;
+}
+
+int folder_plan_rename(struct folder_plan *p, const struct folder_list *dst, size_t i,
+		       const char *name, const char *why, struct tr_error *err)
+{
+	struct folder_plan_entry *e = &p->v[i];
+	char *raw = folder_wire_name(dst, name, NULL), *shown;
+
+	if (raw == NULL) {
+		tr_error_set(err, errno == ENOMEM ? TR_ERR_LOCAL : TR_ERR_USAGE,
+			     "folder name '%s': %s", name, strerror(errno));
+		return -1;
+	}
+	shown = raw_to_name(dst, raw, dst->delim, NULL);
+	if (shown == NULL) {
+		free(raw);
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (e->refused_name == NULL && strcmp(why, "refused") == 0) {
+		e->refused_name = e->dst_name;
+		e->dst_name = NULL;
+	}
+	free(e->dst_name);
+	free(e->dst_raw);
+	e->dst_name = shown;
+	e->dst_raw = raw;
+	e->renamed = true;
+	e->why = why;
+	e->dst_exists = dst_has_selectable(dst, raw);
+	return 0;
+}
+
+int folder_plan_legalize(struct folder_plan *p, const struct folder_list *dst, size_t i,
+			 int level, char bad, struct tr_error *err)
+{
+	struct folder_plan_entry *e = &p->v[i];
+	const char *orig = e->refused_name != NULL ? e->refused_name : e->dst_name;
+	const struct folder_plan_entry *parent = NULL;
+	size_t plen = 0;
+	char *base = NULL, *name = NULL, *raw = NULL;
+	int r = -1;
+
+	/* Below a parent renamed the same way, the subfolder follows it. */
+	for (size_t j = 0; j < p->n; j++) {
+		const struct folder_plan_entry *f = &p->v[j];
+		size_t n = f->refused_name != NULL ? strlen(f->refused_name) : 0;
+
+		if (j != i && n > plen && strncmp(orig, f->refused_name, n) == 0 &&
+		    orig[n] == '/') {
+			parent = f;
+			plen = n;
+		}
+	}
+	if (parent != NULL) {
+		char *rest = folder_legal_name(orig + plen + 1, level, bad);
+
+		if (rest != NULL && (base = malloc(strlen(parent->dst_name) + strlen(rest) + 2)))
+			sprintf(base, "%s/%s", parent->dst_name, rest);
+		free(rest);
+	} else {
+		base = folder_legal_name(orig, level, bad);
+	}
+	if (base == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (strcmp(base, e->dst_name) == 0 || strcmp(base, orig) == 0) {
+		r = 0;          /* nothing more this level can change */
+		goto out;
+	}
+	name = strdup(base);
+	for (unsigned k = 2; name != NULL; k++) {
+		raw = folder_wire_name(dst, name, NULL);
+		if (raw == NULL)
+			break;
+		if (folder_list_find_raw(dst, raw) == NULL && !plan_claims(p, i, raw))
+			break;
+		free(raw);
+		raw = NULL;
+		free(name);
+		name = malloc(strlen(base) + 16);
+		if (name != NULL)
+			sprintf(name, "%s_%u", base, k);
+	}
+	if (raw == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "folder name '%s': %s", base,
+			     strerror(errno ? errno : ENOMEM));
+		goto out;
+	}
+	r = folder_plan_rename(p, dst, i, name, "refused", err) < 0 ? -1 : 1;
+out:
+	free(raw);
+	free(name);
+	free(base);
+	return r;
 }

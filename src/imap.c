@@ -715,6 +715,42 @@ static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_sta
 	}
 }
 
+/* Words with which servers refuse a name itself: Cyrus "Invalid mailbox
+ * name", Dovecot "[CANNOT] Character not allowed in mailbox name: '.'",
+ * "Mailbox name too long". */
+static bool says_bad_name(const char *code, const char *text)
+{
+	static const char *const verdict[] = {
+		"invalid", "illegal", "not allowed", "not permitted", "too long", "bad ",
+		"unsupported", "not valid",
+	};
+	bool v = false;
+
+	if (code[0] != '\0' && strcasecmp(code, "CANNOT") != 0)
+		return false;       /* NOPERM, OVERQUOTA, LIMIT, ALREADYEXISTS ...: not the name */
+	if (strcasestr(text, "exist") != NULL || strcasestr(text, "quota") != NULL ||
+	    strcasestr(text, "permission") != NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(verdict) / sizeof(verdict[0]) && !v; i++)
+		v = strcasestr(text, verdict[i]) != NULL;
+	return v && (strcasestr(text, "name") != NULL || strcasestr(text, "char") != NULL);
+}
+
+/* The refusal of one pipelined command, for the caller to report. */
+static void reply_why(struct imap_session *s, int r, const char *verb, struct tr_error *why)
+{
+	fail(s, r, verb, TR_ERR_PROTOCOL, why);
+	if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PROTOCOL) {
+		const char *code = server_code(s);
+
+		if (strcasecmp(code, "ALREADYEXISTS") == 0 ||
+		    (code[0] == '\0' && strcasestr(server_text(s), "already exists") != NULL))
+			snprintf(why->code, sizeof(why->code), "%s", "ALREADYEXISTS");
+		else if (says_bad_name(code, server_text(s)))
+			snprintf(why->code, sizeof(why->code), "%s", IMAP_CODE_BAD_NAME);
+	}
+}
+
 /* Send "VERB "name"SUFFIX" for every name in one flight, then read the
  * replies in order: libetpan has no pipelining, but it checks each reply
  * against imap_tag, so we walk the tag back over the commands sent.
@@ -722,7 +758,7 @@ static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_sta
  * untagged data of that reply before the next is parsed.  Fails only when
  * the session does. */
 static int pipelined(struct imap_session *s, const char *verb, const char *suffix,
-		     const char *const *names, size_t n, bool *ok,
+		     const char *const *names, size_t n, bool *ok, struct tr_error *why,
 		     void (*on_ok)(struct imap_session *s, size_t i, void *ctx), void *ctx,
 		     struct tr_error *err)
 {
@@ -748,6 +784,8 @@ static int pipelined(struct imap_session *s, const char *verb, const char *suffi
 		ok[i] = r == MAILIMAP_NO_ERROR;
 		if (ok[i] && on_ok != NULL)
 			on_ok(s, i, ctx);
+		if (!ok[i] && why != NULL)
+			reply_why(s, r, verb, &why[i]);
 		if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_CUSTOM_COMMAND &&
 		    r != MAILIMAP_ERROR_PROTOCOL) {
 			s->imap->imap_tag = first_tag + (int)n - 1;
@@ -778,15 +816,32 @@ int imap_status_many(struct imap_session *s, const char *const *raw_names, size_
 	memset(st, 0, n * sizeof(*st));
 	r = pipelined(s, "STATUS", s->caps.condstore ?
 		      " (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)\r\n" :
-		      " (MESSAGES UIDNEXT UIDVALIDITY)\r\n", raw_names, n, ok, take_status, st, err);
+		      " (MESSAGES UIDNEXT UIDVALIDITY)\r\n", raw_names, n, ok, NULL, take_status, st,
+		      err);
 	free(ok);
 	return r;
 }
 
 int imap_command_many(struct imap_session *s, const char *verb, const char *const *raw_names,
-		      size_t n, bool *ok, struct tr_error *err)
+		      size_t n, bool *ok, struct tr_error *why, struct tr_error *err)
 {
-	return pipelined(s, verb, "\r\n", raw_names, n, ok, NULL, NULL, err);
+	return pipelined(s, verb, "\r\n", raw_names, n, ok, why, NULL, NULL, err);
+}
+
+int imap_bad_name_char(const struct tr_error *why, char *c)
+{
+	const char *p = strcasestr(why->msg, "char");
+
+	/* "character not allowed in mailbox name: '.'", "invalid character '%'" */
+	while (p != NULL && (p = strpbrk(p, "'\"")) != NULL) {
+		if (p[1] != '\0' && p[2] == p[0] && (unsigned char)p[1] > 0x20 &&
+		    (unsigned char)p[1] < 0x7f) {
+			*c = p[1];
+			return 1;
+		}
+		p++;
+	}
+	return 0;
 }
 
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,

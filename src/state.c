@@ -339,6 +339,37 @@ static int folder_reset_locked(struct state *st, struct state_folder *f, struct 
 	return 0;
 }
 
+int state_folder_saved_dst(struct state *st, int64_t account_id, const char *src_name,
+			   char **dst_name_r, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int r = -1, rc;
+
+	*dst_name_r = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT dst_name FROM folders"
+			       " WHERE account_id = ?1 AND src_name = ?2", -1, &q, NULL) != SQLITE_OK) {
+		db_fail(st, err, "load folder");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, account_id);
+	sqlite3_bind_text(q, 2, src_name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		r = 0;
+	} else if (rc != SQLITE_ROW) {
+		db_fail(st, err, "load folder");
+	} else if ((*dst_name_r = strdup((const char *)sqlite3_column_text(q, 0))) == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	} else {
+		r = 1;
+	}
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 int state_folder_reset(struct state *st, struct state_folder *f, struct tr_error *err)
 {
 	int r;

@@ -1219,13 +1219,23 @@ static int copy_all(struct run *r, struct tr_error *err)
 	return ret;
 }
 
+/* What STATUS st says of a folder, against the state saved after its last
+ * complete sync. */
+static int classify(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
+{
+	if (st == NULL || !dst_exists || f->src_uidvalidity == 0 || f->unsettled != 0 ||
+	    st->uidvalidity != f->src_uidvalidity || st->uidnext != f->src_uidnext ||
+	    st->messages != f->src_messages)
+		return SYNC_CHANGED;
+	/* Without HIGHESTMODSEQ a flag change is invisible in STATUS: never skip. */
+	if (st->highestmodseq == 0 || f->src_modseq == 0)
+		return SYNC_FLAGS_UNKNOWN;
+	return st->highestmodseq == f->src_modseq ? SYNC_UNCHANGED : SYNC_CHANGED;
+}
+
 static bool unchanged(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
 {
-	/* Without HIGHESTMODSEQ a flag change is invisible in STATUS: never skip. */
-	return st != NULL && dst_exists && f->src_uidvalidity != 0 && f->unsettled == 0 &&
-	       st->uidvalidity == f->src_uidvalidity && st->uidnext == f->src_uidnext &&
-	       st->messages == f->src_messages && st->highestmodseq != 0 &&
-	       st->highestmodseq == f->src_modseq;
+	return classify(st, dst_exists, f) == SYNC_UNCHANGED;
 }
 
 int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
@@ -1233,19 +1243,21 @@ int sync_folder_unchanged(struct state *state, int64_t account_id, const char *s
 			  uint32_t *present, struct tr_error *err)
 {
 	struct state_folder f;
+	int c;
 
 	if (state_folder_load(state, account_id, src_name, dst_name, &f, err) < 0)
 		return -1;
-	if (!unchanged(st, dst_exists, &f)) {
+	c = classify(st, dst_exists, &f);
+	if (c != SYNC_UNCHANGED) {
 		log_debug(NULL, "%s: changed: status %u/%u/%u/%llu, saved %u/%u/%u/%llu, unsettled %u, "
 			  "dst %s", src_name, st ? st->uidvalidity : 0, st ? st->uidnext : 0,
 			  st ? st->messages : 0, st ? (unsigned long long)st->highestmodseq : 0ULL,
 			  f.src_uidvalidity, f.src_uidnext, f.src_messages,
 			  (unsigned long long)f.src_modseq, f.unsettled, dst_exists ? "exists" : "missing");
-		return 0;
+		return c;
 	}
 	*present = f.src_messages;
-	return 1;
+	return c;
 }
 
 /* The destination's side of opening a folder, run in its own thread so
@@ -1261,16 +1273,23 @@ static void *dst_side_main(void *arg)
 	struct dst_side *d = arg;
 	const struct sync_folder_job *job = d->r->job;
 
+	struct tr_error cerr;
+	bool refused = false;
+
 	tr_error_clear(&d->err);
-	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, &d->err) < 0) {
+	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, &cerr) < 0) {
 		/* Someone may have made it meanwhile; SELECT will tell. */
-		if (d->err.kind != TR_ERR_PROTOCOL) {
+		if (cerr.kind != TR_ERR_PROTOCOL) {
+			d->err = cerr;
 			d->ret = -1;
 			return NULL;
 		}
-		tr_error_clear(&d->err);
+		refused = true;
 	}
 	d->ret = imap_open_folder(job->dst, job->dst_raw, false, &d->r->D, &d->err);
+	/* Then SELECT's "does not exist" would hide the real reason. */
+	if (d->ret < 0 && refused && d->err.kind == TR_ERR_PROTOCOL)
+		d->err = cerr;
 	return NULL;
 }
 

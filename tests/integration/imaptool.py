@@ -1117,6 +1117,8 @@ def cmd_compare(args, src):
         mapped = {}
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         for name in sorted(src_sel, key=lambda n: (n != "INBOX", n)):
+            if name in args.skip:
+                continue
             target = apply_map(name, mapping)
             mapped[name] = target
             if target not in dst_sel:
@@ -1269,6 +1271,8 @@ def build_parser():
     p.add_argument("--dst-authzid")
     p.add_argument("--map", action="append", default=[], metavar="SRC=DST")
     p.add_argument("--ignore-extra-folders", action="store_true")
+    p.add_argument("--skip", action="append", default=[], metavar="FOLDER",
+                   help="leave this source folder out (known not to be copied)")
     p.add_argument("--check-subscriptions", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     return parser

@@ -49,6 +49,8 @@
 #       MASTER=admin:pw   master passdb (master = yes, pass = yes) and
 #                         auth_master_user_separator = *: LOGIN "user*admin" pw, or SASL
 #                         PLAIN with authzid=user authcid=admin
+#       NO_CONDSTORE=yes  announce no CONDSTORE/QRESYNC (imap_capability set to Dovecot's
+#                         list without them): STATUS then has no HIGHESTMODSEQ for clients
 #       LAYOUT=fs         Maildir with the "fs" layout: folder names may contain '.'
 #                         (the default Maildir++ layout refuses them)
 #       AUTH_DELAY=yes    keep Dovecot's delay after a failed login (2 s, growing to 15 s
@@ -361,7 +363,7 @@ it_dovecot_start() {
     it_dovecot_running "$side" && it_fail "$side: already running"
 
     local users="user1@example.test:pw1" max_conn=20 ns=default special_use=no cert=mail
-    local quota_mb="" max_msg_kb="" master="" auth_delay=no layout="" arg
+    local quota_mb="" max_msg_kb="" master="" auth_delay=no layout="" no_condstore=no arg
     for arg in "$@"; do
         case $arg in
         USERS=*) users=${arg#USERS=} ;;
@@ -374,6 +376,7 @@ it_dovecot_start() {
         MASTER=*) master=${arg#MASTER=} ;;
         AUTH_DELAY=*) auth_delay=${arg#AUTH_DELAY=} ;;
         LAYOUT=*) layout=${arg#LAYOUT=} ;;
+        NO_CONDSTORE=*) no_condstore=${arg#NO_CONDSTORE=} ;;
         *) it_fail "it_dovecot_start $side: unknown option '$arg'" ;;
         esac
     done
@@ -502,6 +505,15 @@ mail_location = maildir:~/Maildir${layout:+:LAYOUT=$layout}
 # test data is throwaway: skip fsync for speed
 mail_fsync = never
 EOF
+    if [[ $no_condstore == yes ]]; then
+        # Dovecot 2.3's post-login list, less CONDSTORE and QRESYNC
+        echo "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT" \
+            "SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND" \
+            "URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED" \
+            "I18NLEVEL=1 ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY" \
+            "MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY" \
+            "SPECIAL-USE"
+    fi
     if [[ $quota == yes ]]; then
         echo "mail_plugins = \$mail_plugins quota"
     fi

@@ -207,8 +207,9 @@ static void test_list_decode(void **state)
 		{ "INBOX.", '.', '.', "INBOX.Posta inviata", "Posta inviata" },
 		{ "INBOX.", '.', '.', "INBOX." M_LOCALITA, LOCALITA },
 		{ "INBOX.", '.', '.', "INBOX.Clienti.Rossi &- Figli", "Clienti/Rossi & Figli" },
-		{ "INBOX.", '.', '.', "INBOX.a/b", "a%2Fb" },
-		{ "INBOX.", '.', '.', "INBOX.100%", "100%25" },
+		{ "INBOX.", '.', '.', "INBOX.a/b", "a\\/b" },
+		{ "INBOX.", '.', '.', "INBOX.100%", "100%" },
+		{ "INBOX.", '.', '.', "INBOX.back\\slash", "back\\\\slash" },
 		{ "INBOX.", '.', '.', "#shared.x", "#shared/x" },
 		/* Dovecot, Cyrus with altnamespace, Gmail: prefix "", '/' */
 		{ "", '/', '/', "INBOX", "INBOX" },
@@ -218,23 +219,29 @@ static void test_list_decode(void **state)
 		{ "", '/', '/', "Clienti/Rossi &- Figli", "Clienti/Rossi & Figli" },
 		{ "", '/', '/', "~peter/mail/&U,BTFw-/" M_NIHONGO, "~peter/mail/" TAIPEI "/" NIHONGO },
 		{ "", '/', '/', M_ELLINIKA, ELLINIKA },
-		{ "", '/', '/', "100%", "100%25" },
+		{ "", '/', '/', "100%", "100%" },
+		{ "", '/', '/', "%percent", "%percent" },
+		{ "", '/', '/', "a*b?", "a*b?" },
+		/* control characters, valid in modified UTF-7, shown escaped */
+		{ "", '/', '/', "a&AAE-b", "a\\u0001b" },
+		{ "", '/', '/', "&AJs-", "\\u009B" },
 		{ "", '/', '/', "[Gmail]/Sent Mail", "[Gmail]/Sent Mail" },
 		/* Dovecot with '.' and no prefix */
 		{ "", '.', '.', "Archive.2024", "Archive/2024" },
-		{ "", '.', '.', "a/b.c", "a%2Fb/c" },
+		{ "", '.', '.', "a/b.c", "a\\/b/c" },
 		/* the entry's own delimiter wins over the list's; NIL falls back */
 		{ "", '/', '.', "x.y", "x/y" },
 		{ "", '.', 0, "x.y", "x/y" },
 		/* no hierarchy at all */
-		{ "", 0, 0, "a/b.c", "a%2Fb.c" },
+		{ "", 0, 0, "a/b.c", "a\\/b.c" },
 		/* not modified UTF-7: kept, escaped, still unique */
-		{ "", '/', '/', "&Jjo", "%26Jjo" },
-		{ "", '/', '/', "&AGE-", "%26AGE-" },
-		{ "", '/', '/', "Caf\xe9", "Caf%E9" },
-		{ "", '/', '/', "a\tb/c", "a%09b/c" },
-		{ "", '/', '/', "100%/&", "100%25/%26" },
-		{ "INBOX.", '.', '.', "INBOX.bad&AGE-.x/y", "bad%26AGE-/x%2Fy" },
+		{ "", '/', '/', "&Jjo", "\\x26Jjo" },
+		{ "", '/', '/', "&AGE-", "\\x26AGE-" },
+		{ "", '/', '/', "Caf\xe9", "Caf\\xE9" },
+		{ "", '/', '/', "a\tb/c", "a\\x09b/c" },
+		{ "", '/', '/', "50%\\&", "50%\\\\\\x26" },
+		{ "", '/', '/', "100%/&", "100%/\\x26" },
+		{ "INBOX.", '.', '.', "INBOX.bad&AGE-.x/y", "bad\\x26AGE-/x\\x2Fy" },
 	};
 
 	(void)state;
@@ -314,8 +321,13 @@ static void test_wire_name(void **state)
 		{ "", '/', "Clienti/Rossi & Figli", "Clienti/Rossi &- Figli", false },
 		{ "", '/', NIHONGO "/" ELLINIKA, M_NIHONGO "/" M_ELLINIKA, false },
 		{ "", '/', "v1.2", "v1.2", false },
-		{ "", '/', "a%2Fb", "a_b", true },      /* '.'-server name with '/' */
-		{ "", '/', "100%25", "100%", false },
+		{ "", '/', "a\\/b", "a_b", true },      /* '.'-server name with '/' */
+		{ "", '/', "100%", "100%", false },
+		{ "", '/', "back\\\\slash", "back\\slash", false },
+		{ "", '/', "a\\u0001b", "a&AAE-b", false },
+		{ "", '/', "a\\u0041", "a\\u0041", false },  /* not a control: as typed */
+		{ "", '/', "\\x26Jjo", "%26Jjo", false },
+		{ "", '/', "a\\q", "a\\q", false },
 		{ "INBOX.", '.', "INBOX", "INBOX", false },
 		{ "INBOX.", '.', "Sent", "INBOX.Sent", false },
 		{ "INBOX.", '.', "Archive/2024", "INBOX.Archive.2024", false },
@@ -325,9 +337,10 @@ static void test_wire_name(void **state)
 		{ "INBOX.", '.', LOCALITA, "INBOX." M_LOCALITA, false },
 		{ "", '.', "v1.2", "v1_2", true },
 		{ "", '.', "a.b/c.d", "a_b.c_d", true },
-		{ "", '.', "a%2Fb", "a/b", false },
-		{ "", '.', "a%2fb/c", "a/b.c", false },
-		{ "", '.', "100%25", "100%", false },
+		{ "", '.', "a\\/b", "a/b", false },
+		{ "", '.', "a\\/b/c", "a/b.c", false },
+		{ "", '.', "100%", "100%", false },
+		{ "", '.', "100%25", "100%25", false },
 		{ "", '.', "50% off", "50% off", false },   /* not an escape: kept */
 		{ "", '.', "%41", "%41", false },
 		{ "Mail/", '/', "Sent", "Mail/Sent", false },
@@ -469,6 +482,205 @@ static void test_filter(void **state)
 	assert_false(folder_filter_match(&only_exc, "Archive/2023"));
 	assert_false(folder_filter_match(&only_exc, "Deep/Tmp"));
 	assert_false(folder_filter_match(&none, NULL));
+}
+
+
+/* Patterns are written as names are shown: '%' is itself, a '/' inside a
+ * component is "\/", and a backslash is no pattern escape ("[*]" is). */
+static void test_filter_shown_names(void **state)
+{
+	static const char *inc[] = { "%percent", "a\\/b", "star[*]", "back\\\\slash" };
+	struct folder_filter f = { inc, ARRAY_SIZE(inc), NULL, 0 };
+	struct folder_list l;
+
+	(void)state;
+	assert_true(folder_filter_match(&f, "%percent"));
+	assert_true(folder_filter_match(&f, "%percent/sub"));
+	assert_false(folder_filter_match(&f, "%25percent"));
+	assert_true(folder_filter_match(&f, "a\\/b"));
+	assert_false(folder_filter_match(&f, "a/b"));
+	assert_true(folder_filter_match(&f, "star*"));
+	assert_false(folder_filter_match(&f, "starx"));
+	assert_true(folder_filter_match(&f, "back\\\\slash"));
+	/* the names a '.' server's LIST gives match those patterns */
+	folder_list_init(&l);
+	assert_int_equal(folder_list_set_namespace(&l, "INBOX.", '.'), 0);
+	assert_int_equal(folder_list_add(&l, "INBOX.%percent", '.', ROLE_NONE, false), 0);
+	assert_int_equal(folder_list_add(&l, "INBOX.a/b", '.', ROLE_NONE, false), 0);
+	assert_true(folder_filter_match(&f, l.v[0].name));
+	assert_true(folder_filter_match(&f, l.v[1].name));
+	folder_list_free(&l);
+}
+
+/* Every --folder, --exclude and --map that does nothing is reported. */
+static void test_plan_unused(void **state)
+{
+	static const char *inc[] = { "%percent", "Nothing*", "INBOX" };
+	static const char *exc[] = { "Sent", "INBOX/none" };
+	static const struct folder_map_rule rules[] = {
+		{ "%percent", "percent" }, { "%25percent", "x" }, { "Sent", "Old Sent" },
+	};
+	struct folder_list src, dst;
+	struct folder_plan plan;
+	struct folder_map_opts o = { 0 };
+	struct tr_error err;
+
+	(void)state;
+	build(&src, &(struct side){ "", '/', { { "INBOX", 0, 0 }, { "%percent", 0, 0 },
+					      { "Sent", 0, 0 } } });
+	build(&dst, &(struct side){ "", '/', { { "INBOX", 0, 0 } } });
+	o.rules = rules;
+	o.n_rules = ARRAY_SIZE(rules);
+	o.filter.include = inc;
+	o.filter.n_include = ARRAY_SIZE(inc);
+	o.filter.exclude = exc;
+	o.filter.n_exclude = ARRAY_SIZE(exc);
+	assert_int_equal(folder_plan_make(&src, &dst, &o, &plan, &err), 0);
+	assert_int_equal(plan.n, 2);
+	assert_string_equal(plan.v[1].dst_name, "percent");
+	assert_string_equal(plan.v[1].why, "map");
+	assert_int_equal(plan.n_unused, 5);
+	assert_non_null(strstr(plan.unused[0], "--folder 'Nothing*'"));
+	/* "Sent" exists but is not selected by --folder */
+	assert_non_null(strstr(plan.unused[1], "--exclude 'Sent'"));
+	assert_non_null(strstr(plan.unused[2], "--exclude 'INBOX/none'"));
+	assert_non_null(strstr(plan.unused[3], "--map '%25percent=x'"));
+	assert_non_null(strstr(plan.unused[4], "--map 'Sent=Old Sent'"));
+	folder_plan_free(&plan);
+	assert_int_equal(plan.n_unused, 0);
+	assert_null(plan.unused);
+	folder_list_free(&src);
+	folder_list_free(&dst);
+}
+
+/* Names saved by trasloco 0.1 ("%25", "%2F", "%HH") in today's form. */
+static void test_name_from_v1(void **state)
+{
+	static const struct {
+		const char *old, *now;
+	} cases[] = {
+		{ "INBOX", "INBOX" },
+		{ "Archive/2024", "Archive/2024" },
+		{ "100%25", "100%" },
+		{ "%25percent", "%percent" },
+		{ "a%2Fb/c", "a\\/b/c" },
+		{ "a%2fb", "a\\/b" },
+		{ "%26Jjo", "\\x26Jjo" },
+		{ "Caf%E9", "Caf\\xE9" },
+		{ "back\\slash", "back\\\\slash" },
+		{ "a\x01" "b", "a\\u0001b" },
+		{ LOCALITA, LOCALITA },
+		{ "50% off", "50% off" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *now = folder_name_from_v1(cases[i].old);
+
+		if (!str_eq_or_null(now, cases[i].now))
+			fail_msg("'%s' -> '%s', want '%s'", cases[i].old, now ? now : "(null)",
+				 cases[i].now);
+		free(now);
+	}
+}
+
+/* ---- names a destination refuses -------------------------------------- */
+
+static void test_legal_name(void **state)
+{
+	static const struct {
+		const char *name;
+		int level;
+		char bad;
+		const char *want;
+	} cases[] = {
+		{ "%percent", 1, 0, "_percent" },
+		{ "a*b?c\"d", 1, 0, "a_b_c_d" },
+		{ "a\\/b/c", 1, 0, "a_b/c" },             /* '/' inside a component */
+		{ "back\\\\slash", 1, 0, "back_slash" },
+		{ "a\\u0001b", 1, 0, "a_b" },
+		{ "v1.2/sub", 1, '.', "v1_2/sub" },       /* the character the server named */
+		{ "v1.2/sub", 1, 0, "v1.2/sub" },
+		{ "INBOX/50%", 1, 0, "INBOX/50_" },       /* INBOX itself never changes */
+		{ "semi;colon #1", 1, 0, "semi;colon #1" },
+		{ "semi;colon #1", 2, 0, "semi_colon _1" },
+		{ " lead/trail ", 2, 0, "_lead/trail_" },
+		{ ".hidden", 2, 0, "_hidden" },
+		{ "R&D (old), it's", 2, 0, "R&D (old), it's" },
+		{ "R&D (old), it's", 3, 0, "R_D _old__ it_s" },
+		{ LOCALITA "/x", 2, 0, LOCALITA "/x" },
+		{ LOCALITA "/x", 3, 0, "Localit_/x" },
+		{ "\\x26Jjo", 1, 0, "_26Jjo" },          /* undecodable: "%26Jjo" on the way */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *got = folder_legal_name(cases[i].name, cases[i].level, cases[i].bad);
+
+		if (!str_eq_or_null(got, cases[i].want))
+			fail_msg("'%s' level %d: '%s', want '%s'", cases[i].name, cases[i].level,
+				 got ? got : "(null)", cases[i].want);
+		/* every level's result is a fixed point of itself */
+		{
+			char *again = folder_legal_name(got, cases[i].level, cases[i].bad);
+
+			assert_string_equal(again, got);
+			free(again);
+		}
+		assert_true(folder_legal_variant(cases[i].name, got));
+		free(got);
+	}
+	assert_null(folder_legal_name("x", 0, 0));
+	assert_null(folder_legal_name("x", FOLDER_LEGAL_LEVELS + 1, 0));
+	assert_null(folder_legal_name("", 1, 0));
+	assert_true(folder_legal_variant("%percent", "_percent_2"));
+	assert_true(folder_legal_variant("%percent", "_percent_12"));
+	assert_false(folder_legal_variant("%percent", "_percent_x"));
+	assert_false(folder_legal_variant("%percent", "percent"));
+	assert_false(folder_legal_variant("a%b", "a_c"));
+	assert_false(folder_legal_variant("a%b", "a_b/c"));
+}
+
+/* The plan after refusals: collisions get a suffix, subfolders follow. */
+static void test_plan_legalize(void **state)
+{
+	struct folder_list src, dst;
+	struct folder_plan plan;
+	struct tr_error err;
+
+	(void)state;
+	build(&src, &(struct side){ "", '/', { { "INBOX", 0, 0 }, { "a%b", 0, 0 },
+					      { "a%b/c%d", 0, 0 }, { "x?y", 0, 0 },
+					      { "x_y", 0, 0 }, { "p*q", 0, 0 } } });
+	build(&dst, &(struct side){ "INBOX.", '.', { { "INBOX", 0, 0 }, { "INBOX.p_q", 0, 0 } } });
+	assert_int_equal(folder_plan_make(&src, &dst, NULL, &plan, &err), 0);
+	assert_int_equal(plan.n, 6);
+	/* the parent first, then its child follows it */
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 1, 1, 0, &err), 1);
+	assert_string_equal(plan.v[1].dst_name, "a_b");
+	assert_string_equal(plan.v[1].dst_raw, "INBOX.a_b");
+	assert_string_equal(plan.v[1].refused_name, "a%b");
+	assert_string_equal(plan.v[1].why, "refused");
+	assert_true(plan.v[1].renamed);
+	assert_false(plan.v[1].dst_exists);
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 2, 1, 0, &err), 1);
+	assert_string_equal(plan.v[2].dst_name, "a_b/c_d");
+	/* "x_y" is another source folder's: the rename must not take it */
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 3, 1, 0, &err), 1);
+	assert_string_equal(plan.v[3].dst_name, "x_y_2");
+	/* "p_q" exists on the destination (not ours): never merged into */
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 5, 1, 0, &err), 1);
+	assert_string_equal(plan.v[5].dst_name, "p_q_2");
+	/* nothing more for level 1 to change on a name it made */
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 1, 1, 0, &err), 0);
+	/* a parent renamed with a suffix takes its child along */
+	assert_int_equal(folder_plan_rename(&plan, &dst, 1, "a_b_9", "refused", &err), 0);
+	assert_string_equal(plan.v[1].refused_name, "a%b");
+	assert_int_equal(folder_plan_legalize(&plan, &dst, 2, 2, 0, &err), 1);
+	assert_string_equal(plan.v[2].dst_name, "a_b_9/c_d");
+	folder_plan_free(&plan);
+	folder_list_free(&src);
+	folder_list_free(&dst);
 }
 
 /* ---- plans ------------------------------------------------------------ */
@@ -696,8 +908,8 @@ static const struct plan_case plan_cases[] = {
 	  { "", '/', { { "&Jjo", 0, 0 }, { "Caf\xe9", 0, 0 } } },
 	  { "", '/', { { "INBOX", 0, 0 } } },
 	  false, { { 0 } }, { 0 }, { 0 }, {
-		{ "&Jjo", "%26Jjo", "%2526Jjo", ROLE_NONE, true, "delimiter", false },
-		{ "Caf\xe9", "Caf%E9", "Caf%25E9", ROLE_NONE, true, "delimiter", false },
+		{ "&Jjo", "%26Jjo", "%26Jjo", ROLE_NONE, true, "undecodable", false },
+		{ "Caf\xe9", "Caf%E9", "Caf%E9", ROLE_NONE, true, "undecodable", false },
 	} },
 };
 
@@ -829,7 +1041,7 @@ static void test_plan_errors(void **state)
 	build(&dst, &(struct side)DOVECOT_ROLES);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct folder_map_opts opts = { 0 };
-		struct folder_plan plan = { (void *)1, 99 };
+		struct folder_plan plan = { (void *)1, 99, NULL, 0 };
 		struct tr_error err;
 		size_t n = 0;
 
@@ -895,10 +1107,15 @@ int main(void)
 		cmocka_unit_test(test_wire_name_invalid),
 		cmocka_unit_test(test_wire_round_trip),
 		cmocka_unit_test(test_filter),
+		cmocka_unit_test(test_filter_shown_names),
+		cmocka_unit_test(test_name_from_v1),
 		cmocka_unit_test(test_plan_cases),
 		cmocka_unit_test(test_plan_indices),
 		cmocka_unit_test(test_plan_errors),
 		cmocka_unit_test(test_plan_hand_made_lists),
+		cmocka_unit_test(test_plan_unused),
+		cmocka_unit_test(test_legal_name),
+		cmocka_unit_test(test_plan_legalize),
 	};
 
 	return cmocka_run_group_tests_name("folder", tests, NULL, NULL);
