@@ -24,6 +24,12 @@
 /* hdr/len: the raw HEADER.FIELDS section (may be empty).  size: RFC822.SIZE. */
 void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN]);
 
+/* The bucket of a message whose copy a destination may have altered
+ * (msgsig.h): from the same header section, only Date, From and Subject,
+ * each run of 8-bit bytes or 'X' as one 'X', and no size.  Messages in one
+ * bucket are candidates to be compared by content, nothing more. */
+void fp_bucket(const char *hdr, size_t len, unsigned char out[FP_LEN]);
+
 /* SHA-256 of a whole message, streamed: tells apart messages whose
  * fingerprints agree but whose bodies differ.  new returns NULL on ENOMEM;
  * final frees the context. */

@@ -120,6 +120,7 @@ struct imap_msg {
 	char *flags;              /* canonical flag string (flags.h), owned */
 	char date[32];            /* INTERNALDATE as the server gave it: "02-Jan-2024 10:00:00 +0100" */
 	unsigned char fp[16];     /* fingerprint, when asked for */
+	unsigned char bucket[16]; /* fp_bucket, with the fingerprint */
 	bool has_fp;
 };
 

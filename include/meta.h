@@ -16,6 +16,7 @@
 #include "error.h"
 #include "fingerprint.h"
 #include "imap.h"
+#include "msgsig.h"
 #include "spool.h"
 
 /* One message as a FETCH described it. */
@@ -26,7 +27,10 @@ struct meta {
 	char date[32];
 	unsigned char fp[FP_LEN];
 	unsigned char key[FP_LEN];   /* what pairs messages: fp, or the content's hash */
+	unsigned char bucket[FP_LEN];  /* fp_bucket: candidates for msgsig pairing */
+	struct msgsig sig;        /* when signed (meta_sign_contents) */
 	bool hashed;              /* key holds the content's hash (meta_hash_contents) */
+	bool sig_done;            /* sig is set */
 	bool has_fp;
 	bool used;                /* match mode: paired with a source message */
 	uint32_t seq;             /* arrival order, to keep the latest of duplicates */
@@ -50,6 +54,12 @@ void meta_vec_sort_unique(struct meta_vec *mv);
  * about batch_bytes through sp (reset before and after).  A message the
  * server does not return (expunged meanwhile) keeps hashed false. */
 int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
+
+/* Set sig (and sig_done) of the messages of mv (sorted by UID) whose UIDs
+ * are listed, from their whole content fetched as meta_hash_contents does.
+ * A message the server does not return keeps sig_done false. */
+int meta_sign_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -29,10 +30,11 @@ static void emit(struct feeder *f, char c)
 }
 
 /* Feed one normalised header field: lower-case name, ':', value with
- * folding removed and white space runs squeezed to one space, trimmed. */
-static void feed_field(struct feeder *f, const char *p, size_t len)
+ * folding removed and white space runs squeezed to one space, trimmed.
+ * tolerant: every run of 8-bit bytes or 'X' is one 'X' (msgsig.h). */
+static void feed_field(struct feeder *f, const char *p, size_t len, bool tolerant)
 {
-	bool space = false;
+	bool space = false, x = false;
 	size_t i = 0;
 
 	f->last = 0;
@@ -49,6 +51,14 @@ static void feed_field(struct feeder *f, const char *p, size_t len)
 			space = true;
 			continue;
 		}
+		if (tolerant && (c >= 0x80 || c == 'X')) {
+			if (x && !space)
+				continue;
+			c = 'X';
+			x = true;
+		} else {
+			x = false;
+		}
 		if (space && f->last != ':')
 			emit(f, ' ');
 		space = false;
@@ -57,11 +67,27 @@ static void feed_field(struct feeder *f, const char *p, size_t len)
 	emit(f, '\n');
 }
 
-void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN])
+/* Is the field at p one of the bucket's (Date, From, Subject)? */
+static bool bucket_field(const char *p, size_t len)
+{
+	static const char *const names[] = { "date", "from", "subject" };
+	size_t n = 0;
+
+	while (n < len && p[n] != ':')
+		n++;
+	while (n > 0 && isspace((unsigned char)p[n - 1]))
+		n--;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && strncasecmp(p, names[i], n) == 0)
+			return true;
+	return false;
+}
+
+static void digest(const char *hdr, size_t len, const char *prefix, bool bucket,
+		   unsigned char out[FP_LEN])
 {
 	unsigned char full[EVP_MAX_MD_SIZE];
 	unsigned int full_len = 0;
-	char sizebuf[24];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct feeder f = { .md = md };
 	size_t i = 0;
@@ -72,8 +98,7 @@ void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP
 		EVP_MD_CTX_free(md);
 		return;
 	}
-	snprintf(sizebuf, sizeof(sizebuf), "%u\n", size);
-	EVP_DigestUpdate(md, sizebuf, strlen(sizebuf));
+	EVP_DigestUpdate(md, prefix, strlen(prefix));
 	/* Split into fields: a field ends at a line break not followed by
 	 * white space (folding).  The empty line ending the section is skipped. */
 	while (i < len) {
@@ -89,14 +114,27 @@ void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP
 		end = i;
 		while (end > start && (hdr[end - 1] == '\r' || hdr[end - 1] == '\n'))
 			end--;
-		if (end > start)
-			feed_field(&f, hdr + start, end - start);
+		if (end > start && (!bucket || bucket_field(hdr + start, end - start)))
+			feed_field(&f, hdr + start, end - start, bucket);
 	}
 	if (f.n > 0)
 		EVP_DigestUpdate(md, f.buf, f.n);
 	EVP_DigestFinal_ex(md, full, &full_len);
 	EVP_MD_CTX_free(md);
 	memcpy(out, full, FP_LEN);
+}
+
+void fp_compute(const char *hdr, size_t len, uint32_t size, unsigned char out[FP_LEN])
+{
+	char sizebuf[24];
+
+	snprintf(sizebuf, sizeof(sizebuf), "%u\n", size);
+	digest(hdr, len, sizebuf, false, out);
+}
+
+void fp_bucket(const char *hdr, size_t len, unsigned char out[FP_LEN])
+{
+	digest(hdr, len, "bucket\n", true, out);
 }
 
 struct fp_content *fp_content_new(void)

@@ -1056,8 +1056,10 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 		tr_error_set(&s->cb_err, TR_ERR_LOCAL, "out of memory");
 		return;
 	}
-	if (m.has_fp)
+	if (m.has_fp) {
 		fp_compute(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.size, m.fp);
+		fp_bucket(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.bucket);
+	}
 	s->hdr_len = 0;
 	if (s->cb(&m, s->cb_ctx) < 0)
 		s->cb_failed = 1;

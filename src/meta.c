@@ -42,6 +42,7 @@ int meta_collect(const struct imap_msg *m, void *ctx)
 		return -1;
 	memcpy(d->date, m->date, sizeof(d->date));
 	memcpy(d->fp, m->fp, FP_LEN);
+	memcpy(d->bucket, m->bucket, FP_LEN);
 	d->has_fp = m->has_fp;
 	mv->n++;
 	return 0;
@@ -86,8 +87,13 @@ void meta_vec_sort_unique(struct meta_vec *mv)
 	mv->n = k;
 }
 
-int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
-		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
+/* Fetch the listed messages' bodies in batches of about batch_bytes and
+ * hand each to fn with its entry in mv. */
+static int each_content(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+			struct meta_vec *mv, const uint32_t *uids, size_t n,
+			int (*fn)(const struct spool *sp, const struct spool_msg *sm,
+				  struct meta *m, struct tr_error *err),
+			struct tr_error *err)
 {
 	size_t i = 0;
 
@@ -118,15 +124,59 @@ int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_
 			struct meta key = { .uid = sp->v[k].uid }, *m =
 				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), meta_cmp_uid);
 
-			if (m == NULL)
-				continue;
-			if (spool_hash(sp, &sp->v[k], m->key, err) < 0) {
+			if (m != NULL && fn(sp, &sp->v[k], m, err) < 0) {
 				spool_reset(sp);
 				return -1;
 			}
-			m->hashed = true;
 		}
 	}
 	spool_reset(sp);
 	return 0;
+}
+
+static int hash_one(const struct spool *sp, const struct spool_msg *sm, struct meta *m,
+		    struct tr_error *err)
+{
+	if (spool_hash(sp, sm, m->key, err) < 0)
+		return -1;
+	m->hashed = true;
+	return 0;
+}
+
+int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
+{
+	return each_content(s, sp, batch_bytes, mv, uids, n, hash_one, err);
+}
+
+static int sign_one(const struct spool *sp, const struct spool_msg *sm, struct meta *m,
+		    struct tr_error *err)
+{
+	struct msgsig_ctx *c = msgsig_new();
+	char buf[65536];
+	uint64_t off = 0;
+
+	if (c == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	while (off < sm->len) {
+		size_t chunk = sm->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(sm->len - off);
+
+		if (spool_read(sp, sm, off, buf, chunk, err) < 0) {
+			msgsig_final(c, &m->sig);
+			return -1;
+		}
+		msgsig_update(c, buf, chunk);
+		off += chunk;
+	}
+	msgsig_final(c, &m->sig);
+	m->sig_done = true;
+	return 0;
+}
+
+int meta_sign_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
+{
+	return each_content(s, sp, batch_bytes, mv, uids, n, sign_one, err);
 }

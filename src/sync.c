@@ -327,6 +327,74 @@ static int src_fetch_meta(struct run *r, const char *set, int what, uint64_t sin
 	return 0;
 }
 
+static long pair_altered(struct run *r, struct meta_vec *src, const size_t *si, size_t ns,
+			 struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
+			 struct tr_error *err);
+
+/* Pending rows the fingerprint did not find (gone[0..*n_gone)): compared
+ * by content with the unclaimed destination messages above their UIDNEXT.
+ * Those found become done rows in r->rows[*n_found..]; gone keeps the
+ * rest.  Returns the number found, or -1. */
+static long settle_altered(struct run *r, struct meta_vec *dst, uint32_t *gone, size_t *n_gone,
+			   size_t *n_found, struct tr_error *err)
+{
+	struct meta_vec src = { 0 };
+	size_t i, k, *si = NULL, *partner = NULL, left = 0;
+	uint32_t *min_uid = NULL;
+	char *set = NULL;
+	long found = -1;
+
+	for (i = 0; i < dst->n && left == 0; i++)
+		if (!dst->v[i].used)
+			left++;
+	if (left == 0)
+		return 0;
+	set = sync_uidset(gone, *n_gone);
+	si = malloc((*n_gone + 1) * sizeof(*si));
+	partner = malloc((*n_gone + 1) * sizeof(*partner));
+	min_uid = malloc((*n_gone + 1) * sizeof(*min_uid));
+	if (set == NULL || si == NULL || partner == NULL || min_uid == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	if (src_fetch_meta(r, set, IMAP_FETCH_FP, 0, 1, &src, err) < 0)
+		goto out;
+	for (k = 0; k < src.n; k++) {
+		const struct state_msg *p = ledger_find(r->ledger, r->n_ledger, src.v[k].uid);
+
+		si[k] = k;
+		min_uid[k] = p != NULL ? p->dst_uidnext : UINT32_MAX;
+	}
+	found = pair_altered(r, &src, si, src.n, dst, min_uid, partner, err);
+	if (found <= 0)
+		goto out;
+	for (k = 0; k < src.n; k++) {
+		struct state_msg *p;
+
+		if (partner[k] == SIZE_MAX ||
+		    (p = ledger_find(r->ledger, r->n_ledger, src.v[k].uid)) == NULL)
+			continue;
+		p->state = MSG_DONE;
+		p->dst_uid = dst->v[partner[k]].uid;
+		r->rows[(*n_found)++] = *p;
+		for (i = 0; i < *n_gone; i++) {
+			if (gone[i] == p->src_uid) {
+				gone[i] = gone[--*n_gone];
+				break;
+			}
+		}
+	}
+	if (*n_gone > 1)
+		qsort(gone, *n_gone, sizeof(*gone), cmp_u32);
+out:
+	free(set);
+	free(si);
+	free(partner);
+	free(min_uid);
+	meta_vec_free(&src);
+	return found;
+}
+
 /* Settle pending rows: an APPEND whose reply we never saw may or may not
  * have stored the message.  Look for each fingerprint among destination
  * messages at or above the UIDNEXT saved with the row, and not already
@@ -391,8 +459,21 @@ static int settle_pending(struct run *r, struct tr_error *err)
 			r->rows[n_found++] = *p;
 		} else {
 			gone[n_gone++] = p->src_uid;
-			p->state = MSG_FAILED;   /* not on the destination: copy again */
 		}
+	}
+	/* The destination may have stored some altered (msgsig.h): look at
+	 * their contents before copying them again. */
+	if (n_gone > 0) {
+		long k = settle_altered(r, &dst, gone, &n_gone, &n_found, err);
+
+		if (k < 0)
+			goto out;
+	}
+	for (i = 0; i < n_gone; i++) {
+		struct state_msg *p = ledger_find(r->ledger, r->n_ledger, gone[i]);
+
+		if (p != NULL)
+			p->state = MSG_FAILED;   /* not on the destination: copy again */
 	}
 	if (n_gone > 0) {
 		r->again = malloc(n_gone * sizeof(*r->again));
@@ -519,13 +600,138 @@ out:
 	return ret;
 }
 
+/* ---- messages a destination altered (msgsig.h) ------------------------ */
+
+static int cmp_bucket(const void *a, const void *b)
+{
+	return memcmp(a, b, FP_LEN);
+}
+
+/* Pairing beyond the fingerprint, for what it left: source messages
+ * src->v[si[k]] and every destination message not yet used.  Where a
+ * source message's bucket (fp_bucket) meets a destination one, both are
+ * downloaded and compared by msgsig's strict key, then by its loose key.
+ * partner[k] gets the index of the destination message paired with
+ * si[k] (marked used), or SIZE_MAX.  min_dst_uid (NULL: none) bounds the
+ * destination UIDs source message k may pair with.  dst is sorted by UID.
+ * Returns the number of pairs, or -1. */
+static long pair_altered(struct run *r, struct meta_vec *src, const size_t *si, size_t ns,
+			 struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
+			 struct tr_error *err)
+{
+	unsigned char (*b)[FP_LEN] = NULL;
+	uint32_t *su = NULL, *du = NULL;
+	size_t nb = 0, nsu = 0, ndu = 0, i, k;
+	long pairs = -1;
+	int pass;
+
+	for (k = 0; k < ns; k++)
+		partner[k] = SIZE_MAX;
+	b = malloc((dst->n + 1) * sizeof(*b));
+	su = malloc((ns + 1) * sizeof(*su));
+	du = malloc((dst->n + 1) * sizeof(*du));
+	if (b == NULL || su == NULL || du == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < dst->n; i++)
+		if (!dst->v[i].used && dst->v[i].has_fp)
+			memcpy(b[nb++], dst->v[i].bucket, FP_LEN);
+	qsort(b, nb, FP_LEN, cmp_bucket);
+	for (k = 0; k < ns; k++) {
+		const struct meta *m = &src->v[si[k]];
+
+		if (m->has_fp && bsearch(m->bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
+			su[nsu++] = m->uid;
+	}
+	pairs = 0;
+	if (nsu == 0)
+		goto out;
+	/* The destination side of the buckets the source side has. */
+	nb = 0;
+	for (k = 0; k < ns; k++)
+		if (src->v[si[k]].has_fp)
+			memcpy(b[nb++], src->v[si[k]].bucket, FP_LEN);
+	qsort(b, nb, FP_LEN, cmp_bucket);
+	for (i = 0; i < dst->n; i++)
+		if (!dst->v[i].used && dst->v[i].has_fp &&
+		    bsearch(dst->v[i].bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
+			du[ndu++] = dst->v[i].uid;
+	qsort(su, nsu, sizeof(*su), cmp_u32);
+	log_info(r->job->ctx, "%s: %zu source and %zu destination message(s) differ only in what "
+		 "a server may change: comparing their contents", r->job->src_name, nsu, ndu);
+	if (meta_sign_contents(r->src, r->job->spool, r->job->limits->batch_bytes, src, su, nsu,
+			       err) < 0 ||
+	    meta_sign_contents(r->job->dst, r->job->spool, r->job->limits->batch_bytes, dst, du,
+			       ndu, err) < 0) {
+		pairs = -1;
+		goto out;
+	}
+	/* strict first: a message keeps its own copy when another differs
+	 * from it only in fields a server adds */
+	for (pass = 0; pass < 2; pass++) {
+		for (k = 0; k < ns; k++) {
+			const struct meta *m = &src->v[si[k]];
+			const unsigned char *key = pass == 0 ? m->sig.strict : m->sig.loose;
+
+			if (partner[k] != SIZE_MAX || !m->sig_done)
+				continue;
+			for (i = 0; i < dst->n; i++) {
+				struct meta *d = &dst->v[i];
+
+				if (d->used || !d->sig_done ||
+				    (min_dst_uid != NULL && d->uid < min_dst_uid[k]) ||
+				    memcmp(key, pass == 0 ? d->sig.strict : d->sig.loose, FP_LEN) != 0)
+					continue;
+				d->used = true;
+				partner[k] = i;
+				pairs++;
+				break;
+			}
+		}
+	}
+out:
+	free(b);
+	free(su);
+	free(du);
+	return pairs;
+}
+
+/* Source message s is on the destination as d: a done ledger row (into
+ * r->rows[*n_rows]), and its flags made the same. */
+static int record_pair(struct run *r, struct meta *s, struct meta *d, size_t *n_rows,
+		       struct tr_error *err)
+{
+	struct state_msg *row = &r->rows[(*n_rows)++];
+
+	d->used = true;
+	r->counts->present++;
+	if (!flags_equal(d->flags, s->flags)) {
+		if (flag_queue_add(&r->flagq, d->uid, s->flags) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		r->counts->flags_updated++;
+	}
+	memset(row, 0, sizeof(*row));
+	row->src_uid = s->uid;
+	row->dst_uid = d->uid;
+	row->state = MSG_DONE;
+	memcpy(row->fp, s->fp, FP_LEN);
+	row->has_fp = true;
+	row->flags = s->flags;
+	return 0;
+}
+
 /* Match mode: pair source and destination messages by fingerprint as
- * multisets; unpaired source messages are copied. */
+ * multisets, then what the destination may have altered by content;
+ * unpaired source messages are copied. */
 static int plan_match(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
 	struct meta_vec src = { 0 }, dst = { 0 };
-	size_t i, n_rows = 0;
+	size_t i, n_rows = 0, n_un = 0, *un = NULL, *partner = NULL;
+	long altered = 0;
 	int ret = -1;
 
 	if (r->pre_done && r->pre_lo == 1) {
@@ -542,8 +748,12 @@ static int plan_match(struct run *r, struct tr_error *err)
 		goto out;
 	if (dst.n > 1)
 		qsort(dst.v, dst.n, sizeof(*dst.v), cmp_meta_key);
-	if (rows_reserve(r, src.n + 1, err) < 0)
+	un = malloc((src.n + 1) * sizeof(*un));
+	partner = malloc((src.n + 1) * sizeof(*partner));
+	if (un == NULL || partner == NULL || rows_reserve(r, src.n + 1, err) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		goto out;
+	}
 	for (i = 0; i < src.n; i++) {
 		struct meta *s = &src.v[i], key, *d;
 		size_t lo = 0, hi = dst.n;
@@ -566,30 +776,28 @@ static int plan_match(struct run *r, struct tr_error *err)
 				break;
 			}
 		}
-		if (d == NULL) {
-			if (copy_add(r, s) < 0) {
-				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		if (d == NULL)
+			un[n_un++] = i;
+		else if (record_pair(r, s, d, &n_rows, err) < 0)
+			goto out;
+	}
+	if (dst.n > 1)
+		qsort(dst.v, dst.n, sizeof(*dst.v), meta_cmp_uid);
+	if (n_un > 0 && n_rows < dst.n) {
+		altered = pair_altered(r, &src, un, n_un, &dst, NULL, partner, err);
+		if (altered < 0)
+			goto out;
+	}
+	for (i = 0; i < n_un; i++) {
+		struct meta *s = &src.v[un[i]];
+
+		if (altered > 0 && partner[i] != SIZE_MAX) {
+			if (record_pair(r, s, &dst.v[partner[i]], &n_rows, err) < 0)
 				goto out;
-			}
-			continue;
+		} else if (copy_add(r, s) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
 		}
-		d->used = true;
-		r->counts->present++;
-		if (!flags_equal(d->flags, s->flags)) {
-			if (flag_queue_add(&r->flagq, d->uid, s->flags) < 0) {
-				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-				goto out;
-			}
-			r->counts->flags_updated++;
-		}
-		memset(&r->rows[n_rows], 0, sizeof(r->rows[n_rows]));
-		r->rows[n_rows].src_uid = s->uid;
-		r->rows[n_rows].dst_uid = d->uid;
-		r->rows[n_rows].state = MSG_DONE;
-		memcpy(r->rows[n_rows].fp, s->fp, FP_LEN);
-		r->rows[n_rows].has_fp = true;
-		r->rows[n_rows].flags = s->flags;
-		n_rows++;
 	}
 	/* Flags first, then the ledger: if we die in between, the next run
 	 * compares again and finds nothing to do. */
@@ -602,9 +810,15 @@ static int plan_match(struct run *r, struct tr_error *err)
 		r->f.src_uidnext = src.v[src.n - 1].uid + 1;
 	if (n_rows > 0)
 		log_info(job->ctx, "%s: %zu message(s) already on the destination, matched by "
-			 "fingerprint", job->src_name, n_rows);
+			 "fingerprint%s", job->src_name, n_rows, altered > 0 ? " or content" : "");
+	if (altered > 0)
+		log_info(job->ctx, "%s: %ld of them stored altered by the destination (8-bit header "
+			 "bytes, line ends or header fields it adds): matched by content",
+			 job->src_name, altered);
 	ret = 0;
 out:
+	free(un);
+	free(partner);
 	meta_vec_free(&src);
 	meta_vec_free(&dst);
 	return ret;

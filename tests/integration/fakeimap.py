@@ -222,9 +222,11 @@ class Session:
 
     @staticmethod
     def header_fields(data, names):
-        head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        # line ends as the message has them: CR LF, or a bare LF (scenario bare-lf)
+        eol = b"\r\n" if b"\r\n" in data else b"\n"
+        head = data.split(eol + eol, 1)[0] + eol
         out, keep = [], False
-        for line in head.split(b"\r\n")[:-1]:
+        for line in head.split(eol)[:-1]:
             if line[:1] in (b" ", b"\t"):
                 if keep:
                     out.append(line)
@@ -233,7 +235,7 @@ class Session:
             keep = name in names
             if keep:
                 out.append(line)
-        return b"".join(x + b"\r\n" for x in out) + b"\r\n"
+        return b"".join(x + eol for x in out) + eol
 
     def fetch_item(self, seq, m, item):
         """one FETCH item -> bytes (name and value) or None to leave it out"""
@@ -536,6 +538,17 @@ def is_meta_fetch(items):
 
 class Ok(Session):
     """an honest server: the copy must be exact"""
+
+
+class BareLf(Session):
+    """an honest source whose messages end their lines with a bare LF (as some store them)"""
+
+    @staticmethod
+    def corpus(c):
+        for msgs in c.values():
+            for m in msgs:
+                m["data"] = m["data"].replace(b"\r\n", b"\n")
+        return c
 
 
 class NoGreeting(Session):
@@ -870,7 +883,7 @@ class DstBadAppenduid(Session):
 
 
 SCENARIOS = {
-    "ok": Ok, "no-greeting": NoGreeting, "bye-greeting": ByeGreeting,
+    "ok": Ok, "bare-lf": BareLf, "no-greeting": NoGreeting, "bye-greeting": ByeGreeting,
     "login-unavailable": LoginUnavailable, "huge-literal-body": HugeLiteralBody,
     "huge-literal-header": HugeLiteralHeader, "huge-literal-stall": HugeLiteralStall,
     "truncated": Truncated, "malformed": Malformed, "malformed-tagged": MalformedTagged,
@@ -894,6 +907,8 @@ class Server:
         self.password = os.environ.get(args.password_env, "")
         self.log = open(args.log, "ab") if args.log else None
         self.store = source_corpus() if self.role == "src" else {"INBOX": []}
+        if self.role == "src" and hasattr(self.scenario, "corpus"):
+            self.store = self.scenario.corpus(self.store)
         self.next_uid = {}
         self.flags = {}
         self.count = 0
