@@ -62,4 +62,19 @@ int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_
 int meta_sign_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
 
+/* Pairing beyond the fingerprint, for what it left: source messages
+ * src->v[si[k]] (from session s) and every destination message of dst
+ * (from session d) not yet used.  Where a source message's bucket
+ * (fp_bucket) meets a destination one, both are downloaded (through sp)
+ * and compared by msgsig's strict key, then by its loose key.  partner[k]
+ * gets the index in dst of the message paired with si[k] (marked used), or
+ * SIZE_MAX.  min_dst_uid (NULL: none) bounds the destination UIDs source
+ * message k may pair with.  Both vectors sorted by UID.  *n_src, *n_dst:
+ * how many messages were downloaded and compared.  Returns the number of
+ * pairs, or -1. */
+long meta_pair_altered(struct imap_session *s, struct imap_session *d, struct spool *sp,
+		       uint64_t batch_bytes, struct meta_vec *src, const size_t *si, size_t ns,
+		       struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
+		       size_t *n_src, size_t *n_dst, struct tr_error *err);
+
 #endif

@@ -38,6 +38,7 @@ struct verify_item {
 	uint32_t folders;         /* compared */
 	uint32_t folders_missing; /* absent on the destination */
 	uint32_t src_messages, found, missing, dst_only, flags_differ;
+	uint32_t altered;         /* of found: stored altered by the destination (msgsig.h) */
 	struct verify_missing *v; /* the missing ones, owned (at most VERIFY_MAX_LISTED) */
 	size_t n;
 	double seconds;
@@ -53,7 +54,8 @@ void verify_items_free(struct verify_item *items, size_t n);
 void verify_print(FILE *f, const struct verify_item *items, size_t n);
 /* {"accounts": [{"email", "status": "complete"|"incomplete"|"failed", "error",
  * "folders", "folders_missing", "source_messages", "found", "missing",
- * "destination_only", "flags_differ", "missing_messages": [{"folder", "uid",
+ * "destination_only", "flags_differ", "altered_by_destination", "missing_messages":
+ * [{"folder", "uid",
  * "size", "internaldate"}]}]} */
 int verify_json(const char *path, const struct verify_item *items, size_t n,
 		struct tr_error *err);

@@ -1,6 +1,7 @@
 /* meta: see include/meta.h */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,4 +180,100 @@ int meta_sign_contents(struct imap_session *s, struct spool *sp, uint64_t batch_
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return each_content(s, sp, batch_bytes, mv, uids, n, sign_one, err);
+}
+
+/* ---- messages a destination altered (msgsig.h) ------------------------ */
+
+static int cmp_bucket(const void *a, const void *b)
+{
+	return memcmp(a, b, FP_LEN);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+long meta_pair_altered(struct imap_session *s, struct imap_session *d, struct spool *sp,
+		       uint64_t batch_bytes, struct meta_vec *src, const size_t *si, size_t ns,
+		       struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
+		       size_t *n_src, size_t *n_dst, struct tr_error *err)
+{
+	unsigned char (*b)[FP_LEN] = NULL;
+	uint32_t *su = NULL, *du = NULL;
+	size_t nb = 0, nsu = 0, ndu = 0, i, k;
+	long pairs = -1;
+	int pass;
+
+	*n_src = *n_dst = 0;
+	for (k = 0; k < ns; k++)
+		partner[k] = SIZE_MAX;
+	b = malloc((dst->n + 1) * sizeof(*b));
+	su = malloc((ns + 1) * sizeof(*su));
+	du = malloc((dst->n + 1) * sizeof(*du));
+	if (b == NULL || su == NULL || du == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < dst->n; i++)
+		if (!dst->v[i].used && dst->v[i].has_fp)
+			memcpy(b[nb++], dst->v[i].bucket, FP_LEN);
+	qsort(b, nb, FP_LEN, cmp_bucket);
+	for (k = 0; k < ns; k++) {
+		const struct meta *m = &src->v[si[k]];
+
+		if (m->has_fp && bsearch(m->bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
+			su[nsu++] = m->uid;
+	}
+	pairs = 0;
+	if (nsu == 0)
+		goto out;
+	/* The destination side of the buckets the source side has. */
+	nb = 0;
+	for (k = 0; k < ns; k++)
+		if (src->v[si[k]].has_fp)
+			memcpy(b[nb++], src->v[si[k]].bucket, FP_LEN);
+	qsort(b, nb, FP_LEN, cmp_bucket);
+	for (i = 0; i < dst->n; i++)
+		if (!dst->v[i].used && dst->v[i].has_fp &&
+		    bsearch(dst->v[i].bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
+			du[ndu++] = dst->v[i].uid;
+	qsort(su, nsu, sizeof(*su), cmp_u32);
+	*n_src = nsu;
+	*n_dst = ndu;
+	if (meta_sign_contents(s, sp, batch_bytes, src, su, nsu, err) < 0 ||
+	    meta_sign_contents(d, sp, batch_bytes, dst, du, ndu, err) < 0) {
+		pairs = -1;
+		goto out;
+	}
+	/* strict first: a message keeps its own copy when another differs
+	 * from it only in fields a server adds */
+	for (pass = 0; pass < 2; pass++) {
+		for (k = 0; k < ns; k++) {
+			const struct meta *m = &src->v[si[k]];
+			const unsigned char *key = pass == 0 ? m->sig.strict : m->sig.loose;
+
+			if (partner[k] != SIZE_MAX || !m->sig_done)
+				continue;
+			for (i = 0; i < dst->n; i++) {
+				struct meta *o = &dst->v[i];
+
+				if (o->used || !o->sig_done ||
+				    (min_dst_uid != NULL && o->uid < min_dst_uid[k]) ||
+				    memcmp(key, pass == 0 ? o->sig.strict : o->sig.loose, FP_LEN) != 0)
+					continue;
+				o->used = true;
+				partner[k] = i;
+				pairs++;
+				break;
+			}
+		}
+	}
+out:
+	free(b);
+	free(su);
+	free(du);
+	return pairs;
 }

@@ -602,98 +602,20 @@ out:
 
 /* ---- messages a destination altered (msgsig.h) ------------------------ */
 
-static int cmp_bucket(const void *a, const void *b)
-{
-	return memcmp(a, b, FP_LEN);
-}
-
-/* Pairing beyond the fingerprint, for what it left: source messages
- * src->v[si[k]] and every destination message not yet used.  Where a
- * source message's bucket (fp_bucket) meets a destination one, both are
- * downloaded and compared by msgsig's strict key, then by its loose key.
- * partner[k] gets the index of the destination message paired with
- * si[k] (marked used), or SIZE_MAX.  min_dst_uid (NULL: none) bounds the
- * destination UIDs source message k may pair with.  dst is sorted by UID.
- * Returns the number of pairs, or -1. */
+/* meta_pair_altered for the folder of run r, with the log line. */
 static long pair_altered(struct run *r, struct meta_vec *src, const size_t *si, size_t ns,
 			 struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
 			 struct tr_error *err)
 {
-	unsigned char (*b)[FP_LEN] = NULL;
-	uint32_t *su = NULL, *du = NULL;
-	size_t nb = 0, nsu = 0, ndu = 0, i, k;
-	long pairs = -1;
-	int pass;
+	size_t n_src = 0, n_dst = 0;
+	long pairs;
 
-	for (k = 0; k < ns; k++)
-		partner[k] = SIZE_MAX;
-	b = malloc((dst->n + 1) * sizeof(*b));
-	su = malloc((ns + 1) * sizeof(*su));
-	du = malloc((dst->n + 1) * sizeof(*du));
-	if (b == NULL || su == NULL || du == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < dst->n; i++)
-		if (!dst->v[i].used && dst->v[i].has_fp)
-			memcpy(b[nb++], dst->v[i].bucket, FP_LEN);
-	qsort(b, nb, FP_LEN, cmp_bucket);
-	for (k = 0; k < ns; k++) {
-		const struct meta *m = &src->v[si[k]];
-
-		if (m->has_fp && bsearch(m->bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
-			su[nsu++] = m->uid;
-	}
-	pairs = 0;
-	if (nsu == 0)
-		goto out;
-	/* The destination side of the buckets the source side has. */
-	nb = 0;
-	for (k = 0; k < ns; k++)
-		if (src->v[si[k]].has_fp)
-			memcpy(b[nb++], src->v[si[k]].bucket, FP_LEN);
-	qsort(b, nb, FP_LEN, cmp_bucket);
-	for (i = 0; i < dst->n; i++)
-		if (!dst->v[i].used && dst->v[i].has_fp &&
-		    bsearch(dst->v[i].bucket, b, nb, FP_LEN, cmp_bucket) != NULL)
-			du[ndu++] = dst->v[i].uid;
-	qsort(su, nsu, sizeof(*su), cmp_u32);
-	log_info(r->job->ctx, "%s: %zu source and %zu destination message(s) differ only in what "
-		 "a server may change: comparing their contents", r->job->src_name, nsu, ndu);
-	if (meta_sign_contents(r->src, r->job->spool, r->job->limits->batch_bytes, src, su, nsu,
-			       err) < 0 ||
-	    meta_sign_contents(r->job->dst, r->job->spool, r->job->limits->batch_bytes, dst, du,
-			       ndu, err) < 0) {
-		pairs = -1;
-		goto out;
-	}
-	/* strict first: a message keeps its own copy when another differs
-	 * from it only in fields a server adds */
-	for (pass = 0; pass < 2; pass++) {
-		for (k = 0; k < ns; k++) {
-			const struct meta *m = &src->v[si[k]];
-			const unsigned char *key = pass == 0 ? m->sig.strict : m->sig.loose;
-
-			if (partner[k] != SIZE_MAX || !m->sig_done)
-				continue;
-			for (i = 0; i < dst->n; i++) {
-				struct meta *d = &dst->v[i];
-
-				if (d->used || !d->sig_done ||
-				    (min_dst_uid != NULL && d->uid < min_dst_uid[k]) ||
-				    memcmp(key, pass == 0 ? d->sig.strict : d->sig.loose, FP_LEN) != 0)
-					continue;
-				d->used = true;
-				partner[k] = i;
-				pairs++;
-				break;
-			}
-		}
-	}
-out:
-	free(b);
-	free(su);
-	free(du);
+	pairs = meta_pair_altered(r->src, r->job->dst, r->job->spool, r->job->limits->batch_bytes,
+				  src, si, ns, dst, min_dst_uid, partner, &n_src, &n_dst, err);
+	if (n_src > 0)
+		log_info(r->job->ctx, "%s: %zu source and %zu destination message(s) differ only in "
+			 "what a server may change: compared their contents", r->job->src_name,
+			 n_src, n_dst);
 	return pairs;
 }
 

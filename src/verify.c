@@ -124,37 +124,89 @@ static int add_missing(struct verify_item *it, const char *folder, const struct 
 }
 
 /* Walk both sorted lists: each destination message answers for at most
- * one source message with the same fingerprint. */
-static int compare(struct verify_item *it, const char *folder, const struct meta_vec *src,
-		   const struct meta_vec *dst)
+ * one source message with the same fingerprint.  Without --content, what
+ * is left is compared once more as sync does (meta_pair_altered): a copy
+ * the destination stored altered (8-bit header bytes, line ends, fields
+ * it adds) is found, and counted as such. */
+static int compare(struct verify_item *it, const char *folder, struct meta_vec *src,
+		   struct meta_vec *dst, struct imap_session *ss, struct imap_session *ds,
+		   struct spool *sp, uint64_t batch_bytes, bool content, struct tr_error *err)
 {
-	size_t i = 0, j = 0;
+	size_t i = 0, j = 0, n_un = 0, *un = NULL, *partner = NULL, n_src, n_dst, paired = 0;
+	long altered = 0;
+	int r = -1;
 
 	it->src_messages += (uint32_t)src->n;
+	for (i = 0; i < src->n; i++)
+		src->v[i].used = false;
+	for (j = 0; j < dst->n; j++)
+		dst->v[j].used = false;
+	i = j = 0;
 	while (i < src->n || j < dst->n) {
 		int c = i == src->n ? 1 : j == dst->n ? -1 : cmp_key(&src->v[i], &dst->v[j]);
 
 		if (c < 0) {
-			if (add_missing(it, folder, &src->v[i]) < 0)
-				return -1;
 			i++;
 		} else if (c > 0) {
-			it->dst_only++;
 			j++;
 		} else {
 			it->found++;
 			if (strcmp(src->v[i].flags, dst->v[j].flags) != 0)
 				it->flags_differ++;
+			src->v[i].used = dst->v[j].used = true;
+			paired++;
 			i++;
 			j++;
 		}
 	}
-	return 0;
+	if (src->n > 1)
+		qsort(src->v, src->n, sizeof(*src->v), meta_cmp_uid);
+	if (dst->n > 1)
+		qsort(dst->v, dst->n, sizeof(*dst->v), meta_cmp_uid);
+	un = malloc((src->n + 1) * sizeof(*un));
+	partner = malloc((src->n + 1) * sizeof(*partner));
+	if (un == NULL || partner == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < src->n; i++)
+		if (!src->v[i].used)
+			un[n_un++] = i;
+	if (!content && n_un > 0 && ds != NULL && paired < dst->n) {
+		altered = meta_pair_altered(ss, ds, sp, batch_bytes, src, un, n_un, dst, NULL,
+					    partner, &n_src, &n_dst, err);
+		if (altered < 0)
+			goto out;
+	}
+	for (i = 0; i < n_un; i++) {
+		const struct meta *m = &src->v[un[i]];
+
+		if (altered > 0 && partner[i] != SIZE_MAX) {
+			it->found++;
+			it->altered++;
+			if (strcmp(m->flags, dst->v[partner[i]].flags) != 0)
+				it->flags_differ++;
+		} else if (add_missing(it, folder, m) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+	}
+	for (j = 0; j < dst->n; j++)
+		if (!dst->v[j].used)
+			it->dst_only++;
+	if (altered > 0)
+		log_info(it->acc->label, "%s: %ld message(s) found stored altered by the destination "
+			 "(8-bit header bytes, line ends or header fields it adds)", folder, altered);
+	r = 0;
+out:
+	free(un);
+	free(partner);
+	return r;
 }
 
 static int verify_folders(const struct run_env *env, struct imap_session *src,
-			  struct imap_session *dst, struct spool *sp, struct verify_item *it,
-			  struct tr_error *err)
+			  struct imap_session *dst, struct spool *sp, bool content,
+			  struct verify_item *it, struct tr_error *err)
 {
 	uint64_t bb = env->limits.batch_bytes;
 	struct folder_list sl, dl;
@@ -176,16 +228,17 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 		int w;
 
 		it->folders++;
-		w = read_folder(src, sf->raw, sp, bb, &sv, err);
+		w = read_folder(src, sf->raw, content ? sp : NULL, bb, &sv, err);
 		if (w == 0 && pe->dst_exists)
-			w = read_folder(dst, pe->dst_raw, sp, bb, &dv, err);
+			w = read_folder(dst, pe->dst_raw, content ? sp : NULL, bb, &dv, err);
 		if (w == 0 && !pe->dst_exists && sv.n > 0) {
 			it->folders_missing++;
 			log_warn(it->acc->label, "%s: no folder %s on the destination", name,
 				 pe->dst_name);
 		}
 		if (w == 0)
-			w = compare(it, name, &sv, &dv);
+			w = compare(it, name, &sv, &dv, src, pe->dst_exists ? dst : NULL, sp, bb,
+				    content, err);
 		meta_vec_free(&sv);
 		meta_vec_free(&dv);
 		if (w < 0) {
@@ -225,14 +278,15 @@ static void verify_one(size_t i, void *ctx)
 	struct spool sp, *spp = NULL;
 	double t0 = now_s();
 
-	if (vc->content) {
-		if (spool_init(&sp, vc->env->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
-			goto out;
-		spp = &sp;
-	}
+	/* --content reads every message; without, only those whose copy the
+	 * destination may have altered. */
+	if (spool_init(&sp, vc->env->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
+		goto out;
+	spp = &sp;
 	if (run_open(vc->env, acc, true, &src, &it->err) == 0 &&
 	    run_open(vc->env, acc, false, &dst, &it->err) == 0 &&
-	    verify_folders(vc->env, src, dst, spp, it, &it->err) < 0 && it->err.kind == TR_ERR_NONE)
+	    verify_folders(vc->env, src, dst, spp, vc->content, it, &it->err) < 0 &&
+	    it->err.kind == TR_ERR_NONE)
 		tr_error_set(&it->err, TR_ERR_LOCAL, "out of memory");
 	run_close(vc->env, acc, true, &src);
 	run_close(vc->env, acc, false, &dst);
@@ -306,6 +360,10 @@ void verify_print(FILE *f, const struct verify_item *items, size_t n)
 		if (it->folders_missing > 0)
 			fprintf(f, "    %u folder(s) with messages are not on the destination\n",
 				it->folders_missing);
+		if (it->altered > 0)
+			fprintf(f, "    %u of the messages found were stored altered by the "
+				"destination (8-bit header bytes, line ends, fields it adds)\n",
+				it->altered);
 		missing += it->missing;
 		if (it->err.kind != TR_ERR_NONE)
 			failed++;
@@ -340,6 +398,7 @@ int verify_json(const char *path, const struct verify_item *items, size_t n,
 		json_object_set_new(o, "missing", json_integer(it->missing));
 		json_object_set_new(o, "destination_only", json_integer(it->dst_only));
 		json_object_set_new(o, "flags_differ", json_integer(it->flags_differ));
+		json_object_set_new(o, "altered_by_destination", json_integer(it->altered));
 		for (k = 0; k < it->n; k++) {
 			json_t *m = json_object();
 

@@ -74,6 +74,20 @@ PY
 grep -q 'Subject: terzo XX' "$IT_DIR/headers" || it_fail "no munged Subject: $(cat "$IT_DIR/headers")"
 grep -q 'Received: from alterproxy' "$IT_DIR/headers" || it_fail "no added Received field"
 
+# verify finds every message, 5 of them stored altered
+csv=$IT_DIR/accounts.csv
+printf '"%s","%s"\n' "$U" "$(printf '%s' "$PW" | sed 's/"/""/g')" > "$csv"
+set +e
+"$TRASLOCO" verify "$csv" --src "$IT_HOST:$SRC_PORT" --src-tls none \
+    --dst "$IT_HOST:$ALTER_PORT" --dst-tls none --state "$IT_DIR/state-v" --timeout 10 \
+    --report "$IT_DIR/verify.json" > "$IT_DIR/verify.out" 2>&1
+rc=$?
+set -e
+sed 's/^/    | /' "$IT_DIR/verify.out" >&2
+[[ $rc == 0 ]] || it_fail "verify: exit $rc, expected 0 (every message found)"
+grep -q '"altered_by_destination": 5' "$IT_DIR/verify.json" ||
+    it_fail "verify did not count the 5 altered copies"
+
 # 2. A new state directory: no ledger, every message matched again, by content.
 run state-b
 tr_expect_rc 0
