@@ -153,7 +153,8 @@ void folder_plan_free(struct folder_plan *p);
  * component but a leading INBOX, each character the level takes becomes
  * '_' (one per character):
  *   level 1: % * ? " \ a '/' inside a component, control characters, and
- *            `bad`, a character the server's reply named (0: none);
+ *            `bad`, a punctuation character the server's reply named (0:
+ *            none; a letter or digit is ignored);
  *   level 2: also every other ASCII punctuation but ( ) , . & ' + @, and a
  *            space or a dot at either end of a component;
  *   level 3: also those, and every non-ASCII character.

@@ -11,8 +11,8 @@
  * those changes and nothing else:
  *   strict: every header field in order, the name lower-cased, the value
  *           unfolded with runs of white space as one space, and every run
- *           of 8-bit bytes or 'X' as one 'X'; then the body, byte for byte
- *           but with CR LF read as LF;
+ *           of 8-bit bytes or 'X' as one 'X' (in names: 'x'); then the
+ *           body, byte for byte but with CR LF read as LF;
  *   loose:  the same without the trace and status fields servers add or
  *           drop on their own (msgsig_server_field).
  * Pairing (sync.c) tries strict before loose, so that two source messages

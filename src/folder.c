@@ -32,6 +32,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdint.h>
@@ -1286,7 +1287,9 @@ void folder_plan_free(struct folder_plan *p)
 /* Does level replace the character c of a component? */
 static bool legal_replaces(uint32_t c, int level, char bad)
 {
-	if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || (bad != 0 && c == (unsigned char)bad))
+	/* a letter or digit named by a server is no rule of ours: ignored */
+	if (c < 0x20 || (c >= 0x7f && c <= 0x9f) ||
+	    (bad != 0 && c == (unsigned char)bad && ispunct((unsigned char)bad)))
 		return true;
 	if (c >= 0x80)
 		return level >= 3;
@@ -1361,11 +1364,17 @@ char *folder_legal_name(const char *name, int level, char bad)
 	return sb_take(&b);
 }
 
-/* What the replacements of every level leave of a name: two names with
- * one skeleton differ only where some level may have replaced. */
+/* What the replacements of every level, with any punctuation named by a
+ * server, leave of a name: letters and digits; two names with one
+ * skeleton differ only where some level may have replaced. */
 static char *skeleton(const char *name)
 {
-	return folder_legal_name(name, FOLDER_LEGAL_LEVELS, '.');
+	char *s = folder_legal_name(name, FOLDER_LEGAL_LEVELS, 0);
+
+	for (char *p = s; p != NULL && *p != '\0'; p++)
+		if (*p != '/' && !isalnum((unsigned char)*p))
+			*p = '_';
+	return s;
 }
 
 bool folder_legal_variant(const char *refused, const char *name)

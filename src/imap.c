@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -834,8 +835,7 @@ int imap_bad_name_char(const struct tr_error *why, char *c)
 
 	/* "character not allowed in mailbox name: '.'", "invalid character '%'" */
 	while (p != NULL && (p = strpbrk(p, "'\"")) != NULL) {
-		if (p[1] != '\0' && p[2] == p[0] && (unsigned char)p[1] > 0x20 &&
-		    (unsigned char)p[1] < 0x7f) {
+		if (p[1] != '\0' && p[2] == p[0] && ispunct((unsigned char)p[1])) {
 			*c = p[1];
 			return 1;
 		}

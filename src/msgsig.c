@@ -197,7 +197,11 @@ static void header_byte(struct msgsig_ctx *c, unsigned char b)
 			end_name(c);    /* a line without a colon: all name */
 			c->at = AT_LINE_START;
 		} else if (b != ' ' && b != '\t' && c->name_len < NAME_MAX_LEN) {
-			c->name[c->name_len++] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+			/* as in values: a run of 8-bit bytes or x is one x */
+			char l = b >= 0x80 ? 'x' : (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+
+			if (l != 'x' || c->name_len == 0 || c->name[c->name_len - 1] != 'x')
+				c->name[c->name_len++] = l;
 		}
 		return;
 	case IN_VALUE:

@@ -9,7 +9,10 @@
  * and leaks it checks the codec's promises (decode(encode(x)) == x, a
  * decoded name re-encodes to itself) and the plan's (every selectable
  * source folder that passes the filter is planned once, no two planned
- * folders share a destination name unless --map says so). */
+ * folders share a destination name unless --map says so), and then, as
+ * if the destination refused every name, the legal-name rule's: each level
+ * is a fixed point of itself and a variant of the name, and a renamed
+ * folder never takes a name the destination has or another folder's. */
 #include "config.h"
 
 #include <stdint.h>
@@ -113,8 +116,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 			}
 		}
+		for (i = 0; i < plan.n; i++) {
+			for (int level = 1; level <= FOLDER_LEGAL_LEVELS; level++) {
+				char bad = (char)(0x21 + (sel % 94));
+				char *before = strdup(plan.v[i].dst_name), *once, *twice;
+				int r = folder_plan_legalize(&plan, &dst, i, level, bad, &err);
+
+				if (before == NULL)
+					break;
+				once = folder_legal_name(before, level, bad);
+				twice = once != NULL ? folder_legal_name(once, level, bad) : NULL;
+				if (once != NULL && (twice == NULL || strcmp(once, twice) != 0 ||
+						     !folder_legal_variant(before, once)))
+					abort();
+				free(once);
+				free(twice);
+				free(before);
+				if (r != 1)
+					continue;
+				if (folder_list_find_raw(&dst, plan.v[i].dst_raw) != NULL)
+					abort();
+				for (j = 0; j < plan.n; j++)
+					if (j != i && strcmp(plan.v[j].dst_raw, plan.v[i].dst_raw) == 0)
+						abort();
+			}
+		}
 		folder_plan_free(&plan);
 	}
+	for (i = 0; i < src.n; i++)
+		free(folder_name_from_v1(src.v[i].raw));
 	for (i = 0; i < n_rules; i++)
 		free(rule_buf[i]);
 	folder_list_free(&src);
