@@ -24,7 +24,8 @@ void log_set_progress_enabled(bool on);
 bool log_progress_enabled(void);
 
 /* Also write the lines of ctx (an account) to path (appended, mode 0600).
- * Returns -1 with errno when the file cannot be opened. */
+ * Returns -1 with errno when the file cannot be opened, or is not a regular
+ * file of the running user (EPERM); a symbolic link is not followed (ELOOP). */
 int log_attach(const char *ctx, const char *path);
 void log_detach(const char *ctx);
 

@@ -6,7 +6,9 @@
  * limiter (scheduler.h), so the per-account and per-server caps hold across
  * the whole job.  A live progress line on a TTY (accounts done / running /
  * failed, messages, bytes, rate, ETA), a periodic log line otherwise, and a
- * log file per account when log_dir is set.
+ * log file per account when log_dir is set (a private directory, see
+ * privdir.h: one that is a symbolic link, another user's or writable by
+ * others gets a warning and no logs; the run goes on).
  */
 #ifndef TRASLOCO_RUN_H
 #define TRASLOCO_RUN_H

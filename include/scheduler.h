@@ -11,6 +11,13 @@
  * not raised again during a run: a provider's limit does not change under
  * us, and guessing upwards is what gets accounts locked.
  *
+ * Per-login entries live in a hash table and are freed as soon as the login
+ * holds no slot, has no thread waiting for one and its cap was not lowered:
+ * a run over any number of accounts keeps only the active ones, plus one
+ * small entry per login whose cap a refusal lowered (kept until
+ * limiter_free, so the lowered cap holds for the rest of the run).
+ * Thread-safe: one lock per limiter.
+ *
  * The pool runs account jobs on N threads; see sched_run.
  */
 #ifndef TRASLOCO_SCHEDULER_H
@@ -34,10 +41,13 @@ void limiter_release(struct limiter *l, const char *account);
  * limiter_acquire (still held): lower the cap that was hit. */
 void limiter_refused(struct limiter *l, const char *account);
 
-/* Current numbers, for tests and logs. */
+/* Current numbers, for tests and logs.  A login's peak is forgotten with its
+ * entry (once it is idle): it is the peak since the login last held nothing. */
 int limiter_in_use(struct limiter *l, const char *account);   /* NULL: total */
 int limiter_cap(struct limiter *l, const char *account);      /* NULL: the server's cap */
 int limiter_peak(struct limiter *l, const char *account);     /* NULL: total peak */
+/* Per-login entries alive (for tests: memory must not grow with logins). */
+size_t limiter_entries(struct limiter *l);
 
 /* Run fn(i, ctx) for i in [0, n) on `threads` threads, in order of i,
  * each index exactly once; returns when all are done.  A stop request

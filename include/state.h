@@ -12,10 +12,21 @@
  * A pending row is committed before its APPEND is sent, so a crash at any
  * point neither loses nor duplicates a message.
  *
- * The database lives in a private directory (0700) as a private file
- * (0600): it holds logins and folder names, never a password.  One
- * connection in WAL mode, shared by all threads of the process behind one
- * lock, so there is exactly one writer.
+ * The database lives in a private directory as a private file (0600): it
+ * holds logins and folder names, never a password.  The directory is
+ * created 0700; an existing one must be a real directory owned by the user
+ * running trasloco and not writable by group or others (privdir.h), and
+ * state.db a regular file of that user, else state_open refuses it.
+ *
+ * Every commit reaches the disk before it returns (WAL, synchronous=FULL),
+ * so what the ledger says survives a power cut, not just a crash.
+ *
+ * The schema has a version (meta.schema): state_open upgrades an older
+ * database in one transaction, step by step, and refuses one written by a
+ * newer trasloco (it would misread it).
+ *
+ * One connection, shared by all threads of the process behind one lock, so
+ * there is exactly one writer.
  */
 #ifndef TRASLOCO_STATE_H
 #define TRASLOCO_STATE_H
@@ -29,10 +40,13 @@
 
 struct state;
 
-/* Open (creating if needed) dir/state.db.  The caller closes it. */
+/* Open (creating if needed) dir/state.db, upgrading its schema.  The caller
+ * closes it. */
 int state_open(const char *dir, struct state **st_r, struct tr_error *err);
 void state_close(struct state *st);
 const char *state_path(const struct state *st);
+/* The schema version this trasloco writes. */
+int state_schema_version(void);
 
 /* The row of an account, made on first use.  key names both ends
  * ("user@src-host:993 -> user@dst-host:993"). */

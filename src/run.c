@@ -2,15 +2,18 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "net.h"
+#include "privdir.h"
 #include "report.h"
 #include "run.h"
 
@@ -18,6 +21,7 @@ struct job_run {
 	const struct run_env *env;
 	const struct run_account *acc;
 	struct run_result *res;
+	const char *log_dir;            /* env->log_dir once checked, or NULL */
 	struct account_progress prog;   /* summed over all accounts */
 	atomic_uint_fast32_t running, done, failed;
 	size_t n;
@@ -56,15 +60,16 @@ static void run_one(size_t i, void *ctx)
 
 	item->started = true;
 	atomic_fetch_add(&jr->running, 1);
-	if (env->log_dir != NULL) {
+	if (jr->log_dir != NULL) {
 		char name[300], path[4096];
 
 		log_file_name(acc->label, name, sizeof(name));
-		snprintf(path, sizeof(path), "%s/%s", env->log_dir, name);
+		snprintf(path, sizeof(path), "%s/%s", jr->log_dir, name);
 		if (log_attach(acc->label, path) == 0)
 			attached = true;
 		else
-			log_warn(acc->label, "cannot write the account's log %s", path);
+			log_warn(acc->label, "cannot write the account's log %s: %s", path,
+				 strerror(errno));
 	}
 	memset(&ao, 0, sizeof(ao));
 	ao.label = acc->label;
@@ -210,6 +215,19 @@ int run_accounts(const struct run_env *env, const struct run_account *acc, size_
 	jr.acc = acc;
 	jr.res = res;
 	jr.n = n;
+	if (env->log_dir != NULL) {
+		struct tr_error err;
+		int fd = privdir_open(env->log_dir, "log directory", &err);
+
+		/* Logs are not worth stopping the run for, but a directory
+		 * others can write into gets none of them. */
+		if (fd < 0)
+			log_warn(NULL, "%s; no per-account logs this run", err.msg);
+		else
+			jr.log_dir = env->log_dir;
+		if (fd >= 0)
+			close(fd);
+	}
 
 	memset(&p, 0, sizeof(p));
 	p.jr = &jr;

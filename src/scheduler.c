@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,9 +12,17 @@
 #include "net.h"
 #include "scheduler.h"
 
+/* One login's entry.  It exists while the login holds a slot, waits for one,
+ * or has a cap lowered by a refusal (kept for the rest of the run: the
+ * server's limit for that login does not change under us, and forgetting it
+ * would let the next session be refused again).  Any other entry is freed as
+ * soon as it falls idle, so a run over 60,000 logins keeps only the few that
+ * are active. */
 struct acct_slot {
-	char *account;
-	int in_use, cap, peak;
+	struct acct_slot *next;     /* same bucket */
+	uint64_t hash;
+	int in_use, cap, peak, waiting;
+	char account[];
 };
 
 struct limiter {
@@ -22,9 +31,12 @@ struct limiter {
 	char *label;
 	int max_per_account;
 	int total, cap, peak;
-	struct acct_slot *v;
-	size_t n, alloc;
+	struct acct_slot **buckets; /* chained hash table keyed by login */
+	size_t n_buckets;           /* a power of two */
+	size_t n;                   /* live entries */
 };
+
+#define MIN_BUCKETS 64
 
 struct limiter *limiter_new(const char *label, int max_per_account, int max_total)
 {
@@ -33,10 +45,14 @@ struct limiter *limiter_new(const char *label, int max_per_account, int max_tota
 	if (l == NULL)
 		return NULL;
 	l->label = strdup(label != NULL ? label : "server");
-	if (l->label == NULL) {
+	l->buckets = calloc(MIN_BUCKETS, sizeof(*l->buckets));
+	if (l->label == NULL || l->buckets == NULL) {
+		free(l->label);
+		free(l->buckets);
 		free(l);
 		return NULL;
 	}
+	l->n_buckets = MIN_BUCKETS;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
 	l->max_per_account = max_per_account > 0 ? max_per_account : 1;
@@ -50,41 +66,100 @@ void limiter_free(struct limiter *l)
 
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->n; i++)
-		free(l->v[i].account);
-	free(l->v);
+	for (i = 0; i < l->n_buckets; i++) {
+		struct acct_slot *a = l->buckets[i], *next;
+
+		for (; a != NULL; a = next) {
+			next = a->next;
+			free(a);
+		}
+	}
+	free(l->buckets);
 	free(l->label);
 	pthread_cond_destroy(&l->freed);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
 
-/* Caller holds the lock.  Accounts are few per run: a linear search is fine. */
+/* FNV-1a.  Logins come from the operator's CSV, not from a peer, so a
+ * keyed hash against chosen collisions buys nothing here. */
+static uint64_t hash_login(const char *s)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211u;
+	}
+	return h;
+}
+
+/* Double the table when it gets full; on failure keep the longer chains. */
+static void grow(struct limiter *l)
+{
+	size_t nb = l->n_buckets * 2, i;
+	struct acct_slot **b = calloc(nb, sizeof(*b));
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < l->n_buckets; i++) {
+		struct acct_slot *a = l->buckets[i], *next;
+
+		for (; a != NULL; a = next) {
+			next = a->next;
+			a->next = b[a->hash & (nb - 1)];
+			b[a->hash & (nb - 1)] = a;
+		}
+	}
+	free(l->buckets);
+	l->buckets = b;
+	l->n_buckets = nb;
+}
+
+/* Caller holds the lock.  NULL when absent and !create, or out of memory. */
 static struct acct_slot *slot(struct limiter *l, const char *account, bool create)
 {
-	size_t i;
+	uint64_t h = hash_login(account);
+	struct acct_slot *a;
+	size_t len;
 
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].account, account) == 0)
-			return &l->v[i];
+	for (a = l->buckets[h & (l->n_buckets - 1)]; a != NULL; a = a->next)
+		if (a->hash == h && strcmp(a->account, account) == 0)
+			return a;
 	if (!create)
 		return NULL;
-	if (l->n == l->alloc) {
-		size_t na = l->alloc ? l->alloc * 2 : 16;
-		struct acct_slot *nv = realloc(l->v, na * sizeof(*nv));
-
-		if (nv == NULL)
-			return NULL;
-		l->v = nv;
-		l->alloc = na;
-	}
-	l->v[l->n].account = strdup(account);
-	if (l->v[l->n].account == NULL)
+	len = strlen(account);
+	a = malloc(sizeof(*a) + len + 1);
+	if (a == NULL)
 		return NULL;
-	l->v[l->n].in_use = 0;
-	l->v[l->n].peak = 0;
-	l->v[l->n].cap = l->max_per_account;
-	return &l->v[l->n++];
+	memcpy(a->account, account, len + 1);
+	a->hash = h;
+	a->in_use = a->peak = a->waiting = 0;
+	a->cap = l->max_per_account;
+	if (l->n >= l->n_buckets)
+		grow(l);
+	a->next = l->buckets[h & (l->n_buckets - 1)];
+	l->buckets[h & (l->n_buckets - 1)] = a;
+	l->n++;
+	return a;
+}
+
+/* Caller holds the lock.  Free the entry when nothing in it needs keeping
+ * (see struct acct_slot); its peak goes with it. */
+static void slot_drop_idle(struct limiter *l, struct acct_slot *a)
+{
+	struct acct_slot **p;
+
+	if (a->in_use > 0 || a->waiting > 0 || a->cap < l->max_per_account)
+		return;
+	for (p = &l->buckets[a->hash & (l->n_buckets - 1)]; *p != NULL; p = &(*p)->next) {
+		if (*p == a) {
+			*p = a->next;
+			l->n--;
+			free(a);
+			return;
+		}
+	}
 }
 
 int limiter_acquire(struct limiter *l, const char *account, bool wait)
@@ -107,16 +182,20 @@ int limiter_acquire(struct limiter *l, const char *account, bool wait)
 		}
 		if (!wait || net_cancelled())
 			break;
-		/* Wake up now and then to notice a stop request. */
+		/* Wake up now and then to notice a stop request.  A waiter keeps
+		 * its entry alive, so a stays valid across the wait. */
 		{
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 1;
+			a->waiting++;
 			pthread_cond_timedwait(&l->freed, &l->lock, &until);
+			a->waiting--;
 		}
-		a = slot(l, account, false);
 	}
+	if (a != NULL)
+		slot_drop_idle(l, a);
 	pthread_mutex_unlock(&l->lock);
 	return r;
 }
@@ -130,6 +209,7 @@ void limiter_release(struct limiter *l, const char *account)
 	if (a != NULL && a->in_use > 0) {
 		a->in_use--;
 		l->total--;
+		slot_drop_idle(l, a);
 	}
 	pthread_cond_broadcast(&l->freed);
 	pthread_mutex_unlock(&l->lock);
@@ -161,6 +241,16 @@ void limiter_refused(struct limiter *l, const char *account)
 		}
 	}
 	pthread_mutex_unlock(&l->lock);
+}
+
+size_t limiter_entries(struct limiter *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->lock);
+	n = l->n;
+	pthread_mutex_unlock(&l->lock);
+	return n;
 }
 
 static int get(struct limiter *l, const char *account, int what)

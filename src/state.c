@@ -14,18 +14,23 @@
 
 #include <sqlite3.h>
 
+#include "log.h"
+#include "privdir.h"
+#include "folder.h"
 #include "state.h"
-
-#define SCHEMA_VERSION "1"
 
 struct state {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	char *path;
+	char *dir;
+	int dirfd;                  /* the checked state directory */
 };
 
-static const char schema[] =
-	"PRAGMA foreign_keys = ON;"
+/* Version 1, as the first trasloco wrote it (meta.schema = '1').  It may
+ * meet a half-made version-1 database (the first releases created it
+ * statement by statement and recorded the version last): IF NOT EXISTS. */
+static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS accounts ("
@@ -54,13 +59,95 @@ static const char schema[] =
 	"  dst_uidnext INTEGER NOT NULL DEFAULT 0,"
 	"  flags TEXT NOT NULL DEFAULT '',"
 	"  error TEXT,"
-	"  PRIMARY KEY (folder_id, src_uid)) WITHOUT ROWID;"
-	/* Rows not yet done, per folder, without reading the whole ledger: a
-	 * re-run checks every folder for them and must not grow with the
-	 * mailbox. */
-	"CREATE INDEX IF NOT EXISTS messages_unsettled ON messages (folder_id)"
-	"  WHERE state != 1;"
-	"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '" SCHEMA_VERSION "');";
+	"  PRIMARY KEY (folder_id, src_uid)) WITHOUT ROWID;";
+
+/* The schema's history: upgrades[i] takes a database from version i to
+ * version i + 1.  state_open runs the missing steps in order, in one
+ * transaction that also records the new version (meta.schema), so a
+ * database is at one version or the next, never between.  A new database
+ * goes through every step.  To change the schema, append a step (SQL,
+ * and/or a function for what SQL cannot do); never edit a released step:
+ * databases out there were made by it. */
+struct upgrade {
+	const char *sql;                                    /* NULL: none */
+	int (*fn)(struct state *st, struct tr_error *err);  /* NULL: none; runs after sql */
+};
+
+static int rename_folders_v3(struct state *st, struct tr_error *err);
+
+static const struct upgrade upgrades[] = {
+	/* 0 -> 1: the tables. */
+	{ schema_v1, NULL },
+	/* 1 -> 2: the rows not yet done, per folder, without reading the whole
+	 * ledger: a re-run checks every folder for them and must not grow with
+	 * the mailbox.  Added to version 1 before versions were checked, so
+	 * some version-1 databases have it already. */
+	{ "CREATE INDEX IF NOT EXISTS messages_unsettled ON messages (folder_id)"
+	  "  WHERE state != 1;", NULL },
+	/* 2 -> 3: folder names in the form users see (folder.h): "%percent",
+	 * not "%25percent"; a '/' inside a name "\/", not "%2F". */
+	{ NULL, rename_folders_v3 },
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(upgrades) / sizeof(upgrades[0])))
+
+/* Every stored folder name from the old form into today's. */
+static int rename_folders_v3(struct state *st, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL, *u = NULL;
+	int rc, r = -1;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT id, src_name, dst_name FROM folders", -1, &q,
+			       NULL) != SQLITE_OK ||
+	    /* OR IGNORE: should two old names ever meet, the second keeps its old
+	     * name and is matched afresh by fingerprint, never merged */
+	    sqlite3_prepare_v2(st->db, "UPDATE OR IGNORE folders SET src_name = ?2, dst_name = ?3"
+			       " WHERE id = ?1", -1, &u, NULL) != SQLITE_OK) {
+		db_fail(st, err, "rename folders");
+		goto out;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char *src = folder_name_from_v1((const char *)sqlite3_column_text(q, 1));
+		char *dst = folder_name_from_v1((const char *)sqlite3_column_text(q, 2));
+		bool same = src != NULL && dst != NULL &&
+			    strcmp(src, (const char *)sqlite3_column_text(q, 1)) == 0 &&
+			    strcmp(dst, (const char *)sqlite3_column_text(q, 2)) == 0;
+
+		if (src == NULL || dst == NULL) {
+			free(src);
+			free(dst);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			goto out;
+		}
+		if (!same) {
+			sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+			sqlite3_bind_text(u, 2, src, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(u, 3, dst, -1, SQLITE_TRANSIENT);
+			rc = sqlite3_step(u);
+			sqlite3_reset(u);
+		}
+		free(src);
+		free(dst);
+		if (!same && rc != SQLITE_DONE) {
+			db_fail(st, err, "rename folder");
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(st, err, "read folders");
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(u);
+	return r;
+}
+
+int state_schema_version(void)
+{
+	return SCHEMA_VERSION;
+}
 
 static int db_fail(struct state *st, struct tr_error *err, const char *what)
 {
@@ -82,78 +169,185 @@ static int exec(struct state *st, const char *sql, struct tr_error *err)
 	return 0;
 }
 
-/* mkdir -p with mode 0700 for what we create. */
-static int make_dirs(const char *dir, struct tr_error *err)
+static int count_tables(struct state *st, const char *sql, int64_t *n_r, struct tr_error *err)
 {
-	char path[4096];
-	size_t i, len = strlen(dir);
+	sqlite3_stmt *q = NULL;
+	int rc;
 
-	if (len == 0 || len >= sizeof(path)) {
-		tr_error_set(err, TR_ERR_USAGE, "bad state directory \"%s\"", dir);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return db_fail(st, err, "read the schema");
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*n_r = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, err, "read the schema");
+	return 0;
+}
+
+/* The version the database is at: 0 when it is new, or a version-1
+ * database whose creation was cut short before it recorded its version. */
+static int schema_version(struct state *st, int *v_r, struct tr_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	const char *t;
+	char *end;
+	int64_t n;
+	long v;
+	int rc;
+
+	if (count_tables(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+			 "name = 'meta'", &n, err) < 0)
 		return -1;
-	}
-	memcpy(path, dir, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			tr_error_set(err, TR_ERR_LOCAL, "cannot create state directory %s: %s", path,
-				     strerror(errno));
+	if (n == 0) {
+		if (count_tables(st, "SELECT count(*) FROM sqlite_master", &n, err) < 0)
+			return -1;
+		if (n > 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "%s is not a trasloco state database (it "
+				     "has tables but no schema version): give another state "
+				     "directory", st->path);
 			return -1;
 		}
-		path[i] = i == len ? '\0' : '/';
+		*v_r = 0;
+		return 0;
 	}
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
+			       NULL) != SQLITE_OK)
+		return db_fail(st, err, "read the schema version");
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(q);
+		*v_r = 0;
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		db_fail(st, err, "read the schema version");
+		sqlite3_finalize(q);
+		return -1;
+	}
+	t = (const char *)sqlite3_column_text(q, 0);
+	errno = 0;
+	v = t != NULL ? strtol(t, &end, 10) : 0;
+	if (t == NULL || end == t || *end != '\0' || errno != 0 || v < 1 || v > 1000000) {
+		tr_error_set(err, TR_ERR_LOCAL, "state database %s: unreadable schema version "
+			     "\"%.40s\"", st->path, t != NULL ? t : "");
+		sqlite3_finalize(q);
+		return -1;
+	}
+	sqlite3_finalize(q);
+	*v_r = (int)v;
 	return 0;
+}
+
+static int refuse_newer(struct state *st, int v, struct tr_error *err)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "state database %s has schema version %d, and this "
+		     "trasloco knows versions up to %d: a newer trasloco wrote it; upgrade "
+		     "trasloco to use this state", st->path, v, SCHEMA_VERSION);
+	return -1;
+}
+
+/* Bring the database to SCHEMA_VERSION from version v (read before, see
+ * state_open). */
+static int schema_upgrade(struct state *st, int v, struct tr_error *err)
+{
+	char sql[96];
+	int from, i;
+
+	if (v == SCHEMA_VERSION)
+		return 0;
+	/* Read again under the write lock: another process may be upgrading
+	 * it right now. */
+	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
+		return -1;
+	if (schema_version(st, &v, err) < 0)
+		goto rollback;
+	if (v > SCHEMA_VERSION) {
+		refuse_newer(st, v, err);
+		goto rollback;
+	}
+	for (from = i = v; i < SCHEMA_VERSION; i++) {
+		if ((upgrades[i].sql != NULL && exec(st, upgrades[i].sql, err) < 0) ||
+		    (upgrades[i].fn != NULL && upgrades[i].fn(st, err) < 0)) {
+			tr_error_prefix(err, "upgrading the state from schema version %d to %d", i,
+					i + 1);
+			goto rollback;
+		}
+	}
+	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta (key, value) VALUES "
+		 "('schema', '%d')", SCHEMA_VERSION);
+	if (exec(st, sql, err) < 0 || exec(st, "COMMIT", err) < 0)
+		goto rollback;
+	if (from > 0)
+		log_info(NULL, "state database %s upgraded from schema version %d to %d", st->path,
+			 from, SCHEMA_VERSION);
+	return 0;
+rollback:
+	exec(st, "ROLLBACK", NULL);
+	return -1;
 }
 
 int state_open(const char *dir, struct state **st_r, struct tr_error *err)
 {
 	struct state *st;
 	size_t len;
-	mode_t old;
-	int fd, r;
+	int fd, r, v;
 
 	*st_r = NULL;
-	if (make_dirs(dir, err) < 0)
-		return -1;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
+	st->dirfd = -1;
+	pthread_mutex_init(&st->lock, NULL);
 	len = strlen(dir) + sizeof("/state.db");
 	st->path = malloc(len);
-	if (st->path == NULL) {
-		free(st);
+	st->dir = strdup(dir);
+	if (st->path == NULL || st->dir == NULL) {
+		state_close(st);
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
 	snprintf(st->path, len, "%s/state.db", dir);
-	pthread_mutex_init(&st->lock, NULL);
-
-	/* Create the file ourselves so it is private from its first byte;
-	 * SQLite gives the -wal and -shm files the same mode. */
-	old = umask(077);
-	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		close(fd);
-	r = sqlite3_open_v2(st->path, &st->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-	umask(old);
-	if (fd < 0 || r != SQLITE_OK) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot open state database %s: %s", st->path,
-			     fd < 0 ? strerror(errno) : sqlite3_errstr(r));
+	st->dirfd = privdir_open(dir, "state directory", err);
+	if (st->dirfd < 0) {
 		state_close(st);
 		return -1;
 	}
-	chmod(st->path, 0600);
+	/* Create the file ourselves so it is private from its first byte;
+	 * SQLite gives the -wal and -shm files the same mode. */
+	fd = privdir_file(st->dirfd, dir, "state.db", O_RDWR | O_CREAT, err);
+	if (fd < 0) {
+		state_close(st);
+		return -1;
+	}
+	close(fd);
+	r = sqlite3_open_v2(st->path, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL);
+	if (r != SQLITE_OK) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot open state database %s: %s", st->path,
+			     sqlite3_errstr(r));
+		state_close(st);
+		return -1;
+	}
 	sqlite3_busy_timeout(st->db, 10000);
-	/* WAL: readers never block the writer; NORMAL: a commit survives a
-	 * crash of the process (what resume needs), only a power cut may take
-	 * the last transactions, which resume settles like any lost reply. */
-	if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err) < 0 ||
-	    exec(st, schema, err) < 0) {
+	/* A database from a newer trasloco is refused before anything here
+	 * writes to it. */
+	if (schema_version(st, &v, err) < 0 ||
+	    (v > SCHEMA_VERSION && refuse_newer(st, v, err) < 0)) {
+		state_close(st);
+		return -1;
+	}
+	/* WAL: readers never block the writer.  FULL: a commit is on disk
+	 * before it returns (one fsync of the WAL per transaction), so a
+	 * pending row whose APPEND went out survives a power cut too; with
+	 * NORMAL the last commits could vanish and the next run would copy
+	 * those messages again.  Its cost: bench/micro.sh. */
+	if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+		 " PRAGMA foreign_keys = ON;", err) < 0 ||
+	    schema_upgrade(st, v, err) < 0) {
 		state_close(st);
 		return -1;
 	}
@@ -167,7 +361,10 @@ void state_close(struct state *st)
 		return;
 	if (st->db != NULL)
 		sqlite3_close(st->db);
+	if (st->dirfd >= 0)
+		close(st->dirfd);
 	pthread_mutex_destroy(&st->lock);
+	free(st->dir);
 	free(st->path);
 	free(st);
 }
@@ -215,25 +412,27 @@ out:
 
 int state_account_lock(struct state *st, int64_t account_id, struct tr_error *err)
 {
-	char path[4200];
-	size_t dlen = strlen(st->path) - strlen("/state.db");
-	int fd;
+	char path[4200], name[64];
+	int dfd, fd;
 
-	snprintf(path, sizeof(path), "%.*s/locks", (int)dlen, st->path);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	snprintf(path, sizeof(path), "%s/locks", st->dir);
+	if (mkdirat(st->dirfd, "locks", 0700) < 0 && errno != EEXIST) {
 		tr_error_set(err, TR_ERR_LOCAL, "cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%.*s/locks/account-%lld.lock", (int)dlen, st->path,
-		 (long long)account_id);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	dfd = openat(st->dirfd, "locks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
 		tr_error_set(err, TR_ERR_LOCAL, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
+	snprintf(name, sizeof(name), "account-%lld.lock", (long long)account_id);
+	fd = privdir_file(dfd, path, name, O_RDWR | O_CREAT, err);
+	close(dfd);
+	if (fd < 0)
+		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		tr_error_set(err, TR_ERR_LOCAL, "another trasloco run is migrating this account "
-			     "with the same state right now (%s)", path);
+			     "with the same state right now (%s/%s)", path, name);
 		close(fd);
 		return -1;
 	}
