@@ -91,6 +91,18 @@ static const struct upgrade upgrades[] = {
 
 #define SCHEMA_VERSION ((int)(sizeof(upgrades) / sizeof(upgrades[0])))
 
+int state_schema_version(void)
+{
+	return SCHEMA_VERSION;
+}
+
+static int db_fail(struct state *st, struct tr_error *err, const char *what)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "state database %s: %s: %s", st->path, what,
+		     sqlite3_errmsg(st->db));
+	return -1;
+}
+
 /* Every stored folder name from the old form into today's. */
 static int rename_folders_v3(struct state *st, struct tr_error *err)
 {
@@ -142,18 +154,6 @@ out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(u);
 	return r;
-}
-
-int state_schema_version(void)
-{
-	return SCHEMA_VERSION;
-}
-
-static int db_fail(struct state *st, struct tr_error *err, const char *what)
-{
-	tr_error_set(err, TR_ERR_LOCAL, "state database %s: %s: %s", st->path, what,
-		     sqlite3_errmsg(st->db));
-	return -1;
 }
 
 static int exec(struct state *st, const char *sql, struct tr_error *err)
