@@ -235,6 +235,11 @@ size_t text_clean(char *dst, size_t size, const char *src, size_t len,
 			continue;
 		}
 		k = utf8_char(s + i, len - i, &cp);
+		/* A password may begin inside a character (with a continuation
+		 * byte): then the character's bytes go one by one, escaped. */
+		for (m = 1; redact && m < k; m++)
+			if (match_at(s, len, i + m, ts) > 0)
+				k = 0;
 		if (k == 0) {
 			put_escaped(&o, s[i]);
 			i++;

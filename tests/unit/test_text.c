@@ -303,6 +303,11 @@ static void test_redact_escaped_forms(void **state)
 	/* a control byte next to a password is escaped, the password goes */
 	assert_string_equal(clean("\x1b[2Jp\x01w\xff-longer\x1b", &ts), "\\x1B[2J[password]\\x1B");
 	text_secrets_wipe(&ts);
+	/* a password that begins inside a UTF-8 character (found by fuzzing):
+	 * the character's first byte is escaped, the password goes */
+	assert_int_equal(text_secrets_add(&ts, "\xa9-secret"), 0);
+	assert_string_equal(clean("caf\xc3\xa9-secret caf\xc3\xa9", &ts), "caf\\xC3[password] caf\xc3\xa9");
+	text_secrets_wipe(&ts);
 }
 
 static void test_clean_dup_and_random(void **state)
