@@ -37,7 +37,9 @@
  * it.
  *
  * Ownership: a struct text_secrets holds private copies of the passwords
- * (and of their forms); text_secrets_wipe zeroes and frees them.
+ * (one copy of each, and of a form only where it differs: a quote, a
+ * backslash, a control byte or invalid UTF-8 in the password);
+ * text_secrets_wipe zeroes and frees them.
  * Threading: no shared state; a filled text_secrets is only read by
  * text_clean, so threads may share it.
  */
@@ -55,6 +57,7 @@ struct text_secrets {
 	size_t n;                          /* forms in use */
 	char *form[TEXT_SECRETS_MAX * 4];  /* as is, quoted, escaped, quoted escaped */
 	size_t len[TEXT_SECRETS_MAX * 4];
+	bool owned[TEXT_SECRETS_MAX * 4];  /* false: the form is pw[i] itself */
 	char *pw[TEXT_SECRETS_MAX];        /* the passwords, for the base64 check */
 	size_t pw_len[TEXT_SECRETS_MAX];
 	size_t n_pw;

@@ -328,25 +328,29 @@ void text_secrets_wipe(struct text_secrets *ts)
 	size_t i;
 
 	for (i = 0; i < ts->n; i++)
-		wipe_free(ts->form[i], ts->len[i]);
+		if (ts->owned[i])
+			wipe_free(ts->form[i], ts->len[i]);
 	for (i = 0; i < ts->n_pw; i++)
 		wipe_free(ts->pw[i], ts->pw_len[i]);
 	explicit_bzero(ts, sizeof(*ts));
 }
 
-/* Add form (taking it) unless it is there already. */
-static void add_form(struct text_secrets *ts, char *form, size_t len)
+/* Add form unless it is there already; an owned form is then ts's (or
+ * freed), one that is not is a password of ts->pw itself. */
+static void add_form(struct text_secrets *ts, char *form, size_t len, bool owned)
 {
 	size_t i;
 
 	for (i = 0; i < ts->n; i++) {
 		if (ts->len[i] == len && memcmp(ts->form[i], form, len) == 0) {
-			wipe_free(form, len);
+			if (owned)
+				wipe_free(form, len);
 			return;
 		}
 	}
 	ts->form[ts->n] = form;
 	ts->len[ts->n] = len;
+	ts->owned[ts->n] = owned;
 	ts->n++;
 }
 
@@ -370,7 +374,7 @@ static char *quoted(const char *pw, size_t len, size_t *out_len)
 
 int text_secrets_add(struct text_secrets *ts, const char *password)
 {
-	char *copy, *raw, *q, *e1 = NULL, *e2 = NULL;
+	char *copy, *q, *e1 = NULL, *e2 = NULL;
 	size_t len, qlen = 0, i;
 
 	if (password == NULL || password[0] == '\0')
@@ -382,15 +386,13 @@ int text_secrets_add(struct text_secrets *ts, const char *password)
 	if (ts->n_pw >= TEXT_SECRETS_MAX)
 		return -1;
 	copy = strdup(password);
-	raw = strdup(password);
 	q = quoted(password, len, &qlen);
 	if (q != NULL) {
 		e1 = text_clean_dup(password, NULL);
 		e2 = text_clean_dup(q, NULL);
 	}
-	if (copy == NULL || raw == NULL || e1 == NULL || e2 == NULL) {
+	if (copy == NULL || e1 == NULL || e2 == NULL) {
 		wipe_free(copy, len);
-		wipe_free(raw, len);
 		wipe_free(q, qlen);
 		wipe_free(e1, e1 != NULL ? strlen(e1) : 0);
 		wipe_free(e2, e2 != NULL ? strlen(e2) : 0);
@@ -398,9 +400,10 @@ int text_secrets_add(struct text_secrets *ts, const char *password)
 	}
 	ts->pw[ts->n_pw] = copy;
 	ts->pw_len[ts->n_pw++] = len;
-	add_form(ts, raw, len);
-	add_form(ts, q, qlen);
-	add_form(ts, e1, strlen(e1));
-	add_form(ts, e2, strlen(e2));
+	/* Most passwords have one form only: then it is the one copy kept. */
+	add_form(ts, copy, len, false);
+	add_form(ts, q, qlen, true);
+	add_form(ts, e1, strlen(e1), true);
+	add_form(ts, e2, strlen(e2), true);
 	return 0;
 }
