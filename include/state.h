@@ -13,7 +13,8 @@
  * point neither loses nor duplicates a message.
  *
  * The database lives in a private directory (0700) as a private file
- * (0600): it holds logins and folder names, never a password.  One
+ * (0600): it holds logins and folder names, never a password.  Error texts
+ * (servers' replies) are stored cleaned (text.h).  One
  * connection in WAL mode, shared by all threads of the process behind one
  * lock, so there is exactly one writer.
  */
