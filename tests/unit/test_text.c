@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "log.h"
+#include "report.h"
 #include "text.h"
 
 static const char *clean_n(const char *src, size_t len, const struct text_secrets *ts)
@@ -350,6 +352,48 @@ static void test_clean_dup_and_random(void **state)
 	text_secrets_wipe(&ts);
 }
 
+/* The sinks clean what they are given, whoever forgot to. */
+static void test_sinks(void **state)
+{
+	char *buf = NULL, *dump;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_t *j;
+
+	(void)state;
+	assert_non_null(f);
+	log_set_stream(f);
+	log_msg(LOG_ERROR, "c1-\xc2\x9bx@example.test", "NO \x1b[2J\x1b]0;t\x07 \xff end");
+	log_set_stream(NULL);
+	fclose(f);
+	assert_non_null(strstr(buf, "[c1-\\xC2\\x9Bx@example.test] NO \\x1B[2J\\x1B]0;t\\x07 \\xFF end\n"));
+	assert_null(strchr(buf, '\x1b'));
+	assert_true(text_is_clean(buf, strlen(buf) - 1));
+	free(buf);
+
+	j = report_json_text("m\xe0rio \x1b[0m");
+	assert_non_null(j);
+	assert_string_equal(json_string_value(j), "m\\xE0rio \\x1B[0m");
+	json_decref(j);
+	j = report_json_text(NULL);
+	assert_true(json_is_null(j));
+	json_decref(j);
+	/* a failed step is seen, not a key silently lost */
+	{
+		bool ok = true;
+		json_t *o = json_object();
+
+		report_json_set(o, "email", report_json_text("esc-m\xe0rio@example.test"), &ok);
+		assert_true(ok);
+		report_json_set(o, "bad", NULL, &ok);
+		assert_false(ok);
+		dump = json_dumps(o, JSON_COMPACT);
+		assert_string_equal(dump, "{\"email\":\"esc-m\\\\xE0rio@example.test\"}");
+		free(dump);
+		json_decref(o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_redact_cut_short),
 		cmocka_unit_test(test_redact_escaped_forms),
 		cmocka_unit_test(test_clean_dup_and_random),
+		cmocka_unit_test(test_sinks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
