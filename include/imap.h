@@ -12,7 +12,12 @@
  * broken (imap_broken): close it and open a new one.
  *
  * Credentials are read only during imap_open and never logged: libetpan's
- * debug stream stays off, and no transcript is kept.
+ * debug stream stays off, and no transcript is kept.  Server text in an
+ * error (reply, response code, the command's folder name or login) is
+ * cleaned (text.h): control bytes and invalid UTF-8 escaped, and the
+ * session's password taken out in every form a server could send it back
+ * in (an echo of the LOGIN line or of the SASL PLAIN token); for that the
+ * session keeps a private copy of the password, wiped by imap_close.
  */
 #ifndef TRASLOCO_IMAP_H
 #define TRASLOCO_IMAP_H

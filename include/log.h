@@ -4,7 +4,10 @@
  * Thread-safe: whole lines are written under one lock, so lines from
  * different workers never interleave.  A line never contains a password:
  * callers pass logins, folder names and server replies only (the imap module
- * never hands credentials to anything that logs).
+ * never hands credentials to anything that logs, and takes its password out
+ * of what a server sends back).  Lines carry text of servers and CSV files:
+ * each line and ctx is cleaned (text.h), so the only control bytes written
+ * are the newline ending a line and the progress line's "\r ESC[K".
  */
 #ifndef TRASLOCO_LOG_H
 #define TRASLOCO_LOG_H

@@ -1,11 +1,14 @@
 /* report: what a run did, for humans (summary) and for programs (JSON).
  *
  * Reports name accounts, folders and servers' replies; they never contain
- * a password.
+ * a password.  Every text in them is cleaned (text.h): control bytes and
+ * invalid UTF-8 escaped, so the JSON is valid and no key is lost, and a
+ * terminal showing the summary gets no escape sequence of a server's.
  */
 #ifndef TRASLOCO_REPORT_H
 #define TRASLOCO_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,8 +42,15 @@ struct report_job {
  * "seconds", ...}], "totals": {...}}. */
 int report_json(const char *path, const struct report_job *job, const struct run_result *r,
 		struct tr_error *err);
-/* Write a JSON document to path atomically, mode 0600 (root is borrowed). */
-int report_write_json(const char *path, json_t *root, struct tr_error *err);
+/* Building a JSON report without losing a key silently: a text value is
+ * cleaned (text.h), NULL giving null; a step that fails (out of memory)
+ * clears *ok.  set and append take value, as jansson's _new calls do. */
+json_t *report_json_text(const char *s);
+void report_json_set(json_t *obj, const char *key, json_t *value, bool *ok);
+void report_json_append(json_t *arr, json_t *value, bool *ok);
+/* Write a JSON document to path atomically, mode 0600 (root is borrowed);
+ * refused (TR_ERR_LOCAL) when ok is false: something was lost building it. */
+int report_write_json(const char *path, json_t *root, bool ok, struct tr_error *err);
 /* The same accounts as CSV, one row each, with a header row. */
 int report_csv(const char *path, const struct run_result *r, struct tr_error *err);
 

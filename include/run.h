@@ -79,5 +79,11 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	     struct imap_session **s, struct tr_error *err);
 void run_close(const struct run_env *env, const struct run_account *acc, bool src,
 	       struct imap_session **s);
+/* The account's passwords (source, destination, the admin's) taken out of
+ * an error text of it, and the text cleaned (text.h): each session already
+ * takes out its own password, this catches one a server of the other side
+ * sent.  Used on the texts that go into results and reports. */
+void run_redact(const struct run_env *env, const struct run_account *acc, char *text,
+		size_t size);
 
 #endif

@@ -17,6 +17,7 @@
  * created 0700; an existing one must be a real directory owned by the user
  * running trasloco and not writable by group or others (privdir.h), and
  * state.db a regular file of that user, else state_open refuses it.
+ * Error texts (servers' replies) are stored cleaned (text.h).
  *
  * Every commit reaches the disk before it returns (WAL, synchronous=FULL),
  * so what the ledger says survives a power cut, not just a crash.

@@ -24,6 +24,7 @@
 #include "imap.h"
 #include "log.h"
 #include "net.h"
+#include "text.h"
 #include "tls.h"
 
 /* Read buffer of a session's mailstream: big enough to move a large
@@ -38,6 +39,9 @@ struct imap_session {
 	struct imap_caps caps;
 	bool broken;
 	char where[300];
+	/* The password this session sent, to take out of whatever the server
+	 * says (an echo of the LOGIN line); wiped at close. */
+	struct text_secrets secrets;
 
 	/* per-FETCH state for the libetpan callbacks */
 	int cb_what;              /* IMAP_FETCH_* asked for */
@@ -97,16 +101,26 @@ enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_er
 	return dflt;
 }
 
-/* Fill err for libetpan result r of command `what`.  dflt_no is the kind of
- * a plain NO for this command. */
-static int fail(struct imap_session *s, int r, const char *what, enum tr_err_kind dflt_no,
-		struct tr_error *err)
+/* Server text (a reply, a response code, a line) as an error may show it:
+ * the session's password taken out of all of it, before anything is cut to
+ * size, and control bytes and invalid UTF-8 escaped (text.h). */
+static const char *clean_reply(struct imap_session *s, const char *raw, char *buf, size_t size)
+{
+	return text_clean_str(buf, size, raw, &s->secrets);
+}
+
+/* What fail() says, before it is cleaned. */
+static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err_kind dflt_no,
+		    struct tr_error *err)
 {
 	mailstream_low *low = NULL;
+	char text[640], code[sizeof(err->code)];
 	const char *why;
 
 	if (s->imap != NULL && s->imap->imap_stream != NULL)
 		low = mailstream_get_low(s->imap->imap_stream);
+	clean_reply(s, server_text(s), text, sizeof(text));
+	clean_reply(s, server_code(s), code, sizeof(code));
 	switch (r) {
 	case MAILIMAP_ERROR_STREAM:
 	case MAILIMAP_ERROR_CONNECTION_REFUSED:
@@ -135,27 +149,36 @@ static int fail(struct imap_session *s, int r, const char *what, enum tr_err_kin
 	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
 		s->broken = true;
 		tr_error_set(err, imap_classify_no(server_code(s), server_text(s), TR_ERR_TEMP),
-			     "%s: %s: server said BYE: %s", s->where, what, server_text(s));
-		snprintf(err->code, sizeof(err->code), "%s", server_code(s));
+			     "%s: %s: server said BYE: %s", s->where, what, text);
+		snprintf(err->code, sizeof(err->code), "%s", code);
 		return -1;
 	case MAILIMAP_ERROR_PROTOCOL:
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: server said BAD: %s", s->where, what,
-			     server_text(s));
+			     text);
 		return -1;
 	case MAILIMAP_ERROR_BAD_STATE:
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: not allowed in this session state",
 			     s->where, what);
 		return -1;
 	default: {
-		const char *code = server_code(s);
-
-		tr_error_set(err, imap_classify_no(code, server_text(s), dflt_no),
+		tr_error_set(err, imap_classify_no(server_code(s), server_text(s), dflt_no),
 			     "%s: %s: server said NO: %s%s%s%s", s->where, what,
-			     code[0] ? "[" : "", code, code[0] ? "] " : "", server_text(s));
+			     code[0] ? "[" : "", code, code[0] ? "] " : "", text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
 		return -1;
 	}
 	}
+}
+
+/* Fill err for libetpan result r of command `what`.  dflt_no is the kind of
+ * a plain NO for this command.  Returns -1. */
+static int fail(struct imap_session *s, int r, const char *what, enum tr_err_kind dflt_no,
+		struct tr_error *err)
+{
+	fail_set(s, r, what, dflt_no, err);
+	/* what may name a folder or a login as the server or a CSV wrote it. */
+	text_clean_inplace(err->msg, sizeof(err->msg), &s->secrets);
+	return -1;
 }
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -504,6 +527,11 @@ int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
 					strcmp(ep->label, "source") == 0 ? "src" : "dst");
 		goto fail;
 	}
+	/* From here on what the server says may hold the password (an echo). */
+	if (text_secrets_add(&s->secrets, cr->password) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto fail;
+	}
 	if (ep->tls == TLS_MODE_STARTTLS && do_starttls(s, name, err) < 0)
 		goto fail;
 	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && do_login(s, cr, name, err) < 0)
@@ -537,6 +565,7 @@ void imap_close(struct imap_session *s)
 		mailimap_free(s->imap);
 	}
 	free(s->hdr);
+	text_secrets_wipe(&s->secrets);
 	free(s);
 }
 
@@ -1803,7 +1832,7 @@ static bool literal_follows(const char *line, const char *item)
 int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section, size_t max,
 		      char **data, size_t *len, struct tr_error *err)
 {
-	char cmd[160], tag[24], what[128], item[80];
+	char cmd[160], tag[24], what[128], item[80], text[640];
 	int r;
 
 	*data = NULL;
@@ -1836,7 +1865,8 @@ int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section,
 			*len = 0;
 			tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: %s", s->where, what,
 				     strncasecmp(line + strlen(tag), "OK", 2) == 0
-					     ? "the answer holds no message" : line + strlen(tag));
+					     ? "the answer holds no message"
+					     : clean_reply(s, line + strlen(tag), text, sizeof(text)));
 			return -1;
 		}
 		n = literal_len(line);

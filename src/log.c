@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "text.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum log_level cur_level = LOG_INFO;
@@ -151,7 +152,7 @@ static void clear_progress(FILE *f)
 
 void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 {
-	char stamp[32], text[2048];
+	char stamp[32], raw[2048], text[4096], who[1024];
 	struct tm tm;
 	time_t now;
 	va_list ap;
@@ -164,13 +165,17 @@ void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Lines carry server replies, folder names and CSV fields: no control
+	 * byte or invalid UTF-8 of theirs reaches a terminal or a log file. */
+	text_clean_str(text, sizeof(text), raw, NULL);
 	pthread_mutex_lock(&log_lock);
 	f = out();
 	clear_progress(f);
 	if (ctx != NULL && ctx[0] != '\0')
-		fprintf(f, "%s %s [%s] %s\n", stamp, level_name(level), ctx, text);
+		fprintf(f, "%s %s [%s] %s\n", stamp, level_name(level),
+			text_clean_str(who, sizeof(who), ctx, NULL), text);
 	else
 		fprintf(f, "%s %s %s\n", stamp, level_name(level), text);
 	fflush(f);
@@ -183,17 +188,21 @@ void log_msg(enum log_level level, const char *ctx, const char *fmt, ...)
 
 void log_progress(const char *fmt, ...)
 {
+	char raw[1024], text[1024];
 	va_list ap;
 	FILE *f;
 
 	if (!progress_on)
 		return;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	text_clean_str(text, sizeof(text), raw, NULL);
 	pthread_mutex_lock(&log_lock);
 	f = out();
+	/* Our own control sequence, then only clean text. */
 	fputs("\r\033[K", f);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
+	fputs(text, f);
 	fflush(f);
 	progress_shown = true;
 	pthread_mutex_unlock(&log_lock);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "report.h"
+#include "text.h"
 
 struct pf {
 	const struct run_env *env;
@@ -93,6 +94,7 @@ out:
 	run_close(env, acc, true, &src);
 	run_close(env, acc, false, &dst);
 	it->seconds = now_s() - t0;
+	run_redact(env, acc, it->err.msg, sizeof(it->err.msg));
 	if (it->err.kind != TR_ERR_NONE)
 		log_error(acc->label, "%s", it->err.msg);
 	else
@@ -129,7 +131,7 @@ static const char *item_status(const struct preflight_item *it)
 
 void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
 {
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], t[4 * sizeof(items->err.msg) + 1];
 	uint64_t bytes = 0;
 	uint32_t msgs = 0, ok = 0, failed = 0, nofit = 0;
 	size_t i;
@@ -144,10 +146,11 @@ void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
 			snprintf(quota, sizeof(quota), "%s used of %s",
 				 report_bytes(it->quota_used, b2, sizeof(b2)),
 				 report_bytes(it->quota_limit, b3, sizeof(b3)));
-		fprintf(f, "%-40s %-13s %8u %9u %10s  %s\n", it->acc->label, item_status(it),
+		fprintf(f, "%-40s %-13s %8u %9u %10s  %s\n",
+			text_clean_str(t, sizeof(t), it->acc->label, NULL), item_status(it),
 			it->folders, it->messages, report_bytes(it->bytes, b1, sizeof(b1)), quota);
 		if (it->err.kind != TR_ERR_NONE)
-			fprintf(f, "    error: %s\n", it->err.msg);
+			fprintf(f, "    error: %s\n", text_clean_str(t, sizeof(t), it->err.msg, NULL));
 		bytes += it->bytes;
 		msgs += it->messages;
 		if (it->err.kind != TR_ERR_NONE)
@@ -165,6 +168,7 @@ int preflight_json(const char *path, const struct preflight_item *items, size_t 
 		   struct tr_error *err)
 {
 	json_t *root = json_object(), *arr = json_array();
+	bool ok = true;
 	size_t i;
 	int r;
 
@@ -172,21 +176,21 @@ int preflight_json(const char *path, const struct preflight_item *items, size_t 
 		const struct preflight_item *it = &items[i];
 		json_t *o = json_object();
 
-		json_object_set_new(o, "email", json_string(it->acc->label));
-		json_object_set_new(o, "status", json_string(item_status(it)));
-		json_object_set_new(o, "error", it->err.kind != TR_ERR_NONE ? json_string(it->err.msg)
-									     : json_null());
-		json_object_set_new(o, "folders", json_integer(it->folders));
-		json_object_set_new(o, "messages", json_integer(it->messages));
-		json_object_set_new(o, "bytes", json_integer((json_int_t)it->bytes));
-		json_object_set_new(o, "quota_used", it->quota_known
-				    ? json_integer((json_int_t)it->quota_used) : json_null());
-		json_object_set_new(o, "quota_limit", it->quota_known
-				    ? json_integer((json_int_t)it->quota_limit) : json_null());
-		json_array_append_new(arr, o);
+		report_json_set(o, "email", report_json_text(it->acc->label), &ok);
+		report_json_set(o, "status", json_string(item_status(it)), &ok);
+		report_json_set(o, "error", it->err.kind != TR_ERR_NONE
+				? report_json_text(it->err.msg) : json_null(), &ok);
+		report_json_set(o, "folders", json_integer(it->folders), &ok);
+		report_json_set(o, "messages", json_integer(it->messages), &ok);
+		report_json_set(o, "bytes", json_integer((json_int_t)it->bytes), &ok);
+		report_json_set(o, "quota_used", it->quota_known
+				? json_integer((json_int_t)it->quota_used) : json_null(), &ok);
+		report_json_set(o, "quota_limit", it->quota_known
+				? json_integer((json_int_t)it->quota_limit) : json_null(), &ok);
+		report_json_append(arr, o, &ok);
 	}
-	json_object_set_new(root, "accounts", arr);
-	r = report_write_json(path, root, err);
+	report_json_set(root, "accounts", arr, &ok);
+	r = report_write_json(path, root, ok, err);
 	json_decref(root);
 	return r;
 }

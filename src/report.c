@@ -15,6 +15,16 @@
 #include <jansson.h>
 
 #include "report.h"
+#include "text.h"
+
+/* Room for a cleaned tr_error text (each byte may become a 4-byte escape). */
+#define SHOWN_MAX (4 * sizeof(((struct tr_error *)0)->msg) + 1)
+
+/* Text of a server or a CSV as a report shows it (text.h). */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+	return text_clean_str(buf, size, s, NULL);
+}
 
 const char *report_bytes(uint64_t bytes, char *buf, size_t len)
 {
@@ -35,13 +45,13 @@ const char *report_bytes(uint64_t bytes, char *buf, size_t len)
 
 void report_summary(FILE *f, const char *label, const struct account_result *r)
 {
-	char b1[32], b2[32];
+	char b1[32], b2[32], t1[SHOWN_MAX], t2[SHOWN_MAX], t3[SHOWN_MAX];
 	double secs = r->seconds > 0.001 ? r->seconds : 0.001;
 	size_t i, renamed = 0;
 
-	fprintf(f, "%s: %s\n", label, account_status_name(r->status));
+	fprintf(f, "%s: %s\n", shown(label, t1, sizeof(t1)), account_status_name(r->status));
 	if (r->status == ACCOUNT_FAILED)
-		fprintf(f, "  error: %s\n", r->err.msg);
+		fprintf(f, "  error: %s\n", shown(r->err.msg, t1, sizeof(t1)));
 	fprintf(f, "  folders:  %zu (%u failed)\n", r->n_folders, r->folders_failed);
 	fprintf(f, "  messages: %u copied, %u already present, %u failed", r->total.copied,
 		r->total.present, r->total.failed);
@@ -62,19 +72,22 @@ void report_summary(FILE *f, const char *label, const struct account_result *r)
 			const struct folder_report *fr = &r->folders[i];
 
 			if (fr->renamed)
-				fprintf(f, "    \"%s\" -> \"%s\" (%s)\n", fr->src_name, fr->dst_name,
-					fr->why != NULL ? fr->why : "renamed");
+				fprintf(f, "    \"%s\" -> \"%s\" (%s)\n",
+					shown(fr->src_name, t1, sizeof(t1)),
+					shown(fr->dst_name, t2, sizeof(t2)),
+					shown(fr->why != NULL ? fr->why : "renamed", t3, sizeof(t3)));
 		}
 	}
 	for (i = 0; i < r->n_folders; i++) {
 		const struct folder_report *fr = &r->folders[i];
 
 		if (fr->failed)
-			fprintf(f, "  folder \"%s\" failed: %s\n", fr->src_name, fr->error);
+			fprintf(f, "  folder \"%s\" failed: %s\n", shown(fr->src_name, t1, sizeof(t1)),
+				shown(fr->error, t2, sizeof(t2)));
 		else if (fr->counts.failed > 0)
 			fprintf(f, "  folder \"%s\": %u message(s) not copied (see the log: "
 				"refused by the destination or unreadable on the source)\n",
-				fr->src_name, fr->counts.failed);
+				shown(fr->src_name, t1, sizeof(t1)), fr->counts.failed);
 	}
 	if (r->status != ACCOUNT_FAILED && r->total.copied == 0 && r->total.failed == 0 &&
 	    r->total.flags_updated == 0)
@@ -92,7 +105,7 @@ void report_table(FILE *f, const struct run_result *r)
 {
 	uint64_t bytes = 0;
 	uint32_t copied = 0, present = 0, failed = 0;
-	char b[32];
+	char b[32], t[SHOWN_MAX];
 	size_t i;
 
 	fprintf(f, "%-40s %-8s %8s %8s %7s %10s %8s\n", "account", "status", "copied", "present",
@@ -101,11 +114,11 @@ void report_table(FILE *f, const struct run_result *r)
 		const struct run_item *it = &r->v[i];
 		const struct account_result *a = &it->res;
 
-		fprintf(f, "%-40s %-8s %8u %8u %7u %10s %8.1f\n", it->acc->label, item_status(it),
-			a->total.copied, a->total.present, a->total.failed,
+		fprintf(f, "%-40s %-8s %8u %8u %7u %10s %8.1f\n", shown(it->acc->label, t, sizeof(t)),
+			item_status(it), a->total.copied, a->total.present, a->total.failed,
 			report_bytes(a->total.bytes, b, sizeof(b)), a->seconds);
 		if (it->started && a->status == ACCOUNT_FAILED)
-			fprintf(f, "    error: %s\n", a->err.msg);
+			fprintf(f, "    error: %s\n", shown(a->err.msg, t, sizeof(t)));
 		copied += a->total.copied;
 		present += a->total.present;
 		failed += a->total.failed;
@@ -117,40 +130,78 @@ void report_table(FILE *f, const struct run_result *r)
 		report_bytes(bytes, b, sizeof(b)), r->seconds);
 }
 
-static json_t *account_json(const struct run_item *it)
+/* ---- JSON ------------------------------------------------------------------ */
+
+json_t *report_json_text(const char *s)
+{
+	char *c;
+	json_t *j;
+
+	if (s == NULL)
+		return json_null();
+	c = text_clean_dup(s, NULL);
+	if (c == NULL)
+		return NULL;
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+void report_json_set(json_t *obj, const char *key, json_t *value, bool *ok)
+{
+	/* jansson takes value (and drops it on failure) even when obj is NULL. */
+	if (json_object_set_new(obj, key, value) != 0)
+		*ok = false;
+}
+
+void report_json_append(json_t *arr, json_t *value, bool *ok)
+{
+	if (json_array_append_new(arr, value) != 0)
+		*ok = false;
+}
+
+static json_t *account_json(const struct run_item *it, bool *ok)
 {
 	const struct account_result *a = &it->res;
+	bool failed = it->started && a->status == ACCOUNT_FAILED;
 	json_t *o = json_object(), *renamed = json_array(), *ffail = json_array();
 	size_t i;
 
-	json_object_set_new(o, "email", json_string(it->acc->label));
-	json_object_set_new(o, "status", json_string(item_status(it)));
-	json_object_set_new(o, "error", it->started && a->status == ACCOUNT_FAILED
-					? json_string(a->err.msg) : json_null());
-	json_object_set_new(o, "error_kind", it->started && a->status == ACCOUNT_FAILED
-					     ? json_string(tr_error_kind_name(a->err.kind)) : json_null());
-	json_object_set_new(o, "folders", json_integer((json_int_t)a->n_folders));
-	json_object_set_new(o, "folders_failed", json_integer(a->folders_failed));
-	json_object_set_new(o, "messages_copied", json_integer(a->total.copied));
-	json_object_set_new(o, "messages_present", json_integer(a->total.present));
-	json_object_set_new(o, "messages_failed", json_integer(a->total.failed));
-	json_object_set_new(o, "flags_updated", json_integer(a->total.flags_updated));
-	json_object_set_new(o, "bytes", json_integer((json_int_t)a->total.bytes));
-	json_object_set_new(o, "seconds", json_real(a->seconds));
+	report_json_set(o, "email", report_json_text(it->acc->label), ok);
+	report_json_set(o, "status", json_string(item_status(it)), ok);
+	report_json_set(o, "error", failed ? report_json_text(a->err.msg) : json_null(), ok);
+	report_json_set(o, "error_kind", failed ? json_string(tr_error_kind_name(a->err.kind))
+					       : json_null(), ok);
+	report_json_set(o, "folders", json_integer((json_int_t)a->n_folders), ok);
+	report_json_set(o, "folders_failed", json_integer(a->folders_failed), ok);
+	report_json_set(o, "messages_copied", json_integer(a->total.copied), ok);
+	report_json_set(o, "messages_present", json_integer(a->total.present), ok);
+	report_json_set(o, "messages_failed", json_integer(a->total.failed), ok);
+	report_json_set(o, "flags_updated", json_integer(a->total.flags_updated), ok);
+	report_json_set(o, "bytes", json_integer((json_int_t)a->total.bytes), ok);
+	report_json_set(o, "seconds", json_real(a->seconds), ok);
 	for (i = 0; i < a->n_folders; i++) {
 		const struct folder_report *fr = &a->folders[i];
+		json_t *x;
 
-		if (fr->renamed)
-			json_array_append_new(renamed, json_pack("{s:s, s:s, s:s}", "from", fr->src_name,
-								 "to", fr->dst_name, "why",
-								 fr->why != NULL ? fr->why : "renamed"));
-		if (fr->failed || fr->counts.failed > 0)
-			json_array_append_new(ffail, json_pack("{s:s, s:s?, s:i}", "folder", fr->src_name,
-							       "error", fr->error,
-							       "messages_failed", (int)fr->counts.failed));
+		if (fr->renamed) {
+			x = json_object();
+			report_json_set(x, "from", report_json_text(fr->src_name), ok);
+			report_json_set(x, "to", report_json_text(fr->dst_name), ok);
+			report_json_set(x, "why", report_json_text(fr->why != NULL ? fr->why
+										  : "renamed"), ok);
+			report_json_append(renamed, x, ok);
+		}
+		if (fr->failed || fr->counts.failed > 0) {
+			x = json_object();
+			report_json_set(x, "folder", report_json_text(fr->src_name), ok);
+			report_json_set(x, "error", report_json_text(fr->error), ok);
+			report_json_set(x, "messages_failed", json_integer(fr->counts.failed), ok);
+			report_json_append(ffail, x, ok);
+		}
 	}
-	json_object_set_new(o, "renamed_folders", renamed);
-	json_object_set_new(o, "folder_problems", ffail);
+	report_json_set(o, "renamed_folders", renamed, ok);
+	report_json_set(o, "folder_problems", ffail, ok);
 	return o;
 }
 
@@ -195,8 +246,13 @@ static int write_json(FILE *f, const void *ctx)
 	       fputc('\n', f) != EOF ? 0 : -1;
 }
 
-int report_write_json(const char *path, json_t *root, struct tr_error *err)
+int report_write_json(const char *path, json_t *root, bool ok, struct tr_error *err)
 {
+	if (!ok || root == NULL) {
+		/* A report that lost a key would lie: write none. */
+		tr_error_set(err, TR_ERR_LOCAL, "cannot write report %s: out of memory", path);
+		return -1;
+	}
 	return write_atomic(path, write_json, root, err);
 }
 
@@ -207,46 +263,52 @@ int report_json(const char *path, const struct report_job *job, const struct run
 	       *totals = json_object(), *bad = json_array();
 	uint64_t bytes = 0;
 	uint32_t copied = 0, present = 0, failed = 0;
+	bool ok = true;
 	size_t i;
 	int ret;
 
-	json_object_set_new(j, "name", job->name != NULL ? json_string(job->name) : json_null());
-	json_object_set_new(j, "source", json_string(job->src));
-	json_object_set_new(j, "destination", json_string(job->dst));
-	json_object_set_new(j, "started", json_string(job->started));
-	json_object_set_new(j, "seconds", json_real(r->seconds));
+	report_json_set(j, "name", report_json_text(job->name), &ok);
+	report_json_set(j, "source", report_json_text(job->src), &ok);
+	report_json_set(j, "destination", report_json_text(job->dst), &ok);
+	report_json_set(j, "started", report_json_text(job->started), &ok);
+	report_json_set(j, "seconds", json_real(r->seconds), &ok);
 	for (i = 0; i < job->n_bad_rows; i++)
-		json_array_append_new(bad, json_string(job->bad_rows[i]));
-	json_object_set_new(j, "skipped_rows", bad);
+		report_json_append(bad, report_json_text(job->bad_rows[i]), &ok);
+	report_json_set(j, "skipped_rows", bad, &ok);
 	for (i = 0; i < r->n; i++) {
 		const struct account_result *a = &r->v[i].res;
 
-		json_array_append_new(accounts, account_json(&r->v[i]));
+		report_json_append(accounts, account_json(&r->v[i], &ok), &ok);
 		copied += a->total.copied;
 		present += a->total.present;
 		failed += a->total.failed;
 		bytes += a->total.bytes;
 	}
-	json_object_set_new(totals, "accounts", json_integer((json_int_t)r->n));
-	json_object_set_new(totals, "ok", json_integer(r->ok));
-	json_object_set_new(totals, "partial", json_integer(r->partial));
-	json_object_set_new(totals, "failed", json_integer(r->failed));
-	json_object_set_new(totals, "skipped", json_integer(r->skipped));
-	json_object_set_new(totals, "messages_copied", json_integer(copied));
-	json_object_set_new(totals, "messages_present", json_integer(present));
-	json_object_set_new(totals, "messages_failed", json_integer(failed));
-	json_object_set_new(totals, "bytes", json_integer((json_int_t)bytes));
-	json_object_set_new(root, "job", j);
-	json_object_set_new(root, "accounts", accounts);
-	json_object_set_new(root, "totals", totals);
-	ret = write_atomic(path, write_json, root, err);
+	report_json_set(totals, "accounts", json_integer((json_int_t)r->n), &ok);
+	report_json_set(totals, "ok", json_integer(r->ok), &ok);
+	report_json_set(totals, "partial", json_integer(r->partial), &ok);
+	report_json_set(totals, "failed", json_integer(r->failed), &ok);
+	report_json_set(totals, "skipped", json_integer(r->skipped), &ok);
+	report_json_set(totals, "messages_copied", json_integer(copied), &ok);
+	report_json_set(totals, "messages_present", json_integer(present), &ok);
+	report_json_set(totals, "messages_failed", json_integer(failed), &ok);
+	report_json_set(totals, "bytes", json_integer((json_int_t)bytes), &ok);
+	report_json_set(root, "job", j, &ok);
+	report_json_set(root, "accounts", accounts, &ok);
+	report_json_set(root, "totals", totals, &ok);
+	ret = report_write_json(path, root, ok, err);
 	json_decref(root);
 	return ret;
 }
 
+/* One field, cleaned (text.h): a CSV report is UTF-8 text without control
+ * bytes, whatever a server or the accounts CSV said. */
 static void csv_field(FILE *f, const char *s, bool last)
 {
-	csv_fwrite(f, s, strlen(s));
+	char t[SHOWN_MAX];
+
+	shown(s, t, sizeof(t));
+	csv_fwrite(f, t, strlen(t));
 	fputc(last ? '\n' : ',', f);
 }
 

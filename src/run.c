@@ -16,6 +16,7 @@
 #include "privdir.h"
 #include "report.h"
 #include "run.h"
+#include "text.h"
 
 struct job_run {
 	const struct run_env *env;
@@ -47,6 +48,64 @@ static void log_file_name(const char *label, char *buf, size_t len)
 			   !(i == 0 && c == '.') ? (char)c : '_';
 	}
 	snprintf(buf + n, len - n, ".log");
+}
+
+static int account_secrets(const struct run_env *env, const struct run_account *acc,
+			   struct text_secrets *ts)
+{
+	text_secrets_init(ts);
+	if (text_secrets_add(ts, acc->src_password) < 0 ||
+	    text_secrets_add(ts, acc->dst_password) < 0 ||
+	    text_secrets_add(ts, env->dst_admin_password) < 0) {
+		text_secrets_wipe(ts);
+		return -1;
+	}
+	return 0;
+}
+
+void run_redact(const struct run_env *env, const struct run_account *acc, char *text,
+		size_t size)
+{
+	struct text_secrets ts;
+
+	if (account_secrets(env, acc, &ts) < 0) {
+		text_clean_str(text, size, "(error text withheld: out of memory)", NULL);
+		return;
+	}
+	text_clean_inplace(text, size, &ts);
+	text_secrets_wipe(&ts);
+}
+
+/* run_redact for everything an account's result says. */
+static void redact_result(const struct run_env *env, const struct run_account *acc,
+			  struct account_result *res)
+{
+	struct text_secrets ts;
+	size_t i;
+
+	if (account_secrets(env, acc, &ts) < 0) {
+		text_clean_str(res->err.msg, sizeof(res->err.msg),
+			       "(error text withheld: out of memory)", NULL);
+		for (i = 0; i < res->n_folders; i++)
+			if (res->folders[i].error != NULL)
+				res->folders[i].error[0] = '\0';
+		return;
+	}
+	text_clean_inplace(res->err.msg, sizeof(res->err.msg), &ts);
+	for (i = 0; i < res->n_folders; i++) {
+		char *e = res->folders[i].error, *c;
+
+		if (e == NULL)
+			continue;
+		c = text_clean_dup(e, &ts);
+		if (c == NULL)
+			e[0] = '\0';
+		else {
+			free(e);
+			res->folders[i].error = c;
+		}
+	}
+	text_secrets_wipe(&ts);
 }
 
 static void run_one(size_t i, void *ctx)
@@ -91,6 +150,7 @@ static void run_one(size_t i, void *ctx)
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
 		 env->dst_ep.host, env->dst_ep.port);
 	account_run(&ao, &item->res);
+	redact_result(env, acc, &item->res);
 	if (item->res.status == ACCOUNT_FAILED)
 		log_error(acc->label, "failed: %s", item->res.err.msg);
 	else

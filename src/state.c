@@ -18,6 +18,7 @@
 #include "privdir.h"
 #include "folder.h"
 #include "state.h"
+#include "text.h"
 
 struct state {
 	sqlite3 *db;
@@ -470,6 +471,18 @@ out:
 	return r;
 }
 
+/* Error texts quote servers: stored cleaned (text.h), valid UTF-8 without
+ * control bytes, for whoever reads the database later. */
+static void bind_clean(sqlite3_stmt *q, int col, const char *text)
+{
+	char *c = text_clean_dup(text, NULL);
+
+	if (c != NULL)
+		sqlite3_bind_text(q, col, c, -1, free);
+	else
+		sqlite3_bind_text(q, col, "(error text lost: out of memory)", -1, SQLITE_STATIC);
+}
+
 int state_account_set_status(struct state *st, int64_t account_id, const char *status,
 			     const char *error, struct tr_error *err)
 {
@@ -486,7 +499,7 @@ int state_account_set_status(struct state *st, int64_t account_id, const char *s
 	sqlite3_bind_int64(q, 1, account_id);
 	sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
 	if (error != NULL)
-		sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
+		bind_clean(q, 3, error);
 	sqlite3_bind_int64(q, 4, (sqlite3_int64)time(NULL));
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		db_fail(st, err, "update account");
@@ -831,7 +844,7 @@ static void bind_row(sqlite3_stmt *q, size_t i, const void *ctx)
 	sqlite3_bind_int64(q, 6, m->dst_uidnext);
 	sqlite3_bind_text(q, 7, m->flags != NULL ? m->flags : "", -1, SQLITE_STATIC);
 	if (m->error != NULL)
-		sqlite3_bind_text(q, 8, m->error, -1, SQLITE_STATIC);
+		bind_clean(q, 8, m->error);
 }
 
 static void bind_uid(sqlite3_stmt *q, size_t i, const void *ctx)

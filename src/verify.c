@@ -16,6 +16,7 @@
 #include "report.h"
 #include "scheduler.h"
 #include "spool.h"
+#include "text.h"
 #include "verify.h"
 
 /* Per message held in memory while hashing (--content); bigger ones go to
@@ -294,6 +295,7 @@ static void verify_one(size_t i, void *ctx)
 		spool_free(spp);
 out:
 	it->seconds = now_s() - t0;
+	run_redact(vc->env, acc, it->err.msg, sizeof(it->err.msg));
 	if (it->err.kind != TR_ERR_NONE)
 		log_error(acc->label, "%s", it->err.msg);
 	else
@@ -345,6 +347,7 @@ static const char *item_status(const struct verify_item *it)
 void verify_print(FILE *f, const struct verify_item *items, size_t n)
 {
 	uint32_t complete = 0, incomplete = 0, failed = 0, missing = 0;
+	char t[4 * sizeof(items->err.msg) + 1];
 	size_t i;
 
 	fprintf(f, "%-40s %-11s %8s %9s %9s %8s %12s %13s\n", "account", "status", "folders",
@@ -352,11 +355,12 @@ void verify_print(FILE *f, const struct verify_item *items, size_t n)
 	for (i = 0; i < n; i++) {
 		const struct verify_item *it = &items[i];
 
-		fprintf(f, "%-40s %-11s %8u %9u %9u %8u %12u %13u\n", it->acc->label,
-			item_status(it), it->folders, it->src_messages, it->found, it->missing,
-			it->dst_only, it->flags_differ);
+		fprintf(f, "%-40s %-11s %8u %9u %9u %8u %12u %13u\n",
+			text_clean_str(t, sizeof(t), it->acc->label, NULL), item_status(it),
+			it->folders, it->src_messages, it->found, it->missing, it->dst_only,
+			it->flags_differ);
 		if (it->err.kind != TR_ERR_NONE)
-			fprintf(f, "    error: %s\n", it->err.msg);
+			fprintf(f, "    error: %s\n", text_clean_str(t, sizeof(t), it->err.msg, NULL));
 		if (it->folders_missing > 0)
 			fprintf(f, "    %u folder(s) with messages are not on the destination\n",
 				it->folders_missing);
@@ -380,6 +384,7 @@ int verify_json(const char *path, const struct verify_item *items, size_t n,
 		struct tr_error *err)
 {
 	json_t *root = json_object(), *arr = json_array();
+	bool ok = true;
 	size_t i, k;
 	int r;
 
@@ -387,32 +392,32 @@ int verify_json(const char *path, const struct verify_item *items, size_t n,
 		const struct verify_item *it = &items[i];
 		json_t *o = json_object(), *mv = json_array();
 
-		json_object_set_new(o, "email", json_string(it->acc->label));
-		json_object_set_new(o, "status", json_string(item_status(it)));
-		json_object_set_new(o, "error", it->err.kind != TR_ERR_NONE ? json_string(it->err.msg)
-									     : json_null());
-		json_object_set_new(o, "folders", json_integer(it->folders));
-		json_object_set_new(o, "folders_missing", json_integer(it->folders_missing));
-		json_object_set_new(o, "source_messages", json_integer(it->src_messages));
-		json_object_set_new(o, "found", json_integer(it->found));
-		json_object_set_new(o, "missing", json_integer(it->missing));
-		json_object_set_new(o, "destination_only", json_integer(it->dst_only));
-		json_object_set_new(o, "flags_differ", json_integer(it->flags_differ));
-		json_object_set_new(o, "altered_by_destination", json_integer(it->altered));
+		report_json_set(o, "email", report_json_text(it->acc->label), &ok);
+		report_json_set(o, "status", json_string(item_status(it)), &ok);
+		report_json_set(o, "error", it->err.kind != TR_ERR_NONE
+				? report_json_text(it->err.msg) : json_null(), &ok);
+		report_json_set(o, "folders", json_integer(it->folders), &ok);
+		report_json_set(o, "folders_missing", json_integer(it->folders_missing), &ok);
+		report_json_set(o, "source_messages", json_integer(it->src_messages), &ok);
+		report_json_set(o, "found", json_integer(it->found), &ok);
+		report_json_set(o, "missing", json_integer(it->missing), &ok);
+		report_json_set(o, "destination_only", json_integer(it->dst_only), &ok);
+		report_json_set(o, "flags_differ", json_integer(it->flags_differ), &ok);
+		report_json_set(o, "altered_by_destination", json_integer(it->altered), &ok);
 		for (k = 0; k < it->n; k++) {
 			json_t *m = json_object();
 
-			json_object_set_new(m, "folder", json_string(it->v[k].folder));
-			json_object_set_new(m, "uid", json_integer(it->v[k].uid));
-			json_object_set_new(m, "size", json_integer(it->v[k].size));
-			json_object_set_new(m, "internaldate", json_string(it->v[k].date));
-			json_array_append_new(mv, m);
+			report_json_set(m, "folder", report_json_text(it->v[k].folder), &ok);
+			report_json_set(m, "uid", json_integer(it->v[k].uid), &ok);
+			report_json_set(m, "size", json_integer(it->v[k].size), &ok);
+			report_json_set(m, "internaldate", report_json_text(it->v[k].date), &ok);
+			report_json_append(mv, m, &ok);
 		}
-		json_object_set_new(o, "missing_messages", mv);
-		json_array_append_new(arr, o);
+		report_json_set(o, "missing_messages", mv, &ok);
+		report_json_append(arr, o, &ok);
 	}
-	json_object_set_new(root, "accounts", arr);
-	r = report_write_json(path, root, err);
+	report_json_set(root, "accounts", arr, &ok);
+	r = report_write_json(path, root, ok, err);
 	json_decref(root);
 	return r;
 }

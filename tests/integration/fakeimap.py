@@ -882,6 +882,86 @@ class DstBadAppenduid(Session):
         return b"[APPENDUID 1 %d] " % uids[0]
 
 
+#: what no operator's terminal, log, report or state should get raw: ESC sequences (clear
+#: screen, window title, colours), C1 controls (as UTF-8 and as bare bytes), DEL, bytes
+#: that are not UTF-8 (invalid, overlong, a surrogate), and a sequence cut short at the end
+HOSTILE_TEXT = (b"\x1b[2J\x1b]0;pwned\x07\x1b[31mred\x1b[0m \xc2\x9b1m \x9b2J \x7f "
+                b"\xff\xfe \xc0\xaf \xed\xa0\x80 \xe2\x82")
+
+
+class HostileText(Session):
+    """server text that must reach nobody raw: LOGIN and AUTHENTICATE PLAIN of a user whose
+    name starts with "echo" are answered NO [AUTHENTICATIONFAILED] you sent: <the line
+    received, password and all>; of a user starting with "esc" NO with ESC sequences, C1
+    and DEL controls and invalid UTF-8; any other login succeeds, and then EXAMINE /
+    SELECT of Archivio and (--role dst) APPEND of a message with "second" in it get a NO
+    with that text and the password the client logged in with (as is, IMAP-quoted, as a
+    SASL PLAIN token)"""
+
+    raw = b""
+    password = b""
+    user = b""
+
+    async def dispatch(self, raw):
+        self.raw = raw
+        await Session.dispatch(self, raw)
+
+    def with_password(self):
+        pw = self.password
+        quoted = pw.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        token = base64.b64encode(b"\0" + self.user + b"\0" + pw)
+        return HOSTILE_TEXT[:-2] + b" you logged in with " + pw + b" \"" + quoted + b"\" " + \
+            token + b" " + HOSTILE_TEXT[-2:]
+
+    async def login_as(self, tag, user, password, echo):
+        name = user.decode("utf-8", "surrogateescape")
+        if name.startswith("echo"):
+            await self.send(tag + b" NO [AUTHENTICATIONFAILED] you sent: " + echo + b"\r\n")
+        elif name.startswith("esc"):
+            await self.send(tag + b" NO [AUTHENTICATIONFAILED] " + HOSTILE_TEXT + b"\r\n")
+        else:
+            self.user, self.password = user, password
+            await self.login_ok(tag)
+
+    async def cmd_LOGIN(self, tag, args):
+        if len(args) != 2:
+            await self.send(tag + b" BAD LOGIN wants two arguments\r\n")
+            return
+        enc = [a if isinstance(a, bytes) else self.text(a).encode("utf-8", "surrogateescape")
+               for a in args]
+        await self.login_as(tag, enc[0], enc[1], self.raw.rstrip(b"\r\n").replace(b"\r\n", b" "))
+
+    async def cmd_AUTHENTICATE(self, tag, args):
+        if not args or str(args[0]).upper() != "PLAIN":
+            await self.send(tag + b" NO unsupported mechanism\r\n")
+            return
+        if len(args) > 1:
+            token = self.text(args[1]).encode()
+        else:
+            await self.send(b"+ \r\n")
+            line = await self.r.readline()
+            self.log(b"C:", line)
+            token = line.strip()
+        try:
+            _authz, user, password = base64.b64decode(token).split(b"\0")
+        except ValueError:
+            await self.send(tag + b" BAD bad PLAIN token\r\n")
+            return
+        await self.login_as(tag, user, password, token)
+
+    async def select(self, tag, args, readonly):
+        if args and self.text(args[0]) == "Archivio":
+            await self.send(tag + b" NO [CANNOT] " + self.with_password() + b"\r\n")
+            return
+        await Session.select(self, tag, args, readonly)
+
+    async def cmd_APPEND(self, tag, args):
+        if any(isinstance(a, bytes) and b"Subject: second" in a for a in args):
+            await self.send(tag + b" NO [CANNOT] " + self.with_password() + b"\r\n")
+            return
+        await Session.cmd_APPEND(self, tag, args)
+
+
 SCENARIOS = {
     "ok": Ok, "bare-lf": BareLf, "no-greeting": NoGreeting, "bye-greeting": ByeGreeting,
     "login-unavailable": LoginUnavailable, "huge-literal-body": HugeLiteralBody,
@@ -896,6 +976,7 @@ SCENARIOS = {
     "binary-huge": BinaryHuge, "empty-bad": EmptyBad,
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
+    "hostile-text": HostileText,
 }
 
 

@@ -228,6 +228,9 @@ _it_on_exit() {
         eval "$cmd"
     done
     if [[ -n ${IT_DIR:-} && -d $IT_DIR ]]; then
+        # (a test may start no Dovecot at all: these files may not exist yet)
+        : >>"$IT_DIR/.stopping"
+        : >>"$IT_DIR/.ports"
         # signal every master first, then wait for them together: a master takes
         # 1-3 s to shut down, one after the other that adds up
         for conf in "$IT_DIR"/*/dovecot.conf; do
