@@ -90,7 +90,9 @@ void cli_opts_free(struct cli_opts *o);
 /* The usage text. */
 extern const char cli_usage_text[];
 
-/* The program: returns the exit code. */
+/* The program: returns the exit code.  First of all it makes the process
+ * non-dumpable with no core files (RLIMIT_CORE 0): passwords in memory
+ * must not end up in a core dump. */
 int cli_main(int argc, char **argv);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -578,10 +580,27 @@ static int cmd_spool(int argc, char **argv)
 	return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
 }
 
+/* A core file of this process would hold every customer's password: no
+ * core (RLIMIT_CORE 0, soft and hard, so no child can raise it again),
+ * and not dumpable, which also keeps other processes of the same user
+ * from attaching with ptrace or reading /proc/PID/mem and environ.  Done
+ * before anything reads a password. */
+static void harden_process(void)
+{
+	const struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		fprintf(stderr, "trasloco: cannot disable core files: %s\n", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fprintf(stderr, "trasloco: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
+}
+
 int cli_main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	harden_process();
 	setup_signals();
 	if (cmd == NULL || strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
