@@ -81,16 +81,39 @@ int cli_finish_opts(struct cli_opts *o, struct tr_error *err);
  * --help, -1 on error (o must be freed in every case). */
 int cli_parse(enum cli_cmd cmd, int argc, char **argv, struct cli_opts *o, struct tr_error *err);
 int cli_parse_migrate(int argc, char **argv, struct cli_opts *o, struct tr_error *err);
-/* Relative paths in job files are relative to dir from now on (the spool
- * directory: a job moves from pending/ to running/); NULL restores the
- * default, the job file's own directory. */
-void cli_set_job_base_dir(const char *dir);
+/* A job run by `trasloco spool` (README, "Spool"): the job file was opened
+ * and checked by jobdir and is read from there, never again by path; its
+ * relative paths start at the spool directory, every path it names must
+ * stay in that directory (an absolute path inside it, no "..", no symbolic
+ * link on the way, no FIFO or device at the end; not in the spool's own
+ * pending/ running/ done/ failed/), and it may not set insecure,
+ * allow-plaintext, ca-file, dst-admin or dst-admin-password-file. */
+struct job_file;
+struct cli_spool_job {
+	const char *dir;            /* the spool directory, as given */
+	const char *dir_real;       /* its realpath(), for absolute paths in jobs */
+	const struct job_file *jf;  /* the job's settings */
+};
+/* cli_parse reads the job file through sj from now on; NULL: by path again. */
+void cli_set_spool_job(const struct cli_spool_job *sj);
+/* The spool's --config file (job-file syntax, any setting but accounts;
+ * relative paths start at its directory, no confinement): it must be a
+ * regular file (not a link) owned by root and writable by no one else.
+ * *args gets its settings as options ("--key", "value", ...) to come after
+ * a job's, so that they win; free them with cli_spool_config_free. */
+int cli_spool_config(const char *path, char ***args, int *n, struct tr_error *err);
+void cli_spool_config_free(char **args, int n);
+/* Check the options the spool gives every job (argv[0] is a name): valid
+ * options, no positional argument, and --dst-admin only with --dst. */
+int cli_spool_check(int argc, char **argv, struct tr_error *err);
 void cli_opts_free(struct cli_opts *o);
 
 /* The usage text. */
 extern const char cli_usage_text[];
 
-/* The program: returns the exit code. */
+/* The program: returns the exit code.  First of all it makes the process
+ * non-dumpable with no core files (RLIMIT_CORE 0): passwords in memory
+ * must not end up in a core dump. */
 int cli_main(int argc, char **argv);
 
 #endif

@@ -9,14 +9,19 @@
  * columns are email,password.  UTF-8 with or without BOM, CRLF or LF, blank
  * lines ignored, spaces around unquoted fields kept (a password may begin or
  * end with a space).  A bad row (wrong number of fields, empty or invalid
- * email, duplicate account, empty password) is reported with its line
- * number and skipped; the other rows still run.  Passwords never appear in
- * any message.
+ * email, duplicate account, empty password, a field longer than
+ * JOB_MAX_FIELD bytes) is reported with its line number and skipped; the
+ * other rows still run.  Passwords never appear in any message: a field is
+ * quoted in a message only when it is a valid address, or when a header
+ * row names its column email; without a header, a row whose second field
+ * is an email address is taken for swapped columns and refused.  An
+ * overlong field is never held whole: libcsv's buffer stops at 4 KiB.
  *
  * Job file: "key = value" lines, '#' comments, blank lines ignored; keys are
  * the long option names of `trasloco run` (src, dst, src-tls-name, accounts,
  * parallel-accounts, ...).  Values run to the end of the line, trimmed; a
  * value may be wrapped in double quotes to keep leading/trailing spaces.
+ * Lines of at most JOB_MAX_LINE bytes, files of at most 1 MiB.
  * Relative paths are the caller's business (job_file_dir helps).
  */
 #ifndef TRASLOCO_JOB_H
@@ -26,6 +31,11 @@
 #include <stddef.h>
 
 #include "error.h"
+
+/* The longest CSV field (any column: a password, an address, a login). */
+#define JOB_MAX_FIELD 1024
+/* The longest line of a job file. */
+#define JOB_MAX_LINE 4096
 
 struct job_account {
 	char *email;          /* owned; the account's name in reports */
@@ -76,7 +86,12 @@ struct job_file {
  * unterminated quote) fails with TR_ERR_USAGE naming file and line. */
 int job_file_parse(const char *name, const char *text, size_t len, struct job_file *out,
 		   struct tr_error *err);
+/* Files are opened without blocking (a FIFO is refused, not waited on)
+ * and must be regular files. */
 int job_file_load(const char *path, struct job_file *out, struct tr_error *err);
+/* The same from a descriptor the caller opened and checked; name is for
+ * messages. */
+int job_file_read_fd(int fd, const char *name, struct job_file *out, struct tr_error *err);
 void job_file_free(struct job_file *f);
 /* Directory of path ("." when none), newly allocated. */
 char *job_file_dir(const char *path);

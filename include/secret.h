@@ -11,8 +11,12 @@
 
 #include "error.h"
 
-/* The first line of path (without its line ending).  Warns on stderr when
- * the file is readable by group or others. */
+/* The longest password taken from anywhere (files, environment, terminal):
+ * a longer one is an error, never cut short in silence. */
+#define SECRET_MAX 1024
+
+/* The first line of path (without its line ending), at most SECRET_MAX
+ * bytes.  Warns on stderr when the file is readable by group or others. */
 int secret_from_file(const char *path, char **out, struct tr_error *err);
 /* The value of environment variable var, which is then removed from the
  * environment so that no child process inherits it.  Returns 1 when set,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,14 +31,16 @@ const char cli_usage_text[] =
 	"       trasloco run ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco check ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco verify ACCOUNTS.csv|JOB.job [options]\n"
-	"       trasloco spool DIR [options]\n"
+	"       trasloco spool DIR [--config FILE] [options]\n"
 	"       trasloco help | version\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
 	"to the destination, keeping flags, keywords and dates; run does it for every\n"
 	"account of a CSV (\"email\",\"password\"), several at once; check logs in and counts\n"
 	"without copying; verify, after the last run, lists every source message that is not\n"
-	"on the destination (read only); spool runs the job files dropped in DIR/pending.\n"
+	"on the destination (read only); spool runs the job files dropped in DIR/pending\n"
+	"(regular files of the spool's owner; their paths stay in DIR; TLS and admin settings\n"
+	"come from the spool's options or its --config FILE, owned by root).\n"
 	"Every run is incremental: only what is new is copied.\n"
 	"\n"
 	"Servers and TLS (verified by default):\n"
@@ -504,84 +508,174 @@ out:
 /* ---- spool ------------------------------------------------------------------- */
 
 struct spool_ctx {
-	char **extra;           /* the spool command's own options, passed to every job */
-	int n_extra;
+	char **opts;            /* the operator's options for every job: --config's, */
+	int n_opts;             /* then the spool command line's (which win) */
+	const char *dir_real;
 };
 
-static int run_spooled(const char *job, const char *report, const char *spool_dir, void *ctx)
+static int run_spooled(int fd, const char *job, const char *report, const char *spool_dir,
+		       void *ctx)
 {
 	struct spool_ctx *sc = ctx;
+	struct cli_spool_job sj = { .dir = spool_dir, .dir_real = sc->dir_real };
+	struct job_file jf;
+	struct tr_error err;
 	char state[4096], name[1024];
-	char **argv = calloc((size_t)sc->n_extra + 6, sizeof(*argv));
+	char **argv;
 	const char *base = strrchr(job, '/');
+	bool has_state = false;
 	int argc = 0, i, code;
+	size_t k;
 
-	if (argv == NULL)
+	tr_error_clear(&err);
+	/* read once, from what jobdir checked; cli_parse uses this copy */
+	if (job_file_read_fd(fd, job, &jf, &err) < 0) {
+		log_error(NULL, "%s", err.msg);
+		return err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
+	}
+	argv = calloc((size_t)sc->n_opts + 6, sizeof(*argv));
+	if (argv == NULL) {
+		job_file_free(&jf);
 		return EXIT_FAILED;
+	}
 	base = base != NULL ? base + 1 : job;
 	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) - 4), base);
-	/* A job without its own state keeps it in the spool, by job name, so a
-	 * re-run of the same job later resumes it. */
-	snprintf(state, sizeof(state), "%s/state/%s", spool_dir, name);
 	argv[argc++] = (char *)"run";
 	argv[argc++] = (char *)job;
-	for (i = 0; i < sc->n_extra; i++)
-		argv[argc++] = sc->extra[i];
-	cli_set_job_base_dir(spool_dir);
-	{
-		/* The state option must come before the job's own, which wins:
-		 * cli_parse reads the job file first, then argv; so only add it
-		 * when the job file does not set one. */
-		struct job_file jf;
-		struct tr_error err;
-		bool has_state = false;
-		size_t k;
-
-		if (job_file_load(job, &jf, &err) == 0) {
-			for (k = 0; k < jf.n; k++)
-				if (strcmp(jf.v[k].key, "state") == 0)
-					has_state = true;
-			job_file_free(&jf);
-		}
-		if (!has_state) {
-			argv[argc++] = (char *)"--state";
-			argv[argc++] = state;
-		}
+	/* A job without its own state keeps it in the spool, by job name, so a
+	 * re-run of the same job later resumes it.  cli_parse reads the job
+	 * file first, then argv, so this goes in only when the job sets no
+	 * state, and before the operator's options (which win). */
+	for (k = 0; k < jf.n; k++)
+		if (strcmp(jf.v[k].key, "state") == 0)
+			has_state = true;
+	if (!has_state) {
+		snprintf(state, sizeof(state), "%s/state/%s", spool_dir, name);
+		argv[argc++] = (char *)"--state";
+		argv[argc++] = state;
 	}
+	for (i = 0; i < sc->n_opts; i++)
+		argv[argc++] = sc->opts[i];
+	sj.jf = &jf;
+	cli_set_spool_job(&sj);
 	code = cmd_run_or_check(CMD_RUN, argc, argv, report);
-	cli_set_job_base_dir(NULL);
+	cli_set_spool_job(NULL);
+	job_file_free(&jf);
 	free(argv);
 	return code;
 }
 
 static int cmd_spool(int argc, char **argv)
 {
-	struct spool_ctx sc = { .extra = argv + 2, .n_extra = argc - 2 };
+	struct spool_ctx sc;
 	struct tr_error err;
-	char sdir[4096];
-	int ran, failed;
+	const char *config = NULL;
+	char **conf = NULL, **opts = NULL, dir[4096], *real = NULL;
+	int n_conf = 0, ran, failed, i, code = EXIT_USAGE;
+	size_t len;
 
+	memset(&sc, 0, sizeof(sc));
+	tr_error_clear(&err);
 	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: trasloco spool DIR [options for every job]\n");
+		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n");
 		return EXIT_USAGE;
 	}
-	snprintf(sdir, sizeof(sdir), "%s/state", argv[1]);
-	mkdir(argv[1], 0700);
-	mkdir(sdir, 0700);
-	tr_error_clear(&err);
-	if (jobdir_run(argv[1], run_spooled, &sc, &ran, &failed, &err) < 0) {
-		log_error(NULL, "%s", err.msg);
+	/* without trailing slashes: "DIR/" would make lstat follow a link */
+	len = strlen(argv[1]);
+	while (len > 1 && argv[1][len - 1] == '/')
+		len--;
+	if (len >= sizeof(dir)) {
+		fprintf(stderr, "trasloco spool: directory name too long\n");
+		return EXIT_USAGE;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)len, argv[1]);
+	opts = calloc((size_t)argc + 1, sizeof(*opts));
+	if (opts == NULL)
 		return EXIT_FAILED;
+	opts[sc.n_opts++] = (char *)"spool";
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			config = argv[i] + 9;
+			continue;
+		}
+		if (strcmp(argv[i], "--config") == 0) {
+			fprintf(stderr, "trasloco spool: option --config needs a value\n");
+			goto out;
+		}
+		opts[sc.n_opts++] = argv[i];
+	}
+	if (config != NULL) {
+		char **all;
+
+		if (cli_spool_config(config, &conf, &n_conf, &err) < 0) {
+			fprintf(stderr, "trasloco spool: %s\n", err.msg);
+			code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
+			goto out;
+		}
+		/* the config's settings first: the command line's win */
+		all = calloc((size_t)(sc.n_opts + n_conf) + 1, sizeof(*all));
+		if (all == NULL) {
+			code = EXIT_FAILED;
+			goto out;
+		}
+		all[0] = opts[0];
+		memcpy(all + 1, conf, (size_t)n_conf * sizeof(*all));
+		memcpy(all + 1 + n_conf, opts + 1, (size_t)(sc.n_opts - 1) * sizeof(*all));
+		free(opts);
+		opts = all;
+		sc.n_opts += n_conf;
+	}
+	if (cli_spool_check(sc.n_opts, opts, &err) < 0) {
+		fprintf(stderr, "trasloco spool: %s\n(see trasloco help)\n", err.msg);
+		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
+		goto out;
+	}
+	sc.opts = opts + 1;
+	sc.n_opts--;
+	tr_error_clear(&err);
+	real = realpath(dir, NULL);
+	sc.dir_real = real;
+	if (jobdir_run(dir, run_spooled, &sc, &ran, &failed, &err) < 0) {
+		log_error(NULL, "%s", err.msg);
+		code = EXIT_FAILED;
+		goto out;
 	}
 	if (net_cancelled())
-		return EXIT_STOPPED;
-	return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+		code = EXIT_STOPPED;
+	else
+		code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+out:
+	free(real);
+	free(opts);
+	cli_spool_config_free(conf, n_conf);
+	return code;
+}
+
+/* A core file of this process would hold every customer's password: no
+ * core (RLIMIT_CORE 0, soft and hard, so no child can raise it again),
+ * and not dumpable, which also keeps other processes of the same user
+ * from attaching with ptrace or reading /proc/PID/mem and environ.  Done
+ * before anything reads a password. */
+static void harden_process(void)
+{
+	const struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		fprintf(stderr, "trasloco: cannot disable core files: %s\n", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fprintf(stderr, "trasloco: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
 }
 
 int cli_main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	harden_process();
 	setup_signals();
 	if (cmd == NULL || strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {

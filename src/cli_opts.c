@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "job.h"
@@ -361,12 +364,36 @@ static bool truthy(const char *v, bool *ok)
 	return false;
 }
 
+/* What a setting's value is, for the spool's rules. */
+enum path_kind { NOT_A_PATH, PATH_READ, PATH_WRITE, PATH_DIR };
+
 /* Settings whose value is a file or directory: relative to the job file. */
-static bool is_path_key(const char *k)
+static enum path_kind path_key(const char *k)
+{
+	static const struct {
+		const char *key;
+		enum path_kind kind;
+	} keys[] = {
+		{ "accounts", PATH_READ }, { "state", PATH_DIR }, { "report", PATH_WRITE },
+		{ "report-csv", PATH_WRITE }, { "ca-file", PATH_READ }, { "log-dir", PATH_DIR },
+		{ "spool-dir", PATH_DIR }, { "src-password-file", PATH_READ },
+		{ "dst-password-file", PATH_READ }, { "dst-admin-password-file", PATH_READ },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(k, keys[i].key) == 0)
+			return keys[i].kind;
+	return NOT_A_PATH;
+}
+
+/* Settings a spool job may not make: TLS policy and the destination's
+ * admin login belong to whoever runs the spool (its command line or its
+ * --config file), not to whoever drops a job in it. */
+static bool operator_only(const char *k)
 {
 	static const char *const keys[] = {
-		"accounts", "state", "report", "report-csv", "ca-file", "log-dir", "spool-dir",
-		"src-password-file", "dst-password-file", "dst-admin-password-file",
+		"insecure", "allow-plaintext", "ca-file", "dst-admin", "dst-admin-password-file",
 	};
 	size_t i;
 
@@ -390,35 +417,157 @@ static char *resolve(const char *dir, const char *path)
 	return out;
 }
 
-/* Where relative paths of job files start; NULL: the job file's directory. */
-static const char *job_base_dir;
+/* The spool job being parsed, or NULL. */
+static const struct cli_spool_job *spool_job;
 
-void cli_set_job_base_dir(const char *dir)
+void cli_set_spool_job(const struct cli_spool_job *sj)
 {
-	job_base_dir = dir;
+	spool_job = sj;
 }
 
-/* A job file's settings, as if they were options before the command
- * line's (which therefore win). */
-static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error *err)
+/* The part of absolute path p below directory d ("" for d itself), or NULL. */
+static const char *below(const char *d, const char *p)
 {
-	struct job_file jf;
-	char **argv = NULL, *dir = NULL;
-	int argc = 0, r = -1;
+	size_t n;
+
+	if (d == NULL || d[0] != '/')
+		return NULL;
+	n = strlen(d);
+	while (n > 1 && d[n - 1] == '/')
+		n--;
+	if (strncmp(p, d, n) != 0 || (p[n] != '/' && p[n] != '\0' && n > 1))
+		return NULL;
+	return p + n;
+}
+
+/* A path named by a spool job, confined to the spool directory: an
+ * absolute path must lie in it, ".." is refused, and no part of the path
+ * that exists may be a symbolic link (checked with lstat, component by
+ * component from the spool directory down).  The spool's own queue
+ * (pending/ running/ done/ failed/ and dot files) is not job data.
+ * Returns the path to use, or NULL with why (a static string or buf). */
+static char *confine(const struct cli_spool_job *sj, const char *value, enum path_kind kind,
+		     char *buf, size_t cap, const char **why)
+{
+	static const char *const queue[] = { "pending", "running", "done", "failed" };
+	const char *rel = value, *p;
+	char *out, *o;
+	size_t len, i, first_len = 0;
+	struct stat st;
+
+	*why = NULL;
+	if (value[0] == '\0') {
+		*why = "an empty path";
+		return NULL;
+	}
+	if (value[0] == '/') {
+		rel = below(sj->dir, value);
+		if (rel == NULL)
+			rel = below(sj->dir_real, value);
+		if (rel == NULL) {
+			*why = "outside the spool directory (a spool job's paths stay in it)";
+			return NULL;
+		}
+	}
+	len = strlen(sj->dir) + strlen(rel) + 2;
+	out = malloc(len);
+	if (out == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	o = out + snprintf(out, len, "%s", sj->dir);
+	/* component by component: "." and empty ones dropped */
+	for (p = rel; *p != '\0';) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			p += n + (p[n] == '/');
+			continue;
+		}
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			*why = "\"..\" is not allowed (a spool job's paths stay in the spool directory)";
+			goto fail;
+		}
+		if (first_len == 0) {
+			first_len = n;
+			for (i = 0; i < sizeof(queue) / sizeof(queue[0]); i++)
+				if (strlen(queue[i]) == n && strncmp(p, queue[i], n) == 0)
+					break;
+			if (i < sizeof(queue) / sizeof(queue[0]) || p[0] == '.') {
+				snprintf(buf, cap, "inside the spool's own %.*s%s, which is not for "
+					 "job data", (int)n, p, p[0] == '.' ? "" : "/");
+				*why = buf;
+				goto fail;
+			}
+		}
+		*o++ = '/';
+		memcpy(o, p, n);
+		o += n;
+		*o = '\0';
+		p += n + (p[n] == '/');
+		if (lstat(out, &st) < 0) {
+			if (errno == ENOENT)
+				continue;       /* created later; nothing to follow */
+			snprintf(buf, cap, "%s: %s", out, strerror(errno));
+			*why = buf;
+			goto fail;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			snprintf(buf, cap, "%s is a symbolic link (a spool job's paths are not "
+				 "followed through links)", out);
+			*why = buf;
+			goto fail;
+		}
+		if (*p != '\0' && !S_ISDIR(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a directory", out);
+			*why = buf;
+			goto fail;
+		}
+		if (*p == '\0' && kind == PATH_DIR && !S_ISDIR(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a directory", out);
+			*why = buf;
+			goto fail;
+		}
+		/* a FIFO or a device would block or worse when opened */
+		if (*p == '\0' && kind != PATH_DIR && !S_ISREG(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a regular file", out);
+			*why = buf;
+			goto fail;
+		}
+	}
+	if (first_len == 0) {
+		*why = "the spool directory itself";
+		goto fail;
+	}
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+/* A job file's settings as options ("--key", "value"; argv[0] is "job").
+ * Relative paths start at dir.  sj: a spool job, under the spool's rules.
+ * accounts (NULL: the setting is refused) gets the accounts file. */
+static int job_to_args(const struct job_file *jf, const char *dir,
+		       const struct cli_spool_job *sj, char **accounts, char ***out, int *out_n,
+		       struct tr_error *err)
+{
+	const char *path = jf->path != NULL ? jf->path : "job file";
+	char **argv = calloc(2 * jf->n + 2, sizeof(*argv));
+	int argc = 0;
 	size_t i;
 
-	if (job_file_load(path, &jf, err) < 0)
-		return -1;
-	dir = job_base_dir != NULL ? strdup(job_base_dir) : job_file_dir(path);
-	argv = calloc(2 * jf.n + 2, sizeof(*argv));
-	if (dir == NULL || argv == NULL) {
+	*out = NULL;
+	*out_n = 0;
+	if (argv == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		goto out;
+		return -1;
 	}
 	argv[argc++] = strdup("job");
-	for (i = 0; i < jf.n; i++) {
-		const struct job_setting *js = &jf.v[i];
+	for (i = 0; i < jf->n; i++) {
+		const struct job_setting *js = &jf->v[i];
 		const struct option *opt;
+		enum path_kind kind = path_key(js->key);
 		char *value = NULL;
 		bool ok;
 
@@ -429,18 +578,41 @@ static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error 
 		    (opt->name == NULL || opt->val == OPT_PASSWORD_ON_CLI || opt->val == 'h')) {
 			tr_error_set(err, TR_ERR_USAGE, "%s:%u: unknown setting \"%s\"", path,
 				     js->line, js->key);
-			goto out;
+			goto fail;
 		}
-		if (is_path_key(js->key)) {
+		if (strcmp(js->key, "accounts") == 0 && accounts == NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "%s:%u: accounts is set by each job, not "
+				     "here", path, js->line);
+			goto fail;
+		}
+		if (sj != NULL && operator_only(js->key)) {
+			tr_error_set(err, TR_ERR_USAGE, "%s:%u: \"%s\" is not taken from a spool job "
+				     "(TLS and admin settings are the operator's: give it on the "
+				     "spool's command line or in its --config file)", path, js->line,
+				     js->key);
+			goto fail;
+		}
+		if (kind != NOT_A_PATH && sj != NULL) {
+			char why_buf[4200];
+			const char *why;
+
+			value = confine(sj, js->value, kind, why_buf, sizeof(why_buf), &why);
+			if (value == NULL) {
+				tr_error_set(err, strcmp(why, "out of memory") == 0 ? TR_ERR_LOCAL
+						  : TR_ERR_USAGE, "%s:%u: %s = \"%s\": %s", path,
+					     js->line, js->key, js->value, why);
+				goto fail;
+			}
+		} else if (kind != NOT_A_PATH) {
 			value = resolve(dir, js->value);
 			if (value == NULL) {
 				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-				goto out;
+				goto fail;
 			}
 		}
 		if (strcmp(js->key, "accounts") == 0) {
-			free(o->accounts);
-			o->accounts = value;
+			free(*accounts);
+			*accounts = value;
 			continue;
 		}
 		if (opt->has_arg == no_argument) {
@@ -450,7 +622,7 @@ static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error 
 			if (!ok) {
 				tr_error_set(err, TR_ERR_USAGE, "%s:%u: %s wants yes or no", path,
 					     js->line, js->key);
-				goto out;
+				goto fail;
 			}
 			if (!on)
 				continue;
@@ -469,9 +641,49 @@ static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error 
 	for (i = 0; i < (size_t)argc; i++) {
 		if (argv[i] == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			goto out;
+			goto fail;
 		}
 	}
+	*out = argv;
+	*out_n = argc;
+	return 0;
+fail:
+	for (i = 0; i < (size_t)argc; i++)
+		free(argv[i]);
+	free(argv);
+	return -1;
+}
+
+static void free_args(char **argv, int argc)
+{
+	int i;
+
+	for (i = 0; argv != NULL && i < argc; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/* A job file's settings, as if they were options before the command
+ * line's (which therefore win).  A spool job comes already read. */
+static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error *err)
+{
+	struct job_file own;
+	const struct job_file *jf = &own;
+	char **argv = NULL, *dir = NULL;
+	int argc = 0, r = -1;
+
+	memset(&own, 0, sizeof(own));
+	if (spool_job != NULL)
+		jf = spool_job->jf;
+	else if (job_file_load(path, &own, err) < 0)
+		return -1;
+	dir = spool_job != NULL ? strdup(spool_job->dir) : job_file_dir(path);
+	if (dir == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		goto out;
+	}
+	if (job_to_args(jf, dir, spool_job, &o->accounts, &argv, &argc, err) < 0)
+		goto out;
 	r = parse_args(argc, argv, o, err);
 	if (r > 0)
 		r = 0;
@@ -482,12 +694,93 @@ static int apply_job_file(const char *path, struct cli_opts *o, struct tr_error 
 		r = -1;
 	}
 out:
-	if (argv != NULL)
-		for (i = 0; i < (size_t)argc; i++)
-			free(argv[i]);
-	free(argv);
+	free_args(argv, argc);
+	free(dir);
+	job_file_free(&own);
+	return r;
+}
+
+/* ---- the spool's operator settings ---------------------------------------- */
+
+int cli_spool_config(const char *path, char ***args, int *n, struct tr_error *err)
+{
+	struct job_file jf;
+	struct stat st;
+	char **argv = NULL, *dir;
+	int fd, argc = 0, r = -1;
+
+	*args = NULL;
+	*n = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s: %s", path,
+			     errno == ELOOP ? "a symbolic link (give the file itself)" :
+			     strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	/* it may turn certificate checks off for every job: only root may
+	 * have written it */
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s must belong to root and be "
+			     "writable by no one else (it is uid %u, mode %04o): chown root, chmod "
+			     "go-w", path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	r = job_file_read_fd(fd, path, &jf, err);
+	close(fd);
+	if (r < 0)
+		return -1;
+	dir = job_file_dir(path);
+	if (dir == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		r = -1;
+	} else {
+		r = job_to_args(&jf, dir, NULL, NULL, &argv, &argc, err);
+	}
 	free(dir);
 	job_file_free(&jf);
+	if (r < 0)
+		return -1;
+	/* without the "job" in front */
+	free(argv[0]);
+	memmove(argv, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
+	*args = argv;
+	*n = argc - 1;
+	return 0;
+}
+
+void cli_spool_config_free(char **args, int n)
+{
+	free_args(args, n);
+}
+
+int cli_spool_check(int argc, char **argv, struct tr_error *err)
+{
+	struct cli_opts o;
+	int r;
+
+	opts_init(&o);
+	r = parse_args(argc, argv, &o, err);
+	if (r > 0) {
+		tr_error_set(err, TR_ERR_USAGE, "--help is not an option of the spool's jobs");
+		r = -1;
+	} else if (r == 0 && o.n_args > 0) {
+		tr_error_set(err, TR_ERR_USAGE, "unexpected argument \"%s\"", o.args[0]);
+		r = -1;
+	} else if (r == 0 && o.dst_admin != NULL && o.dst.host == NULL) {
+		/* else a job would choose where the admin password goes */
+		tr_error_set(err, TR_ERR_USAGE, "a spool with --dst-admin needs --dst from its "
+			     "command line or --config file too: the destination an admin "
+			     "password is sent to is not a job's choice");
+		r = -1;
+	}
+	cli_opts_free(&o);
 	return r;
 }
 

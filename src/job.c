@@ -37,6 +37,11 @@
 #include "job.h"
 
 #define JOB_MAX_FILE ((size_t)64 << 20)
+#define JOB_MAX_JOB_FILE ((size_t)1 << 20)
+/* libcsv's field buffer never grows past this: a longer field is dropped
+ * as it streams by (JOB_MAX_FIELD is what a field may hold; between the
+ * two, the field callback sees the length). */
+#define CSV_BUF_MAX 4096
 #define MAXF 8                  /* fields kept per row; a header has at most 5 */
 #define MAX_LISTED 1000         /* bad rows listed one by one */
 
@@ -124,29 +129,25 @@ bool job_email_valid(const char *email)
 
 /* ---- reading files ------------------------------------------------------ */
 
-/* Read a whole file of at most JOB_MAX_FILE bytes into a NUL-terminated
- * buffer.  The caller wipes it: it may hold passwords. */
-static int read_file(const char *path, char **out, size_t *out_len, mode_t *mode,
-		     struct tr_error *err)
+/* Read what fd holds, a regular file of at most max bytes, into a
+ * NUL-terminated buffer.  path is for messages.  The caller wipes the
+ * buffer: it may hold passwords. */
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *out_len,
+		   mode_t *mode, struct tr_error *err)
 {
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0, cap;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		tr_error_set(err, TR_ERR_USAGE, "cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		tr_error_set(err, TR_ERR_USAGE, "%s: not a regular file", path);
-		goto fail;
+		return -1;
 	}
-	if ((uintmax_t)st.st_size > JOB_MAX_FILE) {
-		tr_error_set(err, TR_ERR_USAGE, "%s: larger than %zu MiB", path,
-			     JOB_MAX_FILE >> 20);
-		goto fail;
+	if ((uintmax_t)st.st_size > max) {
+		tr_error_set(err, TR_ERR_USAGE, "%s: larger than %zu %s", path,
+			     max >= (1u << 20) ? max >> 20 : max >> 10,
+			     max >= (1u << 20) ? "MiB" : "KiB");
+		return -1;
 	}
 	/* the size may change under us: read to EOF, but never past the limit */
 	cap = (size_t)st.st_size + 1;
@@ -157,12 +158,13 @@ static int read_file(const char *path, char **out, size_t *out_len, mode_t *mode
 		ssize_t n;
 
 		if (len + 1 == cap) {
-			size_t ncap = cap * 2 > JOB_MAX_FILE + 2 ? JOB_MAX_FILE + 2 : cap * 2;
+			size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
 			char *nb;
 
-			if (len > JOB_MAX_FILE) {
-				tr_error_set(err, TR_ERR_USAGE, "%s: larger than %zu MiB", path,
-					     JOB_MAX_FILE >> 20);
+			if (len > max) {
+				tr_error_set(err, TR_ERR_USAGE, "%s: larger than %zu %s", path,
+					     max >= (1u << 20) ? max >> 20 : max >> 10,
+					     max >= (1u << 20) ? "MiB" : "KiB");
 				goto fail;
 			}
 			nb = malloc(ncap);
@@ -185,7 +187,6 @@ static int read_file(const char *path, char **out, size_t *out_len, mode_t *mode
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
 	buf[len] = '\0';
 	*out = buf;
 	*out_len = len;
@@ -199,8 +200,23 @@ fail:
 		explicit_bzero(buf, len);
 		free(buf);
 	}
-	close(fd);
 	return -1;
+}
+
+/* O_NONBLOCK: a FIFO put where a file is expected must be refused, not
+ * wait forever for a writer (the spool would hang under its lock). */
+static int read_file(const char *path, size_t max, char **out, size_t *out_len, mode_t *mode,
+		     struct tr_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), r;
+
+	if (fd < 0) {
+		tr_error_set(err, TR_ERR_USAGE, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	r = read_fd(fd, path, max, out, out_len, mode, err);
+	close(fd);
+	return r;
 }
 
 /* ---- accounts: columns -------------------------------------------------- */
@@ -334,7 +350,9 @@ static int dup_add(struct dupset *d, const struct job_accounts *a, size_t idx)
  * passwords in freed memory.  These wipe what they let go; the size sits in
  * front of the block because libcsv does not pass it.  libcsv asks for
  * 128 bytes more each time, so the block grows by doubling instead: a
- * moving realloc of every step would make a long field quadratic. */
+ * moving realloc of every step would make a long field quadratic.  Past
+ * CSV_BUF_MAX it refuses: libcsv then stops with CSV_ENOMEM, and
+ * job_accounts_parse empties the buffer and goes on (field_overflow). */
 union wipe_hdr {
 	size_t size;
 	max_align_t align;
@@ -347,8 +365,10 @@ static void *wipe_realloc(void *p, size_t n)
 
 	if (h != NULL && n <= h->size)
 		return p;
-	if (h != NULL && h->size < SIZE_MAX / 4 && n < h->size * 2)
-		size = h->size * 2;
+	if (n > CSV_BUF_MAX)
+		return NULL;
+	if (h != NULL && n < h->size * 2)
+		size = h->size * 2 > CSV_BUF_MAX ? CSV_BUF_MAX : h->size * 2;
 	if (size > SIZE_MAX - sizeof(*nh))
 		return NULL;
 	nh = malloc(sizeof(*nh) + size);
@@ -410,6 +430,8 @@ struct acc_parser {
 	struct field f[MAXF];
 	size_t nf;              /* fields of the row, kept or not */
 	bool nul;               /* a field of the row holds a NUL */
+	bool overflow;          /* the field being read outgrew libcsv's buffer */
+	size_t too_long;        /* column (from 1) of the row's first overlong field, or 0 */
 	bool decided;           /* the first non-blank row has been seen */
 	enum col cols[MAXF];    /* with a header: what each column is */
 	size_t ncols;
@@ -434,6 +456,8 @@ static void clear_fields(struct acc_parser *p)
 	}
 	p->nf = 0;
 	p->nul = false;
+	p->overflow = false;
+	p->too_long = 0;
 }
 
 static void fatal(struct acc_parser *p, enum tr_err_kind kind, const char *fmt, ...)
@@ -660,15 +684,30 @@ static void data_row(struct acc_parser *p)
 	for (i = 0; i < ncols; i++)
 		by[out->had_header ? p->cols[i] : (enum col)i] = &p->f[i];
 
+	/* Without a header, position is all there is to tell an address from
+	 * a password: a row whose password field is itself an address has
+	 * its columns swapped, and taking it would make its password the
+	 * account's name in every log and report. */
+	if (!out->had_header && job_email_valid(by[COL_PASSWORD]->s)) {
+		bad_row(p, "field 2 is an email address: are the columns swapped? (a header row "
+			"\"email,password\" says which is which; nothing of this row is shown)");
+		return;
+	}
 	trim_field(by[COL_EMAIL]);
 	if (by[COL_EMAIL]->len == 0) {
 		bad_row(p, "empty email address");
 		return;
 	}
 	if (!job_email_valid(by[COL_EMAIL]->s)) {
-		if (strchr(by[COL_EMAIL]->s, '@') != NULL) {
+		/* Shown only when a header row says the column holds addresses:
+		 * without one, a file whose columns are swapped has its
+		 * passwords here, and a password may well contain an '@'. */
+		if (strchr(by[COL_EMAIL]->s, '@') != NULL && out->had_header) {
 			show(shown, sizeof(shown), by[COL_EMAIL]->s);
 			bad_row(p, "invalid email address \"%s\"", shown);
+		} else if (strchr(by[COL_EMAIL]->s, '@') != NULL) {
+			bad_row(p, "invalid email address in field 1 (not shown: without a header "
+				"row it may be a password)");
 		} else if (by[COL_EMAIL] == &p->f[0]) {
 			bad_row(p, "first field is not an email address");
 		} else {
@@ -721,6 +760,13 @@ static void cb_field(void *data, size_t len, void *ctx)
 		return;
 	if (data == NULL)
 		len = 0;
+	if (p->overflow || len > JOB_MAX_FIELD) {
+		/* kept empty: nothing of it may reach a message */
+		if (p->too_long == 0)
+			p->too_long = p->nf + 1;
+		p->overflow = false;
+		len = 0;
+	}
 	if (len > 0 && memchr(data, '\0', len) != NULL)
 		p->nul = true;
 	if (p->nf < MAXF) {
@@ -738,8 +784,18 @@ static void cb_field(void *data, size_t len, void *ctx)
 	p->nf++;
 }
 
+static void broken_row(struct acc_parser *p, const char *what, bool at_line);
+
 static void handle_row(struct acc_parser *p)
 {
+	if (p->too_long > 0) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "field %zu is longer than %d bytes", p->too_long,
+			 JOB_MAX_FIELD);
+		broken_row(p, what, false);
+		return;
+	}
 	if (row_is_blank(p))
 		return;
 	if (!p->decided) {
@@ -800,6 +856,24 @@ static int restart(struct acc_parser *p, struct csv_parser *csv, size_t pos, uns
 	return 0;
 }
 
+/* libcsv stopped because the field it reads reached CSV_BUF_MAX: keep
+ * only its last byte (libcsv may still take it back as a closing quote)
+ * and let the parser go on through the rest of the field, so that the
+ * quoting stays in step and memory stays bounded.  False for a genuine
+ * out-of-memory. */
+static bool field_overflow(struct acc_parser *p, struct csv_parser *csv)
+{
+	if (csv_error(csv) != CSV_ENOMEM || csv_get_buffer_size(csv) < CSV_BUF_MAX ||
+	    csv->entry_pos < 1)
+		return false;
+	csv->entry_buf[0] = csv->entry_buf[csv->entry_pos - 1];
+	explicit_bzero(csv->entry_buf + 1, csv->entry_pos - 1);
+	csv->entry_pos = 1;
+	csv->status = CSV_SUCCESS;
+	p->overflow = true;
+	return true;
+}
+
 static const char bad_quote_msg[] =
 	"bad quoting: a '\"' inside an unquoted field, or text after a closing '\"' "
 	"(quote the whole field, with no spaces around it, and write a '\"' in it as '\"\"')";
@@ -832,12 +906,19 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 			const char *eol = memchr(text + pos, '\n', len - pos);
 			size_t end = eol != NULL ? (size_t)(eol - text) + 1 : len, n;
 
+			size_t at = pos;
+
 			p.line_start = pos;
 			p.line_end = end;
-			n = csv_parse(&csv, text + pos, end - pos, cb_field, cb_row, &p);
+			for (;;) {
+				n = csv_parse(&csv, text + at, end - at, cb_field, cb_row, &p);
+				if (p.failed || n == end - at || !field_overflow(&p, &csv))
+					break;
+				at += n;
+			}
 			if (p.failed)
 				break;
-			if (n < end - pos) {
+			if (n < end - at) {
 				if (csv_error(&csv) != CSV_EPARSE) {
 					fatal(&p, TR_ERR_LOCAL, "out of memory");
 					break;
@@ -893,7 +974,7 @@ int job_accounts_load(const char *path, struct job_accounts *out, struct tr_erro
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (read_file(path, &buf, &len, &mode, err) < 0)
+	if (read_file(path, JOB_MAX_FILE, &buf, &len, &mode, err) < 0)
 		return -1;
 	r = job_accounts_parse(path, buf, len, out, err);
 	explicit_bzero(buf, len);
@@ -1018,6 +1099,11 @@ static int parse_line(struct job_file *jf, size_t *cap, const char *name, unsign
 		tr_error_set(err, TR_ERR_USAGE, "%s:%u: NUL byte", name, line);
 		return -1;
 	}
+	if (len > JOB_MAX_LINE) {
+		tr_error_set(err, TR_ERR_USAGE, "%s:%u: line longer than %d bytes", name, line,
+			     JOB_MAX_LINE);
+		return -1;
+	}
 	while (len > 0 && (is_sp((unsigned char)s[len - 1]) || s[len - 1] == '\r'))
 		len--;
 	while (len > 0 && is_sp((unsigned char)*s)) {
@@ -1107,9 +1193,23 @@ int job_file_load(const char *path, struct job_file *out, struct tr_error *err)
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (read_file(path, &buf, &len, NULL, err) < 0)
+	if (read_file(path, JOB_MAX_JOB_FILE, &buf, &len, NULL, err) < 0)
 		return -1;
 	r = job_file_parse(path, buf, len, out, err);
+	free(buf);
+	return r;
+}
+
+int job_file_read_fd(int fd, const char *name, struct job_file *out, struct tr_error *err)
+{
+	char *buf;
+	size_t len;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (read_fd(fd, name, JOB_MAX_JOB_FILE, &buf, &len, NULL, err) < 0)
+		return -1;
+	r = job_file_parse(name, buf, len, out, err);
 	free(buf);
 	return r;
 }

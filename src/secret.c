@@ -13,9 +13,6 @@
 #include "log.h"
 #include "secret.h"
 
-/* Passwords longer than this are not passwords. */
-#define SECRET_MAX 4096
-
 void secret_free(char *s)
 {
 	if (s == NULL)
@@ -31,32 +28,22 @@ bool secret_file_exposed(const char *path)
 	return stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
 }
 
-static char *first_line(char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			break;
-	buf[i] = '\0';
-	return strdup(buf);
-}
-
 int secret_from_file(const char *path, char **out, struct tr_error *err)
 {
+	/* one byte more than a password may have, to see that it goes on */
 	char buf[SECRET_MAX + 1];
 	ssize_t n;
-	size_t len = 0;
+	size_t len = 0, i;
 	int fd;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		tr_error_set(err, TR_ERR_USAGE, "cannot read password file %s: %s", path,
 			     strerror(errno));
 		return -1;
 	}
-	while (len < SECRET_MAX && (n = read(fd, buf + len, SECRET_MAX - len)) != 0) {
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -71,7 +58,16 @@ int secret_from_file(const char *path, char **out, struct tr_error *err)
 	close(fd);
 	if (secret_file_exposed(path))
 		log_warn(NULL, "password file %s is readable by other users: chmod 600 it", path);
-	*out = first_line(buf, len);
+	for (i = 0; i < len; i++)
+		if (buf[i] == '\n' || buf[i] == '\r')
+			break;
+	if (i > SECRET_MAX) {
+		explicit_bzero(buf, sizeof(buf));
+		tr_error_set(err, TR_ERR_USAGE, "password file %s: the first line is longer than %d "
+			     "bytes, the most a password may have", path, SECRET_MAX);
+		return -1;
+	}
+	*out = strndup(buf, i);
 	explicit_bzero(buf, sizeof(buf));
 	if (*out == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -93,6 +89,13 @@ int secret_from_env(const char *var, char **out, struct tr_error *err)
 	*out = NULL;
 	if (v == NULL || v[0] == '\0')
 		return 0;
+	if (strlen(v) > SECRET_MAX) {
+		explicit_bzero(v, strlen(v));
+		unsetenv(var);
+		tr_error_set(err, TR_ERR_USAGE, "$%s is longer than %d bytes, the most a password "
+			     "may have", var, SECRET_MAX);
+		return -1;
+	}
 	*out = strdup(v);
 	/* Wipe the copy in our environment block before dropping it. */
 	explicit_bzero(v, strlen(v));
@@ -129,7 +132,7 @@ int secret_from_tty(const char *prompt, char **out, struct tr_error *err)
 		tr_error_set(err, TR_ERR_USAGE, "%s: cannot use the terminal", prompt);
 		return -1;
 	}
-	while (len < SECRET_MAX) {
+	for (;;) {
 		char c;
 		ssize_t n = read(fd, &c, 1);
 
@@ -137,7 +140,18 @@ int secret_from_tty(const char *prompt, char **out, struct tr_error *err)
 			continue;
 		if (n <= 0 || c == '\n' || c == '\r')
 			break;
-		buf[len++] = c;
+		/* the rest of an overlong line is read and dropped */
+		if (len < sizeof(buf) - 1)
+			buf[len] = c;
+		len++;
+	}
+	if (len > SECRET_MAX) {
+		tcsetattr(fd, TCSAFLUSH, &old);
+		close(fd);
+		explicit_bzero(buf, sizeof(buf));
+		tr_error_set(err, TR_ERR_USAGE, "%s: longer than %d bytes, the most a password may "
+			     "have", prompt, SECRET_MAX);
+		return -1;
 	}
 	buf[len] = '\0';
 	tcsetattr(fd, TCSAFLUSH, &old);

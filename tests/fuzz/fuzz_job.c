@@ -28,6 +28,15 @@ static void check_accounts(const struct job_accounts *a)
 		if (!job_email_valid(acc->email) || acc->password == NULL ||
 		    acc->password[0] == '\0' || acc->line == 0)
 			abort();
+		/* no field past the limit; without a header, no password that
+		 * is itself an address (swapped columns) */
+		if (strlen(acc->password) > JOB_MAX_FIELD ||
+		    (acc->dst_password != NULL && strlen(acc->dst_password) > JOB_MAX_FIELD) ||
+		    (acc->src_user != NULL && strlen(acc->src_user) > JOB_MAX_FIELD) ||
+		    (acc->dst_user != NULL && strlen(acc->dst_user) > JOB_MAX_FIELD))
+			abort();
+		if (!a->had_header && job_email_valid(acc->password))
+			abort();
 		if (i > 0 && acc->line < a->v[i - 1].line)
 			abort();
 		/* a duplicate check that does not trust the hash table */
@@ -56,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (job_file_parse("fuzz.job", (const char *)data, size, &f, &err) == 0) {
 		for (i = 0; i < f.n; i++)
-			if (f.v[i].key[0] == '\0' || f.v[i].line == 0)
+			if (f.v[i].key[0] == '\0' || f.v[i].line == 0 ||
+			    strlen(f.v[i].value) > JOB_MAX_LINE)
 				abort();
 	} else if (f.n != 0 || err.kind == TR_ERR_NONE) {
 		abort();

@@ -237,6 +237,7 @@ _it_on_exit() {
             [[ -f $conf ]] || continue
             _it_master_pid "$(basename "$(dirname "$conf")")" >>"$IT_DIR/.stopping"
         done
+        : >>"$IT_DIR/.stopping"   # none started: nothing to stop
         mapfile -t pids <"$IT_DIR/.stopping"
         ((${#pids[@]} == 0)) || _it_stop_pids "${pids[@]}"
         # release our port reservations (only those still marked as ours)

@@ -15,12 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "job.h"
+#include "secret.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXA 6
@@ -178,12 +181,37 @@ static const struct csv_case csv_cases[] = {
 		  "sp ace@example.com,pw-Inval6\nok@example.com,pw-Fine7\n",
 	  .acc = { { "ok@example.com", "pw-Fine7", .line = 7 } },
 	  .bad = { { 1, "line 1: first field is not an email address" },
-		   { 2, "line 2: invalid email address \"user@nodot\"" },
+		   { 2, "line 2: invalid email address in field 1 (not shown" },
 		   { 3, "line 3: empty email address" },
-		   { 4, "line 4: invalid email address \"a@@example.com\"" },
-		   { 5, "line 5: first field is not an email address" },
-		   { 6, "line 6: invalid email address \"sp ace@example.com\"" } },
+		   { 4, "line 4: invalid email address in field 1 (not shown" },
+		   { 5, "line 5: field 2 is an email address: are the columns swapped?" },
+		   { 6, "line 6: invalid email address in field 1 (not shown" } },
 	  .secrets = { "pw-Inval1", "pw-Inval2", "pw-Inval3", "pw-Swapped5" } },
+	/* Passwords with an '@' in a file without a header whose columns are
+	 * swapped: none may be quoted, and none may become an account's name
+	 * (the last one is a valid address by itself). */
+	{ .label = "swapped columns, passwords with '@'",
+	  .text = "pw@ss-Secret1,a@example.com\n\"p@ss,Secret2\",b@example.com\n"
+		  "Summer@home.de,c@example.com\nok@example.com,pw-Fine1\n",
+	  .acc = { { "ok@example.com", "pw-Fine1", .line = 4 } },
+	  .bad = { { 1, "line 1: field 2 is an email address: are the columns swapped?" },
+		   { 2, "line 2: field 2 is an email address: are the columns swapped?" },
+		   { 3, "line 3: field 2 is an email address: are the columns swapped?" } },
+	  .secrets = { "pw@ss-Secret1", "p@ss,Secret2", "Summer@home.de" } },
+	/* Swapped and not refused as such (the second field is no address
+	 * either): the '@' field is still not quoted. */
+	{ .label = "password with '@' in the email field, no header",
+	  .text = "pw@ss-Secret3,not-an-address\n",
+	  .bad = { { 1, "line 1: invalid email address in field 1 (not shown: without a header "
+		       "row it may be a password)" } },
+	  .secrets = { "pw@ss-Secret3" } },
+	/* A header row says which column holds addresses: an invalid one is
+	 * quoted there, to help find it. */
+	{ .label = "invalid email under a header",
+	  .text = "email,password\nuser@nodot,pw-Inval7\n",
+	  .header = true,
+	  .bad = { { 2, "line 2: invalid email address \"user@nodot\"" } },
+	  .secrets = { "pw-Inval7" } },
 	{ .label = "quote inside an unquoted field, and spaces before a quote",
 	  .text = "a@example.com,pw\"Bad1\nb@example.com, \"pw-Bad2\"\nc@example.com,pw-Charlie3\n",
 	  .acc = { { "c@example.com", "pw-Charlie3", .line = 3 } },
@@ -405,6 +433,211 @@ static void test_csv_many_bad(void **state)
 			    "line 1001: 500 more bad rows from here on are not listed");
 	job_accounts_free(&a);
 	free(text);
+}
+
+/* ---- field lengths -------------------------------------------------------- */
+
+/* Text of n bytes of c (n + 1 allocated, NUL-terminated). */
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+static void assert_no_run(const struct job_accounts *a, char c, size_t n)
+{
+	char *run = repeat(c, n);
+
+	for (size_t i = 0; i < a->n_bad; i++)
+		if (strstr(a->bad[i].what, run) != NULL)
+			fail_msg("message \"%.80s...\" quotes the field", a->bad[i].what);
+	free(run);
+}
+
+/* JOB_MAX_FIELD bytes pass, one more makes the row bad; the message says
+ * which field and never what it holds. */
+static void test_csv_field_limit(void **state)
+{
+	char *pw = repeat('P', JOB_MAX_FIELD + 1), *email = repeat('e', 2000), *text;
+	struct job_accounts a;
+	struct tr_error err;
+	size_t cap = 3 * JOB_MAX_FIELD + 4096;
+	int len;
+
+	(void)state;
+	text = malloc(cap);
+	assert_non_null(text);
+	len = snprintf(text, cap, "a@example.com,%.*s\nb@example.com,%s\n\"%s@x.com\",pw-C\n"
+		       "d@example.com,\"%.*s\nsecond line\"\nok@example.com,pw-Fine\n",
+		       JOB_MAX_FIELD, pw, pw, email, JOB_MAX_FIELD - 11, pw);
+	assert_int_equal(job_accounts_parse("long.csv", text, (size_t)len, &a, &err), 0);
+	assert_int_equal(a.n, 2);
+	assert_string_equal(a.v[0].email, "a@example.com");
+	assert_int_equal(strlen(a.v[0].password), JOB_MAX_FIELD);
+	assert_string_equal(a.v[1].email, "ok@example.com");
+	assert_int_equal(a.v[1].line, 6);
+	assert_int_equal(a.n_bad, 3);
+	assert_string_equal(a.bad[0].what, "line 2: field 2 is longer than 1024 bytes");
+	assert_string_equal(a.bad[1].what, "line 3: field 1 is longer than 1024 bytes");
+	/* the password, with its newline, is 1025 bytes: counted on the row's line */
+	assert_string_equal(a.bad[2].what, "line 4: field 2 is longer than 1024 bytes");
+	assert_no_run(&a, 'P', 16);
+	assert_no_run(&a, 'e', 16);
+	job_accounts_free(&a);
+
+	/* in the header row, nothing after it can be read */
+	len = snprintf(text, cap, "email,%s\na@example.com,pw\n", pw);
+	assert_int_equal(job_accounts_parse("long.csv", text, (size_t)len, &a, &err), -1);
+	assert_string_equal(err.msg, "long.csv: line 1: field 2 is longer than 1024 bytes in the "
+			    "header row");
+	free(text);
+	free(pw);
+	free(email);
+}
+
+/* Quoted fields that outgrow the parser's buffer at every possible point
+ * (inside a pair of quotes too): the quoting stays in step, so rows
+ * written inside such a field never become accounts. */
+static void test_csv_field_overflow(void **state)
+{
+	size_t cap = 64 * 1024, pad;
+	char *text = malloc(cap);
+
+	(void)state;
+	assert_non_null(text);
+	for (pad = 0; pad < 12; pad++) {
+		struct job_accounts a;
+		struct tr_error err;
+		size_t len = 0, k;
+
+		len += (size_t)snprintf(text + len, cap - len, "a@example.com,\"");
+		for (k = 0; k < pad; k++)
+			text[len++] = 'x';
+		/* 9000 bytes of `y""` and a fake row on a line of its own */
+		for (k = 0; k < 3000; k++) {
+			memcpy(text + len, "y\"\"", 3);
+			len += 3;
+			if (k == 1500)
+				len += (size_t)snprintf(text + len, cap - len,
+							"\nfake@example.com,pw-Fake\n");
+		}
+		len += (size_t)snprintf(text + len, cap - len,
+					"\"\nok@example.com,pw-Fine\nok2@example.com,\"pw-2\"\n");
+		if (job_accounts_parse("q.csv", text, len, &a, &err) != 0)
+			fail_msg("pad %zu: %s", pad, err.msg);
+		if (a.n != 2 || strcmp(a.v[0].email, "ok@example.com") != 0 || a.v[0].line != 4 ||
+		    strcmp(a.v[1].password, "pw-2") != 0)
+			fail_msg("pad %zu: %zu accounts, first %s line %u", pad, a.n,
+				 a.n ? a.v[0].email : "-", a.n ? a.v[0].line : 0);
+		assert_int_equal(a.n_bad, 1);
+		assert_string_equal(a.bad[0].what, "line 1: field 2 is longer than 1024 bytes");
+		job_accounts_free(&a);
+	}
+	free(text);
+}
+
+static long max_rss_kb(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_maxrss;
+}
+
+/* A 32 MB password field (60 MB ones were taken) is not held in memory
+ * while it is parsed: the peak grows by far less than the field. */
+static void test_csv_huge_field(void **state)
+{
+	size_t big = (size_t)32 << 20, len;
+	char *text = malloc(big + 128);
+	struct job_accounts a;
+	struct tr_error err;
+	long before, after;
+
+	(void)state;
+	assert_non_null(text);
+	len = (size_t)sprintf(text, "a@example.com,");
+	memset(text + len, 'H', big);
+	len += big;
+	len += (size_t)sprintf(text + len, "\nok@example.com,pw-Fine\n");
+	before = max_rss_kb();
+	assert_int_equal(job_accounts_parse("huge.csv", text, len, &a, &err), 0);
+	after = max_rss_kb();
+	if (after - before > 8 * 1024)
+		fail_msg("parsing a 32 MB field raised the peak by %ld KB", after - before);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.v[0].line, 2);
+	assert_int_equal(a.n_bad, 1);
+	assert_string_equal(a.bad[0].what, "line 1: field 2 is longer than 1024 bytes");
+	job_accounts_free(&a);
+	free(text);
+}
+
+/* Password files: the first line, at most 1024 bytes; a longer one is an
+ * error that does not show it (it was cut at 4096 bytes without a word). */
+static void test_secret_file_limit(void **state)
+{
+	char *pw = repeat('S', 1024), *path, *out = NULL;
+	char long_pw[1100];
+	struct tr_error err;
+	int fd;
+
+	(void)state;
+	path = strdup("/tmp/test_job_pw_XXXXXX");
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, pw, 1024), 1024);
+	assert_int_equal(write(fd, "\r\nsecond\n", 9), 9);
+	close(fd);
+	assert_int_equal(secret_from_file(path, &out, &err), 0);
+	assert_string_equal(out, pw);
+	secret_free(out);
+
+	/* 1025 bytes, without a newline and with one */
+	snprintf(long_pw, sizeof(long_pw), "%sT", pw);
+	for (int nl = 0; nl < 2; nl++) {
+		fd = open(path, O_WRONLY | O_TRUNC);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, long_pw, 1025), 1025);
+		if (nl)
+			assert_int_equal(write(fd, "\n", 1), 1);
+		close(fd);
+		out = NULL;
+		assert_int_equal(secret_from_file(path, &out, &err), -1);
+		assert_null(out);
+		assert_int_equal(err.kind, TR_ERR_USAGE);
+		assert_non_null(strstr(err.msg, "longer than 1024 bytes"));
+		assert_null(strstr(err.msg, "SSSS"));
+	}
+	unlink(path);
+	free(path);
+	free(pw);
+}
+
+/* Job-file lines have a limit too. */
+static void test_job_file_line_limit(void **state)
+{
+	char *v = repeat('v', JOB_MAX_LINE), *text;
+	struct job_file f;
+	struct tr_error err;
+	int len;
+
+	(void)state;
+	text = malloc(JOB_MAX_LINE + 64);
+	assert_non_null(text);
+	len = snprintf(text, JOB_MAX_LINE + 64, "src = a\nfolder = %.*s\n", JOB_MAX_LINE - 9, v);
+	assert_int_equal(job_file_parse("run.job", text, (size_t)len, &f, &err), 0);
+	job_file_free(&f);
+	len = snprintf(text, JOB_MAX_LINE + 64, "src = a\nfolder = %.*s\n", JOB_MAX_LINE - 8, v);
+	assert_int_equal(job_file_parse("run.job", text, (size_t)len, &f, &err), -1);
+	assert_string_equal(err.msg, "run.job:2: line longer than 4096 bytes");
+	free(text);
+	free(v);
 }
 
 static char *write_temp(const char *text, size_t len, mode_t mode)
@@ -662,6 +895,11 @@ int main(void)
 		cmocka_unit_test(test_csv_messages),
 		cmocka_unit_test(test_csv_many),
 		cmocka_unit_test(test_csv_many_bad),
+		cmocka_unit_test(test_csv_field_limit),
+		cmocka_unit_test(test_csv_field_overflow),
+		cmocka_unit_test(test_csv_huge_field),
+		cmocka_unit_test(test_secret_file_limit),
+		cmocka_unit_test(test_job_file_line_limit),
 		cmocka_unit_test(test_accounts_load),
 		cmocka_unit_test(test_email_valid),
 		cmocka_unit_test(test_job_file),
