@@ -42,6 +42,9 @@ struct meta_vec {
 	uint32_t min_uid;         /* drop UIDs below this ("n:*" returns the last message) */
 };
 
+/* "3,5:9,12" for sorted UIDs; the caller frees (NULL on ENOMEM). */
+char *meta_uidset(const uint32_t *uids, size_t n);
+
 void meta_vec_free(struct meta_vec *mv);
 /* An imap_msg_cb adding each message at or above mv->min_uid to mv. */
 int meta_collect(const struct imap_msg *m, void *ctx);

@@ -97,7 +97,5 @@ int sync_folder_unchanged(struct state *state, int64_t account_id, const char *s
 			  const char *dst_name, const struct imap_status *st, bool dst_exists,
 			  uint32_t *present, struct tr_error *err);
 
-/* "3,5:9,12" for sorted UIDs; the caller frees. */
-char *sync_uidset(const uint32_t *uids, size_t n);
 
 #endif

@@ -2,11 +2,34 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "meta.h"
-#include "sync.h"
+
+char *meta_uidset(const uint32_t *uids, size_t n)
+{
+	size_t cap = 32 + n * 12, len = 0, i = 0;
+	char *out = malloc(cap);
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	while (i < n) {
+		size_t j = i;
+
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (j > i)
+			len += (size_t)snprintf(out + len, cap - len, "%s%u:%u", len ? "," : "",
+						uids[i], uids[j]);
+		else
+			len += (size_t)snprintf(out + len, cap - len, "%s%u", len ? "," : "", uids[i]);
+		i = j + 1;
+	}
+	return out;
+}
 
 void meta_vec_free(struct meta_vec *mv)
 {
@@ -111,7 +134,7 @@ static int each_content(struct imap_session *s, struct spool *sp, uint64_t batch
 			bytes += m != NULL ? m->size : 0;
 			i++;
 		}
-		set = sync_uidset(uids + start, i - start);
+		set = meta_uidset(uids + start, i - start);
 		if (set == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;

@@ -33,29 +33,6 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-char *sync_uidset(const uint32_t *uids, size_t n)
-{
-	size_t cap = 32 + n * 12, len = 0, i = 0;
-	char *out = malloc(cap);
-
-	if (out == NULL)
-		return NULL;
-	out[0] = '\0';
-	while (i < n) {
-		size_t j = i;
-
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (j > i)
-			len += (size_t)snprintf(out + len, cap - len, "%s%u:%u", len ? "," : "",
-						uids[i], uids[j]);
-		else
-			len += (size_t)snprintf(out + len, cap - len, "%s%u", len ? "," : "", uids[i]);
-		i = j + 1;
-	}
-	return out;
-}
-
 /* Find the ledger row of src_uid in rows sorted by src_uid. */
 static struct state_msg *ledger_find(struct state_msg *rows, size_t n, uint32_t src_uid)
 {
@@ -131,7 +108,7 @@ static int flag_queue_apply(const struct sync_folder_job *job, struct flag_queue
 
 		while (i < q->n && k < STORE_CHUNK && strcmp(q->v[i].flags, flags) == 0)
 			uids[k++] = q->v[i++].dst_uid;
-		set = sync_uidset(uids, k);
+		set = meta_uidset(uids, k);
 		if (set == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;
@@ -349,7 +326,7 @@ static long settle_altered(struct run *r, struct meta_vec *dst, uint32_t *gone, 
 			left++;
 	if (left == 0)
 		return 0;
-	set = sync_uidset(gone, *n_gone);
+	set = meta_uidset(gone, *n_gone);
 	si = malloc((*n_gone + 1) * sizeof(*si));
 	partner = malloc((*n_gone + 1) * sizeof(*partner));
 	min_uid = malloc((*n_gone + 1) * sizeof(*min_uid));
@@ -775,7 +752,7 @@ static int src_prefetch(struct run *r, bool have_fresh, struct tr_error *err)
 		if (r->ledger[i].state == MSG_FAILED && r->ledger[i].src_uid < lo)
 			uids[n_retry++] = r->ledger[i].src_uid;
 	if (n_retry > 0) {
-		char *rs = sync_uidset(uids, n_retry);
+		char *rs = meta_uidset(uids, n_retry);
 		int w;
 
 		if (rs == NULL) {
@@ -845,7 +822,7 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 		free(uids);
 		return 0;
 	}
-	set = sync_uidset(uids, n);
+	set = meta_uidset(uids, n);
 	free(uids);
 	if (set == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -1062,7 +1039,7 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	}
 	for (i = from; i < to; i++)
 		uids[i - from] = r->copy.v[i].uid;
-	set = sync_uidset(uids, to - from);
+	set = meta_uidset(uids, to - from);
 	free(uids);
 	if (set == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");

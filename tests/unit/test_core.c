@@ -17,6 +17,7 @@
 #include "fingerprint.h"
 #include "flags.h"
 #include "imap.h"
+#include "meta.h"
 #include "nul.h"
 #include "spool.h"
 #include "sync.h"
@@ -143,13 +144,13 @@ static void test_uidset(void **state)
 	char *s;
 
 	(void)state;
-	s = sync_uidset(u1, 7);
+	s = meta_uidset(u1, 7);
 	assert_string_equal(s, "1:3,5,7:8,10");
 	free(s);
-	s = sync_uidset(u2, 1);
+	s = meta_uidset(u2, 1);
 	assert_string_equal(s, "42");
 	free(s);
-	s = sync_uidset(NULL, 0);
+	s = meta_uidset(NULL, 0);
 	assert_string_equal(s, "");
 	free(s);
 }
