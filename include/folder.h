@@ -158,8 +158,11 @@ void folder_plan_free(struct folder_plan *p);
  *   level 2: also every other ASCII punctuation but ( ) , . & ' + @, and a
  *            space or a dot at either end of a component;
  *   level 3: also those, and every non-ASCII character.
- * A name taken on the destination or by another folder of the plan gets
- * "_2", "_3", ...; a folder below a renamed one follows its parent. */
+ * A name another folder of the plan goes to gets "_2", "_3", ...; a name
+ * the destination already has (and no other folder of the plan claims) is
+ * taken as this folder's copy from an earlier run: the rule chose it then
+ * and chooses it again, with or without the state.  A folder below a
+ * renamed one follows its parent. */
 #define FOLDER_LEGAL_LEVELS 3
 /* The level's replacement of a '/'-form name (new string; NULL + errno). */
 char *folder_legal_name(const char *name, int level, char bad);

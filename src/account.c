@@ -554,6 +554,13 @@ static int create_missing(struct acct *a, struct imap_session *dst, struct tr_er
 			t = next_legal(a, j, &level[j], bad[j], err);
 			if (t < 0)
 				goto out;
+			if (t > 0 && pe->dst_exists) {
+				/* the copy an earlier run made under that name */
+				need[j] = false;
+				if (report_rename(a, j) < 0)
+					goto nomem;
+				continue;
+			}
 			if (t == 0) {
 				need[j] = false;
 				if (fail_folder(a, j, "the destination refuses the name \"%s\", and every "

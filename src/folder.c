@@ -1473,12 +1473,16 @@ int folder_plan_legalize(struct folder_plan *p, const struct folder_list *dst, s
 		r = 0;          /* nothing more this level can change */
 		goto out;
 	}
+	/* The first name no other folder of the plan claims.  One the
+	 * destination already has is this folder's copy from an earlier run
+	 * (the same rule chose it then): taken, so that a run without its
+	 * state goes back to it rather than copying everything again. */
 	name = strdup(base);
 	for (unsigned k = 2; name != NULL; k++) {
 		raw = folder_wire_name(dst, name, NULL);
 		if (raw == NULL)
 			break;
-		if (folder_list_find_raw(dst, raw) == NULL && !plan_claims(p, i, raw))
+		if (!plan_claims(p, i, raw))
 			break;
 		free(raw);
 		raw = NULL;

@@ -12,7 +12,7 @@
  * folders share a destination name unless --map says so), and then, as
  * if the destination refused every name, the legal-name rule's: each level
  * is a fixed point of itself and a variant of the name, and a renamed
- * folder never takes a name the destination has or another folder's. */
+ * folder never takes another folder's name. */
 #include "config.h"
 
 #include <stdint.h>
@@ -134,8 +134,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				free(before);
 				if (r != 1)
 					continue;
-				if (folder_list_find_raw(&dst, plan.v[i].dst_raw) != NULL)
-					abort();
 				for (j = 0; j < plan.n; j++)
 					if (j != i && strcmp(plan.v[j].dst_raw, plan.v[i].dst_raw) == 0)
 						abort();

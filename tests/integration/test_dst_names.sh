@@ -66,6 +66,14 @@ tr_expect_out '0 of 5 folder\(s\) changed since the last run, 4 more to compare 
 grep -q 'v1_2_2' <<<"$(dst list)" && it_fail "a renamed folder was created twice"
 tr_compare "${maps[@]}" --skip "$long"
 
+# ... and with a new state directory (state lost): the same folders, matched,
+#    nothing copied again
+tr_migrate --state "$IT_DIR/state-lost" --exclude 'L*'
+tr_expect_rc 0
+tr_expect_out '"Progetti/v1.2" -> "Progetti/v1_2" \(refused\)'
+tr_expect_out 'messages: 0 copied, 9 already present, 0 failed'
+grep -q 'v1_2_2' <<<"$(dst list)" && it_fail "a run without state made a second copy"
+
 # 3. Without the long folder: exit 0.
 tr_migrate --exclude 'L*'
 tr_expect_rc 0
