@@ -154,7 +154,7 @@ it_imaptool() { "$IT_PYTHON" "$IMAPTOOL" "$@"; }
 _it_dump_logs() {
     local f
     [[ -n ${IT_DIR:-} && -d ${IT_DIR:-/nonexistent} ]] || return 0
-    for f in "$IT_DIR"/*/dovecot.log; do
+    for f in "$IT_DIR"/*/dovecot.log "$IT_DIR"/*/cyrus.log; do
         [[ -s $f ]] || continue
         printf -- '--- last lines of %s ---\n' "$f" >&2
         tail -n 15 "$f" >&2
@@ -233,6 +233,7 @@ _it_on_exit() {
         : >>"$IT_DIR/.ports"
         # signal every master first, then wait for them together: a master takes
         # 1-3 s to shut down, one after the other that adds up
+        : >"$IT_DIR/.stopping"
         for conf in "$IT_DIR"/*/dovecot.conf; do
             [[ -f $conf ]] || continue
             _it_master_pid "$(basename "$(dirname "$conf")")" >>"$IT_DIR/.stopping"
@@ -643,12 +644,16 @@ it_dovecot_stop() {
 # SIGTERM to the given (already verified) dovecot master pids, SIGKILL to those still
 # alive after 10 s.  Dovecot's master stops its own children (shutdown_clients = yes).
 _it_stop_pids() {
-    local p i alive
+    local p i alive st
     kill -TERM "$@" 2>/dev/null || true
     for ((i = 0; i < 200; i++)); do
         alive=()
         for p in "$@"; do
-            [[ -d /proc/$p ]] && alive+=("$p")
+            # a zombie has exited: only its parent (here often a slow-reaping init)
+            # still has to collect it
+            st=""
+            { read -r _ _ st _ <"/proc/$p/stat"; } 2>/dev/null || continue
+            [[ $st == Z ]] || alive+=("$p")
         done
         ((${#alive[@]})) || return 0
         sleep 0.05
