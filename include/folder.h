@@ -175,6 +175,13 @@ bool folder_legal_variant(const char *refused, const char *name);
  * changes nothing more, -1 on error. */
 int folder_plan_legalize(struct folder_plan *p, const struct folder_list *dst, size_t i,
 			 int level, char bad, struct tr_error *err);
+/* Read-only runs (verify): the folder a run made for entry i, absent from
+ * the destination, after its name was refused: the rule's names at every
+ * level, with each punctuation character of the name as the one a server
+ * may have named, the first the destination has.  1 when found (entry i
+ * renamed, why "refused"), 0 when none is there, -1 on error. */
+int folder_plan_find_renamed(struct folder_plan *p, const struct folder_list *dst, size_t i,
+			     struct tr_error *err);
 /* Entry i goes to the '/'-form name instead, for reason why (static);
  * "refused" keeps the old name in refused_name. */
 int folder_plan_rename(struct folder_plan *p, const struct folder_list *dst, size_t i,

@@ -1503,3 +1503,53 @@ out:
 	free(base);
 	return r;
 }
+
+int folder_plan_find_renamed(struct folder_plan *p, const struct folder_list *dst, size_t i,
+			     struct tr_error *err)
+{
+	const char *orig = p->v[i].dst_name;
+	char bads[64] = { 0 };
+	size_t n_bad = 1;
+
+	/* the characters a server's reply may have named */
+	for (const char *c = orig; *c != '\0' && n_bad < sizeof(bads); c++)
+		if (ispunct((unsigned char)*c) && memchr(bads, *c, n_bad) == NULL)
+			bads[n_bad++] = *c;
+	for (int level = 1; level <= FOLDER_LEGAL_LEVELS; level++) {
+		for (size_t b = 0; b < n_bad; b++) {
+			char *base = folder_legal_name(orig, level, bads[b]), *name, *raw = NULL;
+			const struct folder *f;
+			int r = 0;
+
+			if (base == NULL) {
+				tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+				return -1;
+			}
+			if (strcmp(base, orig) == 0) {
+				free(base);
+				continue;
+			}
+			name = strdup(base);
+			for (unsigned k = 2; name != NULL; k++) {
+				raw = folder_wire_name(dst, name, NULL);
+				if (raw == NULL || !plan_claims(p, i, raw))
+					break;
+				free(raw);
+				raw = NULL;
+				free(name);
+				name = malloc(strlen(base) + 16);
+				if (name != NULL)
+					sprintf(name, "%s_%u", base, k);
+			}
+			f = raw != NULL ? folder_list_find_raw(dst, raw) : NULL;
+			if (f != NULL && !f->noselect)
+				r = folder_plan_rename(p, dst, i, name, "refused", err) < 0 ? -1 : 1;
+			free(raw);
+			free(name);
+			free(base);
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}

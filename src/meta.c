@@ -233,7 +233,8 @@ long meta_pair_altered(struct imap_session *s, struct imap_session *d, struct sp
 	*n_src = *n_dst = 0;
 	for (k = 0; k < ns; k++)
 		partner[k] = SIZE_MAX;
-	b = malloc((dst->n + 1) * sizeof(*b));
+	/* the buckets of one side, then of the other */
+	b = malloc(((dst->n > ns ? dst->n : ns) + 1) * sizeof(*b));
 	su = malloc((ns + 1) * sizeof(*su));
 	du = malloc((dst->n + 1) * sizeof(*du));
 	if (b == NULL || su == NULL || du == NULL) {

@@ -221,6 +221,12 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 	if (imap_list_folders(src, &sl, err) < 0 || imap_list_folders(dst, &dl, err) < 0 ||
 	    folder_plan_make(&sl, &dl, &env->map, &plan, err) < 0)
 		goto out;
+	/* Where a run put a folder whose name the destination refused. */
+	for (i = 0; i < plan.n; i++)
+		if (!plan.v[i].dst_exists && (plan.v[i].why == NULL ||
+					      strcmp(plan.v[i].why, "map") != 0) &&
+		    folder_plan_find_renamed(&plan, &dl, i, err) < 0)
+			goto out;
 	for (i = 0; i < plan.n; i++) {
 		const struct folder_plan_entry *pe = &plan.v[i];
 		const struct folder *sf = &sl.v[pe->src_index];
