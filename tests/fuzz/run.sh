@@ -20,7 +20,8 @@ clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7
     "$top/src/error.c" -o "$out/fuzz_folder"
 clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -letpan \
     -o "$out/fuzz_nul"
-for t in job folder nul; do
+clang $flags "$top/tests/fuzz/fuzz_budget.c" "$top/src/budget.c" -o "$out/fuzz_budget"
+for t in job folder nul budget; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

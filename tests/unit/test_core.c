@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "fingerprint.h"
 #include "flags.h"
@@ -377,6 +378,111 @@ static void test_parse_migrate(void **state)
 	cli_opts_free(&o);
 }
 
+/* ---- budget --------------------------------------------------------------- */
+
+static enum budget_over feed_str(struct budget *b, const char *s)
+{
+	return budget_feed(b, s, strlen(s));
+}
+
+/* Fed in one piece, in pieces of three, or byte by byte: the same verdict
+ * after the same byte. */
+static size_t over_at(const struct budget_limits *lim, const char *data, size_t len, size_t step)
+{
+	struct budget b;
+	size_t i;
+
+	budget_init(&b);
+	budget_arm(&b, lim);
+	for (i = 0; i < len; i += step)
+		if (budget_feed(&b, data + i, len - i < step ? len - i : step) != BUDGET_OK)
+			return i;
+	return len;
+}
+
+static void test_budget(void **state)
+{
+	const struct budget_limits reply = { 64u << 20, 0, false };
+	const struct budget_limits meta = { 4096, 1u << 20, true };
+	const struct budget_limits body = { 4096, 0, true };
+	static const char stream[] =
+		"* LIST () \"/\" INBOX\r\n* LIST () \"/\" {5}\r\na\r\nbc\r\n"
+		"* OK [ALERT] {9 not a literal\r\n* 7 FETCH (UID 9 BODY[] {10}\r\n0123456789)\r\n"
+		"1 OK done\r\n";
+	struct budget b;
+	char *big;
+	char what[24];
+	size_t i;
+
+	(void)state;
+	/* a literal over the bound is refused when announced, before any of it */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* LIST () \"/\" {314572800}\r\n"), BUDGET_OVER_TOTAL);
+	assert_int_equal(budget_bound(&b), 64u << 20);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "LIST");
+	assert_int_equal(feed_str(&b, "x"), BUDGET_OVER_TOTAL);   /* and stays over */
+	/* digits past 64 bits, leading zeros: still a number, still too big */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* STATUS {99999999999999999999999999}\r\n"), BUDGET_OVER_TOTAL);
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* LIST () NIL ~{00000000000000000000300000000}\r\n"),
+			 BUDGET_OVER_TOTAL);
+	/* small literals and lines pass; a '{' inside a line announces nothing */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, stream), BUDGET_OK);
+	/* lines add up: 5000 lines of 1 kB against a 4 MB bound */
+	big = malloc(1024);
+	assert_non_null(big);
+	memset(big, 'x', 1022);
+	memcpy(big + 1022, "\r\n", 2);
+	budget_init(&b);
+	budget_arm(&b, &(struct budget_limits){ 4u << 20, 0, false });
+	for (i = 0; i < 5000 && budget_feed(&b, big, 1024) == BUDGET_OK; i++)
+		;
+	assert_int_equal(i, 4096);
+	free(big);
+	/* a FETCH's literals (streamed) do not count toward the total; other
+	 * responses' do; one FETCH response has a bound of its own */
+	budget_init(&b);
+	budget_arm(&b, &body);
+	assert_int_equal(feed_str(&b, "* 3 FETCH (UID 4 BODY[] {100000}\r\n"), BUDGET_OK);
+	big = calloc(1, 100000);
+	assert_non_null(big);
+	assert_int_equal(budget_feed(&b, big, 100000), BUDGET_OK);
+	assert_int_equal(feed_str(&b, ")\r\n"), BUDGET_OK);
+	assert_int_equal(feed_str(&b, "* LIST () \"/\" {5000}\r\n"), BUDGET_OVER_TOTAL);
+	budget_init(&b);
+	budget_arm(&b, &meta);
+	assert_int_equal(feed_str(&b, "* 3 FETCH (UID 4 BODY[HEADER.FIELDS (TO)] {100000}\r\n"),
+			 BUDGET_OK);
+	assert_int_equal(budget_feed(&b, big, 100000), BUDGET_OK);
+	assert_int_equal(feed_str(&b, " ENVELOPE {2000000}\r\n"), BUDGET_OVER_FETCH);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "FETCH");
+	free(big);
+	/* a response that starts like a FETCH but is not one */
+	budget_init(&b);
+	budget_arm(&b, &body);
+	assert_int_equal(feed_str(&b, "* 3 FETCHED {5000}\r\n"), BUDGET_OVER_TOTAL);
+	/* the verdict does not depend on how the bytes arrive */
+	for (i = 1; i <= 7; i++) {
+		const struct budget_limits tight = { 100, 0, false };
+		size_t at1 = over_at(&tight, stream, strlen(stream), 1);
+		size_t at = over_at(&tight, stream, strlen(stream), i);
+
+		assert_int_equal(over_at(&reply, stream, strlen(stream), i), strlen(stream));
+		assert_true(at1 < strlen(stream));
+		assert_true(at <= at1 && at1 < at + i);
+	}
+	budget_init(&b);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "");
+	feed_str(&b, "12 OK d");
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "tagged");
+}
+
 /* ---- nul ---------------------------------------------------------------- */
 
 static void test_nul_stray(void **state)
@@ -517,6 +623,7 @@ int main(void)
 		cmocka_unit_test(test_uidset),
 		cmocka_unit_test(test_spool),
 		cmocka_unit_test(test_spool_total),
+		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_nul_stray),
 		cmocka_unit_test(test_nul_scan_chunks),
 		cmocka_unit_test(test_nul_plan),
