@@ -589,6 +589,90 @@ static void test_nul_plan(void **state)
 	nul_plan_free(&plan);
 }
 
+/* A message nested `levels` multiparts deep around a text part with a stray
+ * 0x80 (what a hostile sender can mail to anyone). */
+static char *nested(size_t levels, size_t *len)
+{
+	size_t cap = 200 + levels * 80, n = 0, i;
+	char *m = malloc(cap);
+
+	assert_non_null(m);
+	n += (size_t)snprintf(m + n, cap - n, "Subject: deep\r\nMIME-Version: 1.0\r\n");
+	for (i = 0; i < levels; i++)
+		n += (size_t)snprintf(m + n, cap - n, "Content-Type: multipart/mixed; "
+				      "boundary=\"b%zu\"\r\n\r\n--b%zu\r\n", i, i);
+	n += (size_t)snprintf(m + n, cap - n, "Content-Type: text/plain\r\n\r\n5 \x80\r\n");
+	for (i = levels; i-- > 0;)
+		n += (size_t)snprintf(m + n, cap - n, "--b%zu--\r\n", i);
+	*len = n;
+	return m;
+}
+
+static void test_nul_shape(void **state)
+{
+	struct nul_shape sh;
+	struct nul_plan plan;
+	struct tr_error err;
+	const char *plain = "Subject: x\r\nFrom: a@b\r\n\r\nNote: not a header\r\n--\r\nsig\r\n";
+	const char *folded = "Subject: f\r\nContent-Type:\r\n multipart/mixed;\r\n boundary=x\r\n"
+			     "\r\n--x\r\nContent-Type : message/rfc822\r\n\r\nA (c): b\r\n\r\nt\r\n"
+			     "--x--\r\n";
+	size_t len;
+	char *m;
+
+	(void)state;
+	/* no multipart or message type in the header: libetpan goes no deeper */
+	nul_mime_shape(plain, strlen(plain), &sh);
+	assert_int_equal(sh.depth, 2);
+	assert_int_equal(sh.parts, 0);
+	assert_int_equal(sh.fields, 2);
+	/* folds, blanks and comments before the colon still make fields */
+	nul_mime_shape(folded, strlen(folded), &sh);
+	assert_int_equal(sh.depth, 6);
+	assert_int_equal(sh.parts, 4);
+	assert_int_equal(sh.fields, 4);
+	/* nesting within the bound is parsed as before */
+	m = nested(20, &len);
+	nul_mime_shape(m, len, &sh);
+	assert_int_equal(sh.depth, 42);
+	tr_error_clear(&err);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_int_equal(plan.n, 1);
+	assert_null(plan.unchecked);
+	nul_plan_free(&plan);
+	free(m);
+	/* 40,000 levels (3 MB) crashed the parser: now refused unparsed, at once */
+	m = nested(40000, &len);
+	nul_mime_shape(m, len, &sh);
+	assert_true(sh.depth > NUL_MAX_MIME_DEPTH);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_int_equal(plan.n, 0);
+	assert_non_null(plan.unchecked);
+	assert_non_null(strstr(plan.unchecked, "too deep"));
+	free(m);
+	/* many parts, many header fields: refused too */
+	m = malloc(8 * 20001 + 100);
+	assert_non_null(m);
+	len = (size_t)sprintf(m, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+	for (size_t i = 0; i <= NUL_MAX_MIME_PARTS; i++)
+		len += (size_t)sprintf(m + len, "--b\r\n\r\n");
+	nul_mime_shape(m, len, &sh);
+	assert_int_equal(sh.parts, NUL_MAX_MIME_PARTS + 2);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_non_null(plan.unchecked);
+	free(m);
+	m = malloc(6 * (NUL_MAX_MIME_FIELDS + 1) + 20);
+	assert_non_null(m);
+	for (len = 0; len < 6 * (NUL_MAX_MIME_FIELDS + 1); len += 6)
+		memcpy(m + len, "X: y\r\n", 6);
+	memcpy(m + len, "\r\n\x80\r\n", 5);
+	nul_mime_shape(m, len + 5, &sh);
+	assert_int_equal(sh.fields, NUL_MAX_MIME_FIELDS + 1);
+	assert_int_equal(nul_plan(m, len + 5, &plan, &err), 0);
+	assert_non_null(plan.unchecked);
+	free(m);
+}
+
 static void test_nul_patch(void **state)
 {
 	char body[32];
@@ -627,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_nul_stray),
 		cmocka_unit_test(test_nul_scan_chunks),
 		cmocka_unit_test(test_nul_plan),
+		cmocka_unit_test(test_nul_shape),
 		cmocka_unit_test(test_nul_patch),
 		cmocka_unit_test(test_parse_server),
 		cmocka_unit_test(test_parse_migrate),
