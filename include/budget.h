@@ -51,15 +51,26 @@ struct budget {
 	unsigned char head[24];    /* the first bytes of the current response */
 	size_t head_len;
 	enum budget_over over;
+	char next_tag[16];         /* "" or: after the tagged line of this tag... */
+	struct budget_limits next; /* ...these bounds apply */
+	size_t keep;               /* see budget_keep */
 };
 
 /* No bounds; the stream is at the start of a response. */
 void budget_init(struct budget *b);
 /* New bounds, counted from here; the position in the stream is kept. */
 void budget_arm(struct budget *b, const struct budget_limits *lim);
+/* Pipelined commands of different kinds: once the tagged line of `tag`
+ * has passed, `next` applies (counted from there), so that the start of
+ * the next reply, read ahead with that line, is judged by its own bounds. */
+void budget_arm_next(struct budget *b, const char *tag, const struct budget_limits *next);
 /* Account for data (the next bytes of the stream).  Returns BUDGET_OK, or
  * which bound the bytes pass (then and on every later call). */
 enum budget_over budget_feed(struct budget *b, const char *data, size_t len);
+/* After a budget_feed that went over: how many of the bytes it was given
+ * may still be handed on, those before the line at fault (the replies to
+ * earlier commands, read ahead with it, stay intact). */
+size_t budget_keep(const struct budget *b);
 /* The bound that was passed (0 when none was). */
 uint64_t budget_bound(const struct budget *b);
 /* What the response being read is, for messages: "LIST", "FETCH",

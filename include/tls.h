@@ -56,6 +56,9 @@ void tls_low_set_timeout(mailstream_low *low, int timeout_s);
 /* Bound what the server may send from now on (budget.h); a new stream has
  * no bound.  Past it, reads fail (tls_low_error says so). */
 void tls_low_set_budget(mailstream_low *low, const struct budget_limits *lim);
+/* ... and from the tagged line of `tag` on, `next` (budget_arm_next). */
+void tls_low_set_budget_next(mailstream_low *low, const char *tag,
+			     const struct budget_limits *next);
 /* Whether a read failed on the budget, the bound it passed (*bound) and in
  * which response (budget_response, into what). */
 enum budget_over tls_low_over_budget(mailstream_low *low, uint64_t *bound, char *what,

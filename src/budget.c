@@ -19,6 +19,25 @@ void budget_arm(struct budget *b, const struct budget_limits *lim)
 {
 	b->lim = *lim;
 	b->used = 0;
+	b->next_tag[0] = '\0';
+}
+
+void budget_arm_next(struct budget *b, const char *tag, const struct budget_limits *next)
+{
+	snprintf(b->next_tag, sizeof(b->next_tag), "%s", tag);
+	b->next = *next;
+}
+
+/* The response that just ended was the tagged line b->next_tag was waiting for. */
+static void maybe_next(struct budget *b)
+{
+	size_t n = strlen(b->next_tag);
+
+	if (n == 0 || b->head_len <= n || memcmp(b->head, b->next_tag, n) != 0 || b->head[n] != ' ')
+		return;
+	b->lim = b->next;
+	b->used = 0;
+	b->next_tag[0] = '\0';
 }
 
 uint64_t budget_bound(const struct budget *b)
@@ -162,6 +181,11 @@ static bool line_byte(struct budget *b, unsigned char c)
 				b->over = BUDGET_OVER_FETCH;
 				return false;
 			}
+			if (b->lim.total != 0 && b->used > b->lim.total) {
+				b->over = BUDGET_OVER_TOTAL;
+				return false;
+			}
+			maybe_next(b);
 			return true;
 		}
 		/* The response goes on after the literal (even an empty one). */
@@ -189,11 +213,21 @@ static bool line_byte(struct budget *b, unsigned char c)
 	}
 }
 
+size_t budget_keep(const struct budget *b)
+{
+	return b->keep;
+}
+
 enum budget_over budget_feed(struct budget *b, const char *data, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)data, *end = p + len;
+	const unsigned char *start = (const unsigned char *)data, *p = start, *end = p + len;
+	/* Where the line being read started in data (0 also when before it). */
+	size_t line_at = 0;
 
-	while (p < end && b->over == BUDGET_OK) {
+	b->keep = 0;
+	if (b->over != BUDGET_OK)
+		return b->over;
+	while (p < end) {
 		if (b->lit_left > 0) {
 			size_t k = (uint64_t)(end - p) < b->lit_left ? (size_t)(end - p)
 								     : (size_t)b->lit_left;
@@ -203,17 +237,21 @@ enum budget_over budget_feed(struct budget *b, const char *data, size_t len)
 			if (!literal_free(b))
 				b->used += k;
 			p += k;
+			line_at = (size_t)(p - start);
 			continue;
 		}
-		if (!line_byte(b, *p++))
+		if (!line_byte(b, *p))
 			break;
+		if (*p++ == '\n')
+			line_at = (size_t)(p - start);
 	}
-	if (b->over != BUDGET_OK)
-		return b->over;
-	if (b->lim.total != 0 && b->used > b->lim.total)
-		b->over = BUDGET_OVER_TOTAL;
-	else if (b->lim.fetch_one != 0 && b->in_resp && b->resp > b->lim.fetch_one &&
-		 is_fetch(b, false))
-		b->over = BUDGET_OVER_FETCH;
+	if (b->over == BUDGET_OK) {
+		if (b->lim.total != 0 && b->used > b->lim.total)
+			b->over = BUDGET_OVER_TOTAL;
+		else if (b->lim.fetch_one != 0 && b->in_resp && b->resp > b->lim.fetch_one &&
+			 is_fetch(b, false))
+			b->over = BUDGET_OVER_FETCH;
+	}
+	b->keep = b->over == BUDGET_OK ? len : line_at;
 	return b->over;
 }

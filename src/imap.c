@@ -32,12 +32,13 @@
 #define LOGOUT_TIMEOUT_S 3
 
 /* What a server may send us (budget.h; README "Known limits").  libetpan
- * holds a reply's whole text, and every literal outside a body, in memory:
- * these bounds keep a hostile server from choosing how much, and no honest
- * server comes near them.
+ * holds a reply's whole text, and every literal outside a body, in memory,
+ * and its parsed structures take several times that (16 MB of LIST lines,
+ * 130,000 folders, cost about 100 MB): these bounds keep a hostile server
+ * from choosing how much, and no honest server comes near them.
  *  - REPLY_MAX: any reply but a FETCH's (greeting, CAPABILITY, LOGIN, LIST,
  *    LSUB, NAMESPACE, STATUS, SELECT/EXAMINE, SEARCH, GETQUOTAROOT, APPEND,
- *    STORE), literals included.  A LIST of 20,000 folders is about 4 MB.
+ *    STORE), literals included.  A LIST of 20,000 folders is 2 to 4 MB.
  *  - A FETCH reply's text outside its literals, which libetpan also keeps
  *    until the tagged line: REPLY_MAX plus FETCH_TEXT_PER_MSG per message
  *    asked for (an honest one is 200-300 bytes: UID, FLAGS, INTERNALDATE,
@@ -45,7 +46,7 @@
  *  - FETCH_ONE_MAX: one message's metadata FETCH response, its header
  *    fields included (mail servers cap a header at 100 KB to 1 MB).
  * Bodies are streamed to the spool and have no bound here. */
-#define REPLY_MAX ((uint64_t)64 << 20)
+#define REPLY_MAX ((uint64_t)16 << 20)
 #define FETCH_TEXT_PER_MSG 2048
 #define FETCH_TEXT_MAX ((uint64_t)1 << 30)
 #define FETCH_ONE_MAX ((uint64_t)64 << 20)
@@ -252,13 +253,20 @@ static void arm_reply(struct imap_session *s)
 /* Before reading the reply to a FETCH of (at most) n messages: bodies
  * are streamed, header fields kept up to HDR_MAX, so only the reply's text
  * outside literals counts toward the total. */
-static void arm_fetch(struct imap_session *s, uint64_t n, bool bodies)
+static struct budget_limits fetch_limits(uint64_t n, bool bodies)
 {
-	uint64_t text = FETCH_TEXT_MAX;
+	struct budget_limits lim = { FETCH_TEXT_MAX, bodies ? 0 : FETCH_ONE_MAX, true };
 
 	if (n < (FETCH_TEXT_MAX - REPLY_MAX) / FETCH_TEXT_PER_MSG)
-		text = REPLY_MAX + n * FETCH_TEXT_PER_MSG;
-	arm(s, text, bodies ? 0 : FETCH_ONE_MAX, true);
+		lim.total = REPLY_MAX + n * FETCH_TEXT_PER_MSG;
+	return lim;
+}
+
+static void arm_fetch(struct imap_session *s, uint64_t n, bool bodies)
+{
+	struct budget_limits lim = fetch_limits(n, bodies);
+
+	arm(s, lim.total, lim.fetch_one, lim.fetch_literals_free);
 }
 
 /* How many messages a UID set can name: "*" stands for the folder's
@@ -1541,6 +1549,16 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 	meta_items(what, items, sizeof(items));
 	tag1 = s->imap->imap_tag + 1;
 	arm_reply(s);
+	{
+		/* The FETCH's first responses come with the EXAMINE's tagged
+		 * line: they are judged as FETCH responses (its size is set
+		 * below, once EXISTS is known). */
+		struct budget_limits lim = fetch_limits(0, false);
+		char tag[16];
+
+		snprintf(tag, sizeof(tag), "%d", tag1);
+		tls_low_set_budget_next(mailstream_get_low(s->imap->imap_stream), tag, &lim);
+	}
 	if (send_select(s, raw, true, false, &answered) != MAILIMAP_NO_ERROR ||
 	    mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
 	    raw_puts(s, "UID FETCH ") < 0 || raw_puts(s, uidset) < 0 || raw_puts(s, " ") < 0 ||

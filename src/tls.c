@@ -157,16 +157,17 @@ static bool ssl_retry(struct stream_data *d, int ret, const char *op)
 	}
 }
 
-/* Count what was read against the budget: past it, the bytes are not
- * delivered (libetpan would allocate what a literal announces) and every
- * later read fails too. */
-static bool within_budget(struct stream_data *d, const void *buf, size_t n)
+/* Count what was read against the budget: past it, the line at fault is
+ * not delivered (libetpan would allocate what a literal announces), only
+ * what came before it, and every later read fails.  Returns how many bytes
+ * to hand on, -1 for none. */
+static ssize_t within_budget(struct stream_data *d, const void *buf, size_t n)
 {
 	if (budget_feed(&d->budget, buf, n) == BUDGET_OK)
-		return true;
+		return (ssize_t)n;
 	snprintf(d->error, sizeof(d->error), "the server sent more than %llu MB",
 		 (unsigned long long)(budget_bound(&d->budget) >> 20));
-	return false;
+	return budget_keep(&d->budget) > 0 ? (ssize_t)budget_keep(&d->budget) : -1;
 }
 
 static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
@@ -185,14 +186,14 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 			errno = 0;
 			n = SSL_read(d->ssl, buf, count > INT32_MAX ? INT32_MAX : (int)count);
 			if (n > 0)
-				return within_budget(d, buf, (size_t)n) ? n : -1;
+				return within_budget(d, buf, (size_t)n);
 			if (!ssl_retry(d, n, "read"))
 				return -1;
 		} else {
 			ssize_t n = recv(d->fd, buf, count, 0);
 
 			if (n > 0)
-				return within_budget(d, buf, (size_t)n) ? n : -1;
+				return within_budget(d, buf, (size_t)n);
 			if (n == 0) {
 				/* -1, not 0: libetpan 1.9.4 loops forever on 0 inside a literal. */
 				snprintf(d->error, sizeof(d->error), "connection closed by server");
@@ -326,6 +327,13 @@ void tls_low_set_budget(mailstream_low *low, const struct budget_limits *lim)
 {
 	if (low != NULL && low->driver == &stream_driver)
 		budget_arm(&sdata(low)->budget, lim);
+}
+
+void tls_low_set_budget_next(mailstream_low *low, const char *tag,
+			     const struct budget_limits *next)
+{
+	if (low != NULL && low->driver == &stream_driver)
+		budget_arm_next(&sdata(low)->budget, tag, next);
 }
 
 enum budget_over tls_low_over_budget(mailstream_low *low, uint64_t *bound, char *what,

@@ -5,8 +5,8 @@
  * Input: two bytes choosing the bounds, then the stream.  Besides crashes
  * it checks the promises: the stream fed whole, in two pieces or byte by
  * byte gives the same verdict, the byte-by-byte run stops at a byte inside
- * every other run's failing piece, and a stream under no bound is never
- * refused. */
+ * every other run's failing piece, a piece is handed on whole unless it
+ * fails, and a stream under no bound is never refused. */
 #include "config.h"
 
 #include <stdint.h>
@@ -28,7 +28,11 @@ static size_t run(const struct budget_limits *lim, const char *s, size_t size, s
 	budget_arm(&b, lim);
 	*over = BUDGET_OK;
 	for (i = 0; i < size; i += step) {
-		*over = budget_feed(&b, s + i, size - i < step ? size - i : step);
+		size_t n = size - i < step ? size - i : step;
+
+		*over = budget_feed(&b, s + i, n);
+		if (budget_keep(&b) > n || (*over == BUDGET_OK && budget_keep(&b) != n))
+			abort();
 		if (*over != BUDGET_OK)
 			return i;
 	}

@@ -946,6 +946,40 @@ class HugeListLiteral(Session):
         await self.send(b"\r\n" + tag + b" OK List completed\r\n")
 
 
+class HugeListLines(Session):
+    """LIST shows 1,000,000 folders of 100-byte names (about 130 MB), streamed"""
+
+    async def cmd_LIST(self, tag, args):
+        if len(args) >= 2 and self.text(args[1]) == "":
+            await Session.cmd_LIST(self, tag, args)
+            return
+        self.w.write(self.list_lines("LIST"))
+        for i in range(1000):
+            self.w.write(b"".join(b'* LIST (\\HasNoChildren) "/" "f%096d"\r\n' % (i * 1000 + j)
+                                  for j in range(1000)))
+            await self.w.drain()
+        await self.send(tag + b" OK List completed\r\n")
+
+
+class HugeFetchEnvelope(Session):
+    """the metadata FETCH response of UID 2 also carries an ENVELOPE whose subject is a
+    100 MB literal, streamed (a client that parses it holds it whole)"""
+
+    async def fetch_response(self, seq, m, items):
+        if not is_meta_fetch(items) or m["uid"] != 2:
+            await Session.fetch_response(self, seq, m, items)
+            return
+        parts = [p for p in (self.fetch_item(seq, m, i) for i in items) if p is not None]
+        size = 100 << 20
+        self.log(b"S:", b"* %d FETCH (ENVELOPE (NIL {%d} ...(streamed)" % (seq, size))
+        self.w.write(b"* %d FETCH (ENVELOPE (NIL {%d}\r\n" % (seq, size))
+        chunk = b"S" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            self.w.write(chunk)
+            await self.w.drain()
+        await self.send(b" NIL NIL NIL NIL NIL NIL NIL NIL) " + b" ".join(parts) + b")\r\n")
+
+
 SCENARIOS = {
     "ok": Ok, "no-greeting": NoGreeting, "bye-greeting": ByeGreeting,
     "login-unavailable": LoginUnavailable, "huge-literal-body": HugeLiteralBody,
@@ -960,6 +994,7 @@ SCENARIOS = {
     "binary-huge": BinaryHuge, "empty-bad": EmptyBad,
     "logindisabled": LoginDisabled, "starttls-inject": StarttlsInject, "list-crlf": ListCrlf,
     "list-crlf-sync": ListCrlfSync, "huge-list-literal": HugeListLiteral,
+    "huge-list-lines": HugeListLines, "huge-fetch-envelope": HugeFetchEnvelope,
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
 }

@@ -20,8 +20,11 @@
 # LOGINDISABLED without AUTH=PLAIN (no password may be sent: a TLS-kind error, exit
 # 4), bytes injected after the OK to STARTTLS (refused before any TLS, exit 4), a
 # folder name holding CR LF and a command (it must travel as a literal, with
-# LITERAL+ or synchronizing: nothing injected, the folder copied) and a LIST with a 300 MB literal (refused when
-# announced, memory stays small).
+# LITERAL+ or synchronizing: nothing injected, the folder copied), a LIST with a
+# 300 MB literal (refused when announced, memory stays small) and a LIST of
+# 130 MB of lines (refused at 16 MB), and a metadata FETCH response carrying a 100 MB
+# ENVELOPE literal for one message (refused when announced: that message is
+# reported, the others copied).
 #
 # For every scenario: no crash (no signal, no core file, no sanitizer report), no
 # hang (done well within the bound set by --timeout 3 --retries 2), and either
@@ -58,7 +61,8 @@ src_scenarios=(ok no-greeting bye-greeting login-unavailable huge-literal-body
     huge-literal-header huge-literal-stall truncated malformed malformed-tagged unsolicited unsolicited-uid
     bye-mid-fetch bye-always fake-condstore fake-literal-plus strict-quoted long-header-name huge-exists
     bad-list body-missing binary-refused binary-garbage binary-huge empty-bad
-    logindisabled starttls-inject list-crlf list-crlf-sync huge-list-literal)
+    logindisabled starttls-inject list-crlf list-crlf-sync huge-list-literal huge-list-lines
+    huge-fetch-envelope)
 dst_scenarios=(dst-no-appenduid dst-bad-appenduid)
 if [[ -n ${HOSTILE_SCENARIOS:-} ]]; then
     read -r -a want <<<"$HOSTILE_SCENARIOS"
@@ -207,8 +211,12 @@ for s in "${src_scenarios[@]}" "${dst_scenarios[@]}"; do
         fi
         rss="$rss/$((big / 1048576))M"
     fi
-    if ((${rss%%/*} > MAX_RSS_KB)); then
-        problem "$s" "peak RSS ${rss} kB (limit $MAX_RSS_KB kB): memory follows what the server announces"
+    limit=$MAX_RSS_KB
+    # a reply of LIST lines up to the bound (16 MB) is parsed before it is refused:
+    # libetpan's structures take several times its size
+    [[ $s == huge-list-lines ]] && limit=$((MAX_RSS_KB * 2))
+    if ((${rss%%/*} > limit)); then
+        problem "$s" "peak RSS ${rss} kB (limit $limit kB): memory follows what the server announces"
     fi
     if [[ -z $outcome ]]; then
         verify "$s" "$d/verify"
@@ -278,9 +286,13 @@ for s in "${src_scenarios[@]}" "${dst_scenarios[@]}"; do
             problem "$s" "a folder name with CR LF was sent as a quoted string: $(grep -m 1 INJECTED "$flog")"
         grep -q "EXAMINE {" "$flog" || problem "$s" "the folder with CR LF in its name was not opened (as a literal)"
         ;;
-    huge-list-literal)
-        grep -q "127.0.0.1:$port: reply to [A-Z]*: the server's LIST response takes it over 64 MB" "$d/out" ||
+    huge-list-literal | huge-list-lines)
+        grep -q "127.0.0.1:$port: reply to [A-Z]*: the server's LIST response takes it over 16 MB" "$d/out" ||
             problem "$s" "no clear error for the LIST response over its bound (exit $rc)"
+        ;;
+    huge-fetch-envelope)
+        [[ $rc == 1 ]] && grep -q 'INBOX: UID 2 not copied' "$d/out" ||
+            problem "$s" "expected exit 1 with UID 2 reported (its FETCH response is over the bound), got exit $rc"
         ;;
     login-unavailable)
         [[ $rc != 3 ]] || problem "$s" "NO [UNAVAILABLE] taken for a wrong password (exit 3): it is a temporary failure (RFC 5530)"

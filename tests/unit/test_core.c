@@ -477,6 +477,35 @@ static void test_budget(void **state)
 		assert_true(at1 < strlen(stream));
 		assert_true(at <= at1 && at1 < at + i);
 	}
+	/* pipelined EXAMINE and FETCH: the FETCH's start, read with the
+	 * EXAMINE's tagged line, is judged by the FETCH's bounds, and what
+	 * came before the line at fault is still handed on */
+	{
+		static const char both[] = "* 3 EXISTS\r\n7 OK [READ-ONLY] done\r\n"
+					   "* 1 FETCH (UID 1 BODY[HEADER.FIELDS (TO)] {70}\r\n";
+		static const char env[] = "* 2 FETCH (ENVELOPE (NIL {70000000}\r\n";
+		const struct budget_limits fetch = { 16u << 20, 64u << 20, true };
+		char buf[200];
+
+		budget_init(&b);
+		budget_arm(&b, &reply);
+		budget_arm_next(&b, "7", &fetch);
+		assert_int_equal(feed_str(&b, both), BUDGET_OK);
+		assert_int_equal(budget_keep(&b), strlen(both));
+		big = calloc(1, 70);
+		assert_non_null(big);
+		assert_int_equal(budget_feed(&b, big, 70), BUDGET_OK);
+		free(big);
+		snprintf(buf, sizeof(buf), ")\r\n%s", env);
+		assert_int_equal(feed_str(&b, buf), BUDGET_OVER_FETCH);
+		assert_int_equal(budget_keep(&b), 3);
+		/* the same under the EXAMINE's bounds alone: over them too */
+		budget_init(&b);
+		budget_arm(&b, &reply);
+		snprintf(buf, sizeof(buf), "7 OK done\r\n%s", env);
+		assert_int_equal(feed_str(&b, buf), BUDGET_OVER_TOTAL);
+		assert_int_equal(budget_keep(&b), 11);
+	}
 	budget_init(&b);
 	assert_string_equal(budget_response(&b, what, sizeof(what)), "");
 	feed_str(&b, "12 OK d");
