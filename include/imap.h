@@ -12,7 +12,15 @@
  * broken (imap_broken): close it and open a new one.
  *
  * Credentials are read only during imap_open and never logged: libetpan's
- * debug stream stays off, and no transcript is kept.
+ * debug stream stays off, and no transcript is kept.  No password is sent
+ * to a server that announces LOGINDISABLED (a TR_ERR_TLS failure), and a
+ * STARTTLS answer followed by anything before the handshake is refused.
+ *
+ * What a server sends is held to byte bounds (budget.h; the numbers are in
+ * imap.c): past one, the session is broken with TR_ERR_PROTOCOL, or for
+ * one message's FETCH response, TR_ERR_TEMP with IMAP_CODE_UNPARSEABLE so
+ * that the message can be isolated.  Mailbox names that a quoted string
+ * cannot carry (CR, LF, 8-bit) are sent as literals, never quoted.
  */
 #ifndef TRASLOCO_IMAP_H
 #define TRASLOCO_IMAP_H
