@@ -17,7 +17,16 @@
  * cleaned (text.h): control bytes and invalid UTF-8 escaped, and the
  * session's password taken out in every form a server could send it back
  * in (an echo of the LOGIN line or of the SASL PLAIN token); for that the
- * session keeps a private copy of the password, wiped by imap_close.
+ * session keeps a private copy of the password, wiped by imap_close.  No
+ * password is sent to a server that announces LOGINDISABLED (a TR_ERR_TLS
+ * failure), and a STARTTLS answer followed by anything before the handshake
+ * is refused.
+ *
+ * What a server sends is held to byte bounds (budget.h; the numbers are in
+ * imap.c): past one, the session is broken with TR_ERR_PROTOCOL, or for
+ * one message's FETCH response, TR_ERR_TEMP with IMAP_CODE_UNPARSEABLE so
+ * that the message can be isolated.  Mailbox names that a quoted string
+ * cannot carry (CR, LF, 8-bit) are sent as literals, never quoted.
  */
 #ifndef TRASLOCO_IMAP_H
 #define TRASLOCO_IMAP_H

@@ -26,6 +26,26 @@
  * needs the whole message in memory. */
 #define NUL_MAX_CHECK (32u << 20)
 
+/* libetpan's MIME parser recurses once per nesting level (40,000 nested
+ * multiparts, 3 MB of mail, overflow a thread's stack; its time is levels
+ * times size) and allocates a structure per part and per header field
+ * (a 32 MB message of empty parts takes 700 MB).  A message is parsed only
+ * when nul_mime_shape says it stays within these; else it is left
+ * unchecked.  Parsing then costs at most NUL_MAX_MIME_DEPTH passes over the
+ * message (about 3 s for 32 MB) and a few tens of MB. */
+#define NUL_MAX_MIME_DEPTH 64
+#define NUL_MAX_MIME_PARTS 10000
+#define NUL_MAX_MIME_FIELDS 200000
+
+/* Upper bounds, from one pass over the bytes, of what libetpan's
+ * mailmime_parse would build from a message. */
+struct nul_shape {
+	size_t depth;    /* nesting levels it recurses through (the top counts 1) */
+	size_t parts;    /* parts of multiparts */
+	size_t fields;   /* header fields */
+};
+void nul_mime_shape(const char *msg, size_t len, struct nul_shape *sh);
+
 /* One part of a message to ask BINARY[section] for. */
 struct nul_part {
 	char section[64];     /* IMAP part number ("1", "2.1"); "" for the whole message */

@@ -4,7 +4,8 @@
  * never let it touch a socket: every session runs over a mailstream_low
  * driver of ours, plain or OpenSSL, that waits with poll() and a timeout,
  * turns EOF into an error (libetpan 1.9.4 spins forever on EOF inside a
- * literal) and remembers why it failed.
+ * literal), holds the server to a byte budget (budget.h) and remembers why
+ * it failed.
  *
  * Policy: TLS 1.2 or newer; the peer certificate is verified against the
  * system store or --ca-file, and its name against the name the user gave
@@ -18,6 +19,7 @@
 
 #include <libetpan/libetpan.h>
 
+#include "budget.h"
 #include "error.h"
 
 struct tls_ctx;
@@ -50,6 +52,17 @@ const char *tls_low_describe(mailstream_low *low, char *buf, size_t len);
 
 /* Change the idle timeout of a stream (e.g. short for LOGOUT). */
 void tls_low_set_timeout(mailstream_low *low, int timeout_s);
+
+/* Bound what the server may send from now on (budget.h); a new stream has
+ * no bound.  Past it, reads fail (tls_low_error says so). */
+void tls_low_set_budget(mailstream_low *low, const struct budget_limits *lim);
+/* ... and from the tagged line of `tag` on, `next` (budget_arm_next). */
+void tls_low_set_budget_next(mailstream_low *low, const char *tag,
+			     const struct budget_limits *next);
+/* Whether a read failed on the budget, the bound it passed (*bound) and in
+ * which response (budget_response, into what). */
+enum budget_over tls_low_over_budget(mailstream_low *low, uint64_t *bound, char *what,
+				     size_t what_size);
 
 /* Detach fd from a plain stream so that STARTTLS can hand it to
  * tls_low_start; the plain stream is then freed by mailstream_low_free

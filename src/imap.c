@@ -33,6 +33,26 @@
 /* LOGOUT is a courtesy: never wait long for it. */
 #define LOGOUT_TIMEOUT_S 3
 
+/* What a server may send us (budget.h; README "Known limits").  libetpan
+ * holds a reply's whole text, and every literal outside a body, in memory,
+ * and its parsed structures take several times that (16 MB of LIST lines,
+ * 130,000 folders, cost about 100 MB): these bounds keep a hostile server
+ * from choosing how much, and no honest server comes near them.
+ *  - REPLY_MAX: any reply but a FETCH's (greeting, CAPABILITY, LOGIN, LIST,
+ *    LSUB, NAMESPACE, STATUS, SELECT/EXAMINE, SEARCH, GETQUOTAROOT, APPEND,
+ *    STORE), literals included.  A LIST of 20,000 folders is 2 to 4 MB.
+ *  - A FETCH reply's text outside its literals, which libetpan also keeps
+ *    until the tagged line: REPLY_MAX plus FETCH_TEXT_PER_MSG per message
+ *    asked for (an honest one is 200-300 bytes: UID, FLAGS, INTERNALDATE,
+ *    RFC822.SIZE and the literal's "{n}"), at most FETCH_TEXT_MAX.
+ *  - FETCH_ONE_MAX: one message's metadata FETCH response, its header
+ *    fields included (mail servers cap a header at 100 KB to 1 MB).
+ * Bodies are streamed to the spool and have no bound here. */
+#define REPLY_MAX ((uint64_t)16 << 20)
+#define FETCH_TEXT_PER_MSG 2048
+#define FETCH_TEXT_MAX ((uint64_t)1 << 30)
+#define FETCH_ONE_MAX ((uint64_t)64 << 20)
+
 struct imap_session {
 	mailimap *imap;
 	const struct imap_endpoint *ep;
@@ -101,6 +121,35 @@ enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_er
 	return dflt;
 }
 
+/* When a read failed because the server passed its budget: err says so.
+ * Retrying would meet the same answer, so this is a protocol failure; but
+ * one message's FETCH response too large is isolated like an unparseable
+ * one (sync.c), so that the rest of its folder is copied. */
+static bool over_budget(struct imap_session *s, mailstream_low *low, const char *what,
+			struct tr_error *err)
+{
+	char resp[24];
+	uint64_t bound;
+	enum budget_over over = tls_low_over_budget(low, &bound, resp, sizeof(resp));
+
+	if (over == BUDGET_OK)
+		return false;
+	s->broken = true;
+	/* The response is named: pipelined replies arrive together, so the
+	 * one that passes the bound may belong to a later command than `what`. */
+	if (over == BUDGET_OVER_FETCH) {
+		tr_error_set(err, TR_ERR_TEMP, "%s: reply to %s: a FETCH response for one message "
+			     "over %" PRIu64 " MB, trasloco's bound for it", s->where, what,
+			     bound >> 20);
+		snprintf(err->code, sizeof(err->code), "%s", IMAP_CODE_UNPARSEABLE);
+	} else {
+		tr_error_set(err, TR_ERR_PROTOCOL, "%s: reply to %s: the server's %s%sresponse "
+			     "takes it over %" PRIu64 " MB, trasloco's bound for a reply: session "
+			     "dropped", s->where, what, resp, resp[0] != '\0' ? " " : "", bound >> 20);
+	}
+	return true;
+}
+
 /* Server text (a reply, a response code, a line) as an error may show it:
  * the session's password taken out of all of it, before anything is cut to
  * size, and control bytes and invalid UTF-8 escaped (text.h). */
@@ -119,6 +168,8 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 
 	if (s->imap != NULL && s->imap->imap_stream != NULL)
 		low = mailstream_get_low(s->imap->imap_stream);
+	if (r != MAILIMAP_NO_ERROR && over_budget(s, low, what, err))
+		return -1;
 	clean_reply(s, server_text(s), text, sizeof(text));
 	clean_reply(s, server_code(s), code, sizeof(code));
 	switch (r) {
@@ -207,6 +258,72 @@ const char *imap_transport(struct imap_session *s, char *buf, size_t len)
 	return tls_low_describe(low, buf, len);
 }
 
+/* ---- budgets (see REPLY_MAX) ----------------------------------------- */
+
+static void arm(struct imap_session *s, uint64_t total, uint64_t fetch_one, bool literals_free)
+{
+	struct budget_limits lim = { total, fetch_one, literals_free };
+
+	if (s->imap != NULL && s->imap->imap_stream != NULL)
+		tls_low_set_budget(mailstream_get_low(s->imap->imap_stream), &lim);
+}
+
+/* Before reading the reply to anything but a FETCH. */
+static void arm_reply(struct imap_session *s)
+{
+	arm(s, REPLY_MAX, 0, false);
+}
+
+/* Before reading the reply to a FETCH of (at most) n messages: bodies
+ * are streamed, header fields kept up to HDR_MAX, so only the reply's text
+ * outside literals counts toward the total. */
+static struct budget_limits fetch_limits(uint64_t n, bool bodies)
+{
+	struct budget_limits lim = { FETCH_TEXT_MAX, bodies ? 0 : FETCH_ONE_MAX, true };
+
+	if (n < (FETCH_TEXT_MAX - REPLY_MAX) / FETCH_TEXT_PER_MSG)
+		lim.total = REPLY_MAX + n * FETCH_TEXT_PER_MSG;
+	return lim;
+}
+
+static void arm_fetch(struct imap_session *s, uint64_t n, bool bodies)
+{
+	struct budget_limits lim = fetch_limits(n, bodies);
+
+	arm(s, lim.total, lim.fetch_one, lim.fetch_literals_free);
+}
+
+/* How many messages a UID set can name: "*" stands for the folder's
+ * message count (the set is within the folder). */
+static uint64_t set_size(struct imap_session *s, const char *uidset)
+{
+	uint64_t exists = 0, n = 0;
+	const char *p = uidset;
+
+	if (s->imap->imap_selection_info != NULL && s->imap->imap_selection_info->sel_has_exists)
+		exists = s->imap->imap_selection_info->sel_exists;
+	while (*p != '\0' && n < UINT32_MAX) {
+		char *end;
+		uint64_t a = strtoull(p, &end, 10), b = a;
+		bool star = *p == '*';
+
+		if (star)
+			end = (char *)p + 1;
+		if (*end == ':') {
+			p = end + 1;
+			star = star || *p == '*';
+			b = strtoull(p, &end, 10);
+			if (*p == '*')
+				end = (char *)p + 1;
+		}
+		n += star ? (exists > 0 ? exists : 1) : (b > a ? b - a : a - b) + 1;
+		if (*end != ',')
+			break;
+		p = end + 1;
+	}
+	return n;
+}
+
 static bool has_cap(struct imap_session *s, const char *name)
 {
 	return mailimap_has_extension(s->imap, (char *)name) != 0;
@@ -293,6 +410,84 @@ static int raw_quoted(struct imap_session *s, const char *str)
 	return raw_write(s, buf, n);
 }
 
+static int wait_continuation(struct imap_session *s, int *r_out);
+
+/* Can a mailbox name travel as a quoted string?  RFC 3501: 7-bit
+ * characters other than CR and LF (a C string holds no NUL).  A name with
+ * CR or LF sent quoted would end our command line early and smuggle in
+ * whatever follows it, and a hostile source can list such a name; libetpan's
+ * own senders quote names as they are, so every command that carries a name
+ * is written here, through raw_mailbox. */
+static bool quotable(const char *name)
+{
+	for (; *name != '\0'; name++)
+		if ((unsigned char)*name >= 0x80 || *name == '\r' || *name == '\n')
+			return false;
+	return true;
+}
+
+/* Can name go as a non-synchronizing literal, if it must be a literal?
+ * LITERAL- allows those only up to 4096 bytes (RFC 7888). */
+static bool literal_nonsync(struct imap_session *s, size_t len)
+{
+	return s->caps.literal_plus || (s->caps.literal_minus && len <= 4096);
+}
+
+/* Does name need a synchronizing literal (a wait for the server's "+")? */
+static bool needs_sync_literal(struct imap_session *s, const char *name)
+{
+	return !quotable(name) && !literal_nonsync(s, strlen(name));
+}
+
+/* Write a mailbox name: quoted, else as a literal.  Returns 0 when written,
+ * -1 on a stream failure (*r set), 1 when the server answered the command
+ * instead of sending the "+" of a synchronizing literal (*r: its answer,
+ * parsed; the command is over). */
+static int raw_mailbox(struct imap_session *s, const char *name, int *r)
+{
+	size_t len = strlen(name);
+	bool plus = literal_nonsync(s, len);
+	char head[32];
+	int w;
+
+	*r = MAILIMAP_ERROR_STREAM;
+	if (quotable(name))
+		return raw_quoted(s, name) < 0 ? -1 : 0;
+	snprintf(head, sizeof(head), "{%zu%s}\r\n", len, plus ? "+" : "");
+	if (raw_puts(s, head) < 0)
+		return -1;
+	if (!plus && (w = wait_continuation(s, r)) != 0) {
+		/* An OK to half a command means we no longer know where we are. */
+		if (w > 0 && *r == MAILIMAP_NO_ERROR)
+			*r = MAILIMAP_ERROR_PARSE;
+		return w;
+	}
+	*r = MAILIMAP_ERROR_STREAM;
+	return raw_write(s, name, len) < 0 ? -1 : 0;
+}
+
+/* Write "TAG VERB name SUFFIX" (suffix ends the line) and flush if asked.
+ * MAILIMAP_NO_ERROR: sent, the answer is to be read; else a libetpan code,
+ * with *answered when that is the server's (already read) answer. */
+static int send_mailbox_cmd(struct imap_session *s, const char *verb, const char *name,
+			    const char *suffix, bool flush, bool *answered)
+{
+	int r, w;
+
+	*answered = false;
+	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR || raw_puts(s, verb) < 0 ||
+	    raw_puts(s, " ") < 0)
+		return MAILIMAP_ERROR_STREAM;
+	w = raw_mailbox(s, name, &r);
+	if (w != 0) {
+		*answered = w > 0;
+		return r;
+	}
+	if (raw_puts(s, suffix) < 0 || (flush && mailstream_flush(s->imap->imap_stream) < 0))
+		return MAILIMAP_ERROR_STREAM;
+	return MAILIMAP_NO_ERROR;
+}
+
 /* Parse one complete response to the current tag, whose first line is
  * already in libetpan's buffer.  *resp_r (if not NULL) receives the
  * response, to be freed with mailimap_response_free; else it is freed
@@ -341,9 +536,26 @@ static int do_starttls(struct imap_session *s, const char *name, struct tr_error
 			     strcmp(s->ep->label, "source") == 0 ? "src" : "dst");
 		return -1;
 	}
-	r = mailimap_starttls(s->imap);
+	/* Sent by hand, not with mailimap_starttls: the check below must not
+	 * depend on which distribution patched libetpan (CVE-2020-15953). */
+	arm_reply(s);
+	r = mailimap_send_current_tag(s->imap);
+	if (r == MAILIMAP_NO_ERROR)
+		r = raw_puts(s, "STARTTLS\r\n") < 0 ? MAILIMAP_ERROR_STREAM : raw_finish(s, true, NULL);
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(s, r, "STARTTLS", TR_ERR_TLS, err);
+	/* Whatever came after the OK, before our handshake, travelled in the
+	 * clear and would be read as if the server had said it under TLS: a
+	 * man in the middle's injection (CVE-2011-0411).  A server has nothing
+	 * to say there. */
+	if (s->imap->imap_stream->read_buffer_len != 0) {
+		s->broken = true;
+		tr_error_set(err, TR_ERR_TLS, "%s: the server sent %zu byte(s) after its answer to "
+			     "STARTTLS, before the TLS handshake: an attempt to inject responses "
+			     "(CVE-2011-0411)? Not going on with this connection", s->where,
+			     s->imap->imap_stream->read_buffer_len);
+		return -1;
+	}
 	plain = mailstream_get_low(s->imap->imap_stream);
 	fd = mailstream_low_get_fd(plain);
 	if (tls_low_start(s->ep->tls_ctx, fd, name, s->ep->timeout_s, &secure, err) < 0) {
@@ -355,6 +567,7 @@ static int do_starttls(struct imap_session *s, const char *name, struct tr_error
 	mailstream_low_free(plain);
 	mailstream_set_low(s->imap->imap_stream, secure);
 	/* What the server said before TLS could have been forged: ask again. */
+	arm_reply(s);
 	r = ask_caps(s);
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(s, r, "CAPABILITY after STARTTLS", TR_ERR_PROTOCOL, err);
@@ -375,15 +588,17 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 {
 	struct mailimap_capability_data *before;
 	char what[300];
-	bool plain;
+	bool plain, has_plain;
 	int r;
 
+	arm_reply(s);
 	if (cur_caps(s) == NULL) {
 		r = ask_caps(s);
 		if (r != MAILIMAP_NO_ERROR)
 			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
 	}
 	before = cur_caps(s);
+	has_plain = mailimap_has_authentication(s->imap, "PLAIN");
 	if (cr->admin != NULL && cr->admin_separator == 0) {
 		plain = true;
 	} else if (cr->auth == IMAP_AUTH_PLAIN) {
@@ -396,7 +611,27 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 		plain = has_cap(s, "LOGINDISABLED") || !login_safe(cr->user) ||
 			!login_safe(cr->password);
 	}
-	if (plain && !mailimap_has_authentication(s->imap, "PLAIN") && cr->auth != IMAP_AUTH_PLAIN) {
+	/* LOGINDISABLED (RFC 3501 6.2.3): this connection takes no password in
+	 * the clear, so neither LOGIN nor a PLAIN the server did not offer may
+	 * carry one.  Not a login failure: the connection is not protected
+	 * enough to log in. */
+	if (has_cap(s, "LOGINDISABLED") && (!plain || !has_plain)) {
+		const char *hint = s->ep->tls != TLS_MODE_NONE ? "" :
+				   strcmp(s->ep->label, "source") == 0 ?
+				   "; use --src-tls implicit or starttls" :
+				   "; use --dst-tls implicit or starttls";
+
+		if (plain)
+			tr_error_set(err, TR_ERR_TLS, "%s announces LOGINDISABLED and offers no "
+				     "AUTH=PLAIN: no password is sent over this connection%s",
+				     s->where, hint);
+		else
+			tr_error_set(err, TR_ERR_TLS, "%s announces LOGINDISABLED: this login needs "
+				     "LOGIN, and no password is sent over this connection%s",
+				     s->where, hint);
+		return -1;
+	}
+	if (plain && !has_plain && cr->auth != IMAP_AUTH_PLAIN) {
 		if (!login_safe(cr->user) || !login_safe(cr->password)) {
 			tr_error_set(err, TR_ERR_AUTH,
 				     "%s: the login or password of %s has non-ASCII characters, which "
@@ -516,6 +751,12 @@ int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
 		return -1;
 	}
 	mailimap_set_timeout(s->imap, ep->timeout_s);
+	{
+		/* The greeting is a reply like any other (see REPLY_MAX). */
+		struct budget_limits lim = { REPLY_MAX, 0, false };
+
+		tls_low_set_budget(low, &lim);
+	}
 	/* From here on the session owns the stream, even if connect fails. */
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
@@ -700,6 +941,7 @@ int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_e
 		if (!send[c])
 			continue;
 		s->imap->imap_tag = tag[c];
+		arm_reply(s);
 		r = raw_finish(s, false, NULL);
 		if (r != MAILIMAP_NO_ERROR) {
 			/* The remaining replies are still on the wire. */
@@ -781,35 +1023,37 @@ static void reply_why(struct imap_session *s, int r, const char *verb, struct tr
 	}
 }
 
-/* Send "VERB "name"SUFFIX" for every name in one flight, then read the
- * replies in order: libetpan has no pipelining, but it checks each reply
- * against imap_tag, so we walk the tag back over the commands sent.
- * ok[i] tells whether name i got OK; on_ok (may be NULL) reads the
- * untagged data of that reply before the next is parsed.  Fails only when
- * the session does. */
-static int pipelined(struct imap_session *s, const char *verb, const char *suffix,
-		     const char *const *names, size_t n, bool *ok, struct tr_error *why,
-		     void (*on_ok)(struct imap_session *s, size_t i, void *ctx), void *ctx,
-		     struct tr_error *err)
+typedef void pipelined_cb(struct imap_session *s, size_t i, void *ctx);
+
+/* names[a, b) in one flight: see pipelined. */
+static int flight(struct imap_session *s, const char *verb, const char *suffix,
+		  const char *const *names, size_t a, size_t b, bool *ok, struct tr_error *why,
+		  pipelined_cb *on_ok, void *ctx, struct tr_error *err)
 {
-	int first_tag, r;
+	int first_tag = s->imap->imap_tag + 1, r;
+	bool answered;
 	size_t i;
 
-	if (n == 0)
-		return 0;
-	first_tag = s->imap->imap_tag + 1;
-	for (i = 0; i < n; i++) {
-		r = mailimap_send_current_tag(s->imap);
+	arm_reply(s);
+	for (i = a; i < b; i++) {
+		/* A synchronizing literal flies alone (see pipelined). */
+		r = send_mailbox_cmd(s, verb, names[i], suffix, b - a == 1, &answered);
+		if (answered) {
+			ok[i] = false;
+			if (why != NULL)
+				reply_why(s, r, verb, &why[i]);
+			if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PROTOCOL)
+				return 0;
+			s->broken = true;
+		}
 		if (r != MAILIMAP_NO_ERROR)
 			return fail(s, r, verb, TR_ERR_PROTOCOL, err);
-		if (raw_puts(s, verb) < 0 || raw_puts(s, " ") < 0 || raw_quoted(s, names[i]) < 0 ||
-		    raw_puts(s, suffix) < 0)
-			return fail(s, MAILIMAP_ERROR_STREAM, verb, TR_ERR_PROTOCOL, err);
 	}
 	if (mailstream_flush(s->imap->imap_stream) < 0)
 		return fail(s, MAILIMAP_ERROR_STREAM, verb, TR_ERR_PROTOCOL, err);
-	for (i = 0; i < n; i++) {
-		s->imap->imap_tag = first_tag + (int)i;
+	for (i = a; i < b; i++) {
+		s->imap->imap_tag = first_tag + (int)(i - a);
+		arm_reply(s);
 		r = raw_finish(s, false, NULL);
 		ok[i] = r == MAILIMAP_NO_ERROR;
 		if (ok[i] && on_ok != NULL)
@@ -818,10 +1062,37 @@ static int pipelined(struct imap_session *s, const char *verb, const char *suffi
 			reply_why(s, r, verb, &why[i]);
 		if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_ERROR_CUSTOM_COMMAND &&
 		    r != MAILIMAP_ERROR_PROTOCOL) {
-			s->imap->imap_tag = first_tag + (int)n - 1;
+			s->imap->imap_tag = first_tag + (int)(b - a) - 1;
 			s->broken = true;
 			return fail(s, r, verb, TR_ERR_PROTOCOL, err);
 		}
+	}
+	return 0;
+}
+
+/* Send "VERB name SUFFIX" for every name in one flight, then read the
+ * replies in order: libetpan has no pipelining, but it checks each reply
+ * against imap_tag, so we walk the tag back over the commands sent.  A
+ * name that must go as a synchronizing literal (no LITERAL+) gets a flight
+ * of its own: the "+" it waits for must not be taken for, or come after,
+ * the answer to another command.  ok[i] tells whether name i got OK, and
+ * why[i] (why may be NULL) why not, when it did not; on_ok
+ * (may be NULL) reads the untagged data of that reply before the next is
+ * parsed.  Fails only when the session does. */
+static int pipelined(struct imap_session *s, const char *verb, const char *suffix,
+		     const char *const *names, size_t n, bool *ok, struct tr_error *why,
+		     pipelined_cb *on_ok, void *ctx, struct tr_error *err)
+{
+	size_t a = 0, b;
+
+	while (a < n) {
+		b = a + 1;
+		if (!needs_sync_literal(s, names[a]))
+			while (b < n && !needs_sync_literal(s, names[b]))
+				b++;
+		if (flight(s, verb, suffix, names, a, b, ok, why, on_ok, ctx, err) < 0)
+			return -1;
+		a = b;
 	}
 	return 0;
 }
@@ -873,31 +1144,103 @@ int imap_bad_name_char(const struct tr_error *why, char *c)
 	return 0;
 }
 
-int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
-		     struct imap_status *st, struct tr_error *err)
+/* The HIGHESTMODSEQ of the response just parsed (CONDSTORE), or 0. */
+static uint64_t resp_highestmodseq(struct imap_session *s)
+{
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
+	uint64_t modseq = 0;
+	clistiter *it;
+
+	if (ri == NULL)
+		return 0;
+	for (it = clist_begin(ri->rsp_extension_list); it != NULL; it = clist_next(it)) {
+		struct mailimap_extension_data *ext = clist_content(it);
+		struct mailimap_condstore_resptextcode *code;
+
+		if (ext->ext_extension->ext_id != MAILIMAP_EXTENSION_CONDSTORE ||
+		    ext->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE)
+			continue;
+		code = ext->ext_data;
+		if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+			modseq = code->cs_data.cs_modseq_value;
+		else if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_NOMODSEQ)
+			modseq = 0;
+	}
+	return modseq;
+}
+
+static bool can_select(struct imap_session *s)
+{
+	return s->imap->imap_state == MAILIMAP_STATE_AUTHENTICATED ||
+	       s->imap->imap_state == MAILIMAP_STATE_SELECTED;
+}
+
+/* "SELECT name" or "EXAMINE name", with (CONDSTORE) when the server has it;
+ * see send_mailbox_cmd. */
+static int send_select(struct imap_session *s, const char *raw, bool readonly, bool flush,
+		       bool *answered)
+{
+	return send_mailbox_cmd(s, readonly ? "EXAMINE" : "SELECT", raw,
+				s->caps.condstore ? " (CONDSTORE)\r\n" : "\r\n", flush, answered);
+}
+
+/* Read the answer to SELECT or EXAMINE (the current tag) the way libetpan's
+ * mailimap_select does: into fresh selection info, setting the session's
+ * state.  On OK, st is filled (uidvalidity 0 when the server gave none).
+ * Returns a libetpan code: MAILIMAP_ERROR_SELECT / _EXAMINE for a NO. */
+static int read_select(struct imap_session *s, bool readonly, struct imap_status *st)
 {
 	struct mailimap_selection_info *si;
-	uint64_t modseq = 0;
-	char what[600];
-	int r;
+	struct mailimap_response *resp = NULL;
+	int r, type;
 
-	if (s->caps.condstore)
-		r = readonly ? mailimap_examine_condstore(s->imap, raw, &modseq)
-			     : mailimap_select_condstore(s->imap, raw, &modseq);
-	else
-		r = readonly ? mailimap_examine(s->imap, raw) : mailimap_select(s->imap, raw);
-	if (r != MAILIMAP_NO_ERROR) {
-		snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", raw);
-		return fail(s, r, what, TR_ERR_PROTOCOL, err);
-	}
+	if (mailimap_read_line(s->imap) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	if (s->imap->imap_selection_info != NULL)
+		mailimap_selection_info_free(s->imap->imap_selection_info);
+	s->imap->imap_selection_info = mailimap_selection_info_new();
+	r = mailimap_parse_response(s->imap, &resp);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(resp);
 	si = s->imap->imap_selection_info;
+	if (type != MAILIMAP_RESP_COND_STATE_OK || si == NULL) {
+		/* RFC 3501 6.3.1: a failed SELECT leaves no folder selected. */
+		if (si != NULL)
+			mailimap_selection_info_free(si);
+		s->imap->imap_selection_info = NULL;
+		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+		return readonly ? MAILIMAP_ERROR_EXAMINE : MAILIMAP_ERROR_SELECT;
+	}
+	s->imap->imap_state = MAILIMAP_STATE_SELECTED;
 	memset(st, 0, sizeof(*st));
 	st->uidvalidity = si->sel_uidvalidity;
 	st->uidnext = si->sel_uidnext;
 	st->messages = si->sel_has_exists ? si->sel_exists : 0;
-	st->highestmodseq = modseq;
+	st->highestmodseq = resp_highestmodseq(s);
+	return MAILIMAP_NO_ERROR;
+}
+
+int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
+		     struct imap_status *st, struct tr_error *err)
+{
+	char what[600];
+	bool answered;
+	int r;
+
+	snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", raw);
+	if (!can_select(s))
+		return fail(s, MAILIMAP_ERROR_BAD_STATE, what, TR_ERR_PROTOCOL, err);
+	arm_reply(s);
+	r = send_select(s, raw, readonly, true, &answered);
+	if (r == MAILIMAP_NO_ERROR && !answered)
+		r = read_select(s, readonly, st);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(s, r, what, TR_ERR_PROTOCOL, err);
+	if (!s->caps.condstore)
+		st->highestmodseq = 0;
 	if (st->uidvalidity == 0) {
-		snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", raw);
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: the server gave no UIDVALIDITY",
 			     s->where, what);
 		return -1;
@@ -905,10 +1248,26 @@ int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
 	return 0;
 }
 
+/* CREATE or SUBSCRIBE one name: a libetpan code (a NO is
+ * MAILIMAP_ERROR_CUSTOM_COMMAND). */
+static int mailbox_cmd(struct imap_session *s, const char *verb, const char *raw)
+{
+	bool answered;
+	int r;
+
+	if (!can_select(s))
+		return MAILIMAP_ERROR_BAD_STATE;
+	arm_reply(s);
+	r = send_mailbox_cmd(s, verb, raw, "\r\n", true, &answered);
+	if (r != MAILIMAP_NO_ERROR || answered)
+		return r;
+	return raw_finish(s, false, NULL);
+}
+
 int imap_create(struct imap_session *s, const char *raw, struct tr_error *err)
 {
 	char what[600];
-	int r = mailimap_create(s->imap, raw);
+	int r = mailbox_cmd(s, "CREATE", raw);
 
 	if (r == MAILIMAP_NO_ERROR)
 		return 0;
@@ -919,7 +1278,7 @@ int imap_create(struct imap_session *s, const char *raw, struct tr_error *err)
 int imap_subscribe(struct imap_session *s, const char *raw, struct tr_error *err)
 {
 	char what[600];
-	int r = mailimap_subscribe(s->imap, raw);
+	int r = mailbox_cmd(s, "SUBSCRIBE", raw);
 
 	if (r == MAILIMAP_NO_ERROR)
 		return 0;
@@ -1231,37 +1590,13 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 				mailimap_section_new_header_fields(mailimap_header_list_new(fields))));
 	}
 	meta_cb_set(s, what, cb, ctx);
+	arm_fetch(s, set_size(s, uidset), false);
 	r = uid_fetch(s, uidset, ft, changedsince, meta_handler,
 		      (what & IMAP_FETCH_FP) ? hdr_handler : NULL, err);
 	if (r < 0)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
 	return meta_result(s, r, cmd, err);
-}
-
-/* The HIGHESTMODSEQ of the response just parsed (CONDSTORE), or 0. */
-static uint64_t resp_highestmodseq(struct imap_session *s)
-{
-	struct mailimap_response_info *ri = s->imap->imap_response_info;
-	uint64_t modseq = 0;
-	clistiter *it;
-
-	if (ri == NULL)
-		return 0;
-	for (it = clist_begin(ri->rsp_extension_list); it != NULL; it = clist_next(it)) {
-		struct mailimap_extension_data *ext = clist_content(it);
-		struct mailimap_condstore_resptextcode *code;
-
-		if (ext->ext_extension->ext_id != MAILIMAP_EXTENSION_CONDSTORE ||
-		    ext->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE)
-			continue;
-		code = ext->ext_data;
-		if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
-			modseq = code->cs_data.cs_modseq_value;
-		else if (code->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_NOMODSEQ)
-			modseq = 0;
-	}
-	return modseq;
 }
 
 /* The fetch items of imap_fetch_meta, as sent on the wire. */
@@ -1277,69 +1612,67 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 		       struct tr_error *err)
 {
 	char items[200], what_ex[600], what_f[256];
-	struct mailimap_response *resp = NULL;
 	struct tr_error ex_err;
-	int tag1, r, type;
+	bool answered;
+	int tag1, r;
 
 	*examined = false;
 	tr_error_clear(&ex_err);
 	snprintf(what_ex, sizeof(what_ex), "EXAMINE %s", raw);
 	snprintf(what_f, sizeof(what_f), "UID FETCH %.200s", uidset);
-	if (s->imap->imap_state != MAILIMAP_STATE_AUTHENTICATED &&
-	    s->imap->imap_state != MAILIMAP_STATE_SELECTED)
+	if (!can_select(s))
 		return fail(s, MAILIMAP_ERROR_BAD_STATE, what_ex, TR_ERR_PROTOCOL, err);
+	if (needs_sync_literal(s, raw)) {
+		/* The name waits for a "+": the FETCH cannot fly with it. */
+		if (imap_open_folder(s, raw, true, st, err) < 0)
+			return -1;
+		*examined = true;
+		if (imap_fetch_meta(s, uidset, what, 0, cb, ctx, err) == 0)
+			return 0;
+		if (st->messages == 0 && !s->broken && err->kind == TR_ERR_PROTOCOL) {
+			tr_error_clear(err);   /* "n:*" refused in an empty folder: see below */
+			return 0;
+		}
+		return -1;
+	}
 	meta_items(what, items, sizeof(items));
 	tag1 = s->imap->imap_tag + 1;
-	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
-	    raw_puts(s, "EXAMINE ") < 0 || raw_quoted(s, raw) < 0 ||
-	    raw_puts(s, s->caps.condstore ? " (CONDSTORE)\r\n" : "\r\n") < 0 ||
+	arm_reply(s);
+	{
+		/* The FETCH's first responses come with the EXAMINE's tagged
+		 * line: they are judged as FETCH responses (its size is set
+		 * below, once EXISTS is known). */
+		struct budget_limits lim = fetch_limits(0, false);
+		char tag[16];
+
+		snprintf(tag, sizeof(tag), "%d", tag1);
+		tls_low_set_budget_next(mailstream_get_low(s->imap->imap_stream), tag, &lim);
+	}
+	if (send_select(s, raw, true, false, &answered) != MAILIMAP_NO_ERROR ||
 	    mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
 	    raw_puts(s, "UID FETCH ") < 0 || raw_puts(s, uidset) < 0 || raw_puts(s, " ") < 0 ||
 	    raw_puts(s, items) < 0 || raw_puts(s, "\r\n") < 0 ||
 	    mailstream_flush(s->imap->imap_stream) < 0)
 		return fail(s, MAILIMAP_ERROR_STREAM, what_ex, TR_ERR_PROTOCOL, err);
 
-	/* The EXAMINE's answer: what libetpan's mailimap_examine_condstore does. */
+	/* The EXAMINE's answer. */
 	s->imap->imap_tag = tag1;
-	if (mailimap_read_line(s->imap) == NULL) {
-		s->imap->imap_tag = tag1 + 1;
-		return fail(s, MAILIMAP_ERROR_STREAM, what_ex, TR_ERR_PROTOCOL, err);
-	}
-	if (s->imap->imap_selection_info != NULL)
-		mailimap_selection_info_free(s->imap->imap_selection_info);
-	s->imap->imap_selection_info = mailimap_selection_info_new();
-	r = mailimap_parse_response(s->imap, &resp);
-	if (r != MAILIMAP_NO_ERROR) {
+	r = read_select(s, true, st);
+	if (r == MAILIMAP_NO_ERROR && st->uidvalidity != 0) {
+		*examined = true;
+	} else if (r == MAILIMAP_NO_ERROR) {
+		tr_error_set(&ex_err, TR_ERR_PROTOCOL, "%s: %s: the server gave no UIDVALIDITY",
+			     s->where, what_ex);
+	} else if (r == MAILIMAP_ERROR_EXAMINE) {
+		/* A failed EXAMINE leaves no folder selected, so the FETCH
+		 * behind it fails too; its answer is read and dropped. */
+		fail(s, MAILIMAP_ERROR_EXAMINE, what_ex, TR_ERR_PROTOCOL, &ex_err);
+	} else {
 		/* A BAD, or another tag than ours: the two answers cannot be told apart. */
 		s->imap->imap_tag = tag1 + 1;
 		s->broken = true;
 		return fail(s, r == MAILIMAP_ERROR_PROTOCOL ? MAILIMAP_ERROR_PARSE : r, what_ex,
 			    TR_ERR_PROTOCOL, err);
-	}
-	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
-	mailimap_response_free(resp);
-	if (type == MAILIMAP_RESP_COND_STATE_OK && s->imap->imap_selection_info != NULL &&
-	    s->imap->imap_selection_info->sel_uidvalidity != 0) {
-		struct mailimap_selection_info *si = s->imap->imap_selection_info;
-
-		s->imap->imap_state = MAILIMAP_STATE_SELECTED;
-		memset(st, 0, sizeof(*st));
-		st->uidvalidity = si->sel_uidvalidity;
-		st->uidnext = si->sel_uidnext;
-		st->messages = si->sel_has_exists ? si->sel_exists : 0;
-		st->highestmodseq = resp_highestmodseq(s);
-		*examined = true;
-	} else if (type == MAILIMAP_RESP_COND_STATE_OK) {
-		s->imap->imap_state = MAILIMAP_STATE_SELECTED;
-		tr_error_set(&ex_err, TR_ERR_PROTOCOL, "%s: %s: the server gave no UIDVALIDITY",
-			     s->where, what_ex);
-	} else {
-		/* RFC 3501 6.3.1: a failed EXAMINE leaves no folder selected, so
-		 * the FETCH behind it fails too; its answer is read and dropped. */
-		mailimap_selection_info_free(s->imap->imap_selection_info);
-		s->imap->imap_selection_info = NULL;
-		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
-		fail(s, MAILIMAP_ERROR_EXAMINE, what_ex, TR_ERR_PROTOCOL, &ex_err);
 	}
 
 	/* The FETCH's answer, through the handlers imap_fetch_meta uses. */
@@ -1351,6 +1684,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
 	if (what & IMAP_FETCH_FP)
 		mailimap_set_msg_body_handler(s->imap, hdr_handler, s);
+	arm_fetch(s, *examined ? set_size(s, uidset) : 0, false);
 	r = raw_finish(s, false, NULL);
 	handlers_off(s);
 	if (!*examined) {
@@ -1428,6 +1762,7 @@ int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *
 			mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
 	}
 	s->spool = sp;
+	arm_fetch(s, set_size(s, uidset), true);
 	r = uid_fetch(s, uidset, ft, 0, body_att_handler, body_handler, err);
 	spool_abort(sp);
 	if (r < 0)
@@ -1599,11 +1934,17 @@ static int append_cmd(struct imap_session *s, const char *raw, const struct spoo
 	int r, w;
 
 	*refused = false;
+	arm_reply(s);
 	r = mailimap_send_current_tag(s->imap);
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
-	if (raw_puts(s, "APPEND ") < 0 || raw_quoted(s, raw) < 0)
+	if (raw_puts(s, "APPEND ") < 0)
 		return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
+	w = raw_mailbox(s, raw, &r);
+	if (w < 0)
+		return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
+	if (w > 0)
+		goto answered;
 	for (i = 0; i < n; i++) {
 		bool plus = use_plus(s, items[i].msg);
 
@@ -1650,7 +1991,8 @@ static int append_pipelined(struct imap_session *s, const char *raw, const struc
 		r = mailimap_send_current_tag(s->imap);
 		if (r != MAILIMAP_NO_ERROR)
 			return fail(s, r, "APPEND", TR_ERR_PROTOCOL, err);
-		if (raw_puts(s, "APPEND ") < 0 || raw_quoted(s, raw) < 0 ||
+		/* LITERAL+ (see imap_append): the name never waits for a "+". */
+		if (raw_puts(s, "APPEND ") < 0 || raw_mailbox(s, raw, &r) != 0 ||
 		    write_item_head(s, &items[i], true) < 0)
 			return fail(s, MAILIMAP_ERROR_STREAM, "APPEND", TR_ERR_PROTOCOL, err);
 		w = send_literal(s, sp, items[i].msg, true, &r, err);
@@ -1665,6 +2007,7 @@ static int append_pipelined(struct imap_session *s, const char *raw, const struc
 		uint32_t uid = 0;
 
 		s->imap->imap_tag = first_tag + (int)i;
+		arm_reply(s);
 		r = raw_finish(s, false, NULL);
 		if (r == MAILIMAP_NO_ERROR) {
 			items[i].dst_uid = appenduid(s, uidvalidity_r, &uid, 1) == 1 ? uid : 0;
@@ -1718,6 +2061,7 @@ int imap_store_flags(struct imap_session *s, const char *uidset, const char *fla
 	char what[300];
 	int r;
 
+	arm_reply(s);
 	r = mailimap_send_current_tag(s->imap);
 	if (r == MAILIMAP_NO_ERROR) {
 		if (raw_puts(s, "UID STORE ") < 0 || raw_puts(s, uidset) < 0 ||
@@ -1743,6 +2087,7 @@ int imap_quota(struct imap_session *s, uint64_t *used_kib, uint64_t *limit_kib,
 	*used_kib = *limit_kib = 0;
 	if (!s->caps.quota)
 		return 0;
+	arm_reply(s);
 	r = mailimap_quota_getquotaroot(s->imap, "INBOX", &q);
 	if (r != MAILIMAP_NO_ERROR) {
 		/* A server may announce QUOTA and still have none for this user. */
@@ -1782,6 +2127,7 @@ int imap_uid_exists(struct imap_session *s, uint32_t uid, bool *exists, struct t
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
+	arm_reply(s);
 	r = mailimap_uid_search(s->imap, NULL, key, &result);
 	mailimap_search_key_free(key);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -1839,6 +2185,8 @@ int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section,
 	*len = 0;
 	snprintf(what, sizeof(what), "UID FETCH %u (BINARY.PEEK[%s])", uid, section);
 	snprintf(item, sizeof(item), "BINARY[%s]", section);
+	/* The literal we read ourselves is checked against max below. */
+	arm(s, REPLY_MAX + max, 0, false);
 	r = mailimap_send_current_tag(s->imap);
 	snprintf(cmd, sizeof(cmd), "%s\r\n", what);
 	if (r != MAILIMAP_NO_ERROR || raw_puts(s, cmd) < 0 ||

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libetpan/libetpan.h>
 
@@ -17,6 +18,8 @@
 static const char WHY_HEADERS[] = "a 0x80 outside the parts BINARY[] can return (in headers or "
 				  "in a transfer-encoded part) cannot be told from a NUL";
 static const char WHY_MIME[] = "its MIME structure could not be followed";
+static const char WHY_SHAPE[] = "its MIME structure is nested too deep, or has too many parts or "
+				"header fields, to be followed safely";
 
 /* Is the 0x80 at p[i] inside a well-formed UTF-8 sequence?  Its nearest
  * byte before that is not a continuation must be a lead byte whose sequence
@@ -72,6 +75,130 @@ bool nul_stray(const char *data, size_t len)
 	struct nul_scan sc = { 0 };
 
 	return nul_scan(&sc, data, len);
+}
+
+/* ---- the shape of a message, before libetpan parses it ----------------- */
+
+/* Why these are upper bounds (libetpan 1.9.4, mailmime_content.c, mailimf.c):
+ *  - Header fields start at a line start (offset 0 or after LF): a field
+ *    ends with its CRLF, a part's data starts after its delimiter line, a
+ *    message's body after its header.  A field is a name (any bytes over
+ *    32 but ':'), then CFWS (blanks, a comment, a fold) and ':'.
+ *  - A level recurses only from a multipart (its Content-Type says
+ *    "multipart", with a boundary) or a message (its Content-Type says
+ *    "message", or it is a part of a multipart/digest without one).  Each
+ *    such Content-Type is its own field; a digest's part is parsed as a
+ *    message, whose own body needs a Content-Type to go deeper.  So the
+ *    levels are at most 2 per Content-Type field mentioning multipart or
+ *    message, plus the top message and its body.
+ *  - Each part of a multipart follows a delimiter line, which starts with
+ *    "--", and no line delimits two parts; but the last part of a multipart
+ *    may have none (libetpan takes the rest of the data when no delimiter
+ *    comes): one more per multipart.
+ *  - When the message's own header (which ends at its first empty line, if
+ *    not before) has no such Content-Type, libetpan parses that header and
+ *    nothing more. */
+
+/* As libetpan has it: 8-bit bytes too. */
+static bool is_ftext(unsigned char c)
+{
+	return c >= 33 && c != ':';
+}
+
+static bool is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* The length of the field name if the line at p (its LF at e, or e ==
+ * end) can start a header field, else 0. */
+static size_t field_name(const unsigned char *p, const unsigned char *e,
+			 const unsigned char *end)
+{
+	const unsigned char *q = p;
+	size_t n;
+
+	while (q < e && is_ftext(*q))
+		q++;
+	n = (size_t)(q - p);
+	if (n == 0)
+		return 0;
+	while (q < e && is_blank(*q))
+		q++;
+	if (q < e && *q == '\r' && q + 1 == e)
+		q++;
+	if (q < e)
+		return *q == ':' || *q == '(' ? n : 0;
+	/* The name ends its line: the colon may follow a fold. */
+	return e + 1 < end && is_blank(e[1]) ? n : 0;
+}
+
+static bool has_word(const unsigned char *p, size_t n, const char *w)
+{
+	size_t k = strlen(w), i, j;
+
+	for (i = 0; i + k <= n; i++) {
+		for (j = 0; j < k && (p[i + j] | 0x20) == w[j]; j++)
+			;
+		if (j == k)
+			return true;
+	}
+	return false;
+}
+
+/* Does the field at p (through its folded lines) mention a composite type? */
+static bool composite_field(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *e = p;
+
+	for (;;) {
+		e = memchr(e, '\n', (size_t)(end - e));
+		if (e == NULL || e + 1 >= end || !is_blank(e[1])) {
+			e = e == NULL ? end : e;
+			break;
+		}
+		e++;
+	}
+	return has_word(p, (size_t)(e - p), "multipart") || has_word(p, (size_t)(e - p), "message");
+}
+
+void nul_mime_shape(const char *msg, size_t len, struct nul_shape *sh)
+{
+	const unsigned char *p = (const unsigned char *)msg, *end = p + len;
+	size_t composite = 0, fields = 0, delims = 0, top_fields = 0, name;
+	bool top = true, top_composite = false;
+
+	while (p < end) {
+		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+		const unsigned char *e = nl != NULL ? nl : end;
+
+		if (top && (e == p || (e == p + 1 && *p == '\r'))) {
+			top = false;   /* the end of the message's own header */
+		} else {
+			if (e - p >= 2 && p[0] == '-' && p[1] == '-')
+				delims++;
+			name = field_name(p, e, end);
+			if (name > 0) {
+				fields++;
+				top_fields += top;
+				if (name == 12 && strncasecmp((const char *)p, "content-type", 12) == 0 &&
+				    composite_field(p, end)) {
+					composite++;
+					top_composite = top_composite || top;
+				}
+			}
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	if (!top_composite) {
+		sh->depth = 2;
+		sh->parts = 0;
+		sh->fields = top_fields;
+		return;
+	}
+	sh->depth = composite < (SIZE_MAX - 2) / 2 ? 2 * composite + 2 : SIZE_MAX;
+	sh->parts = delims + composite;
+	sh->fields = fields;
 }
 
 /* ---- the plan: which parts to ask BINARY[n] for ------------------------ */
@@ -174,9 +301,16 @@ int nul_plan(const char *msg, size_t len, struct nul_plan *plan, struct tr_error
 {
 	struct mailmime *mime = NULL, *body;
 	struct walk w = { .plan = plan, .msg = msg, .len = len };
+	struct nul_shape sh;
 	size_t idx = 0, i, k = 0, at = 0;
 
 	memset(plan, 0, sizeof(*plan));
+	nul_mime_shape(msg, len, &sh);
+	if (sh.depth > NUL_MAX_MIME_DEPTH || sh.parts > NUL_MAX_MIME_PARTS ||
+	    sh.fields > NUL_MAX_MIME_FIELDS) {
+		plan->unchecked = WHY_SHAPE;
+		return 0;
+	}
 	if (mailmime_parse(msg, len, &idx, &mime) != MAILIMF_NO_ERROR || mime == NULL) {
 		plan->unchecked = WHY_MIME;
 		return 0;

@@ -28,6 +28,7 @@ struct stream_data {
 	int timeout_s;
 	bool timed_out;
 	char error[256];
+	struct budget budget; /* what the server may still send (budget.h) */
 };
 
 static void openssl_error(char *buf, size_t len, const char *what)
@@ -156,6 +157,19 @@ static bool ssl_retry(struct stream_data *d, int ret, const char *op)
 	}
 }
 
+/* Count what was read against the budget: past it, the line at fault is
+ * not delivered (libetpan would allocate what a literal announces), only
+ * what came before it, and every later read fails.  Returns how many bytes
+ * to hand on, -1 for none. */
+static ssize_t within_budget(struct stream_data *d, const void *buf, size_t n)
+{
+	if (budget_feed(&d->budget, buf, n) == BUDGET_OK)
+		return (ssize_t)n;
+	snprintf(d->error, sizeof(d->error), "the server sent more than %llu MB",
+		 (unsigned long long)(budget_bound(&d->budget) >> 20));
+	return budget_keep(&d->budget) > 0 ? (ssize_t)budget_keep(&d->budget) : -1;
+}
+
 static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 {
 	struct stream_data *d = sdata(low);
@@ -163,7 +177,7 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 	/* Once a read or write has timed out, fail at once: libetpan's
 	 * mailstream_read() turns a failure after a partial copy into a
 	 * short count and calls us again, which waited a second --timeout. */
-	if (d->fd < 0 || d->timed_out)
+	if (d->fd < 0 || d->timed_out || d->budget.over != BUDGET_OK)
 		return -1;
 	for (;;) {
 		if (d->ssl != NULL) {
@@ -172,14 +186,14 @@ static ssize_t drv_read(mailstream_low *low, void *buf, size_t count)
 			errno = 0;
 			n = SSL_read(d->ssl, buf, count > INT32_MAX ? INT32_MAX : (int)count);
 			if (n > 0)
-				return n;
+				return within_budget(d, buf, (size_t)n);
 			if (!ssl_retry(d, n, "read"))
 				return -1;
 		} else {
 			ssize_t n = recv(d->fd, buf, count, 0);
 
 			if (n > 0)
-				return n;
+				return within_budget(d, buf, (size_t)n);
 			if (n == 0) {
 				/* -1, not 0: libetpan 1.9.4 loops forever on 0 inside a literal. */
 				snprintf(d->error, sizeof(d->error), "connection closed by server");
@@ -288,6 +302,7 @@ static mailstream_low *low_new(int fd, SSL *ssl, int timeout_s)
 	d->fd = fd;
 	d->ssl = ssl;
 	d->timeout_s = timeout_s;
+	budget_init(&d->budget);
 	low = mailstream_low_new(d, &stream_driver);
 	if (low == NULL) {
 		free(d);
@@ -306,6 +321,32 @@ void tls_low_set_timeout(mailstream_low *low, int timeout_s)
 {
 	if (low != NULL && low->driver == &stream_driver)
 		sdata(low)->timeout_s = timeout_s;
+}
+
+void tls_low_set_budget(mailstream_low *low, const struct budget_limits *lim)
+{
+	if (low != NULL && low->driver == &stream_driver)
+		budget_arm(&sdata(low)->budget, lim);
+}
+
+void tls_low_set_budget_next(mailstream_low *low, const char *tag,
+			     const struct budget_limits *next)
+{
+	if (low != NULL && low->driver == &stream_driver)
+		budget_arm_next(&sdata(low)->budget, tag, next);
+}
+
+enum budget_over tls_low_over_budget(mailstream_low *low, uint64_t *bound, char *what,
+				     size_t what_size)
+{
+	*bound = 0;
+	if (what_size > 0)
+		what[0] = '\0';
+	if (low == NULL || low->driver != &stream_driver)
+		return BUDGET_OK;
+	*bound = budget_bound(&sdata(low)->budget);
+	budget_response(&sdata(low)->budget, what, what_size);
+	return sdata(low)->budget.over;
 }
 
 void tls_low_release_fd(mailstream_low *low)

@@ -9,12 +9,16 @@
  * made of part numbers) and the patch's (BINARY[] made by turning every
  * 0x80 of a part into NUL patches exactly those bytes); the memchr scan,
  * whole, in two chunks or byte by byte, agrees with a forward UTF-8 state
- * machine. */
+ * machine.  And it checks nul_mime_shape's promise: what libetpan's
+ * mailmime_parse builds (nesting depth, parts, header fields) is within the
+ * bounds it gives. */
 #include "config.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libetpan/libetpan.h>
 
 #include "nul.h"
 
@@ -78,6 +82,51 @@ static bool ref_stray(const unsigned char *p, size_t len)
 	return false;
 }
 
+struct tree {
+	size_t depth, parts, fields;
+};
+
+static void measure(struct mailmime *m, size_t depth, struct tree *t)
+{
+	clistiter *it;
+
+	if (m == NULL)
+		return;
+	if (depth > t->depth)
+		t->depth = depth;
+	if (m->mm_mime_fields != NULL)
+		t->fields += clist_count(m->mm_mime_fields->fld_list);
+	if (m->mm_type == MAILMIME_MULTIPLE) {
+		for (it = clist_begin(m->mm_data.mm_multipart.mm_mp_list); it != NULL;
+		     it = clist_next(it)) {
+			t->parts++;
+			measure(clist_content(it), depth + 1, t);
+		}
+	} else if (m->mm_type == MAILMIME_MESSAGE) {
+		if (m->mm_data.mm_message.mm_fields != NULL)
+			t->fields += clist_count(m->mm_data.mm_message.mm_fields->fld_list);
+		measure(m->mm_data.mm_message.mm_msg_mime, depth + 1, t);
+	}
+}
+
+static void check_shape(const char *msg, size_t size)
+{
+	struct nul_shape sh;
+	struct mailmime *mime = NULL;
+	struct tree t = { 0, 0, 0 };
+	size_t idx = 0;
+
+	nul_mime_shape(msg, size, &sh);
+	if (sh.depth > NUL_MAX_MIME_DEPTH)
+		return;   /* no need to find out the hard way */
+	if (mailmime_parse(msg, size, &idx, &mime) != MAILIMF_NO_ERROR || mime == NULL)
+		return;
+	measure(mime, 1, &t);
+	mailmime_free(mime);
+	if (t.depth > sh.depth || t.parts > sh.parts || t.fields > sh.fields)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *msg = (const char *)data;
@@ -97,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		chunked = nul_scan(&sc, msg + i, 1);
 	if (chunked != ref_stray(data, size))
 		abort();
+	check_shape(msg, size);
 	tr_error_clear(&err);
 	if (nul_plan(msg, size, &plan, &err) < 0)
 		return 0;   /* out of memory only */

@@ -218,7 +218,11 @@ class Session:
 
     @staticmethod
     def quote(s):
-        return b'"' + s.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+        """a name as an IMAP string: quoted, or a literal when quoting cannot carry it"""
+        b = s.encode("utf-8", "surrogateescape")
+        if b"\r" in b or b"\n" in b or not b.isascii():
+            return b"{%d}\r\n" % len(b) + b
+        return b'"' + b.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
     @staticmethod
     def header_fields(data, names):
@@ -962,6 +966,113 @@ class HostileText(Session):
         await Session.cmd_APPEND(self, tag, args)
 
 
+class LoginDisabled(Session):
+    """announces LOGINDISABLED and no AUTH=PLAIN (a plaintext port that wants TLS first), yet
+    would accept LOGIN: no password may be sent"""
+    caps = BASE_CAPS.replace(" AUTH=PLAIN", "") + " LOGINDISABLED STARTTLS"
+
+    async def cmd_LOGIN(self, tag, args):
+        self.log(b"!!", b"LOGIN received although LOGINDISABLED was announced")
+        await Session.cmd_LOGIN(self, tag, args)
+
+    async def cmd_AUTHENTICATE(self, tag, args):
+        self.log(b"!!", b"AUTHENTICATE received although no AUTH= was announced")
+        await Session.cmd_AUTHENTICATE(self, tag, args)
+
+
+class StarttlsInject(Session):
+    """announces STARTTLS; its OK is followed, in the same packet, by a forged
+    '* CAPABILITY' and tagged OKs (what a man in the middle injects, CVE-2011-0411);
+    then it never does TLS"""
+    caps = BASE_CAPS + " STARTTLS"
+
+    async def cmd_STARTTLS(self, tag, args):
+        t = int(tag) if tag.isdigit() else 0
+        await self.send(tag + b" OK Begin TLS negotiation now\r\n"
+                        b"* CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN-REFERRALS\r\n" +
+                        b"%d OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n" % (t + 1))
+        await asyncio.sleep(3600)
+        raise Hangup()
+
+
+#: a folder whose name ends the command line that quotes it and starts another
+EVIL_NAME = "Evil\r\nX1 CREATE Injected"
+
+
+class ListCrlf(Session):
+    """LIST (and LSUB) show a folder whose name, a literal, holds CR LF and then what
+    looks like a command ("X1 CREATE Injected"); it holds one message.  A client
+    that quotes the name sends that command: logged as INJECTED"""
+
+    def __init__(self, server, reader, writer, n):
+        Session.__init__(self, server, reader, writer, n)
+        if EVIL_NAME not in server.store:
+            server.store[EVIL_NAME] = [
+                {"uid": 1, "flags": [], "date": "06-Jun-2021 10:00:00 +0000",
+                 "data": _msg(11, b"evil folder", b"In a folder with CR LF in its name.\r\n")}]
+
+    async def dispatch(self, raw):
+        if raw.startswith(b"X1 "):
+            self.log(b"!!", b"INJECTED command: " + raw)
+        await Session.dispatch(self, raw)
+
+
+class ListCrlfSync(ListCrlf):
+    """list-crlf without LITERAL+: the name must go as a synchronizing literal"""
+    caps = BASE_CAPS.replace("LITERAL+ ", "")
+
+
+class HugeListLiteral(Session):
+    """LIST shows a folder whose name is a 300 MB literal, streamed (then the tagged OK)"""
+
+    async def cmd_LIST(self, tag, args):
+        if len(args) >= 2 and self.text(args[1]) == "":
+            await Session.cmd_LIST(self, tag, args)
+            return
+        size = 300 << 20
+        self.log(b"S:", b"* LIST () \"/\" {%d} ...(streamed)" % size)
+        self.w.write(self.list_lines("LIST") + b'* LIST () "/" {%d}\r\n' % size)
+        chunk = b"A" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            self.w.write(chunk)
+            await self.w.drain()
+        await self.send(b"\r\n" + tag + b" OK List completed\r\n")
+
+
+class HugeListLines(Session):
+    """LIST shows 1,000,000 folders of 100-byte names (about 130 MB), streamed"""
+
+    async def cmd_LIST(self, tag, args):
+        if len(args) >= 2 and self.text(args[1]) == "":
+            await Session.cmd_LIST(self, tag, args)
+            return
+        self.w.write(self.list_lines("LIST"))
+        for i in range(1000):
+            self.w.write(b"".join(b'* LIST (\\HasNoChildren) "/" "f%096d"\r\n' % (i * 1000 + j)
+                                  for j in range(1000)))
+            await self.w.drain()
+        await self.send(tag + b" OK List completed\r\n")
+
+
+class HugeFetchEnvelope(Session):
+    """the metadata FETCH response of UID 2 also carries an ENVELOPE whose subject is a
+    100 MB literal, streamed (a client that parses it holds it whole)"""
+
+    async def fetch_response(self, seq, m, items):
+        if not is_meta_fetch(items) or m["uid"] != 2:
+            await Session.fetch_response(self, seq, m, items)
+            return
+        parts = [p for p in (self.fetch_item(seq, m, i) for i in items) if p is not None]
+        size = 100 << 20
+        self.log(b"S:", b"* %d FETCH (ENVELOPE (NIL {%d} ...(streamed)" % (seq, size))
+        self.w.write(b"* %d FETCH (ENVELOPE (NIL {%d}\r\n" % (seq, size))
+        chunk = b"S" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            self.w.write(chunk)
+            await self.w.drain()
+        await self.send(b" NIL NIL NIL NIL NIL NIL NIL NIL) " + b" ".join(parts) + b")\r\n")
+
+
 SCENARIOS = {
     "ok": Ok, "bare-lf": BareLf, "no-greeting": NoGreeting, "bye-greeting": ByeGreeting,
     "login-unavailable": LoginUnavailable, "huge-literal-body": HugeLiteralBody,
@@ -974,6 +1085,9 @@ SCENARIOS = {
     "body-missing": BodyMissing, "stall-after-login": StallAfterLogin,
     "binary-refused": BinaryRefused, "binary-garbage": BinaryGarbage,
     "binary-huge": BinaryHuge, "empty-bad": EmptyBad,
+    "logindisabled": LoginDisabled, "starttls-inject": StarttlsInject, "list-crlf": ListCrlf,
+    "list-crlf-sync": ListCrlfSync, "huge-list-literal": HugeListLiteral,
+    "huge-list-lines": HugeListLines, "huge-fetch-envelope": HugeFetchEnvelope,
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
     "hostile-text": HostileText,

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "fingerprint.h"
 #include "flags.h"
@@ -378,6 +379,140 @@ static void test_parse_migrate(void **state)
 	cli_opts_free(&o);
 }
 
+/* ---- budget --------------------------------------------------------------- */
+
+static enum budget_over feed_str(struct budget *b, const char *s)
+{
+	return budget_feed(b, s, strlen(s));
+}
+
+/* Fed in one piece, in pieces of three, or byte by byte: the same verdict
+ * after the same byte. */
+static size_t over_at(const struct budget_limits *lim, const char *data, size_t len, size_t step)
+{
+	struct budget b;
+	size_t i;
+
+	budget_init(&b);
+	budget_arm(&b, lim);
+	for (i = 0; i < len; i += step)
+		if (budget_feed(&b, data + i, len - i < step ? len - i : step) != BUDGET_OK)
+			return i;
+	return len;
+}
+
+static void test_budget(void **state)
+{
+	const struct budget_limits reply = { 64u << 20, 0, false };
+	const struct budget_limits meta = { 4096, 1u << 20, true };
+	const struct budget_limits body = { 4096, 0, true };
+	static const char stream[] =
+		"* LIST () \"/\" INBOX\r\n* LIST () \"/\" {5}\r\na\r\nbc\r\n"
+		"* OK [ALERT] {9 not a literal\r\n* 7 FETCH (UID 9 BODY[] {10}\r\n0123456789)\r\n"
+		"1 OK done\r\n";
+	struct budget b;
+	char *big;
+	char what[24];
+	size_t i;
+
+	(void)state;
+	/* a literal over the bound is refused when announced, before any of it */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* LIST () \"/\" {314572800}\r\n"), BUDGET_OVER_TOTAL);
+	assert_int_equal(budget_bound(&b), 64u << 20);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "LIST");
+	assert_int_equal(feed_str(&b, "x"), BUDGET_OVER_TOTAL);   /* and stays over */
+	/* digits past 64 bits, leading zeros: still a number, still too big */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* STATUS {99999999999999999999999999}\r\n"), BUDGET_OVER_TOTAL);
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, "* LIST () NIL ~{00000000000000000000300000000}\r\n"),
+			 BUDGET_OVER_TOTAL);
+	/* small literals and lines pass; a '{' inside a line announces nothing */
+	budget_init(&b);
+	budget_arm(&b, &reply);
+	assert_int_equal(feed_str(&b, stream), BUDGET_OK);
+	/* lines add up: 5000 lines of 1 kB against a 4 MB bound */
+	big = malloc(1024);
+	assert_non_null(big);
+	memset(big, 'x', 1022);
+	memcpy(big + 1022, "\r\n", 2);
+	budget_init(&b);
+	budget_arm(&b, &(struct budget_limits){ 4u << 20, 0, false });
+	for (i = 0; i < 5000 && budget_feed(&b, big, 1024) == BUDGET_OK; i++)
+		;
+	assert_int_equal(i, 4096);
+	free(big);
+	/* a FETCH's literals (streamed) do not count toward the total; other
+	 * responses' do; one FETCH response has a bound of its own */
+	budget_init(&b);
+	budget_arm(&b, &body);
+	assert_int_equal(feed_str(&b, "* 3 FETCH (UID 4 BODY[] {100000}\r\n"), BUDGET_OK);
+	big = calloc(1, 100000);
+	assert_non_null(big);
+	assert_int_equal(budget_feed(&b, big, 100000), BUDGET_OK);
+	assert_int_equal(feed_str(&b, ")\r\n"), BUDGET_OK);
+	assert_int_equal(feed_str(&b, "* LIST () \"/\" {5000}\r\n"), BUDGET_OVER_TOTAL);
+	budget_init(&b);
+	budget_arm(&b, &meta);
+	assert_int_equal(feed_str(&b, "* 3 FETCH (UID 4 BODY[HEADER.FIELDS (TO)] {100000}\r\n"),
+			 BUDGET_OK);
+	assert_int_equal(budget_feed(&b, big, 100000), BUDGET_OK);
+	assert_int_equal(feed_str(&b, " ENVELOPE {2000000}\r\n"), BUDGET_OVER_FETCH);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "FETCH");
+	free(big);
+	/* a response that starts like a FETCH but is not one */
+	budget_init(&b);
+	budget_arm(&b, &body);
+	assert_int_equal(feed_str(&b, "* 3 FETCHED {5000}\r\n"), BUDGET_OVER_TOTAL);
+	/* the verdict does not depend on how the bytes arrive */
+	for (i = 1; i <= 7; i++) {
+		const struct budget_limits tight = { 100, 0, false };
+		size_t at1 = over_at(&tight, stream, strlen(stream), 1);
+		size_t at = over_at(&tight, stream, strlen(stream), i);
+
+		assert_int_equal(over_at(&reply, stream, strlen(stream), i), strlen(stream));
+		assert_true(at1 < strlen(stream));
+		assert_true(at <= at1 && at1 < at + i);
+	}
+	/* pipelined EXAMINE and FETCH: the FETCH's start, read with the
+	 * EXAMINE's tagged line, is judged by the FETCH's bounds, and what
+	 * came before the line at fault is still handed on */
+	{
+		static const char both[] = "* 3 EXISTS\r\n7 OK [READ-ONLY] done\r\n"
+					   "* 1 FETCH (UID 1 BODY[HEADER.FIELDS (TO)] {70}\r\n";
+		static const char env[] = "* 2 FETCH (ENVELOPE (NIL {70000000}\r\n";
+		const struct budget_limits fetch = { 16u << 20, 64u << 20, true };
+		char buf[200];
+
+		budget_init(&b);
+		budget_arm(&b, &reply);
+		budget_arm_next(&b, "7", &fetch);
+		assert_int_equal(feed_str(&b, both), BUDGET_OK);
+		assert_int_equal(budget_keep(&b), strlen(both));
+		big = calloc(1, 70);
+		assert_non_null(big);
+		assert_int_equal(budget_feed(&b, big, 70), BUDGET_OK);
+		free(big);
+		snprintf(buf, sizeof(buf), ")\r\n%s", env);
+		assert_int_equal(feed_str(&b, buf), BUDGET_OVER_FETCH);
+		assert_int_equal(budget_keep(&b), 3);
+		/* the same under the EXAMINE's bounds alone: over them too */
+		budget_init(&b);
+		budget_arm(&b, &reply);
+		snprintf(buf, sizeof(buf), "7 OK done\r\n%s", env);
+		assert_int_equal(feed_str(&b, buf), BUDGET_OVER_TOTAL);
+		assert_int_equal(budget_keep(&b), 11);
+	}
+	budget_init(&b);
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "");
+	feed_str(&b, "12 OK d");
+	assert_string_equal(budget_response(&b, what, sizeof(what)), "tagged");
+}
+
 /* ---- nul ---------------------------------------------------------------- */
 
 static void test_nul_stray(void **state)
@@ -484,6 +619,90 @@ static void test_nul_plan(void **state)
 	nul_plan_free(&plan);
 }
 
+/* A message nested `levels` multiparts deep around a text part with a stray
+ * 0x80 (what a hostile sender can mail to anyone). */
+static char *nested(size_t levels, size_t *len)
+{
+	size_t cap = 200 + levels * 80, n = 0, i;
+	char *m = malloc(cap);
+
+	assert_non_null(m);
+	n += (size_t)snprintf(m + n, cap - n, "Subject: deep\r\nMIME-Version: 1.0\r\n");
+	for (i = 0; i < levels; i++)
+		n += (size_t)snprintf(m + n, cap - n, "Content-Type: multipart/mixed; "
+				      "boundary=\"b%zu\"\r\n\r\n--b%zu\r\n", i, i);
+	n += (size_t)snprintf(m + n, cap - n, "Content-Type: text/plain\r\n\r\n5 \x80\r\n");
+	for (i = levels; i-- > 0;)
+		n += (size_t)snprintf(m + n, cap - n, "--b%zu--\r\n", i);
+	*len = n;
+	return m;
+}
+
+static void test_nul_shape(void **state)
+{
+	struct nul_shape sh;
+	struct nul_plan plan;
+	struct tr_error err;
+	const char *plain = "Subject: x\r\nFrom: a@b\r\n\r\nNote: not a header\r\n--\r\nsig\r\n";
+	const char *folded = "Subject: f\r\nContent-Type:\r\n multipart/mixed;\r\n boundary=x\r\n"
+			     "\r\n--x\r\nContent-Type : message/rfc822\r\n\r\nA (c): b\r\n\r\nt\r\n"
+			     "--x--\r\n";
+	size_t len;
+	char *m;
+
+	(void)state;
+	/* no multipart or message type in the header: libetpan goes no deeper */
+	nul_mime_shape(plain, strlen(plain), &sh);
+	assert_int_equal(sh.depth, 2);
+	assert_int_equal(sh.parts, 0);
+	assert_int_equal(sh.fields, 2);
+	/* folds, blanks and comments before the colon still make fields */
+	nul_mime_shape(folded, strlen(folded), &sh);
+	assert_int_equal(sh.depth, 6);
+	assert_int_equal(sh.parts, 4);
+	assert_int_equal(sh.fields, 4);
+	/* nesting within the bound is parsed as before */
+	m = nested(20, &len);
+	nul_mime_shape(m, len, &sh);
+	assert_int_equal(sh.depth, 42);
+	tr_error_clear(&err);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_int_equal(plan.n, 1);
+	assert_null(plan.unchecked);
+	nul_plan_free(&plan);
+	free(m);
+	/* 40,000 levels (3 MB) crashed the parser: now refused unparsed, at once */
+	m = nested(40000, &len);
+	nul_mime_shape(m, len, &sh);
+	assert_true(sh.depth > NUL_MAX_MIME_DEPTH);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_int_equal(plan.n, 0);
+	assert_non_null(plan.unchecked);
+	assert_non_null(strstr(plan.unchecked, "too deep"));
+	free(m);
+	/* many parts, many header fields: refused too */
+	m = malloc(8 * 20001 + 100);
+	assert_non_null(m);
+	len = (size_t)sprintf(m, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+	for (size_t i = 0; i <= NUL_MAX_MIME_PARTS; i++)
+		len += (size_t)sprintf(m + len, "--b\r\n\r\n");
+	nul_mime_shape(m, len, &sh);
+	assert_int_equal(sh.parts, NUL_MAX_MIME_PARTS + 2);
+	assert_int_equal(nul_plan(m, len, &plan, &err), 0);
+	assert_non_null(plan.unchecked);
+	free(m);
+	m = malloc(6 * (NUL_MAX_MIME_FIELDS + 1) + 20);
+	assert_non_null(m);
+	for (len = 0; len < 6 * (NUL_MAX_MIME_FIELDS + 1); len += 6)
+		memcpy(m + len, "X: y\r\n", 6);
+	memcpy(m + len, "\r\n\x80\r\n", 5);
+	nul_mime_shape(m, len + 5, &sh);
+	assert_int_equal(sh.fields, NUL_MAX_MIME_FIELDS + 1);
+	assert_int_equal(nul_plan(m, len + 5, &plan, &err), 0);
+	assert_non_null(plan.unchecked);
+	free(m);
+}
+
 static void test_nul_patch(void **state)
 {
 	char body[32];
@@ -518,9 +737,11 @@ int main(void)
 		cmocka_unit_test(test_uidset),
 		cmocka_unit_test(test_spool),
 		cmocka_unit_test(test_spool_total),
+		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_nul_stray),
 		cmocka_unit_test(test_nul_scan_chunks),
 		cmocka_unit_test(test_nul_plan),
+		cmocka_unit_test(test_nul_shape),
 		cmocka_unit_test(test_nul_patch),
 		cmocka_unit_test(test_parse_server),
 		cmocka_unit_test(test_parse_migrate),
