@@ -21,9 +21,9 @@
 
 #include "error.h"
 #include "folder.h"
-#include "imap.h"
 #include "scheduler.h"
 #include "state.h"
+#include "store.h"
 #include "sync.h"
 
 /* Live counters another thread may read for progress. */
@@ -37,8 +37,10 @@ struct account_progress {
 /* Everything borrowed; kept alive by the caller during account_run. */
 struct account_opts {
 	const char *label;                  /* for log lines: the email */
-	const struct imap_endpoint *src_ep, *dst_ep;
-	struct imap_creds src_cr, dst_cr;
+	const struct store_driver *src_drv, *dst_drv;  /* store drivers (store.h) */
+	const struct store_endpoint *src_ep, *dst_ep;
+	struct store_creds src_cr, dst_cr;
+	void *src_arg, *dst_arg;            /* the drivers' own (store_conf.arg) */
 	const struct folder_map_opts *map;
 	struct state *state;
 	struct limiter *src_lim, *dst_lim;  /* session slots per server (scheduler.h) */

@@ -38,36 +38,12 @@
 #include "error.h"
 #include "folder.h"
 #include "spool.h"
+#include "store.h"
 #include "tls.h"
-
-enum tls_mode { TLS_MODE_IMPLICIT = 0, TLS_MODE_STARTTLS, TLS_MODE_NONE };
 
 /* tr_error.code of a failure to parse the server's response (TR_ERR_TEMP,
  * session broken): one odd message can cause it, see sync.c. */
 #define IMAP_CODE_UNPARSEABLE "UNPARSEABLE"
-
-/* Where a server is and how to reach it.  Pointers are borrowed: the
- * caller keeps them alive while sessions use the endpoint. */
-struct imap_endpoint {
-	const char *label;        /* "source" or "destination", for messages */
-	const char *host;         /* name or IP to connect to */
-	int port;
-	enum tls_mode tls;
-	const char *tls_name;     /* name to verify and send as SNI; NULL = host */
-	struct tls_ctx *tls_ctx;  /* required unless tls == TLS_MODE_NONE */
-	int timeout_s;            /* idle timeout of every network wait */
-};
-
-enum imap_auth { IMAP_AUTH_AUTO = 0, IMAP_AUTH_LOGIN, IMAP_AUTH_PLAIN };
-
-/* Who logs in.  Borrowed; the password is read only inside imap_open. */
-struct imap_creds {
-	const char *user;         /* the mailbox to open */
-	const char *password;     /* user's password, or admin's when admin is set */
-	const char *admin;        /* NULL, or an admin/master login acting as user */
-	char admin_separator;     /* 0: SASL PLAIN authzid; else LOGIN "user<sep>admin" */
-	enum imap_auth auth;
-};
 
 /* Capabilities we use, read after login (and after STARTTLS). */
 struct imap_caps {
@@ -78,7 +54,7 @@ struct imap_caps {
 
 struct imap_session;
 
-int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
+int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	      struct imap_session **s_r, struct tr_error *err);
 /* LOGOUT when the session is healthy (short timeout), then free.  NULL ok. */
 void imap_close(struct imap_session *s);
@@ -93,18 +69,11 @@ const char *imap_transport(struct imap_session *s, char *buf, size_t len);
  * The caller frees the list with folder_list_free. */
 int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err);
 
-struct imap_status {
-	uint32_t uidvalidity;
-	uint32_t uidnext;
-	uint32_t messages;
-	uint64_t highestmodseq;   /* 0 when the server has no CONDSTORE */
-};
-
 /* STATUS of n folders in one round trip (pipelined).  A folder the server
  * refuses gets st[i].uidvalidity = 0 and the error is not fatal; the call
  * fails only when the session does. */
 int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
-		     struct imap_status *st, struct tr_error *err);
+		     struct store_status *st, struct tr_error *err);
 
 /* tr_error.code of a refused command whose reply says the mailbox name
  * itself is not acceptable to the server ("Invalid mailbox name"). */
@@ -123,41 +92,20 @@ int imap_bad_name_char(const struct tr_error *why, char *c);
 
 /* EXAMINE (read-only) or SELECT a folder; fills st. */
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
-		     struct imap_status *st, struct tr_error *err);
+		     struct store_status *st, struct tr_error *err);
 int imap_create(struct imap_session *s, const char *raw, struct tr_error *err);
 int imap_subscribe(struct imap_session *s, const char *raw, struct tr_error *err);
-
-/* What we know of one message before copying it. */
-struct imap_msg {
-	uint32_t uid;
-	uint32_t size;            /* RFC822.SIZE */
-	char *flags;              /* canonical flag string (flags.h), owned */
-	char date[32];            /* INTERNALDATE as the server gave it: "02-Jan-2024 10:00:00 +0100" */
-	unsigned char fp[16];     /* fingerprint, when asked for */
-	unsigned char bucket[16]; /* fp_bucket, with the fingerprint */
-	bool has_fp;
-};
-
-/* Called once per message; m is valid during the call only.  Return 0 to
- * go on, -1 to abort (the session is then broken). */
-typedef int imap_msg_cb(const struct imap_msg *m, void *ctx);
-
-enum imap_fetch_what {
-	IMAP_FETCH_FLAGS = 1,     /* UID FLAGS */
-	IMAP_FETCH_META = 2,      /* + INTERNALDATE RFC822.SIZE */
-	IMAP_FETCH_FP = 4,        /* + the header fields of the fingerprint */
-};
 
 /* UID FETCH of the UIDs in `uidset` ("1:*", "5,7:9") from the selected
  * folder.  changedsince > 0 adds (CHANGEDSINCE n) (CONDSTORE). */
 int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
-		    imap_msg_cb *cb, void *ctx, struct tr_error *err);
+		    store_msg_cb *cb, void *ctx, struct tr_error *err);
 
 /* EXAMINE raw and UID FETCH uidset (as imap_fetch_meta) in one round trip.
  * *examined tells whether the EXAMINE succeeded (st is then filled), even
  * when the call fails because of the FETCH. */
-int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_status *st,
-		       bool *examined, const char *uidset, int what, imap_msg_cb *cb, void *ctx,
+int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_status *st,
+		       bool *examined, const char *uidset, int what, store_msg_cb *cb, void *ctx,
 		       struct tr_error *err);
 
 /* UID FETCH BODY.PEEK[] of `uidset`, each body streamed into sp (one
@@ -175,16 +123,6 @@ int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *
 int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section, size_t max,
 		      char **data, size_t *len, struct tr_error *err);
 
-/* One message to append. */
-struct imap_append_item {
-	const char *flags;        /* canonical flag string */
-	const char *date;         /* INTERNALDATE string, or NULL */
-	const struct spool_msg *msg;
-	uint32_t dst_uid;         /* out: from APPENDUID, 0 if unknown */
-	bool failed;              /* out: the server refused this message */
-	struct tr_error err;      /* out: why, when failed */
-};
-
 /* Append items to raw: one MULTIAPPEND command when offered (and, if the
  * server refuses that batch, which it does as a whole, again one by one to
  * find the culprit), else pipelined single APPENDs with LITERAL+, else one
@@ -192,7 +130,7 @@ struct imap_append_item {
  * (failed, err); the call fails only when the session does.
  * *uidvalidity_r gets the APPENDUID validity (0 if unknown). */
 int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
-		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+		struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err);
 
 /* UID SEARCH UID uid in the selected folder: *exists tells whether the

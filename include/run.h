@@ -18,7 +18,7 @@
 
 #include "account.h"
 #include "folder.h"
-#include "imap.h"
+#include "store.h"
 #include "scheduler.h"
 #include "state.h"
 #include "sync.h"
@@ -34,7 +34,9 @@ struct run_account {
 
 /* Everything the accounts share; filled by the caller, borrowed. */
 struct run_env {
-	struct imap_endpoint src_ep, dst_ep;
+	const struct store_driver *src_drv, *dst_drv;   /* NULL: "imap" */
+	void *src_arg, *dst_arg;        /* the drivers' own (store_conf.arg) */
+	struct store_endpoint src_ep, dst_ep;
 	struct state *state;
 	struct limiter *src_lim, *dst_lim;
 	struct folder_map_opts map;
@@ -74,11 +76,11 @@ void run_result_free(struct run_result *res);
  * borrowed from acc and env), and one session of acc on a side inside that
  * side's limiter; run_close gives the slot back (a NULL *s is fine). */
 void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
-	       struct imap_creds *cr);
+	       struct store_creds *cr);
 int run_open(const struct run_env *env, const struct run_account *acc, bool src,
-	     struct imap_session **s, struct tr_error *err);
+	     struct store **s, struct tr_error *err);
 void run_close(const struct run_env *env, const struct run_account *acc, bool src,
-	       struct imap_session **s);
+	       struct store **s);
 /* The account's passwords (source, destination, the admin's) taken out of
  * an error text of it, and the text cleaned (text.h): each session already
  * takes out its own password, this catches one a server of the other side

@@ -26,6 +26,11 @@
 struct spool_msg {
 	uint32_t uid;
 	bool literal8;            /* holds NUL bytes: APPEND it as a literal8 (BINARY) */
+	/* what the store's check for NUL bytes that BODY[] hides found (nul.h) */
+	bool stray;               /* it shows a stray 0x80 */
+	unsigned nul_asked;       /* BINARY[] fetches it took */
+	long nul_restored;        /* NUL bytes put back */
+	const char *unchecked;    /* static: why a 0x80 was left as it is, or NULL */
 	uint64_t len;
 	char *mem;                /* data when in memory (owned by the spool), else NULL */
 	uint64_t off;             /* offset in the spool file when mem == NULL */

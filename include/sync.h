@@ -26,9 +26,9 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "imap.h"
 #include "spool.h"
 #include "state.h"
+#include "store.h"
 
 struct sync_limits {
 	uint64_t batch_bytes;     /* a FETCH/APPEND batch stops growing past this */
@@ -48,27 +48,20 @@ struct sync_counts {
 /* Progress callback, called after each batch with what it added. */
 typedef void sync_progress_fn(void *ctx, uint32_t copied, uint64_t bytes);
 
-/* What to do, and with what.  Sessions are borrowed; the sync may leave
- * them broken (imap_broken) on a TR_ERR_TEMP failure. */
+/* What to do, and with what.  Stores are borrowed; the sync may leave
+ * them broken (store_broken) on a TR_ERR_TEMP failure. */
 struct sync_folder_job {
 	const char *ctx;          /* "user@example.com" for log lines */
-	struct imap_session *src, *dst;
+	struct store *src, *dst;
 	struct state *state;
 	int64_t account_id;
 	struct spool *spool;
 	struct spool *spool2;     /* a second spool: fetch the next batch while appending
-				   * this one (source and destination sessions then run
+				   * this one (source and destination stores then run
 				   * in two threads); NULL: one batch at a time */
 	const struct sync_limits *limits;
 	sync_progress_fn *progress;
 	void *progress_ctx;
-
-	/* Replace the source session after a response that could not be parsed
-	 * (the session is then dead): close *s, open a new one with the folder
-	 * EXAMINEd, store it in *s.  NULL: such a failure fails the folder. */
-	int (*reopen_src)(void *ctx, const char *raw, struct imap_session **s,
-			  struct tr_error *err);
-	void *reopen_ctx;
 
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
 	const char *dst_raw, *dst_name;
@@ -76,7 +69,7 @@ struct sync_folder_job {
 	bool dst_listed;          /* listed before this run: a folder re-created empty is
 				   * never "unchanged", whatever the source's STATUS says */
 	/* STATUS of the source folder read just before, or NULL. */
-	const struct imap_status *src_status;
+	const struct store_status *src_status;
 };
 
 /* Sync one folder.  Returns 0 when the folder is done (individual messages
@@ -94,7 +87,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
  * work; -1 on a state error. */
 enum { SYNC_CHANGED = 0, SYNC_UNCHANGED = 1, SYNC_FLAGS_UNKNOWN = 2 };
 int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
-			  const char *dst_name, const struct imap_status *st, bool dst_exists,
+			  const char *dst_name, const struct store_status *st, bool dst_exists,
 			  uint32_t *present, struct tr_error *err);
 
 

@@ -26,7 +26,7 @@ struct acct {
 	int64_t account_id;
 	struct folder_list src_l, dst_l;
 	struct folder_plan plan;
-	struct imap_status *status;   /* source STATUS per plan entry */
+	struct store_status *status;   /* source STATUS per plan entry */
 	bool *have_status;
 	bool *dst_listed;             /* per plan entry: listed on the destination before prepare */
 
@@ -47,7 +47,7 @@ struct worker {
 	struct acct *a;
 	int idx;
 	pthread_t thread;
-	struct imap_session *src, *dst;
+	struct store *src, *dst;
 	struct spool spool, spool2;
 	unsigned int seed;
 	bool eager;               /* started before the plan: log in at once */
@@ -103,11 +103,11 @@ static const char *side_login(struct acct *a, bool src)
 }
 
 /* Close a session and give its slot back. */
-static void close_session(struct acct *a, bool src, struct imap_session **s)
+static void close_session(struct acct *a, bool src, struct store **s)
 {
 	if (*s == NULL)
 		return;
-	imap_close(*s);
+	store_close(*s);
 	*s = NULL;
 	limiter_release(side_limiter(a, src), side_login(a, src));
 }
@@ -118,7 +118,7 @@ static void close_session(struct acct *a, bool src, struct imap_session **s)
  * holds a session on that server, a refused login is a connection limit
  * in disguise (the same password just worked), not a bad password. */
 static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed,
-			struct imap_session **s_r, struct tr_error *err)
+			struct store **s_r, struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
 	struct limiter *lim = side_limiter(a, src);
@@ -137,8 +137,10 @@ static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed
 					     src ? "source" : "destination");
 			return -1;
 		}
-		if (imap_open(src ? o->src_ep : o->dst_ep, src ? &o->src_cr : &o->dst_cr, s_r,
-			      err) == 0)
+		struct store_conf conf = { src ? o->src_ep : o->dst_ep,
+					   src ? &o->src_cr : &o->dst_cr, src ? o->src_arg : o->dst_arg };
+
+		if (store_open(src ? o->src_drv : o->dst_drv, &conf, s_r, err) == 0)
 			return 0;
 		if (err->kind == TR_ERR_AUTH && others) {
 			char msg[sizeof(err->msg)];
@@ -222,9 +224,9 @@ static void progress_cb(void *ctx, uint32_t copied, uint64_t bytes)
 	atomic_fetch_add(&p->bytes, bytes);
 }
 
-static void drop_broken(struct acct *a, bool src, struct imap_session **s)
+static void drop_broken(struct acct *a, bool src, struct store **s)
 {
-	if (*s != NULL && imap_broken(*s))
+	if (*s != NULL && store_broken(*s))
 		close_session(a, src, s);
 }
 
@@ -240,21 +242,6 @@ static int ensure_sessions(struct worker *w, struct tr_error *err)
 	if (w->dst == NULL && open_session(w->a, false, extra, &w->seed, &w->dst, err) < 0)
 		return -1;
 	return 0;
-}
-
-/* sync.h's reopen_src: a new source session with the folder EXAMINEd,
- * after a response that could not be parsed killed the old one. */
-static int reopen_src(void *ctx, const char *raw, struct imap_session **s, struct tr_error *err)
-{
-	struct worker *w = ctx;
-	struct imap_status st;
-
-	close_session(w->a, true, &w->src);
-	*s = NULL;
-	if (open_session(w->a, true, w->idx > 0, &w->seed, &w->src, err) < 0)
-		return -1;
-	*s = w->src;
-	return imap_open_folder(w->src, raw, true, &st, err);
 }
 
 /* Sync plan entry i, retrying transient failures.  Returns 0 when the
@@ -279,8 +266,6 @@ static int do_folder(struct worker *w, size_t i)
 	job.account_id = a->account_id;
 	job.spool = &w->spool;
 	job.spool2 = &w->spool2;
-	job.reopen_src = reopen_src;
-	job.reopen_ctx = w;
 	job.limits = o->limits;
 	job.progress = progress_cb;
 	job.progress_ctx = o->progress;
@@ -399,7 +384,7 @@ static int cmp_desc_messages(const void *x, const void *y, void *ctx)
 
 /* Subscribe on the destination to what the source subscribes to, in one
  * round trip; never to a folder the destination does not have. */
-static void copy_subscriptions(struct acct *a, struct imap_session *dst)
+static void copy_subscriptions(struct acct *a, struct store *dst)
 {
 	const char **names = calloc(a->plan.n + 1, sizeof(*names));
 	bool *ok = calloc(a->plan.n + 1, sizeof(*ok));
@@ -417,7 +402,7 @@ static void copy_subscriptions(struct acct *a, struct imap_session *dst)
 		    !a->res->folders[i].failed)
 			names[n++] = pe->dst_raw;
 	}
-	if (imap_command_many(dst, "SUBSCRIBE", names, n, ok, NULL, &err) < 0) {
+	if (store_command_many(dst, STORE_SUBSCRIBE, names, n, ok, NULL, &err) < 0) {
 		log_warn(a->o->label, "cannot copy subscriptions: %s", err.msg);
 		goto out;
 	}
@@ -493,13 +478,14 @@ static int next_legal(struct acct *a, size_t i, int *level, char bad, struct tr_
  * (folder.h's rule, level by level: one more round trip per level for all
  * such folders); any other refusal fails that folder with CREATE's own
  * reply, and nothing is subscribed or copied for it. */
-static int create_missing(struct acct *a, struct imap_session *dst, struct tr_error *err)
+static int create_missing(struct acct *a, struct store *dst, struct tr_error *err)
 {
 	size_t n = a->plan.n + 1, i, k;
 	const char **names = calloc(n, sizeof(*names));
 	size_t *which = calloc(n, sizeof(*which)), *order = calloc(n, sizeof(*order));
 	bool *ok = calloc(n, sizeof(*ok)), *need = calloc(n, sizeof(*need));
-	struct tr_error *why = calloc(n, sizeof(*why)), *first = calloc(n, sizeof(*first));
+	struct store_refusal *why = calloc(n, sizeof(*why));
+	struct tr_error *first = calloc(n, sizeof(*first));
 	int *level = calloc(n, sizeof(*level));
 	char *bad = calloc(n, sizeof(*bad));
 	int r = -1;
@@ -524,30 +510,30 @@ static int create_missing(struct acct *a, struct imap_session *dst, struct tr_er
 		}
 		if (k == 0)
 			break;
-		if (imap_command_many(dst, "CREATE", names, k, ok, why, err) < 0)
+		if (store_command_many(dst, STORE_CREATE, names, k, ok, why, err) < 0)
 			goto out;
 		for (i = 0; i < k; i++) {
 			size_t j = which[i];
 			struct folder_plan_entry *pe = &a->plan.v[j];
 			int t;
 
-			if (ok[i] || strcmp(why[i].code, "ALREADYEXISTS") == 0) {
+			if (ok[i] || why[i].kind == STORE_REFUSED_EXISTS) {
 				need[j] = false;
 				pe->dst_exists = true;
 				if (pe->refused_name != NULL && report_rename(a, j) < 0)
 					goto nomem;
 				continue;
 			}
-			if (strcmp(why[i].code, IMAP_CODE_BAD_NAME) != 0) {
+			if (why[i].kind != STORE_REFUSED_NAME) {
 				need[j] = false;
 				if (fail_folder(a, j, "the destination refused to create \"%s\": %s",
-						a->res->folders[j].dst_name, why[i].msg) < 0)
+						a->res->folders[j].dst_name, why[i].err.msg) < 0)
 					goto nomem;
 				continue;
 			}
 			if (level[j] == 0) {
-				first[j] = why[i];
-				imap_bad_name_char(&why[i], &bad[j]);
+				first[j] = why[i].err;
+				bad[j] = why[i].bad;
 				/* parents first, from now on */
 				qsort_r(order, a->plan.n, sizeof(*order), cmp_refused_order, a);
 			}
@@ -627,7 +613,7 @@ static int renames_from_state(struct acct *a, struct tr_error *err)
  * STATUS: create the missing folders, copy subscriptions. */
 struct dst_prep {
 	struct acct *a;
-	struct imap_session *dst;
+	struct store *dst;
 	struct tr_error err;
 	int r;
 };
@@ -643,7 +629,7 @@ static void *dst_prep_main(void *arg)
 	return NULL;
 }
 
-static int prepare(struct acct *a, struct imap_session *src, struct imap_session *dst,
+static int prepare(struct acct *a, struct store *src, struct store *dst,
 		   struct tr_error *err)
 {
 	const struct account_opts *o = a->o;
@@ -714,7 +700,7 @@ static int prepare(struct acct *a, struct imap_session *src, struct imap_session
 		listed[i] = a->plan.v[i].dst_exists;
 	threaded = pthread_create(&t, NULL, dst_prep_main, &dp) == 0;
 	/* One round trip tells which folders changed since the last run. */
-	r = imap_status_many(src, names, a->plan.n, a->status, err);
+	r = store_status_many(src, names, a->plan.n, a->status, err);
 	if (threaded)
 		pthread_join(t, NULL);
 	else
@@ -778,7 +764,7 @@ struct opener {
 	struct acct *a;
 	bool src;
 	unsigned int seed;
-	struct imap_session *s;
+	struct store *s;
 	struct tr_error err;
 	int r;
 };
@@ -792,15 +778,15 @@ static void *opener_main(void *arg)
 	op->r = open_session(op->a, op->src, false, &op->seed, &op->s, &op->err);
 	if (op->r == 0) {
 		folder_list_free(l);
-		op->r = imap_list_folders(op->s, l, &op->err);
+		op->r = store_list(op->s, l, &op->err);
 	}
 	return NULL;
 }
 
 /* Log in and list on both servers at the same time: the round trips of
  * the two sides overlap. */
-static int open_both(struct acct *a, unsigned int *seed, struct imap_session **src,
-		     struct imap_session **dst, struct tr_error *err)
+static int open_both(struct acct *a, unsigned int *seed, struct store **src,
+		     struct store **dst, struct tr_error *err)
 {
 	struct opener so = { .a = a, .src = true, .seed = *seed };
 	struct opener d = { .a = a, .src = false, .seed = *seed + 1 };
@@ -873,7 +859,7 @@ static void account_key(const struct account_opts *o, char *buf, size_t len)
 int account_run(const struct account_opts *o, struct account_result *res)
 {
 	struct worker *workers = NULL;
-	struct imap_session *src = NULL, *dst = NULL;
+	struct store *src = NULL, *dst = NULL;
 	struct acct a;
 	struct tr_error err;
 	char key[1024];
@@ -904,9 +890,9 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	{
 		char t1[96], t2[96];
 
-		log_info(o->label, "connected: %s [%s], %s [%s]", imap_where(src),
-			 imap_transport(src, t1, sizeof(t1)), imap_where(dst),
-			 imap_transport(dst, t2, sizeof(t2)));
+		log_info(o->label, "connected: %s [%s], %s [%s]", store_where(src),
+			 store_transport(src, t1, sizeof(t1)), store_where(dst),
+			 store_transport(dst, t2, sizeof(t2)));
 	}
 	/* A first run (or one after a failure) surely has work: let the other
 	 * workers log in while the first session lists and plans.  A re-run

@@ -55,7 +55,7 @@
 
 struct imap_session {
 	mailimap *imap;
-	const struct imap_endpoint *ep;
+	const struct store_endpoint *ep;
 	struct imap_caps caps;
 	bool broken;
 	char where[300];
@@ -64,10 +64,10 @@ struct imap_session {
 	struct text_secrets secrets;
 
 	/* per-FETCH state for the libetpan callbacks */
-	int cb_what;              /* IMAP_FETCH_* asked for */
+	int cb_what;              /* STORE_FETCH_* asked for */
 	char *hdr;                /* header fields of the message being parsed */
 	size_t hdr_len, hdr_cap;
-	imap_msg_cb *cb;
+	store_msg_cb *cb;
 	void *cb_ctx;
 	struct spool *spool;
 	int cb_failed;
@@ -583,7 +583,7 @@ static bool login_safe(const char *str)
 	return true;
 }
 
-static int do_login(struct imap_session *s, const struct imap_creds *cr, const char *name,
+static int do_login(struct imap_session *s, const struct store_creds *cr, const char *name,
 		    struct tr_error *err)
 {
 	struct mailimap_capability_data *before;
@@ -601,9 +601,9 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 	has_plain = mailimap_has_authentication(s->imap, "PLAIN");
 	if (cr->admin != NULL && cr->admin_separator == 0) {
 		plain = true;
-	} else if (cr->auth == IMAP_AUTH_PLAIN) {
+	} else if (cr->auth == STORE_AUTH_PLAIN) {
 		plain = true;
-	} else if (cr->auth == IMAP_AUTH_LOGIN) {
+	} else if (cr->auth == STORE_AUTH_LOGIN) {
 		plain = false;
 	} else {
 		/* LOGIN costs one round trip, AUTHENTICATE through SASL two; but
@@ -631,7 +631,7 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 				     s->where, hint);
 		return -1;
 	}
-	if (plain && !has_plain && cr->auth != IMAP_AUTH_PLAIN) {
+	if (plain && !has_plain && cr->auth != STORE_AUTH_PLAIN) {
 		if (!login_safe(cr->user) || !login_safe(cr->password)) {
 			tr_error_set(err, TR_ERR_AUTH,
 				     "%s: the login or password of %s has non-ASCII characters, which "
@@ -692,7 +692,7 @@ static int do_login(struct imap_session *s, const struct imap_creds *cr, const c
 	return 0;
 }
 
-int imap_open(const struct imap_endpoint *ep, const struct imap_creds *cr,
+int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	      struct imap_session **s_r, struct tr_error *err)
 {
 	struct imap_session *s;
@@ -958,7 +958,7 @@ int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_e
 	return 0;
 }
 
-static void status_from(struct mailimap_mailbox_data_status *ms, struct imap_status *st)
+static void status_from(struct mailimap_mailbox_data_status *ms, struct store_status *st)
 {
 	clistiter *it;
 
@@ -1099,13 +1099,13 @@ static int pipelined(struct imap_session *s, const char *verb, const char *suffi
 
 static void take_status(struct imap_session *s, size_t i, void *ctx)
 {
-	struct imap_status *st = ctx;
+	struct store_status *st = ctx;
 
 	status_from(s->imap->imap_response_info->rsp_status, &st[i]);
 }
 
 int imap_status_many(struct imap_session *s, const char *const *raw_names, size_t n,
-		     struct imap_status *st, struct tr_error *err)
+		     struct store_status *st, struct tr_error *err)
 {
 	bool *ok = calloc(n + 1, sizeof(*ok));
 	int r;
@@ -1188,7 +1188,7 @@ static int send_select(struct imap_session *s, const char *raw, bool readonly, b
  * mailimap_select does: into fresh selection info, setting the session's
  * state.  On OK, st is filled (uidvalidity 0 when the server gave none).
  * Returns a libetpan code: MAILIMAP_ERROR_SELECT / _EXAMINE for a NO. */
-static int read_select(struct imap_session *s, bool readonly, struct imap_status *st)
+static int read_select(struct imap_session *s, bool readonly, struct store_status *st)
 {
 	struct mailimap_selection_info *si;
 	struct mailimap_response *resp = NULL;
@@ -1223,7 +1223,7 @@ static int read_select(struct imap_session *s, bool readonly, struct imap_status
 }
 
 int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
-		     struct imap_status *st, struct tr_error *err)
+		     struct store_status *st, struct tr_error *err)
 {
 	char what[600];
 	bool answered;
@@ -1385,7 +1385,7 @@ static char *flags_from(struct mailimap_msg_att_dynamic *dyn)
 static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 {
 	struct imap_session *s = ctx;
-	struct imap_msg m;
+	struct store_msg m;
 	bool have_uid = false, have_flags = false, have_size = false, have_date = false;
 	const char *hdr = NULL;
 	size_t hdr_len = 0;
@@ -1431,8 +1431,8 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 	}
 	/* An unsolicited FETCH (another session changed flags) is not an answer:
 	 * it has no UID, or lacks what we asked for. */
-	if (!have_uid || ((s->cb_what & IMAP_FETCH_FP) && !m.has_fp) ||
-	    ((s->cb_what & (IMAP_FETCH_META | IMAP_FETCH_FP)) && (!have_size || !have_date))) {
+	if (!have_uid || ((s->cb_what & STORE_FETCH_FP) && !m.has_fp) ||
+	    ((s->cb_what & (STORE_FETCH_META | STORE_FETCH_FP)) && (!have_size || !have_date))) {
 		s->hdr_len = 0;
 		free(m.flags);
 		return;
@@ -1541,7 +1541,7 @@ static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap
 	return r;
 }
 
-static void meta_cb_set(struct imap_session *s, int what, imap_msg_cb *cb, void *ctx)
+static void meta_cb_set(struct imap_session *s, int what, store_msg_cb *cb, void *ctx)
 {
 	s->cb = cb;
 	s->cb_ctx = ctx;
@@ -1565,7 +1565,7 @@ static int meta_result(struct imap_session *s, int r, const char *what, struct t
 }
 
 int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
-		    imap_msg_cb *cb, void *ctx, struct tr_error *err)
+		    store_msg_cb *cb, void *ctx, struct tr_error *err)
 {
 	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	char cmd[256];
@@ -1575,11 +1575,11 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
 	}
-	if (ft != NULL && (what & (IMAP_FETCH_META | IMAP_FETCH_FP))) {
+	if (ft != NULL && (what & (STORE_FETCH_META | STORE_FETCH_FP))) {
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size());
 	}
-	if (ft != NULL && (what & IMAP_FETCH_FP)) {
+	if (ft != NULL && (what & STORE_FETCH_FP)) {
 		clist *fields = clist_new();
 		char names[] = FP_HEADER_FIELDS, *save = NULL, *tok;
 
@@ -1592,7 +1592,7 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 	meta_cb_set(s, what, cb, ctx);
 	arm_fetch(s, set_size(s, uidset), false);
 	r = uid_fetch(s, uidset, ft, changedsince, meta_handler,
-		      (what & IMAP_FETCH_FP) ? hdr_handler : NULL, err);
+		      (what & STORE_FETCH_FP) ? hdr_handler : NULL, err);
 	if (r < 0)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
@@ -1603,12 +1603,12 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 static void meta_items(int what, char *buf, size_t size)
 {
 	snprintf(buf, size, "(UID FLAGS%s%s)",
-		 (what & (IMAP_FETCH_META | IMAP_FETCH_FP)) ? " INTERNALDATE RFC822.SIZE" : "",
-		 (what & IMAP_FETCH_FP) ? " BODY.PEEK[HEADER.FIELDS (" FP_HEADER_FIELDS ")]" : "");
+		 (what & (STORE_FETCH_META | STORE_FETCH_FP)) ? " INTERNALDATE RFC822.SIZE" : "",
+		 (what & STORE_FETCH_FP) ? " BODY.PEEK[HEADER.FIELDS (" FP_HEADER_FIELDS ")]" : "");
 }
 
-int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_status *st,
-		       bool *examined, const char *uidset, int what, imap_msg_cb *cb, void *ctx,
+int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_status *st,
+		       bool *examined, const char *uidset, int what, store_msg_cb *cb, void *ctx,
 		       struct tr_error *err)
 {
 	char items[200], what_ex[600], what_f[256];
@@ -1682,7 +1682,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct imap_stat
 	tr_error_clear(&s->cb_err);
 	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
 	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
-	if (what & IMAP_FETCH_FP)
+	if (what & STORE_FETCH_FP)
 		mailimap_set_msg_body_handler(s->imap, hdr_handler, s);
 	arm_fetch(s, *examined ? set_size(s, uidset) : 0, false);
 	r = raw_finish(s, false, NULL);
@@ -1863,7 +1863,7 @@ static size_t appenduid(struct imap_session *s, uint32_t *uidvalidity, uint32_t 
 }
 
 /* " (\Seen) "date" {123+}\r\n" for one message of an APPEND. */
-static int write_item_head(struct imap_session *s, const struct imap_append_item *it, bool plus)
+static int write_item_head(struct imap_session *s, const struct store_append_item *it, bool plus)
 {
 	char buf[96];
 
@@ -1879,7 +1879,7 @@ static int write_item_head(struct imap_session *s, const struct imap_append_item
 	return raw_puts(s, buf);
 }
 
-static void item_refused(struct imap_session *s, struct imap_append_item *it, int r,
+static void item_refused(struct imap_session *s, struct store_append_item *it, int r,
 			 const char *raw)
 {
 	char what[600];
@@ -1926,7 +1926,7 @@ static int send_literal(struct imap_session *s, const struct spool *sp,
  * Returns 0 when the server answered (OK or NO: see *refused), -1 when
  * the session failed. */
 static int append_cmd(struct imap_session *s, const char *raw, const struct spool *sp,
-		      struct imap_append_item *items, size_t n, bool *refused,
+		      struct store_append_item *items, size_t n, bool *refused,
 		      uint32_t *uidvalidity_r, struct tr_error *err)
 {
 	uint32_t uids[256];
@@ -1981,7 +1981,7 @@ answered:
 /* Without MULTIAPPEND but with LITERAL+: n APPEND commands written at once,
  * n replies read in order, one round trip for the batch. */
 static int append_pipelined(struct imap_session *s, const char *raw, const struct spool *sp,
-			    struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+			    struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 			    struct tr_error *err)
 {
 	int first_tag = s->imap->imap_tag + 1, r, w;
@@ -2022,7 +2022,7 @@ static int append_pipelined(struct imap_session *s, const char *raw, const struc
 }
 
 int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
-		struct imap_append_item *items, size_t n, uint32_t *uidvalidity_r,
+		struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err)
 {
 	bool refused;

@@ -38,16 +38,30 @@ void meta_vec_free(struct meta_vec *mv)
 	for (i = 0; i < mv->n; i++)
 		free(mv->v[i].flags);
 	free(mv->v);
+	free(mv->bad);
 	memset(mv, 0, sizeof(*mv));
 }
 
-int meta_collect(const struct imap_msg *m, void *ctx)
+int meta_collect(const struct store_msg *m, void *ctx)
 {
 	struct meta_vec *mv = ctx;
 	struct meta *d;
 
 	if (m->uid < mv->min_uid)
 		return 0;
+	if (m->unreadable) {
+		if (mv->n_bad == mv->cap_bad) {
+			size_t cap = mv->cap_bad ? mv->cap_bad * 2 : 16;
+			uint32_t *nb = realloc(mv->bad, cap * sizeof(*nb));
+
+			if (nb == NULL)
+				return -1;
+			mv->bad = nb;
+			mv->cap_bad = cap;
+		}
+		mv->bad[mv->n_bad++] = m->uid;
+		return 0;
+	}
 	if (mv->n == mv->cap) {
 		size_t cap = mv->cap ? mv->cap * 2 : 256;
 		struct meta *nv = realloc(mv->v, cap * sizeof(*nv));
@@ -113,7 +127,7 @@ void meta_vec_sort_unique(struct meta_vec *mv)
 
 /* Fetch the listed messages' bodies in batches of about batch_bytes and
  * hand each to fn with its entry in mv. */
-static int each_content(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+static int each_content(struct store *s, struct spool *sp, uint64_t batch_bytes,
 			struct meta_vec *mv, const uint32_t *uids, size_t n,
 			int (*fn)(const struct spool *sp, const struct spool_msg *sm,
 				  struct meta *m, struct tr_error *err),
@@ -124,7 +138,7 @@ static int each_content(struct imap_session *s, struct spool *sp, uint64_t batch
 	while (i < n) {
 		size_t start = i, k;
 		uint64_t bytes = 0;
-		char *set;
+		struct store_set set;
 		int w;
 
 		while (i < n && (i == start || bytes < batch_bytes)) {
@@ -134,14 +148,9 @@ static int each_content(struct imap_session *s, struct spool *sp, uint64_t batch
 			bytes += m != NULL ? m->size : 0;
 			i++;
 		}
-		set = meta_uidset(uids + start, i - start);
-		if (set == NULL) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			return -1;
-		}
+		set = store_set_uids(uids + start, i - start);
 		spool_reset(sp);
-		w = imap_fetch_bodies(s, set, sp, err);
-		free(set);
+		w = store_fetch_bodies(s, &set, sp, NULL, NULL, err);
 		if (w < 0)
 			return -1;
 		for (k = 0; k < sp->n; k++) {
@@ -167,7 +176,7 @@ static int hash_one(const struct spool *sp, const struct spool_msg *sm, struct m
 	return 0;
 }
 
-int meta_hash_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+int meta_hash_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return each_content(s, sp, batch_bytes, mv, uids, n, hash_one, err);
@@ -199,7 +208,7 @@ static int sign_one(const struct spool *sp, const struct spool_msg *sm, struct m
 	return 0;
 }
 
-int meta_sign_contents(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+int meta_sign_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return each_content(s, sp, batch_bytes, mv, uids, n, sign_one, err);
@@ -219,7 +228,7 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-long meta_pair_altered(struct imap_session *s, struct imap_session *d, struct spool *sp,
+long meta_pair_altered(struct store *s, struct store *d, struct spool *sp,
 		       uint64_t batch_bytes, struct meta_vec *src, const size_t *si, size_t ns,
 		       struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
 		       size_t *n_src, size_t *n_dst, struct tr_error *err)

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "imap.h"
+#include "store.h"
 #include "log.h"
 #include "preflight.h"
 #include "report.h"
@@ -29,7 +29,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int add_size(const struct imap_msg *m, void *ctx)
+static int add_size(const struct store_msg *m, void *ctx)
 {
 	struct preflight_item *it = ctx;
 
@@ -38,27 +38,28 @@ static int add_size(const struct imap_msg *m, void *ctx)
 	return 0;
 }
 
-static int count_source(const struct run_env *env, struct imap_session *src,
+static int count_source(const struct run_env *env, struct store *src,
 			struct preflight_item *it, struct tr_error *err)
 {
+	struct store_set all = store_set_from(1);
 	struct folder_list l;
 	size_t i;
 	int r = 0;
 
-	if (imap_list_folders(src, &l, err) < 0) {
+	if (store_list(src, &l, err) < 0) {
 		folder_list_free(&l);
 		return -1;
 	}
 	for (i = 0; i < l.n && r == 0; i++) {
 		const struct folder *f = &l.v[i];
-		struct imap_status st;
+		struct store_status st;
 
 		if (f->noselect || !folder_filter_match(&env->map.filter, f->name ? f->name : f->raw))
 			continue;
 		it->folders++;
-		r = imap_open_folder(src, f->raw, true, &st, err);
+		r = store_open_folder(src, f->raw, true, &st, err);
 		if (r == 0 && st.messages > 0)
-			r = imap_fetch_meta(src, "1:*", IMAP_FETCH_META, 0, add_size, it, err);
+			r = store_fetch_meta(src, &all, STORE_FETCH_META, 0, add_size, it, err);
 	}
 	folder_list_free(&l);
 	return r;
@@ -70,7 +71,7 @@ static void check_one(size_t i, void *ctx)
 	const struct run_env *env = pf->env;
 	const struct run_account *acc = &pf->acc[i];
 	struct preflight_item *it = &pf->items[i];
-	struct imap_session *src = NULL, *dst = NULL;
+	struct store *src = NULL, *dst = NULL;
 	double t0 = now_s();
 	int q;
 
@@ -81,7 +82,7 @@ static void check_one(size_t i, void *ctx)
 	run_close(env, acc, true, &src);
 	if (run_open(env, acc, false, &dst, &it->err) < 0)
 		goto out;
-	q = imap_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
+	q = store_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
 	if (q < 0)
 		goto out;
 	it->quota_known = q > 0;

@@ -28,6 +28,12 @@ struct job_run {
 	size_t n;
 };
 
+
+/* The driver of a side: IMAP unless the caller chose another. */
+static const struct store_driver *driver_of(const struct store_driver *d)
+{
+	return d != NULL ? d : store_driver_find("imap");
+}
 static double now_s(void)
 {
 	struct timespec ts;
@@ -132,6 +138,10 @@ static void run_one(size_t i, void *ctx)
 	}
 	memset(&ao, 0, sizeof(ao));
 	ao.label = acc->label;
+	ao.src_drv = driver_of(env->src_drv);
+	ao.dst_drv = driver_of(env->dst_drv);
+	ao.src_arg = env->src_arg;
+	ao.dst_arg = env->dst_arg;
 	ao.src_ep = &env->src_ep;
 	ao.dst_ep = &env->dst_ep;
 	run_creds(env, acc, true, &ao.src_cr);
@@ -339,7 +349,7 @@ void run_result_free(struct run_result *res)
 }
 
 void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
-	       struct imap_creds *cr)
+	       struct store_creds *cr)
 {
 	memset(cr, 0, sizeof(*cr));
 	if (src) {
@@ -358,11 +368,12 @@ void run_creds(const struct run_env *env, const struct run_account *acc, bool sr
 }
 
 int run_open(const struct run_env *env, const struct run_account *acc, bool src,
-	     struct imap_session **s, struct tr_error *err)
+	     struct store **s, struct tr_error *err)
 {
 	struct limiter *lim = src ? env->src_lim : env->dst_lim;
 	const char *login = src ? acc->src_user : acc->dst_user;
-	struct imap_creds cr;
+	struct store_creds cr;
+	struct store_conf conf;
 
 	*s = NULL;
 	if (limiter_acquire(lim, login, true) < 0) {
@@ -370,7 +381,10 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 		return -1;
 	}
 	run_creds(env, acc, src, &cr);
-	if (imap_open(src ? &env->src_ep : &env->dst_ep, &cr, s, err) == 0)
+	conf.ep = src ? &env->src_ep : &env->dst_ep;
+	conf.cr = &cr;
+	conf.arg = src ? env->src_arg : env->dst_arg;
+	if (store_open(driver_of(src ? env->src_drv : env->dst_drv), &conf, s, err) == 0)
 		return 0;
 	if (err->kind == TR_ERR_WAIT)
 		limiter_refused(lim, login);
@@ -379,11 +393,11 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 }
 
 void run_close(const struct run_env *env, const struct run_account *acc, bool src,
-	       struct imap_session **s)
+	       struct store **s)
 {
 	if (*s == NULL)
 		return;
-	imap_close(*s);
+	store_close(*s);
 	*s = NULL;
 	limiter_release(src ? env->src_lim : env->dst_lim, src ? acc->src_user : acc->dst_user);
 }

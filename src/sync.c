@@ -13,8 +13,6 @@
 #include "nul.h"
 #include "sync.h"
 
-/* At most this many UIDs in one UID STORE command line. */
-#define STORE_CHUNK 500
 
 static int cmp_meta_key(const void *a, const void *b)
 {
@@ -90,34 +88,35 @@ static int cmp_update(const void *a, const void *b)
 	return x->dst_uid < y->dst_uid ? -1 : x->dst_uid > y->dst_uid;
 }
 
-/* One UID STORE per distinct flag set (and per STORE_CHUNK UIDs). */
+/* One flag change per distinct flag set. */
 static int flag_queue_apply(const struct sync_folder_job *job, struct flag_queue *q,
 			    struct tr_error *err)
 {
-	uint32_t uids[STORE_CHUNK];
+	uint32_t *uids;
 	size_t i = 0;
 
 	if (q->n == 0)
 		return 0;
+	uids = malloc(q->n * sizeof(*uids));
+	if (uids == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
 	qsort(q->v, q->n, sizeof(*q->v), cmp_update);
 	while (i < q->n) {
 		size_t k = 0;
 		const char *flags = q->v[i].flags;
-		char *set;
-		int r;
+		struct store_set set;
 
-		while (i < q->n && k < STORE_CHUNK && strcmp(q->v[i].flags, flags) == 0)
+		while (i < q->n && strcmp(q->v[i].flags, flags) == 0)
 			uids[k++] = q->v[i++].dst_uid;
-		set = meta_uidset(uids, k);
-		if (set == NULL) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		set = store_set_uids(uids, k);
+		if (store_set_flags(job->dst, &set, flags, err) < 0) {
+			free(uids);
 			return -1;
 		}
-		r = imap_store_flags(job->dst, set, flags, err);
-		free(set);
-		if (r < 0)
-			return -1;
 	}
+	free(uids);
 	return 0;
 }
 
@@ -125,10 +124,10 @@ static int flag_queue_apply(const struct sync_folder_job *job, struct flag_queue
 
 struct run {
 	const struct sync_folder_job *job;
-	struct imap_session *src;  /* job->src, or its replacement after a reconnect */
+	struct store *src;         /* job->src */
 	struct sync_counts *counts;
 	struct state_folder f;
-	struct imap_status S, D;
+	struct store_status S, D;
 	struct state_msg *ledger;
 	size_t n_ledger;
 	struct meta_vec copy;     /* source messages to append, by UID */
@@ -140,8 +139,11 @@ struct run {
 	uint32_t pre_lo;
 	bool pre_done;
 	uint32_t unreadable;      /* source messages recorded as unreadable */
-	bool binary_off;          /* the source broke the session on FETCH BINARY[] */
-	bool binary_retry;        /* ...just now: fetch the same range again */
+	/* what the store could not deliver while fetching bodies (the fetcher
+	 * thread adds, the appender records) */
+	pthread_mutex_t bad_lock;
+	uint32_t *bad;
+	size_t n_bad, cap_bad;
 	uint32_t *again;          /* pending rows settled as "not on the destination" */
 	size_t n_again;
 };
@@ -162,43 +164,9 @@ static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
 	return 0;
 }
 
-static int fetch_meta(struct imap_session *s, const char *set, int what, uint64_t since,
-		      uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
-{
-	out->min_uid = min_uid;
-	if (imap_fetch_meta(s, set, what, since, meta_collect, out, err) < 0) {
-		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		return -1;
-	}
-	meta_vec_sort_unique(out);
-	return 0;
-}
-
-static bool unparseable(const struct tr_error *err)
-{
-	return strcmp(err->code, IMAP_CODE_UNPARSEABLE) == 0;
-}
-
-static void meta_vec_truncate(struct meta_vec *mv, size_t n)
-{
-	while (mv->n > n)
-		free(mv->v[--mv->n].flags);
-}
-
-/* A fresh source session when the last response broke the old one. */
-static int src_reopen(struct run *r, struct tr_error *err)
-{
-	if (!imap_broken(r->src))
-		return 0;
-	if (r->job->reopen_src(r->job->reopen_ctx, r->job->src_raw, &r->src, err) < 0)
-		return -1;
-	return 0;
-}
-
-/* A source message that no FETCH can describe without breaking the
- * parser: recorded as failed (tried again on the next run), reported by
- * folder and UID, and the rest goes on. */
+/* A source message the store cannot describe or deliver: recorded as
+ * failed (tried again on the next run), reported by folder and UID, and
+ * the rest goes on. */
 #define MAX_UNREADABLE 20
 
 static int record_unreadable(struct run *r, uint32_t uid, const char *what, struct tr_error *err)
@@ -214,7 +182,6 @@ static int record_unreadable(struct run *r, uint32_t uid, const char *what, stru
 			     r->job->src_name, MAX_UNREADABLE, what);
 		return -1;
 	}
-
 	snprintf(why, sizeof(why), "the source server's response to %s for this message could "
 		 "not be parsed", what);
 	memset(&row, 0, sizeof(row));
@@ -228,80 +195,36 @@ static int record_unreadable(struct run *r, uint32_t uid, const char *what, stru
 	return state_msgs_put(r->job->state, r->f.id, &row, 1, err);
 }
 
-/* FETCH UIDs a..b again after an unparseable response, halving the range
- * until the one message that breaks the parser is alone. */
-static int bisect_meta(struct run *r, uint32_t a, uint32_t b, int what, uint64_t since,
-		       uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
+static int fetch_meta(struct store *s, const struct store_set *set, int what, uint64_t since,
+		      uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
 {
-	size_t mark = out->n;
-	char set[48];
-	uint32_t mid;
-
-	if (src_reopen(r, err) < 0)
+	out->min_uid = min_uid;
+	if (store_fetch_meta(s, set, what, since, meta_collect, out, err) < 0) {
+		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
-	if (a == b)
-		snprintf(set, sizeof(set), "%u", a);
-	else
-		snprintf(set, sizeof(set), "%u:%u", a, b);
-	if (fetch_meta(r->src, set, what, since, min_uid, out, err) == 0)
-		return 0;
-	if (!unparseable(err))
-		return -1;
-	meta_vec_truncate(out, mark);
-	if (a == b) {
-		bool exists;
-
-		if (!(what & IMAP_FETCH_FP))
-			return 0;
-		/* Halving works on UID numbers: make sure this one is a message
-		 * before calling it unreadable. */
-		if (src_reopen(r, err) < 0 || imap_uid_exists(r->src, a, &exists, err) < 0)
-			return -1;
-		return exists ? record_unreadable(r, a, "FETCH", err) : 0;
 	}
-	mid = a + (b - a) / 2;
-	if (bisect_meta(r, a, mid, what, since, min_uid, out, err) < 0)
-		return -1;
-	return bisect_meta(r, mid + 1, b, what, since, min_uid, out, err);
+	meta_vec_sort_unique(out);
+	return 0;
 }
 
-/* fetch_meta on the source, robust to one odd message: see bisect_meta. */
-static int src_fetch_meta(struct run *r, const char *set, int what, uint64_t since,
+/* What the store could not describe, recorded (see record_unreadable). */
+static int take_bad(struct run *r, struct meta_vec *mv, struct tr_error *err)
+{
+	for (size_t i = 0; i < mv->n_bad; i++)
+		if (record_unreadable(r, mv->bad[i], "FETCH", err) < 0)
+			return -1;
+	mv->n_bad = 0;
+	return 0;
+}
+
+/* fetch_meta on the source: a message it cannot describe is recorded. */
+static int src_fetch_meta(struct run *r, const struct store_set *set, int what, uint64_t since,
 			  uint32_t min_uid, struct meta_vec *out, struct tr_error *err)
 {
-	size_t mark = out->n;
-	const char *p = set;
-
-	if (fetch_meta(r->src, set, what, since, min_uid, out, err) == 0)
-		return 0;
-	if (!unparseable(err) || r->job->reopen_src == NULL)
+	if (fetch_meta(r->src, set, what, since, min_uid, out, err) < 0)
 		return -1;
-	meta_vec_truncate(out, mark);
-	log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
-		 r->job->src_name, err->msg);
-	/* Walk the set's ranges; '*' is the last UID known from EXAMINE. */
-	while (*p != '\0') {
-		char *end;
-		uint32_t a = (uint32_t)strtoul(p, &end, 10), b = a;
-
-		if (*end == ':') {
-			p = end + 1;
-			if (*p == '*') {
-				b = r->S.uidnext > a ? r->S.uidnext - 1 : a;
-				end = (char *)p + 1;
-			} else {
-				b = (uint32_t)strtoul(p, &end, 10);
-			}
-		}
-		if (a > 0 && b >= a && bisect_meta(r, a, b, what, since, min_uid, out, err) < 0)
-			return -1;
-		p = *end == ',' ? end + 1 : end;
-		if (*end != ',' && *end != '\0')
-			break;
-	}
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), meta_cmp_uid);
-	return 0;
+	return take_bad(r, out, err);
 }
 
 static long pair_altered(struct run *r, struct meta_vec *src, const size_t *si, size_t ns,
@@ -318,7 +241,7 @@ static long settle_altered(struct run *r, struct meta_vec *dst, uint32_t *gone, 
 	struct meta_vec src = { 0 };
 	size_t i, k, *si = NULL, *partner = NULL, left = 0;
 	uint32_t *min_uid = NULL;
-	char *set = NULL;
+	struct store_set set = store_set_uids(gone, *n_gone);
 	long found = -1;
 
 	for (i = 0; i < dst->n && left == 0; i++)
@@ -326,15 +249,14 @@ static long settle_altered(struct run *r, struct meta_vec *dst, uint32_t *gone, 
 			left++;
 	if (left == 0)
 		return 0;
-	set = meta_uidset(gone, *n_gone);
 	si = malloc((*n_gone + 1) * sizeof(*si));
 	partner = malloc((*n_gone + 1) * sizeof(*partner));
 	min_uid = malloc((*n_gone + 1) * sizeof(*min_uid));
-	if (set == NULL || si == NULL || partner == NULL || min_uid == NULL) {
+	if (si == NULL || partner == NULL || min_uid == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		goto out;
 	}
-	if (src_fetch_meta(r, set, IMAP_FETCH_FP, 0, 1, &src, err) < 0)
+	if (src_fetch_meta(r, &set, STORE_FETCH_FP, 0, 1, &src, err) < 0)
 		goto out;
 	for (k = 0; k < src.n; k++) {
 		const struct state_msg *p = ledger_find(r->ledger, r->n_ledger, src.v[k].uid);
@@ -364,7 +286,6 @@ static long settle_altered(struct run *r, struct meta_vec *dst, uint32_t *gone, 
 	if (*n_gone > 1)
 		qsort(gone, *n_gone, sizeof(*gone), cmp_u32);
 out:
-	free(set);
 	free(si);
 	free(partner);
 	free(min_uid);
@@ -382,7 +303,7 @@ static int settle_pending(struct run *r, struct tr_error *err)
 	struct meta_vec dst = { 0 };
 	uint32_t lo = UINT32_MAX, *claimed = NULL, *gone = NULL;
 	size_t i, n_claimed = 0, n_pending = 0, n_gone = 0, n_found = 0;
-	char set[32];
+	struct store_set set;
 	int ret = -1;
 
 	for (i = 0; i < r->n_ledger; i++) {
@@ -396,8 +317,8 @@ static int settle_pending(struct run *r, struct tr_error *err)
 		return 0;
 	if (lo == 0)
 		lo = 1;
-	snprintf(set, sizeof(set), "%u:*", lo);
-	if (fetch_meta(job->dst, set, IMAP_FETCH_FP, 0, lo, &dst, err) < 0)
+	set = store_set_from(lo);
+	if (fetch_meta(job->dst, &set, STORE_FETCH_FP, 0, lo, &dst, err) < 0)
 		goto out;
 	claimed = malloc((r->n_ledger + 1) * sizeof(*claimed));
 	gone = malloc((n_pending + 1) * sizeof(*gone));
@@ -499,7 +420,7 @@ static void prefetch_free(struct run *r)
 	r->pre_done = false;
 }
 
-static int hash_contents(struct run *r, struct imap_session *s, struct meta_vec *mv,
+static int hash_contents(struct run *r, struct store *s, struct meta_vec *mv,
 			 const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return meta_hash_contents(s, r->job->spool, r->job->limits->batch_bytes, mv, uids, n,
@@ -629,6 +550,7 @@ static int plan_match(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
 	struct meta_vec src = { 0 }, dst = { 0 };
+	struct store_set all = store_set_from(1);
 	size_t i, n_rows = 0, n_un = 0, *un = NULL, *partner = NULL;
 	long altered = 0;
 	int ret = -1;
@@ -637,11 +559,11 @@ static int plan_match(struct run *r, struct tr_error *err)
 		/* The source side already fetched everything ("1:*"). */
 		src = r->pre_fresh;
 		memset(&r->pre_fresh, 0, sizeof(r->pre_fresh));
-	} else if (src_fetch_meta(r, "1:*", IMAP_FETCH_FP, 0, 1, &src, err) < 0) {
+	} else if (src_fetch_meta(r, &all, STORE_FETCH_FP, 0, 1, &src, err) < 0) {
 		goto out;
 	}
 	prefetch_free(r);
-	if (fetch_meta(job->dst, "1:*", IMAP_FETCH_FP, 0, 1, &dst, err) < 0)
+	if (fetch_meta(job->dst, &all, STORE_FETCH_FP, 0, 1, &dst, err) < 0)
 		goto out;
 	if (set_keys(r, &src, &dst, err) < 0)
 		goto out;
@@ -731,15 +653,15 @@ static int src_prefetch(struct run *r, bool have_fresh, struct tr_error *err)
 	struct meta_vec *fresh = &r->pre_fresh, *retry = &r->pre_retry, *changed = &r->pre_changed;
 	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1, *uids = NULL;
 	size_t i, n_retry = 0;
-	char set[64];
+	struct store_set set;
 	int ret = -1;
 
 	if (!have_fresh)
 		prefetch_free(r);
 	/* New messages (unless they came with the EXAMINE: see src_open). */
 	if (!have_fresh && (r->S.uidnext == 0 || r->S.uidnext > lo)) {
-		snprintf(set, sizeof(set), "%u:*", lo);
-		if (src_fetch_meta(r, set, IMAP_FETCH_FP, 0, lo, fresh, err) < 0)
+		set = store_set_from(lo);
+		if (src_fetch_meta(r, &set, STORE_FETCH_FP, 0, lo, fresh, err) < 0)
 			goto out;
 	}
 	/* Messages the destination refused before: try again. */
@@ -752,26 +674,18 @@ static int src_prefetch(struct run *r, bool have_fresh, struct tr_error *err)
 		if (r->ledger[i].state == MSG_FAILED && r->ledger[i].src_uid < lo)
 			uids[n_retry++] = r->ledger[i].src_uid;
 	if (n_retry > 0) {
-		char *rs = meta_uidset(uids, n_retry);
-		int w;
-
-		if (rs == NULL) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-			goto out;
-		}
-		w = src_fetch_meta(r, rs, IMAP_FETCH_FP, 0, 1, retry, err);
-		free(rs);
-		if (w < 0)
+		set = store_set_uids(uids, n_retry);
+		if (src_fetch_meta(r, &set, STORE_FETCH_FP, 0, 1, retry, err) < 0)
 			goto out;
 	}
 	/* Flag changes of messages copied before. */
 	if (lo > 1 && r->n_ledger > 0) {
-		bool cs = imap_caps(r->src)->condstore && r->f.src_modseq > 0 &&
+		bool cs = store_caps(r->src)->modseq && r->f.src_modseq > 0 &&
 			  r->S.highestmodseq > 0;
 
 		if (!cs || r->S.highestmodseq != r->f.src_modseq) {
-			snprintf(set, sizeof(set), "1:%u", lo - 1);
-			if (src_fetch_meta(r, set, IMAP_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
+			set = store_set_range(1, lo - 1);
+			if (src_fetch_meta(r, &set, STORE_FETCH_FLAGS, cs ? r->f.src_modseq : 0, 1,
 				       changed, err) < 0)
 				goto out;
 		}
@@ -807,8 +721,8 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 {
 	uint32_t *uids = malloc((r->n_again + 1) * sizeof(*uids));
 	struct meta_vec more = { 0 };
+	struct store_set set;
 	size_t i, n = 0;
-	char *set;
 	int w;
 
 	if (uids == NULL) {
@@ -822,14 +736,9 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 		free(uids);
 		return 0;
 	}
-	set = meta_uidset(uids, n);
+	set = store_set_uids(uids, n);
+	w = src_fetch_meta(r, &set, STORE_FETCH_FP, 0, 1, &more, err);
 	free(uids);
-	if (set == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		return -1;
-	}
-	w = src_fetch_meta(r, set, IMAP_FETCH_FP, 0, 1, &more, err);
-	free(set);
 	for (i = 0; w == 0 && i < more.n; i++) {
 		if (copy_add(r, &more.v[i]) < 0) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -947,7 +856,7 @@ static void fill_row(struct state_msg *row, const struct meta *m, enum state_msg
 static int drop_too_big(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
-	uint64_t limit = imap_caps(job->dst)->appendlimit;
+	uint64_t limit = store_caps(job->dst)->append_limit;
 	size_t i, k = 0, n_rows = 0;
 	int w;
 
@@ -980,48 +889,59 @@ static int drop_too_big(struct run *r, struct tr_error *err)
 	return w;
 }
 
-/* Put back the NUL bytes the source's BODY[] may have hidden (see nul.h). */
-static int recover_nul(struct run *r, struct spool *sp, struct tr_error *err)
+/* What the store's NUL check found (spool.h), said once per message. */
+static void report_nul(struct run *r, const struct spool *sp)
 {
-	size_t k;
+	for (size_t k = 0; k < sp->n; k++) {
+		const struct spool_msg *m = &sp->v[k];
 
-	if (!imap_caps(r->src)->binary)
-		return 0;
-	for (k = 0; k < sp->n; k++) {
-		struct spool_msg *m = &sp->v[k];
-		struct nul_result res = { 0 };
-
-		if (r->binary_off) {
-			int stray = nul_suspect(sp, m, err);
-
-			if (stray < 0)
-				return -1;
-			if (stray == 0)
-				continue;
-			res.stray = true;
-			res.unchecked = "the source server breaks the connection on FETCH BINARY[]";
-		} else if (nul_recover(r->src, sp, m, &res, err) < 0) {
-			if (!imap_broken(r->src))
-				return -1;
-			/* The session is dead: copy_range reconnects and fetches
-			 * this range again, without BINARY[] this time. */
-			log_warn(r->job->ctx, "%s: %s; not asking it for BINARY[] again in this run",
-				 r->job->src_name, err->msg);
-			r->binary_off = r->binary_retry = true;
-			snprintf(err->code, sizeof(err->code), "%s", IMAP_CODE_UNPARSEABLE);
-			return -1;
-		}
-		if (!res.stray)
+		if (!m->stray)
 			continue;
 		log_debug(r->job->ctx, "%s: UID %u shows a stray 0x80: %u BINARY[] fetch(es), "
-			  "%ld NUL byte(s) restored", r->job->src_name, m->uid, res.asked,
-			  res.restored);
-		if (res.unchecked != NULL)
+			  "%ld NUL byte(s) restored", r->job->src_name, m->uid, m->nul_asked,
+			  m->nul_restored);
+		if (m->unchecked != NULL)
 			log_warn(r->job->ctx, "%s: UID %u shows 0x80 bytes that may stand for NUL "
 				 "bytes; copied as the source's BODY[] shows it: %s",
-				 r->job->src_name, m->uid, res.unchecked);
+				 r->job->src_name, m->uid, m->unchecked);
 	}
-	return 0;
+}
+
+/* The store's unreadable callback: noted for the appender (the fetcher
+ * may run in its own thread). */
+static void note_bad(void *ctx, uint32_t uid, const char *why)
+{
+	struct run *r = ctx;
+
+	(void)why;
+	pthread_mutex_lock(&r->bad_lock);
+	if (r->n_bad == r->cap_bad) {
+		size_t cap = r->cap_bad ? 2 * r->cap_bad : 16;
+		uint32_t *nb = realloc(r->bad, cap * sizeof(*nb));
+
+		if (nb != NULL) {
+			r->bad = nb;
+			r->cap_bad = cap;
+		}
+	}
+	/* out of memory: the message is left out of this run without a
+	 * ledger row, and tried again on the next */
+	if (r->n_bad < r->cap_bad)
+		r->bad[r->n_bad++] = uid;
+	pthread_mutex_unlock(&r->bad_lock);
+}
+
+/* Record what note_bad collected.  On the appender's side. */
+static int record_bad(struct run *r, struct tr_error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->bad_lock);
+	for (size_t i = 0; i < r->n_bad && ret == 0; i++)
+		ret = record_unreadable(r, r->bad[i], "FETCH BODY[]", err);
+	r->n_bad = 0;
+	pthread_mutex_unlock(&r->bad_lock);
+	return ret;
 }
 
 /* Fetch the bodies of r->copy[from, to) into sp. */
@@ -1029,7 +949,7 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 		       struct tr_error *err)
 {
 	uint32_t *uids = malloc((to - from + 1) * sizeof(*uids));
-	char *set;
+	struct store_set set;
 	size_t i;
 	int ret;
 
@@ -1039,19 +959,14 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	}
 	for (i = from; i < to; i++)
 		uids[i - from] = r->copy.v[i].uid;
-	set = meta_uidset(uids, to - from);
-	free(uids);
-	if (set == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		return -1;
-	}
+	set = store_set_uids(uids, to - from);
 	spool_reset(sp);
-	ret = imap_fetch_bodies(r->src, set, sp, err);
-	if (ret == 0)
-		ret = recover_nul(r, sp, err);
+	ret = store_fetch_bodies(r->src, &set, sp, note_bad, r, err);
 	if (ret < 0)
 		tr_error_prefix(err, "%s", r->job->src_name);
-	free(set);
+	else
+		report_nul(r, sp);
+	free(uids);
 	return ret;
 }
 
@@ -1061,13 +976,15 @@ static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 			struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
-	struct imap_append_item *items;
+	struct store_append_item *items;
 	struct meta **of_item;
 	size_t i, n_items = 0;
 	uint64_t bytes = 0;
 	uint32_t copied = 0, uv = 0;
 	int ret = -1;
 
+	if (record_bad(r, err) < 0)
+		return -1;
 	items = calloc(to - from + 1, sizeof(*items));
 	of_item = calloc(to - from + 1, sizeof(*of_item));
 	if (items == NULL || of_item == NULL || rows_reserve(r, to - from, err) < 0) {
@@ -1085,7 +1002,7 @@ static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 				r->counts->present--;
 			continue;
 		}
-		if (sm->literal8 && !imap_caps(job->dst)->binary) {
+		if (sm->literal8 && !store_caps(job->dst)->binary) {
 			/* Copying BODY[] would turn its NUL bytes into 0x80: say so. */
 			struct state_msg row;
 			static const char why[] = "it contains NUL bytes and the destination "
@@ -1110,7 +1027,7 @@ static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	 * rows that the next run settles against the destination. */
 	if (state_msgs_put(job->state, r->f.id, r->rows, n_items, err) < 0)
 		goto out;
-	if (imap_append(job->dst, job->dst_raw, sp, items, n_items, &uv, err) < 0) {
+	if (store_append(job->dst, job->dst_raw, sp, items, n_items, &uv, err) < 0) {
 		tr_error_prefix(err, "%s", job->dst_name);
 		goto out;
 	}
@@ -1273,32 +1190,6 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 	return ret;
 }
 
-/* Copy r->copy[from, to) one batch at a time.  When the source's answer
- * cannot be parsed (one odd message kills the session), reconnect and
- * copy the halves, until the one message is alone: it is recorded as
- * failed and the rest goes on. */
-static int copy_range(struct run *r, size_t from, size_t to, struct tr_error *err)
-{
-	size_t mid;
-
-	if (fetch_batch(r, r->job->spool, from, to, err) == 0)
-		return append_batch(r, r->job->spool, from, to, err);
-	if (!unparseable(err) || r->job->reopen_src == NULL)
-		return -1;
-	if (src_reopen(r, err) < 0)
-		return -1;
-	if (r->binary_retry) {
-		r->binary_retry = false;
-		return copy_range(r, from, to, err);
-	}
-	if (to - from == 1)
-		return record_unreadable(r, r->copy.v[from].uid, "FETCH BODY[]", err);
-	mid = from + (to - from) / 2;
-	if (copy_range(r, from, mid, err) < 0)
-		return -1;
-	return copy_range(r, mid, to, err);
-}
-
 static int copy_all(struct run *r, struct tr_error *err)
 {
 	size_t *ends, n, k = 0;
@@ -1316,17 +1207,18 @@ static int copy_all(struct run *r, struct tr_error *err)
 	n = plan_batches(r, ends);
 	if (n > 1 && r->job->spool2 != NULL) {
 		ret = copy_pipelined(r, ends, n, &k, err);
-		/* An unparseable batch: go on one batch at a time from there. */
-		if (ret < 0 && unparseable(err) && r->job->reopen_src != NULL) {
-			if (!r->binary_retry)
-				log_warn(r->job->ctx, "%s: %s; isolating the message that causes it",
-					 r->job->src_name, err->msg);
-			r->binary_retry = false;
-			ret = src_reopen(r, err);
-		}
+		k = n;
 	}
-	for (; k < n && ret == 0; k++)
-		ret = copy_range(r, k ? ends[k - 1] : 0, ends[k], err);
+	for (; k < n && ret == 0; k++) {
+		size_t from = k ? ends[k - 1] : 0;
+
+		ret = fetch_batch(r, r->job->spool, from, ends[k], err);
+		if (ret == 0)
+			ret = append_batch(r, r->job->spool, from, ends[k], err);
+	}
+	/* what the last fetch could not deliver */
+	if (ret == 0)
+		ret = record_bad(r, err);
 	spool_reset(r->job->spool);
 	free(ends);
 	return ret;
@@ -1334,7 +1226,7 @@ static int copy_all(struct run *r, struct tr_error *err)
 
 /* What STATUS st says of a folder, against the state saved after its last
  * complete sync. */
-static int classify(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
+static int classify(const struct store_status *st, bool dst_exists, const struct state_folder *f)
 {
 	if (st == NULL || !dst_exists || f->src_uidvalidity == 0 || f->unsettled != 0 ||
 	    st->uidvalidity != f->src_uidvalidity || st->uidnext != f->src_uidnext ||
@@ -1346,13 +1238,13 @@ static int classify(const struct imap_status *st, bool dst_exists, const struct 
 	return st->highestmodseq == f->src_modseq ? SYNC_UNCHANGED : SYNC_CHANGED;
 }
 
-static bool unchanged(const struct imap_status *st, bool dst_exists, const struct state_folder *f)
+static bool unchanged(const struct store_status *st, bool dst_exists, const struct state_folder *f)
 {
 	return classify(st, dst_exists, f) == SYNC_UNCHANGED;
 }
 
 int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
-			  const char *dst_name, const struct imap_status *st, bool dst_exists,
+			  const char *dst_name, const struct store_status *st, bool dst_exists,
 			  uint32_t *present, struct tr_error *err)
 {
 	struct state_folder f;
@@ -1386,23 +1278,21 @@ static void *dst_side_main(void *arg)
 	struct dst_side *d = arg;
 	const struct sync_folder_job *job = d->r->job;
 
-	struct tr_error cerr;
-	bool refused = false;
+	struct store_refusal why;
+	bool ok = true;
 
 	tr_error_clear(&d->err);
-	if (!job->dst_exists && imap_create(job->dst, job->dst_raw, &cerr) < 0) {
-		/* Someone may have made it meanwhile; SELECT will tell. */
-		if (cerr.kind != TR_ERR_PROTOCOL) {
-			d->err = cerr;
-			d->ret = -1;
-			return NULL;
-		}
-		refused = true;
+	if (!job->dst_exists &&
+	    store_command_many(job->dst, STORE_CREATE, &job->dst_raw, 1, &ok, &why, &d->err) < 0) {
+		d->ret = -1;
+		return NULL;
 	}
-	d->ret = imap_open_folder(job->dst, job->dst_raw, false, &d->r->D, &d->err);
-	/* Then SELECT's "does not exist" would hide the real reason. */
-	if (d->ret < 0 && refused && d->err.kind == TR_ERR_PROTOCOL)
-		d->err = cerr;
+	/* Refused: someone may have made it meanwhile; opening it will tell. */
+	d->ret = store_open_folder(job->dst, job->dst_raw, false, &d->r->D, &d->err);
+	/* Then "does not exist" would hide the real reason. */
+	if (d->ret < 0 && !ok && why.kind != STORE_REFUSED_EXISTS &&
+	    d->err.kind == TR_ERR_PROTOCOL)
+		d->err = why.err;
 	return NULL;
 }
 
@@ -1413,30 +1303,23 @@ static int src_open(struct run *r, struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
 	uint32_t lo = r->f.src_uidnext ? r->f.src_uidnext : 1;
-	bool examined, have_fresh = true;
-	char set[32];
+	struct store_set set = store_set_from(lo);
+	bool opened;
 
 	prefetch_free(r);
-	snprintf(set, sizeof(set), "%u:*", lo);
 	r->pre_fresh.min_uid = lo;
-	if (imap_examine_fetch(r->src, job->src_raw, &r->S, &examined, set, IMAP_FETCH_FP,
-			       meta_collect, &r->pre_fresh, err) < 0) {
+	if (store_open_fetch(r->src, job->src_raw, &r->S, &opened, &set, STORE_FETCH_FP,
+			     meta_collect, &r->pre_fresh, err) < 0) {
 		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		if (!examined || !unparseable(err) || job->reopen_src == NULL)
-			return -1;
-		/* The FETCH broke the session: a new one, and the path that
-		 * isolates the message that breaks it. */
-		prefetch_free(r);
-		if (src_reopen(r, err) < 0)
-			return -1;
-		have_fresh = false;
-	} else {
-		meta_vec_sort_unique(&r->pre_fresh);
+		return -1;
 	}
+	meta_vec_sort_unique(&r->pre_fresh);
+	if (take_bad(r, &r->pre_fresh, err) < 0)
+		return -1;
 	/* Worth going on only when the ledger can be used: the same UIDVALIDITY. */
 	if (r->f.src_uidvalidity == 0 || r->f.src_uidvalidity == r->S.uidvalidity)
-		return src_prefetch(r, have_fresh, err);
+		return src_prefetch(r, true, err);
 	prefetch_free(r);
 	return 0;
 }
@@ -1490,6 +1373,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	r.job = job;
 	r.src = job->src;
 	r.counts = counts;
+	pthread_mutex_init(&r.bad_lock, NULL);
 	if (state_folder_load(job->state, job->account_id, job->src_name, job->dst_name, &r.f,
 			      err) < 0)
 		return -1;
@@ -1542,5 +1426,7 @@ out:
 	meta_vec_free(&r.copy);
 	free(r.flagq.v);
 	free(r.rows);
+	free(r.bad);
+	pthread_mutex_destroy(&r.bad_lock);
 	return ret;
 }

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "folder.h"
-#include "imap.h"
+#include "store.h"
 #include "log.h"
 #include "meta.h"
 #include "report.h"
@@ -44,7 +44,7 @@ static int cmp_key_uid(const void *a, const void *b)
 
 /* --content: key every message by a hash of its whole content; one that
  * vanished meanwhile (expunged) leaves the comparison. */
-static int hash_all(struct imap_session *s, struct spool *sp, uint64_t batch_bytes,
+static int hash_all(struct store *s, struct spool *sp, uint64_t batch_bytes,
 		    struct meta_vec *mv, struct tr_error *err)
 {
 	uint32_t *uids = malloc((mv->n + 1) * sizeof(*uids));
@@ -73,14 +73,16 @@ static int hash_all(struct imap_session *s, struct spool *sp, uint64_t batch_byt
 
 /* Every message of a folder, from a session: EXAMINE and the metadata
  * FETCH in one round trip (and with sp, every message's content). */
-static int read_folder(struct imap_session *s, const char *raw, struct spool *sp,
+static int read_folder(struct store *s, const char *raw, struct spool *sp,
 		       uint64_t batch_bytes, struct meta_vec *out, struct tr_error *err)
 {
-	struct imap_status st;
+	struct store_status st;
 	bool examined;
 	size_t i;
 
-	if (imap_examine_fetch(s, raw, &st, &examined, "1:*", IMAP_FETCH_FP, meta_collect, out,
+	struct store_set all = store_set_from(1);
+
+	if (store_open_fetch(s, raw, &st, &examined, &all, STORE_FETCH_FP, meta_collect, out,
 			       err) < 0) {
 		if (err->kind == TR_ERR_LOCAL && err->msg[0] == '\0')
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -130,7 +132,7 @@ static int add_missing(struct verify_item *it, const char *folder, const struct 
  * the destination stored altered (8-bit header bytes, line ends, fields
  * it adds) is found, and counted as such. */
 static int compare(struct verify_item *it, const char *folder, struct meta_vec *src,
-		   struct meta_vec *dst, struct imap_session *ss, struct imap_session *ds,
+		   struct meta_vec *dst, struct store *ss, struct store *ds,
 		   struct spool *sp, uint64_t batch_bytes, bool content, struct tr_error *err)
 {
 	size_t i = 0, j = 0, n_un = 0, *un = NULL, *partner = NULL, n_src, n_dst, paired = 0;
@@ -205,8 +207,8 @@ out:
 	return r;
 }
 
-static int verify_folders(const struct run_env *env, struct imap_session *src,
-			  struct imap_session *dst, struct spool *sp, bool content,
+static int verify_folders(const struct run_env *env, struct store *src,
+			  struct store *dst, struct spool *sp, bool content,
 			  struct verify_item *it, struct tr_error *err)
 {
 	uint64_t bb = env->limits.batch_bytes;
@@ -218,7 +220,7 @@ static int verify_folders(const struct run_env *env, struct imap_session *src,
 	memset(&sl, 0, sizeof(sl));
 	memset(&dl, 0, sizeof(dl));
 	memset(&plan, 0, sizeof(plan));
-	if (imap_list_folders(src, &sl, err) < 0 || imap_list_folders(dst, &dl, err) < 0 ||
+	if (store_list(src, &sl, err) < 0 || store_list(dst, &dl, err) < 0 ||
 	    folder_plan_make(&sl, &dl, &env->map, &plan, err) < 0)
 		goto out;
 	/* Where a run put a folder whose name the destination refused. */
@@ -281,7 +283,7 @@ static void verify_one(size_t i, void *ctx)
 	struct vctx *vc = ctx;
 	const struct run_account *acc = &vc->acc[i];
 	struct verify_item *it = &vc->items[i];
-	struct imap_session *src = NULL, *dst = NULL;
+	struct store *src = NULL, *dst = NULL;
 	struct spool sp, *spp = NULL;
 	double t0 = now_s();
 
