@@ -11,7 +11,7 @@
 
 #include "error.h"
 #include "folder.h"
-#include "imap.h"
+#include "store.h"
 
 /* Exit codes (documented in the README). */
 enum {

@@ -22,7 +22,6 @@
 #include "scheduler.h"
 #include "state.h"
 #include "sync.h"
-#include "tls.h"
 
 /* One account of the job.  Strings are borrowed. */
 struct run_account {

@@ -9,10 +9,10 @@
 
 #include <jansson.h>
 
-#include "store.h"
 #include "log.h"
 #include "preflight.h"
 #include "report.h"
+#include "store.h"
 #include "text.h"
 
 struct pf {

@@ -10,7 +10,6 @@
 #include "flags.h"
 #include "log.h"
 #include "meta.h"
-#include "nul.h"
 #include "sync.h"
 
 

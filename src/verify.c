@@ -10,12 +10,12 @@
 #include <jansson.h>
 
 #include "folder.h"
-#include "store.h"
 #include "log.h"
 #include "meta.h"
 #include "report.h"
 #include "scheduler.h"
 #include "spool.h"
+#include "store.h"
 #include "text.h"
 #include "verify.h"
 
