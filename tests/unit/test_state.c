@@ -334,6 +334,7 @@ static void test_dir_checks(void **state)
 {
 	struct tr_error err;
 	struct state *st;
+	struct state_lock *lock;
 	struct stat sb;
 	int64_t acct;
 	int fd;
@@ -384,9 +385,9 @@ static void test_dir_checks(void **state)
 	close(fd);
 	assert_int_equal(state_open(at("open"), &st, &err), 0);
 	assert_int_equal(state_account(st, "k", &acct, &err), 0);
-	fd = state_account_lock(st, acct, &err);
-	assert_true(fd >= 0);
-	state_account_unlock(fd);
+	lock = state_account_lock(st, acct, &err);
+	assert_non_null(lock);
+	state_account_unlock(lock);
 	state_close(st);
 	assert_int_equal(stat(at("open/state.db"), &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
