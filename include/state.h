@@ -17,7 +17,11 @@
  *   DIR or sqlite:DIR  one SQLite database, DIR/state.db, in a private
  *                      directory (state_sqlite.c: private files, schema
  *                      versions and their upgrades, every commit on disk
- *                      before it returns).
+ *                      before it returns);
+ *   mem:NAME           plain memory, for tests: NAME's data outlives its
+ *                      handles (close and open again is a restart after a
+ *                      crash) until state_mem_discard(NAME) or the end of
+ *                      the process (state_mem.c).
  * Any other SCHEME:// is refused (TR_ERR_USAGE) with the list of backends.
  * The state holds logins and folder names, never a password; error texts
  * (servers' replies) are stored cleaned (text.h).
@@ -126,5 +130,9 @@ int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *
 /* Delete rows, all or none. */
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err);
+
+/* The in-memory backend: forget NAME's data (it goes when its last open
+ * handle closes).  Unknown names are ignored. */
+void state_mem_discard(const char *name);
 
 #endif

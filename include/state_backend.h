@@ -3,7 +3,7 @@
  *
  * One struct of operations per backend, every operation in the engine's
  * terms, with the meaning state.h gives the public function of the same
- * name.  A backend is one file (state_sqlite.c), listed in
+ * name.  A backend is one file (state_sqlite.c, state_mem.c), listed in
  * state.c's table; a new one (PostgreSQL) is a new file and a line there.
  *
  * The contract every backend keeps:
@@ -64,5 +64,6 @@ struct state_backend {
 };
 
 extern const struct state_backend state_backend_sqlite;
+extern const struct state_backend state_backend_mem;
 
 #endif

@@ -12,6 +12,7 @@
 
 static const struct state_backend *const backends[] = {
 	&state_backend_sqlite,      /* the first: a plain DIR means it */
+	&state_backend_mem,
 };
 
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
