@@ -498,7 +498,7 @@ static void sq_account_unlock(void *h, void *lock)
 }
 
 static int sq_account_get_status(void *h, int64_t account_id, char *buf, size_t len,
-			     struct tr_error *err)
+				 struct tr_error *err)
 {
 	struct sq *st = h;
 	sqlite3_stmt *q = NULL;
@@ -536,7 +536,7 @@ static void bind_clean(sqlite3_stmt *q, int col, const char *text)
 }
 
 static int sq_account_set_status(void *h, int64_t account_id, const char *status,
-			     const char *error, struct tr_error *err)
+				 const char *error, struct tr_error *err)
 {
 	struct sq *st = h;
 	sqlite3_stmt *q = NULL;
@@ -605,7 +605,7 @@ static int folder_reset_locked(struct sq *st, struct state_folder *f, struct tr_
 }
 
 static int sq_folder_saved_dst(void *h, int64_t account_id, const char *src_name,
-			   char **dst_name_r, struct tr_error *err)
+			       char **dst_name_r, struct tr_error *err)
 {
 	struct sq *st = h;
 	sqlite3_stmt *q = NULL;
@@ -648,7 +648,7 @@ static int sq_folder_reset(void *h, struct state_folder *f, struct tr_error *err
 }
 
 static int sq_folder_load(void *h, int64_t account_id, const char *src_name,
-		      const char *dst_name, struct state_folder *f, struct tr_error *err)
+			  const char *dst_name, struct state_folder *f, struct tr_error *err)
 {
 	struct sq *st = h;
 	sqlite3_stmt *q = NULL;
@@ -762,7 +762,7 @@ static char *dup_col(sqlite3_stmt *q, int col)
 }
 
 static int sq_msgs_load(void *h, int64_t folder_id, struct state_msg **rows_r,
-		    size_t *n_r, struct tr_error *err)
+			size_t *n_r, struct tr_error *err)
 {
 	struct sq *st = h;
 	struct state_msg *rows = NULL;
@@ -903,7 +903,7 @@ static void bind_uid(sqlite3_stmt *q, size_t i, const void *ctx)
 }
 
 static int sq_msgs_put(void *h, int64_t folder_id, const struct state_msg *rows, size_t n,
-		   struct tr_error *err)
+		       struct tr_error *err)
 {
 	struct sq *st = h;
 	struct rows_ctx c = { .folder_id = folder_id, .rows = rows };
@@ -914,7 +914,7 @@ static int sq_msgs_put(void *h, int64_t folder_id, const struct state_msg *rows,
 }
 
 static int sq_msgs_delete(void *h, int64_t folder_id, const uint32_t *src_uids, size_t n,
-		      struct tr_error *err)
+			  struct tr_error *err)
 {
 	struct sq *st = h;
 	struct rows_ctx c = { .folder_id = folder_id, .uids = src_uids };
