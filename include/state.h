@@ -13,16 +13,19 @@
  * point neither loses nor duplicates a message.
  *
  * Where it is kept is a backend's business (state_backend.h), picked by
- * the location given to state_open:
- *   DIR or sqlite:DIR  one SQLite database, DIR/state.db, in a private
- *                      directory (state_sqlite.c: private files, schema
- *                      versions and their upgrades, every commit on disk
- *                      before it returns);
- *   mem:NAME           plain memory, for tests: NAME's data outlives its
- *                      handles (close and open again is a restart after a
- *                      crash) until state_mem_discard(NAME) or the end of
- *                      the process (state_mem.c).
- * Any other SCHEME:// is refused (TR_ERR_USAGE) with the list of backends.
+ * name:
+ *   sqlite  one SQLite database, DIR/state.db, in a private directory
+ *           (state_sqlite.c: private files, schema versions and their
+ *           upgrades, every commit on disk before it returns);
+ *   mem     plain memory, for tests: NAME's data outlives its handles
+ *           (close and open again is a restart after a crash) until
+ *           state_mem_discard(NAME) or the end of the process
+ *           (state_mem.c).
+ * A location (what --state and job files give) is "DIR" or "sqlite:DIR";
+ * "SCHEME://..." names the backend SCHEME, refused (TR_ERR_USAGE, listing
+ * the known ones) while there is none of that name.  Only a backend that
+ * outlives the process is reached through a location: "mem:x" stays a
+ * directory, as it always was; tests name mem with state_open_backend.
  * The state holds logins and folder names, never a password; error texts
  * (servers' replies) are stored cleaned (text.h).
  *
@@ -46,11 +49,11 @@
 struct state;
 struct state_lock;
 
-/* Open (creating if needed) the state at location (see above).  The caller
- * closes it. */
+/* Open (creating if needed) the state at a location (see above).  The
+ * caller closes it. */
 int state_open(const char *location, struct state **st_r, struct tr_error *err);
 /* The same with the backend named apart ("sqlite", "mem") and where, in
- * that backend's terms (a directory, a name). */
+ * that backend's terms (a directory, a name); any backend. */
 int state_open_backend(const char *backend, const char *where, struct state **st_r,
 		       struct tr_error *err);
 /* Close the handle; locks still held through it are released first, as the

@@ -35,6 +35,7 @@
 struct state_backend {
 	const char *name;           /* as in "NAME:WHERE" */
 	const char *where;          /* what WHERE is, for usage texts ("DIR") */
+	bool durable;               /* outlives the process: a location may name it */
 	int (*open)(const char *where, void **h_r, struct tr_error *err);
 	void (*close)(void *h);
 	const char *(*path)(void *h);

@@ -40,16 +40,20 @@ static const struct state_backend *lookup(const char *name, size_t len)
 	return NULL;
 }
 
-static void unknown(const char *name, size_t len, struct tr_error *err)
+/* durable_only: the ones a location may name (state_open). */
+static void unknown(const char *name, size_t len, bool durable_only, struct tr_error *err)
 {
 	char known[256];
 	size_t i, o = 0;
 
 	known[0] = '\0';
 	for (i = 0; i < N_BACKENDS && o < sizeof(known); i++) {
-		int k = snprintf(known + o, sizeof(known) - o, "%s%s (%s:%s)", i > 0 ? ", " : "",
-				 backends[i]->name, backends[i]->name, backends[i]->where);
+		int k;
 
+		if (durable_only && !backends[i]->durable)
+			continue;
+		k = snprintf(known + o, sizeof(known) - o, "%s%s (%s:%s)", o > 0 ? ", " : "",
+			     backends[i]->name, backends[i]->name, backends[i]->where);
 		if (k < 0)
 			break;
 		o += (size_t)k;
@@ -67,7 +71,7 @@ int state_open_backend(const char *backend, const char *where, struct state **st
 
 	*st_r = NULL;
 	if (be == NULL) {
-		unknown(backend, strlen(backend), err);
+		unknown(backend, strlen(backend), false, err);
 		return -1;
 	}
 	if (where == NULL || *where == '\0') {
@@ -90,9 +94,9 @@ int state_open_backend(const char *backend, const char *where, struct state **st
 	return 0;
 }
 
-/* "NAME:WHERE" when NAME is a backend's; "SCHEME://..." of no backend is a
- * mistake, not a directory; anything else is a directory, as it always was
- * (a directory called "x:y" stays one). */
+/* "NAME:WHERE" when NAME is a durable backend's; "SCHEME://..." of no such
+ * backend is a mistake, not a directory; anything else is a directory, as
+ * it always was (a directory called "x:y" stays one). */
 int state_open(const char *location, struct state **st_r, struct tr_error *err)
 {
 	const struct state_backend *be;
@@ -106,10 +110,10 @@ int state_open(const char *location, struct state **st_r, struct tr_error *err)
 	n = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
 	if (n > 0 && location[n] == ':') {
 		be = lookup(location, n);
-		if (be != NULL)
+		if (be != NULL && be->durable)
 			return state_open_backend(be->name, location + n + 1, st_r, err);
 		if (strncmp(location + n + 1, "//", 2) == 0) {
-			unknown(location, n, err);
+			unknown(location, n, true, err);
 			return -1;
 		}
 	}

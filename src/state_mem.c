@@ -1,11 +1,12 @@
 /* state_mem: the state in plain memory (the backend "mem"; state.h says
  * what is kept, state_backend.h what every backend promises).
  *
- * For tests: a state that a simulated crash leaves as it was.  "mem:NAME"
- * names a store of the process; every open of NAME reaches the same store,
- * so closing a handle and opening NAME again is a restart with the saved
- * state (the locks of the closed handle released, as a dead process's
- * are).  Nothing reaches a disk: the process's end loses it all.
+ * For tests: a state that a simulated crash leaves as it was.
+ * state_open_backend("mem", NAME) reaches a store of the process; every
+ * open of NAME reaches the same store, so closing a handle and opening NAME
+ * again is a restart with the saved state (the locks of the closed handle
+ * released, as a dead process's are).  Nothing reaches a disk: the
+ * process's end loses it all, which is why no location (--state) names it.
  *
  * Ownership: the store belongs to the list of named stores and to each of
  * its open handles; it is freed when state_mem_discard has taken it off
@@ -627,6 +628,7 @@ static int mem_msgs_delete(void *h, int64_t folder_id, const uint32_t *src_uids,
 const struct state_backend state_backend_mem = {
 	.name = "mem",
 	.where = "NAME",
+	.durable = false,
 	.open = mem_open,
 	.close = mem_close,
 	.path = mem_path,

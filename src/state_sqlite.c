@@ -926,6 +926,7 @@ static int sq_msgs_delete(void *h, int64_t folder_id, const uint32_t *src_uids, 
 const struct state_backend state_backend_sqlite = {
 	.name = "sqlite",
 	.where = "DIR",
+	.durable = true,
 	.open = sq_open,
 	.close = sq_close,
 	.path = sq_path,

@@ -458,7 +458,7 @@ static void test_log_dir_and_files(void **state)
 
 struct backend_case {
 	const char *backend;
-	char location[600];
+	char where[600];
 };
 
 static struct backend_case sqlite_case = { .backend = "sqlite" };
@@ -473,9 +473,9 @@ static int setup_if(void **state)
 		return -1;
 	*state = c;
 	if (strcmp(c->backend, "mem") == 0)
-		snprintf(c->location, sizeof(c->location), "mem:test-%ld-%u", (long)getpid(), ++seq);
+		snprintf(c->where, sizeof(c->where), "test-%ld-%u", (long)getpid(), ++seq);
 	else
-		snprintf(c->location, sizeof(c->location), "%s:%s/st", c->backend, tmp);
+		snprintf(c->where, sizeof(c->where), "%s/st", tmp);
 	return 0;
 }
 
@@ -483,8 +483,8 @@ static int teardown_if(void **state)
 {
 	struct backend_case *c = *state;
 
-	if (strncmp(c->location, "mem:", 4) == 0)
-		state_mem_discard(c->location + 4);
+	if (strcmp(c->backend, "mem") == 0)
+		state_mem_discard(c->where);
 	return teardown(state);
 }
 
@@ -494,8 +494,8 @@ static struct state *open_case(void **state)
 	struct tr_error err;
 	struct state *st = NULL;
 
-	if (state_open(c->location, &st, &err) < 0)
-		fail_msg("state_open(%s): %s", c->location, err.msg);
+	if (state_open_backend(c->backend, c->where, &st, &err) < 0)
+		fail_msg("state_open_backend(%s, %s): %s", c->backend, c->where, err.msg);
 	assert_string_equal(state_backend_name(st), c->backend);
 	return st;
 }
@@ -714,7 +714,7 @@ static void test_if_locks(void **state)
 	assert_int_equal(err.kind, TR_ERR_LOCAL);
 	assert_non_null(strstr(err.msg, "another trasloco run is migrating this account"));
 	/* ...or another one on the same state */
-	assert_int_equal(state_open(c->location, &st2, &err), 0);
+	assert_int_equal(state_open_backend(c->backend, c->where, &st2, &err), 0);
 	assert_null(state_account_lock(st2, a, &err));
 	/* another account is free */
 	lb = state_account_lock(st2, b, &err);
@@ -868,18 +868,21 @@ static void test_backend_by_name(void **state)
 	/* an unknown backend: refused, naming it and the known ones */
 	expect_usage("postgresql://trasloco@db.example/state", "\"postgresql\"");
 	expect_usage("postgresql://trasloco@db.example/state", "sqlite (sqlite:DIR)");
-	expect_usage("postgresql://trasloco@db.example/state", "mem (mem:NAME)");
 	expect_usage("postgresql://trasloco@db.example/state", "a plain directory means sqlite");
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(state_open_backend("oracle", "x", &st, &err), -1);
 	assert_null(st);
 	assert_int_equal(err.kind, TR_ERR_USAGE);
 	assert_non_null(strstr(err.msg, "unknown state backend \"oracle\""));
-	assert_non_null(strstr(err.msg, "sqlite"));
-	assert_non_null(strstr(err.msg, "mem"));
+	assert_non_null(strstr(err.msg, "sqlite (sqlite:DIR)"));
+	assert_non_null(strstr(err.msg, "mem (mem:NAME)"));
+	/* mem keeps nothing past the process: no location names it */
+	expect_usage("mem://x", "the known ones are sqlite (sqlite:DIR);");
 	/* a backend without its where */
 	expect_usage("sqlite:", "needs a DIR");
-	expect_usage("mem:", "needs a NAME");
+	assert_int_equal(state_open_backend("mem", "", &st, &err), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "needs a NAME"));
 	expect_usage("", "no state location");
 
 	/* a plain directory, whatever its name, is the SQLite state in it */
@@ -897,10 +900,14 @@ static void test_backend_by_name(void **state)
 	assert_int_equal(state_open_backend("sqlite", "apart", &st, &err), 0);
 	state_close(st);
 	assert_int_equal(stat("apart/state.db", &sb), 0);
+	assert_int_equal(state_open("mem:dir", &st, &err), 0);
+	assert_string_equal(state_backend_name(st), "sqlite");
+	state_close(st);
+	assert_int_equal(stat("mem:dir/state.db", &sb), 0);
 	assert_int_equal(chdir(cwd), 0);
 
 	/* mem: a name, no file anywhere */
-	assert_int_equal(state_open("mem:by-name", &st, &err), 0);
+	assert_int_equal(state_open_backend("mem", "by-name", &st, &err), 0);
 	assert_string_equal(state_backend_name(st), "mem");
 	assert_string_equal(state_path(st), "mem:by-name");
 	assert_int_equal(state_folder_saved_dst(st, 1, "INBOX", &dst, &err), 0);
@@ -919,11 +926,11 @@ static void test_mem_discard(void **state)
 	char *dst;
 
 	(void)state;
-	assert_int_equal(state_open("mem:d", &st, &err), 0);
+	assert_int_equal(state_open_backend("mem", "d", &st, &err), 0);
 	assert_int_equal(state_account(st, "a", &a, &err), 0);
 	assert_int_equal(state_folder_load(st, a, "INBOX", "X", &f, &err), 0);
 	state_close(st);
-	assert_int_equal(state_open("mem:d", &old, &err), 0);
+	assert_int_equal(state_open_backend("mem", "d", &old, &err), 0);
 	assert_int_equal(state_folder_saved_dst(old, a, "INBOX", &dst, &err), 1);
 	assert_string_equal(dst, "X");
 	free(dst);
@@ -931,7 +938,7 @@ static void test_mem_discard(void **state)
 	state_mem_discard("never-made");
 	assert_int_equal(state_folder_saved_dst(old, a, "INBOX", &dst, &err), 1);
 	free(dst);
-	assert_int_equal(state_open("mem:d", &st, &err), 0);
+	assert_int_equal(state_open_backend("mem", "d", &st, &err), 0);
 	assert_int_equal(state_folder_saved_dst(st, a, "INBOX", &dst, &err), 0);
 	assert_int_equal(state_account(st, "b", &b, &err), 0);
 	state_close(st);
