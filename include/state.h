@@ -1,4 +1,4 @@
-/* state: what trasloco knows between runs, in one SQLite database.
+/* state: what trasloco knows between runs, behind one interface.
  *
  * Per account and source folder: the UIDVALIDITY of both folders, how far
  * the source has been scanned (UIDNEXT), HIGHESTMODSEQ, and the UID ledger:
@@ -12,22 +12,29 @@
  * A pending row is committed before its APPEND is sent, so a crash at any
  * point neither loses nor duplicates a message.
  *
- * The database lives in a private directory as a private file (0600): it
- * holds logins and folder names, never a password.  The directory is
- * created 0700; an existing one must be a real directory owned by the user
- * running trasloco and not writable by group or others (privdir.h), and
- * state.db a regular file of that user, else state_open refuses it.
- * Error texts (servers' replies) are stored cleaned (text.h).
+ * Where it is kept is a backend's business (state_backend.h), picked by
+ * name:
+ *   sqlite  one SQLite database, DIR/state.db, in a private directory
+ *           (state_sqlite.c: private files, schema versions and their
+ *           upgrades, every commit on disk before it returns);
+ *   mem     plain memory, for tests: NAME's data outlives its handles
+ *           (close and open again is a restart after a crash) until
+ *           state_mem_discard(NAME) or the end of the process
+ *           (state_mem.c).
+ * A location (what --state and job files give) is "DIR" or "sqlite:DIR";
+ * "SCHEME://..." names the backend SCHEME, refused (TR_ERR_USAGE, listing
+ * the known ones) while there is none of that name.  Only a backend that
+ * outlives the process is reached through a location: "mem:x" stays a
+ * directory, as it always was; tests name mem with state_open_backend.
+ * The state holds logins and folder names, never a password; error texts
+ * (servers' replies) are stored cleaned (text.h).
  *
- * Every commit reaches the disk before it returns (WAL, synchronous=FULL),
- * so what the ledger says survives a power cut, not just a crash.
+ * Ownership: state_open returns a handle the caller closes; what a function
+ * returns through a pointer argument is the caller's (freed as said there);
+ * what the caller passes in stays the caller's.
  *
- * The schema has a version (meta.schema): state_open upgrades an older
- * database in one transaction, step by step, and refuses one written by a
- * newer trasloco (it would misread it).
- *
- * One connection, shared by all threads of the process behind one lock, so
- * there is exactly one writer.
+ * Threading: one handle may be used by every thread of the process at once;
+ * the backend makes the calls one at a time (one writer).
  */
 #ifndef TRASLOCO_STATE_H
 #define TRASLOCO_STATE_H
@@ -40,24 +47,38 @@
 #include "fingerprint.h"
 
 struct state;
+struct state_lock;
 
-/* Open (creating if needed) dir/state.db, upgrading its schema.  The caller
- * closes it. */
-int state_open(const char *dir, struct state **st_r, struct tr_error *err);
+/* Open (creating if needed) the state at a location (see above).  The
+ * caller closes it. */
+int state_open(const char *location, struct state **st_r, struct tr_error *err);
+/* The same with the backend named apart ("sqlite", "mem") and where, in
+ * that backend's terms (a directory, a name); any backend. */
+int state_open_backend(const char *backend, const char *where, struct state **st_r,
+		       struct tr_error *err);
+/* Close the handle; locks still held through it are released first, as the
+ * end of the process would release them (a lock handle is not used after). */
 void state_close(struct state *st);
+/* Where the state is, for messages ("DIR/state.db", "mem:NAME"). */
 const char *state_path(const struct state *st);
-/* The schema version this trasloco writes. */
+/* The backend's name ("sqlite", "mem"). */
+const char *state_backend_name(const struct state *st);
+/* The schema version this trasloco writes: every backend brings its store
+ * to it on open, and refuses a store of a newer version. */
 int state_schema_version(void);
 
 /* The row of an account, made on first use.  key names both ends
  * ("user@src-host:993 -> user@dst-host:993"). */
 int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_error *err);
-/* Hold the account for this process: a second run migrating the same
- * account with the same state at the same time (an overlapping cron job)
- * would copy the same messages twice.  Returns an fd to pass to
- * state_account_unlock, or -1 (TR_ERR_LOCAL) when another process holds it. */
-int state_account_lock(struct state *st, int64_t account_id, struct tr_error *err);
-void state_account_unlock(int fd);
+/* Hold the account: a second run migrating the same account with the same
+ * state at the same time (an overlapping cron job) would copy the same
+ * messages twice.  Returns a handle to pass to state_account_unlock, or NULL
+ * (TR_ERR_LOCAL) when another holder has it: another process, or another
+ * lock of this one. */
+struct state_lock *state_account_lock(struct state *st, int64_t account_id,
+				      struct tr_error *err);
+/* Release and free it (NULL: nothing). */
+void state_account_unlock(struct state_lock *lock);
 /* The status saved by the last run ("new" when none finished), into buf. */
 int state_account_get_status(struct state *st, int64_t account_id, char *buf, size_t len,
 			     struct tr_error *err);
@@ -96,7 +117,8 @@ struct state_msg {
 	unsigned char fp[FP_LEN];
 	bool has_fp;
 	uint32_t dst_uidnext;       /* pending: the destination UIDNEXT before the APPEND */
-	char *flags;                /* canonical flags written to the destination */
+	char *flags;                /* canonical flags written to the destination ("" for
+				     * NULL when put; never NULL when loaded) */
 	char *error;                /* failed: why (server reply) */
 };
 
@@ -105,10 +127,15 @@ struct state_msg {
 int state_msgs_load(struct state *st, int64_t folder_id, struct state_msg **rows_r,
 		    size_t *n_r, struct tr_error *err);
 void state_msgs_free(struct state_msg *rows, size_t n);
-/* Insert or replace rows in one transaction (the caller keeps ownership). */
+/* Insert or replace rows, all or none (the caller keeps ownership). */
 int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *rows, size_t n,
 		   struct tr_error *err);
+/* Delete rows, all or none. */
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err);
+
+/* The in-memory backend: forget NAME's data (it goes when its last open
+ * handle closes).  Unknown names are ignored. */
+void state_mem_discard(const char *name);
 
 #endif

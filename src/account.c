@@ -867,7 +867,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&a;
 	size_t i, n_workers = 0;
 	bool early = false;
-	int lock_fd = -1;
+	struct state_lock *lock = NULL;
 
 	memset(res, 0, sizeof(*res));
 	memset(&a, 0, sizeof(a));
@@ -882,8 +882,8 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	account_key(o, key, sizeof(key));
 	if (state_account(o->state, key, &a.account_id, &err) < 0)
 		goto failed;
-	lock_fd = state_account_lock(o->state, a.account_id, &err);
-	if (lock_fd < 0)
+	lock = state_account_lock(o->state, a.account_id, &err);
+	if (lock == NULL)
 		goto failed;
 	if (open_both(&a, &seed, &src, &dst, &err) < 0)
 		goto failed;
@@ -968,11 +968,11 @@ failed:
 	res->err = err;
 done:
 	res->seconds = now_s() - t0;
-	if (a.account_id != 0 && lock_fd >= 0 &&
+	if (a.account_id != 0 && lock != NULL &&
 	    state_account_set_status(o->state, a.account_id, account_status_name(res->status),
 				     res->status == ACCOUNT_FAILED ? res->err.msg : NULL, &err) < 0)
 		log_warn(o->label, "%s", err.msg);
-	state_account_unlock(lock_fd);
+	state_account_unlock(lock);
 	folder_plan_free(&a.plan);
 	folder_list_free(&a.src_l);
 	folder_list_free(&a.dst_l);
