@@ -36,7 +36,6 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "folder.h"
 #include "spool.h"
 #include "store.h"
 #include "tls.h"
@@ -65,9 +64,28 @@ const char *imap_where(const struct imap_session *s);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain" */
 const char *imap_transport(struct imap_session *s, char *buf, size_t len);
 
-/* LIST (with SPECIAL-USE attributes), LSUB and NAMESPACE into a fresh list.
- * The caller frees the list with folder_list_free. */
-int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err);
+/* One entry of a LIST or LSUB response; valid during the callback. */
+struct imap_list_entry {
+	const char *raw;          /* the name on the wire */
+	char delim;               /* its hierarchy delimiter, 0 for NIL */
+	const char *const *attrs; /* its other attributes, without backslash ("Sent") */
+	size_t n_attrs;
+	bool noselect;            /* \Noselect or \NonExistent */
+	bool subscribed;          /* \Subscribed, or listed by LSUB */
+	bool from_lsub;           /* an LSUB entry: says only that raw is subscribed */
+};
+
+/* Where imap_list delivers what it reads; a callback returning -1 (out
+ * of memory) stops it. */
+struct imap_list_sink {
+	/* the personal namespace (called only when the server has NAMESPACE) */
+	int (*personal)(void *ctx, const char *prefix, char delim);
+	int (*entry)(void *ctx, const struct imap_list_entry *e);
+	void *ctx;
+};
+
+/* NAMESPACE, LIST (with SPECIAL-USE attributes) and LSUB in one round trip. */
+int imap_list(struct imap_session *s, const struct imap_list_sink *sink, struct tr_error *err);
 
 /* STATUS of n folders in one round trip (pipelined).  A folder the server
  * refuses gets st[i].uidvalidity = 0 and the error is not fatal; the call
@@ -96,17 +114,40 @@ int imap_open_folder(struct imap_session *s, const char *raw, bool readonly,
 int imap_create(struct imap_session *s, const char *raw, struct tr_error *err);
 int imap_subscribe(struct imap_session *s, const char *raw, struct tr_error *err);
 
+/* What a metadata FETCH asks for (imap_fetch_meta's what). */
+enum imap_meta_what {
+	IMAP_META_FLAGS = 1,      /* UID FLAGS */
+	IMAP_META_DATE_SIZE = 2,  /* + INTERNALDATE RFC822.SIZE */
+	IMAP_META_HEADER = 4,     /* + INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (fields)] */
+};
+
+/* One message of a metadata FETCH, as the server described it; valid
+ * during the callback only. */
+struct imap_fetched {
+	uint32_t uid;
+	uint32_t size;            /* RFC822.SIZE */
+	const char *flags;        /* canonical flag string (flags.h) */
+	char date[32];            /* INTERNALDATE as the server gave it */
+	const char *hdr;          /* the header fields asked for (at most 256 KB) */
+	size_t hdr_len;
+	bool has_hdr;
+};
+
+/* Return 0 to go on, -1 to abort (the session is then broken). */
+typedef int imap_fetched_cb(const struct imap_fetched *m, void *ctx);
+
 /* UID FETCH of the UIDs in `uidset` ("1:*", "5,7:9") from the selected
- * folder.  changedsince > 0 adds (CHANGEDSINCE n) (CONDSTORE). */
-int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
-		    store_msg_cb *cb, void *ctx, struct tr_error *err);
+ * folder; fields (upper-case names, space-separated) are the header fields
+ * of IMAP_META_HEADER.  changedsince > 0 adds (CHANGEDSINCE n) (CONDSTORE). */
+int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, const char *fields,
+		    uint64_t changedsince, imap_fetched_cb *cb, void *ctx, struct tr_error *err);
 
 /* EXAMINE raw and UID FETCH uidset (as imap_fetch_meta) in one round trip.
  * *examined tells whether the EXAMINE succeeded (st is then filled), even
  * when the call fails because of the FETCH. */
 int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_status *st,
-		       bool *examined, const char *uidset, int what, store_msg_cb *cb, void *ctx,
-		       struct tr_error *err);
+		       bool *examined, const char *uidset, int what, const char *fields,
+		       imap_fetched_cb *cb, void *ctx, struct tr_error *err);
 
 /* UID FETCH BODY.PEEK[] of `uidset`, each body streamed into sp (one
  * spool_msg per message, tagged with its UID). */

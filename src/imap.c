@@ -19,7 +19,6 @@
 
 #include <libetpan/libetpan.h>
 
-#include "fingerprint.h"
 #include "flags.h"
 #include "imap.h"
 #include "log.h"
@@ -64,10 +63,10 @@ struct imap_session {
 	struct text_secrets secrets;
 
 	/* per-FETCH state for the libetpan callbacks */
-	int cb_what;              /* STORE_FETCH_* asked for */
+	int cb_what;              /* IMAP_META_* asked for */
 	char *hdr;                /* header fields of the message being parsed */
 	size_t hdr_len, hdr_cap;
-	store_msg_cb *cb;
+	imap_fetched_cb *cb;
 	void *cb_ctx;
 	struct spool *spool;
 	int cb_failed;
@@ -812,37 +811,40 @@ void imap_close(struct imap_session *s)
 
 /* ---- folders ------------------------------------------------------------- */
 
-static void list_entry_flags(struct mailimap_mailbox_list *mb, enum folder_role *role,
-			     bool *noselect, bool *subscribed)
+/* The attributes of a LIST entry, for the sink. */
+#define MAX_ATTRS 32
+
+static void list_entry(struct mailimap_mailbox_list *mb, struct imap_list_entry *e,
+		       const char **attrs)
 {
 	clistiter *it;
 
-	*role = ROLE_NONE;
-	*noselect = false;
-	*subscribed = false;
+	memset(e, 0, sizeof(*e));
+	e->raw = mb->mb_name;
+	e->delim = mb->mb_delimiter;
+	e->attrs = attrs;
 	if (mb->mb_flag == NULL)
 		return;
 	if (mb->mb_flag->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
 	    mb->mb_flag->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
-		*noselect = true;
+		e->noselect = true;
 	for (it = clist_begin(mb->mb_flag->mbf_oflags); it != NULL; it = clist_next(it)) {
 		struct mailimap_mbx_list_oflag *of = clist_content(it);
-		enum folder_role r;
 
 		if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || of->of_flag_ext == NULL)
 			continue;
 		if (strcasecmp(of->of_flag_ext, "NonExistent") == 0 ||
 		    strcasecmp(of->of_flag_ext, "Noselect") == 0)
-			*noselect = true;
+			e->noselect = true;
 		else if (strcasecmp(of->of_flag_ext, "Subscribed") == 0)
-			*subscribed = true;
-		else if ((r = folder_role_from_attr(of->of_flag_ext)) != ROLE_NONE)
-			*role = r;
+			e->subscribed = true;
+		else if (e->n_attrs < MAX_ATTRS)
+			attrs[e->n_attrs++] = of->of_flag_ext;
 	}
 }
 
 /* The personal namespace from the NAMESPACE response just parsed. */
-static int take_namespace(struct imap_session *s, struct folder_list *l)
+static int take_namespace(struct imap_session *s, const struct imap_list_sink *sink)
 {
 	struct mailimap_response_info *ri = s->imap->imap_response_info;
 	const char *prefix = "";
@@ -869,13 +871,14 @@ static int take_namespace(struct imap_session *s, struct folder_list *l)
 		}
 		break;
 	}
-	return folder_list_set_namespace(l, prefix, delim);
+	return sink->personal(sink->ctx, prefix, delim);
 }
 
-/* LIST (or LSUB) entries of the response just parsed into l. */
-static int take_list(struct imap_session *s, struct folder_list *l, bool lsub)
+/* LIST (or LSUB) entries of the response just parsed, to the sink. */
+static int take_list(struct imap_session *s, const struct imap_list_sink *sink, bool lsub)
 {
 	struct mailimap_response_info *ri = s->imap->imap_response_info;
+	const char *attrs[MAX_ATTRS];
 	clistiter *it;
 
 	if (ri == NULL)
@@ -883,28 +886,21 @@ static int take_list(struct imap_session *s, struct folder_list *l, bool lsub)
 	for (it = clist_begin(lsub ? ri->rsp_mailbox_lsub : ri->rsp_mailbox_list); it != NULL;
 	     it = clist_next(it)) {
 		struct mailimap_mailbox_list *mb = clist_content(it);
-		enum folder_role role;
-		bool noselect, subscribed;
+		struct imap_list_entry e;
 
 		if (mb->mb_name == NULL)
 			continue;
-		if (lsub) {
-			folder_list_subscribe(l, mb->mb_name);
-			continue;
-		}
-		list_entry_flags(mb, &role, &noselect, &subscribed);
-		if (l->delim == 0 && mb->mb_delimiter != 0 && l->prefix != NULL && l->prefix[0] == '\0' &&
-		    folder_list_set_namespace(l, "", mb->mb_delimiter) < 0)
+		list_entry(mb, &e, attrs);
+		e.from_lsub = lsub;
+		if (lsub)
+			e.subscribed = true;
+		if (sink->entry(sink->ctx, &e) < 0)
 			return -1;
-		if (folder_list_add(l, mb->mb_name, mb->mb_delimiter, role, noselect) < 0)
-			return -1;
-		if (subscribed)
-			folder_list_subscribe(l, mb->mb_name);
 	}
 	return 0;
 }
 
-int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_error *err)
+int imap_list(struct imap_session *s, const struct imap_list_sink *sink, struct tr_error *err)
 {
 	/* NAMESPACE, LIST and the subscriptions in one round trip: with
 	 * LIST-EXTENDED the subscriptions and special-use attributes come with
@@ -914,7 +910,6 @@ int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_e
 	bool send[C_N] = { s->caps.namespace_, true, !s->caps.list_extended };
 	int tag[C_N] = { 0 }, r, last = s->imap->imap_tag, c;
 
-	folder_list_init(l);
 	for (c = 0; c < C_N; c++) {
 		if (!send[c])
 			continue;
@@ -949,7 +944,7 @@ int imap_list_folders(struct imap_session *s, struct folder_list *l, struct tr_e
 			s->imap->imap_tag = last;
 			return fail(s, r, what[c], TR_ERR_PROTOCOL, err);
 		}
-		if ((c == C_NAMESPACE ? take_namespace(s, l) : take_list(s, l, c == C_LSUB)) < 0) {
+		if ((c == C_NAMESPACE ? take_namespace(s, sink) : take_list(s, sink, c == C_LSUB)) < 0) {
 			s->imap->imap_tag = last;
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;
@@ -1385,10 +1380,9 @@ static char *flags_from(struct mailimap_msg_att_dynamic *dyn)
 static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 {
 	struct imap_session *s = ctx;
-	struct store_msg m;
+	struct imap_fetched m;
+	char *flags = NULL;
 	bool have_uid = false, have_flags = false, have_size = false, have_date = false;
-	const char *hdr = NULL;
-	size_t hdr_len = 0;
 	clistiter *it;
 
 	memset(&m, 0, sizeof(m));
@@ -1398,8 +1392,8 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 		struct mailimap_msg_att_item *item = clist_content(it);
 
 		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
-			free(m.flags);
-			m.flags = flags_from(item->att_data.att_dyn);
+			free(flags);
+			flags = flags_from(item->att_data.att_dyn);
 			have_flags = true;
 			continue;
 		}
@@ -1421,9 +1415,9 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 			break;
 		case MAILIMAP_MSG_ATT_BODY_SECTION:
 			/* streamed into s->hdr by hdr_handler */
-			hdr = s->hdr;
-			hdr_len = s->hdr_len;
-			m.has_fp = true;
+			m.hdr = s->hdr != NULL ? s->hdr : "";
+			m.hdr_len = s->hdr != NULL ? s->hdr_len : 0;
+			m.has_hdr = true;
 			break;
 		default:
 			break;
@@ -1431,27 +1425,24 @@ static void meta_handler(struct mailimap_msg_att *att, void *ctx)
 	}
 	/* An unsolicited FETCH (another session changed flags) is not an answer:
 	 * it has no UID, or lacks what we asked for. */
-	if (!have_uid || ((s->cb_what & STORE_FETCH_FP) && !m.has_fp) ||
-	    ((s->cb_what & (STORE_FETCH_META | STORE_FETCH_FP)) && (!have_size || !have_date))) {
+	if (!have_uid || ((s->cb_what & IMAP_META_HEADER) && !m.has_hdr) ||
+	    ((s->cb_what & (IMAP_META_DATE_SIZE | IMAP_META_HEADER)) && (!have_size || !have_date))) {
 		s->hdr_len = 0;
-		free(m.flags);
+		free(flags);
 		return;
 	}
 	if (!have_flags)
-		m.flags = flags_canon("");
-	if (m.flags == NULL) {
+		flags = flags_canon("");
+	if (flags == NULL) {
 		s->cb_failed = 1;
 		tr_error_set(&s->cb_err, TR_ERR_LOCAL, "out of memory");
 		return;
 	}
-	if (m.has_fp) {
-		fp_compute(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.size, m.fp);
-		fp_bucket(hdr != NULL ? hdr : "", hdr != NULL ? hdr_len : 0, m.bucket);
-	}
-	s->hdr_len = 0;
+	m.flags = flags;
 	if (s->cb(&m, s->cb_ctx) < 0)
 		s->cb_failed = 1;
-	free(m.flags);
+	s->hdr_len = 0;
+	free(flags);
 }
 
 /* Header fields never need much room; a server announcing a giant literal
@@ -1541,7 +1532,7 @@ static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap
 	return r;
 }
 
-static void meta_cb_set(struct imap_session *s, int what, store_msg_cb *cb, void *ctx)
+static void meta_cb_set(struct imap_session *s, int what, imap_fetched_cb *cb, void *ctx)
 {
 	s->cb = cb;
 	s->cb_ctx = ctx;
@@ -1564,8 +1555,8 @@ static int meta_result(struct imap_session *s, int r, const char *what, struct t
 	return 0;
 }
 
-int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64_t changedsince,
-		    store_msg_cb *cb, void *ctx, struct tr_error *err)
+int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, const char *fields,
+		    uint64_t changedsince, imap_fetched_cb *cb, void *ctx, struct tr_error *err)
 {
 	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	char cmd[256];
@@ -1575,24 +1566,28 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
 	}
-	if (ft != NULL && (what & (STORE_FETCH_META | STORE_FETCH_FP))) {
+	if (fields == NULL)
+		what &= ~IMAP_META_HEADER;
+	if (ft != NULL && (what & (IMAP_META_DATE_SIZE | IMAP_META_HEADER))) {
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size());
 	}
-	if (ft != NULL && (what & STORE_FETCH_FP)) {
-		clist *fields = clist_new();
-		char names[] = FP_HEADER_FIELDS, *save = NULL, *tok;
+	if (ft != NULL && (what & IMAP_META_HEADER)) {
+		clist *names = clist_new();
+		char *copy = strdup(fields), *save = NULL, *tok;
 
-		for (tok = strtok_r(names, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
-			clist_append(fields, strdup(tok));
+		for (tok = copy != NULL ? strtok_r(copy, " ", &save) : NULL; tok != NULL;
+		     tok = strtok_r(NULL, " ", &save))
+			clist_append(names, strdup(tok));
+		free(copy);
 		mailimap_fetch_type_new_fetch_att_list_add(ft,
 			mailimap_fetch_att_new_body_peek_section(
-				mailimap_section_new_header_fields(mailimap_header_list_new(fields))));
+				mailimap_section_new_header_fields(mailimap_header_list_new(names))));
 	}
 	meta_cb_set(s, what, cb, ctx);
 	arm_fetch(s, set_size(s, uidset), false);
 	r = uid_fetch(s, uidset, ft, changedsince, meta_handler,
-		      (what & STORE_FETCH_FP) ? hdr_handler : NULL, err);
+		      (what & IMAP_META_HEADER) ? hdr_handler : NULL, err);
 	if (r < 0)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "UID FETCH %.200s", uidset);
@@ -1600,18 +1595,19 @@ int imap_fetch_meta(struct imap_session *s, const char *uidset, int what, uint64
 }
 
 /* The fetch items of imap_fetch_meta, as sent on the wire. */
-static void meta_items(int what, char *buf, size_t size)
+static void meta_items(int what, const char *fields, char *buf, size_t size)
 {
-	snprintf(buf, size, "(UID FLAGS%s%s)",
-		 (what & (STORE_FETCH_META | STORE_FETCH_FP)) ? " INTERNALDATE RFC822.SIZE" : "",
-		 (what & STORE_FETCH_FP) ? " BODY.PEEK[HEADER.FIELDS (" FP_HEADER_FIELDS ")]" : "");
+	snprintf(buf, size, "(UID FLAGS%s%s%.300s%s)",
+		 (what & (IMAP_META_DATE_SIZE | IMAP_META_HEADER)) ? " INTERNALDATE RFC822.SIZE" : "",
+		 (what & IMAP_META_HEADER) ? " BODY.PEEK[HEADER.FIELDS (" : "",
+		 (what & IMAP_META_HEADER) ? fields : "", (what & IMAP_META_HEADER) ? ")]" : "");
 }
 
 int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_status *st,
-		       bool *examined, const char *uidset, int what, store_msg_cb *cb, void *ctx,
-		       struct tr_error *err)
+		       bool *examined, const char *uidset, int what, const char *fields,
+		       imap_fetched_cb *cb, void *ctx, struct tr_error *err)
 {
-	char items[200], what_ex[600], what_f[256];
+	char items[400], what_ex[600], what_f[256];
 	struct tr_error ex_err;
 	bool answered;
 	int tag1, r;
@@ -1627,7 +1623,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_sta
 		if (imap_open_folder(s, raw, true, st, err) < 0)
 			return -1;
 		*examined = true;
-		if (imap_fetch_meta(s, uidset, what, 0, cb, ctx, err) == 0)
+		if (imap_fetch_meta(s, uidset, what, fields, 0, cb, ctx, err) == 0)
 			return 0;
 		if (st->messages == 0 && !s->broken && err->kind == TR_ERR_PROTOCOL) {
 			tr_error_clear(err);   /* "n:*" refused in an empty folder: see below */
@@ -1635,7 +1631,9 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_sta
 		}
 		return -1;
 	}
-	meta_items(what, items, sizeof(items));
+	if (fields == NULL)
+		what &= ~IMAP_META_HEADER;
+	meta_items(what, fields, items, sizeof(items));
 	tag1 = s->imap->imap_tag + 1;
 	arm_reply(s);
 	{
@@ -1682,7 +1680,7 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_sta
 	tr_error_clear(&s->cb_err);
 	mailimap_set_progress_callback(s->imap, progress_noop, progress_noop, s);
 	mailimap_set_msg_att_handler(s->imap, meta_handler, s);
-	if (what & STORE_FETCH_FP)
+	if (what & IMAP_META_HEADER)
 		mailimap_set_msg_body_handler(s->imap, hdr_handler, s);
 	arm_fetch(s, *examined ? set_size(s, uidset) : 0, false);
 	r = raw_finish(s, false, NULL);

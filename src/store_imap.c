@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fingerprint.h"
 #include "imap.h"
 #include "meta.h"
 #include "nul.h"
@@ -219,9 +220,44 @@ static int nomem(struct tr_error *err)
 
 /* ---- folders ----------------------------------------------------------------- */
 
+static int list_personal(void *ctx, const char *prefix, char delim)
+{
+	return folder_list_set_namespace(ctx, prefix, delim);
+}
+
+static int list_entry(void *ctx, const struct imap_list_entry *e)
+{
+	struct folder_list *l = ctx;
+	enum folder_role role = ROLE_NONE;
+
+	if (e->from_lsub) {
+		folder_list_subscribe(l, e->raw);
+		return 0;
+	}
+	for (size_t i = 0; i < e->n_attrs && role == ROLE_NONE; i++)
+		role = folder_role_from_attr(e->attrs[i]);
+	/* A NAMESPACE without a personal delimiter: the first one LIST shows. */
+	if (l->delim == 0 && e->delim != 0 && l->prefix != NULL && l->prefix[0] == '\0' &&
+	    folder_list_set_namespace(l, "", e->delim) < 0)
+		return -1;
+	if (folder_list_add(l, e->raw, e->delim, role, e->noselect) < 0)
+		return -1;
+	if (e->subscribed)
+		folder_list_subscribe(l, e->raw);
+	return 0;
+}
+
 static int i_list(struct store *st, struct folder_list *l, struct tr_error *err)
 {
-	return imap_list_folders(is_of(st)->s, l, err);
+	struct imap_list_sink sink = { list_personal, list_entry, l };
+
+	folder_list_init(l);
+	if (imap_list(is_of(st)->s, &sink, err) < 0) {
+		if (err->kind == TR_ERR_NONE)
+			nomem(err);
+		return -1;
+	}
+	return 0;
 }
 
 static int i_status_many(struct store *st, const char *const *names, size_t n,
@@ -284,6 +320,14 @@ static int i_open_folder(struct store *st, const char *name, bool readonly,
 
 /* ---- metadata ---------------------------------------------------------------- */
 
+/* STORE_FETCH_* as IMAP asks for it: a fingerprint needs its header fields. */
+static int imap_what(int what)
+{
+	return ((what & STORE_FETCH_FLAGS) ? IMAP_META_FLAGS : 0) |
+	       ((what & STORE_FETCH_META) ? IMAP_META_DATE_SIZE : 0) |
+	       ((what & STORE_FETCH_FP) ? IMAP_META_HEADER : 0);
+}
+
 /* The caller's callback, behind a filter: ids below the set's start ("n:*"
  * names the last message even when it is below n) and ids already given
  * (a fetch tried again after a broken response) are not passed on. */
@@ -304,12 +348,30 @@ static bool seen_has(const struct meta_pass *mp, uint32_t uid)
 	return false;
 }
 
-static int meta_pass_cb(const struct store_msg *m, void *ctx)
+/* What a FETCH said of a message, in the engine's terms: the fingerprint
+ * is computed here from the header fields asked for. */
+static void to_store_msg(const struct imap_fetched *f, struct store_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->uid = f->uid;
+	m->size = f->size;
+	m->flags = (char *)f->flags;
+	memcpy(m->date, f->date, sizeof(m->date));
+	if (f->has_hdr) {
+		fp_compute(f->hdr, f->hdr_len, f->size, m->fp);
+		fp_bucket(f->hdr, f->hdr_len, m->bucket);
+		m->has_fp = true;
+	}
+}
+
+static int meta_pass_cb(const struct imap_fetched *f, void *ctx)
 {
 	struct meta_pass *mp = ctx;
+	struct store_msg msg, *m = &msg;
 
-	if (m->uid < mp->from)
+	if (f->uid < mp->from)
 		return 0;
+	to_store_msg(f, m);
 	if (mp->n_seen == mp->cap_seen) {
 		size_t cap = mp->cap_seen ? 2 * mp->cap_seen : 256;
 		uint32_t *nv = realloc(mp->seen, cap * sizeof(*nv));
@@ -331,13 +393,13 @@ static int meta_pass_cb(const struct store_msg *m, void *ctx)
 
 /* After a broken fetch, only ids not seen yet are passed on (a quadratic
  * check, but only while isolating, over one batch). */
-static int meta_again_cb(const struct store_msg *m, void *ctx)
+static int meta_again_cb(const struct imap_fetched *f, void *ctx)
 {
 	struct meta_pass *mp = ctx;
 
-	if (m->uid < mp->from || seen_has(mp, m->uid))
+	if (f->uid < mp->from || seen_has(mp, f->uid))
 		return 0;
-	return meta_pass_cb(m, ctx);
+	return meta_pass_cb(f, ctx);
 }
 
 static int report_unreadable(struct istore *is, struct meta_pass *mp, uint32_t uid,
@@ -373,7 +435,8 @@ static int meta_isolate(struct istore *is, const struct span *sp, int what, uint
 	set = span_str(sp);
 	if (set == NULL)
 		return nomem(err);
-	r = imap_fetch_meta(is->s, set, what, since, meta_again_cb, mp, err);
+	r = imap_fetch_meta(is->s, set, imap_what(what), FP_HEADER_FIELDS, since, meta_again_cb,
+			    mp, err);
 	free(set);
 	if (r == 0)
 		return 0;
@@ -433,7 +496,8 @@ static int i_fetch_meta(struct store *st, const struct store_set *set, int what,
 	if (str == NULL)
 		return nomem(err);
 	is->unreadable = 0;
-	r = imap_fetch_meta(is->s, str, what, changedsince, meta_pass_cb, &mp, err);
+	r = imap_fetch_meta(is->s, str, imap_what(what), FP_HEADER_FIELDS, changedsince,
+			    meta_pass_cb, &mp, err);
 	free(str);
 	if (r < 0)
 		r = meta_recover(is, set, what, changedsince, &mp, err);
@@ -456,7 +520,8 @@ static int i_open_fetch(struct store *st, const char *name, struct store_status 
 	if (str == NULL)
 		return nomem(err);
 	is->unreadable = 0;
-	r = imap_examine_fetch(is->s, name, s, opened, str, what, meta_pass_cb, &mp, err);
+	r = imap_examine_fetch(is->s, name, s, opened, str, imap_what(what), FP_HEADER_FIELDS,
+			       meta_pass_cb, &mp, err);
 	free(str);
 	if (*opened && remember_folder(is, name, true, s, err) < 0)
 		r = -1;
