@@ -25,6 +25,8 @@
 #ifndef TRASLOCO_STATE_BACKEND_H
 #define TRASLOCO_STATE_BACKEND_H
 
+#include <stdlib.h>
+
 #include "state.h"
 
 /* The logical schema (accounts, folders, ledger rows) every backend keeps.
@@ -66,5 +68,16 @@ struct state_backend {
 
 extern const struct state_backend state_backend_sqlite;
 extern const struct state_backend state_backend_mem;
+
+/* Free n ledger rows and the array (state_msgs_free, for backends: they
+ * call nothing of state.c, which calls them). */
+static inline void state_rows_free(struct state_msg *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].flags);
+		free(rows[i].error);
+	}
+	free(rows);
+}
 
 #endif

@@ -17,10 +17,13 @@
 
 #include <stdbool.h>
 
-#include <libetpan/libetpan.h>
 
 #include "budget.h"
 #include "error.h"
+
+/* libetpan's low-level stream (mailstream_low), kept opaque here so that
+ * this header does not bring libetpan's into the command layer. */
+struct _mailstream_low;
 
 struct tls_ctx;
 
@@ -33,40 +36,40 @@ bool tls_ctx_insecure(const struct tls_ctx *ctx);
 
 /* A plain stream over a connected socket.  The stream owns fd from now on
  * (closed by mailstream_low_close). */
-mailstream_low *tls_low_plain(int fd, int timeout_s);
+struct _mailstream_low *tls_low_plain(int fd, int timeout_s);
 
 /* Run a TLS handshake on fd and verify the server as `name` (a DNS name, or
  * an IP literal, checked against the certificate's IP addresses).  On
  * success *low_r owns fd.  On failure fd is still the caller's.  A refused
  * certificate gives TR_ERR_TLS with OpenSSL's reason. */
 int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
-		  mailstream_low **low_r, struct tr_error *err);
+		  struct _mailstream_low **low_r, struct tr_error *err);
 
 /* Why the last read or write on this stream failed ("timeout after 60 s",
  * "connection closed by server", a TLS alert), or "" if it has not. */
-const char *tls_low_error(mailstream_low *low);
+const char *tls_low_error(struct _mailstream_low *low);
 /* True when the last failure was a timeout. */
-bool tls_low_timed_out(mailstream_low *low);
+bool tls_low_timed_out(struct _mailstream_low *low);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "plain". */
-const char *tls_low_describe(mailstream_low *low, char *buf, size_t len);
+const char *tls_low_describe(struct _mailstream_low *low, char *buf, size_t len);
 
 /* Change the idle timeout of a stream (e.g. short for LOGOUT). */
-void tls_low_set_timeout(mailstream_low *low, int timeout_s);
+void tls_low_set_timeout(struct _mailstream_low *low, int timeout_s);
 
 /* Bound what the server may send from now on (budget.h); a new stream has
  * no bound.  Past it, reads fail (tls_low_error says so). */
-void tls_low_set_budget(mailstream_low *low, const struct budget_limits *lim);
+void tls_low_set_budget(struct _mailstream_low *low, const struct budget_limits *lim);
 /* ... and from the tagged line of `tag` on, `next` (budget_arm_next). */
-void tls_low_set_budget_next(mailstream_low *low, const char *tag,
+void tls_low_set_budget_next(struct _mailstream_low *low, const char *tag,
 			     const struct budget_limits *next);
 /* Whether a read failed on the budget, the bound it passed (*bound) and in
  * which response (budget_response, into what). */
-enum budget_over tls_low_over_budget(mailstream_low *low, uint64_t *bound, char *what,
+enum budget_over tls_low_over_budget(struct _mailstream_low *low, uint64_t *bound, char *what,
 				     size_t what_size);
 
 /* Detach fd from a plain stream so that STARTTLS can hand it to
  * tls_low_start; the plain stream is then freed by mailstream_low_free
  * without closing fd. */
-void tls_low_release_fd(mailstream_low *low);
+void tls_low_release_fd(struct _mailstream_low *low);
 
 #endif

@@ -240,13 +240,7 @@ int state_msgs_load(struct state *st, int64_t folder_id, struct state_msg **rows
 
 void state_msgs_free(struct state_msg *rows, size_t n)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(rows[i].flags);
-		free(rows[i].error);
-	}
-	free(rows);
+	state_rows_free(rows, n);
 }
 
 int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *rows, size_t n,

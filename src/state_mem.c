@@ -533,7 +533,7 @@ static int mem_msgs_load(void *h, int64_t folder_id, struct state_msg **rows_r, 
 out:
 	pthread_mutex_unlock(&s->mu);
 	if (rows != NULL)
-		state_msgs_free(rows, i);
+		state_rows_free(rows, i);
 	return r;
 }
 

@@ -822,7 +822,7 @@ static int sq_msgs_load(void *h, int64_t folder_id, struct state_msg **rows_r,
 out:
 	sqlite3_finalize(q);
 	pthread_mutex_unlock(&st->lock);
-	state_msgs_free(rows, n);
+	state_rows_free(rows, n);
 	return r;
 }
 

@@ -13,6 +13,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <libetpan/libetpan.h>
+
 #include "net.h"
 #include "tls.h"
 
