@@ -11,6 +11,13 @@
  * server and its reply.  A refusal of an additional session while the
  * first one is open is taken as a connection limit, not a bad password:
  * that worker simply stops and the others carry on.
+ *
+ * Threads (started in one place, start_thread in account.c; account_run
+ * returns only when all have ended): the second side's first login and
+ * listing, the destination's preparation (creating folders, subscribing)
+ * while the source answers STATUS, and workers 2..max_sessions (worker 1
+ * is the caller's thread).  The account's state is shared under its lock;
+ * each worker owns its stores and spools.
  */
 #ifndef TRASLOCO_ACCOUNT_H
 #define TRASLOCO_ACCOUNT_H

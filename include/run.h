@@ -9,6 +9,12 @@
  * log file per account when log_dir is set (a private directory, see
  * privdir.h: one that is a symbolic link, another user's or writable by
  * others gets a warning and no logs; the run goes on).
+ *
+ * Threads: run_accounts runs the accounts on the scheduler's pool
+ * (sched_run, the one place job-level threads are started, plus the
+ * progress thread run.c starts while a progress line or log is wanted);
+ * each account starts its own (account.h).  All have ended when
+ * run_accounts returns.
  */
 #ifndef TRASLOCO_RUN_H
 #define TRASLOCO_RUN_H

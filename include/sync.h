@@ -18,6 +18,12 @@
  *    with them.
  *
  * Nothing is ever deleted on the destination.
+ *
+ * Threads (started in one place, start_thread in sync.c; sync_folder
+ * returns only when they have ended): the destination's opening of the
+ * folder while the source's is read, and the pipeline's fetcher (batch
+ * k+1 from the source while batch k is appended).  Each uses only its own
+ * side's store; what the fetcher learns is handed over under a lock.
  */
 #ifndef TRASLOCO_SYNC_H
 #define TRASLOCO_SYNC_H

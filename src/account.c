@@ -63,6 +63,13 @@ const char *account_status_name(enum account_status s)
 	return "?";
 }
 
+
+/* The one place this module starts a thread: 0, or -1 when it could not
+ * (the caller then does the work itself, or gives up). */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	return pthread_create(t, NULL, fn, arg) == 0 ? 0 : -1;
+}
 static double now_s(void)
 {
 	struct timespec ts;
@@ -698,7 +705,7 @@ static int prepare(struct acct *a, struct store *src, struct store *dst,
 	}
 	for (i = 0; i < a->plan.n; i++)
 		listed[i] = a->plan.v[i].dst_exists;
-	threaded = pthread_create(&t, NULL, dst_prep_main, &dp) == 0;
+	threaded = start_thread(&t, dst_prep_main, &dp) == 0;
 	/* One round trip tells which folders changed since the last run. */
 	r = store_status_many(src, names, a->plan.n, a->status, err);
 	if (threaded)
@@ -791,7 +798,7 @@ static int open_both(struct acct *a, unsigned int *seed, struct store **src,
 	struct opener so = { .a = a, .src = true, .seed = *seed };
 	struct opener d = { .a = a, .src = false, .seed = *seed + 1 };
 	pthread_t t;
-	bool threaded = pthread_create(&t, NULL, opener_main, &d) == 0;
+	bool threaded = start_thread(&t, opener_main, &d) == 0;
 
 	opener_main(&so);
 	if (threaded)
@@ -828,7 +835,7 @@ static int start_workers(struct acct *a, struct worker **workers_r, size_t n, un
 	*workers_r = w;
 	*n_r = n;
 	for (i = 1; i < n; i++) {
-		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
+		if (start_thread(&w[i].thread, worker_main, &w[i]) != 0) {
 			*n_r = i;
 			break;
 		}

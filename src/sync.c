@@ -13,6 +13,13 @@
 #include "sync.h"
 
 
+
+/* The one place this module starts a thread: 0, or -1 when it could not
+ * (the caller then does the work itself, or gives up). */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	return pthread_create(t, NULL, fn, arg) == 0 ? 0 : -1;
+}
 static int cmp_meta_key(const void *a, const void *b)
 {
 	const struct meta *x = a, *y = b;
@@ -1152,7 +1159,7 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 	p.sp[1] = r->job->spool2;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
-	if (pthread_create(&t, NULL, fetcher_main, &p) != 0) {
+	if (start_thread(&t, fetcher_main, &p) != 0) {
 		pthread_cond_destroy(&p.cond);
 		pthread_mutex_destroy(&p.lock);
 		tr_error_set(err, TR_ERR_LOCAL, "cannot start a thread");
@@ -1329,7 +1336,7 @@ static int open_both(struct run *r, struct tr_error *err)
 {
 	struct dst_side d = { .r = r };
 	pthread_t t;
-	bool threaded = pthread_create(&t, NULL, dst_side_main, &d) == 0;
+	bool threaded = start_thread(&t, dst_side_main, &d) == 0;
 	int ret;
 
 	ret = src_open(r, err);
