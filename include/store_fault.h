@@ -20,6 +20,12 @@
  * A clean run (FAULT_NONE) tells how many operations and appends a run
  * makes, to enumerate the points to fail at.
  *
+ * A rule may count the operations of one side only (fault_run_only: the
+ * stores whose plan has that tag): the engine runs the source and the
+ * destination in threads of their own (one opens a folder while the other
+ * does; one fetches the next batch while the other appends), so the order
+ * of two sides' operations varies from run to run, but each side's own
+ * operations come one after another, always in the same order.
  * Threading: a fault_run is locked, so stores in several threads may share
  * it; the numbering of operations of two threads follows the order in
  * which they start.  Ownership: plans and runs are the caller's and must
@@ -42,8 +48,12 @@ struct fault_run {
 	pthread_mutex_t lock;
 	enum fault_rule rule;
 	uint64_t n;               /* the operation (or append) the rule names, from 1 */
-	uint64_t ops;             /* operations counted so far */
-	uint64_t appends;         /* appends counted so far */
+	const char *only;         /* NULL, or the tag of the plans whose operations the
+				   * rule counts (borrowed) */
+	uint64_t ops;             /* operations of every store so far */
+	uint64_t appends;         /* appends of every store so far */
+	uint64_t counted;         /* operations the rule counts (all, or only's) */
+	uint64_t counted_appends; /* appends the rule counts */
 	bool fired;               /* the rule has failed an operation */
 	bool stopped;             /* FAULT_STOP_AT fired: everything fails from now on */
 };
@@ -54,11 +64,16 @@ struct fault_plan {
 	const struct store_driver *inner_drv;
 	struct store_conf inner;
 	struct fault_run *run;
+	const char *tag;          /* for fault_run_only ("source", "destination"), or NULL */
 };
 
 void fault_run_init(struct fault_run *r, enum fault_rule rule, uint64_t n);
+/* The rule counts the operations of the stores whose plan has this tag only
+ * (borrowed; set before the run). */
+void fault_run_only(struct fault_run *r, const char *tag);
 void fault_run_destroy(struct fault_run *r);
-/* What the run counted, and whether its rule fired. */
+/* What the run counted (every store's; with fault_run_only, the tagged
+ * stores' only), and whether its rule fired. */
 uint64_t fault_run_ops(struct fault_run *r);
 uint64_t fault_run_appends(struct fault_run *r);
 bool fault_run_fired(struct fault_run *r);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "store_fault.h"
 
@@ -9,6 +10,7 @@ struct fstore {
 	struct store base;
 	struct store *in;
 	struct fault_run *run;
+	const char *tag;          /* the plan's */
 	bool broken;              /* a fault broke it */
 };
 
@@ -22,8 +24,16 @@ void fault_run_init(struct fault_run *r, enum fault_rule rule, uint64_t n)
 	pthread_mutex_init(&r->lock, NULL);
 	r->rule = rule;
 	r->n = n;
-	r->ops = r->appends = 0;
+	r->only = NULL;
+	r->ops = r->appends = r->counted = r->counted_appends = 0;
 	r->fired = r->stopped = false;
+}
+
+void fault_run_only(struct fault_run *r, const char *tag)
+{
+	pthread_mutex_lock(&r->lock);
+	r->only = tag;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void fault_run_destroy(struct fault_run *r)
@@ -36,7 +46,7 @@ uint64_t fault_run_ops(struct fault_run *r)
 	uint64_t n;
 
 	pthread_mutex_lock(&r->lock);
-	n = r->ops;
+	n = r->only != NULL ? r->counted : r->ops;
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }
@@ -46,7 +56,7 @@ uint64_t fault_run_appends(struct fault_run *r)
 	uint64_t n;
 
 	pthread_mutex_lock(&r->lock);
-	n = r->appends;
+	n = r->only != NULL ? r->counted_appends : r->appends;
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }
@@ -63,24 +73,33 @@ bool fault_run_fired(struct fault_run *r)
 
 enum verdict { GO, GO_LOSE_REPLY, STOP, DROP };
 
-/* Count one operation of run and say what becomes of it. */
-static enum verdict count(struct fault_run *r, bool append)
+/* Count one operation of a store tagged tag and say what becomes of it. */
+static enum verdict count(struct fault_run *r, const char *tag, bool append)
 {
 	enum verdict v = GO;
+	bool mine;
 
 	pthread_mutex_lock(&r->lock);
+	mine = r->only == NULL || (tag != NULL && strcmp(tag, r->only) == 0);
 	r->ops++;
 	if (append)
 		r->appends++;
+	if (mine) {
+		r->counted++;
+		if (append)
+			r->counted_appends++;
+	}
 	if (r->stopped) {
 		v = STOP;
-	} else if (r->rule == FAULT_STOP_AT && r->ops >= r->n) {
+	} else if (!mine) {
+		v = GO;
+	} else if (r->rule == FAULT_STOP_AT && r->counted >= r->n) {
 		r->stopped = r->fired = true;
 		v = STOP;
-	} else if (r->rule == FAULT_DROP_AT && r->ops == r->n) {
+	} else if (r->rule == FAULT_DROP_AT && r->counted == r->n) {
 		r->fired = true;
 		v = DROP;
-	} else if (r->rule == FAULT_LOSE_APPEND && append && r->appends == r->n) {
+	} else if (r->rule == FAULT_LOSE_APPEND && append && r->counted_appends == r->n) {
 		r->fired = true;
 		v = GO_LOSE_REPLY;
 	}
@@ -102,7 +121,7 @@ static int failed(struct fstore *fs, enum verdict v, const char *op, struct tr_e
 /* The gate in front of every operation but open and append. */
 static int gate(struct fstore *fs, const char *op, struct tr_error *err)
 {
-	enum verdict v = count(fs->run, false);
+	enum verdict v = count(fs->run, fs->tag, false);
 
 	return v == GO ? 0 : failed(fs, v, op, err);
 }
@@ -119,7 +138,7 @@ static int f_open(const struct store_conf *c, struct store **st_r, struct tr_err
 		tr_error_set(err, TR_ERR_USAGE, "the fault store needs a plan");
 		return -1;
 	}
-	v = count(p->run, false);
+	v = count(p->run, p->tag, false);
 	if (v != GO)
 		return failed(NULL, v, "open", err);
 	inner = p->inner;
@@ -134,6 +153,7 @@ static int f_open(const struct store_conf *c, struct store **st_r, struct tr_err
 	}
 	fs->base.drv = &store_fault_driver;
 	fs->run = p->run;
+	fs->tag = p->tag;
 	if (store_open(p->inner_drv, &inner, &fs->in, err) < 0) {
 		free(fs);
 		return -1;
@@ -251,7 +271,7 @@ static int f_append(struct store *st, const char *name, const struct spool *sp,
 		    struct tr_error *err)
 {
 	struct fstore *fs = fs_of(st);
-	enum verdict v = count(fs->run, true);
+	enum verdict v = count(fs->run, fs->tag, true);
 
 	*uidvalidity_r = 0;
 	if (v == STOP || v == DROP)
