@@ -3,7 +3,8 @@
  * migrated by account_run() from one in-memory store to another.  A clean
  * run counts the store operations of each side and the appends; then, for
  * every operation N of each side, a run dies at N (store_fault.h: N and
- * everything after it fail, nothing is done), the state is reopened, runs
+ * everything after it fail, nothing is done), the source changes flags
+ * meanwhile, the state is reopened, runs
  * without faults go on until one ends well, and the destination must hold
  * exactly the source's multiset of messages (content, flags, date) in every
  * folder, and a last run copy nothing.  The same for every append whose
@@ -132,14 +133,37 @@ static bool check(struct fx *fx, enum scenario sc, char *why, size_t len)
 	return true;
 }
 
-/* After a crash: the state is reopened, runs finish, and the destination
- * is checked. */
+/* While the migration is down, the source's user goes on reading: a
+ * keyword on every other message (not with a destination without UIDPLUS:
+ * see news). */
+static void meanwhile(struct fx *fx, enum scenario sc)
+{
+	if (altering(sc))
+		return;
+	for (size_t i = 0; i < N_FOLDERS; i++) {
+		struct mem_msg_copy *v;
+		size_t n;
+		char flags[256];
+
+		if (mem_folder_read(fx->src, folders[i], &v, &n) < 0)
+			continue;
+		for (size_t k = 0; k < n; k += 2) {
+			snprintf(flags, sizeof(flags), "%s $Meanwhile", v[k].flags);
+			assert_int_equal(mem_msg_set_flags(fx->src, folders[i], v[k].uid, flags), 0);
+		}
+		mem_msgs_free(v, n);
+	}
+}
+
+/* After a crash: the source changes, the state is reopened, runs finish,
+ * and the destination is checked. */
 static void recover(struct fx *fx, enum scenario sc, const char *what, uint64_t n)
 {
 	char why[512];
 	uint32_t copied = 0;
 	int runs = 0;
 
+	meanwhile(fx, sc);
 	fx_reopen_state(fx);
 	while (one_run(fx, NULL, NULL) != ACCOUNT_OK)
 		if (++runs == 3)

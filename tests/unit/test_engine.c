@@ -474,6 +474,40 @@ static void test_lost_reply_settled_altered(void **state)
 	lost_reply(*state, &o, o.rewrite);
 }
 
+/* A run dies after its first batch (done rows above the saved scan
+ * position); before the next run the source changes the flags of the
+ * messages that batch copied.  The next run must carry the change. */
+static void test_flags_changed_after_crash(void **state)
+{
+	struct fx *fx = *state;
+	struct fault_run run;
+	struct sync_counts c;
+	struct tr_error err;
+	uint32_t a, b;
+
+	fx->lim.batch_count = 2;
+	five(fx);
+	fx_sync_ok(fx, "INBOX", "INBOX");
+	a = fx_add(fx->src, "INBOX", "6@src", "six", "sixth body", "");
+	b = fx_add(fx->src, "INBOX", "7@src", "seven", "seventh body", "\\Seen");
+	fx_add(fx->src, "INBOX", "8@src", "eight", "eighth body", "");
+	/* destination operations: open, open_folder, append, append (stop) */
+	fault_run_init(&run, FAULT_STOP_AT, 4);
+	fault_run_only(&run, "destination");
+	fx->fault = &run;
+	assert_int_equal(fx_sync(fx, "INBOX", "INBOX", &c, &err), -1);
+	assert_int_equal(err.kind, TR_ERR_STOPPED);
+	fx->fault = NULL;
+	fault_run_destroy(&run);
+	assert_int_equal(fx_count(fx->dst, "INBOX"), 7);
+	assert_int_equal(mem_msg_set_flags(fx->src, "INBOX", a, "\\Flagged"), 0);
+	assert_int_equal(mem_msg_set_flags(fx->src, "INBOX", b, ""), 0);
+	fx_reopen_state(fx);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 1);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+}
+
 /* ---- accounts: folders and plans ------------------------------------------ */
 
 static void test_account_refused_names(void **state)
@@ -603,6 +637,7 @@ int main(void)
 		T(test_lost_reply_settled),
 		T(test_lost_reply_settled_without_dst_ids),
 		T(test_lost_reply_settled_altered),
+		T(test_flags_changed_after_crash),
 		T(test_account_refused_names),
 		T(test_account_roles_and_subscriptions),
 		T(test_account_namespaces),
