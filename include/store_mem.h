@@ -56,6 +56,8 @@ struct mem_opts {
 	bool no_modseq;           /* no modseqs (no CONDSTORE): statuses say 0 */
 	bool no_binary;           /* a message with NUL bytes is refused (no BINARY) */
 	uint64_t append_limit;    /* larger messages are refused; 0: none */
+	uint64_t refuse_larger;   /* larger messages are refused by APPEND with no
+				   * APPENDLIMIT announced ([OVERQUOTA]); 0: none */
 	const char *refuse_chars; /* a CREATE of a name with one of these is refused
 				   * as STORE_REFUSED_NAME; NULL: none */
 	bool name_char_untold;    /* such a refusal does not name the character */

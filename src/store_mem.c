@@ -1004,6 +1004,10 @@ static int m_append(struct store *st, const char *name, const struct spool *sp,
 			item_refused(ms, it, name, "[TOOBIG] larger than the APPENDLIMIT");
 			continue;
 		}
+		if (o.refuse_larger > 0 && it->msg->len > o.refuse_larger) {
+			item_refused(ms, it, name, "[OVERQUOTA] the message does not fit");
+			continue;
+		}
 		if (item_content(ms, sp, it, &o, &data[i], &len[i], err) < 0) {
 			r = -1;
 			goto out;

@@ -4,15 +4,17 @@
  * run counts the store operations of each side and the appends; then, for
  * every operation N of each side, a run dies at N (store_fault.h: N and
  * everything after it fail, nothing is done), the source changes flags
- * meanwhile, the state is reopened, runs
- * without faults go on until one ends well, and the destination must hold
- * exactly the source's multiset of messages (content, flags, date) in every
- * folder, and a last run copy nothing.  The same for every append whose
- * reply is lost.  Scenarios: onto an empty destination, onto one holding
- * some of the messages already (match mode), onto one without UIDPLUS nor
- * CONDSTORE that alters what it stores (munge8bit, Received); and the
- * same two after a complete first run, with news on the source (new
- * messages, a new folder, flag changes): the ledger's pending rows. */
+ * meanwhile, the state is reopened, runs without faults go on until one
+ * ends well, and the destination must hold exactly the source's multiset
+ * of messages (content, flags, date) in every folder, and a last run copy
+ * nothing.  The same for every append whose reply is lost, and (not
+ * counted as crashes) for a connection dropped at every operation, the
+ * run going on with new sessions.  Scenarios: onto an empty destination,
+ * onto one holding some of the messages already (match mode), onto one
+ * without UIDPLUS nor CONDSTORE that alters what it stores (munge8bit,
+ * Received); and the same two after a complete first run, with news on
+ * the source (new messages, a new folder, flag changes): the ledger's
+ * pending rows. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -31,7 +33,7 @@
 static const char *const folders[] = { "INBOX", "Sent", "Archive/2023", "Projects" };
 #define N_FOLDERS (sizeof(folders) / sizeof(folders[0]))
 
-static unsigned crash_points;
+static unsigned crash_points, drop_points;
 
 enum scenario { EMPTY_DST, PARTIAL_DST, ALTERING_DST, INCREMENTAL, INCREMENTAL_ALTERING };
 
@@ -164,7 +166,9 @@ static void recover(struct fx *fx, enum scenario sc, const char *what, uint64_t 
 	int runs = 0;
 
 	meanwhile(fx, sc);
-	fx_reopen_state(fx);
+	/* after a dropped connection the process lives on with its state */
+	if (strncmp(what, "drop", 4) != 0)
+		fx_reopen_state(fx);
 	while (one_run(fx, NULL, NULL) != ACCOUNT_OK)
 		if (++runs == 3)
 			fail_msg("scenario %d, %s %" PRIu64 ": no run ends well", sc, what, n);
@@ -172,7 +176,10 @@ static void recover(struct fx *fx, enum scenario sc, const char *what, uint64_t 
 		fail_msg("scenario %d, %s %" PRIu64 ": %s", sc, what, n, why);
 	if (one_run(fx, NULL, &copied) != ACCOUNT_OK || copied != 0)
 		fail_msg("scenario %d, %s %" PRIu64 ": a last run copied %u", sc, what, n, copied);
-	crash_points++;
+	if (strncmp(what, "drop", 4) != 0)
+		crash_points++;
+	else
+		drop_points++;
 }
 
 /* How many operations (and appends) of side a clean run makes. */
@@ -212,6 +219,20 @@ static void crash_everywhere(struct fx *fx, enum scenario sc)
 		for (n = 1; n <= ops[s]; n++) {
 			reset(fx, sc);
 			fault_run_init(&run, FAULT_STOP_AT, n);
+			fault_run_only(&run, sides[s]);
+			assert_int_not_equal(one_run(fx, &run, NULL), ACCOUNT_OK);
+			assert_true(fault_run_fired(&run));
+			fault_run_destroy(&run);
+			recover(fx, sc, what, n);
+		}
+	}
+	/* A dropped connection: that operation fails, the run goes on with
+	 * new sessions for the next folders, and the next run finishes. */
+	for (size_t s = 0; s < 2; s++) {
+		snprintf(what, sizeof(what), "drop at %s operation", sides[s]);
+		for (n = 1; n <= ops[s]; n++) {
+			reset(fx, sc);
+			fault_run_init(&run, FAULT_DROP_AT, n);
 			fault_run_only(&run, sides[s]);
 			assert_int_not_equal(one_run(fx, &run, NULL), ACCOUNT_OK);
 			assert_true(fault_run_fired(&run));
@@ -270,6 +291,6 @@ int main(void)
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
-	printf("%u crash points\n", crash_points);
+	print_message("%u crash points (and %u dropped connections)\n", crash_points, drop_points);
 	return r;
 }

@@ -508,6 +508,121 @@ static void test_flags_changed_after_crash(void **state)
 	fx_assert_same(fx, "INBOX", "INBOX", 0);
 }
 
+/* After a lost reply, before the next run, the source folder gets a new
+ * UIDVALIDITY (keep) or the destination folder does: the pending rows go
+ * with the ledger, and matching by fingerprint finds what is there. */
+static void lost_reply_then_new_uidvalidity(struct fx *fx, bool on_source)
+{
+	struct fault_run run;
+	struct sync_counts c;
+	struct tr_error err;
+
+	fx->lim.batch_count = 2;
+	five(fx);
+	fx_sync_ok(fx, "INBOX", "INBOX");
+	fx_add(fx->src, "INBOX", "6@src", "six", "sixth body", "");
+	fx_add(fx->src, "INBOX", "1@src", "one", "first body", "\\Seen");   /* a duplicate */
+	fx_add(fx->src, "INBOX", "7@src", "seven", "seventh body", "");
+	fault_run_init(&run, FAULT_LOSE_APPEND, 1);
+	fx->fault = &run;
+	assert_int_equal(fx_sync(fx, "INBOX", "INBOX", &c, &err), -1);
+	fx->fault = NULL;
+	fault_run_destroy(&run);
+	assert_int_equal(fx_count(fx->dst, "INBOX"), 7);
+	assert_int_equal(mem_folder_recreate(on_source ? fx->src : fx->dst, "INBOX", true), 0);
+	fx_reopen_state(fx);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 1);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+}
+
+static void test_lost_reply_then_source_uidvalidity(void **state)
+{
+	lost_reply_then_new_uidvalidity(*state, true);
+}
+
+static void test_lost_reply_then_destination_uidvalidity(void **state)
+{
+	lost_reply_then_new_uidvalidity(*state, false);
+}
+
+/* The source expunges a message the plan meant to copy, before its batch
+ * is fetched (here: while the first batch is appended). */
+struct vanish {
+	struct mem_world *src;
+	uint32_t uid;
+	bool done;
+};
+
+static int expunge_on_append(void *ctx, const char *in, size_t len, char **out, size_t *out_len)
+{
+	struct vanish *v = ctx;
+
+	if (!v->done) {
+		v->done = true;
+		assert_int_equal(mem_msg_expunge(v->src, "INBOX", v->uid), 0);
+	}
+	if ((*out = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(*out, in, len);
+	*out_len = len;
+	return 0;
+}
+
+static void test_vanished_while_copying(void **state)
+{
+	struct fx *fx = *state;
+	struct vanish v = { fx->src, 5, false };
+	struct mem_opts o = { .rewrite_fn = expunge_on_append, .rewrite_ctx = &v };
+	struct sync_counts c;
+
+	mem_world_set_opts(fx->dst, &o);
+	fx->lim.batch_count = 2;
+	five(fx);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_true(v.done);
+	assert_int_equal(c.copied, 4);
+	assert_int_equal(c.vanished, 1);
+	assert_int_equal(c.failed, 0);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied + c.failed + c.vanished, 0);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+}
+
+/* A destination that refuses a message without announcing why beforehand
+ * ([OVERQUOTA]): reported, the rest copied, tried again on every run. */
+static void test_refused_by_destination_retried(void **state)
+{
+	struct fx *fx = *state;
+	struct mem_opts o = { .refuse_larger = 400 };
+	char big[600];
+	struct sync_counts c;
+
+	mem_world_set_opts(fx->dst, &o);
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fx->lim.batch_count = 3;
+	fx_add(fx->src, "INBOX", "1@src", "one", "first body", "");
+	fx_add(fx->src, "INBOX", "big@src", "big", big, "\\Seen");
+	fx_add(fx->src, "INBOX", "3@src", "three", "third body", "");
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 2);
+	assert_int_equal(c.failed, 1);
+	fx_add(fx->src, "INBOX", "4@src", "four", "fourth body", "");
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 1);
+	assert_int_equal(c.failed, 1);
+	o.refuse_larger = 0;
+	mem_world_set_opts(fx->dst, &o);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 1);
+	assert_int_equal(c.failed, 0);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied + c.failed, 0);
+}
+
 /* ---- accounts: folders and plans ------------------------------------------ */
 
 static void test_account_refused_names(void **state)
@@ -638,6 +753,10 @@ int main(void)
 		T(test_lost_reply_settled_without_dst_ids),
 		T(test_lost_reply_settled_altered),
 		T(test_flags_changed_after_crash),
+		T(test_lost_reply_then_source_uidvalidity),
+		T(test_lost_reply_then_destination_uidvalidity),
+		T(test_vanished_while_copying),
+		T(test_refused_by_destination_retried),
 		T(test_account_refused_names),
 		T(test_account_roles_and_subscriptions),
 		T(test_account_namespaces),
