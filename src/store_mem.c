@@ -918,15 +918,13 @@ static int m_fetch_bodies(struct store *st, const struct store_set *set, struct 
 }
 
 /* The content of an item, as the destination stores it (rewritten). */
-static int item_content(struct mstore *ms, const struct spool *sp,
-			const struct store_append_item *it, const struct mem_opts *o, char **out,
-			size_t *out_len, struct tr_error *err)
+static int item_content(const struct spool *sp, const struct store_append_item *it,
+			const struct mem_opts *o, char **out, size_t *out_len, struct tr_error *err)
 {
 	size_t len = (size_t)it->msg->len;
 	char *buf = malloc(len + 1), *b2;
 	size_t l2;
 
-	(void)ms;
 	if (buf == NULL)
 		return nomem(err);
 	if (spool_read(sp, it->msg, 0, buf, len, err) < 0) {
@@ -1008,7 +1006,7 @@ static int m_append(struct store *st, const char *name, const struct spool *sp,
 			item_refused(ms, it, name, "[OVERQUOTA] the message does not fit");
 			continue;
 		}
-		if (item_content(ms, sp, it, &o, &data[i], &len[i], err) < 0) {
+		if (item_content(sp, it, &o, &data[i], &len[i], err) < 0) {
 			r = -1;
 			goto out;
 		}

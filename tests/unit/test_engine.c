@@ -384,11 +384,15 @@ static void altering_destination(struct fx *fx, unsigned rewrite)
 	c = fx_sync_ok(fx, "INBOX", "INBOX");
 	assert_int_equal(c.copied, 9);
 	fx_assert_same(fx, "INBOX", "INBOX", rewrite);
-	/* a new state: the altered copies are found by content, nothing twice */
+	/* a new state: the altered copies are found by content, nothing twice,
+	 * and their flags follow the source's */
+	assert_int_equal(mem_msg_set_flags(fx->src, "INBOX", 6, "\\Seen $Cafe"), 0);
+	assert_int_equal(mem_msg_set_flags(fx->src, "INBOX", 9, "\\Flagged"), 0);
 	fx_new_state(fx);
 	c = fx_sync_ok(fx, "INBOX", "INBOX");
 	assert_int_equal(c.copied, 0);
 	assert_int_equal(c.present, 9);
+	assert_int_equal(c.flags_updated, 2);
 	assert_int_equal(mem_world_appended(fx->dst), 9);
 	fx_assert_same(fx, "INBOX", "INBOX", rewrite);
 	/* and the ledger it made holds */
@@ -662,6 +666,33 @@ static void test_account_refused_names(void **state)
 	fx_assert_same(fx, "INBOX", "INBOX", 0);
 }
 
+/* A refused name whose legal form another source folder has already: the
+ * suffix, and the same folders again with a new state. */
+static void test_account_refused_name_clash(void **state)
+{
+	struct fx *fx = *state;
+	struct mem_opts o = { .refuse_chars = "%" };
+	struct account_result res;
+
+	mem_world_set_opts(fx->dst, &o);
+	assert_int_equal(mem_folder_add(fx->src, "a%b", ROLE_NONE, false), 0);
+	assert_int_equal(mem_folder_add(fx->src, "a_b", ROLE_NONE, false), 0);
+	fx_add(fx->src, "a%b", "p@src", "percent", "one", "");
+	fx_add(fx->src, "a_b", "u@src", "underscore", "two", "");
+	assert_int_equal(fx_account(fx, &res), 0);
+	assert_int_equal(res.total.copied, 2);
+	account_result_free(&res);
+	fx_assert_same(fx, "a_b", "a_b", 0);
+	fx_assert_same(fx, "a%b", "a_b_2", 0);
+	fx_new_state(fx);
+	assert_int_equal(fx_account(fx, &res), 0);
+	assert_int_equal(res.total.copied, 0);
+	account_result_free(&res);
+	fx_assert_same(fx, "a_b", "a_b", 0);
+	fx_assert_same(fx, "a%b", "a_b_2", 0);
+	assert_false(mem_folder_exists(fx->dst, "a_b_3"));
+}
+
 static void test_account_roles_and_subscriptions(void **state)
 {
 	struct fx *fx = *state;
@@ -758,6 +789,7 @@ int main(void)
 		T(test_vanished_while_copying),
 		T(test_refused_by_destination_retried),
 		T(test_account_refused_names),
+		T(test_account_refused_name_clash),
 		T(test_account_roles_and_subscriptions),
 		T(test_account_namespaces),
 #undef T
