@@ -4,10 +4,14 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_fault.h"
 #include "store_imap.h"
+#include "store_mem.h"
 
 static const struct store_driver *const drivers[] = {
 	&store_imap_driver,
+	&store_mem_driver,
+	&store_fault_driver,
 };
 
 const struct store_driver *store_driver_find(const char *name)

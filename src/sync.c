@@ -755,6 +755,33 @@ static int retry_missing(struct run *r, uint32_t lo, struct tr_error *err)
 	return w;
 }
 
+/* Source message m (its flags as the source has them now) has a done
+ * ledger row: queue a flag change when the flags written differ. */
+static int flag_change(struct run *r, struct meta *m, struct tr_error *err)
+{
+	struct state_msg *row = ledger_find(r->ledger, r->n_ledger, m->uid);
+
+	if (row == NULL || row->state != MSG_DONE || flags_equal(row->flags, m->flags))
+		return 0;
+	if (row->dst_uid == 0) {
+		log_debug(r->job->ctx, "%s: UID %u: flags changed but its destination UID is "
+			  "unknown (no UIDPLUS)", r->job->src_name, row->src_uid);
+		return 0;
+	}
+	free(row->flags);
+	row->flags = m->flags;
+	m->flags = NULL;
+	if (flag_queue_add(&r->flagq, row->dst_uid, row->flags) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (rows_reserve(r, r->flagq.n, err) < 0)
+		return -1;
+	r->rows[r->flagq.n - 1] = *row;
+	r->counts->flags_updated++;
+	return 0;
+}
+
 /* Ledger mode: new source UIDs, retries of refused messages, flag changes. */
 static int plan_ledger(struct run *r, struct tr_error *err)
 {
@@ -770,29 +797,14 @@ static int plan_ledger(struct run *r, struct tr_error *err)
 	 * "copy again": fetch those too. */
 	if (retry_missing(r, lo, err) < 0)
 		goto out;
-	for (i = 0; i < changed->n; i++) {
-		struct state_msg *row = ledger_find(r->ledger, r->n_ledger, changed->v[i].uid);
-
-		if (row == NULL || row->state != MSG_DONE || changed->v[i].uid >= lo ||
-		    flags_equal(row->flags, changed->v[i].flags))
-			continue;
-		if (row->dst_uid == 0) {
-			log_debug(job->ctx, "%s: UID %u: flags changed but its destination UID is "
-				  "unknown (no UIDPLUS)", job->src_name, row->src_uid);
-			continue;
-		}
-		free(row->flags);
-		row->flags = changed->v[i].flags;
-		changed->v[i].flags = NULL;
-		if (flag_queue_add(&r->flagq, row->dst_uid, row->flags) < 0) {
-			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	for (i = 0; i < changed->n; i++)
+		if (changed->v[i].uid < lo && flag_change(r, &changed->v[i], err) < 0)
 			goto out;
-		}
-		if (rows_reserve(r, r->flagq.n, err) < 0)
+	/* New messages a run that died before saving the folder copied (done
+	 * rows at or above lo): their flags may have changed since. */
+	for (i = 0; i < fresh->n; i++)
+		if (flag_change(r, &fresh->v[i], err) < 0)
 			goto out;
-		r->rows[r->flagq.n - 1] = *row;
-		r->counts->flags_updated++;
-	}
 	if (r->flagq.n > 0) {
 		size_t n = r->flagq.n;
 
