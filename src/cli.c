@@ -84,6 +84,7 @@ const char cli_usage_text[] =
 	"  --retries N                            attempts on transient errors (default 5)\n"
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 16)\n"
 	"  --batch-count N                        messages per batch (default 100)\n"
+	"  --spool-dir DIR                        where fetched messages wait (default $TMPDIR)\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"
