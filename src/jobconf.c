@@ -36,13 +36,17 @@ enum {
 };
 
 #define AT(field) offsetof(struct job_config, field)
-/* name, takes_value, option, operator_only, repeats, path, help, type, off, off2, lo, hi */
+/* Rows: name, takes_value, option, operator_only, repeats, path, help,
+ * type, off, off2, lo, hi. */
 #define VAL(n, t, off, h) { n, true, true, false, false, JOBCONF_NOT_PATH, h, t, off, 0, 0, 0 }
 #define NUM(n, t, off, lo, hi, h) { n, true, true, false, false, JOBCONF_NOT_PATH, h, t, off, 0, lo, hi }
 #define FLAG(n, off, on, h) { n, false, true, false, false, JOBCONF_NOT_PATH, h, T_FLAG, off, 0, on, 0 }
 #define LEVEL(n, v, h) { n, false, true, false, false, JOBCONF_NOT_PATH, h, T_LEVEL, AT(verbosity), 0, v, 0 }
 #define PATH(n, kind, off, h) { n, true, true, false, false, kind, h, T_TEXT, off, 0, 0, 0 }
-#define LIST(n, off, off2, h) { n, true, true, false, true, JOBCONF_NOT_PATH, h, T_LIST, off, off2, 0, 0 }
+#define LIST(n, t, off, off2, h) { n, true, true, false, true, JOBCONF_NOT_PATH, h, t, off, off2, 0, 0 }
+/* TLS policy and the admin login are the operator's, not a spool job's */
+#define OP_FLAG(n, off, h) { n, false, true, true, false, JOBCONF_NOT_PATH, h, T_FLAG, off, 0, 1, 0 }
+#define OP_TEXT(n, kind, off, h) { n, true, true, true, false, kind, h, T_TEXT, off, 0, 0, 0 }
 
 /* Every setting of a job.  The order is the text's (jobconf_text). */
 static const struct jobconf_key keys[] = {
@@ -52,12 +56,10 @@ static const struct jobconf_key keys[] = {
 	VAL("dst", T_SERVER, AT(dst), "destination server HOST[:PORT]"),
 	VAL("dst-tls", T_TLS, AT(dst), "destination TLS: implicit, starttls or none"),
 	VAL("dst-tls-name", T_TEXT, AT(dst.tls_name), "name the destination certificate must carry"),
-	{ "ca-file", true, true, true, false, JOBCONF_PATH_READ, "trust these CAs (default: the system store)",
-	  T_TEXT, AT(ca_file), 0, 0, 0 },
-	{ "insecure", false, true, true, false, JOBCONF_NOT_PATH, "do not verify certificates",
-	  T_FLAG, AT(insecure), 0, 1, 0 },
-	{ "allow-plaintext", false, true, true, false, JOBCONF_NOT_PATH,
-	  "allow TLS none to a host that is not loopback", T_FLAG, AT(allow_plaintext), 0, 1, 0 },
+	OP_TEXT("ca-file", JOBCONF_PATH_READ, AT(ca_file), "trust these CAs (default: the system store)"),
+	OP_FLAG("insecure", AT(insecure), "do not verify certificates"),
+	OP_FLAG("allow-plaintext", AT(allow_plaintext), "allow TLS none to a host that is not loopback"),
+	/* on the command line it is the argument, not an option */
 	{ "accounts", true, false, false, false, JOBCONF_PATH_READ, "the accounts CSV (run, check, verify)",
 	  T_TEXT, AT(accounts), 0, 0, 0 },
 	VAL("user", T_TEXT, AT(user), "migrate: the mailbox (login on both sides)"),
@@ -67,17 +69,16 @@ static const struct jobconf_key keys[] = {
 	     "migrate: the source password's file"),
 	PATH("dst-password-file", JOBCONF_PATH_READ, AT(dst_password_file),
 	     "migrate: the destination password's file"),
-	{ "dst-admin", true, true, true, false, JOBCONF_NOT_PATH,
-	  "log in to the destination as this admin for each account", T_TEXT, AT(dst_admin), 0, 0, 0 },
-	{ "dst-admin-password-file", true, true, true, false, JOBCONF_PATH_READ,
-	  "the destination admin password's file", T_TEXT, AT(dst_admin_password_file), 0, 0, 0 },
+	OP_TEXT("dst-admin", JOBCONF_NOT_PATH, AT(dst_admin),
+		"log in to the destination as this admin for each account"),
+	OP_TEXT("dst-admin-password-file", JOBCONF_PATH_READ, AT(dst_admin_password_file),
+		"the destination admin password's file"),
 	VAL("dst-admin-separator", T_CHAR, AT(dst_admin_separator),
 	    "log in as \"user<C>admin\" instead of SASL PLAIN"),
 	PATH("state", JOBCONF_PATH_DIR, AT(state_dir), "what is known between runs"),
-	LIST("folder", AT(folders), AT(n_folders), "copy the folders matching PATTERN (repeatable)"),
-	LIST("exclude", AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
-	{ "map", true, true, false, true, JOBCONF_NOT_PATH, "rename a folder: OLD=NEW (repeatable)",
-	  T_MAP, 0, 0, 0, 0 },
+	LIST("folder", T_LIST, AT(folders), AT(n_folders), "copy the folders matching PATTERN"),
+	LIST("exclude", T_LIST, AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
+	LIST("map", T_MAP, 0, 0, "rename a folder: OLD=NEW"),
 	FLAG("keep-names", AT(keep_names), 1, "no special-use mapping"),
 	FLAG("no-subscriptions", AT(subscribe), 0, "do not copy subscriptions"),
 	FLAG("content", AT(content), 1, "verify: compare whole contents"),
