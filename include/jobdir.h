@@ -52,7 +52,8 @@ int jobdir_config_read(const char *path, struct job_file *out, struct tr_error *
  * realpath, for absolute paths), state DIR/state/NAME unless the job sets
  * one (a re-run of the job resumes it), the operator's settings, the
  * report at report (NULL: none set), named after job->path; finished.
- * Returns 0, or -1 with err naming the job file, line and key. */
+ * Returns 0, or -1 with err naming the job file, line and key; cfg is to
+ * be freed with jobconf_free in both cases. */
 int jobdir_job_config(const char *dir, const char *dir_real, const struct job_file *job,
 		      const char *report, const struct jobdir_op *op, size_t n_op,
 		      struct job_config *cfg, struct tr_error *err);
