@@ -28,6 +28,7 @@
 
 #include "error.h"
 #include "folder.h"
+#include "jobconf.h"
 #include "scheduler.h"
 #include "state.h"
 #include "store.h"
@@ -43,6 +44,7 @@ struct account_progress {
 
 /* Everything borrowed; kept alive by the caller during account_run. */
 struct account_opts {
+	const struct job_config *cfg;       /* the job's settings: retries, spool_dir, subscribe... */
 	const char *label;                  /* for log lines: the email */
 	const struct store_driver *src_drv, *dst_drv;  /* store drivers (store.h) */
 	const struct store_endpoint *src_ep, *dst_ep;
@@ -53,9 +55,6 @@ struct account_opts {
 	struct limiter *src_lim, *dst_lim;  /* session slots per server (scheduler.h) */
 	const struct sync_limits *limits;
 	int max_sessions;                   /* sessions per side for this account */
-	int retries;                        /* attempts per folder on transient errors */
-	const char *spool_dir;              /* NULL: $TMPDIR */
-	bool subscribe;                     /* copy subscriptions */
 	struct account_progress *progress;  /* NULL: none */
 };
 

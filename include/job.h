@@ -19,10 +19,11 @@
  *
  * Job file: "key = value" lines, '#' comments, blank lines ignored; keys are
  * the long option names of `trasloco run` (src, dst, src-tls-name, accounts,
- * parallel-accounts, ...).  Values run to the end of the line, trimmed; a
- * value may be wrapped in double quotes to keep leading/trailing spaces.
- * Lines of at most JOB_MAX_LINE bytes, files of at most 1 MiB.
- * Relative paths are the caller's business (job_file_dir helps).
+ * parallel-accounts, ...), with or without a leading "--".  Values run to
+ * the end of the line, trimmed; a value may be wrapped in double quotes to
+ * keep leading/trailing spaces.  Lines of at most JOB_MAX_LINE bytes, files
+ * of at most 1 MiB.  This module reads the syntax only: what a key means,
+ * and where a relative path starts, is jobconf's (jobconf.h).
  */
 #ifndef TRASLOCO_JOB_H
 #define TRASLOCO_JOB_H

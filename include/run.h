@@ -24,6 +24,7 @@
 
 #include "account.h"
 #include "folder.h"
+#include "jobconf.h"
 #include "store.h"
 #include "scheduler.h"
 #include "state.h"
@@ -39,6 +40,7 @@ struct run_account {
 
 /* Everything the accounts share; filled by the caller, borrowed. */
 struct run_env {
+	const struct job_config *cfg;   /* the job's settings, read as they are */
 	const struct store_driver *src_drv, *dst_drv;   /* NULL: "imap" */
 	void *src_arg, *dst_arg;        /* the drivers' own (store_conf.arg) */
 	struct store_endpoint src_ep, dst_ep;
@@ -50,9 +52,6 @@ struct run_env {
 	const char *dst_admin_password;
 	char dst_admin_separator;
 	int max_sessions;               /* per account per side */
-	int retries;
-	const char *spool_dir;
-	bool subscribe;
 	int parallel_accounts;
 	const char *log_dir;            /* NULL: no per-account log files */
 	bool progress_tty;              /* redraw a progress line */

@@ -159,10 +159,10 @@ static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed
 		if (err->kind == TR_ERR_WAIT)
 			limiter_refused(lim, login);
 		limiter_release(lim, login);
-		if (extra || !transient(err->kind) || attempt + 1 >= o->retries ||
+		if (extra || !transient(err->kind) || attempt + 1 >= o->cfg->retries ||
 		    net_cancelled())
 			return -1;
-		log_warn(o->label, "%s; retrying (%d/%d)", err->msg, attempt + 1, o->retries - 1);
+		log_warn(o->label, "%s; retrying (%d/%d)", err->msg, attempt + 1, o->cfg->retries - 1);
 		backoff(attempt, seed);
 	}
 }
@@ -295,7 +295,7 @@ static int do_folder(struct worker *w, size_t i)
 				close_session(a, false, &w->dst);
 				return 1;
 			}
-			if (!transient(err.kind) || attempt + 1 >= o->retries) {
+			if (!transient(err.kind) || attempt + 1 >= o->cfg->retries) {
 				if (err.kind == TR_ERR_AUTH || err.kind == TR_ERR_TLS ||
 				    err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_CONNECT) {
 					set_abort(a, &err);
@@ -323,10 +323,10 @@ static int do_folder(struct worker *w, size_t i)
 			set_abort(a, &err);
 			return -1;
 		}
-		if (!transient(err.kind) || attempt + 1 >= o->retries || net_cancelled())
+		if (!transient(err.kind) || attempt + 1 >= o->cfg->retries || net_cancelled())
 			break;
 		log_warn(o->label, "%s; retrying the folder (%d/%d)", err.msg, attempt + 1,
-			 o->retries - 1);
+			 o->cfg->retries - 1);
 		drop_broken(a, true, &w->src);
 		drop_broken(a, false, &w->dst);
 		backoff(attempt, &w->seed);
@@ -359,8 +359,8 @@ static void *worker_main(void *arg)
 	if (w->eager && ensure_sessions(w, &err) < 0)
 		log_debug(w->a->o->label, "worker %d: %s", w->idx + 1, err.msg);
 
-	if (spool_init(&w->spool, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0 ||
-	    spool_init(&w->spool2, w->a->o->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
+	if (spool_init(&w->spool, w->a->o->cfg->spool_dir, SPOOL_MEM_LIMIT, &err) < 0 ||
+	    spool_init(&w->spool2, w->a->o->cfg->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
 		set_abort(w->a, &err);
 		spool_free(&w->spool);
 		return NULL;
@@ -631,7 +631,7 @@ static void *dst_prep_main(void *arg)
 
 	tr_error_clear(&p->err);
 	p->r = create_missing(p->a, p->dst, &p->err);
-	if (p->r == 0 && p->a->o->subscribe)
+	if (p->r == 0 && p->a->o->cfg->subscribe)
 		copy_subscriptions(p->a, p->dst);
 	return NULL;
 }

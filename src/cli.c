@@ -84,6 +84,7 @@ const char cli_usage_text[] =
 	"  --retries N                            attempts on transient errors (default 5)\n"
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 16)\n"
 	"  --batch-count N                        messages per batch (default 100)\n"
+	"  --spool-dir DIR                        where fetched messages wait (default $TMPDIR)\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"
@@ -143,7 +144,7 @@ static int get_secret(const char *file, const char *env, const char *prompt, cha
 /* ---- what every command sets up -------------------------------------------- */
 
 struct setup {
-	struct cli_opts o;
+	const struct job_config *cfg;
 	struct run_env env;
 	struct tls_ctx *tls;
 	struct state *state;
@@ -152,95 +153,104 @@ struct setup {
 	char started[32];
 };
 
-static void set_verbosity(const struct cli_opts *o)
+static void set_verbosity(const struct job_config *cfg)
 {
-	log_set_level(o->verbosity < 0 ? LOG_WARN : o->verbosity <= 1 ? LOG_INFO : LOG_DEBUG);
-	log_set_progress_enabled(o->progress && o->verbosity >= 0 && isatty(STDERR_FILENO));
+	log_set_level(cfg->verbosity < 0 ? LOG_WARN : cfg->verbosity <= 1 ? LOG_INFO : LOG_DEBUG);
+	log_set_progress_enabled(cfg->progress && cfg->verbosity >= 0 && isatty(STDERR_FILENO));
+}
+
+static enum tls_mode tls_mode_of(enum jobconf_tls t)
+{
+	switch (t) {
+	case JOBCONF_TLS_IMPLICIT: return TLS_MODE_IMPLICIT;
+	case JOBCONF_TLS_STARTTLS: return TLS_MODE_STARTTLS;
+	case JOBCONF_TLS_NONE: break;
+	}
+	return TLS_MODE_NONE;
 }
 
 /* TLS context, state, limiters and the shared run environment. */
 static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 {
-	struct cli_opts *o = &su->o;
+	const struct job_config *cfg = su->cfg;
 	struct run_env *env = &su->env;
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
 	strftime(su->started, sizeof(su->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (o->dst_admin != NULL &&
-	    get_secret(o->dst_admin_password_file, "TRASLOCO_DST_ADMIN_PASSWORD",
-		       o->cmd == CMD_MIGRATE ? "destination admin password" : NULL, &su->admin_pw,
-		       err) < 0)
+	if (cfg->dst_admin != NULL &&
+	    get_secret(cfg->dst_admin_password_file, "TRASLOCO_DST_ADMIN_PASSWORD",
+		       cfg->kind == JOB_MIGRATE ? "destination admin password" : NULL,
+		       &su->admin_pw, err) < 0)
 		return -1;
-	if (o->dst_admin != NULL && su->admin_pw == NULL) {
+	if (cfg->dst_admin != NULL && su->admin_pw == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "--dst-admin needs --dst-admin-password-file or "
 			     "$TRASLOCO_DST_ADMIN_PASSWORD");
 		return -1;
 	}
-	if (o->insecure)
+	if (cfg->insecure)
 		log_warn(NULL, "--insecure: server certificates are NOT verified; anyone on the "
 			 "path can read these passwords and this mail");
-	if (o->src.tls == TLS_MODE_NONE || o->dst.tls == TLS_MODE_NONE)
+	if (cfg->src.tls == JOBCONF_TLS_NONE || cfg->dst.tls == JOBCONF_TLS_NONE)
 		log_warn(NULL, "TLS is off for the %s: passwords and mail travel in clear",
-			 o->src.tls == TLS_MODE_NONE ? (o->dst.tls == TLS_MODE_NONE ? "source and "
-						       "destination" : "source") : "destination");
-	if (tls_ctx_new(o->ca_file, o->insecure, &su->tls, err) < 0)
+			 cfg->src.tls == JOBCONF_TLS_NONE ? (cfg->dst.tls == JOBCONF_TLS_NONE ?
+			 "source and destination" : "source") : "destination");
+	if (tls_ctx_new(cfg->ca_file, cfg->insecure, &su->tls, err) < 0)
 		return -1;
-	if (want_state && state_open(o->state_dir, &su->state, err) < 0)
+	if (want_state && state_open(cfg->state_dir, &su->state, err) < 0)
 		return -1;
 
 	memset(env, 0, sizeof(*env));
+	env->cfg = cfg;
 	env->src_ep.label = "source";
-	env->src_ep.host = o->src.host;
-	env->src_ep.port = o->src.port;
-	env->src_ep.tls = o->src.tls;
-	env->src_ep.tls_name = o->src.tls_name;
+	env->src_ep.host = cfg->src.host;
+	env->src_ep.port = cfg->src.port;
+	env->src_ep.tls = tls_mode_of(cfg->src.tls);
+	env->src_ep.tls_name = cfg->src.tls_name;
 	env->src_ep.tls_ctx = su->tls;
-	env->src_ep.timeout_s = o->timeout_s;
+	env->src_ep.timeout_s = cfg->timeout_s;
 	env->dst_ep = env->src_ep;
 	env->dst_ep.label = "destination";
-	env->dst_ep.host = o->dst.host;
-	env->dst_ep.port = o->dst.port;
-	env->dst_ep.tls = o->dst.tls;
-	env->dst_ep.tls_name = o->dst.tls_name;
+	env->dst_ep.host = cfg->dst.host;
+	env->dst_ep.port = cfg->dst.port;
+	env->dst_ep.tls = tls_mode_of(cfg->dst.tls);
+	env->dst_ep.tls_name = cfg->dst.tls_name;
 	env->state = su->state;
-	env->src_lim = limiter_new("the source", o->src_max_per_account, o->src_max_connections);
-	env->dst_lim = limiter_new("the destination", o->dst_max_per_account,
-				   o->dst_max_connections);
+	env->src_lim = limiter_new("the source", cfg->src_max_per_account,
+				   cfg->src_max_connections);
+	env->dst_lim = limiter_new("the destination", cfg->dst_max_per_account,
+				   cfg->dst_max_connections);
 	if (env->src_lim == NULL || env->dst_lim == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	env->map.keep_names = o->keep_names;
-	env->map.rules = o->maps;
-	env->map.n_rules = o->n_maps;
-	env->map.filter.include = (const char **)o->folders;
-	env->map.filter.n_include = o->n_folders;
-	env->map.filter.exclude = (const char **)o->excludes;
-	env->map.filter.n_exclude = o->n_excludes;
-	env->limits.batch_bytes = o->batch_bytes;
-	env->limits.batch_count = o->batch_count;
-	env->dst_admin = o->dst_admin;
+	env->map.keep_names = cfg->keep_names;
+	env->map.rules = cfg->maps;
+	env->map.n_rules = cfg->n_maps;
+	env->map.filter.include = (const char **)cfg->folders;
+	env->map.filter.n_include = cfg->n_folders;
+	env->map.filter.exclude = (const char **)cfg->excludes;
+	env->map.filter.n_exclude = cfg->n_excludes;
+	env->limits.batch_bytes = cfg->batch_bytes;
+	env->limits.batch_count = cfg->batch_count;
+	env->dst_admin = cfg->dst_admin;
 	env->dst_admin_password = su->admin_pw;
-	env->dst_admin_separator = o->dst_admin_separator;
-	env->max_sessions = o->src_max_per_account < o->dst_max_per_account ?
-			    o->src_max_per_account : o->dst_max_per_account;
-	env->retries = o->retries;
-	env->spool_dir = o->spool_dir;
-	env->subscribe = !o->no_subscriptions;
-	env->parallel_accounts = o->cmd == CMD_MIGRATE ? 1 : o->parallel_accounts;
+	env->dst_admin_separator = cfg->dst_admin_separator;
+	env->max_sessions = cfg->src_max_per_account < cfg->dst_max_per_account ?
+			    cfg->src_max_per_account : cfg->dst_max_per_account;
+	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
 	env->progress_tty = log_progress_enabled();
-	env->progress_log = !env->progress_tty && o->verbosity >= 0;
-	if (o->cmd == CMD_RUN) {
-		if (o->log_dir != NULL) {
-			su->log_dir = strdup(o->log_dir);
-		} else if (o->state_dir != NULL) {
-			size_t len = strlen(o->state_dir) + sizeof("/logs");
+	env->progress_log = !env->progress_tty && cfg->verbosity >= 0;
+	if (cfg->kind == JOB_RUN) {
+		if (cfg->log_dir != NULL) {
+			su->log_dir = strdup(cfg->log_dir);
+		} else if (cfg->state_dir != NULL) {
+			size_t len = strlen(cfg->state_dir) + sizeof("/logs");
 
 			su->log_dir = malloc(len);
 			if (su->log_dir != NULL)
-				snprintf(su->log_dir, len, "%s/logs", o->state_dir);
+				snprintf(su->log_dir, len, "%s/logs", cfg->state_dir);
 		}
 		if (su->log_dir != NULL && mkdir(su->log_dir, 0700) < 0 && errno != EEXIST)
 			log_warn(NULL, "cannot create the log directory %s: %s", su->log_dir,
@@ -258,19 +268,18 @@ static void setup_free(struct setup *su)
 	tls_ctx_free(su->tls);
 	secret_free(su->admin_pw);
 	free(su->log_dir);
-	cli_opts_free(&su->o);
 }
 
-/* Parse; prints usage or the error.  Returns -1 to go on, else an exit code. */
-static int parse_or_exit(enum cli_cmd cmd, const char *name, int argc, char **argv,
-			 struct setup *su)
+/* Parse; prints usage or the error.  Returns -1 to go on, else an exit code
+ * (cfg is to be freed in both cases). */
+static int parse_or_exit(enum job_kind kind, const char *name, int argc, char **argv,
+			 struct job_config *cfg)
 {
 	struct tr_error err;
 	int r;
 
-	memset(su, 0, sizeof(*su));
 	tr_error_clear(&err);
-	r = cli_parse(cmd, argc, argv, &su->o, &err);
+	r = cli_parse(kind, argc, argv, cfg, &err);
 	if (r > 0) {
 		fputs(cli_usage_text, stdout);
 		return EXIT_OK;
@@ -279,7 +288,6 @@ static int parse_or_exit(enum cli_cmd cmd, const char *name, int argc, char **ar
 		fprintf(stderr, "trasloco %s: %s\n(see trasloco help)\n", name, err.msg);
 		return err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 	}
-	set_verbosity(&su->o);
 	return -1;
 }
 
@@ -306,6 +314,7 @@ static int exit_code_for(const struct account_result *r)
 
 static int cmd_migrate(int argc, char **argv)
 {
+	struct job_config cfg;
 	struct setup su;
 	struct tr_error err;
 	struct run_account acc;
@@ -313,40 +322,43 @@ static int cmd_migrate(int argc, char **argv)
 	char *src_pw = NULL, *dst_pw = NULL;
 	int code;
 
-	code = parse_or_exit(CMD_MIGRATE, "migrate", argc, argv, &su);
+	memset(&su, 0, sizeof(su));
+	code = parse_or_exit(JOB_MIGRATE, "migrate", argc, argv, &cfg);
 	if (code >= 0) {
-		cli_opts_free(&su.o);
+		jobconf_free(&cfg);
 		return code;
 	}
+	su.cfg = &cfg;
+	set_verbosity(&cfg);
 	tr_error_clear(&err);
 	/* Passwords first: a prompt must come before any other output. */
-	if (get_secret(su.o.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
+	if (get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
 		       &src_pw, &err) < 0 ||
-	    (su.o.dst_admin == NULL &&
-	     get_secret(su.o.dst_password_file, "TRASLOCO_DST_PASSWORD", NULL, &dst_pw, &err) < 0)) {
+	    (cfg.dst_admin == NULL &&
+	     get_secret(cfg.dst_password_file, "TRASLOCO_DST_PASSWORD", NULL, &dst_pw, &err) < 0)) {
 		fprintf(stderr, "trasloco migrate: %s\n", err.msg);
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 		goto out;
 	}
 	if (setup_env(&su, true, &err) < 0) {
-		log_error(su.o.user, "%s", err.msg);
+		log_error(cfg.user, "%s", err.msg);
 		code = err.kind == TR_ERR_TLS ? EXIT_CONNECT : err.kind == TR_ERR_USAGE ? EXIT_USAGE
 											  : EXIT_FAILED;
 		goto out;
 	}
 	memset(&acc, 0, sizeof(acc));
-	acc.label = su.o.user;
-	acc.src_user = su.o.src_user;
+	acc.label = cfg.user;
+	acc.src_user = cfg.src_user;
 	acc.src_password = src_pw;
-	acc.dst_user = su.o.dst_user;
+	acc.dst_user = cfg.dst_user;
 	acc.dst_password = dst_pw;
-	log_info(su.o.user, "state in %s", state_path(su.state));
+	log_info(cfg.user, "state in %s", state_path(su.state));
 	if (run_accounts(&su.env, &acc, 1, &res) < 0 && res.v == NULL) {
-		log_error(su.o.user, "out of memory");
+		log_error(cfg.user, "out of memory");
 		code = EXIT_FAILED;
 		goto out;
 	}
-	report_summary(stdout, su.o.user, &res.v[0].res);
+	report_summary(stdout, cfg.user, &res.v[0].res);
 	fflush(stdout);
 	code = res.v[0].started ? exit_code_for(&res.v[0].res) : EXIT_STOPPED;
 	run_result_free(&res);
@@ -354,6 +366,7 @@ out:
 	secret_free(src_pw);
 	secret_free(dst_pw);
 	setup_free(&su);
+	jobconf_free(&cfg);
 	return code;
 }
 
@@ -382,13 +395,13 @@ static struct run_account *accounts_from(const struct job_accounts *ja)
 /* Load and check the accounts file; prints the rows it skips. */
 /* *bad gets the skipped rows (problems with a line number); problems
  * without one are warnings about the whole file (e.g. its permissions). */
-static int load_accounts(const struct cli_opts *o, struct job_accounts *ja, const char ***bad,
-			 size_t *n_bad, struct tr_error *err)
+static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
+			 const char ***bad, size_t *n_bad, struct tr_error *err)
 {
 	size_t i;
 
 	*n_bad = 0;
-	if (job_accounts_load(o->accounts, ja, err) < 0)
+	if (job_accounts_load(cfg->accounts, ja, err) < 0)
 		return -1;
 	*bad = calloc(ja->n_bad + 1, sizeof(**bad));
 	for (i = 0; i < ja->n_bad; i++) {
@@ -396,20 +409,23 @@ static int load_accounts(const struct cli_opts *o, struct job_accounts *ja, cons
 			log_warn(NULL, "%s", ja->bad[i].what);
 			continue;
 		}
-		log_warn(NULL, "%s: skipped %s", o->accounts, ja->bad[i].what);
+		log_warn(NULL, "%s: skipped %s", cfg->accounts, ja->bad[i].what);
 		if (*bad != NULL)
 			(*bad)[(*n_bad)++] = ja->bad[i].what;
 	}
 	if (ja->n == 0) {
-		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate", o->accounts);
+		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate", cfg->accounts);
 		return -1;
 	}
 	return 0;
 }
 
-static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char *report_override)
+/* Run, check or verify the accounts of a finished configuration; returns
+ * the exit code. */
+static int run_batch(const struct job_config *cfg)
 {
-	const char *name = cmd == CMD_RUN ? "run" : cmd == CMD_CHECK ? "check" : "verify";
+	const char *name = cfg->kind == JOB_RUN ? "run" : cfg->kind == JOB_CHECK ? "check"
+										 : "verify";
 	struct setup su;
 	struct tr_error err;
 	struct job_accounts ja;
@@ -420,36 +436,30 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 	int code;
 
 	memset(&ja, 0, sizeof(ja));
-	code = parse_or_exit(cmd, name, argc, argv, &su);
-	if (code >= 0) {
-		cli_opts_free(&su.o);
-		return code;
-	}
+	memset(&su, 0, sizeof(su));
+	su.cfg = cfg;
+	set_verbosity(cfg);
 	tr_error_clear(&err);
-	if (report_override != NULL) {
-		free(su.o.report);
-		su.o.report = strdup(report_override);
-	}
-	if (load_accounts(&su.o, &ja, &bad, &n_bad, &err) < 0) {
+	if (load_accounts(cfg, &ja, &bad, &n_bad, &err) < 0) {
 		log_error(NULL, "%s", err.msg);
 		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
 		goto out;
 	}
 	accs = accounts_from(&ja);
-	if (accs == NULL || setup_env(&su, cmd == CMD_RUN, &err) < 0) {
+	if (accs == NULL || setup_env(&su, cfg->kind == JOB_RUN, &err) < 0) {
 		log_error(NULL, "%s", accs == NULL ? "out of memory" : err.msg);
 		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
 		goto out;
 	}
-	snprintf(src, sizeof(src), "%s:%d", su.o.src.host, su.o.src.port);
-	snprintf(dst, sizeof(dst), "%s:%d", su.o.dst.host, su.o.dst.port);
+	snprintf(src, sizeof(src), "%s:%d", cfg->src.host, cfg->src.port);
+	snprintf(dst, sizeof(dst), "%s:%d", cfg->dst.host, cfg->dst.port);
 	log_info(NULL, "%s: %zu account(s) from %s to %s, %d at a time%s%s", name, ja.n, src, dst,
 		 su.env.parallel_accounts, su.state ? ", state in " : "",
 		 su.state ? state_path(su.state) : "");
-	if (cmd == CMD_RUN) {
+	if (cfg->kind == JOB_RUN) {
 		struct run_result res;
 		struct report_job rj = {
-			.name = su.o.job != NULL ? su.o.job : su.o.accounts,
+			.name = cfg->name != NULL ? cfg->name : cfg->accounts,
 			.src = src, .dst = dst, .started = su.started,
 			.bad_rows = bad, .n_bad_rows = n_bad,
 		};
@@ -461,16 +471,16 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		}
 		report_table(stdout, &res);
 		fflush(stdout);
-		if (su.o.report != NULL && report_json(su.o.report, &rj, &res, &err) < 0)
+		if (cfg->report != NULL && report_json(cfg->report, &rj, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
-		if (su.o.report_csv != NULL && report_csv(su.o.report_csv, &res, &err) < 0)
+		if (cfg->report_csv != NULL && report_csv(cfg->report_csv, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED :
 		       res.ok == res.n && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		run_result_free(&res);
-	} else if (cmd == CMD_VERIFY) {
+	} else if (cfg->kind == JOB_VERIFY) {
 		struct verify_item *items = NULL;
-		int r = verify_run(&su.env, accs, ja.n, su.o.content, &items);
+		int r = verify_run(&su.env, accs, ja.n, cfg->content, &items);
 
 		if (items == NULL) {
 			code = EXIT_FAILED;
@@ -478,7 +488,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		}
 		verify_print(stdout, items, ja.n);
 		fflush(stdout);
-		if (su.o.report != NULL && verify_json(su.o.report, items, ja.n, &err) < 0)
+		if (cfg->report != NULL && verify_json(cfg->report, items, ja.n, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		verify_items_free(items, ja.n);
@@ -492,7 +502,7 @@ static int cmd_run_or_check(enum cli_cmd cmd, int argc, char **argv, const char 
 		}
 		preflight_print(stdout, items, ja.n);
 		fflush(stdout);
-		if (su.o.report != NULL && preflight_json(su.o.report, items, ja.n, &err) < 0)
+		if (cfg->report != NULL && preflight_json(cfg->report, items, ja.n, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
 		free(items);
@@ -505,76 +515,39 @@ out:
 	return code;
 }
 
+static int cmd_run_or_check(enum job_kind kind, int argc, char **argv)
+{
+	const char *name = kind == JOB_RUN ? "run" : kind == JOB_CHECK ? "check" : "verify";
+	struct job_config cfg;
+	int code = parse_or_exit(kind, name, argc, argv, &cfg);
+
+	if (code < 0)
+		code = run_batch(&cfg);
+	jobconf_free(&cfg);
+	return code;
+}
+
 /* ---- spool ------------------------------------------------------------------- */
 
-struct spool_ctx {
-	char **opts;            /* the operator's options for every job: --config's, */
-	int n_opts;             /* then the spool command line's (which win) */
-	const char *dir_real;
-};
-
-static int run_spooled(int fd, const char *job, const char *report, const char *spool_dir,
-		       void *ctx)
+static int run_spooled(const struct job_config *cfg, void *ctx)
 {
-	struct spool_ctx *sc = ctx;
-	struct cli_spool_job sj = { .dir = spool_dir, .dir_real = sc->dir_real };
-	struct job_file jf;
-	struct tr_error err;
-	char state[4096], name[1024];
-	char **argv;
-	const char *base = strrchr(job, '/');
-	bool has_state = false;
-	int argc = 0, i, code;
-	size_t k;
-
-	tr_error_clear(&err);
-	/* read once, from what jobdir checked; cli_parse uses this copy */
-	if (job_file_read_fd(fd, job, &jf, &err) < 0) {
-		log_error(NULL, "%s", err.msg);
-		return err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
-	}
-	argv = calloc((size_t)sc->n_opts + 6, sizeof(*argv));
-	if (argv == NULL) {
-		job_file_free(&jf);
-		return EXIT_FAILED;
-	}
-	base = base != NULL ? base + 1 : job;
-	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) - 4), base);
-	argv[argc++] = (char *)"run";
-	argv[argc++] = (char *)job;
-	/* A job without its own state keeps it in the spool, by job name, so a
-	 * re-run of the same job later resumes it.  cli_parse reads the job
-	 * file first, then argv, so this goes in only when the job sets no
-	 * state, and before the operator's options (which win). */
-	for (k = 0; k < jf.n; k++)
-		if (strcmp(jf.v[k].key, "state") == 0)
-			has_state = true;
-	if (!has_state) {
-		snprintf(state, sizeof(state), "%s/state/%s", spool_dir, name);
-		argv[argc++] = (char *)"--state";
-		argv[argc++] = state;
-	}
-	for (i = 0; i < sc->n_opts; i++)
-		argv[argc++] = sc->opts[i];
-	sj.jf = &jf;
-	cli_set_spool_job(&sj);
-	code = cmd_run_or_check(CMD_RUN, argc, argv, report);
-	cli_set_spool_job(NULL);
-	job_file_free(&jf);
-	free(argv);
-	return code;
+	(void)ctx;
+	return run_batch(cfg);
 }
 
 static int cmd_spool(int argc, char **argv)
 {
-	struct spool_ctx sc;
 	struct tr_error err;
+	struct job_file conf;
+	struct cli_args args;
+	struct jobdir_op op[2];
 	const char *config = NULL;
-	char **conf = NULL, **opts = NULL, dir[4096], *real = NULL;
-	int n_conf = 0, ran, failed, i, code = EXIT_USAGE;
-	size_t len;
+	char **opts = NULL, dir[4096], *conf_dir = NULL;
+	int n_opts = 0, ran, failed, i, r, code = EXIT_USAGE;
+	size_t len, n_op = 0;
 
-	memset(&sc, 0, sizeof(sc));
+	memset(&conf, 0, sizeof(conf));
+	memset(&args, 0, sizeof(args));
 	tr_error_clear(&err);
 	if (argc < 2 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n");
@@ -592,7 +565,7 @@ static int cmd_spool(int argc, char **argv)
 	opts = calloc((size_t)argc + 1, sizeof(*opts));
 	if (opts == NULL)
 		return EXIT_FAILED;
-	opts[sc.n_opts++] = (char *)"spool";
+	opts[n_opts++] = (char *)"spool";
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config = argv[++i];
@@ -606,42 +579,47 @@ static int cmd_spool(int argc, char **argv)
 			fprintf(stderr, "trasloco spool: option --config needs a value\n");
 			goto out;
 		}
-		opts[sc.n_opts++] = argv[i];
+		opts[n_opts++] = argv[i];
 	}
 	if (config != NULL) {
-		char **all;
-
-		if (cli_spool_config(config, &conf, &n_conf, &err) < 0) {
+		if (jobdir_config_read(config, &conf, &err) < 0 ||
+		    (conf_dir = job_file_dir(config)) == NULL) {
+			if (conf_dir == NULL && err.kind == TR_ERR_NONE)
+				tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
 			fprintf(stderr, "trasloco spool: %s\n", err.msg);
 			code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 			goto out;
 		}
 		/* the config's settings first: the command line's win */
-		all = calloc((size_t)(sc.n_opts + n_conf) + 1, sizeof(*all));
-		if (all == NULL) {
-			code = EXIT_FAILED;
-			goto out;
-		}
-		all[0] = opts[0];
-		memcpy(all + 1, conf, (size_t)n_conf * sizeof(*all));
-		memcpy(all + 1 + n_conf, opts + 1, (size_t)(sc.n_opts - 1) * sizeof(*all));
-		free(opts);
-		opts = all;
-		sc.n_opts += n_conf;
+		op[n_op].settings = &conf;
+		op[n_op].origin = (struct jobconf_origin){ .from = JOBCONF_OPERATOR, .dir = conf_dir };
+		n_op++;
 	}
-	if (cli_spool_check(sc.n_opts, opts, &err) < 0) {
+	r = cli_read_args(n_opts, opts, &args, &err);
+	if (r > 0) {
+		tr_error_set(&err, TR_ERR_USAGE, "--help is not an option of the spool's jobs");
+		r = -1;
+	} else if (r == 0 && args.n_args > 0) {
+		tr_error_set(&err, TR_ERR_USAGE, "unexpected argument \"%s\"", args.args[0]);
+		r = -1;
+	}
+	if (r < 0) {
 		fprintf(stderr, "trasloco spool: %s\n(see trasloco help)\n", err.msg);
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 		goto out;
 	}
-	sc.opts = opts + 1;
-	sc.n_opts--;
+	op[n_op].settings = &args.settings;
+	op[n_op].origin = (struct jobconf_origin){ .from = JOBCONF_CALLER };
+	n_op++;
 	tr_error_clear(&err);
-	real = realpath(dir, NULL);
-	sc.dir_real = real;
-	if (jobdir_run(dir, run_spooled, &sc, &ran, &failed, &err) < 0) {
-		log_error(NULL, "%s", err.msg);
-		code = EXIT_FAILED;
+	if (jobdir_run(dir, op, n_op, run_spooled, NULL, &ran, &failed, &err) < 0) {
+		if (err.kind == TR_ERR_USAGE) {
+			fprintf(stderr, "trasloco spool: %s\n(see trasloco help)\n", err.msg);
+			code = EXIT_USAGE;
+		} else {
+			log_error(NULL, "%s", err.msg);
+			code = EXIT_FAILED;
+		}
 		goto out;
 	}
 	if (net_cancelled())
@@ -649,9 +627,10 @@ static int cmd_spool(int argc, char **argv)
 	else
 		code = failed > 0 ? EXIT_PARTIAL : EXIT_OK;
 out:
-	free(real);
 	free(opts);
-	cli_spool_config_free(conf, n_conf);
+	free(conf_dir);
+	job_file_free(&conf);
+	cli_args_free(&args);
 	return code;
 }
 
@@ -689,11 +668,11 @@ int cli_main(int argc, char **argv)
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
 	if (strcmp(cmd, "run") == 0)
-		return cmd_run_or_check(CMD_RUN, argc - 1, argv + 1, NULL);
+		return cmd_run_or_check(JOB_RUN, argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)
-		return cmd_run_or_check(CMD_CHECK, argc - 1, argv + 1, NULL);
+		return cmd_run_or_check(JOB_CHECK, argc - 1, argv + 1);
 	if (strcmp(cmd, "verify") == 0)
-		return cmd_run_or_check(CMD_VERIFY, argc - 1, argv + 1, NULL);
+		return cmd_run_or_check(JOB_VERIFY, argc - 1, argv + 1);
 	if (strcmp(cmd, "spool") == 0)
 		return cmd_spool(argc - 1, argv + 1);
 	fprintf(stderr, "trasloco: unknown command \"%s\"\n%s", cmd, cli_usage_text);

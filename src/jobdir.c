@@ -173,17 +173,148 @@ static int open_job(const char *path, uid_t uid, char *why, size_t cap)
 	return fd;
 }
 
-int jobdir_run(const char *dir, jobdir_runner *run, void *ctx, int *ran, int *failed,
-	       struct tr_error *err)
+int jobdir_config_read(const char *path, struct job_file *out, struct tr_error *err)
+{
+	struct stat st;
+	int fd, r;
+
+	memset(out, 0, sizeof(*out));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s: %s", path,
+			     errno == ELOOP ? "a symbolic link (give the file itself)" :
+			     strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	/* it may turn certificate checks off for every job: only root may
+	 * have written it */
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		tr_error_set(err, TR_ERR_USAGE, "spool configuration %s must belong to root and be "
+			     "writable by no one else (it is uid %u, mode %04o): chown root, chmod "
+			     "go-w", path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	r = job_file_read_fd(fd, path, out, err);
+	close(fd);
+	return r;
+}
+
+static int apply_op(struct job_config *cfg, const struct jobdir_op *op, size_t n_op,
+		    struct tr_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < n_op; i++)
+		if (jobconf_apply(cfg, op[i].settings, &op[i].origin, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* The operator's settings, once, before any job: valid, and no admin
+ * password sent where a job says. */
+static int check_op(const struct jobdir_op *op, size_t n_op, struct tr_error *err)
+{
+	struct job_config cfg;
+	int r;
+
+	jobconf_init(&cfg, JOB_RUN);
+	r = apply_op(&cfg, op, n_op, err);
+	if (r == 0 && cfg.dst_admin != NULL && cfg.dst.host == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "a spool with --dst-admin needs --dst from its "
+			     "command line or --config file too: the destination an admin "
+			     "password is sent to is not a job's choice");
+		r = -1;
+	}
+	jobconf_free(&cfg);
+	return r;
+}
+
+int jobdir_job_config(const char *dir, const char *dir_real, const struct job_file *job,
+		      const char *report, const struct jobdir_op *op, size_t n_op,
+		      struct job_config *cfg, struct tr_error *err)
+{
+	struct jobconf_origin spool = { .from = JOBCONF_SPOOL_JOB, .dir = dir,
+					.dir_real = dir_real };
+	const char *base = job->path != NULL ? strrchr(job->path, '/') : NULL;
+	char state[4096];
+	bool has_state = false;
+	size_t i, len;
+
+	jobconf_init(cfg, JOB_RUN);
+	if (job->path != NULL && (cfg->name = strdup(job->path)) == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (jobconf_apply(cfg, job, &spool, err) < 0)
+		return -1;
+	for (i = 0; i < job->n; i++)
+		if (strcmp(job->v[i].key, "state") == 0)
+			has_state = true;
+	if (!has_state) {
+		/* by the job's name, so that a re-run of the same job resumes it;
+		 * before the operator's settings, which win */
+		base = base != NULL ? base + 1 : job->path != NULL ? job->path : "job";
+		len = strlen(base);
+		if (len > 4 && strcmp(base + len - 4, ".job") == 0)
+			len -= 4;
+		snprintf(state, sizeof(state), "%s/state/%.*s", dir, (int)len, base);
+		if (jobconf_set(cfg, "state", state, NULL, err) < 0)
+			return -1;
+	}
+	if (apply_op(cfg, op, n_op, err) < 0)
+		return -1;
+	if (report != NULL && jobconf_set(cfg, "report", report, NULL, err) < 0)
+		return -1;
+	return jobconf_finish(cfg, err);
+}
+
+/* Read, configure and run one job; returns its exit code. */
+static int run_job(int fd, const char *path, const char *report, const char *dir,
+		   const char *dir_real, const struct jobdir_op *op, size_t n_op,
+		   jobdir_runner *run, void *ctx)
+{
+	struct job_file jf;
+	struct job_config cfg;
+	struct tr_error err;
+	int code;
+
+	tr_error_clear(&err);
+	/* read once, from what open_job checked */
+	if (job_file_read_fd(fd, path, &jf, &err) < 0) {
+		log_error(NULL, "%s", err.msg);
+		return JOBDIR_REFUSED;
+	}
+	if (jobdir_job_config(dir, dir_real, &jf, report, op, n_op, &cfg, &err) < 0) {
+		log_error(NULL, "%s", err.msg);
+		code = JOBDIR_REFUSED;
+	} else {
+		code = run(&cfg, ctx);
+	}
+	jobconf_free(&cfg);
+	job_file_free(&jf);
+	return code;
+}
+
+int jobdir_run(const char *dir, const struct jobdir_op *op, size_t n_op, jobdir_runner *run,
+	       void *ctx, int *ran, int *failed, struct tr_error *err)
 {
 	char path[4096], report[4096];
 	char **jobs;
 	size_t i, n;
 	uid_t uid = geteuid();
 	struct stat st;
+	char *real = NULL;
 	int lock, r = -1;
 
 	*ran = *failed = 0;
+	if (check_op(op, n_op, err) < 0)
+		return -1;
 	if (check_dir(dir, uid, err) < 0)
 		return -1;
 	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
@@ -210,6 +341,7 @@ int jobdir_run(const char *dir, jobdir_runner *run, void *ctx, int *ran, int *fa
 		tr_error_set(err, TR_ERR_LOCAL, "cannot lock %s: %s", path, strerror(errno));
 		return -1;
 	}
+	real = realpath(dir, NULL);
 
 	/* Whatever is in running/ was left by a run that died. */
 	snprintf(path, sizeof(path), "%s/running", dir);
@@ -256,7 +388,7 @@ int jobdir_run(const char *dir, jobdir_runner *run, void *ctx, int *ran, int *fa
 		snprintf(rname, sizeof(rname), "%.*s.json", (int)(strlen(jobs[i]) - 4), jobs[i]);
 		snprintf(report, sizeof(report), "%s/running/%s", dir, rname);
 		log_info(NULL, "spool %s: running %s", dir, jobs[i]);
-		code = run(fd, path, report, dir, ctx);
+		code = run_job(fd, path, report, dir, real, op, n_op, run, ctx);
 		close(fd);
 		(*ran)++;
 		if (net_cancelled()) {
@@ -277,6 +409,7 @@ int jobdir_run(const char *dir, jobdir_runner *run, void *ctx, int *ran, int *fa
 	free_list(jobs, n);
 	r = 0;
 out:
+	free(real);
 	flock(lock, LOCK_UN);
 	close(lock);
 	return r;

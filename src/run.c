@@ -151,10 +151,8 @@ static void run_one(size_t i, void *ctx)
 	ao.src_lim = env->src_lim;
 	ao.dst_lim = env->dst_lim;
 	ao.limits = &env->limits;
+	ao.cfg = env->cfg;
 	ao.max_sessions = env->max_sessions;
-	ao.retries = env->retries;
-	ao.spool_dir = env->spool_dir;
-	ao.subscribe = env->subscribe;
 	ao.progress = &jr->prog;
 
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,

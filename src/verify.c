@@ -289,7 +289,7 @@ static void verify_one(size_t i, void *ctx)
 
 	/* --content reads every message; without, only those whose copy the
 	 * destination may have altered. */
-	if (spool_init(&sp, vc->env->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
+	if (spool_init(&sp, vc->env->cfg->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
 		goto out;
 	spp = &sp;
 	if (run_open(vc->env, acc, true, &src, &it->err) == 0 &&

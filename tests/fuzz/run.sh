@@ -15,7 +15,8 @@ if [ ! -f "$out/config.h" ]; then
     (cd "$out" && "$top/configure" >/dev/null)
 fi
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$top/include -I$out"
-clang $flags "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" "$top/src/error.c" -lcsv -o "$out/fuzz_job"
+clang $flags "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" "$top/src/jobconf.c" "$top/src/net.c" \
+    "$top/src/error.c" -lcsv -o "$out/fuzz_job"
 clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7.c" \
     "$top/src/error.c" -o "$out/fuzz_folder"
 clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -letpan \

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "job.h"
+#include "jobdir.h"
 
 /* Whatever command runs, a crash must not leave a core file holding
  * passwords: cli_main makes the process non-dumpable, with RLIMIT_CORE 0. */
@@ -37,24 +38,19 @@ static void test_no_core_dumps(void **state)
 	assert_int_equal(rl.rlim_max, 0);
 }
 
-/* A spool job's settings through cli_parse: 0 with *o filled, or -1 with
- * the error in err. */
+/* A spool job's settings as the spool takes them (jobdir_job_config): 0
+ * with *o filled, or -1 with the error in err. */
 static int parse_spool_job(const char *dir, const char *dir_real, const char *text,
-			   struct cli_opts *o, struct tr_error *err)
+			   struct job_config *o, struct tr_error *err)
 {
 	char job[512], full[2048];
-	char *argv[] = { (char *)"run", job, NULL };
-	struct cli_spool_job sj = { .dir = dir, .dir_real = dir_real };
 	struct job_file jf;
 	int r;
 
 	snprintf(job, sizeof(job), "%s/running/t.job", dir);
 	snprintf(full, sizeof(full), "src = a.example\ndst = b.example\n%s\n", text);
 	assert_int_equal(job_file_parse(job, full, strlen(full), &jf, err), 0);
-	sj.jf = &jf;
-	cli_set_spool_job(&sj);
-	r = cli_parse(CMD_RUN, 2, argv, o, err);
-	cli_set_spool_job(NULL);
+	r = jobdir_job_config(dir, dir_real, &jf, NULL, NULL, 0, o, err);
 	job_file_free(&jf);
 	return r;
 }
@@ -64,7 +60,7 @@ static void test_spool_job_paths(void **state)
 {
 	char tmpl[] = "/tmp/test_cli_spool_XXXXXX", want[1024], real[1024];
 	const char *dir;
-	struct cli_opts o;
+	struct job_config o;
 	struct tr_error err;
 	static const struct {
 		const char *line, *err;
@@ -114,19 +110,19 @@ static void test_spool_job_paths(void **state)
 	assert_string_equal(o.accounts, want);
 	snprintf(want, sizeof(want), "%s/reports/new/r.csv", dir);
 	assert_string_equal(o.report_csv, want);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	snprintf(want, sizeof(want), "accounts = %s/csv/a.csv\nstate = %s/state/x", dir, real);
 	assert_int_equal(parse_spool_job(dir, real, want, &o, &err), 0);
 	snprintf(want, sizeof(want), "%s/csv/a.csv", dir);
 	assert_string_equal(o.accounts, want);
 	snprintf(want, sizeof(want), "%s/state/x", dir);
 	assert_string_equal(o.state_dir, want);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	/* a prefix of the spool's name is not the spool */
 	snprintf(want, sizeof(want), "accounts = %sx/a.csv", dir);
 	assert_int_equal(parse_spool_job(dir, real, want, &o, &err), -1);
 	assert_non_null(strstr(err.msg, "outside the spool directory"));
-	cli_opts_free(&o);
+	jobconf_free(&o);
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char text[256];
@@ -138,7 +134,7 @@ static void test_spool_job_paths(void **state)
 			fail_msg("\"%s\": error \"%s\", want \"%s\"", refused[i].line, err.msg,
 				 refused[i].err);
 		assert_int_equal(err.kind, TR_ERR_USAGE);
-		cli_opts_free(&o);
+		jobconf_free(&o);
 	}
 	/* clean up */
 	snprintf(want, sizeof(want), "%s/csv/a.csv", dir);

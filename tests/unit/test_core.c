@@ -256,27 +256,27 @@ static void test_parse_server(void **state)
 	};
 	static const char *const bad[] = { "", ":993", "host:", "host:0", "host:65536",
 					   "host:99x", "[::1", "[::1]x" };
-	struct cli_server s;
+	struct jobconf_server s;
 	struct tr_error err;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		memset(&s, 0, sizeof(s));
-		assert_int_equal(cli_parse_server(ok[i].in, &s, &err), 0);
+		assert_int_equal(jobconf_parse_server(ok[i].in, &s, &err), 0);
 		assert_string_equal(s.host, ok[i].host);
 		assert_int_equal(s.port, ok[i].port);
 		free(s.host);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&s, 0, sizeof(s));
-		assert_int_equal(cli_parse_server(bad[i], &s, &err), -1);
+		assert_int_equal(jobconf_parse_server(bad[i], &s, &err), -1);
 		assert_int_equal(err.kind, TR_ERR_USAGE);
 		free(s.host);
 	}
 }
 
-static int parse(struct cli_opts *o, struct tr_error *err, ...)
+static int parse(struct job_config *o, struct tr_error *err, ...)
 {
 	char *argv[64];
 	int argc = 0, r;
@@ -297,7 +297,7 @@ static int parse(struct cli_opts *o, struct tr_error *err, ...)
 
 static void test_parse_migrate(void **state)
 {
-	struct cli_opts o;
+	struct job_config o;
 	struct tr_error err;
 
 	(void)state;
@@ -307,14 +307,14 @@ static void test_parse_migrate(void **state)
 			       "--state", "/tmp/x", NULL), 0);
 	assert_string_equal(o.src.host, "203.0.113.10");
 	assert_int_equal(o.src.port, 993);
-	assert_int_equal(o.src.tls, TLS_MODE_IMPLICIT);
+	assert_int_equal(o.src.tls, JOBCONF_TLS_IMPLICIT);
 	assert_string_equal(o.src.tls_name, "imap.old.example");
 	assert_int_equal(o.dst.port, 143);
-	assert_int_equal(o.dst.tls, TLS_MODE_STARTTLS);
+	assert_int_equal(o.dst.tls, JOBCONF_TLS_STARTTLS);
 	assert_string_equal(o.src_user, "mario.rossi@azienda.it");
 	assert_string_equal(o.dst_user, "mario.rossi@azienda.it");
 	assert_int_equal(o.src_max_per_account, 4);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 
 	assert_int_equal(parse(&o, &err, "--src", "a", "--src-tls", "starttls", "--dst", "b:10993",
 			       "--dst-tls", "implicit", "--user", "u@x", "--src-user", "olduser",
@@ -323,7 +323,7 @@ static void test_parse_migrate(void **state)
 			       "--src-max-per-account", "2", NULL), 0);
 	assert_int_equal(o.src.port, 143);
 	assert_int_equal(o.dst.port, 10993);
-	assert_int_equal(o.dst.tls, TLS_MODE_IMPLICIT);
+	assert_int_equal(o.dst.tls, JOBCONF_TLS_IMPLICIT);
 	assert_string_equal(o.src_user, "olduser");
 	assert_string_equal(o.dst_user, "u@x");
 	assert_int_equal(o.n_folders, 2);
@@ -333,50 +333,50 @@ static void test_parse_migrate(void **state)
 	assert_string_equal(o.maps[0].to, "Sent");
 	assert_true(o.keep_names);
 	assert_int_equal(o.src_max_per_account, 2);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 
 	/* Plaintext to a remote host needs a second, explicit option. */
 	assert_int_equal(parse(&o, &err, "--src", "203.0.113.10", "--src-tls", "none", "--dst", "b",
 			       "--user", "u@x", "--state", "/tmp/x", NULL), -1);
 	assert_int_equal(err.kind, TR_ERR_USAGE);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "203.0.113.10", "--src-tls", "none",
 			       "--allow-plaintext", "--dst", "b", "--user", "u@x", "--state", "/tmp/x",
 			       NULL), 0);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "127.0.0.1:11143", "--src-tls", "none", "--dst",
 			       "b", "--user", "u@x", "--state", "/tmp/x", NULL), 0);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 
 	/* Never a password on the command line. */
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u@x",
 			       "--password", "s3cret", NULL), -1);
 	assert_int_equal(err.kind, TR_ERR_USAGE);
 	assert_null(strstr(err.msg, "s3cret"));
-	cli_opts_free(&o);
+	jobconf_free(&o);
 
 	/* Required options and bad values. */
 	assert_int_equal(parse(&o, &err, "--dst", "b", "--user", "u@x", NULL), -1);
 	assert_non_null(strstr(err.msg, "--src"));
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", NULL), -1);
 	assert_non_null(strstr(err.msg, "--user"));
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--src-tls",
 			       "maybe", NULL), -1);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--map", "x",
 			       NULL), -1);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--timeout",
 			       "-3", NULL), -1);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u", "--bogus",
 			       NULL), -1);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 	assert_int_equal(parse(&o, &err, "--src", "a", "--dst", "b", "--user", "u",
 			       "--dst-admin-password-file", "f", NULL), -1);
-	cli_opts_free(&o);
+	jobconf_free(&o);
 }
 
 /* ---- budget --------------------------------------------------------------- */

@@ -1,0 +1,853 @@
+/* jobconf: see include/jobconf.h */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "jobconf.h"
+#include "net.h"
+
+#define DEFAULT_MAX_PER_ACCOUNT 4
+#define DEFAULT_MAX_CONNECTIONS 40
+#define DEFAULT_TIMEOUT_S 120
+#define DEFAULT_RETRIES 5
+#define DEFAULT_BATCH_BYTES (16u << 20)
+#define DEFAULT_BATCH_COUNT 100
+#define DEFAULT_PARALLEL_ACCOUNTS 4
+
+/* How a key's value is stored (struct jobconf_key.type). */
+enum {
+	T_SERVER,       /* struct jobconf_server at off: HOST[:PORT] */
+	T_TLS,          /* struct jobconf_server at off: its TLS mode */
+	T_TEXT,         /* char * at off */
+	T_FLAG,         /* bool at off, turned to lo != 0 */
+	T_LEVEL,        /* int at off, turned to lo */
+	T_INT,          /* int at off, lo..hi */
+	T_COUNT,        /* uint32_t at off, lo..hi */
+	T_MB,           /* uint64_t bytes at off, lo..hi megabytes */
+	T_CHAR,         /* char at off: one character */
+	T_LIST,         /* char ** at off, size_t count at off2 */
+	T_MAP,          /* the folder map rules: OLD=NEW */
+};
+
+#define AT(field) offsetof(struct job_config, field)
+/* Rows: name, takes_value, option, operator_only, repeats, path, help,
+ * type, off, off2, lo, hi. */
+#define VAL(n, t, off, h) { n, true, true, false, false, JOBCONF_NOT_PATH, h, t, off, 0, 0, 0 }
+#define NUM(n, t, off, lo, hi, h) { n, true, true, false, false, JOBCONF_NOT_PATH, h, t, off, 0, lo, hi }
+#define FLAG(n, off, on, h) { n, false, true, false, false, JOBCONF_NOT_PATH, h, T_FLAG, off, 0, on, 0 }
+#define LEVEL(n, v, h) { n, false, true, false, false, JOBCONF_NOT_PATH, h, T_LEVEL, AT(verbosity), 0, v, 0 }
+#define PATH(n, kind, off, h) { n, true, true, false, false, kind, h, T_TEXT, off, 0, 0, 0 }
+#define LIST(n, t, off, off2, h) { n, true, true, false, true, JOBCONF_NOT_PATH, h, t, off, off2, 0, 0 }
+/* TLS policy and the admin login are the operator's, not a spool job's */
+#define OP_FLAG(n, off, h) { n, false, true, true, false, JOBCONF_NOT_PATH, h, T_FLAG, off, 0, 1, 0 }
+#define OP_TEXT(n, kind, off, h) { n, true, true, true, false, kind, h, T_TEXT, off, 0, 0, 0 }
+
+/* Every setting of a job.  The order is the text's (jobconf_text). */
+static const struct jobconf_key keys[] = {
+	VAL("src", T_SERVER, AT(src), "source server HOST[:PORT] (993: implicit TLS, else STARTTLS)"),
+	VAL("src-tls", T_TLS, AT(src), "source TLS: implicit, starttls or none"),
+	VAL("src-tls-name", T_TEXT, AT(src.tls_name), "name the source certificate must carry (and SNI)"),
+	VAL("dst", T_SERVER, AT(dst), "destination server HOST[:PORT]"),
+	VAL("dst-tls", T_TLS, AT(dst), "destination TLS: implicit, starttls or none"),
+	VAL("dst-tls-name", T_TEXT, AT(dst.tls_name), "name the destination certificate must carry"),
+	OP_TEXT("ca-file", JOBCONF_PATH_READ, AT(ca_file), "trust these CAs (default: the system store)"),
+	OP_FLAG("insecure", AT(insecure), "do not verify certificates"),
+	OP_FLAG("allow-plaintext", AT(allow_plaintext), "allow TLS none to a host that is not loopback"),
+	/* on the command line it is the argument, not an option */
+	{ "accounts", true, false, false, false, JOBCONF_PATH_READ, "the accounts CSV (run, check, verify)",
+	  T_TEXT, AT(accounts), 0, 0, 0 },
+	VAL("user", T_TEXT, AT(user), "migrate: the mailbox (login on both sides)"),
+	VAL("src-user", T_TEXT, AT(src_user), "migrate: the login on the source"),
+	VAL("dst-user", T_TEXT, AT(dst_user), "migrate: the login on the destination"),
+	PATH("src-password-file", JOBCONF_PATH_READ, AT(src_password_file),
+	     "migrate: the source password's file"),
+	PATH("dst-password-file", JOBCONF_PATH_READ, AT(dst_password_file),
+	     "migrate: the destination password's file"),
+	OP_TEXT("dst-admin", JOBCONF_NOT_PATH, AT(dst_admin),
+		"log in to the destination as this admin for each account"),
+	OP_TEXT("dst-admin-password-file", JOBCONF_PATH_READ, AT(dst_admin_password_file),
+		"the destination admin password's file"),
+	VAL("dst-admin-separator", T_CHAR, AT(dst_admin_separator),
+	    "log in as \"user<C>admin\" instead of SASL PLAIN"),
+	PATH("state", JOBCONF_PATH_DIR, AT(state_dir), "what is known between runs"),
+	LIST("folder", T_LIST, AT(folders), AT(n_folders), "copy the folders matching PATTERN"),
+	LIST("exclude", T_LIST, AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
+	LIST("map", T_MAP, 0, 0, "rename a folder: OLD=NEW"),
+	FLAG("keep-names", AT(keep_names), 1, "no special-use mapping"),
+	FLAG("no-subscriptions", AT(subscribe), 0, "do not copy subscriptions"),
+	FLAG("content", AT(content), 1, "verify: compare whole contents"),
+	NUM("src-max-per-account", T_INT, AT(src_max_per_account), 1, 100,
+	    "sessions per account on the source"),
+	NUM("dst-max-per-account", T_INT, AT(dst_max_per_account), 1, 100,
+	    "sessions per account on the destination"),
+	NUM("src-max-connections", T_INT, AT(src_max_connections), 1, 10000,
+	    "sessions on the source in all"),
+	NUM("dst-max-connections", T_INT, AT(dst_max_connections), 1, 10000,
+	    "sessions on the destination in all"),
+	NUM("parallel-accounts", T_INT, AT(parallel_accounts), 1, 1000, "accounts at once"),
+	NUM("timeout", T_INT, AT(timeout_s), 1, 86400, "network idle timeout, seconds"),
+	NUM("retries", T_INT, AT(retries), 1, 100, "attempts on transient errors"),
+	NUM("batch-size", T_MB, AT(batch_bytes), 1, 1024, "megabytes per FETCH/APPEND batch"),
+	NUM("batch-count", T_COUNT, AT(batch_count), 1, 250, "messages per batch"),
+	PATH("spool-dir", JOBCONF_PATH_DIR, AT(spool_dir), "where fetched messages wait"),
+	PATH("report", JOBCONF_PATH_WRITE, AT(report), "JSON report"),
+	PATH("report-csv", JOBCONF_PATH_WRITE, AT(report_csv), "CSV report (run)"),
+	PATH("log-dir", JOBCONF_PATH_DIR, AT(log_dir), "a log per account (run)"),
+	LEVEL("quiet", -1, "warnings and errors only"),
+	LEVEL("verbose", 1, "more log lines"),
+	LEVEL("debug", 2, "every log line"),
+	FLAG("no-progress", AT(progress), 0, "no progress line"),
+};
+
+const struct jobconf_key *jobconf_keys(size_t *n)
+{
+	*n = sizeof(keys) / sizeof(keys[0]);
+	return keys;
+}
+
+const struct jobconf_key *jobconf_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+void jobconf_init(struct job_config *cfg, enum job_kind kind)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->kind = kind;
+	cfg->src_max_per_account = DEFAULT_MAX_PER_ACCOUNT;
+	cfg->dst_max_per_account = DEFAULT_MAX_PER_ACCOUNT;
+	cfg->src_max_connections = DEFAULT_MAX_CONNECTIONS;
+	cfg->dst_max_connections = DEFAULT_MAX_CONNECTIONS;
+	cfg->timeout_s = DEFAULT_TIMEOUT_S;
+	cfg->retries = DEFAULT_RETRIES;
+	cfg->batch_bytes = DEFAULT_BATCH_BYTES;
+	cfg->batch_count = DEFAULT_BATCH_COUNT;
+	cfg->parallel_accounts = DEFAULT_PARALLEL_ACCOUNTS;
+	cfg->subscribe = true;
+	cfg->progress = true;
+}
+
+static void free_list(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void jobconf_free(struct job_config *cfg)
+{
+	size_t i;
+
+	free(cfg->name);
+	free(cfg->src.host);
+	free(cfg->src.tls_name);
+	free(cfg->dst.host);
+	free(cfg->dst.tls_name);
+	free(cfg->ca_file);
+	free(cfg->accounts);
+	free(cfg->user);
+	free(cfg->src_user);
+	free(cfg->dst_user);
+	free(cfg->src_password_file);
+	free(cfg->dst_password_file);
+	free(cfg->dst_admin);
+	free(cfg->dst_admin_password_file);
+	free_list(cfg->folders, cfg->n_folders);
+	free_list(cfg->excludes, cfg->n_excludes);
+	for (i = 0; i < cfg->n_maps; i++) {
+		free((char *)cfg->maps[i].from);
+		free((char *)cfg->maps[i].to);
+	}
+	free(cfg->maps);
+	free(cfg->spool_dir);
+	free(cfg->state_dir);
+	free(cfg->report);
+	free(cfg->report_csv);
+	free(cfg->log_dir);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- values ----------------------------------------------------------------- */
+
+int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_error *err)
+{
+	const char *host = arg, *port = NULL, *end;
+	size_t hlen;
+
+	if (arg == NULL || arg[0] == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "empty server");
+		return -1;
+	}
+	if (arg[0] == '[') {
+		end = strchr(arg, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+			tr_error_set(err, TR_ERR_USAGE, "bad server \"%s\" (use [IPv6]:port)", arg);
+			return -1;
+		}
+		host = arg + 1;
+		hlen = (size_t)(end - host);
+		if (end[1] == ':')
+			port = end + 2;
+	} else {
+		end = strrchr(arg, ':');
+		if (end != NULL && strchr(arg, ':') != end) {
+			/* A bare IPv6 address: no port. */
+			end = NULL;
+		}
+		hlen = end != NULL ? (size_t)(end - arg) : strlen(arg);
+		if (end != NULL)
+			port = end + 1;
+	}
+	if (hlen == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "bad server \"%s\": no host", arg);
+		return -1;
+	}
+	s->port = 0;
+	if (port != NULL) {
+		char *e;
+		long p = strtol(port, &e, 10);
+
+		if (*port == '\0' || *e != '\0' || p < 1 || p > 65535) {
+			tr_error_set(err, TR_ERR_USAGE, "bad port in \"%s\"", arg);
+			return -1;
+		}
+		s->port = (int)p;
+	}
+	free(s->host);
+	s->host = strndup(host, hlen);
+	if (s->host == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *const tls_names[] = { "implicit", "starttls", "none" };
+
+static int parse_tls(const char *arg, struct jobconf_server *s, struct tr_error *err)
+{
+	if (strcmp(arg, "implicit") == 0 || strcmp(arg, "ssl") == 0 || strcmp(arg, "tls") == 0)
+		s->tls = JOBCONF_TLS_IMPLICIT;
+	else if (strcmp(arg, "starttls") == 0)
+		s->tls = JOBCONF_TLS_STARTTLS;
+	else if (strcmp(arg, "none") == 0 || strcmp(arg, "plain") == 0)
+		s->tls = JOBCONF_TLS_NONE;
+	else {
+		tr_error_set(err, TR_ERR_USAGE, "bad TLS mode \"%s\": implicit, starttls or none", arg);
+		return -1;
+	}
+	s->tls_set = true;
+	return 0;
+}
+
+static int parse_num(const char *what, const char *arg, long lo, long hi, long *v,
+		     struct tr_error *err)
+{
+	char *e;
+
+	errno = 0;
+	*v = strtol(arg, &e, 10);
+	if (*arg == '\0' || *e != '\0' || errno != 0 || *v < lo || *v > hi) {
+		tr_error_set(err, TR_ERR_USAGE, "%s wants a number from %ld to %ld, not \"%s\"", what,
+			     lo, hi, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* A flag's value: NULL (given without one) and "" are yes. */
+static bool truthy(const char *v, bool *ok)
+{
+	*ok = true;
+	if (v == NULL || strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+	    strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0 || v[0] == '\0')
+		return true;
+	if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
+	    strcasecmp(v, "off") == 0)
+		return false;
+	*ok = false;
+	return false;
+}
+
+static int oom(struct tr_error *err)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	return -1;
+}
+
+static int set_str(char **dst, const char *v, struct tr_error *err)
+{
+	char *copy = strdup(v);
+
+	if (copy == NULL)
+		return oom(err);
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static int push_str(char ***v, size_t *n, const char *s, struct tr_error *err)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (nv == NULL)
+		return oom(err);
+	*v = nv;
+	if ((nv[*n] = strdup(s)) == NULL)
+		return oom(err);
+	(*n)++;
+	return 0;
+}
+
+static int push_map(struct job_config *cfg, const char *what, const char *arg,
+		    struct tr_error *err)
+{
+	const char *eq = strchr(arg, '=');
+	struct folder_map_rule *nv;
+	char *from, *to;
+
+	if (eq == NULL || eq == arg || eq[1] == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "%s wants 'OLD=NEW', not \"%s\"", what, arg);
+		return -1;
+	}
+	nv = realloc(cfg->maps, (cfg->n_maps + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return oom(err);
+	cfg->maps = nv;
+	from = strndup(arg, (size_t)(eq - arg));
+	to = strdup(eq + 1);
+	if (from == NULL || to == NULL) {
+		free(from);
+		free(to);
+		return oom(err);
+	}
+	nv[cfg->n_maps].from = from;
+	nv[cfg->n_maps].to = to;
+	cfg->n_maps++;
+	return 0;
+}
+
+/* Store value (already resolved if a path) into cfg as k says; what names
+ * the setting in messages. */
+static int store(struct job_config *cfg, const struct jobconf_key *k, const char *value,
+		 const char *what, struct tr_error *err)
+{
+	char *base = (char *)cfg;
+	long v;
+	bool ok, on;
+
+	switch (k->type) {
+	case T_SERVER:
+		return jobconf_parse_server(value, (struct jobconf_server *)(base + k->off), err);
+	case T_TLS:
+		return parse_tls(value, (struct jobconf_server *)(base + k->off), err);
+	case T_TEXT:
+		return set_str((char **)(base + k->off), value, err);
+	case T_FLAG:
+	case T_LEVEL:
+		on = truthy(value, &ok);
+		if (!ok) {
+			tr_error_set(err, TR_ERR_USAGE, "%s wants yes or no", what);
+			return -1;
+		}
+		if (on && k->type == T_FLAG)
+			*(bool *)(base + k->off) = k->lo != 0;
+		else if (on)
+			*(int *)(base + k->off) = (int)k->lo;
+		return 0;
+	case T_INT:
+	case T_COUNT:
+	case T_MB:
+		if (parse_num(what, value, k->lo, k->hi, &v, err) < 0)
+			return -1;
+		if (k->type == T_INT)
+			*(int *)(base + k->off) = (int)v;
+		else if (k->type == T_COUNT)
+			*(uint32_t *)(base + k->off) = (uint32_t)v;
+		else
+			*(uint64_t *)(base + k->off) = (uint64_t)v << 20;
+		return 0;
+	case T_CHAR:
+		if (strlen(value) != 1) {
+			tr_error_set(err, TR_ERR_USAGE, "%s wants one character", what);
+			return -1;
+		}
+		*(base + k->off) = value[0];
+		return 0;
+	case T_LIST:
+		return push_str((char ***)(base + k->off), (size_t *)(base + k->off2), value, err);
+	case T_MAP:
+		return push_map(cfg, what, value, err);
+	}
+	tr_error_set(err, TR_ERR_LOCAL, "%s: no way to store it", what);
+	return -1;
+}
+
+/* ---- paths ---------------------------------------------------------------- */
+
+static char *resolve(const char *dir, const char *path)
+{
+	char *out;
+	size_t len;
+
+	if (path[0] == '/' || dir == NULL || strcmp(dir, ".") == 0)
+		return strdup(path);
+	len = strlen(dir) + strlen(path) + 2;
+	out = malloc(len);
+	if (out != NULL)
+		snprintf(out, len, "%s/%s", dir, path);
+	return out;
+}
+
+/* The part of absolute path p below directory d ("" for d itself), or NULL. */
+static const char *below(const char *d, const char *p)
+{
+	size_t n;
+
+	if (d == NULL || d[0] != '/')
+		return NULL;
+	n = strlen(d);
+	while (n > 1 && d[n - 1] == '/')
+		n--;
+	if (strncmp(p, d, n) != 0 || (p[n] != '/' && p[n] != '\0' && n > 1))
+		return NULL;
+	return p + n;
+}
+
+/* A path named by a spool job, confined to the spool directory: an
+ * absolute path must lie in it, ".." is refused, and no part of the path
+ * that exists may be a symbolic link (checked with lstat, component by
+ * component from the spool directory down).  The spool's own queue
+ * (pending/ running/ done/ failed/ and dot files) is not job data.
+ * Returns the path to use, or NULL with why (a static string or buf). */
+static char *confine(const char *dir, const char *dir_real, const char *value,
+		     enum jobconf_path kind, char *buf, size_t cap, const char **why)
+{
+	static const char *const queue[] = { "pending", "running", "done", "failed" };
+	const char *rel = value, *p;
+	char *out, *o;
+	size_t len, i, first_len = 0;
+	struct stat st;
+
+	*why = NULL;
+	if (value[0] == '\0') {
+		*why = "an empty path";
+		return NULL;
+	}
+	if (value[0] == '/') {
+		rel = below(dir, value);
+		if (rel == NULL)
+			rel = below(dir_real, value);
+		if (rel == NULL) {
+			*why = "outside the spool directory (a spool job's paths stay in it)";
+			return NULL;
+		}
+	}
+	len = strlen(dir) + strlen(rel) + 2;
+	out = malloc(len);
+	if (out == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	o = out + snprintf(out, len, "%s", dir);
+	/* component by component: "." and empty ones dropped */
+	for (p = rel; *p != '\0';) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			p += n + (p[n] == '/');
+			continue;
+		}
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			*why = "\"..\" is not allowed (a spool job's paths stay in the spool directory)";
+			goto fail;
+		}
+		if (first_len == 0) {
+			first_len = n;
+			for (i = 0; i < sizeof(queue) / sizeof(queue[0]); i++)
+				if (strlen(queue[i]) == n && strncmp(p, queue[i], n) == 0)
+					break;
+			if (i < sizeof(queue) / sizeof(queue[0]) || p[0] == '.') {
+				snprintf(buf, cap, "inside the spool's own %.*s%s, which is not for "
+					 "job data", (int)n, p, p[0] == '.' ? "" : "/");
+				*why = buf;
+				goto fail;
+			}
+		}
+		*o++ = '/';
+		memcpy(o, p, n);
+		o += n;
+		*o = '\0';
+		p += n + (p[n] == '/');
+		if (lstat(out, &st) < 0) {
+			if (errno == ENOENT)
+				continue;       /* created later; nothing to follow */
+			snprintf(buf, cap, "%s: %s", out, strerror(errno));
+			*why = buf;
+			goto fail;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			snprintf(buf, cap, "%s is a symbolic link (a spool job's paths are not "
+				 "followed through links)", out);
+			*why = buf;
+			goto fail;
+		}
+		if (*p != '\0' && !S_ISDIR(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a directory", out);
+			*why = buf;
+			goto fail;
+		}
+		if (*p == '\0' && kind == JOBCONF_PATH_DIR && !S_ISDIR(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a directory", out);
+			*why = buf;
+			goto fail;
+		}
+		/* a FIFO or a device would block or worse when opened */
+		if (*p == '\0' && kind != JOBCONF_PATH_DIR && !S_ISREG(st.st_mode)) {
+			snprintf(buf, cap, "%s is not a regular file", out);
+			*why = buf;
+			goto fail;
+		}
+	}
+	if (first_len == 0) {
+		*why = "the spool directory itself";
+		goto fail;
+	}
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+/* ---- setting -------------------------------------------------------------- */
+
+/* err's text, prefixed with where the setting was written ("run.job:7: "). */
+static int where(const struct jobconf_origin *o, struct tr_error *err)
+{
+	char msg[sizeof(err->msg)];
+
+	if (o->file == NULL)
+		return -1;
+	memcpy(msg, err->msg, sizeof(msg));
+	if (o->line > 0)
+		snprintf(err->msg, sizeof(err->msg), "%s:%u: %s", o->file, o->line, msg);
+	else
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", o->file, msg);
+	return -1;
+}
+
+int jobconf_set(struct job_config *cfg, const char *key, const char *value,
+		const struct jobconf_origin *origin, struct tr_error *err)
+{
+	static const struct jobconf_origin caller = { .from = JOBCONF_CALLER };
+	const struct jobconf_key *k = jobconf_key(key);
+	char what[64], *path = NULL;
+	int r;
+
+	if (origin == NULL)
+		origin = &caller;
+	if (k == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "unknown setting \"%s\"", key);
+		return where(origin, err);
+	}
+	snprintf(what, sizeof(what), "%s%s", origin->from == JOBCONF_CALLER ? "--" : "", k->name);
+	if (strcmp(k->name, "accounts") == 0 && origin->from == JOBCONF_OPERATOR) {
+		tr_error_set(err, TR_ERR_USAGE, "accounts is set by each job, not here");
+		return where(origin, err);
+	}
+	if (k->operator_only && origin->from == JOBCONF_SPOOL_JOB) {
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken from a spool job (TLS and admin "
+			     "settings are the operator's: give it on the spool's command line or in "
+			     "its --config file)", k->name);
+		return where(origin, err);
+	}
+	if (value == NULL && k->takes_value) {
+		tr_error_set(err, TR_ERR_USAGE, "%s needs a value", what);
+		return where(origin, err);
+	}
+	if (k->path != JOBCONF_NOT_PATH && origin->from == JOBCONF_SPOOL_JOB) {
+		char why_buf[4200];
+		const char *why;
+
+		path = confine(origin->dir, origin->dir_real, value, k->path, why_buf,
+			       sizeof(why_buf), &why);
+		if (path == NULL) {
+			tr_error_set(err, strcmp(why, "out of memory") == 0 ? TR_ERR_LOCAL :
+				     TR_ERR_USAGE, "%s = \"%s\": %s", k->name, value, why);
+			return where(origin, err);
+		}
+	} else if (k->path != JOBCONF_NOT_PATH && origin->from != JOBCONF_CALLER) {
+		path = resolve(origin->dir, value);
+		if (path == NULL)
+			return oom(err);
+	}
+	r = store(cfg, k, path != NULL ? path : value, what, err);
+	free(path);
+	return r < 0 ? where(origin, err) : 0;
+}
+
+int jobconf_apply(struct job_config *cfg, const struct job_file *jf,
+		  const struct jobconf_origin *origin, struct tr_error *err)
+{
+	struct jobconf_origin o = { .from = JOBCONF_CALLER };
+	size_t i;
+
+	if (origin != NULL)
+		o = *origin;
+	o.file = jf->path;
+	for (i = 0; i < jf->n; i++) {
+		o.line = jf->v[i].line;
+		if (jobconf_set(cfg, jf->v[i].key, jf->v[i].value, &o, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int jobconf_load(struct job_config *cfg, const char *path, struct tr_error *err)
+{
+	struct jobconf_origin o = { .from = JOBCONF_JOB_FILE };
+	struct job_file jf;
+	char *dir;
+	int r;
+
+	if (job_file_load(path, &jf, err) < 0)
+		return -1;
+	dir = job_file_dir(path);
+	if (dir == NULL) {
+		job_file_free(&jf);
+		return oom(err);
+	}
+	o.dir = dir;
+	r = jobconf_apply(cfg, &jf, &o, err);
+	free(dir);
+	job_file_free(&jf);
+	return r;
+}
+
+/* ---- defaults and checks ------------------------------------------------------ */
+
+static int finish_server(struct jobconf_server *s, const char *which, bool allow_plaintext,
+			 struct tr_error *err)
+{
+	if (s->host == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s HOST[:PORT] is required", which);
+		return -1;
+	}
+	if (!s->tls_set)
+		s->tls = (s->port == 0 || s->port == 993) ? JOBCONF_TLS_IMPLICIT :
+							     JOBCONF_TLS_STARTTLS;
+	if (s->port == 0)
+		s->port = s->tls == JOBCONF_TLS_IMPLICIT ? 993 : 143;
+	if (s->tls == JOBCONF_TLS_NONE && !net_is_loopback(s->host) && !allow_plaintext) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-tls none would send passwords in clear to %s; "
+			     "add --allow-plaintext if that network is really trusted", which,
+			     s->host);
+		return -1;
+	}
+	return 0;
+}
+
+int jobconf_finish(struct job_config *cfg, struct tr_error *err)
+{
+	if (cfg->content && cfg->kind != JOB_VERIFY) {
+		tr_error_set(err, TR_ERR_USAGE, "--content is an option of verify");
+		return -1;
+	}
+	if (cfg->kind != JOB_MIGRATE && cfg->accounts == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "name an accounts CSV or a job file%s",
+			     cfg->name != NULL ? " (or set accounts = in the job file)" : "");
+		return -1;
+	}
+	if (finish_server(&cfg->src, "src", cfg->allow_plaintext, err) < 0 ||
+	    finish_server(&cfg->dst, "dst", cfg->allow_plaintext, err) < 0)
+		return -1;
+	if (cfg->kind == JOB_MIGRATE) {
+		if (cfg->user == NULL && (cfg->src_user == NULL || cfg->dst_user == NULL)) {
+			tr_error_set(err, TR_ERR_USAGE, "--user EMAIL is required");
+			return -1;
+		}
+		if (cfg->src_user == NULL && set_str(&cfg->src_user, cfg->user, err) < 0)
+			return -1;
+		if (cfg->dst_user == NULL && set_str(&cfg->dst_user, cfg->user, err) < 0)
+			return -1;
+		if (cfg->user == NULL && set_str(&cfg->user, cfg->src_user, err) < 0)
+			return -1;
+	} else if (cfg->user != NULL || cfg->src_user != NULL || cfg->dst_user != NULL ||
+		   cfg->src_password_file != NULL || cfg->dst_password_file != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "accounts and their passwords come from the CSV "
+			     "(--user and password files are for `trasloco migrate`)");
+		return -1;
+	}
+	if (cfg->dst_admin_password_file != NULL && cfg->dst_admin == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--dst-admin-password-file needs --dst-admin");
+		return -1;
+	}
+	if (cfg->state_dir == NULL) {
+		const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+		char buf[4096];
+
+		if (xdg != NULL && xdg[0] == '/')
+			snprintf(buf, sizeof(buf), "%s/trasloco", xdg);
+		else if (home != NULL && home[0] == '/')
+			snprintf(buf, sizeof(buf), "%s/.local/state/trasloco", home);
+		else {
+			tr_error_set(err, TR_ERR_USAGE, "no $HOME or $XDG_STATE_HOME: give --state DIR");
+			return -1;
+		}
+		if (set_str(&cfg->state_dir, buf, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- as text ---------------------------------------------------------------- */
+
+static void put(FILE *f, const char *key, const char *value)
+{
+	size_t len = strlen(value);
+	bool quote = len == 0 || value[0] == '"' || value[0] == ' ' || value[0] == '\t' ||
+		     value[len - 1] == ' ' || value[len - 1] == '\t';
+
+	fprintf(f, "%s = ", key);
+	if (!quote) {
+		fprintf(f, "%s\n", value);
+		return;
+	}
+	fputc('"', f);
+	for (; *value != '\0'; value++) {
+		if (*value == '"')
+			fputc('"', f);
+		fputc(*value, f);
+	}
+	fputs("\"\n", f);
+}
+
+/* Returns -1 when out of memory. */
+static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config *cfg,
+		   const struct job_config *def)
+{
+	const char *base = (const char *)cfg, *dbase = (const char *)def;
+	char buf[64];
+	size_t i;
+
+	switch (k->type) {
+	case T_SERVER: {
+		const struct jobconf_server *s = (const void *)(base + k->off);
+		char *hp;
+		size_t len;
+
+		if (s->host == NULL)
+			return 0;
+		len = strlen(s->host) + 16;
+		hp = malloc(len);
+		if (hp == NULL)
+			return -1;
+		snprintf(hp, len, strchr(s->host, ':') != NULL ? "[%s]" : "%s", s->host);
+		if (s->port != 0)
+			snprintf(hp + strlen(hp), len - strlen(hp), ":%d", s->port);
+		put(f, k->name, hp);
+		free(hp);
+		return 0;
+	}
+	case T_TLS: {
+		const struct jobconf_server *s = (const void *)(base + k->off);
+
+		if (s->tls_set)
+			put(f, k->name, tls_names[s->tls]);
+		return 0;
+	}
+	case T_TEXT:
+		if (*(char *const *)(base + k->off) != NULL)
+			put(f, k->name, *(char *const *)(base + k->off));
+		return 0;
+	case T_FLAG:
+		if (*(const bool *)(base + k->off) == (k->lo != 0) &&
+		    *(const bool *)(base + k->off) != *(const bool *)(dbase + k->off))
+			put(f, k->name, "yes");
+		return 0;
+	case T_LEVEL:
+		if (*(const int *)(base + k->off) == k->lo)
+			put(f, k->name, "yes");
+		return 0;
+	case T_INT:
+		if (*(const int *)(base + k->off) == *(const int *)(dbase + k->off))
+			return 0;
+		snprintf(buf, sizeof(buf), "%d", *(const int *)(base + k->off));
+		break;
+	case T_COUNT:
+		if (*(const uint32_t *)(base + k->off) == *(const uint32_t *)(dbase + k->off))
+			return 0;
+		snprintf(buf, sizeof(buf), "%u", (unsigned)*(const uint32_t *)(base + k->off));
+		break;
+	case T_MB:
+		if (*(const uint64_t *)(base + k->off) == *(const uint64_t *)(dbase + k->off))
+			return 0;
+		snprintf(buf, sizeof(buf), "%llu",
+			 (unsigned long long)(*(const uint64_t *)(base + k->off) >> 20));
+		break;
+	case T_CHAR:
+		if (*(base + k->off) == '\0')
+			return 0;
+		buf[0] = *(base + k->off);
+		buf[1] = '\0';
+		break;
+	case T_LIST: {
+		char *const *v = *(char **const *)(base + k->off);
+		size_t n = *(const size_t *)(base + k->off2);
+
+		for (i = 0; i < n; i++)
+			put(f, k->name, v[i]);
+		return 0;
+	}
+	case T_MAP:
+		for (i = 0; i < cfg->n_maps; i++) {
+			size_t len = strlen(cfg->maps[i].from) + strlen(cfg->maps[i].to) + 2;
+			char *m = malloc(len);
+
+			if (m == NULL)
+				return -1;
+			snprintf(m, len, "%s=%s", cfg->maps[i].from, cfg->maps[i].to);
+			put(f, k->name, m);
+			free(m);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+	put(f, k->name, buf);
+	return 0;
+}
+
+char *jobconf_text(const struct job_config *cfg)
+{
+	struct job_config def;
+	char *text = NULL;
+	size_t len = 0, i;
+	bool bad = false;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		return NULL;
+	jobconf_init(&def, cfg->kind);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (put_key(f, &keys[i], cfg, &def) < 0)
+			bad = true;
+	if (fclose(f) != 0 || bad) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
