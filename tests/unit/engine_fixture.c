@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "engine_fixture.h"
+#include "jobconf.h"
 #include "log.h"
 #include "scheduler.h"
 
@@ -229,8 +230,15 @@ struct sync_counts fx_sync_ok(struct fx *fx, const char *src_raw, const char *ds
 int fx_account(struct fx *fx, struct account_result *res)
 {
 	struct account_opts o;
+	struct job_config cfg;
+	int r;
 
+	jobconf_init(&cfg, JOB_MIGRATE);
+	cfg.retries = 1;
+	cfg.subscribe = fx->subscribe;
+	cfg.spool_dir = fx->dir;        /* borrowed: given back before jobconf_free */
 	memset(&o, 0, sizeof(o));
+	o.cfg = &cfg;
 	o.label = "u@test";
 	o.src_ep = &fx->src_ep;
 	o.dst_ep = &fx->dst_ep;
@@ -255,10 +263,10 @@ int fx_account(struct fx *fx, struct account_result *res)
 	o.dst_lim = fx->dst_lim;
 	o.limits = &fx->lim;
 	o.max_sessions = 1;
-	o.retries = 1;
-	o.spool_dir = fx->dir;
-	o.subscribe = fx->subscribe;
-	return account_run(&o, res);
+	r = account_run(&o, res);
+	cfg.spool_dir = NULL;
+	jobconf_free(&cfg);
+	return r;
 }
 
 /* One message as the multiset compares it. */
