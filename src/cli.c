@@ -246,11 +246,14 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 		if (cfg->log_dir != NULL) {
 			su->log_dir = strdup(cfg->log_dir);
 		} else if (cfg->state_dir != NULL) {
-			size_t len = strlen(cfg->state_dir) + sizeof("/logs");
+			/* the state's own directory: "sqlite:DIR" is DIR */
+			const char *dir = strncmp(cfg->state_dir, "sqlite:", 7) == 0 ?
+					  cfg->state_dir + 7 : cfg->state_dir;
+			size_t len = strlen(dir) + sizeof("/logs");
 
 			su->log_dir = malloc(len);
 			if (su->log_dir != NULL)
-				snprintf(su->log_dir, len, "%s/logs", cfg->state_dir);
+				snprintf(su->log_dir, len, "%s/logs", dir);
 		}
 		if (su->log_dir != NULL && mkdir(su->log_dir, 0700) < 0 && errno != EEXIST)
 			log_warn(NULL, "cannot create the log directory %s: %s", su->log_dir,
