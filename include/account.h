@@ -17,7 +17,7 @@
  * listing, the destination's preparation (creating folders, subscribing)
  * while the source answers STATUS, and workers 2..max_sessions (worker 1
  * is the caller's thread).  The account's state is shared under its lock;
- * each worker owns its stores and spools.
+ * each worker owns its stores and stages.
  */
 #ifndef TRASLOCO_ACCOUNT_H
 #define TRASLOCO_ACCOUNT_H

@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "spool.h"
+#include "stage.h"
 #include "store.h"
 #include "tls.h"
 
@@ -150,8 +150,8 @@ int imap_examine_fetch(struct imap_session *s, const char *raw, struct store_sta
 		       imap_fetched_cb *cb, void *ctx, struct tr_error *err);
 
 /* UID FETCH BODY.PEEK[] of `uidset`, each body streamed into sp (one
- * spool_msg per message, tagged with its UID). */
-int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
+ * stage_msg per message, tagged with its UID). */
+int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct stage *sp,
 		      struct tr_error *err);
 
 /* UID FETCH uid (BINARY.PEEK[section]) (RFC 3516): section "" is the whole
@@ -170,7 +170,7 @@ int imap_fetch_binary(struct imap_session *s, uint32_t uid, const char *section,
  * synchronizing APPEND at a time.  A refused message is marked in its item
  * (failed, err); the call fails only when the session does.
  * *uidvalidity_r gets the APPENDUID validity (0 if unknown). */
-int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
+int imap_append(struct imap_session *s, const char *raw, const struct stage *sp,
 		struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err);
 

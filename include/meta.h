@@ -16,7 +16,7 @@
 #include "error.h"
 #include "fingerprint.h"
 #include "msgsig.h"
-#include "spool.h"
+#include "stage.h"
 #include "store.h"
 
 /* One message as a FETCH described it. */
@@ -58,13 +58,13 @@ void meta_vec_sort_unique(struct meta_vec *mv);
  * listed: a SHA-256 of their whole content, fetched from s in batches of
  * about batch_bytes through sp (reset before and after).  A message the
  * server does not return (expunged meanwhile) keeps hashed false. */
-int meta_hash_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
+int meta_hash_contents(struct store *s, struct stage *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
 
 /* Set sig (and sig_done) of the messages of mv (sorted by UID) whose UIDs
  * are listed, from their whole content fetched as meta_hash_contents does.
  * A message the server does not return keeps sig_done false. */
-int meta_sign_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
+int meta_sign_contents(struct store *s, struct stage *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err);
 
 /* Pairing beyond the fingerprint, for what it left: source messages
@@ -77,7 +77,7 @@ int meta_sign_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
  * message k may pair with.  Both vectors sorted by UID.  *n_src, *n_dst:
  * how many messages were downloaded and compared.  Returns the number of
  * pairs, or -1. */
-long meta_pair_altered(struct store *s, struct store *d, struct spool *sp,
+long meta_pair_altered(struct store *s, struct store *d, struct stage *sp,
 		       uint64_t batch_bytes, struct meta_vec *src, const size_t *si, size_t ns,
 		       struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
 		       size_t *n_src, size_t *n_dst, struct tr_error *err);

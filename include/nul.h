@@ -20,7 +20,7 @@
 
 #include "error.h"
 #include "imap.h"
-#include "spool.h"
+#include "stage.h"
 
 /* Messages over this size that show a stray 0x80 are not checked: the check
  * needs the whole message in memory. */
@@ -67,9 +67,9 @@ struct nul_scan {
 };
 bool nul_scan(struct nul_scan *sc, const char *data, size_t len);
 
-/* Does spooled message m show a stray 0x80?  1 yes, 0 no, -1 on a read
+/* Does staged message m show a stray 0x80?  1 yes, 0 no, -1 on a read
  * failure (err set). */
-int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_error *err);
+int nul_suspect(const struct stage *sp, const struct stage_msg *m, struct tr_error *err);
 
 /* The parts of msg (a whole message as BODY[] shows it) that may hide NUL
  * bytes.  Fails only when out of memory. */
@@ -92,10 +92,10 @@ struct nul_result {
 
 /* Message m of sp came from s with BODY[].  When it shows stray 0x80
  * bytes, ask s for BINARY[] of the parts concerned and put their NULs back
- * into the spool; m->literal8 is then set.  Returns -1 only on a local
+ * into the stage; m->literal8 is then set.  Returns -1 only on a local
  * failure or a broken session (imap_broken(s)); a refusal is in
  * res->unchecked. */
-int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
+int nul_recover(struct imap_session *s, struct stage *sp, struct stage_msg *m,
 		struct nul_result *res, struct tr_error *err);
 
 #endif

@@ -15,7 +15,7 @@
  * (UIDVALIDITY): ids grow, and a new validity means every id changed.
  *
  * Ownership, once for all operations: arguments are borrowed for the call;
- * what an operation fills (a folder list, statuses, a spool, out arrays)
+ * what an operation fills (a folder list, statuses, a stage, out arrays)
  * belongs to the caller; a store_msg given to a callback is valid during
  * the call only.  Threading: a store belongs to one thread at a time;
  * different stores may be used by different threads at once.
@@ -37,7 +37,7 @@
 #include "error.h"
 #include "fingerprint.h"
 #include "folder.h"
-#include "spool.h"
+#include "stage.h"
 
 struct tls_ctx;   /* tls.h: TLS policy shared by a job's connections */
 
@@ -146,7 +146,7 @@ static inline struct store_set store_set_uids(const uint32_t *uids, size_t n)
 struct store_append_item {
 	const char *flags;        /* canonical flag string */
 	const char *date;         /* internal date, or NULL */
-	const struct spool_msg *msg;
+	const struct stage_msg *msg;
 	uint32_t dst_uid;         /* out: its id, 0 if the store does not tell */
 	bool failed;              /* out: the store refused this message */
 	struct tr_error err;      /* out: why, when failed */
@@ -205,16 +205,16 @@ struct store_driver {
 	int (*fetch_meta)(struct store *st, const struct store_set *set, int what,
 			  uint64_t changedsince, store_msg_cb *cb, void *ctx,
 			  struct tr_error *err);
-	/* The whole content of the messages in set, one spool_msg each, tagged
-	 * with its id; the spool is not reset first.  A message gone meanwhile
+	/* The whole content of the messages in set, one stage_msg each, tagged
+	 * with its id; the stage is not reset first.  A message gone meanwhile
 	 * is simply absent; one the store cannot deliver goes to bad (NULL: it
 	 * is absent too). */
-	int (*fetch_bodies)(struct store *st, const struct store_set *set, struct spool *sp,
+	int (*fetch_bodies)(struct store *st, const struct store_set *set, struct stage *sp,
 			    store_unreadable_cb *bad, void *ctx, struct tr_error *err);
 	/* Append items to folder name (not necessarily open); *uidvalidity_r the
 	 * validity the new ids belong to (0 if unknown).  A refused message is
 	 * marked in its item; the call fails only when the store does. */
-	int (*append)(struct store *st, const char *name, const struct spool *sp,
+	int (*append)(struct store *st, const char *name, const struct stage *sp,
 		      struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		      struct tr_error *err);
 	/* Replace the flags of the open folder's messages in set. */
@@ -286,12 +286,12 @@ static inline int store_fetch_meta(struct store *st, const struct store_set *set
 	return st->drv->fetch_meta(st, set, what, changedsince, cb, ctx, err);
 }
 static inline int store_fetch_bodies(struct store *st, const struct store_set *set,
-				     struct spool *sp, store_unreadable_cb *bad, void *ctx,
+				     struct stage *sp, store_unreadable_cb *bad, void *ctx,
 				     struct tr_error *err)
 {
 	return st->drv->fetch_bodies(st, set, sp, bad, ctx, err);
 }
-static inline int store_append(struct store *st, const char *name, const struct spool *sp,
+static inline int store_append(struct store *st, const char *name, const struct stage *sp,
 			       struct store_append_item *items, size_t n,
 			       uint32_t *uidvalidity_r, struct tr_error *err)
 {

@@ -10,7 +10,7 @@
  * refusals, metadata with fingerprints computed as imap.c does (fp_compute
  * and fp_bucket over the FP_HEADER_FIELDS fields in message order, as
  * BODY.PEEK[HEADER.FIELDS] returns them), CHANGEDSINCE by each message's
- * modseq, bodies into the spool, APPEND (new UIDs, APPENDUID), flag
+ * modseq, bodies into the stage, APPEND (new UIDs, APPENDUID), flag
  * changes (a new modseq for each message changed), quota.  It lets the
  * engine be tested without a server: the planner, the copy, crashes.
  *

@@ -2,7 +2,7 @@
  *
  * The engine decides, from the state ledger and what the servers say, which
  * source messages to copy and which flags to update, and does it in
- * batches bounded by bytes: one UID FETCH streams a batch into the spool,
+ * batches bounded by bytes: one UID FETCH streams a batch into the stage,
  * one APPEND (MULTIAPPEND) writes it, and the ledger records each message
  * as pending before the APPEND and done (with its APPENDUID) after it.
  *
@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "spool.h"
+#include "stage.h"
 #include "state.h"
 #include "store.h"
 
@@ -61,8 +61,8 @@ struct sync_folder_job {
 	struct store *src, *dst;
 	struct state *state;
 	int64_t account_id;
-	struct spool *spool;
-	struct spool *spool2;     /* a second spool: fetch the next batch while appending
+	struct stage *stage;
+	struct stage *stage2;     /* a second stage: fetch the next batch while appending
 				   * this one (source and destination stores then run
 				   * in two threads); NULL: one batch at a time */
 	const struct sync_limits *limits;

@@ -14,7 +14,7 @@
 #include "scheduler.h"
 
 /* Spool: messages up to this size stay in memory. */
-#define SPOOL_MEM_LIMIT (128 * 1024)
+#define STAGE_MEM_LIMIT (128 * 1024)
 /* Back-off between attempts: 1 s, 2 s, 4 s ... capped, with jitter. */
 #define BACKOFF_MAX_S 30
 
@@ -48,7 +48,7 @@ struct worker {
 	int idx;
 	pthread_t thread;
 	struct store *src, *dst;
-	struct spool spool, spool2;
+	struct stage stage, stage2;
 	unsigned int seed;
 	bool eager;               /* started before the plan: log in at once */
 };
@@ -271,8 +271,8 @@ static int do_folder(struct worker *w, size_t i)
 	job.ctx = o->label;
 	job.state = o->state;
 	job.account_id = a->account_id;
-	job.spool = &w->spool;
-	job.spool2 = &w->spool2;
+	job.stage = &w->stage;
+	job.stage2 = &w->stage2;
 	job.limits = o->limits;
 	job.progress = progress_cb;
 	job.progress_ctx = o->progress;
@@ -359,10 +359,10 @@ static void *worker_main(void *arg)
 	if (w->eager && ensure_sessions(w, &err) < 0)
 		log_debug(w->a->o->label, "worker %d: %s", w->idx + 1, err.msg);
 
-	if (spool_init(&w->spool, w->a->o->cfg->spool_dir, SPOOL_MEM_LIMIT, &err) < 0 ||
-	    spool_init(&w->spool2, w->a->o->cfg->spool_dir, SPOOL_MEM_LIMIT, &err) < 0) {
+	if (stage_init(&w->stage, w->a->o->cfg->spool_dir, STAGE_MEM_LIMIT, &err) < 0 ||
+	    stage_init(&w->stage2, w->a->o->cfg->spool_dir, STAGE_MEM_LIMIT, &err) < 0) {
 		set_abort(w->a, &err);
-		spool_free(&w->spool);
+		stage_free(&w->stage);
 		return NULL;
 	}
 	while ((i = take_folder(w->a)) >= 0) {
@@ -372,8 +372,8 @@ static void *worker_main(void *arg)
 		if (r != 0)
 			break;
 	}
-	spool_free(&w->spool);
-	spool_free(&w->spool2);
+	stage_free(&w->stage);
+	stage_free(&w->stage2);
 	return NULL;
 }
 

@@ -46,7 +46,7 @@
  *    RFC822.SIZE and the literal's "{n}"), at most FETCH_TEXT_MAX.
  *  - FETCH_ONE_MAX: one message's metadata FETCH response, its header
  *    fields included (mail servers cap a header at 100 KB to 1 MB).
- * Bodies are streamed to the spool and have no bound here. */
+ * Bodies are streamed to the stage and have no bound here. */
 #define REPLY_MAX ((uint64_t)16 << 20)
 #define FETCH_TEXT_PER_MSG 2048
 #define FETCH_TEXT_MAX ((uint64_t)1 << 30)
@@ -68,7 +68,7 @@ struct imap_session {
 	size_t hdr_len, hdr_cap;
 	imap_fetched_cb *cb;
 	void *cb_ctx;
-	struct spool *spool;
+	struct stage *stage;
 	int cb_failed;
 	struct tr_error cb_err;
 };
@@ -1493,10 +1493,10 @@ static void handlers_off(struct imap_session *s)
 	mailimap_set_msg_body_handler(s->imap, NULL, NULL);
 	mailimap_set_progress_callback(s->imap, NULL, NULL, NULL);
 	s->cb = NULL;
-	s->spool = NULL;
+	s->stage = NULL;
 }
 
-/* A UID FETCH with the callbacks of the session's cb/spool fields: the
+/* A UID FETCH with the callbacks of the session's cb/stage fields: the
  * att handler (and so each message freed as soon as it is parsed) works
  * only with a progress callback set.  Consumes ft; returns a libetpan
  * code, or -1 for a bad set (err filled). */
@@ -1709,9 +1709,9 @@ static bool body_handler(int type, struct mailimap_msg_att_body_section *section
 	(void)section;
 	if (s->cb_failed)
 		return false;
-	if (!s->spool->open)
-		spool_begin(s->spool);
-	if (spool_write(s->spool, bytes, len, &s->cb_err) < 0) {
+	if (!s->stage->open)
+		stage_begin(s->stage);
+	if (stage_write(s->stage, bytes, len, &s->cb_err) < 0) {
 		s->cb_failed = 1;
 		return false;
 	}
@@ -1740,14 +1740,14 @@ static void body_att_handler(struct mailimap_msg_att *att, void *ctx)
 	/* A FETCH without the body (an unsolicited flags update, or a message
 	 * expunged meanwhile) must not become an empty message. */
 	if (uid == 0 || !have_body) {
-		spool_abort(s->spool);
+		stage_abort(s->stage);
 		return;
 	}
-	if (spool_end(s->spool, uid, &s->cb_err) < 0)
+	if (stage_end(s->stage, uid, &s->cb_err) < 0)
 		s->cb_failed = 1;
 }
 
-int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *sp,
+int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct stage *sp,
 		      struct tr_error *err)
 {
 	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
@@ -1759,10 +1759,10 @@ int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *
 		mailimap_fetch_type_new_fetch_att_list_add(ft,
 			mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
 	}
-	s->spool = sp;
+	s->stage = sp;
 	arm_fetch(s, set_size(s, uidset), true);
 	r = uid_fetch(s, uidset, ft, 0, body_att_handler, body_handler, err);
-	spool_abort(sp);
+	stage_abort(sp);
 	if (r < 0)
 		return -1;
 	if (s->cb_failed) {
@@ -1781,8 +1781,8 @@ int imap_fetch_bodies(struct imap_session *s, const char *uidset, struct spool *
 
 /* ---- append --------------------------------------------------------------- */
 
-static int write_message(struct imap_session *s, const struct spool *sp,
-			 const struct spool_msg *m, struct tr_error *err)
+static int write_message(struct imap_session *s, const struct stage *sp,
+			 const struct stage_msg *m, struct tr_error *err)
 {
 	char buf[65536];
 	uint64_t off = 0;
@@ -1792,7 +1792,7 @@ static int write_message(struct imap_session *s, const struct spool *sp,
 	while (off < m->len) {
 		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
 
-		if (spool_read(sp, m, off, buf, chunk, err) < 0)
+		if (stage_read(sp, m, off, buf, chunk, err) < 0)
 			return -1;
 		if (raw_write(s, buf, chunk) < 0)
 			return 1;
@@ -1889,7 +1889,7 @@ static void item_refused(struct imap_session *s, struct store_append_item *it, i
 
 /* Can this message go as a non-synchronizing literal?  LITERAL- allows it
  * only up to 4096 bytes (RFC 7888). */
-static bool use_plus(struct imap_session *s, const struct spool_msg *m)
+static bool use_plus(struct imap_session *s, const struct stage_msg *m)
 {
 	return s->caps.literal_plus || (s->caps.literal_minus && m->len <= 4096);
 }
@@ -1897,8 +1897,8 @@ static bool use_plus(struct imap_session *s, const struct spool_msg *m)
 /* Write message data and, for a synchronizing literal, wait for "+" first.
  * Returns 0 sent, 1 refused before data (tagged reply parsed, *r set),
  * -1 session failure (*r set). */
-static int send_literal(struct imap_session *s, const struct spool *sp,
-			const struct spool_msg *m, bool plus, int *r, struct tr_error *err)
+static int send_literal(struct imap_session *s, const struct stage *sp,
+			const struct stage_msg *m, bool plus, int *r, struct tr_error *err)
 {
 	int w;
 
@@ -1909,7 +1909,7 @@ static int send_literal(struct imap_session *s, const struct spool *sp,
 	}
 	w = write_message(s, sp, m, err);
 	if (w < 0) {
-		*r = MAILIMAP_ERROR_MEMORY;   /* local spool failure: err is set */
+		*r = MAILIMAP_ERROR_MEMORY;   /* local stage failure: err is set */
 		s->broken = true;
 		return -2;
 	}
@@ -1923,7 +1923,7 @@ static int send_literal(struct imap_session *s, const struct spool *sp,
 /* One APPEND command carrying items[0..n) (n > 1 only with MULTIAPPEND).
  * Returns 0 when the server answered (OK or NO: see *refused), -1 when
  * the session failed. */
-static int append_cmd(struct imap_session *s, const char *raw, const struct spool *sp,
+static int append_cmd(struct imap_session *s, const char *raw, const struct stage *sp,
 		      struct store_append_item *items, size_t n, bool *refused,
 		      uint32_t *uidvalidity_r, struct tr_error *err)
 {
@@ -1978,7 +1978,7 @@ answered:
 
 /* Without MULTIAPPEND but with LITERAL+: n APPEND commands written at once,
  * n replies read in order, one round trip for the batch. */
-static int append_pipelined(struct imap_session *s, const char *raw, const struct spool *sp,
+static int append_pipelined(struct imap_session *s, const char *raw, const struct stage *sp,
 			    struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 			    struct tr_error *err)
 {
@@ -2019,7 +2019,7 @@ static int append_pipelined(struct imap_session *s, const char *raw, const struc
 	return 0;
 }
 
-int imap_append(struct imap_session *s, const char *raw, const struct spool *sp,
+int imap_append(struct imap_session *s, const char *raw, const struct stage *sp,
 		struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		struct tr_error *err)
 {

@@ -127,9 +127,9 @@ void meta_vec_sort_unique(struct meta_vec *mv)
 
 /* Fetch the listed messages' bodies in batches of about batch_bytes and
  * hand each to fn with its entry in mv. */
-static int each_content(struct store *s, struct spool *sp, uint64_t batch_bytes,
+static int each_content(struct store *s, struct stage *sp, uint64_t batch_bytes,
 			struct meta_vec *mv, const uint32_t *uids, size_t n,
-			int (*fn)(const struct spool *sp, const struct spool_msg *sm,
+			int (*fn)(const struct stage *sp, const struct stage_msg *sm,
 				  struct meta *m, struct tr_error *err),
 			struct tr_error *err)
 {
@@ -149,7 +149,7 @@ static int each_content(struct store *s, struct spool *sp, uint64_t batch_bytes,
 			i++;
 		}
 		set = store_set_uids(uids + start, i - start);
-		spool_reset(sp);
+		stage_reset(sp);
 		w = store_fetch_bodies(s, &set, sp, NULL, NULL, err);
 		if (w < 0)
 			return -1;
@@ -158,31 +158,31 @@ static int each_content(struct store *s, struct spool *sp, uint64_t batch_bytes,
 				bsearch(&key, mv->v, mv->n, sizeof(*mv->v), meta_cmp_uid);
 
 			if (m != NULL && fn(sp, &sp->v[k], m, err) < 0) {
-				spool_reset(sp);
+				stage_reset(sp);
 				return -1;
 			}
 		}
 	}
-	spool_reset(sp);
+	stage_reset(sp);
 	return 0;
 }
 
-static int hash_one(const struct spool *sp, const struct spool_msg *sm, struct meta *m,
+static int hash_one(const struct stage *sp, const struct stage_msg *sm, struct meta *m,
 		    struct tr_error *err)
 {
-	if (spool_hash(sp, sm, m->key, err) < 0)
+	if (stage_hash(sp, sm, m->key, err) < 0)
 		return -1;
 	m->hashed = true;
 	return 0;
 }
 
-int meta_hash_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
+int meta_hash_contents(struct store *s, struct stage *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return each_content(s, sp, batch_bytes, mv, uids, n, hash_one, err);
 }
 
-static int sign_one(const struct spool *sp, const struct spool_msg *sm, struct meta *m,
+static int sign_one(const struct stage *sp, const struct stage_msg *sm, struct meta *m,
 		    struct tr_error *err)
 {
 	struct msgsig_ctx *c = msgsig_new();
@@ -196,7 +196,7 @@ static int sign_one(const struct spool *sp, const struct spool_msg *sm, struct m
 	while (off < sm->len) {
 		size_t chunk = sm->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(sm->len - off);
 
-		if (spool_read(sp, sm, off, buf, chunk, err) < 0) {
+		if (stage_read(sp, sm, off, buf, chunk, err) < 0) {
 			msgsig_final(c, &m->sig);
 			return -1;
 		}
@@ -208,7 +208,7 @@ static int sign_one(const struct spool *sp, const struct spool_msg *sm, struct m
 	return 0;
 }
 
-int meta_sign_contents(struct store *s, struct spool *sp, uint64_t batch_bytes,
+int meta_sign_contents(struct store *s, struct stage *sp, uint64_t batch_bytes,
 		       struct meta_vec *mv, const uint32_t *uids, size_t n, struct tr_error *err)
 {
 	return each_content(s, sp, batch_bytes, mv, uids, n, sign_one, err);
@@ -228,7 +228,7 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-long meta_pair_altered(struct store *s, struct store *d, struct spool *sp,
+long meta_pair_altered(struct store *s, struct store *d, struct stage *sp,
 		       uint64_t batch_bytes, struct meta_vec *src, const size_t *si, size_t ns,
 		       struct meta_vec *dst, const uint32_t *min_dst_uid, size_t *partner,
 		       size_t *n_src, size_t *n_dst, struct tr_error *err)

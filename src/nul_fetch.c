@@ -1,5 +1,5 @@
 /* nul: see include/nul.h.  This half talks to the source: it reads a
- * spooled message, asks BINARY[] and writes the NUL bytes back. */
+ * staged message, asks BINARY[] and writes the NUL bytes back. */
 #include "config.h"
 
 #include <stdint.h>
@@ -12,7 +12,7 @@ static const char WHY_REFUSED[] = "the source server refused BINARY[] for it";
 static const char WHY_MISMATCH[] = "the source server's BINARY[] does not line up with its BODY[]";
 static const char WHY_LARGE[] = "it is too large to check for NUL bytes (over 32 MB)";
 
-int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_error *err)
+int nul_suspect(const struct stage *sp, const struct stage_msg *m, struct tr_error *err)
 {
 	char buf[65536];
 	struct nul_scan sc = { 0 };
@@ -23,7 +23,7 @@ int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_err
 	while (off < m->len) {
 		size_t n = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
 
-		if (spool_read(sp, m, off, buf, n, err) < 0)
+		if (stage_read(sp, m, off, buf, n, err) < 0)
 			return -1;
 		if (nul_scan(&sc, buf, n))
 			return 1;
@@ -32,7 +32,7 @@ int nul_suspect(const struct spool *sp, const struct spool_msg *m, struct tr_err
 	return 0;
 }
 
-int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
+int nul_recover(struct imap_session *s, struct stage *sp, struct stage_msg *m,
 		struct nul_result *res, struct tr_error *err)
 {
 	struct nul_plan plan;
@@ -56,7 +56,7 @@ int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 			return -1;
 		}
-		if (spool_read(sp, m, 0, buf, (size_t)m->len, err) < 0)
+		if (stage_read(sp, m, 0, buf, (size_t)m->len, err) < 0)
 			goto out;
 	}
 	if (nul_plan(buf, (size_t)m->len, &plan, err) < 0)
@@ -87,7 +87,7 @@ int nul_recover(struct imap_session *s, struct spool *sp, struct spool_msg *m,
 	}
 	nul_plan_free(&plan);
 	if (res->restored > 0) {
-		if (buf != m->mem && spool_overwrite(sp, m, 0, buf, (size_t)m->len, err) < 0)
+		if (buf != m->mem && stage_overwrite(sp, m, 0, buf, (size_t)m->len, err) < 0)
 			goto out;
 		m->literal8 = true;
 	}

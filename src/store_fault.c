@@ -256,7 +256,7 @@ static int f_fetch_meta(struct store *st, const struct store_set *set, int what,
 	return store_fetch_meta(fs->in, set, what, changedsince, cb, ctx, err);
 }
 
-static int f_fetch_bodies(struct store *st, const struct store_set *set, struct spool *sp,
+static int f_fetch_bodies(struct store *st, const struct store_set *set, struct stage *sp,
 			  store_unreadable_cb *bad, void *ctx, struct tr_error *err)
 {
 	struct fstore *fs = fs_of(st);
@@ -266,7 +266,7 @@ static int f_fetch_bodies(struct store *st, const struct store_set *set, struct 
 	return store_fetch_bodies(fs->in, set, sp, bad, ctx, err);
 }
 
-static int f_append(struct store *st, const char *name, const struct spool *sp,
+static int f_append(struct store *st, const char *name, const struct stage *sp,
 		    struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		    struct tr_error *err)
 {

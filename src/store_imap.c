@@ -6,7 +6,7 @@
  * libetpan cannot parse (the session dies of it: reconnect, open the folder
  * again, halve the set until the message is alone, report it unreadable),
  * and the NUL bytes BODY[] hides (nul.h: BINARY[] of the parts that may
- * hide them, the outcome left in each spool_msg for the engine to report).
+ * hide them, the outcome left in each stage_msg for the engine to report).
  *
  * A reconnection replaces the session in place: one session at a time, so
  * the caller's session slot (scheduler.h) still counts it right.
@@ -534,13 +534,13 @@ static int i_open_fetch(struct store *st, const char *name, struct store_status 
 /* ---- bodies ------------------------------------------------------------------ */
 
 /* Put back the NUL bytes BODY[] may hide (nul.h) in the messages of sp
- * from index first on; what was found stays in each spool_msg. */
-static int recover_nul(struct istore *is, struct spool *sp, size_t first, struct tr_error *err)
+ * from index first on; what was found stays in each stage_msg. */
+static int recover_nul(struct istore *is, struct stage *sp, size_t first, struct tr_error *err)
 {
 	if (!imap_caps(is->s)->binary)
 		return 0;
 	for (size_t k = first; k < sp->n; k++) {
-		struct spool_msg *m = &sp->v[k];
+		struct stage_msg *m = &sp->v[k];
 		struct nul_result res = { 0 };
 
 		if (is->binary_off) {
@@ -571,13 +571,13 @@ static int recover_nul(struct istore *is, struct spool *sp, size_t first, struct
 
 struct body_fetch {
 	struct istore *is;
-	struct spool *sp;
+	struct stage *sp;
 	store_unreadable_cb *bad;
 	void *ctx;
 };
 
-/* The ids of span not in the spool yet. */
-static uint32_t *still_missing(const struct spool *sp, const uint32_t *uids, size_t n, size_t *k)
+/* The ids of span not in the stage yet. */
+static uint32_t *still_missing(const struct stage *sp, const uint32_t *uids, size_t n, size_t *k)
 {
 	uint32_t *left = malloc((n + 1) * sizeof(*left));
 
@@ -585,14 +585,14 @@ static uint32_t *still_missing(const struct spool *sp, const uint32_t *uids, siz
 	if (left == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (spool_find(sp, uids[i]) == NULL)
+		if (stage_find(sp, uids[i]) == NULL)
 			left[(*k)++] = uids[i];
 	return left;
 }
 
 static int bodies_isolate(struct body_fetch *bf, const struct span *sp, struct tr_error *err);
 
-/* Fetch span into the spool; on a broken response, isolate. */
+/* Fetch span into the stage; on a broken response, isolate. */
 static int bodies_span(struct body_fetch *bf, const struct span *sp, struct tr_error *err)
 {
 	char *set = span_str(sp);
@@ -646,7 +646,7 @@ static int bodies_isolate(struct body_fetch *bf, const struct span *sp, struct t
 	return r;
 }
 
-static int i_fetch_bodies(struct store *st, const struct store_set *set, struct spool *sp,
+static int i_fetch_bodies(struct store *st, const struct store_set *set, struct stage *sp,
 			  store_unreadable_cb *bad, void *ctx, struct tr_error *err)
 {
 	struct body_fetch bf = { is_of(st), sp, bad, ctx };
@@ -663,7 +663,7 @@ static int i_fetch_bodies(struct store *st, const struct store_set *set, struct 
 
 /* ---- writing ----------------------------------------------------------------- */
 
-static int i_append(struct store *st, const char *name, const struct spool *sp,
+static int i_append(struct store *st, const char *name, const struct stage *sp,
 		    struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		    struct tr_error *err)
 {

@@ -885,7 +885,7 @@ static int m_open_fetch(struct store *st, const char *name, struct store_status 
 	return m_fetch_meta(st, set, what, 0, cb, ctx, err);
 }
 
-static int m_fetch_bodies(struct store *st, const struct store_set *set, struct spool *sp,
+static int m_fetch_bodies(struct store *st, const struct store_set *set, struct stage *sp,
 			  store_unreadable_cb *bad, void *ctx, struct tr_error *err)
 {
 	struct mstore *ms = ms_of(st);
@@ -898,18 +898,18 @@ static int m_fetch_bodies(struct store *st, const struct store_set *set, struct 
 		return -1;
 	for (size_t i = 0; i < f->n && r == 0; i++) {
 		const struct mmsg *m = &f->v[i];
-		struct spool_msg *sm;
+		struct stage_msg *sm;
 
 		if (!set_has(set, m->uid))
 			continue;
-		spool_begin(sp);
-		if (spool_write(sp, m->data, m->len, err) < 0 || spool_end(sp, m->uid, err) < 0) {
-			spool_abort(sp);
+		stage_begin(sp);
+		if (stage_write(sp, m->data, m->len, err) < 0 || stage_end(sp, m->uid, err) < 0) {
+			stage_abort(sp);
 			r = -1;
 			break;
 		}
 		/* What the IMAP store's NUL recovery says of such a message. */
-		sm = spool_find(sp, m->uid);
+		sm = stage_find(sp, m->uid);
 		if (sm != NULL && memchr(m->data, '\0', m->len) != NULL)
 			sm->literal8 = true;
 	}
@@ -918,7 +918,7 @@ static int m_fetch_bodies(struct store *st, const struct store_set *set, struct 
 }
 
 /* The content of an item, as the destination stores it (rewritten). */
-static int item_content(const struct spool *sp, const struct store_append_item *it,
+static int item_content(const struct stage *sp, const struct store_append_item *it,
 			const struct mem_opts *o, char **out, size_t *out_len, struct tr_error *err)
 {
 	size_t len = (size_t)it->msg->len;
@@ -927,7 +927,7 @@ static int item_content(const struct spool *sp, const struct store_append_item *
 
 	if (buf == NULL)
 		return nomem(err);
-	if (spool_read(sp, it->msg, 0, buf, len, err) < 0) {
+	if (stage_read(sp, it->msg, 0, buf, len, err) < 0) {
 		free(buf);
 		return -1;
 	}
@@ -963,7 +963,7 @@ static void item_refused(struct mstore *ms, struct store_append_item *it, const 
 		     name, it->msg->uid, why);
 }
 
-static int m_append(struct store *st, const char *name, const struct spool *sp,
+static int m_append(struct store *st, const char *name, const struct stage *sp,
 		    struct store_append_item *items, size_t n, uint32_t *uidvalidity_r,
 		    struct tr_error *err)
 {

@@ -429,7 +429,7 @@ static void prefetch_free(struct run *r)
 static int hash_contents(struct run *r, struct store *s, struct meta_vec *mv,
 			 const uint32_t *uids, size_t n, struct tr_error *err)
 {
-	return meta_hash_contents(s, r->job->spool, r->job->limits->batch_bytes, mv, uids, n,
+	return meta_hash_contents(s, r->job->stage, r->job->limits->batch_bytes, mv, uids, n,
 				  err);
 }
 
@@ -514,7 +514,7 @@ static long pair_altered(struct run *r, struct meta_vec *src, const size_t *si, 
 	size_t n_src = 0, n_dst = 0;
 	long pairs;
 
-	pairs = meta_pair_altered(r->src, r->job->dst, r->job->spool, r->job->limits->batch_bytes,
+	pairs = meta_pair_altered(r->src, r->job->dst, r->job->stage, r->job->limits->batch_bytes,
 				  src, si, ns, dst, min_dst_uid, partner, &n_src, &n_dst, err);
 	if (n_src > 0)
 		log_info(r->job->ctx, "%s: %zu source and %zu destination message(s) differ only in "
@@ -907,11 +907,11 @@ static int drop_too_big(struct run *r, struct tr_error *err)
 	return w;
 }
 
-/* What the store's NUL check found (spool.h), said once per message. */
-static void report_nul(struct run *r, const struct spool *sp)
+/* What the store's NUL check found (stage.h), said once per message. */
+static void report_nul(struct run *r, const struct stage *sp)
 {
 	for (size_t k = 0; k < sp->n; k++) {
-		const struct spool_msg *m = &sp->v[k];
+		const struct stage_msg *m = &sp->v[k];
 
 		if (!m->stray)
 			continue;
@@ -963,7 +963,7 @@ static int record_bad(struct run *r, struct tr_error *err)
 }
 
 /* Fetch the bodies of r->copy[from, to) into sp. */
-static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
+static int fetch_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 		       struct tr_error *err)
 {
 	uint32_t *uids = malloc((to - from + 1) * sizeof(*uids));
@@ -978,7 +978,7 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	for (i = from; i < to; i++)
 		uids[i - from] = r->copy.v[i].uid;
 	set = store_set_uids(uids, to - from);
-	spool_reset(sp);
+	stage_reset(sp);
 	ret = store_fetch_bodies(r->src, &set, sp, note_bad, r, err);
 	if (ret < 0)
 		tr_error_prefix(err, "%s", r->job->src_name);
@@ -990,7 +990,7 @@ static int fetch_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 
 /* Append what sp holds of r->copy[from, to): record pending, append,
  * record the outcome.  Runs on the destination session only. */
-static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
+static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 			struct tr_error *err)
 {
 	const struct sync_folder_job *job = r->job;
@@ -1011,7 +1011,7 @@ static int append_batch(struct run *r, struct spool *sp, size_t from, size_t to,
 	}
 	for (i = from; i < to; i++) {
 		struct meta *m = &r->copy.v[i];
-		const struct spool_msg *sm = spool_find(sp, m->uid);
+		const struct stage_msg *sm = stage_find(sp, m->uid);
 
 		if (sm == NULL) {
 			/* Expunged on the source since we listed it. */
@@ -1102,15 +1102,15 @@ static size_t plan_batches(const struct run *r, size_t *ends)
 
 /* The fetch side of the pipeline: while the destination session appends
  * batch k, the source session already fetches batch k+1 into the other
- * spool, so each batch costs the slower of the two, not their sum. */
+ * stage, so each batch costs the slower of the two, not their sum. */
 struct pipeline {
 	struct run *r;
 	const size_t *ends;
 	size_t n;
-	struct spool *sp[2];
+	struct stage *sp[2];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool filled[2];            /* spool i holds fetched batch waiting for append */
+	bool filled[2];            /* stage i holds fetched batch waiting for append */
 	size_t fetched;            /* batches fetched so far */
 	bool stop;                 /* the appender failed: fetch no more */
 	bool failed;               /* the fetcher failed (err) */
@@ -1167,8 +1167,8 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 	p.r = r;
 	p.ends = ends;
 	p.n = n;
-	p.sp[0] = r->job->spool;
-	p.sp[1] = r->job->spool2;
+	p.sp[0] = r->job->stage;
+	p.sp[1] = r->job->stage2;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
 	if (start_thread(&t, fetcher_main, &p) != 0) {
@@ -1201,8 +1201,8 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 		pthread_mutex_unlock(&p.lock);
 	}
 	pthread_join(t, NULL);
-	spool_reset(p.sp[0]);
-	spool_reset(p.sp[1]);
+	stage_reset(p.sp[0]);
+	stage_reset(p.sp[1]);
 	pthread_cond_destroy(&p.cond);
 	pthread_mutex_destroy(&p.lock);
 	return ret;
@@ -1223,21 +1223,21 @@ static int copy_all(struct run *r, struct tr_error *err)
 		return -1;
 	}
 	n = plan_batches(r, ends);
-	if (n > 1 && r->job->spool2 != NULL) {
+	if (n > 1 && r->job->stage2 != NULL) {
 		ret = copy_pipelined(r, ends, n, &k, err);
 		k = n;
 	}
 	for (; k < n && ret == 0; k++) {
 		size_t from = k ? ends[k - 1] : 0;
 
-		ret = fetch_batch(r, r->job->spool, from, ends[k], err);
+		ret = fetch_batch(r, r->job->stage, from, ends[k], err);
 		if (ret == 0)
-			ret = append_batch(r, r->job->spool, from, ends[k], err);
+			ret = append_batch(r, r->job->stage, from, ends[k], err);
 	}
 	/* what the last fetch could not deliver */
 	if (ret == 0)
 		ret = record_bad(r, err);
-	spool_reset(r->job->spool);
+	stage_reset(r->job->stage);
 	free(ends);
 	return ret;
 }

@@ -14,14 +14,14 @@
 #include "meta.h"
 #include "report.h"
 #include "scheduler.h"
-#include "spool.h"
+#include "stage.h"
 #include "store.h"
 #include "text.h"
 #include "verify.h"
 
 /* Per message held in memory while hashing (--content); bigger ones go to
- * the spool's file. */
-#define VERIFY_SPOOL_MEM (128 * 1024)
+ * the stage's file. */
+#define VERIFY_STAGE_MEM (128 * 1024)
 
 /* Key (fingerprint or content hash) and size. */
 static int cmp_key(const struct meta *x, const struct meta *y)
@@ -44,7 +44,7 @@ static int cmp_key_uid(const void *a, const void *b)
 
 /* --content: key every message by a hash of its whole content; one that
  * vanished meanwhile (expunged) leaves the comparison. */
-static int hash_all(struct store *s, struct spool *sp, uint64_t batch_bytes,
+static int hash_all(struct store *s, struct stage *sp, uint64_t batch_bytes,
 		    struct meta_vec *mv, struct tr_error *err)
 {
 	uint32_t *uids = malloc((mv->n + 1) * sizeof(*uids));
@@ -73,7 +73,7 @@ static int hash_all(struct store *s, struct spool *sp, uint64_t batch_bytes,
 
 /* Every message of a folder, from a session: EXAMINE and the metadata
  * FETCH in one round trip (and with sp, every message's content). */
-static int read_folder(struct store *s, const char *raw, struct spool *sp,
+static int read_folder(struct store *s, const char *raw, struct stage *sp,
 		       uint64_t batch_bytes, struct meta_vec *out, struct tr_error *err)
 {
 	struct store_status st;
@@ -133,7 +133,7 @@ static int add_missing(struct verify_item *it, const char *folder, const struct 
  * it adds) is found, and counted as such. */
 static int compare(struct verify_item *it, const char *folder, struct meta_vec *src,
 		   struct meta_vec *dst, struct store *ss, struct store *ds,
-		   struct spool *sp, uint64_t batch_bytes, bool content, struct tr_error *err)
+		   struct stage *sp, uint64_t batch_bytes, bool content, struct tr_error *err)
 {
 	size_t i = 0, j = 0, n_un = 0, *un = NULL, *partner = NULL, n_src, n_dst, paired = 0;
 	long altered = 0;
@@ -208,7 +208,7 @@ out:
 }
 
 static int verify_folders(const struct run_env *env, struct store *src,
-			  struct store *dst, struct spool *sp, bool content,
+			  struct store *dst, struct stage *sp, bool content,
 			  struct verify_item *it, struct tr_error *err)
 {
 	uint64_t bb = env->limits.batch_bytes;
@@ -284,12 +284,12 @@ static void verify_one(size_t i, void *ctx)
 	const struct run_account *acc = &vc->acc[i];
 	struct verify_item *it = &vc->items[i];
 	struct store *src = NULL, *dst = NULL;
-	struct spool sp, *spp = NULL;
+	struct stage sp, *spp = NULL;
 	double t0 = now_s();
 
 	/* --content reads every message; without, only those whose copy the
 	 * destination may have altered. */
-	if (spool_init(&sp, vc->env->cfg->spool_dir, VERIFY_SPOOL_MEM, &it->err) < 0)
+	if (stage_init(&sp, vc->env->cfg->spool_dir, VERIFY_STAGE_MEM, &it->err) < 0)
 		goto out;
 	spp = &sp;
 	if (run_open(vc->env, acc, true, &src, &it->err) == 0 &&
@@ -300,7 +300,7 @@ static void verify_one(size_t i, void *ctx)
 	run_close(vc->env, acc, true, &src);
 	run_close(vc->env, acc, false, &dst);
 	if (spp != NULL)
-		spool_free(spp);
+		stage_free(spp);
 out:
 	it->seconds = now_s() - t0;
 	run_redact(vc->env, acc, it->err.msg, sizeof(it->err.msg));

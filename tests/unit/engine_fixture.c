@@ -100,8 +100,8 @@ int fx_setup(void **state)
 	make_dir(fx);
 	open_state(fx);
 	fx_worlds(fx, "", '/', "", '/');
-	if (spool_init(&fx->sp, fx->dir, 128 * 1024, &err) < 0 ||
-	    spool_init(&fx->sp2, fx->dir, 128 * 1024, &err) < 0)
+	if (stage_init(&fx->sp, fx->dir, 128 * 1024, &err) < 0 ||
+	    stage_init(&fx->sp2, fx->dir, 128 * 1024, &err) < 0)
 		return -1;
 	fx->lim.batch_bytes = 1u << 20;
 	fx->lim.batch_count = 100;
@@ -120,8 +120,8 @@ int fx_teardown(void **state)
 	struct fx *fx = *state;
 
 	state_close(fx->state);
-	spool_free(&fx->sp);
-	spool_free(&fx->sp2);
+	stage_free(&fx->sp);
+	stage_free(&fx->sp2);
 	mem_world_free(fx->src);
 	mem_world_free(fx->dst);
 	limiter_free(fx->src_lim);
@@ -201,8 +201,8 @@ int fx_sync(struct fx *fx, const char *src_raw, const char *dst_raw, struct sync
 	job.dst = dst;
 	job.state = fx->state;
 	job.account_id = fx->account_id;
-	job.spool = &fx->sp;
-	job.spool2 = fx->pipeline ? &fx->sp2 : NULL;
+	job.stage = &fx->sp;
+	job.stage2 = fx->pipeline ? &fx->sp2 : NULL;
 	job.limits = &fx->lim;
 	job.src_raw = job.src_name = src_raw;
 	job.dst_raw = job.dst_name = dst_raw;

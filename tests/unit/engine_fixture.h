@@ -1,6 +1,6 @@
 /* engine_fixture: what the engine's units share (test_store_mem,
  * test_engine, test_crash): two in-memory worlds (store_mem.h), a state in
- * a temporary directory, spools, and ways to run the engine on them:
+ * a temporary directory, stages, and ways to run the engine on them:
  * sync_folder() for one folder, account_run() for a whole mailbox, with or
  * without a fault plan (store_fault.h) in front of both stores.  Checks
  * compare a destination folder with its source as a multiset of messages
@@ -29,7 +29,7 @@ struct fx {
 	struct state *state;
 	int64_t account_id;       /* of the state's only account (sync_folder runs) */
 	struct mem_world *src, *dst;
-	struct spool sp, sp2;
+	struct stage sp, sp2;
 	struct sync_limits lim;
 	struct fault_run *fault;  /* when set, both stores go through it (plans
 				   * tagged "source" and "destination") */
@@ -37,7 +37,7 @@ struct fx {
 	struct folder_map_opts map;
 	struct limiter *src_lim, *dst_lim;
 	struct store_endpoint src_ep, dst_ep;
-	bool pipeline;            /* sync_folder runs with a second spool */
+	bool pipeline;            /* sync_folder runs with a second stage */
 	bool subscribe;           /* account runs copy subscriptions */
 };
 

@@ -1,5 +1,5 @@
 /* Units of the small core modules: flags, fingerprint, error
- * classification, UID sets, spool, option parsing. */
+ * classification, UID sets, stage, option parsing. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -20,7 +20,7 @@
 #include "imap.h"
 #include "meta.h"
 #include "nul.h"
-#include "spool.h"
+#include "stage.h"
 #include "sync.h"
 
 static void test_flags_canon(void **state)
@@ -156,92 +156,92 @@ static void test_uidset(void **state)
 	free(s);
 }
 
-static void test_spool(void **state)
+static void test_stage(void **state)
 {
-	struct spool sp;
+	struct stage sp;
 	struct tr_error err;
 	char big[10000], out[10000];
-	const struct spool_msg *m;
+	const struct stage_msg *m;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(big); i++)
 		big[i] = (char)('a' + i % 26);
-	assert_int_equal(spool_init(&sp, NULL, 4096, &err), 0);
+	assert_int_equal(stage_init(&sp, NULL, 4096, &err), 0);
 	/* A small message stays in memory. */
-	spool_begin(&sp);
-	assert_int_equal(spool_write(&sp, "hello ", 6, &err), 0);
-	assert_int_equal(spool_write(&sp, "world", 5, &err), 0);
-	assert_int_equal(spool_end(&sp, 7, &err), 0);
+	stage_begin(&sp);
+	assert_int_equal(stage_write(&sp, "hello ", 6, &err), 0);
+	assert_int_equal(stage_write(&sp, "world", 5, &err), 0);
+	assert_int_equal(stage_end(&sp, 7, &err), 0);
 	/* A big one, written in chunks, moves to the file. */
-	spool_begin(&sp);
+	stage_begin(&sp);
 	for (i = 0; i < sizeof(big); i += 1000)
-		assert_int_equal(spool_write(&sp, big + i, 1000, &err), 0);
-	assert_int_equal(spool_end(&sp, 9, &err), 0);
+		assert_int_equal(stage_write(&sp, big + i, 1000, &err), 0);
+	assert_int_equal(stage_end(&sp, 9, &err), 0);
 	/* An empty body is still a message. */
-	assert_int_equal(spool_end(&sp, 11, &err), 0);
+	assert_int_equal(stage_end(&sp, 11, &err), 0);
 
-	m = spool_find(&sp, 7);
+	m = stage_find(&sp, 7);
 	assert_non_null(m);
 	assert_non_null(m->mem);
-	assert_int_equal(spool_read(&sp, m, 0, out, 11, &err), 0);
+	assert_int_equal(stage_read(&sp, m, 0, out, 11, &err), 0);
 	assert_memory_equal(out, "hello world", 11);
-	m = spool_find(&sp, 9);
+	m = stage_find(&sp, 9);
 	assert_non_null(m);
 	assert_null(m->mem);
 	assert_int_equal(m->len, sizeof(big));
-	assert_int_equal(spool_read(&sp, m, 0, out, sizeof(big), &err), 0);
+	assert_int_equal(stage_read(&sp, m, 0, out, sizeof(big), &err), 0);
 	assert_memory_equal(out, big, sizeof(big));
-	assert_int_equal(spool_read(&sp, m, 9990, out, 10, &err), 0);
+	assert_int_equal(stage_read(&sp, m, 9990, out, 10, &err), 0);
 	assert_memory_equal(out, big + 9990, 10);
-	assert_int_equal(spool_read(&sp, m, 9995, out, 10, &err), -1);
-	m = spool_find(&sp, 11);
+	assert_int_equal(stage_read(&sp, m, 9995, out, 10, &err), -1);
+	m = stage_find(&sp, 11);
 	assert_non_null(m);
 	assert_int_equal(m->len, 0);
-	assert_null(spool_find(&sp, 8));
+	assert_null(stage_find(&sp, 8));
 	/* An aborted message leaves nothing. */
-	spool_begin(&sp);
-	assert_int_equal(spool_write(&sp, "x", 1, &err), 0);
-	spool_abort(&sp);
+	stage_begin(&sp);
+	assert_int_equal(stage_write(&sp, "x", 1, &err), 0);
+	stage_abort(&sp);
 	assert_int_equal(sp.n, 3);
-	spool_reset(&sp);
+	stage_reset(&sp);
 	assert_int_equal(sp.n, 0);
-	assert_null(spool_find(&sp, 7));
-	spool_free(&sp);
+	assert_null(stage_find(&sp, 7));
+	stage_free(&sp);
 }
 
-/* Small messages stay in memory only up to SPOOL_MEM_TOTAL per batch. */
-static void test_spool_total(void **state)
+/* Small messages stay in memory only up to STAGE_MEM_TOTAL per batch. */
+static void test_stage_total(void **state)
 {
-	struct spool sp;
+	struct stage sp;
 	struct tr_error err;
 	static char msg[100000];
-	size_t i, n = SPOOL_MEM_TOTAL / sizeof(msg) + 5, in_mem = 0;
+	size_t i, n = STAGE_MEM_TOTAL / sizeof(msg) + 5, in_mem = 0;
 	char out[16];
 
 	(void)state;
 	memset(msg, 'm', sizeof(msg));
-	assert_int_equal(spool_init(&sp, NULL, 128 * 1024, &err), 0);
+	assert_int_equal(stage_init(&sp, NULL, 128 * 1024, &err), 0);
 	for (i = 0; i < n; i++) {
 		msg[0] = (char)('A' + i % 26);
-		spool_begin(&sp);
-		assert_int_equal(spool_write(&sp, msg, sizeof(msg), &err), 0);
-		assert_int_equal(spool_end(&sp, (uint32_t)i + 1, &err), 0);
+		stage_begin(&sp);
+		assert_int_equal(stage_write(&sp, msg, sizeof(msg), &err), 0);
+		assert_int_equal(stage_end(&sp, (uint32_t)i + 1, &err), 0);
 	}
 	for (i = 0; i < n; i++) {
-		const struct spool_msg *m = spool_find(&sp, (uint32_t)i + 1);
+		const struct stage_msg *m = stage_find(&sp, (uint32_t)i + 1);
 
 		assert_non_null(m);
 		in_mem += m->mem != NULL;
-		assert_int_equal(spool_read(&sp, m, 0, out, 2, &err), 0);
+		assert_int_equal(stage_read(&sp, m, 0, out, 2, &err), 0);
 		assert_int_equal(out[0], 'A' + i % 26);
 		assert_int_equal(out[1], 'm');
 	}
-	assert_int_equal(in_mem, SPOOL_MEM_TOTAL / sizeof(msg));
-	assert_true(sp.mem_used <= SPOOL_MEM_TOTAL);
-	spool_reset(&sp);
+	assert_int_equal(in_mem, STAGE_MEM_TOTAL / sizeof(msg));
+	assert_true(sp.mem_used <= STAGE_MEM_TOTAL);
+	stage_reset(&sp);
 	assert_int_equal(sp.mem_used, 0);
-	spool_free(&sp);
+	stage_free(&sp);
 }
 
 static void test_parse_server(void **state)
@@ -735,8 +735,8 @@ int main(void)
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_uidset),
-		cmocka_unit_test(test_spool),
-		cmocka_unit_test(test_spool_total),
+		cmocka_unit_test(test_stage),
+		cmocka_unit_test(test_stage_total),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_nul_stray),
 		cmocka_unit_test(test_nul_scan_chunks),

@@ -32,16 +32,16 @@ static struct store *open_mem(struct mem_world *w)
 }
 
 /* Fill sp with one message per text, tagged 1, 2, ... */
-static void spool_texts(struct spool *sp, const char *const *texts, const size_t *lens, size_t n)
+static void stage_texts(struct stage *sp, const char *const *texts, const size_t *lens, size_t n)
 {
 	struct tr_error err;
 
-	spool_reset(sp);
+	stage_reset(sp);
 	for (size_t i = 0; i < n; i++) {
-		spool_begin(sp);
-		assert_int_equal(spool_write(sp, texts[i], lens != NULL ? lens[i] : strlen(texts[i]),
+		stage_begin(sp);
+		assert_int_equal(stage_write(sp, texts[i], lens != NULL ? lens[i] : strlen(texts[i]),
 					     &err), 0);
-		assert_int_equal(spool_end(sp, (uint32_t)(i + 1), &err), 0);
+		assert_int_equal(stage_end(sp, (uint32_t)(i + 1), &err), 0);
 	}
 }
 
@@ -283,7 +283,7 @@ static void test_append(void **state)
 	uint32_t uv;
 	size_t n;
 
-	spool_texts(&fx->sp, texts, NULL, 2);
+	stage_texts(&fx->sp, texts, NULL, 2);
 	items[0].msg = &fx->sp.v[0];
 	items[1].msg = &fx->sp.v[1];
 	st = open_mem(fx->dst);
@@ -335,7 +335,7 @@ static void test_rewrite_on_append(void **state)
 	size_t n;
 
 	mem_world_set_opts(fx->dst, &o);
-	spool_texts(&fx->sp, texts, NULL, 1);
+	stage_texts(&fx->sp, texts, NULL, 1);
 	it.msg = &fx->sp.v[0];
 	st = open_mem(fx->dst);
 	assert_int_equal(store_append(st, "INBOX", &fx->sp, &it, 1, &uv, &err), 0);
@@ -367,7 +367,7 @@ static void test_bodies_and_binary(void **state)
 				     NULL), 0);
 	st = open_mem(fx->src);
 	assert_int_equal(store_open_folder(st, "INBOX", true, &s, &err), 0);
-	spool_reset(&fx->sp);
+	stage_reset(&fx->sp);
 	assert_int_equal(store_fetch_bodies(st, &set, &fx->sp, NULL, NULL, &err), 0);
 	assert_int_equal(fx->sp.n, 2);                /* UID 9 does not exist */
 	assert_int_equal(fx->sp.v[0].uid, 1);
@@ -375,7 +375,7 @@ static void test_bodies_and_binary(void **state)
 	assert_int_equal(fx->sp.v[1].uid, 3);
 	assert_true(fx->sp.v[1].literal8);
 	assert_int_equal(fx->sp.v[1].len, sizeof(nul_msg) - 1);
-	assert_int_equal(spool_read(&fx->sp, &fx->sp.v[1], 0, buf, sizeof(nul_msg) - 1, &err), 0);
+	assert_int_equal(stage_read(&fx->sp, &fx->sp.v[1], 0, buf, sizeof(nul_msg) - 1, &err), 0);
 	assert_memory_equal(buf, nul_msg, sizeof(nul_msg) - 1);
 	store_close(st);
 	/* a destination without BINARY refuses it */
@@ -481,7 +481,7 @@ static int five_ops(struct fx *fx, struct fault_run *run, struct tr_error *err)
 	if (store_status_many(s, &inbox, 1, &st, err) < 0 ||
 	    store_open_folder(d, "INBOX", false, &st, err) < 0)
 		goto out;
-	spool_texts(&fx->sp, texts, NULL, 1);
+	stage_texts(&fx->sp, texts, NULL, 1);
 	it.msg = &fx->sp.v[0];
 	r = store_append(d, "INBOX", &fx->sp, &it, 1, &uv, err);
 	if (r == 0)

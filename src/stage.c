@@ -1,4 +1,4 @@
-/* spool: see include/spool.h */
+/* stage: see include/stage.h */
 #include "config.h"
 
 #include <errno.h>
@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "fingerprint.h"
-#include "spool.h"
+#include "stage.h"
 
-int spool_init(struct spool *sp, const char *dir, size_t mem_limit, struct tr_error *err)
+int stage_init(struct stage *sp, const char *dir, size_t mem_limit, struct tr_error *err)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -27,7 +27,7 @@ int spool_init(struct spool *sp, const char *dir, size_t mem_limit, struct tr_er
 	return 0;
 }
 
-static void free_msgs(struct spool *sp)
+static void free_msgs(struct stage *sp)
 {
 	size_t i;
 
@@ -37,7 +37,7 @@ static void free_msgs(struct spool *sp)
 	sp->mem_used = 0;
 }
 
-void spool_free(struct spool *sp)
+void stage_free(struct stage *sp)
 {
 	free_msgs(sp);
 	free(sp->v);
@@ -49,7 +49,7 @@ void spool_free(struct spool *sp)
 	sp->fd = -1;
 }
 
-void spool_reset(struct spool *sp)
+void stage_reset(struct stage *sp)
 {
 	free_msgs(sp);
 	sp->open = false;
@@ -65,7 +65,7 @@ void spool_reset(struct spool *sp)
 	}
 }
 
-static int open_file(struct spool *sp, struct tr_error *err)
+static int open_file(struct stage *sp, struct tr_error *err)
 {
 	char path[4096];
 	int fd;
@@ -73,13 +73,13 @@ static int open_file(struct spool *sp, struct tr_error *err)
 	/* O_TMPFILE: never visible in the directory, gone when we close or die. */
 	fd = open(sp->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-		snprintf(path, sizeof(path), "%s/trasloco-spool-XXXXXX", sp->dir);
+		snprintf(path, sizeof(path), "%s/trasloco-stage-XXXXXX", sp->dir);
 		fd = mkostemp(path, O_CLOEXEC);
 		if (fd >= 0)
 			unlink(path);
 	}
 	if (fd < 0) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot create a spool file in %s: %s",
+		tr_error_set(err, TR_ERR_LOCAL, "cannot create a stage file in %s: %s",
 			     sp->dir, strerror(errno));
 		return -1;
 	}
@@ -107,7 +107,7 @@ static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 	return 0;
 }
 
-void spool_begin(struct spool *sp)
+void stage_begin(struct stage *sp)
 {
 	sp->open = true;
 	sp->buf_len = 0;
@@ -116,18 +116,18 @@ void spool_begin(struct spool *sp)
 	sp->cur_len = 0;
 }
 
-void spool_abort(struct spool *sp)
+void stage_abort(struct stage *sp)
 {
 	sp->open = false;
 	sp->buf_len = 0;
 }
 
-static int to_file(struct spool *sp, const void *data, size_t len, struct tr_error *err)
+static int to_file(struct stage *sp, const void *data, size_t len, struct tr_error *err)
 {
 	if (sp->fd < 0 && open_file(sp, err) < 0)
 		return -1;
 	if (pwrite_all(sp->fd, data, len, sp->file_len) < 0) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot write the spool file in %s: %s",
+		tr_error_set(err, TR_ERR_LOCAL, "cannot write the stage file in %s: %s",
 			     sp->dir, strerror(errno));
 		return -1;
 	}
@@ -135,15 +135,15 @@ static int to_file(struct spool *sp, const void *data, size_t len, struct tr_err
 	return 0;
 }
 
-int spool_write(struct spool *sp, const void *data, size_t len, struct tr_error *err)
+int stage_write(struct stage *sp, const void *data, size_t len, struct tr_error *err)
 {
 	if (!sp->open)
-		spool_begin(sp);
+		stage_begin(sp);
 	sp->cur_len += len;
 	if (sp->cur_in_file)
 		return to_file(sp, data, len, err);
 	if (sp->buf_len + len > sp->mem_limit ||
-	    sp->mem_used + sp->buf_len + len > SPOOL_MEM_TOTAL) {
+	    sp->mem_used + sp->buf_len + len > STAGE_MEM_TOTAL) {
 		/* Too big for memory: move what we have to the file and go on there. */
 		sp->cur_off = sp->file_len;
 		if (to_file(sp, sp->buf, sp->buf_len, err) < 0)
@@ -171,15 +171,15 @@ int spool_write(struct spool *sp, const void *data, size_t len, struct tr_error 
 	return 0;
 }
 
-int spool_end(struct spool *sp, uint32_t uid, struct tr_error *err)
+int stage_end(struct stage *sp, uint32_t uid, struct tr_error *err)
 {
-	struct spool_msg *m;
+	struct stage_msg *m;
 
 	if (!sp->open)
-		spool_begin(sp);   /* an empty body: still a message */
+		stage_begin(sp);   /* an empty body: still a message */
 	if (sp->n == sp->cap) {
 		size_t cap = sp->cap ? sp->cap * 2 : 64;
-		struct spool_msg *nv = realloc(sp->v, cap * sizeof(*nv));
+		struct stage_msg *nv = realloc(sp->v, cap * sizeof(*nv));
 
 		if (nv == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
@@ -210,7 +210,7 @@ int spool_end(struct spool *sp, uint32_t uid, struct tr_error *err)
 	return 0;
 }
 
-struct spool_msg *spool_find(const struct spool *sp, uint32_t uid)
+struct stage_msg *stage_find(const struct stage *sp, uint32_t uid)
 {
 	size_t i;
 
@@ -220,13 +220,13 @@ struct spool_msg *spool_find(const struct spool *sp, uint32_t uid)
 	return NULL;
 }
 
-int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, void *buf,
+int stage_read(const struct stage *sp, const struct stage_msg *m, uint64_t off, void *buf,
 	       size_t len, struct tr_error *err)
 {
 	char *p = buf;
 
 	if (off + len > m->len) {
-		tr_error_set(err, TR_ERR_LOCAL, "spool read past the end of message UID %u", m->uid);
+		tr_error_set(err, TR_ERR_LOCAL, "stage read past the end of message UID %u", m->uid);
 		return -1;
 	}
 	if (m->mem != NULL) {
@@ -240,7 +240,7 @@ int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			tr_error_set(err, TR_ERR_LOCAL, "cannot read the spool file: %s",
+			tr_error_set(err, TR_ERR_LOCAL, "cannot read the stage file: %s",
 				     r < 0 ? strerror(errno) : "short file");
 			return -1;
 		}
@@ -251,11 +251,11 @@ int spool_read(const struct spool *sp, const struct spool_msg *m, uint64_t off, 
 	return 0;
 }
 
-int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, const void *data,
+int stage_overwrite(struct stage *sp, const struct stage_msg *m, uint64_t off, const void *data,
 		    size_t len, struct tr_error *err)
 {
 	if (off > m->len || len > m->len - off) {
-		tr_error_set(err, TR_ERR_LOCAL, "spool write past the end of message UID %u", m->uid);
+		tr_error_set(err, TR_ERR_LOCAL, "stage write past the end of message UID %u", m->uid);
 		return -1;
 	}
 	if (m->mem != NULL) {
@@ -263,14 +263,14 @@ int spool_overwrite(struct spool *sp, const struct spool_msg *m, uint64_t off, c
 		return 0;
 	}
 	if (pwrite_all(sp->fd, data, len, m->off + off) < 0) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot write the spool file in %s: %s", sp->dir,
+		tr_error_set(err, TR_ERR_LOCAL, "cannot write the stage file in %s: %s", sp->dir,
 			     strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-int spool_hash(const struct spool *sp, const struct spool_msg *m, unsigned char *out,
+int stage_hash(const struct stage *sp, const struct stage_msg *m, unsigned char *out,
 	       struct tr_error *err)
 {
 	struct fp_content *c = fp_content_new();
@@ -288,7 +288,7 @@ int spool_hash(const struct spool *sp, const struct spool_msg *m, unsigned char 
 	while (off < m->len) {
 		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
 
-		if (spool_read(sp, m, off, buf, chunk, err) < 0) {
+		if (stage_read(sp, m, off, buf, chunk, err) < 0) {
 			fp_content_final(c, out);
 			return -1;
 		}
