@@ -94,6 +94,7 @@ struct job_config {
 	/* caps, network, batches */
 	int src_max_per_account, dst_max_per_account;
 	int src_max_connections, dst_max_connections;
+	bool caps_per_egress;           /* queue: per-account caps count per egress (caps_pg.h) */
 	int parallel_accounts;
 	int timeout_s;
 	int retries;                    /* attempts per folder on transient errors */

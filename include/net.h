@@ -6,6 +6,7 @@
 #ifndef TRASLOCO_NET_H
 #define TRASLOCO_NET_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "error.h"
@@ -25,6 +26,22 @@ int net_wait(int fd, short events, int timeout_ms);
 /* Ask every wait in the process to give up (SIGTERM handling): async-signal-safe. */
 void net_cancel_all(void);
 bool net_cancelled(void);
+
+/* A scope: the sessions of one piece of work (an account: every thread it
+ * starts) that can be stopped apart from the rest of the process (a worker
+ * that lost an account's lease stops that account only).  A thread works
+ * in at most one scope (thread-local); threads started for the work enter
+ * their starter's scope (account.c, sync.c start_thread).  Once a scope is
+ * cancelled, net_wait in its threads returns -1/ECANCELED and
+ * net_cancelled() is true there, as after net_cancel_all.  The struct is
+ * the caller's, zeroed to start; net_scope_cancel is async-signal-safe and
+ * may be called from any thread. */
+struct net_scope {
+	volatile sig_atomic_t cancelled;
+};
+void net_scope_enter(struct net_scope *s);      /* NULL: leave */
+struct net_scope *net_scope_current(void);
+void net_scope_cancel(struct net_scope *s);
 
 /* True when host is a numeric IPv4 or IPv6 address. */
 bool net_is_ip_literal(const char *host);

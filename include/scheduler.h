@@ -41,6 +41,22 @@ void limiter_release(struct limiter *l, const char *account);
  * limiter_acquire (still held): lower the cap that was hit. */
 void limiter_refused(struct limiter *l, const char *account);
 
+/* A cap shared with other processes (caps_pg.h: every worker of a job
+ * on every host).  Once set, a slot is granted only when both the local
+ * limiter and the shared one grant it (local first: threads of this
+ * process queue here, not in the database); release and refused are
+ * passed on.  acquire returns 0 granted, -1 not (wait false and no room,
+ * the run or the caller's scope stopped, or the shared store failing: a
+ * session is never opened without its slot).  The struct is copied; ctx
+ * stays the caller's and must outlive the limiter's use. */
+struct limiter_shared {
+	int (*acquire)(void *ctx, const char *account, bool wait);
+	void (*release)(void *ctx, const char *account);
+	void (*refused)(void *ctx, const char *account);
+	void *ctx;
+};
+void limiter_set_shared(struct limiter *l, const struct limiter_shared *sh);
+
 /* Current numbers, for tests and logs.  A login's peak is forgotten with its
  * entry (once it is idle): it is the peak since the login last held nothing. */
 int limiter_in_use(struct limiter *l, const char *account);   /* NULL: total */

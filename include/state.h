@@ -79,6 +79,15 @@ struct state_lock *state_account_lock(struct state *st, int64_t account_id,
 				      struct tr_error *err);
 /* Release and free it (NULL: nothing). */
 void state_account_unlock(struct state_lock *lock);
+/* Be told when a lock is lost: a backend whose locks are leases
+ * (postgresql: renewed by a heartbeat, taken by another holder once
+ * expired) calls lost(ctx) once, from its own thread, when it could not
+ * renew the lease in time; from then on the backend refuses that account's
+ * writes, and the holder must stop its sessions at once (an APPEND still
+ * in flight when another holder takes over could be doubled).  Backends
+ * without leases never call it.  Set before the work starts; the call may
+ * come until state_account_unlock returns. */
+void state_lock_watch(struct state_lock *lock, void (*lost)(void *ctx), void *ctx);
 /* The status saved by the last run ("new" when none finished), into buf. */
 int state_account_get_status(struct state *st, int64_t account_id, char *buf, size_t len,
 			     struct tr_error *err);

@@ -46,6 +46,8 @@ struct state_backend {
 	/* *lock_r: the backend's own lock handle, passed back to unlock. */
 	int (*account_lock)(void *h, int64_t account_id, void **lock_r, struct tr_error *err);
 	void (*account_unlock)(void *h, void *lock);
+	/* NULL for backends whose locks cannot be lost (state_lock_watch). */
+	void (*lock_watch)(void *h, void *lock, void (*lost)(void *ctx), void *ctx);
 	int (*account_get_status)(void *h, int64_t account_id, char *buf, size_t len,
 				  struct tr_error *err);
 	int (*account_set_status)(void *h, int64_t account_id, const char *status,

@@ -76,6 +76,8 @@ const char cli_usage_text[] =
 	"                                         sessions per account per server (default 4)\n"
 	"  --src-max-connections N, --dst-max-connections N\n"
 	"                                         sessions per server in all (default 40)\n"
+	"  --caps-per-egress                      queue: per-account caps count per worker\n"
+	"                                         --egress (default: one cap for all workers)\n"
 	"  --report FILE, --report-csv FILE       JSON / CSV report (run; JSON: check, verify)\n"
 	"  --content                              verify: compare whole contents (SHA-256),\n"
 	"                                         downloading every message from both sides\n"

@@ -90,6 +90,8 @@ static const struct jobconf_key keys[] = {
 	    "sessions on the source in all"),
 	NUM("dst-max-connections", T_INT, AT(dst_max_connections), 1, 10000,
 	    "sessions on the destination in all"),
+	FLAG("caps-per-egress", AT(caps_per_egress), 1,
+	     "queue: per-account caps count per worker --egress"),
 	NUM("parallel-accounts", T_INT, AT(parallel_accounts), 1, 1000, "accounts at once"),
 	NUM("timeout", T_INT, AT(timeout_s), 1, 86400, "network idle timeout, seconds"),
 	NUM("retries", T_INT, AT(retries), 1, 100, "attempts on transient errors"),

@@ -179,6 +179,12 @@ struct state_lock *state_account_lock(struct state *st, int64_t account_id,
 	return l;
 }
 
+void state_lock_watch(struct state_lock *l, void (*lost)(void *ctx), void *ctx)
+{
+	if (l != NULL && l->st->be->lock_watch != NULL)
+		l->st->be->lock_watch(l->st->h, l->h, lost, ctx);
+}
+
 void state_account_unlock(struct state_lock *l)
 {
 	struct state *st;

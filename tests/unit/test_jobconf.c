@@ -54,6 +54,7 @@ static const struct {
 	{ "dst-max-per-account", "3" },
 	{ "src-max-connections", "8" },
 	{ "dst-max-connections", "16" },
+	{ "caps-per-egress", NULL },
 	{ "parallel-accounts", "7" },
 	{ "timeout", "30" },
 	{ "retries", "2" },
