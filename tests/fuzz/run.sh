@@ -24,7 +24,9 @@ clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -l
 clang $flags "$top/tests/fuzz/fuzz_msgsig.c" "$top/src/msgsig.c" -lcrypto -o "$out/fuzz_msgsig"
 clang $flags "$top/tests/fuzz/fuzz_text.c" "$top/src/text.c" -o "$out/fuzz_text"
 clang $flags "$top/tests/fuzz/fuzz_budget.c" "$top/src/budget.c" -o "$out/fuzz_budget"
-for t in job folder nul msgsig text budget; do
+clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c" -lcrypto \
+    -o "$out/fuzz_unseal"
+for t in job folder nul msgsig text budget unseal; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
