@@ -57,6 +57,14 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 		 const char *admin_password, const char *name, int64_t *id_r,
 		 struct tr_error *err);
 
+/* False for the settings a queued job does not keep (accounts, state,
+ * report, report-csv, log-dir, dst-admin-password-file): its accounts and
+ * admin password are stored in the queue, its state is the queue's
+ * database, its outcome is queue_status, a worker's logs are the worker's.
+ * queue_submit leaves them out of the stored text and stores every path
+ * absolute (relative ones from the working directory). */
+bool queue_setting_kept(const char *key);
+
 /* One claimed account, every string owned (passwords wiped by
  * queue_claim_free). */
 struct queue_claim {

@@ -1,0 +1,1432 @@
+/* queue: migration jobs shared by many workers, in PostgreSQL; see queue.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "pg.h"
+#include "pg_schema.h"
+#include "queue.h"
+#include "report.h"
+#include "secret.h"
+#include "text.h"
+
+/* Accounts per INSERT at submit, and per UPDATE at rekey: one round trip
+ * per batch, not per account (20,000 accounts over a WAN link). */
+#define BATCH_ROWS 500
+
+struct queue {
+	struct pg *pg;
+	const struct seal_keys *keys;
+};
+
+static int oom(struct tr_error *err)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	return -1;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static char *hex_of(const unsigned char *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *s = malloc(2 * n + 1);
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		s[2 * i] = digits[p[i] >> 4];
+		s[2 * i + 1] = digits[p[i] & 15];
+	}
+	s[2 * n] = '\0';
+	return s;
+}
+
+/* A bytea field (text format) as bytes; *v NULL for SQL NULL.  Returns -1
+ * when out of memory. */
+static int bytea_get(const PGresult *r, int row, int col, unsigned char **v, size_t *len)
+{
+	unsigned char *u, *copy;
+	size_t n;
+
+	*v = NULL;
+	*len = 0;
+	if (PQgetisnull(r, row, col))
+		return 0;
+	u = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+	if (u == NULL)
+		return -1;
+	/* ours to free with free(), and one byte more for a NUL */
+	copy = malloc(n + 1);
+	if (copy != NULL) {
+		memcpy(copy, u, n);
+		copy[n] = '\0';
+	}
+	PQfreemem(u);
+	if (copy == NULL)
+		return -1;
+	*v = copy;
+	*len = n;
+	return 0;
+}
+
+/* A bytea field that holds text (an address, a login): NUL-terminated,
+ * NULL for SQL NULL; *bad set when out of memory. */
+static char *bytea_str(const PGresult *r, int row, int col, bool *bad)
+{
+	unsigned char *v;
+	size_t n;
+
+	if (bytea_get(r, row, col, &v, &n) < 0) {
+		*bad = true;
+		return NULL;
+	}
+	return (char *)v;
+}
+
+/* The associated data of a stored password: its job, account and column,
+ * so that a value copied to another row or column does not open. */
+static void aad_of(char *buf, size_t len, int64_t job, const char *email, const char *what)
+{
+	if (email == NULL)
+		snprintf(buf, len, "job %" PRId64 " %s", job, what);
+	else
+		snprintf(buf, len, "job %" PRId64 " account %s %s", job, email, what);
+}
+
+/* Seal plain for its place, as hex for a JSON batch; NULL plain gives a
+ * JSON null. */
+static json_t *sealed_hex(const struct seal_keys *k, const char *aad, const char *plain,
+			  struct tr_error *err)
+{
+	unsigned char *s;
+	size_t n;
+	char *h;
+	json_t *j;
+
+	if (plain == NULL)
+		return json_null();
+	if (seal(k, aad, plain, &s, &n, err) < 0)
+		return NULL;
+	h = hex_of(s, n);
+	free(s);
+	if (h == NULL) {
+		oom(err);
+		return NULL;
+	}
+	j = json_string(h);
+	free(h);
+	if (j == NULL)
+		oom(err);
+	return j;
+}
+
+static json_t *bytes_hex(const char *s)
+{
+	char *h;
+	json_t *j;
+
+	if (s == NULL)
+		return json_null();
+	h = hex_of((const unsigned char *)s, strlen(s));
+	if (h == NULL)
+		return NULL;
+	j = json_string(h);
+	free(h);
+	return j;
+}
+
+static void id_text(char *buf, size_t len, int64_t id)
+{
+	snprintf(buf, len, "%" PRId64, id);
+}
+
+/* ---- open --------------------------------------------------------------------- */
+
+int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
+	       struct tr_error *err)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+
+	*q_r = NULL;
+	if (q == NULL)
+		return oom(err);
+	if (pg_connect(dsn, &q->pg, err) < 0 || pg_schema_check(q->pg, err) < 0) {
+		queue_close(q);
+		return -1;
+	}
+	q->keys = keys;
+	*q_r = q;
+	return 0;
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	pg_close(q->pg);
+	free(q);
+}
+
+const char *queue_where(const struct queue *q)
+{
+	return pg_where(q->pg);
+}
+
+static int need_keys(const struct queue *q, struct tr_error *err)
+{
+	if (q->keys != NULL)
+		return 0;
+	tr_error_set(err, TR_ERR_LOCAL, "the queue was opened without a key file");
+	return -1;
+}
+
+int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
+{
+	const char *p[1] = { job };
+	PGresult *r;
+	size_t i;
+	bool digits = job != NULL && job[0] != '\0' && strlen(job) < 19;
+
+	*id_r = 0;
+	for (i = 0; digits && job[i] != '\0'; i++)
+		if (job[i] < '0' || job[i] > '9')
+			digits = false;
+	if (digits) {
+		r = pg_exec(q->pg, "SELECT id FROM q_jobs WHERE id = $1::bigint", 1, p, err);
+		if (r == NULL)
+			return -1;
+		if (PQntuples(r) == 1)
+			*id_r = pg_int(r, 0, 0);
+		PQclear(r);
+		if (*id_r > 0)
+			return 0;
+	}
+	r = pg_exec(q->pg, "SELECT id FROM q_jobs WHERE name = $1 ORDER BY id DESC LIMIT 1", 1, p,
+		    err);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 1)
+		*id_r = pg_int(r, 0, 0);
+	PQclear(r);
+	if (*id_r > 0)
+		return 0;
+	{
+		char *c = text_clean_dup(job, NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?",
+			     pg_where(q->pg));
+		free(c);
+	}
+	return -1;
+}
+
+/* ---- submit ------------------------------------------------------------------- */
+
+/* Settings a queued job does not keep: its accounts and the admin
+ * password are in the queue itself, its state is the queue's database
+ * (the worker's DSN), its outcome is `queue status`, and a worker writes
+ * its logs where it is told.  (The command layer says so to the user.) */
+static const char *const not_kept[] = {
+	"accounts", "state", "report", "report-csv", "log-dir", "dst-admin-password-file",
+};
+
+bool queue_setting_kept(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(not_kept) / sizeof(not_kept[0]); i++)
+		if (strcmp(key, not_kept[i]) == 0)
+			return false;
+	return true;
+}
+
+/* The job's settings as stored: jobconf_text of cfg without the settings
+ * a queued job does not keep, and every path made absolute (from the
+ * working directory, as cfg's relative paths are), so that a worker on
+ * another host reads the same files. */
+static char *stored_config(const struct job_config *cfg, struct tr_error *err)
+{
+	struct jobconf_origin o = { .from = JOBCONF_JOB_FILE };
+	struct job_config n;
+	struct job_file jf;
+	char *text = jobconf_text(cfg), *out = NULL, cwd[4096];
+	size_t i;
+
+	memset(&jf, 0, sizeof(jf));
+	if (text == NULL) {
+		oom(err);
+		return NULL;
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot tell the working directory: %s",
+			     strerror(errno));
+		free(text);
+		return NULL;
+	}
+	o.dir = cwd;
+	jobconf_init(&n, JOB_RUN);
+	if (job_file_parse("the job's settings", text, strlen(text), &jf, err) < 0)
+		goto out;
+	for (i = 0; i < jf.n; i++) {
+		if (!queue_setting_kept(jf.v[i].key))
+			continue;
+		if (jobconf_set(&n, jf.v[i].key, jf.v[i].value, &o, err) < 0)
+			goto out;
+	}
+	out = jobconf_text(&n);
+	if (out == NULL)
+		oom(err);
+out:
+	job_file_free(&jf);
+	jobconf_free(&n);
+	free(text);
+	return out;
+}
+
+/* The default name: the job file's (or else the accounts file's) base
+ * name without ".job" (".csv"). */
+static char *default_name(const struct job_config *cfg)
+{
+	const char *path = cfg->name != NULL ? cfg->name : cfg->accounts, *base, *ext;
+	size_t len;
+
+	if (path == NULL)
+		return strdup("job");
+	base = strrchr(path, '/');
+	base = base != NULL ? base + 1 : path;
+	len = strlen(base);
+	ext = cfg->name != NULL ? ".job" : ".csv";
+	if (len > 4 && strcmp(base + len - 4, ext) == 0)
+		len -= 4;
+	if (len == 0)
+		return strdup("job");
+	return strndup(base, len);
+}
+
+static char *server_text(const struct jobconf_server *s)
+{
+	size_t len = strlen(s->host) + 16;
+	char *t = malloc(len);
+
+	if (t != NULL)
+		snprintf(t, len, strchr(s->host, ':') != NULL ? "[%s]:%d" : "%s:%d", s->host,
+			 s->port);
+	return t;
+}
+
+static json_t *skipped_json(const struct job_accounts *ja)
+{
+	json_t *a = json_array();
+	bool ok = a != NULL;
+	size_t i;
+
+	for (i = 0; ok && i < ja->n_bad; i++) {
+		json_t *o;
+
+		if (ja->bad[i].line == 0)
+			continue;
+		o = json_object();
+		report_json_set(o, "line", json_integer(ja->bad[i].line), &ok);
+		report_json_set(o, "what", report_json_text(ja->bad[i].what), &ok);
+		report_json_append(a, o, &ok);
+	}
+	if (!ok) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Accounts [from, to) of ja as one INSERT (their passwords sealed). */
+static int insert_accounts(struct queue *q, int64_t job, const struct job_accounts *ja,
+			   size_t from, size_t to, struct tr_error *err)
+{
+	json_t *rows = json_array();
+	char idbuf[32], aad[1400], *doc = NULL;
+	const char *p[2];
+	bool ok = rows != NULL;
+	size_t i;
+	int r = -1;
+
+	id_text(idbuf, sizeof(idbuf), job);
+	for (i = from; ok && i < to; i++) {
+		const struct job_account *a = &ja->v[i];
+		json_t *o = json_object(), *pw, *dpw;
+
+		aad_of(aad, sizeof(aad), job, a->email, "password");
+		pw = sealed_hex(q->keys, aad, a->password, err);
+		aad_of(aad, sizeof(aad), job, a->email, "dst_password");
+		dpw = pw != NULL ? sealed_hex(q->keys, aad, a->dst_password, err) : NULL;
+		if (pw == NULL || dpw == NULL) {
+			json_decref(pw);
+			json_decref(o);
+			json_decref(rows);
+			return -1;
+		}
+		report_json_set(o, "l", json_integer(a->line), &ok);
+		report_json_set(o, "e", bytes_hex(a->email), &ok);
+		report_json_set(o, "su", bytes_hex(a->src_user), &ok);
+		report_json_set(o, "du", bytes_hex(a->dst_user), &ok);
+		report_json_set(o, "p", pw, &ok);
+		report_json_set(o, "dp", dpw, &ok);
+		report_json_append(rows, o, &ok);
+	}
+	if (ok)
+		doc = json_dumps(rows, JSON_COMPACT);
+	json_decref(rows);
+	if (doc == NULL)
+		return oom(err);
+	p[0] = idbuf;
+	p[1] = doc;
+	r = pg_run(q->pg,
+		   "INSERT INTO q_accounts (job_id, line, email, src_user, dst_user, password, "
+		   "dst_password) SELECT $1::bigint, x.l, decode(x.e, 'hex'), decode(x.su, 'hex'), "
+		   "decode(x.du, 'hex'), decode(x.p, 'hex'), decode(x.dp, 'hex') "
+		   "FROM json_to_recordset($2::json) AS x(l integer, e text, su text, du text, "
+		   "p text, dp text) ORDER BY x.l",
+		   2, p, err);
+	free(doc);
+	return r;
+}
+
+int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
+		 const char *admin_password, const char *name, int64_t *id_r,
+		 struct tr_error *err)
+{
+	char *config = NULL, *jname = NULL, *src = NULL, *dst = NULL, *skipped = NULL;
+	char idbuf[32], aad[64], n1[16], n2[16];
+	json_t *sk;
+	PGresult *r;
+	int64_t id = 0;
+	size_t i;
+	int rc = -1;
+
+	*id_r = 0;
+	if (need_keys(q, err) < 0)
+		return -1;
+	if (cfg->kind != JOB_RUN || cfg->src.host == NULL || cfg->dst.host == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "only a finished job of `trasloco run` is queued");
+		return -1;
+	}
+	if (ja->n == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate",
+			     cfg->accounts != NULL ? cfg->accounts : "the accounts file");
+		return -1;
+	}
+	if (cfg->dst_admin != NULL && admin_password == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
+		return -1;
+	}
+	config = stored_config(cfg, err);
+	if (config == NULL)
+		return -1;
+	jname = name != NULL ? strdup(name) : default_name(cfg);
+	src = server_text(&cfg->src);
+	dst = server_text(&cfg->dst);
+	sk = skipped_json(ja);
+	skipped = sk != NULL ? json_dumps(sk, JSON_COMPACT) : NULL;
+	json_decref(sk);
+	if (jname == NULL || src == NULL || dst == NULL || skipped == NULL) {
+		oom(err);
+		goto out;
+	}
+	if (pg_begin(q->pg, err) < 0)
+		goto out;
+	{
+		const char *p[5] = { jname, config, src, dst, skipped };
+
+		r = pg_exec(q->pg, "INSERT INTO q_jobs (name, config, src, dst, skipped) "
+			    "VALUES ($1, $2, $3, $4, $5) RETURNING id", 5, p, err);
+		if (r == NULL)
+			goto fail;
+		id = pg_int(r, 0, 0);
+		PQclear(r);
+	}
+	id_text(idbuf, sizeof(idbuf), id);
+	if (admin_password != NULL) {
+		unsigned char *s;
+		size_t n;
+		const char *p[2] = { idbuf, NULL };
+		int lens[2] = { 0, 0 };
+
+		aad_of(aad, sizeof(aad), id, NULL, "admin");
+		if (seal(q->keys, aad, admin_password, &s, &n, err) < 0)
+			goto fail;
+		p[1] = (const char *)s;
+		lens[1] = (int)n;
+		r = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = $1::bigint", 2,
+			     p, lens, err);
+		free(s);
+		if (r == NULL)
+			goto fail;
+		PQclear(r);
+	}
+	for (i = 0; i < ja->n; i += BATCH_ROWS)
+		if (insert_accounts(q, id, ja, i, i + BATCH_ROWS < ja->n ? i + BATCH_ROWS : ja->n,
+				    err) < 0)
+			goto fail;
+	{
+		const char *p[6] = { idbuf, n1, n2, NULL, NULL, cfg->caps_per_egress ? "t" : "f" };
+		char n3[16], n4[16];
+
+		snprintf(n1, sizeof(n1), "%d", cfg->src_max_per_account);
+		snprintf(n2, sizeof(n2), "%d", cfg->src_max_connections);
+		snprintf(n3, sizeof(n3), "%d", cfg->dst_max_per_account);
+		snprintf(n4, sizeof(n4), "%d", cfg->dst_max_connections);
+		p[3] = n3;
+		p[4] = n4;
+		if (pg_run(q->pg, "INSERT INTO q_caps (job_id, side, max_per_account, max_total, "
+			   "per_egress) VALUES ($1::bigint, 'src', $2::int, $3::int, $6::boolean), "
+			   "($1::bigint, 'dst', $4::int, $5::int, $6::boolean)", 6, p, err) < 0)
+			goto fail;
+	}
+	if (pg_commit(q->pg, err) < 0)
+		goto fail;
+	*id_r = id;
+	rc = 0;
+	goto out;
+fail:
+	pg_rollback(q->pg);
+out:
+	free(config);
+	free(jname);
+	free(src);
+	free(dst);
+	free(skipped);
+	return rc;
+}
+
+/* ---- claims ------------------------------------------------------------------- */
+
+void queue_claim_free(struct queue_claim *c)
+{
+	if (c == NULL)
+		return;
+	free(c->email);
+	free(c->src_user);
+	free(c->dst_user);
+	secret_free(c->password);
+	secret_free(c->dst_password);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Open the sealed password in column col of row 0 for its place. */
+static int open_pw(struct queue *q, const PGresult *r, int col, int64_t job, const char *email,
+		   const char *what, char **out, struct tr_error *err)
+{
+	unsigned char *v;
+	size_t n;
+	char aad[1400];
+	int rc;
+
+	*out = NULL;
+	if (bytea_get(r, 0, col, &v, &n) < 0)
+		return oom(err);
+	if (v == NULL)
+		return 0;
+	aad_of(aad, sizeof(aad), job, email, what);
+	rc = unseal(q->keys, aad, v, n, out, err);
+	free(v);
+	return rc;
+}
+
+int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_claim *c,
+		struct tr_error *err)
+{
+	char lease[16];
+	const char *p[2] = { worker, lease };
+	PGresult *r;
+	bool bad = false;
+	char *label;
+
+	memset(c, 0, sizeof(*c));
+	if (need_keys(q, err) < 0)
+		return -1;
+	snprintf(lease, sizeof(lease), "%d", lease_s > 0 ? lease_s : 1);
+	/* in a transaction: the row stays locked (and others skip it) until
+	 * its passwords opened; a worker whose key file cannot open them
+	 * leaves it as it was */
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	r = pg_exec(q->pg,
+		    "UPDATE q_accounts a SET state = 'running', worker = $1, "
+		    "  lease_until = now() + make_interval(secs => $2::int), "
+		    "  attempts = a.attempts + 1, "
+		    "  takeovers = a.takeovers + CASE WHEN a.state = 'running' THEN 1 ELSE 0 END, "
+		    "  started = now(), finished = NULL, not_before = NULL, error = NULL, "
+		    "  copied = 0, present = 0, failed_msgs = 0, bytes = 0, folders_done = 0, "
+		    "  folders_total = 0, seconds = 0 "
+		    "FROM (SELECT c.id, c.state AS was FROM q_accounts c "
+		    "      WHERE ((c.state = 'pending' AND (c.not_before IS NULL OR "
+		    "              c.not_before <= now())) "
+		    "          OR (c.state = 'running' AND c.lease_until < now())) "
+		    "        AND NOT EXISTS (SELECT 1 FROM q_jobs j WHERE j.id = c.job_id "
+		    "                        AND j.cancelled IS NOT NULL) "
+		    "      ORDER BY c.job_id, c.id FOR UPDATE OF c SKIP LOCKED LIMIT 1) s "
+		    "WHERE a.id = s.id "
+		    "RETURNING a.id, a.job_id, a.line, a.email, a.src_user, a.dst_user, a.password, "
+		    "  a.dst_password, a.attempts, s.was = 'running'",
+		    2, p, err);
+	if (r == NULL)
+		goto fail;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		pg_rollback(q->pg);
+		return 0;
+	}
+	c->row = pg_int(r, 0, 0);
+	c->job_id = pg_int(r, 0, 1);
+	c->line = (unsigned)pg_int(r, 0, 2);
+	c->email = bytea_str(r, 0, 3, &bad);
+	c->src_user = bytea_str(r, 0, 4, &bad);
+	c->dst_user = bytea_str(r, 0, 5, &bad);
+	c->attempts = (int)pg_int(r, 0, 8);
+	c->takeover = pg_str(r, 0, 9) != NULL && pg_str(r, 0, 9)[0] == 't';
+	if (bad || c->email == NULL) {
+		PQclear(r);
+		oom(err);
+		goto fail;
+	}
+	if (open_pw(q, r, 6, c->job_id, c->email, "password", &c->password, err) < 0 ||
+	    open_pw(q, r, 7, c->job_id, c->email, "dst_password", &c->dst_password, err) < 0) {
+		PQclear(r);
+		label = text_clean_dup(c->email, NULL);
+		tr_error_prefix(err, "job %" PRId64 ", %s", c->job_id, label ? label : "?");
+		free(label);
+		goto fail;
+	}
+	PQclear(r);
+	if (c->password == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 ": an account without a password",
+			     c->job_id);
+		goto fail;
+	}
+	if (pg_commit(q->pg, err) < 0)
+		goto fail;
+	return 1;
+fail:
+	pg_rollback(q->pg);
+	queue_claim_free(c);
+	return -1;
+}
+
+int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
+		     struct tr_error *err)
+{
+	char idbuf[32];
+	const char *p[1] = { idbuf };
+	PGresult *r;
+	int rc = 0;
+
+	*config_r = NULL;
+	*admin_pw_r = NULL;
+	id_text(idbuf, sizeof(idbuf), job_id);
+	r = pg_exec(q->pg, "SELECT config, admin_password FROM q_jobs WHERE id = $1::bigint", 1,
+		    p, err);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 " is no longer in the queue", job_id);
+		return -1;
+	}
+	if (!PQgetisnull(r, 0, 1)) {
+		if (need_keys(q, err) < 0) {
+			PQclear(r);
+			return -1;
+		}
+		rc = open_pw(q, r, 1, job_id, NULL, "admin", admin_pw_r, err);
+	}
+	if (rc == 0 && (*config_r = strdup(pg_str(r, 0, 0))) == NULL) {
+		secret_free(*admin_pw_r);
+		*admin_pw_r = NULL;
+		rc = oom(err);
+	}
+	if (rc < 0)
+		tr_error_prefix(err, "job %" PRId64, job_id);
+	PQclear(r);
+	return rc;
+}
+
+/* {1,2,3} */
+static char *id_array(const int64_t *v, size_t n)
+{
+	char *s = malloc(n * 21 + 3), *o;
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	o = s;
+	*o++ = '{';
+	for (i = 0; i < n; i++)
+		o += sprintf(o, "%s%" PRId64, i > 0 ? "," : "", v[i]);
+	*o++ = '}';
+	*o = '\0';
+	return s;
+}
+
+int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,
+		size_t n_held, int64_t **lost_r, size_t *n_lost_r, struct tr_error *err)
+{
+	char lease[16], *arr = id_array(held, n_held);
+	const char *p[3] = { worker, lease, arr };
+	PGresult *r;
+	int i, n;
+
+	*lost_r = NULL;
+	*n_lost_r = 0;
+	if (arr == NULL)
+		return oom(err);
+	snprintf(lease, sizeof(lease), "%d", lease_s > 0 ? lease_s : 1);
+	/* one statement, one round trip per heartbeat: the worker's row, its
+	 * accounts of cancelled jobs (cancelled now: it stops them), the
+	 * leases of the others, and what of held is no longer its own */
+	r = pg_exec(q->pg,
+		    "WITH w AS (UPDATE q_workers SET seen = now() WHERE id = $1), "
+		    "c AS (UPDATE q_accounts a SET state = 'cancelled', lease_until = NULL, "
+		    "        finished = now() FROM q_jobs j "
+		    "      WHERE j.id = a.job_id AND j.cancelled IS NOT NULL AND a.worker = $1 "
+		    "        AND a.state = 'running' RETURNING a.id), "
+		    "r AS (UPDATE q_accounts a SET lease_until = now() + make_interval(secs => $2::int) "
+		    "      WHERE a.worker = $1 AND a.state = 'running' AND NOT EXISTS (SELECT 1 "
+		    "        FROM q_jobs j WHERE j.id = a.job_id AND j.cancelled IS NOT NULL) "
+		    "      RETURNING a.id) "
+		    "SELECT h FROM unnest($3::bigint[]) AS h WHERE h NOT IN (SELECT id FROM r)",
+		    3, p, err);
+	free(arr);
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r);
+	if (n > 0) {
+		*lost_r = calloc((size_t)n, sizeof(**lost_r));
+		if (*lost_r == NULL) {
+			PQclear(r);
+			return oom(err);
+		}
+		for (i = 0; i < n; i++)
+			(*lost_r)[i] = pg_int(r, i, 0);
+		*n_lost_r = (size_t)n;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static void counts_text(const struct queue_counts *n, char v[6][24])
+{
+	snprintf(v[0], 24, "%" PRIu64, n->copied);
+	snprintf(v[1], 24, "%" PRIu64, n->present);
+	snprintf(v[2], 24, "%" PRIu64, n->failed);
+	snprintf(v[3], 24, "%" PRIu64, n->bytes);
+	snprintf(v[4], 24, "%" PRIu32, n->folders_done);
+	snprintf(v[5], 24, "%" PRIu32, n->folders_total);
+}
+
+int queue_progress(struct queue *q, const char *worker, int64_t row,
+		   const struct queue_counts *n, struct tr_error *err)
+{
+	char idbuf[32], v[6][24];
+	const char *p[8] = { idbuf, worker, v[0], v[1], v[2], v[3], v[4], v[5] };
+
+	id_text(idbuf, sizeof(idbuf), row);
+	counts_text(n, v);
+	return pg_run(q->pg, "UPDATE q_accounts SET copied = $3::bigint, present = $4::bigint, "
+		      "failed_msgs = $5::bigint, bytes = $6::bigint, folders_done = $7::int, "
+		      "folders_total = $8::int WHERE id = $1::bigint AND worker = $2 "
+		      "AND state = 'running'", 8, p, err);
+}
+
+/* 1 when the statement changed a row, 0 when not, -1 on error. */
+static int changed(struct queue *q, const char *sql, int n, const char *const *p,
+		   struct tr_error *err)
+{
+	PGresult *r = pg_exec(q->pg, sql, n, p, err);
+	int rows;
+
+	if (r == NULL)
+		return -1;
+	rows = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return rows > 0 ? 1 : 0;
+}
+
+int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
+		 const char *error, const struct queue_counts *n, double seconds,
+		 struct tr_error *err)
+{
+	char idbuf[32], v[6][24], secs[32];
+	const char *p[11] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
+			      secs };
+
+	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
+			       strcmp(status, "failed") != 0)) {
+		tr_error_set(err, TR_ERR_LOCAL, "queue_finish: not an outcome: %s",
+			     status != NULL ? status : "(null)");
+		return -1;
+	}
+	id_text(idbuf, sizeof(idbuf), row);
+	counts_text(n, v);
+	snprintf(secs, sizeof(secs), "%.3f", seconds >= 0 ? seconds : 0);
+	/* the lease may have run out: the outcome still counts while nobody
+	 * took the account over (it is still running, as this worker's) */
+	return changed(q, "UPDATE q_accounts SET state = $3, error = $4, copied = $5::bigint, "
+		       "present = $6::bigint, failed_msgs = $7::bigint, bytes = $8::bigint, "
+		       "folders_done = $9::int, folders_total = $10::int, "
+		       "seconds = $11::double precision, finished = now(), lease_until = NULL "
+		       "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 11, p, err);
+}
+
+int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
+		  struct tr_error *err)
+{
+	char idbuf[32], delay[16];
+	const char *p[3] = { idbuf, worker, delay };
+
+	id_text(idbuf, sizeof(idbuf), row);
+	snprintf(delay, sizeof(delay), "%d", delay_s > 0 ? delay_s : 0);
+	return changed(q, "UPDATE q_accounts SET state = 'pending', worker = NULL, "
+		       "lease_until = NULL, not_before = now() + make_interval(secs => $3::int) "
+		       "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 3, p,
+		       err) < 0 ? -1 : 0;
+}
+
+int queue_worker_register(struct queue *q, const char *worker, const char *host, int pid,
+			  const char *egress, int parallel, struct tr_error *err)
+{
+	char pidbuf[16], par[16];
+	const char *p[5] = { worker, host, pidbuf, egress != NULL ? egress : "", par };
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	snprintf(par, sizeof(par), "%d", parallel);
+	return pg_run(q->pg, "INSERT INTO q_workers (id, host, pid, egress, parallel) "
+		      "VALUES ($1, $2, $3::int, $4, $5::int) ON CONFLICT (id) DO UPDATE SET "
+		      "host = $2, pid = $3::int, egress = $4, parallel = $5::int, seen = now(), "
+		      "stopped = NULL", 5, p, err);
+}
+
+int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *err)
+{
+	const char *p[1] = { worker };
+
+	return pg_run(q->pg, "UPDATE q_workers SET stopped = now(), seen = now() WHERE id = $1",
+		      1, p, err);
+}
+
+/* ---- operators ---------------------------------------------------------------- */
+
+int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
+		struct tr_error *err)
+{
+	char idbuf[32];
+	const char *p[1] = { idbuf };
+	int64_t id;
+	PGresult *r;
+
+	*n_r = 0;
+	if (queue_job_id(q, job, &id, err) < 0)
+		return -1;
+	id_text(idbuf, sizeof(idbuf), id);
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	/* a retried job is not cancelled any more: its accounts run again */
+	if (pg_run(q->pg, "UPDATE q_jobs SET cancelled = NULL WHERE id = $1::bigint", 1, p,
+		   err) < 0)
+		goto fail;
+	r = pg_exec(q->pg, failed_only ?
+		    "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
+		    "not_before = NULL WHERE job_id = $1::bigint AND state IN ('failed', 'partial')" :
+		    "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
+		    "not_before = NULL WHERE job_id = $1::bigint AND state <> 'running'", 1, p, err);
+	if (r == NULL)
+		goto fail;
+	*n_r = atoi(PQcmdTuples(r));
+	PQclear(r);
+	if (pg_commit(q->pg, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	pg_rollback(q->pg);
+	return -1;
+}
+
+int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
+{
+	char idbuf[32];
+	const char *p[1] = { idbuf };
+	int64_t id;
+
+	if (queue_job_id(q, job, &id, err) < 0)
+		return -1;
+	id_text(idbuf, sizeof(idbuf), id);
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	/* running accounts are their workers' to stop (queue_renew); those
+	 * whose worker is gone (lease out) are cancelled here */
+	if (pg_run(q->pg, "UPDATE q_jobs SET cancelled = now() WHERE id = $1::bigint "
+		   "AND cancelled IS NULL", 1, p, err) < 0 ||
+	    pg_run(q->pg, "UPDATE q_accounts SET state = 'cancelled', lease_until = NULL, "
+		   "not_before = NULL WHERE job_id = $1::bigint AND (state = 'pending' OR "
+		   "(state = 'running' AND lease_until < now()))", 1, p, err) < 0 ||
+	    pg_commit(q->pg, err) < 0) {
+		pg_rollback(q->pg);
+		return -1;
+	}
+	return 0;
+}
+
+int queue_delete(struct queue *q, const char *job, struct tr_error *err)
+{
+	char idbuf[32];
+	const char *p[1] = { idbuf };
+	int64_t id;
+
+	if (queue_job_id(q, job, &id, err) < 0)
+		return -1;
+	id_text(idbuf, sizeof(idbuf), id);
+	/* its accounts, caps and sessions go with it (ON DELETE CASCADE) */
+	return pg_run(q->pg, "DELETE FROM q_jobs WHERE id = $1::bigint", 1, p, err);
+}
+
+/* Seal one stored value again: JSON hex of the new value into *out (NULL
+ * for SQL NULL). */
+static int reseal(struct queue *q, const PGresult *r, int row, int col, const char *aad,
+		  json_t **out, struct tr_error *err)
+{
+	unsigned char *v;
+	size_t n;
+	char *plain = NULL;
+
+	*out = NULL;
+	if (bytea_get(r, row, col, &v, &n) < 0)
+		return oom(err);
+	if (v == NULL) {
+		*out = json_null();
+		return 0;
+	}
+	if (unseal(q->keys, aad, v, n, &plain, err) < 0) {
+		free(v);
+		return -1;
+	}
+	free(v);
+	*out = sealed_hex(q->keys, aad, plain, err);
+	secret_free(plain);
+	return *out != NULL ? 0 : -1;
+}
+
+static int rekey_accounts(struct queue *q, int *n_r, struct tr_error *err)
+{
+	PGresult *r = pg_exec(q->pg, "SELECT id, job_id, email, password, dst_password "
+			      "FROM q_accounts WHERE password IS NOT NULL OR dst_password IS NOT "
+			      "NULL ORDER BY id FOR UPDATE", 0, NULL, err);
+	int i, n, done = 0, rc = 0;
+	json_t *rows = NULL;
+
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r);
+	for (i = 0; rc == 0 && i < n; i++) {
+		int64_t job = pg_int(r, i, 1);
+		bool bad = false, ok = true;
+		char *email = bytea_str(r, i, 2, &bad), aad[1400], *label;
+		json_t *o, *pw = NULL, *dpw = NULL;
+
+		if (bad || email == NULL) {
+			rc = oom(err);
+			break;
+		}
+		aad_of(aad, sizeof(aad), job, email, "password");
+		if (reseal(q, r, i, 3, aad, &pw, err) == 0) {
+			aad_of(aad, sizeof(aad), job, email, "dst_password");
+			if (reseal(q, r, i, 4, aad, &dpw, err) < 0)
+				rc = -1;
+		} else {
+			rc = -1;
+		}
+		if (rc < 0) {
+			label = text_clean_dup(email, NULL);
+			tr_error_prefix(err, "job %" PRId64 ", %s", job, label ? label : "?");
+			free(label);
+			free(email);
+			json_decref(pw);
+			break;
+		}
+		free(email);
+		if (rows == NULL && (rows = json_array()) == NULL) {
+			json_decref(pw);
+			json_decref(dpw);
+			rc = oom(err);
+			break;
+		}
+		done += (json_is_null(pw) ? 0 : 1) + (json_is_null(dpw) ? 0 : 1);
+		o = json_object();
+		report_json_set(o, "id", json_integer(pg_int(r, i, 0)), &ok);
+		report_json_set(o, "p", pw, &ok);
+		report_json_set(o, "d", dpw, &ok);
+		report_json_append(rows, o, &ok);
+		if (!ok) {
+			rc = oom(err);
+			break;
+		}
+		if (json_array_size(rows) == BATCH_ROWS || i == n - 1) {
+			char *doc = json_dumps(rows, JSON_COMPACT);
+			const char *p[1] = { doc };
+
+			json_decref(rows);
+			rows = NULL;
+			if (doc == NULL) {
+				rc = oom(err);
+				break;
+			}
+			rc = pg_run(q->pg, "UPDATE q_accounts a SET password = decode(x.p, 'hex'), "
+				    "dst_password = decode(x.d, 'hex') FROM json_to_recordset($1::json) "
+				    "AS x(id bigint, p text, d text) WHERE a.id = x.id", 1, p, err);
+			free(doc);
+		}
+	}
+	json_decref(rows);
+	PQclear(r);
+	*n_r += done;
+	return rc;
+}
+
+static int rekey_jobs(struct queue *q, int *n_r, struct tr_error *err)
+{
+	PGresult *r = pg_exec(q->pg, "SELECT id, admin_password FROM q_jobs WHERE admin_password "
+			      "IS NOT NULL ORDER BY id FOR UPDATE", 0, NULL, err);
+	int i, n, rc = 0;
+
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r);
+	for (i = 0; rc == 0 && i < n; i++) {
+		int64_t job = pg_int(r, i, 0);
+		char aad[64], *plain = NULL, idbuf[32];
+		unsigned char *v, *s;
+		size_t len, slen;
+
+		aad_of(aad, sizeof(aad), job, NULL, "admin");
+		if (bytea_get(r, i, 1, &v, &len) < 0) {
+			rc = oom(err);
+			break;
+		}
+		rc = unseal(q->keys, aad, v, len, &plain, err);
+		free(v);
+		if (rc == 0) {
+			rc = seal(q->keys, aad, plain, &s, &slen, err);
+			secret_free(plain);
+		}
+		if (rc == 0) {
+			const char *p[2] = { idbuf, (const char *)s };
+			int lens[2] = { 0, (int)slen };
+			PGresult *u;
+
+			id_text(idbuf, sizeof(idbuf), job);
+			u = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = "
+				     "$1::bigint", 2, p, lens, err);
+			free(s);
+			if (u == NULL)
+				rc = -1;
+			PQclear(u);
+		}
+		if (rc < 0)
+			tr_error_prefix(err, "job %" PRId64 ", the admin password", job);
+		else
+			(*n_r)++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
+{
+	*n_r = 0;
+	if (need_keys(q, err) < 0)
+		return -1;
+	/* all or nothing: a value that does not open (its key already gone
+	 * from the file) leaves every value as it was */
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	if (rekey_jobs(q, n_r, err) < 0 || rekey_accounts(q, n_r, err) < 0 ||
+	    pg_commit(q->pg, err) < 0) {
+		pg_rollback(q->pg);
+		*n_r = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- status --------------------------------------------------------------------- */
+
+enum { A_PENDING, A_RUNNING, A_OK, A_PARTIAL, A_FAILED, A_CANCELLED, A_N };
+static const char *const a_names[A_N] = { "pending", "running", "ok", "partial", "failed",
+					  "cancelled" };
+
+struct job_row {
+	int64_t id;
+	const char *name, *src, *dst, *created, *skipped;
+	bool cancelled, per_egress;
+	long long acc[A_N], total;
+	uint64_t copied, present, failed, bytes;
+	double seconds;                 /* since the first account started */
+	long long in_use[2], cap[2], per_account[2];
+	double rate, bytes_rate;        /* per second */
+	long long eta;                  /* -1: not known yet */
+};
+
+/* An account whose worker vanished after its job was cancelled is
+ * cancelled, whatever its row still says. */
+#define ACCOUNT_STATE \
+	"CASE WHEN a.state = 'running' AND a.lease_until < now() AND j.cancelled IS NOT NULL " \
+	"THEN 'cancelled' ELSE a.state END"
+
+static const char jobs_sql[] =
+	"SELECT j.id, j.name, j.src, j.dst, j.cancelled IS NOT NULL, "
+	"  to_char(j.created, 'YYYY-MM-DD HH24:MI:SS'), j.skipped, "
+	"  count(a.id) FILTER (WHERE a.st = 'pending'), "
+	"  count(a.id) FILTER (WHERE a.st = 'running'), "
+	"  count(a.id) FILTER (WHERE a.st = 'ok'), "
+	"  count(a.id) FILTER (WHERE a.st = 'partial'), "
+	"  count(a.id) FILTER (WHERE a.st = 'failed'), "
+	"  count(a.id) FILTER (WHERE a.st = 'cancelled'), "
+	"  coalesce(sum(a.copied), 0), coalesce(sum(a.present), 0), "
+	"  coalesce(sum(a.failed_msgs), 0), coalesce(sum(a.bytes), 0), "
+	"  coalesce(extract(epoch FROM (CASE WHEN count(a.id) FILTER (WHERE a.st IN "
+	"    ('pending', 'running')) = 0 THEN max(a.finished) ELSE now() END) - "
+	"    min(a.started)), 0), "
+	"  (SELECT count(*) FROM q_sessions s WHERE s.job_id = j.id AND s.side = 'src' "
+	"    AND s.until > now()), "
+	"  (SELECT count(*) FROM q_sessions s WHERE s.job_id = j.id AND s.side = 'dst' "
+	"    AND s.until > now()), "
+	"  coalesce(cs.max_total, 0), coalesce(cs.max_per_account, 0), "
+	"  coalesce(cd.max_total, 0), coalesce(cd.max_per_account, 0), "
+	"  coalesce(cs.per_egress, false) "
+	"FROM q_jobs j "
+	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
+	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
+	"LEFT JOIN (SELECT a.*, " ACCOUNT_STATE " AS st FROM q_accounts a "
+	"  JOIN q_jobs j ON j.id = a.job_id) a ON a.job_id = j.id "
+	"WHERE $1::bigint IS NULL OR j.id = $1::bigint "
+	"GROUP BY j.id, cs.max_total, cs.max_per_account, cd.max_total, cd.max_per_account, "
+	"  cs.per_egress "
+	"ORDER BY j.id";
+
+static const char accounts_sql[] =
+	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
+	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
+	"  a.seconds, a.line "
+	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
+	"WHERE a.job_id = $1::bigint ORDER BY a.id";
+
+static uint64_t u64(const PGresult *r, int row, int col)
+{
+	const char *s = pg_str(r, row, col);
+
+	return s != NULL ? strtoull(s, NULL, 10) : 0;
+}
+
+static void job_row_read(const PGresult *r, int i, struct job_row *j)
+{
+	int k;
+
+	memset(j, 0, sizeof(*j));
+	j->id = pg_int(r, i, 0);
+	j->name = pg_str(r, i, 1);
+	j->src = pg_str(r, i, 2);
+	j->dst = pg_str(r, i, 3);
+	j->cancelled = pg_str(r, i, 4)[0] == 't';
+	j->created = pg_str(r, i, 5);
+	j->skipped = pg_str(r, i, 6);
+	for (k = 0; k < A_N; k++) {
+		j->acc[k] = pg_int(r, i, 7 + k);
+		j->total += j->acc[k];
+	}
+	j->copied = u64(r, i, 13);
+	j->present = u64(r, i, 14);
+	j->failed = u64(r, i, 15);
+	j->bytes = u64(r, i, 16);
+	j->seconds = strtod(pg_str(r, i, 17), NULL);
+	j->in_use[0] = pg_int(r, i, 18);
+	j->in_use[1] = pg_int(r, i, 19);
+	j->cap[0] = pg_int(r, i, 20);
+	j->per_account[0] = pg_int(r, i, 21);
+	j->cap[1] = pg_int(r, i, 22);
+	j->per_account[1] = pg_int(r, i, 23);
+	j->per_egress = pg_str(r, i, 24)[0] == 't';
+	if (j->seconds > 0) {
+		j->rate = (double)j->copied / j->seconds;
+		j->bytes_rate = (double)j->bytes / j->seconds;
+	}
+	/* from the pace at which accounts finished so far: crude while the
+	 * first ones run, better as more of them end */
+	{
+		long long left = j->acc[A_PENDING] + j->acc[A_RUNNING],
+			  done = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
+
+		if (left == 0 || j->cancelled)
+			j->eta = 0;
+		else if (done == 0 || j->seconds <= 0)
+			j->eta = -1;
+		else
+			j->eta = (long long)(j->seconds * (double)left / (double)done + 0.5);
+	}
+}
+
+static const char *job_state(const struct job_row *j)
+{
+	long long finished = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
+
+	if (j->cancelled)
+		return "cancelled";
+	if (j->acc[A_RUNNING] == 0 && finished == 0)
+		return j->acc[A_PENDING] > 0 ? "queued" : "cancelled";
+	if (j->acc[A_RUNNING] > 0 || j->acc[A_PENDING] > 0)
+		return "running";
+	if (j->acc[A_OK] == j->total)
+		return "done";
+	if (j->acc[A_FAILED] == j->total)
+		return "failed";
+	return "partial";
+}
+
+static const char *duration(long long s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "unknown yet");
+	else if (s >= 3600)
+		snprintf(buf, len, "%lldh %02lldm", s / 3600, s / 60 % 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%llds", s);
+	return buf;
+}
+
+static json_t *side_json(const struct job_row *j, int side, bool *ok)
+{
+	json_t *o = json_object();
+
+	report_json_set(o, "in_use", json_integer(j->in_use[side]), ok);
+	report_json_set(o, "cap", json_integer(j->cap[side]), ok);
+	report_json_set(o, "per_account", json_integer(j->per_account[side]), ok);
+	return o;
+}
+
+static json_t *account_json(const PGresult *r, int i, bool *ok)
+{
+	json_t *o = json_object();
+	bool bad = false;
+	char *email = bytea_str(r, i, 0, &bad);
+
+	if (bad)
+		*ok = false;
+	report_json_set(o, "email", report_json_text(email), ok);
+	free(email);
+	report_json_set(o, "state", json_string(pg_str(r, i, 1)), ok);
+	report_json_set(o, "worker", report_json_text(pg_str(r, i, 2)), ok);
+	report_json_set(o, "error", report_json_text(pg_str(r, i, 3)), ok);
+	report_json_set(o, "copied", json_integer(pg_int(r, i, 4)), ok);
+	report_json_set(o, "present", json_integer(pg_int(r, i, 5)), ok);
+	report_json_set(o, "failed", json_integer(pg_int(r, i, 6)), ok);
+	report_json_set(o, "bytes", json_integer(pg_int(r, i, 7)), ok);
+	report_json_set(o, "folders_done", json_integer(pg_int(r, i, 8)), ok);
+	report_json_set(o, "folders_total", json_integer(pg_int(r, i, 9)), ok);
+	report_json_set(o, "attempts", json_integer(pg_int(r, i, 10)), ok);
+	report_json_set(o, "takeovers", json_integer(pg_int(r, i, 11)), ok);
+	report_json_set(o, "seconds", json_real(strtod(pg_str(r, i, 12), NULL)), ok);
+	report_json_set(o, "line", json_integer(pg_int(r, i, 13)), ok);
+	return o;
+}
+
+static json_t *job_json(const struct job_row *j, const PGresult *accounts, bool *ok)
+{
+	json_t *o = json_object(), *acc = json_object(), *ses = json_object(), *sk;
+	int k;
+
+	report_json_set(o, "id", json_integer(j->id), ok);
+	report_json_set(o, "name", report_json_text(j->name), ok);
+	report_json_set(o, "state", json_string(job_state(j)), ok);
+	report_json_set(o, "created", json_string(j->created), ok);
+	report_json_set(o, "src", report_json_text(j->src), ok);
+	report_json_set(o, "dst", report_json_text(j->dst), ok);
+	for (k = 0; k < A_N; k++)
+		report_json_set(acc, a_names[k], json_integer(j->acc[k]), ok);
+	report_json_set(acc, "total", json_integer(j->total), ok);
+	report_json_set(o, "accounts", acc, ok);
+	report_json_set(o, "messages", json_integer((json_int_t)j->copied), ok);
+	report_json_set(o, "messages_present", json_integer((json_int_t)j->present), ok);
+	report_json_set(o, "messages_failed", json_integer((json_int_t)j->failed), ok);
+	report_json_set(o, "bytes", json_integer((json_int_t)j->bytes), ok);
+	report_json_set(o, "seconds", json_real(j->seconds), ok);
+	report_json_set(o, "rate", json_real(j->rate), ok);
+	report_json_set(o, "bytes_per_second", json_real(j->bytes_rate), ok);
+	report_json_set(o, "eta_seconds", j->eta < 0 ? json_null() : json_integer(j->eta), ok);
+	report_json_set(ses, "src", side_json(j, 0, ok), ok);
+	report_json_set(ses, "dst", side_json(j, 1, ok), ok);
+	report_json_set(o, "sessions", ses, ok);
+	report_json_set(o, "caps_per_egress", json_boolean(j->per_egress), ok);
+	sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
+	report_json_set(o, "skipped", sk != NULL ? sk : json_array(), ok);
+	if (accounts != NULL) {
+		json_t *list = json_array();
+		int i;
+
+		for (i = 0; i < PQntuples(accounts); i++)
+			report_json_append(list, account_json(accounts, i, ok), ok);
+		report_json_set(o, "account_list", list, ok);
+	}
+	return o;
+}
+
+static void print_text(FILE *f, const char *s)
+{
+	char *c = text_clean_dup(s != NULL ? s : "-", NULL);
+
+	fputs(c != NULL ? c : "?", f);
+	free(c);
+}
+
+static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts)
+{
+	char b1[32], b2[32], d[32];
+	int k;
+
+	fprintf(f, "job %" PRId64 " \"", j->id);
+	print_text(f, j->name);
+	fprintf(f, "\": %s (submitted %s UTC), from ", job_state(j), j->created);
+	print_text(f, j->src);
+	fputs(" to ", f);
+	print_text(f, j->dst);
+	fprintf(f, "\n  accounts %lld:", j->total);
+	for (k = 0; k < A_N; k++)
+		if (j->acc[k] > 0 || k <= A_FAILED)
+			fprintf(f, "%s %lld %s", k > 0 ? "," : "", j->acc[k], a_names[k]);
+	fprintf(f, "\n  messages %" PRIu64 " copied, %" PRIu64 " already there, %" PRIu64
+		" failed; %s in %s; %.1f messages/s, %s/s; ETA %s\n", j->copied, j->present,
+		j->failed, report_bytes(j->bytes, b1, sizeof(b1)),
+		duration((long long)j->seconds, d, sizeof(d)), j->rate,
+		report_bytes((uint64_t)j->bytes_rate, b2, sizeof(b2)),
+		j->eta == 0 && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0 ? "-" :
+		duration(j->eta, d, sizeof(d)));
+	fprintf(f, "  sessions: source %lld of %lld (%lld per account%s), destination %lld of "
+		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
+		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
+		j->per_egress ? " and egress" : "");
+	{
+		json_t *sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
+		size_t i, n = json_array_size(sk);
+
+		if (n > 0 && accounts == NULL)
+			fprintf(f, "  %zu row(s) of the CSV skipped (`queue status JOB` lists them)\n",
+				n);
+		for (i = 0; accounts != NULL && i < n; i++) {
+			json_t *e = json_array_get(sk, i);
+
+			fprintf(f, "  skipped line %lld: ",
+				(long long)json_integer_value(json_object_get(e, "line")));
+			print_text(f, json_string_value(json_object_get(e, "what")));
+			fputc('\n', f);
+		}
+		json_decref(sk);
+	}
+	for (k = 0; accounts != NULL && k < PQntuples(accounts); k++) {
+		bool bad = false;
+		char *email = bytea_str(accounts, k, 0, &bad);
+
+		fputs("  ", f);
+		print_text(f, email);
+		free(email);
+		fprintf(f, "  %s", pg_str(accounts, k, 1));
+		if (pg_str(accounts, k, 2) != NULL) {
+			fputs(strcmp(pg_str(accounts, k, 1), "running") == 0 ? " on " : " by ", f);
+			print_text(f, pg_str(accounts, k, 2));
+		}
+		fprintf(f, "  copied %s, present %s, failed %s, %s, folders %s/%s, attempt %s",
+			pg_str(accounts, k, 4), pg_str(accounts, k, 5), pg_str(accounts, k, 6),
+			report_bytes(u64(accounts, k, 7), b1, sizeof(b1)), pg_str(accounts, k, 8),
+			pg_str(accounts, k, 9), pg_str(accounts, k, 10));
+		if (pg_int(accounts, k, 11) > 0)
+			fprintf(f, " (%s takeover(s))", pg_str(accounts, k, 11));
+		if (pg_str(accounts, k, 3) != NULL) {
+			fputs(": ", f);
+			print_text(f, pg_str(accounts, k, 3));
+		}
+		fputc('\n', f);
+	}
+}
+
+int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err)
+{
+	char idbuf[32];
+	const char *p[1] = { NULL };
+	PGresult *jobs = NULL, *accounts = NULL;
+	json_t *root = NULL, *list = NULL;
+	bool ok = true;
+	int64_t id;
+	int i, rc = -1;
+
+	if (job != NULL) {
+		if (queue_job_id(q, job, &id, err) < 0)
+			return -1;
+		id_text(idbuf, sizeof(idbuf), id);
+		p[0] = idbuf;
+	}
+	/* one snapshot for both queries: the totals and the list agree */
+	if (pg_begin(q->pg, err) < 0 ||
+	    pg_run(q->pg, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+		   err) < 0)
+		goto out;
+	jobs = pg_exec(q->pg, jobs_sql, 1, p, err);
+	if (jobs == NULL)
+		goto out;
+	if (job != NULL && (accounts = pg_exec(q->pg, accounts_sql, 1, p, err)) == NULL)
+		goto out;
+	if (pg_commit(q->pg, err) < 0)
+		goto out;
+	if (json) {
+		root = json_object();
+		list = json_array();
+	}
+	for (i = 0; i < PQntuples(jobs); i++) {
+		struct job_row j;
+
+		job_row_read(jobs, i, &j);
+		if (json)
+			report_json_append(list, job_json(&j, accounts, &ok), &ok);
+		else
+			job_print(out, &j, accounts);
+	}
+	if (json) {
+		char *doc;
+
+		report_json_set(root, "jobs", list, &ok);
+		doc = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
+		if (doc == NULL) {
+			oom(err);
+			goto out;
+		}
+		fprintf(out, "%s\n", doc);
+		free(doc);
+	} else if (PQntuples(jobs) == 0) {
+		fprintf(out, "no job in the queue\n");
+	}
+	if (fflush(out) != 0 || ferror(out)) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot write the status: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	pg_rollback(q->pg);
+	PQclear(jobs);
+	PQclear(accounts);
+	json_decref(root);
+	return rc;
+}
