@@ -53,6 +53,23 @@ int cli_parse_migrate(int argc, char **argv, struct job_config *cfg, struct tr_e
 /* The usage text. */
 extern const char cli_usage_text[];
 
+/* `trasloco queue SUBCOMMAND ...` (argv[0] is "queue"): the exit code. */
+int cli_queue(int argc, char **argv);
+extern const char cli_queue_usage_text[];
+/* The queue's connection string, for every command that opens the queue:
+ * arg (a DSN given on the command line, postgresql://...; NULL if none),
+ * else the first line of queue_file (refused when group or others may
+ * read it), else $TRASLOCO_QUEUE (removed from the environment once read).
+ * A DSN with a password in it on the command line is refused
+ * (TR_ERR_USAGE): others see argv in ps.  *dsn_r is the caller's, to free
+ * with secret_free (from a file or the environment it may hold a
+ * password). */
+int cli_queue_dsn(const char *arg, const char *queue_file, char **dsn_r, struct tr_error *err);
+/* The key file's path (malloc'd): opt, else $TRASLOCO_QUEUE_KEY_FILE, else
+ * /etc/trasloco/queue.key for root, else $XDG_CONFIG_HOME/trasloco/queue.key
+ * (~/.config/...).  NULL with err when there is none (or out of memory). */
+char *cli_queue_key_file(const char *opt, struct tr_error *err);
+
 /* The program: returns the exit code.  First of all it makes the process
  * non-dumpable with no core files (RLIMIT_CORE 0): passwords in memory
  * must not end up in a core dump. */

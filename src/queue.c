@@ -1090,7 +1090,7 @@ struct job_row {
 
 static const char jobs_sql[] =
 	"SELECT j.id, j.name, j.src, j.dst, j.cancelled IS NOT NULL, "
-	"  to_char(j.created, 'YYYY-MM-DD HH24:MI:SS'), j.skipped, "
+	"  to_char(j.created, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), j.skipped, "
 	"  count(a.id) FILTER (WHERE a.st = 'pending'), "
 	"  count(a.id) FILTER (WHERE a.st = 'running'), "
 	"  count(a.id) FILTER (WHERE a.st = 'ok'), "
@@ -1296,12 +1296,12 @@ static void print_text(FILE *f, const char *s)
 
 static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts)
 {
-	char b1[32], b2[32], d[32];
+	char b1[32], b2[32], d1[32], d2[32];
 	int k;
 
 	fprintf(f, "job %" PRId64 " \"", j->id);
 	print_text(f, j->name);
-	fprintf(f, "\": %s (submitted %s UTC), from ", job_state(j), j->created);
+	fprintf(f, "\": %s (submitted %s), from ", job_state(j), j->created);
 	print_text(f, j->src);
 	fputs(" to ", f);
 	print_text(f, j->dst);
@@ -1312,10 +1312,10 @@ static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts
 	fprintf(f, "\n  messages %" PRIu64 " copied, %" PRIu64 " already there, %" PRIu64
 		" failed; %s in %s; %.1f messages/s, %s/s; ETA %s\n", j->copied, j->present,
 		j->failed, report_bytes(j->bytes, b1, sizeof(b1)),
-		duration((long long)j->seconds, d, sizeof(d)), j->rate,
+		duration((long long)j->seconds, d1, sizeof(d1)), j->rate,
 		report_bytes((uint64_t)j->bytes_rate, b2, sizeof(b2)),
 		j->eta == 0 && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0 ? "-" :
-		duration(j->eta, d, sizeof(d)));
+		duration(j->eta, d2, sizeof(d2)));
 	fprintf(f, "  sessions: source %lld of %lld (%lld per account%s), destination %lld of "
 		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
 		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
@@ -1330,8 +1330,7 @@ static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts
 		for (i = 0; accounts != NULL && i < n; i++) {
 			json_t *e = json_array_get(sk, i);
 
-			fprintf(f, "  skipped line %lld: ",
-				(long long)json_integer_value(json_object_get(e, "line")));
+			fputs("  skipped ", f);
 			print_text(f, json_string_value(json_object_get(e, "what")));
 			fputc('\n', f);
 		}
