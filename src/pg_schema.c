@@ -94,8 +94,11 @@ static const char schema_v1[] =
 	"  finished timestamptz,"
 	"  seconds double precision NOT NULL DEFAULT 0,"
 	"  UNIQUE (job_id, email));"
+	/* claims walk this in order; the heartbeat finds a worker's accounts
+	 * by the second */
 	"CREATE INDEX q_accounts_todo ON q_accounts (job_id, id)"
 	"  WHERE state IN ('pending', 'running');"
+	"CREATE INDEX q_accounts_worker ON q_accounts (worker) WHERE state = 'running';"
 	/* the workers that ever ran, with their last heartbeat */
 	"CREATE TABLE q_workers ("
 	"  id text PRIMARY KEY,"
