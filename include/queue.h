@@ -125,8 +125,12 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
  * ({"jobs": [{"id", "name", "state", "accounts": {"pending", "running",
  * "ok", "partial", "failed", "cancelled"}, "messages", "bytes", "rate",
  * "eta_seconds", "sessions": {"src": {"in_use", "cap"}, "dst": ...},
- * "account_list": [{"email", "state", "worker", "error", "copied", ...}]}]}
- * (account_list only for one job)). */
+ * "account_list": [{"email", "state", "worker", "error", "copied", ...}]}],
+ * "workers": [{"id", "host", "egress", "parallel", "running", ...}]}
+ * (account_list only for one job, workers only for all)).  rate: messages
+ * copied per second since the job's first account started; eta_seconds:
+ * from the pace at which its accounts finished so far (null until one
+ * has). */
 int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err);
 /* Accounts back to pending: failed_only: those failed or partial; else
  * every account that is not running.  *n_r: how many. */

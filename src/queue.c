@@ -1134,6 +1134,14 @@ static const char accounts_sql[] =
 	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
 	"WHERE a.job_id = $1::bigint ORDER BY a.id";
 
+/* Workers not stopped and heard from in the last ten minutes. */
+static const char workers_sql[] =
+	"SELECT w.id, w.host, w.pid, w.egress, w.parallel, "
+	"  extract(epoch FROM now() - w.seen)::bigint, "
+	"  (SELECT count(*) FROM q_accounts a WHERE a.worker = w.id AND a.state = 'running') "
+	"FROM q_workers w WHERE w.stopped IS NULL AND w.seen > now() - interval '10 minutes' "
+	"ORDER BY w.id";
+
 static uint64_t u64(const PGresult *r, int row, int col)
 {
 	const char *s = pg_str(r, row, col);
@@ -1294,12 +1302,50 @@ static json_t *job_json(const struct job_row *j, const PGresult *accounts, bool 
 	return o;
 }
 
+static json_t *workers_json(const PGresult *r, bool *ok)
+{
+	json_t *list = json_array();
+	int i;
+
+	for (i = 0; i < PQntuples(r); i++) {
+		json_t *o = json_object();
+
+		report_json_set(o, "id", report_json_text(pg_str(r, i, 0)), ok);
+		report_json_set(o, "host", report_json_text(pg_str(r, i, 1)), ok);
+		report_json_set(o, "pid", json_integer(pg_int(r, i, 2)), ok);
+		report_json_set(o, "egress", report_json_text(pg_str(r, i, 3)), ok);
+		report_json_set(o, "parallel", json_integer(pg_int(r, i, 4)), ok);
+		report_json_set(o, "seen_seconds_ago", json_integer(pg_int(r, i, 5)), ok);
+		report_json_set(o, "running", json_integer(pg_int(r, i, 6)), ok);
+		report_json_append(list, o, ok);
+	}
+	return list;
+}
+
 static void print_text(FILE *f, const char *s)
 {
 	char *c = text_clean_dup(s != NULL ? s : "-", NULL);
 
 	fputs(c != NULL ? c : "?", f);
 	free(c);
+}
+
+static void workers_print(FILE *f, const PGresult *r)
+{
+	int i;
+
+	fprintf(f, "workers: %d live\n", PQntuples(r));
+	for (i = 0; i < PQntuples(r); i++) {
+		fputs("  ", f);
+		print_text(f, pg_str(r, i, 0));
+		if (pg_str(r, i, 3)[0] != '\0') {
+			fputs(" (egress ", f);
+			print_text(f, pg_str(r, i, 3));
+			fputc(')', f);
+		}
+		fprintf(f, ": %s running of %s, seen %ss ago\n", pg_str(r, i, 6), pg_str(r, i, 4),
+			pg_str(r, i, 5));
+	}
 }
 
 static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts)
@@ -1322,7 +1368,7 @@ static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts
 		j->failed, report_bytes(j->bytes, b1, sizeof(b1)),
 		duration((long long)j->seconds, d1, sizeof(d1)), j->rate,
 		report_bytes((uint64_t)j->bytes_rate, b2, sizeof(b2)),
-		j->eta == 0 && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0 ? "-" :
+		j->eta == 0 && (j->cancelled || j->acc[A_PENDING] + j->acc[A_RUNNING] == 0) ? "-" :
 		duration(j->eta, d2, sizeof(d2)));
 	fprintf(f, "  sessions: source %lld of %lld (%lld per account%s), destination %lld of "
 		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
@@ -1374,7 +1420,7 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 {
 	char idbuf[32];
 	const char *p[1] = { NULL };
-	PGresult *jobs = NULL, *accounts = NULL;
+	PGresult *jobs = NULL, *accounts = NULL, *workers = NULL;
 	json_t *root = NULL, *list = NULL;
 	bool ok = true;
 	int64_t id;
@@ -1396,6 +1442,8 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 		goto out;
 	if (job != NULL && (accounts = pg_exec(q->pg, accounts_sql, 1, p, err)) == NULL)
 		goto out;
+	if (job == NULL && (workers = pg_exec(q->pg, workers_sql, 0, NULL, err)) == NULL)
+		goto out;
 	if (pg_commit(q->pg, err) < 0)
 		goto out;
 	if (json) {
@@ -1415,6 +1463,8 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 		char *doc;
 
 		report_json_set(root, "jobs", list, &ok);
+		if (workers != NULL)
+			report_json_set(root, "workers", workers_json(workers, &ok), &ok);
 		doc = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
 		if (doc == NULL) {
 			oom(err);
@@ -1422,8 +1472,11 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 		}
 		fprintf(out, "%s\n", doc);
 		free(doc);
-	} else if (PQntuples(jobs) == 0) {
-		fprintf(out, "no job in the queue\n");
+	} else {
+		if (PQntuples(jobs) == 0)
+			fprintf(out, "no job in the queue\n");
+		if (workers != NULL)
+			workers_print(out, workers);
 	}
 	if (fflush(out) != 0 || ferror(out)) {
 		tr_error_set(err, TR_ERR_LOCAL, "cannot write the status: %s", strerror(errno));
@@ -1434,6 +1487,7 @@ out:
 	pg_rollback(q->pg);
 	PQclear(jobs);
 	PQclear(accounts);
+	PQclear(workers);
 	json_decref(root);
 	return rc;
 }

@@ -653,6 +653,9 @@ static void test_status(void **unused)
 	finish_one(q, "ok");
 	finish_one(q, "partial");
 	finish_one(q, "failed");
+	must(queue_worker_register(q, "host:1:abc", "host", 1, "eu", 4, &err), &err);
+	must(queue_worker_register(q, "gone:2:def", "gone", 2, "", 4, &err), &err);
+	must(queue_worker_stopped(q, "gone:2:def", &err), &err);
 	assert_int_equal(queue_claim(q, "host:1:abc", 30, &c, &err), 1);
 	queue_claim_free(&c);
 	snprintf(sql, sizeof(sql), "INSERT INTO q_sessions (job_id, side, login, worker, until) "
@@ -688,6 +691,14 @@ static void test_status(void **unused)
 	assert_null(json_object_get(job, "account_list"));
 	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")),
 			    "queued");
+	/* the live workers, with what they run */
+	list = json_object_get(root, "workers");
+	assert_int_equal(json_array_size(list), 1);
+	job = json_array_get(list, 0);
+	assert_string_equal(json_string_value(json_object_get(job, "id")), "host:1:abc");
+	assert_string_equal(json_string_value(json_object_get(job, "egress")), "eu");
+	assert_int_equal(jint(job, "running"), 1);
+	assert_int_equal(jint(job, "parallel"), 4);
 	json_decref(root);
 
 	/* one job: its accounts */
@@ -718,6 +729,12 @@ static void test_status(void **unused)
 	assert_non_null(strstr(text, "c@x.it  partial by A"));
 	assert_non_null(strstr(text, "it went wrong"));
 	assert_non_null(strstr(text, "skipped line 8"));
+	assert_null(strstr(text, "workers:"));
+	free(text);
+	f = open_memstream(&text, &len);
+	must(queue_status(q, NULL, false, f, &err), &err);
+	fclose(f);
+	assert_non_null(strstr(text, "workers: 1 live\n  host:1:abc (egress eu): 1 running of 4"));
 	free(text);
 
 	/* finished and cancelled jobs */
