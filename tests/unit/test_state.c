@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "jobconf.h"
 #include "log.h"
 #include "privdir.h"
 #include "state.h"
@@ -572,6 +573,53 @@ static void test_backend_by_name(void **state)
 	state_mem_discard("by-name");
 }
 
+/* The state setting (jobconf): a PostgreSQL DSN is taken as it is from
+ * anywhere but a spool job, never as a path, and never with a password. */
+static void test_state_setting(void **state)
+{
+	static const struct jobconf_origin job = { .from = JOBCONF_JOB_FILE, .file = "a.job",
+						   .line = 3, .dir = "/jobs" };
+	static const struct jobconf_origin spool = { .from = JOBCONF_SPOOL_JOB, .file = "s.job",
+						     .dir = "/spool", .dir_real = "/spool" };
+	static const char *const secret[] = {
+		"postgresql://trasloco:s3cret@db.internal/migrations",
+		"postgres://trasloco@db.internal/migrations?password=s3cret",
+	};
+	struct job_config cfg;
+	struct tr_error err;
+	size_t i;
+
+	(void)state;
+	jobconf_init(&cfg, JOB_RUN);
+	assert_int_equal(jobconf_set(&cfg, "state", "postgresql://trasloco@db.internal:5433/m",
+				     NULL, &err), 0);
+	assert_string_equal(cfg.state_dir, "postgresql://trasloco@db.internal:5433/m");
+	/* a job file's relative paths are from its directory; a DSN is no path */
+	assert_int_equal(jobconf_set(&cfg, "state", "postgres://trasloco@db/m?sslmode=require",
+				     &job, &err), 0);
+	assert_string_equal(cfg.state_dir, "postgres://trasloco@db/m?sslmode=require");
+	assert_int_equal(jobconf_set(&cfg, "state", "st", &job, &err), 0);
+	assert_string_equal(cfg.state_dir, "/jobs/st");
+	for (i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(jobconf_set(&cfg, "state", secret[i], NULL, &err), -1);
+		assert_int_equal(err.kind, TR_ERR_USAGE);
+		assert_non_null(strstr(err.msg, "--state"));
+		assert_non_null(strstr(err.msg, "PGPASSFILE"));
+		assert_null(strstr(err.msg, "s3cret"));
+		assert_int_equal(jobconf_set(&cfg, "state", secret[i], &job, &err), -1);
+		assert_non_null(strstr(err.msg, "a.job:3: "));
+		assert_null(strstr(err.msg, "s3cret"));
+	}
+	assert_string_equal(cfg.state_dir, "/jobs/st");
+	/* a spool job names no database */
+	assert_int_equal(jobconf_set(&cfg, "state", "postgresql://trasloco@db/m", &spool, &err),
+			 -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "the operator's"));
+	jobconf_free(&cfg);
+}
+
 /* mem: the data outlives its handles until discarded, also while a handle
  * is open (the handle keeps the old data, a new open starts afresh). */
 static void test_mem_discard(void **state)
@@ -614,6 +662,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_dir_and_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_by_name, setup, teardown),
 		cmocka_unit_test(test_mem_discard),
+		cmocka_unit_test(test_state_setting),
 		STATE_CONTRACT("sqlite", setup_if, teardown_if, &sqlite_case),
 		STATE_CONTRACT("mem", setup_if, teardown_if, &mem_case),
 	};
