@@ -10,7 +10,8 @@
  * taken over once its lease expires, and when it wakes its writes are
  * refused (fencing) and its lost callback runs; a renewal that cannot
  * get through declares the lock lost in time; the server dropping every
- * session (a restart) fails one call as temporary and the next works. */
+ * session (a restart) fails one call as temporary and the next works.
+ * With "--init-schema" it only makes the tables (see main). */
 #include "config.h"
 
 #include <errno.h>
@@ -457,7 +458,10 @@ static void test_sessions_dropped(void **state)
 	state_close(a);
 }
 
-int main(void)
+/* argv[1] "--init-schema": only create the tables (what `trasloco queue
+ * init` does), for tests/integration/test_state_pg.sh until that command
+ * exists on this branch. */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		STATE_CONTRACT("postgresql", setup_empty, teardown_env, &pg_case),
@@ -480,6 +484,10 @@ int main(void)
 	if (pg_connect(dsn, &admin, &err) < 0 || pg_schema_init(admin, &from, &err) < 0) {
 		fprintf(stderr, "test_state_pg: %s\n", err.msg);
 		return 1;
+	}
+	if (argc > 1 && strcmp(argv[1], "--init-schema") == 0) {
+		pg_close(admin);
+		return 0;
 	}
 	r = cmocka_run_group_tests_name("state_pg", tests, NULL, NULL);
 	pg_close(admin);
