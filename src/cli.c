@@ -17,6 +17,7 @@
 #include "jobdir.h"
 #include "log.h"
 #include "net.h"
+#include "pg.h"
 #include "preflight.h"
 #include "report.h"
 #include "run.h"
@@ -200,8 +201,9 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 	if (cfg->kind == JOB_RUN) {
 		if (cfg->log_dir != NULL) {
 			su->log_dir = strdup(cfg->log_dir);
-		} else if (cfg->state_dir != NULL) {
-			/* the state's own directory: "sqlite:DIR" is DIR */
+		} else if (cfg->state_dir != NULL && !pg_is_dsn(cfg->state_dir)) {
+			/* the state's own directory: "sqlite:DIR" is DIR (a database
+			 * state has none: no per-account logs unless --log-dir) */
 			const char *dir = strncmp(cfg->state_dir, "sqlite:", 7) == 0 ?
 					  cfg->state_dir + 7 : cfg->state_dir;
 			size_t len = strlen(dir) + sizeof("/logs");
