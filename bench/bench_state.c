@@ -13,7 +13,16 @@
  * and the ratio; then the same FULL pattern through the state module itself
  * (state_msgs_put), to show the replay is what trasloco does.  DIR must be
  * on the disk the state lives on: on tmpfs an fsync costs nothing.  A
- * benchmark, not a test: no threshold. */
+ * benchmark, not a test: no threshold.
+ *
+ * usage: bench_state --pg DSN [MESSAGES [DIR]]
+ *
+ * The same pattern through the state module against SQLite (in DIR) and
+ * against PostgreSQL (DSN: a database `trasloco queue init` made, or an
+ * empty one, whose tables this makes; each run on an account of its own),
+ * one line per batch size: ledger transactions and rows per second of
+ * each, and the ratio.  Without locks (no fence): the engine's writes
+ * under a lock add one lease-row lookup to the same statement. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -26,6 +35,8 @@
 
 #include <sqlite3.h>
 
+#include "pg.h"
+#include "pg_schema.h"
 #include "state.h"
 
 static double now_s(void)
@@ -131,16 +142,17 @@ static double replay(const char *dir, const char *sync, size_t n, size_t batch, 
 	return t0;
 }
 
-static double through_state(const char *dir, size_t n, size_t batch, size_t *txns)
+/* The pattern through state_msgs_put into folder of the state at location. */
+static double through_location(const char *location, int64_t folder, size_t n, size_t batch,
+			       size_t *txns)
 {
-	int64_t folder = fresh_state(dir);
 	struct state_msg *rows = calloc(batch, sizeof(*rows));
 	struct tr_error err;
 	struct state *st;
 	size_t i, j;
 	double t0;
 
-	if (rows == NULL || state_open(dir, &st, &err) < 0)
+	if (rows == NULL || state_open(location, &st, &err) < 0)
 		die("state", rows == NULL ? "out of memory" : err.msg);
 	*txns = 0;
 	t0 = now_s();
@@ -172,6 +184,61 @@ static double through_state(const char *dir, size_t n, size_t batch, size_t *txn
 	return t0;
 }
 
+static double through_state(const char *dir, size_t n, size_t batch, size_t *txns)
+{
+	return through_location(dir, fresh_state(dir), n, batch, txns);
+}
+
+/* A folder of an account of its own in the PostgreSQL state at dsn. */
+static int64_t fresh_pg_folder(const char *dsn, size_t batch)
+{
+	static unsigned int seq;
+	struct tr_error err;
+	struct state *st;
+	struct state_folder f;
+	int64_t acct;
+	char key[128];
+
+	snprintf(key, sizeof(key), "bench-%ld-%zu-%u@src:993 -> bench@dst:993", (long)getpid(),
+		 batch, ++seq);
+	if (state_open(dsn, &st, &err) < 0 || state_account(st, key, &acct, &err) < 0 ||
+	    state_folder_load(st, acct, "INBOX", "INBOX", &f, &err) < 0)
+		die("postgresql state", err.msg);
+	state_close(st);
+	return f.id;
+}
+
+/* --pg DSN [MESSAGES [DIR]]: SQLite against PostgreSQL, through the module. */
+static int compare_pg(const char *dsn, size_t n, const char *base)
+{
+	static const size_t batches[] = { 1, 10, 100 };
+	struct tr_error err;
+	struct pg *pg;
+	char dir[4096], cmd[4200];
+	int from;
+	size_t b;
+
+	if (pg_connect(dsn, &pg, &err) < 0 || pg_schema_init(pg, &from, &err) < 0)
+		die("postgresql", err.msg);
+	printf("ledger writes through the state module: 2 transactions per batch (pending, done);"
+	       " sqlite in %s, %s\n", base, pg_where(pg));
+	pg_close(pg);
+	snprintf(dir, sizeof(dir), "%s/bench_state.%ld", base, (long)getpid());
+	for (b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
+		size_t batch = batches[b], ts, tp;
+		size_t msgs = n < 1000 * batch ? n : 1000 * batch;
+		double sq = through_state(dir, msgs, batch, &ts);
+		double pq = through_location(dsn, fresh_pg_folder(dsn, batch), msgs, batch, &tp);
+
+		printf("batch %3zu: %6zu messages %5zu transactions  sqlite %7.3f s (%7.0f tx/s "
+		       "%8.0f rows/s)  postgresql %7.3f s (%7.0f tx/s %8.0f rows/s)  "
+		       "postgresql/sqlite time %5.2fx\n", batch, msgs, ts, sq, (double)ts / sq,
+		       2.0 * (double)msgs / sq, pq, (double)tp / pq, 2.0 * (double)msgs / pq, pq / sq);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
@@ -180,6 +247,12 @@ int main(int argc, char **argv)
 	char dir[4096], cmd[4200];
 	size_t b;
 
+	if (argc > 2 && strcmp(argv[1], "--pg") == 0) {
+		base = argc > 4 ? argv[4] : getenv("TMPDIR");
+		if (base == NULL || *base == '\0')
+			base = "/tmp";
+		return compare_pg(argv[2], argc > 3 ? strtoul(argv[3], NULL, 10) : 20000, base);
+	}
 	if (base == NULL || *base == '\0')
 		base = "/tmp";
 	snprintf(dir, sizeof(dir), "%s/bench_state.%ld", base, (long)getpid());

@@ -71,6 +71,20 @@ struct run_result {
 	uint32_t ok, partial, failed, skipped;
 };
 
+/* Fill env from a finished job configuration: endpoints, folder rules,
+ * batches, caps (two new limiters, freed by run_env_free), with the TLS
+ * context, state and admin password given (borrowed; state may be NULL for
+ * check and verify).  The progress and log settings are left off. */
+int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_ctx *tls,
+		 struct state *state, const char *admin_pw, struct tr_error *err);
+void run_env_free(struct run_env *env);
+
+/* One account, on the caller's thread (the pool's, or a queue worker's):
+ * its log file in log_dir (NULL: none), counters added to prog (NULL:
+ * none), the result's texts cleaned of the account's passwords. */
+void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
+		 struct account_progress *prog, struct account_result *res);
+
 /* Run every account.  Returns 0 when all are ok. */
 int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,
 		 struct run_result *res);

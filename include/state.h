@@ -14,20 +14,33 @@
  *
  * Where it is kept is a backend's business (state_backend.h), picked by
  * name:
- *   sqlite  one SQLite database, DIR/state.db, in a private directory
- *           (state_sqlite.c: private files, schema versions and their
- *           upgrades, every commit on disk before it returns);
- *   mem     plain memory, for tests: NAME's data outlives its handles
- *           (close and open again is a restart after a crash) until
- *           state_mem_discard(NAME) or the end of the process
- *           (state_mem.c).
- * A location (what --state and job files give) is "DIR" or "sqlite:DIR";
- * "SCHEME://..." names the backend SCHEME, refused (TR_ERR_USAGE, listing
- * the known ones) while there is none of that name.  Only a backend that
- * outlives the process is reached through a location: "mem:x" stays a
- * directory, as it always was; tests name mem with state_open_backend.
- * The state holds logins and folder names, never a password; error texts
- * (servers' replies) are stored cleaned (text.h).
+ *   sqlite      one SQLite database, DIR/state.db, in a private directory
+ *               (state_sqlite.c: private files, schema versions and their
+ *               upgrades, every commit on disk before it returns);
+ *   postgresql  the st_* tables of a PostgreSQL database that `trasloco
+ *               queue init` made, shared by many hosts (state_pg.c:
+ *               account locks are leases renewed by a heartbeat, taken
+ *               over once expired, and every write about a locked account
+ *               checks its lease: fencing);
+ *   mem         plain memory, for tests: NAME's data outlives its handles
+ *               (close and open again is a restart after a crash) until
+ *               state_mem_discard(NAME) or the end of the process
+ *               (state_mem.c).
+ * A location (what --state and job files give) is "DIR" or "sqlite:DIR",
+ * or a PostgreSQL DSN "postgresql://USER@HOST:PORT/DB?..." (also
+ * "postgres://"), which is libpq's whole, password-free (PGPASSFILE or a
+ * service file hold the password; jobconf refuses a DSN with one);
+ * another "SCHEME://..." is refused (TR_ERR_USAGE, listing the known
+ * ones).  Only a backend that outlives the process is reached through a
+ * location: "mem:x" stays a directory, as it always was; tests name mem
+ * with state_open_backend.  The state holds logins and folder names,
+ * never a password; error texts (servers' replies) are stored cleaned
+ * (text.h).
+ *
+ * Errors are TR_ERR_LOCAL; a backend whose store is reached over the
+ * network also returns TR_ERR_TEMP when it cannot reach it (try again
+ * later: the store reconnects by itself) and when a write is refused
+ * because the account's lease was lost (stop the account).
  *
  * Ownership: state_open returns a handle the caller closes; what a function
  * returns through a pointer argument is the caller's (freed as said there);
@@ -50,18 +63,22 @@ struct state;
 struct state_lock;
 
 /* Open (creating if needed) the state at a location (see above).  The
- * caller closes it. */
+ * caller closes it.  postgresql: refused (TR_ERR_USAGE) when the database
+ * lacks trasloco's tables, naming `trasloco queue init`; its account
+ * leases last TRASLOCO_LEASE_SECONDS (2..3600, default 30), read here. */
 int state_open(const char *location, struct state **st_r, struct tr_error *err);
-/* The same with the backend named apart ("sqlite", "mem") and where, in
- * that backend's terms (a directory, a name); any backend. */
+/* The same with the backend named apart ("sqlite", "postgresql", "mem")
+ * and where, in that backend's terms (a directory, a DSN, a name); any
+ * backend. */
 int state_open_backend(const char *backend, const char *where, struct state **st_r,
 		       struct tr_error *err);
 /* Close the handle; locks still held through it are released first, as the
  * end of the process would release them (a lock handle is not used after). */
 void state_close(struct state *st);
-/* Where the state is, for messages ("DIR/state.db", "mem:NAME"). */
+/* Where the state is, for messages ("DIR/state.db", "mem:NAME",
+ * "PostgreSQL USER@HOST:PORT/DB": never a password). */
 const char *state_path(const struct state *st);
-/* The backend's name ("sqlite", "mem"). */
+/* The backend's name ("sqlite", "postgresql", "mem"). */
 const char *state_backend_name(const struct state *st);
 /* The schema version this trasloco writes: every backend brings its store
  * to it on open, and refuses a store of a newer version. */
@@ -74,7 +91,8 @@ int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_er
  * state at the same time (an overlapping cron job) would copy the same
  * messages twice.  Returns a handle to pass to state_account_unlock, or NULL
  * (TR_ERR_LOCAL) when another holder has it: another process, or another
- * lock of this one. */
+ * lock of this one (postgresql: the text names the holder and until when;
+ * TR_ERR_TEMP when the database is out of reach). */
 struct state_lock *state_account_lock(struct state *st, int64_t account_id,
 				      struct tr_error *err);
 /* Release and free it (NULL: nothing). */

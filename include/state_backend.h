@@ -3,8 +3,8 @@
  *
  * One struct of operations per backend, every operation in the engine's
  * terms, with the meaning state.h gives the public function of the same
- * name.  A backend is one file (state_sqlite.c, state_mem.c), listed in
- * state.c's table; a new one (PostgreSQL) is a new file and a line there.
+ * name.  A backend is one file (state_sqlite.c, state_pg.c, state_mem.c),
+ * listed in state.c's table; a new one is a new file and a line there.
  *
  * The contract every backend keeps:
  *  - open(where) returns its own handle (void *), which it alone reads;
@@ -20,7 +20,11 @@
  *    on open (TR_ERR_LOCAL), an older one upgraded, all or none.
  *  - Calls on one handle may come from many threads at once: the backend
  *    serialises them.  A lock may be taken and released from any thread.
- *  - Errors are TR_ERR_LOCAL, with the store's path in the text.
+ *  - Errors are TR_ERR_LOCAL, with the store's path in the text; a store
+ *    out of reach (a network database) is TR_ERR_TEMP, said so in the
+ *    text, and so is a write refused because the account's lease was lost.
+ *  - Locks that can be lost (leases) implement lock_watch; a lost lock's
+ *    account is written no more through this handle.
  */
 #ifndef TRASLOCO_STATE_BACKEND_H
 #define TRASLOCO_STATE_BACKEND_H
@@ -70,6 +74,7 @@ struct state_backend {
 
 extern const struct state_backend state_backend_sqlite;
 extern const struct state_backend state_backend_mem;
+extern const struct state_backend state_backend_pg;
 
 /* Free n ledger rows and the array (state_msgs_free, for backends: they
  * call nothing of state.c, which calls them). */

@@ -17,6 +17,7 @@
 #include "jobdir.h"
 #include "log.h"
 #include "net.h"
+#include "pg.h"
 #include "preflight.h"
 #include "report.h"
 #include "run.h"
@@ -163,16 +164,6 @@ static void set_verbosity(const struct job_config *cfg)
 	log_set_progress_enabled(cfg->progress && cfg->verbosity >= 0 && isatty(STDERR_FILENO));
 }
 
-static enum tls_mode tls_mode_of(enum jobconf_tls t)
-{
-	switch (t) {
-	case JOBCONF_TLS_IMPLICIT: return TLS_MODE_IMPLICIT;
-	case JOBCONF_TLS_STARTTLS: return TLS_MODE_STARTTLS;
-	case JOBCONF_TLS_NONE: break;
-	}
-	return TLS_MODE_NONE;
-}
-
 /* TLS context, state, limiters and the shared run environment. */
 static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 {
@@ -205,52 +196,16 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 	if (want_state && state_open(cfg->state_dir, &su->state, err) < 0)
 		return -1;
 
-	memset(env, 0, sizeof(*env));
-	env->cfg = cfg;
-	env->src_ep.label = "source";
-	env->src_ep.host = cfg->src.host;
-	env->src_ep.port = cfg->src.port;
-	env->src_ep.tls = tls_mode_of(cfg->src.tls);
-	env->src_ep.tls_name = cfg->src.tls_name;
-	env->src_ep.tls_ctx = su->tls;
-	env->src_ep.timeout_s = cfg->timeout_s;
-	env->dst_ep = env->src_ep;
-	env->dst_ep.label = "destination";
-	env->dst_ep.host = cfg->dst.host;
-	env->dst_ep.port = cfg->dst.port;
-	env->dst_ep.tls = tls_mode_of(cfg->dst.tls);
-	env->dst_ep.tls_name = cfg->dst.tls_name;
-	env->state = su->state;
-	env->src_lim = limiter_new("the source", cfg->src_max_per_account,
-				   cfg->src_max_connections);
-	env->dst_lim = limiter_new("the destination", cfg->dst_max_per_account,
-				   cfg->dst_max_connections);
-	if (env->src_lim == NULL || env->dst_lim == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	if (run_env_init(env, cfg, su->tls, su->state, su->admin_pw, err) < 0)
 		return -1;
-	}
-	env->map.keep_names = cfg->keep_names;
-	env->map.rules = cfg->maps;
-	env->map.n_rules = cfg->n_maps;
-	env->map.filter.include = (const char **)cfg->folders;
-	env->map.filter.n_include = cfg->n_folders;
-	env->map.filter.exclude = (const char **)cfg->excludes;
-	env->map.filter.n_exclude = cfg->n_excludes;
-	env->limits.batch_bytes = cfg->batch_bytes;
-	env->limits.batch_count = cfg->batch_count;
-	env->dst_admin = cfg->dst_admin;
-	env->dst_admin_password = su->admin_pw;
-	env->dst_admin_separator = cfg->dst_admin_separator;
-	env->max_sessions = cfg->src_max_per_account < cfg->dst_max_per_account ?
-			    cfg->src_max_per_account : cfg->dst_max_per_account;
-	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
 	env->progress_tty = log_progress_enabled();
 	env->progress_log = !env->progress_tty && cfg->verbosity >= 0;
 	if (cfg->kind == JOB_RUN) {
 		if (cfg->log_dir != NULL) {
 			su->log_dir = strdup(cfg->log_dir);
-		} else if (cfg->state_dir != NULL) {
-			/* the state's own directory: "sqlite:DIR" is DIR */
+		} else if (cfg->state_dir != NULL && !pg_is_dsn(cfg->state_dir)) {
+			/* the state's own directory: "sqlite:DIR" is DIR (a database
+			 * state has none: no per-account logs unless --log-dir) */
 			const char *dir = strncmp(cfg->state_dir, "sqlite:", 7) == 0 ?
 					  cfg->state_dir + 7 : cfg->state_dir;
 			size_t len = strlen(dir) + sizeof("/logs");
@@ -269,8 +224,7 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 
 static void setup_free(struct setup *su)
 {
-	limiter_free(su->env.src_lim);
-	limiter_free(su->env.dst_lim);
+	run_env_free(&su->env);
 	state_close(su->state);
 	tls_ctx_free(su->tls);
 	secret_free(su->admin_pw);

@@ -11,6 +11,7 @@
 
 #include "jobconf.h"
 #include "net.h"
+#include "pg.h"
 
 #define DEFAULT_MAX_PER_ACCOUNT 4
 #define DEFAULT_MAX_CONNECTIONS 40
@@ -75,7 +76,9 @@ static const struct jobconf_key keys[] = {
 		"the destination admin password's file"),
 	VAL("dst-admin-separator", T_CHAR, AT(dst_admin_separator),
 	    "log in as \"user<C>admin\" instead of SASL PLAIN"),
-	PATH("state", JOBCONF_PATH_DIR, AT(state_dir), "what is known between runs"),
+	/* a path, or a PostgreSQL DSN taken as it is (jobconf_set) */
+	PATH("state", JOBCONF_PATH_DIR, AT(state_dir),
+	     "what is known between runs: DIR, or postgresql://USER@HOST:PORT/DB"),
 	LIST("folder", T_LIST, AT(folders), AT(n_folders), "copy the folders matching PATTERN"),
 	LIST("exclude", T_LIST, AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
 	LIST("map", T_MAP, 0, 0, "rename a folder: OLD=NEW"),
@@ -579,6 +582,26 @@ int jobconf_set(struct job_config *cfg, const char *key, const char *value,
 	if (value == NULL && k->takes_value) {
 		tr_error_set(err, TR_ERR_USAGE, "%s needs a value", what);
 		return where(origin, err);
+	}
+	if (strcmp(k->name, "state") == 0 && pg_is_dsn(value)) {
+		/* a database, not a path: as it is.  Its password would be on a
+		 * command line (ps shows it to every user) or in a job file, and
+		 * from there in the queue and in reports: never; libpq reads it
+		 * from PGPASSFILE or a service file.  A spool job names no
+		 * database: which one the operator's credentials reach is the
+		 * operator's to say. */
+		if (pg_dsn_has_password(value)) {
+			tr_error_set(err, TR_ERR_USAGE, "%s: the PostgreSQL DSN holds a password: "
+				     "leave it out (use PGPASSFILE or a service file)", what);
+			return where(origin, err);
+		}
+		if (origin->from == JOBCONF_SPOOL_JOB) {
+			tr_error_set(err, TR_ERR_USAGE, "state = a PostgreSQL database is the "
+				     "operator's to set (on the spool's command line or in its "
+				     "--config file), not a spool job's");
+			return where(origin, err);
+		}
+		return store(cfg, k, value, what, err) < 0 ? where(origin, err) : 0;
 	}
 	if (k->path != JOBCONF_NOT_PATH && origin->from == JOBCONF_SPOOL_JOB) {
 		char why_buf[4200];

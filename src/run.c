@@ -114,22 +114,79 @@ static void redact_result(const struct run_env *env, const struct run_account *a
 	text_secrets_wipe(&ts);
 }
 
-static void run_one(size_t i, void *ctx)
+static enum tls_mode tls_mode_of(enum jobconf_tls t)
 {
-	struct job_run *jr = ctx;
-	const struct run_env *env = jr->env;
-	const struct run_account *acc = &jr->acc[i];
-	struct run_item *item = &jr->res->v[i];
+	switch (t) {
+	case JOBCONF_TLS_IMPLICIT: return TLS_MODE_IMPLICIT;
+	case JOBCONF_TLS_STARTTLS: return TLS_MODE_STARTTLS;
+	case JOBCONF_TLS_NONE: break;
+	}
+	return TLS_MODE_NONE;
+}
+
+int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_ctx *tls,
+		 struct state *state, const char *admin_pw, struct tr_error *err)
+{
+	memset(env, 0, sizeof(*env));
+	env->cfg = cfg;
+	env->src_ep.label = "source";
+	env->src_ep.host = cfg->src.host;
+	env->src_ep.port = cfg->src.port;
+	env->src_ep.tls = tls_mode_of(cfg->src.tls);
+	env->src_ep.tls_name = cfg->src.tls_name;
+	env->src_ep.tls_ctx = tls;
+	env->src_ep.timeout_s = cfg->timeout_s;
+	env->dst_ep = env->src_ep;
+	env->dst_ep.label = "destination";
+	env->dst_ep.host = cfg->dst.host;
+	env->dst_ep.port = cfg->dst.port;
+	env->dst_ep.tls = tls_mode_of(cfg->dst.tls);
+	env->dst_ep.tls_name = cfg->dst.tls_name;
+	env->state = state;
+	env->src_lim = limiter_new("the source", cfg->src_max_per_account,
+				   cfg->src_max_connections);
+	env->dst_lim = limiter_new("the destination", cfg->dst_max_per_account,
+				   cfg->dst_max_connections);
+	if (env->src_lim == NULL || env->dst_lim == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	env->map.keep_names = cfg->keep_names;
+	env->map.rules = cfg->maps;
+	env->map.n_rules = cfg->n_maps;
+	env->map.filter.include = (const char **)cfg->folders;
+	env->map.filter.n_include = cfg->n_folders;
+	env->map.filter.exclude = (const char **)cfg->excludes;
+	env->map.filter.n_exclude = cfg->n_excludes;
+	env->limits.batch_bytes = cfg->batch_bytes;
+	env->limits.batch_count = cfg->batch_count;
+	env->dst_admin = cfg->dst_admin;
+	env->dst_admin_password = admin_pw;
+	env->dst_admin_separator = cfg->dst_admin_separator;
+	env->max_sessions = cfg->src_max_per_account < cfg->dst_max_per_account ?
+			    cfg->src_max_per_account : cfg->dst_max_per_account;
+	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
+	return 0;
+}
+
+void run_env_free(struct run_env *env)
+{
+	limiter_free(env->src_lim);
+	limiter_free(env->dst_lim);
+	env->src_lim = env->dst_lim = NULL;
+}
+
+void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
+		 struct account_progress *prog, struct account_result *res)
+{
 	struct account_opts ao;
 	bool attached = false;
 
-	item->started = true;
-	atomic_fetch_add(&jr->running, 1);
-	if (jr->log_dir != NULL) {
+	if (log_dir != NULL) {
 		char name[300], path[4096];
 
 		log_file_name(acc->label, name, sizeof(name));
-		snprintf(path, sizeof(path), "%s/%s", jr->log_dir, name);
+		snprintf(path, sizeof(path), "%s/%s", log_dir, name);
 		if (log_attach(acc->label, path) == 0)
 			attached = true;
 		else
@@ -153,20 +210,30 @@ static void run_one(size_t i, void *ctx)
 	ao.limits = &env->limits;
 	ao.cfg = env->cfg;
 	ao.max_sessions = env->max_sessions;
-	ao.progress = &jr->prog;
+	ao.progress = prog;
 
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
 		 env->dst_ep.host, env->dst_ep.port);
-	account_run(&ao, &item->res);
-	redact_result(env, acc, &item->res);
-	if (item->res.status == ACCOUNT_FAILED)
-		log_error(acc->label, "failed: %s", item->res.err.msg);
+	account_run(&ao, res);
+	redact_result(env, acc, res);
+	if (res->status == ACCOUNT_FAILED)
+		log_error(acc->label, "failed: %s", res->err.msg);
 	else
 		log_info(acc->label, "%s: %u copied, %u already present, %u failed in %.1f s",
-			 account_status_name(item->res.status), item->res.total.copied,
-			 item->res.total.present, item->res.total.failed, item->res.seconds);
+			 account_status_name(res->status), res->total.copied,
+			 res->total.present, res->total.failed, res->seconds);
 	if (attached)
 		log_detach(acc->label);
+}
+
+static void run_one(size_t i, void *ctx)
+{
+	struct job_run *jr = ctx;
+	struct run_item *item = &jr->res->v[i];
+
+	item->started = true;
+	atomic_fetch_add(&jr->running, 1);
+	run_account(jr->env, &jr->acc[i], jr->log_dir, &jr->prog, &item->res);
 	atomic_fetch_sub(&jr->running, 1);
 	atomic_fetch_add(&jr->done, 1);
 	if (item->res.status != ACCOUNT_OK)

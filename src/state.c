@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg.h"
 #include "state.h"
 #include "state_backend.h"
 
 static const struct state_backend *const backends[] = {
 	&state_backend_sqlite,      /* the first: a plain DIR means it */
+	&state_backend_pg,
 	&state_backend_mem,
 };
 
@@ -107,6 +109,9 @@ int state_open(const char *location, struct state **st_r, struct tr_error *err)
 		tr_error_set(err, TR_ERR_USAGE, "no state location given");
 		return -1;
 	}
+	/* a DSN is libpq's whole ("postgres://" too), not "NAME:WHERE" */
+	if (pg_is_dsn(location))
+		return state_open_backend(state_backend_pg.name, location, st_r, err);
 	n = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
 	if (n > 0 && location[n] == ':') {
 		be = lookup(location, n);

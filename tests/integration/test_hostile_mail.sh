@@ -25,7 +25,9 @@ it_pair
 MAX_RSS_KB=${HOSTILE_MAX_RSS_KB:-40960}
 [[ -x /usr/bin/time ]] || it_skip "/usr/bin/time (Debian package time) is not installed"
 # AddressSanitizer's shadow memory and quarantine make the RSS meaningless
-if ldd "$TRASLOCO" 2>/dev/null | grep -q libasan; then
+# (grep without -q: it reads all of ldd's output; with -q, ldd could die of SIGPIPE
+# and pipefail would then say "no ASan")
+if ldd "$TRASLOCO" 2>/dev/null | grep libasan >/dev/null; then
     it_log "trasloco is built with AddressSanitizer: no RSS limit"
     MAX_RSS_KB=999999999
 fi
