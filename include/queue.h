@@ -144,6 +144,9 @@ int queue_delete(struct queue *q, const char *job, struct tr_error *err);
 /* Seal every stored password again with the first key of keys. *n_r:
  * values re-sealed. */
 int queue_rekey(struct queue *q, int *n_r, struct tr_error *err);
+/* How many accounts of jobs not cancelled are pending or running (a
+ * worker started with --drain ends when none is). */
+int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err);
 /* The id of JOB (id or name), for callers. */
 int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err);
 

@@ -7,7 +7,9 @@
  * new key first, run `trasloco queue rekey`, which seals everything again
  * with it, then remove the old line.  seal_key_create writes a new file
  * with one random key, mode 0600, refusing to replace an existing file.
- * A key file readable by group or others is refused.
+ * A key file readable by others, or writable by anyone but its owner, is
+ * refused; one readable by its group is taken with a warning (Kubernetes
+ * Secret volumes with an fsGroup are 0440).
  *
  * A sealed value: "TS1" | key id length (1 byte) | key id | 12-byte random
  * nonce | ciphertext | 16-byte tag.  The associated data (aad) binds the

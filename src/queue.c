@@ -190,6 +190,20 @@ static int need_keys(const struct queue *q, struct tr_error *err)
 	return -1;
 }
 
+int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
+{
+	PGresult *r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts a JOIN q_jobs j "
+			      "ON j.id = a.job_id WHERE j.cancelled IS NULL AND "
+			      "a.state IN ('pending', 'running')", 0, NULL, err);
+
+	*n_r = 0;
+	if (r == NULL)
+		return -1;
+	*n_r = pg_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
 int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
 {
 	const char *p[1] = { job };

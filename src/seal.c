@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "log.h"
 #include "seal.h"
 #include "secret.h"
 
@@ -233,13 +234,21 @@ int seal_keys_load(const char *path, struct seal_keys **k_r, struct tr_error *er
 		close(fd);
 		return -1;
 	}
-	if ((st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) != 0) {
+	if ((st.st_mode & (S_IROTH | S_IWGRP | S_IWOTH)) != 0) {
 		tr_error_set(err, TR_ERR_USAGE, "key file %s is open to other users (mode %03o): "
 			     "chmod 600 it, and make a new key if others may have read it", path,
 			     (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
 	}
+	/* Group read only: Kubernetes makes a Secret volume's files readable by
+	 * the pod's fsGroup (mode 0440 at least), and without an fsGroup they
+	 * are root's, unreadable by a worker that is not root.  Told, not
+	 * refused; others and writers are refused above. */
+	if ((st.st_mode & S_IRGRP) != 0)
+		log_warn(NULL, "key file %s is readable by its group (gid %u, mode %03o): fine for a "
+			 "Kubernetes Secret volume, else chmod 600 it", path, (unsigned)st.st_gid,
+			 (unsigned)(st.st_mode & 0777));
 	if (st.st_size > FILE_MAX) {
 		tr_error_set(err, TR_ERR_USAGE, "key file %s: larger than %d bytes", path, FILE_MAX);
 		close(fd);

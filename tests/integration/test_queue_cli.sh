@@ -96,7 +96,7 @@ has init2.out "kept"
 export TRASLOCO_QUEUE_KEY_FILE=$K
 
 # ---- submit --------------------------------------------------------------------
-chmod 640 "$K"
+chmod 604 "$K"   # others may read it (group read alone is taken, see test_seal)
 q open-key queue submit "$IT_PG_DSN" jobs/acme.job
 expect 2 open-key
 has open-key.err "chmod 600"
