@@ -24,6 +24,7 @@
 
 #include "net.h"
 #include "scheduler.h"
+#include "tls.h"
 
 static void test_caps(void **state)
 {
@@ -642,6 +643,55 @@ static void test_scope_cancel_ends_slot_waits(void **state)
 	fake_destroy(&f);
 }
 
+struct scoped_handshake {
+	struct net_scope scope;
+	struct tls_ctx *ctx;
+	int fd;
+	atomic_int in;
+	int r;
+	struct tr_error err;
+};
+
+static void *scoped_handshake_main(void *arg)
+{
+	struct scoped_handshake *h = arg;
+	struct _mailstream_low *low = NULL;
+
+	net_scope_enter(&h->scope);
+	atomic_store(&h->in, 1);
+	h->r = tls_low_start(h->ctx, h->fd, "imap.example", 60, &low, &h->err);
+	net_scope_enter(NULL);
+	return NULL;
+}
+
+/* A session stopped in its TLS handshake (a server that never answers) is
+ * stopped, not failed by the server's TLS: the account is not blamed. */
+static void test_scope_cancel_stops_tls_handshake(void **state)
+{
+	struct scoped_handshake h;
+	int sv[2];
+	pthread_t t;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	tr_error_clear(&h.err);
+	assert_int_equal(tls_ctx_new(NULL, true, &h.ctx, &h.err), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	h.fd = sv[0];
+	assert_int_equal(pthread_create(&t, NULL, scoped_handshake_main, &h), 0);
+	while (!atomic_load(&h.in))
+		usleep(1000);
+	usleep(100000);
+	net_scope_cancel(&h.scope);
+	pthread_join(t, NULL);
+	assert_int_equal(h.r, -1);
+	assert_int_equal(h.err.kind, TR_ERR_STOPPED);
+	assert_false(net_cancelled());
+	close(sv[0]);
+	close(sv[1]);
+	tls_ctx_free(h.ctx);
+}
+
 static atomic_int seen[1000];
 
 static void count_one(size_t i, void *ctx)
@@ -679,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_shared_threads_never_exceed),
 		cmocka_unit_test(test_scope_cancel_wakes_net_wait),
 		cmocka_unit_test(test_scope_cancel_ends_slot_waits),
+		cmocka_unit_test(test_scope_cancel_stops_tls_handshake),
 	};
 
 	return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
