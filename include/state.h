@@ -164,5 +164,10 @@ int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_u
 /* The in-memory backend: forget NAME's data (it goes when its last open
  * handle closes).  Unknown names are ignored. */
 void state_mem_discard(const char *name);
+/* The in-memory backend, for tests: act as if NAME's hold on account_id
+ * had been lost (a lease expired), calling its state_lock_watch watcher
+ * once, with NAME's lock held (the watcher must not call the state).  The
+ * writes are not refused.  Returns 1 when a watcher was told, else 0. */
+int state_mem_lose_lock(const char *name, int64_t account_id);
 
 #endif

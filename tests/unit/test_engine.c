@@ -778,6 +778,8 @@ struct scoped_account {
 	atomic_int outside;       /* ... by a thread not in this account's scope */
 	int pause_at;             /* at this append, wait until the scope is cancelled */
 	atomic_int paused, resume;
+	struct state *state;      /* NULL: the fixture's */
+	bool no_scope;            /* run in no scope of its own */
 };
 
 /* The destination's rewrite hook: called in the thread that appends. */
@@ -810,7 +812,8 @@ static void *scoped_account_main(void *arg)
 	struct account_opts o;
 	struct job_config cfg;
 
-	net_scope_enter(&sa->scope);
+	if (!sa->no_scope)
+		net_scope_enter(&sa->scope);
 	jobconf_init(&cfg, JOB_MIGRATE);
 	cfg.retries = 1;
 	cfg.spool_dir = fx->dir;
@@ -825,7 +828,7 @@ static void *scoped_account_main(void *arg)
 	o.src_arg = sa->src;
 	o.dst_arg = sa->dst;
 	o.map = &fx->map;
-	o.state = fx->state;
+	o.state = sa->state != NULL ? sa->state : fx->state;
 	o.src_lim = fx->src_lim;
 	o.dst_lim = fx->dst_lim;
 	o.limits = &fx->lim;
@@ -837,6 +840,68 @@ static void *scoped_account_main(void *arg)
 	return NULL;
 }
 
+static void scoped_setup(struct fx *fx, struct scoped_account *sa, const char *user, size_t i)
+{
+	struct mem_opts mo = { .rewrite_fn = scoped_rewrite, .rewrite_ctx = sa };
+	size_t f;
+	int k;
+
+	sa->fx = fx;
+	sa->user = user;
+	sa->src = mem_world_new("", '/');
+	sa->dst = mem_world_new("", '/');
+	assert_non_null(sa->src);
+	assert_non_null(sa->dst);
+	mem_world_set_opts(sa->dst, &mo);
+	for (f = 0; f < 4; f++) {
+		if (f > 0)
+			assert_int_equal(mem_folder_add(sa->src, scoped_folders[f], ROLE_NONE,
+							false), 0);
+		for (k = 0; k < SCOPED_MSGS; k++) {
+			char id[64], body[64];
+
+			snprintf(id, sizeof(id), "%zu.%zu.%d@src", i, f, k);
+			snprintf(body, sizeof(body), "body %zu %zu %d", i, f, k);
+			fx_add(sa->src, scoped_folders[f], id, "subject", body, "\\Seen");
+		}
+	}
+}
+
+/* Messages in the destination of an account, all folders. */
+static size_t scoped_dst_msgs(struct scoped_account *sa)
+{
+	size_t f, n = 0;
+
+	for (f = 0; f < 4; f++)
+		if (mem_folder_exists(sa->dst, scoped_folders[f]))
+			n += fx_count(sa->dst, scoped_folders[f]);
+	return n;
+}
+
+static void scoped_assert_whole(struct scoped_account *sa)
+{
+	struct fx *fx = sa->fx;
+	struct mem_world *src = fx->src, *dst = fx->dst;
+	size_t f;
+
+	assert_int_equal(sa->r, 0);
+	assert_int_equal(sa->res.status, ACCOUNT_OK);
+	assert_int_equal(sa->res.total.copied, 4 * SCOPED_MSGS);
+	fx->src = sa->src;
+	fx->dst = sa->dst;
+	for (f = 0; f < 4; f++)
+		fx_assert_same(fx, scoped_folders[f], scoped_folders[f], 0);
+	fx->src = src;
+	fx->dst = dst;
+}
+
+static void scoped_free(struct scoped_account *sa)
+{
+	account_result_free(&sa->res);
+	mem_world_free(sa->src);
+	mem_world_free(sa->dst);
+}
+
 /* A worker that lost one account's lease stops that account (its scope)
  * while it goes on with the others: the stopped account ends at once as
  * stopped, the others finish, whole, and the process is not stopping. */
@@ -846,34 +911,12 @@ static void test_account_scope_stops_one(void **state)
 	struct scoped_account acc[3];
 	const char *users[3] = { "a@test", "b@test", "c@test" };
 	pthread_t t[3];
-	size_t i, f, dst_msgs;
-	int k;
+	size_t i;
 
 	fx->lim.batch_count = 5;
 	memset(acc, 0, sizeof(acc));
-	for (i = 0; i < 3; i++) {
-		struct mem_opts mo = { .rewrite_fn = scoped_rewrite, .rewrite_ctx = &acc[i] };
-
-		acc[i].fx = fx;
-		acc[i].user = users[i];
-		acc[i].src = mem_world_new("", '/');
-		acc[i].dst = mem_world_new("", '/');
-		assert_non_null(acc[i].src);
-		assert_non_null(acc[i].dst);
-		mem_world_set_opts(acc[i].dst, &mo);
-		for (f = 0; f < 4; f++) {
-			if (f > 0)
-				assert_int_equal(mem_folder_add(acc[i].src, scoped_folders[f],
-								ROLE_NONE, false), 0);
-			for (k = 0; k < SCOPED_MSGS; k++) {
-				char id[64], body[64];
-
-				snprintf(id, sizeof(id), "%zu.%zu.%d@src", i, f, k);
-				snprintf(body, sizeof(body), "body %zu %zu %d", i, f, k);
-				fx_add(acc[i].src, scoped_folders[f], id, "subject", body, "\\Seen");
-			}
-		}
-	}
+	for (i = 0; i < 3; i++)
+		scoped_setup(fx, &acc[i], users[i], i);
 	acc[0].pause_at = 12;
 	for (i = 0; i < 3; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, scoped_account_main, &acc[i]), 0);
@@ -888,33 +931,80 @@ static void test_account_scope_stops_one(void **state)
 	assert_int_equal(acc[0].r, -1);
 	assert_int_equal(acc[0].res.status, ACCOUNT_FAILED);
 	assert_int_equal(acc[0].res.err.kind, TR_ERR_STOPPED);
-	dst_msgs = 0;
-	for (f = 0; f < 4; f++)
-		if (mem_folder_exists(acc[0].dst, scoped_folders[f]))
-			dst_msgs += fx_count(acc[0].dst, scoped_folders[f]);
 	/* the batch in flight went in, nothing after it */
-	assert_true(dst_msgs < 4 * SCOPED_MSGS);
+	assert_true(scoped_dst_msgs(&acc[0]) < 4 * SCOPED_MSGS);
 	assert_true(atomic_load(&acc[0].appends) < 4 * SCOPED_MSGS);
-	for (i = 1; i < 3; i++) {
-		struct mem_world *src = fx->src, *dst = fx->dst;
-
-		assert_int_equal(acc[i].r, 0);
-		assert_int_equal(acc[i].res.status, ACCOUNT_OK);
-		assert_int_equal(acc[i].res.total.copied, 4 * SCOPED_MSGS);
-		fx->src = acc[i].src;
-		fx->dst = acc[i].dst;
-		for (f = 0; f < 4; f++)
-			fx_assert_same(fx, scoped_folders[f], scoped_folders[f], 0);
-		fx->src = src;
-		fx->dst = dst;
-	}
+	for (i = 1; i < 3; i++)
+		scoped_assert_whole(&acc[i]);
 	/* every append, by whichever of its threads, ran in its account's scope */
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(atomic_load(&acc[i].outside), 0);
-		account_result_free(&acc[i].res);
-		mem_world_free(acc[i].src);
-		mem_world_free(acc[i].dst);
+		scoped_free(&acc[i]);
 	}
+}
+
+/* The state's backend says an account's lease is lost (state_lock_watch):
+ * account.c stops that account's scope, and says why; the other account
+ * of the same state goes on.  Without a scope, the loss is only told. */
+static void lease_lost_run(struct fx *fx, bool scoped)
+{
+	struct scoped_account acc[2];
+	const char *users[2] = { "a@test", "b@test" };
+	char name[64], key[256];
+	struct state *st;
+	struct tr_error err;
+	pthread_t t[2];
+	int64_t id;
+	size_t i;
+
+	snprintf(name, sizeof(name), "lease-%d", scoped);
+	tr_error_clear(&err);
+	assert_int_equal(state_open_backend("mem", name, &st, &err), 0);
+	fx->lim.batch_count = 5;
+	memset(acc, 0, sizeof(acc));
+	for (i = 0; i < 2; i++) {
+		scoped_setup(fx, &acc[i], users[i], i);
+		acc[i].state = st;
+	}
+	acc[0].pause_at = 12;
+	acc[0].no_scope = !scoped;
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, scoped_account_main, &acc[i]), 0);
+	while (!atomic_load(&acc[0].paused))
+		usleep(1000);
+	/* account.c's key of the account, to find its row */
+	snprintf(key, sizeof(key), "%s@%s:%d -> %s@%s:%d", users[0], fx->src_ep.host,
+		 fx->src_ep.port, users[0], fx->dst_ep.host, fx->dst_ep.port);
+	assert_int_equal(state_account(st, key, &id, &err), 0);
+	assert_int_equal(state_mem_lose_lock(name, id), 1);
+	assert_int_equal(state_mem_lose_lock(name, id), 0);    /* told once */
+	atomic_store(&acc[0].resume, 1);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_false(net_cancelled());
+	if (scoped) {
+		assert_int_equal(acc[0].res.status, ACCOUNT_FAILED);
+		assert_int_equal(acc[0].res.err.kind, TR_ERR_STOPPED);
+		assert_non_null(strstr(acc[0].res.err.msg, "lease expired"));
+		assert_true(scoped_dst_msgs(&acc[0]) < 4 * SCOPED_MSGS);
+	} else {
+		scoped_assert_whole(&acc[0]);
+	}
+	scoped_assert_whole(&acc[1]);
+	for (i = 0; i < 2; i++)
+		scoped_free(&acc[i]);
+	state_close(st);
+	state_mem_discard(name);
+}
+
+static void test_account_lease_lost_stops_it(void **state)
+{
+	lease_lost_run(*state, true);
+}
+
+static void test_account_lease_lost_without_scope(void **state)
+{
+	lease_lost_run(*state, false);
 }
 
 int main(void)
@@ -954,6 +1044,8 @@ int main(void)
 		T(test_account_roles_and_subscriptions),
 		T(test_account_namespaces),
 		T(test_account_scope_stops_one),
+		T(test_account_lease_lost_stops_it),
+		T(test_account_lease_lost_without_scope),
 #undef T
 	};
 
