@@ -1013,6 +1013,10 @@ int account_run(const struct account_opts *o, struct account_result *res)
 		err = a.abort_err;
 		goto failed;
 	}
+	/* Folders that failed on writes the state refused once the lease was
+	 * lost are no partial result: the account is another worker's now. */
+	if (atomic_load(&watch.lost))
+		goto failed;
 	/* A folder never handed out (all workers stopped on limits) is not done. */
 	if (a.next < a.n_work || a.n_returned > 0) {
 		tr_error_set(&err, TR_ERR_WAIT, "the servers refused the sessions needed to finish");
