@@ -21,6 +21,17 @@
  * caps-per-egress counts the per-account cap per egress; the side's total
  * always counts every worker.  By default one cap for all (safe).
  *
+ * The worker keeps the ids of the rows it holds: release deletes by id (a
+ * delete that failed is tried again at the next acquire or renew; the
+ * row, no longer renewed, expires meanwhile), renew extends exactly those
+ * rows (rows of an earlier life under the same worker name expire), and
+ * purges rows that expired more than 10 minutes ago (killed workers').  A
+ * grant whose COMMIT reply was lost is not held: its row expires.
+ * Database errors in an acquire are logged and the slot is refused (the
+ * session is not opened); the next call reconnects (pg.h).  Costs: a
+ * grant is 4 round trips and one commit, a release 1 (bench_limiter
+ * --caps-pg measures them).
+ *
  * Ownership: a struct caps_pg is its opener's; caps_pg_close deletes the
  * worker's remaining rows.  Threading: every function may be called from
  * any thread at once (one connection under a mutex, never held while
@@ -43,7 +54,8 @@ void caps_pg_close(struct caps_pg *c);
  * limiter_set_shared; valid until caps_pg_close. */
 int caps_pg_side(struct caps_pg *c, int64_t job_id, const char *side,
 		 struct limiter_shared *out, struct tr_error *err);
-/* Extend the leases of this worker's sessions (the heartbeat). */
+/* Extend the leases of this worker's sessions (the heartbeat: call it well
+ * within lease_s, e.g. every lease_s / 3). */
 int caps_pg_renew(struct caps_pg *c, struct tr_error *err);
 /* For status and tests: live sessions of a side (login NULL: all) and the
  * cap that applies to it (login NULL: the side's total). */

@@ -55,6 +55,9 @@ extern const char cli_usage_text[];
 
 /* `trasloco queue SUBCOMMAND ...` (argv[0] is "queue"): the exit code. */
 int cli_queue(int argc, char **argv);
+/* `trasloco worker [DSN] [options]` (argv[0] is "worker"): the exit code. */
+int cli_worker_main(int argc, char **argv);
+extern const char cli_worker_usage[];
 extern const char cli_queue_usage_text[];
 /* The queue's connection string, for every command that opens the queue:
  * arg (a DSN given on the command line, postgresql://...; NULL if none),

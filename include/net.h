@@ -20,11 +20,14 @@ int net_connect(const char *host, int port, int timeout_s, int *fd_r, struct tr_
 
 /* Wait until fd is ready for events (POLLIN/POLLOUT) or timeout_ms passes.
  * Returns 1 ready, 0 timeout, -1 error (errno).  Wakes up early, returning
- * -1 with errno ECANCELED, when net_cancel_all() has been called. */
+ * -1 with errno ECANCELED, when net_cancel_all() has been called or the
+ * calling thread's scope has been cancelled (noticed within 200 ms). */
 int net_wait(int fd, short events, int timeout_ms);
 
 /* Ask every wait in the process to give up (SIGTERM handling): async-signal-safe. */
 void net_cancel_all(void);
+/* True once the process is stopping or the calling thread's scope was
+ * cancelled: whatever waits without net_wait polls this. */
 bool net_cancelled(void);
 
 /* A scope: the sessions of one piece of work (an account: every thread it

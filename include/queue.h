@@ -89,8 +89,9 @@ int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_c
 int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
 		     struct tr_error *err);
 
-/* Extend the leases of every account worker holds, and its q_workers row
- * (seen).  *lost_r (owned, n_lost_r) gets the rows among `held` that are no
+/* Extend the leases of the accounts in `held` that are still worker's, and
+ * its q_workers row (seen); a running row of worker's that is not in held
+ * (one it failed to give back) is left to expire.  *lost_r (owned, n_lost_r) gets the rows among `held` that are no
  * longer its own (taken over after its lease expired, or their job was
  * cancelled): the worker stops those at once. */
 int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,

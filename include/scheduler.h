@@ -32,9 +32,9 @@ struct limiter;
 struct limiter *limiter_new(const char *label, int max_per_account, int max_total);
 void limiter_free(struct limiter *l);
 
-/* Take a slot for account.  wait: block until one is free (or the run is
- * stopped, see net_cancel_all); else return at once.  Returns 0 granted,
- * -1 not granted. */
+/* Take a slot for account.  wait: block until one is free (or the run or
+ * the caller's scope is stopped, see net.h: noticed within 200 ms); else
+ * return at once.  Returns 0 granted, -1 not granted. */
 int limiter_acquire(struct limiter *l, const char *account, bool wait);
 void limiter_release(struct limiter *l, const char *account);
 /* The server refused a session of account that held a slot from
@@ -47,8 +47,11 @@ void limiter_refused(struct limiter *l, const char *account);
  * process queue here, not in the database); release and refused are
  * passed on.  acquire returns 0 granted, -1 not (wait false and no room,
  * the run or the caller's scope stopped, or the shared store failing: a
- * session is never opened without its slot).  The struct is copied; ctx
- * stays the caller's and must outlive the limiter's use. */
+ * session is never opened without its slot; the local slot is then given
+ * back).  The shared acquire runs without the limiter's lock held (it may
+ * wait), so other threads release and count meanwhile.  Set it before the
+ * limiter's first acquire (NULL: none).  The struct is copied; ctx stays
+ * the caller's and must outlive the limiter's use. */
 struct limiter_shared {
 	int (*acquire)(void *ctx, const char *account, bool wait);
 	void (*release)(void *ctx, const char *account);

@@ -92,7 +92,9 @@ int state_account(struct state *st, const char *key, int64_t *id_r, struct tr_er
  * messages twice.  Returns a handle to pass to state_account_unlock, or NULL
  * (TR_ERR_LOCAL) when another holder has it: another process, or another
  * lock of this one (postgresql: the text names the holder and until when;
- * TR_ERR_TEMP when the database is out of reach). */
+ * TR_ERR_TEMP when the database is out of reach); err->code is then
+ * "INUSE" (RFC 5530's word), so that a caller may tell a busy account from
+ * a failing store. */
 struct state_lock *state_account_lock(struct state *st, int64_t account_id,
 				      struct tr_error *err);
 /* Release and free it (NULL: nothing). */
@@ -164,5 +166,10 @@ int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_u
 /* The in-memory backend: forget NAME's data (it goes when its last open
  * handle closes).  Unknown names are ignored. */
 void state_mem_discard(const char *name);
+/* The in-memory backend, for tests: act as if NAME's hold on account_id
+ * had been lost (a lease expired), calling its state_lock_watch watcher
+ * once, with NAME's lock held (the watcher must not call the state).  The
+ * writes are not refused.  Returns 1 when a watcher was told, else 0. */
+int state_mem_lose_lock(const char *name, int64_t account_id);
 
 #endif

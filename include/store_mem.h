@@ -20,6 +20,10 @@
  * destination that alters the messages it stores: Cyrus' munge8bit, a
  * Received field it adds, bare LF stored as CR LF).
  *
+ * A stop (net.h: of the process, or of the calling thread's scope) fails
+ * a store's next operation with TR_ERR_STOPPED and leaves it broken, as
+ * the IMAP store's next wait would.
+ *
  * Threading: a world is guarded by one lock, so several stores (workers,
  * the engine's fetch and append threads, the test itself) may use one world
  * at once; a store belongs to one thread at a time, as store.h says.

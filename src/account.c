@@ -64,11 +64,36 @@ const char *account_status_name(enum account_status s)
 }
 
 
+struct thread_start {
+	void *(*fn)(void *);
+	void *arg;
+	struct net_scope *scope;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_start ts = *(struct thread_start *)p;
+
+	free(p);
+	net_scope_enter(ts.scope);
+	return ts.fn(ts.arg);
+}
+
 /* The one place this module starts a thread: 0, or -1 when it could not
- * (the caller then does the work itself, or gives up). */
+ * (the caller then does the work itself, or gives up).  The thread works
+ * in its starter's scope (net.h): a stop of the account reaches it. */
 static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-	return pthread_create(t, NULL, fn, arg) == 0 ? 0 : -1;
+	struct thread_start *ts = malloc(sizeof(*ts));
+
+	if (ts == NULL)
+		return -1;
+	*ts = (struct thread_start){ fn, arg, net_scope_current() };
+	if (pthread_create(t, NULL, thread_main, ts) != 0) {
+		free(ts);
+		return -1;
+	}
+	return 0;
 }
 static double now_s(void)
 {
@@ -857,6 +882,34 @@ static void finish_workers(struct acct *a, struct worker *w, size_t n)
 	free(w);
 }
 
+/* What the state's lock watcher needs (state_lock_watch): the scope the
+ * account runs in, captured when the lock was taken. */
+struct lease_watch {
+	const char *label;
+	struct net_scope *scope;
+	atomic_bool lost;
+};
+
+/* From the state backend's thread: the account's lease is gone and another
+ * worker may take the account over, so its sessions stop now (an APPEND
+ * finishing after the takeover could be doubled).  Only this account's:
+ * the process's other accounts hold their leases. */
+static void lease_lost(void *ctx)
+{
+	struct lease_watch *w = ctx;
+
+	atomic_store(&w->lost, true);
+	if (w->scope == NULL) {
+		log_warn(w->label, "the hold on this account was lost (its lease expired), but the "
+			 "account runs in no scope of its own: its sessions cannot be stopped apart "
+			 "(stopping the whole process is not the right tool)");
+		return;
+	}
+	log_warn(w->label, "the hold on this account was lost (its lease expired): stopping its "
+		 "sessions");
+	net_scope_cancel(w->scope);
+}
+
 static void account_key(const struct account_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s@%s:%d -> %s@%s:%d", o->src_cr.user, o->src_ep->host,
@@ -875,6 +928,9 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	size_t i, n_workers = 0;
 	bool early = false;
 	struct state_lock *lock = NULL;
+	/* lives until state_account_unlock has returned: the watcher may call
+	 * until then */
+	struct lease_watch watch = { .label = o->label };
 
 	memset(res, 0, sizeof(*res));
 	memset(&a, 0, sizeof(a));
@@ -892,6 +948,8 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	lock = state_account_lock(o->state, a.account_id, &err);
 	if (lock == NULL)
 		goto failed;
+	watch.scope = net_scope_current();
+	state_lock_watch(lock, lease_lost, &watch);
 	if (open_both(&a, &seed, &src, &dst, &err) < 0)
 		goto failed;
 	{
@@ -955,6 +1013,10 @@ int account_run(const struct account_opts *o, struct account_result *res)
 		err = a.abort_err;
 		goto failed;
 	}
+	/* Folders that failed on writes the state refused once the lease was
+	 * lost are no partial result: the account is another worker's now. */
+	if (atomic_load(&watch.lost))
+		goto failed;
 	/* A folder never handed out (all workers stopped on limits) is not done. */
 	if (a.next < a.n_work || a.n_returned > 0) {
 		tr_error_set(&err, TR_ERR_WAIT, "the servers refused the sessions needed to finish");
@@ -973,6 +1035,11 @@ failed:
 	close_session(&a, false, &dst);
 	res->status = ACCOUNT_FAILED;
 	res->err = err;
+	/* whatever failed after that (a stopped session, a state write the
+	 * backend refused), the lost lease is the reason */
+	if (atomic_load(&watch.lost))
+		tr_error_set(&res->err, TR_ERR_STOPPED, "stopped: the hold on this account was "
+			     "lost (its lease expired); another worker may take it over");
 done:
 	res->seconds = now_s() - t0;
 	if (a.account_id != 0 && lock != NULL &&

@@ -35,6 +35,8 @@ const char cli_usage_text[] =
 	"       trasloco spool DIR [--config FILE] [options]\n"
 	"       trasloco queue init|submit|status|retry|cancel|delete|rekey DSN ...\n"
 	"                                (PostgreSQL, for many hosts: trasloco queue help)\n"
+	"       trasloco worker [DSN] [--parallel-accounts N] ...\n"
+	"                                run queued accounts (trasloco worker --help)\n"
 	"       trasloco help | version\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
@@ -636,6 +638,8 @@ int cli_main(int argc, char **argv)
 		return cmd_run_or_check(JOB_VERIFY, argc - 1, argv + 1);
 	if (strcmp(cmd, "spool") == 0)
 		return cmd_spool(argc - 1, argv + 1);
+	if (strcmp(cmd, "worker") == 0)
+		return cli_worker_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "queue") == 0)
 		return cli_queue(argc - 1, argv + 1);
 	fprintf(stderr, "trasloco: unknown command \"%s\"\n%s", cmd, cli_usage_text);

@@ -19,15 +19,41 @@
 #include "net.h"
 
 static volatile sig_atomic_t cancel_flag;
+/* The scope the calling thread works in (net.h); NULL: none. */
+static _Thread_local struct net_scope *current_scope;
 
 void net_cancel_all(void)
 {
 	cancel_flag = 1;
 }
 
+/* A scope's flag is set by another thread (the lease's watcher) than the
+ * ones that read it: atomic accesses, lock-free on an int, so still
+ * async-signal-safe. */
+static bool scope_cancelled(const struct net_scope *s)
+{
+	return s != NULL && __atomic_load_n(&s->cancelled, __ATOMIC_ACQUIRE) != 0;
+}
+
 bool net_cancelled(void)
 {
-	return cancel_flag != 0;
+	return cancel_flag != 0 || scope_cancelled(current_scope);
+}
+
+void net_scope_enter(struct net_scope *s)
+{
+	current_scope = s;
+}
+
+struct net_scope *net_scope_current(void)
+{
+	return current_scope;
+}
+
+void net_scope_cancel(struct net_scope *s)
+{
+	if (s != NULL)
+		__atomic_store_n(&s->cancelled, 1, __ATOMIC_RELEASE);
 }
 
 static long long now_ms(void)
@@ -44,19 +70,20 @@ int net_wait(int fd, short events, int timeout_ms)
 	struct pollfd pfd;
 	int r;
 
-	/* Poll in slices so that a stop request is noticed within a second
-	 * even while a server is silent. */
+	/* Poll in slices so that a stop request (of the process or of this
+	 * thread's scope) is noticed within 200 ms even while a server is
+	 * silent. */
 	for (;;) {
 		long long left = deadline - now_ms();
 		int slice;
 
-		if (cancel_flag) {
+		if (net_cancelled()) {
 			errno = ECANCELED;
 			return -1;
 		}
 		if (left <= 0)
 			return 0;
-		slice = left > 1000 ? 1000 : (int)left;
+		slice = left > 200 ? 200 : (int)left;
 		pfd.fd = fd;
 		pfd.events = events;
 		pfd.revents = 0;

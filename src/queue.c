@@ -712,7 +712,9 @@ int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t 
 	snprintf(lease, sizeof(lease), "%d", lease_s > 0 ? lease_s : 1);
 	/* one statement, one round trip per heartbeat: the worker's row, its
 	 * accounts of cancelled jobs (cancelled now: it stops them), the
-	 * leases of the others, and what of held is no longer its own */
+	 * leases of the others it still runs (held: a row it could not give
+	 * back while the database was away is no longer renewed, and expires
+	 * for another claim), and what of held is no longer its own */
 	r = pg_exec(q->pg,
 		    "WITH w AS (UPDATE q_workers SET seen = now() WHERE id = $1), "
 		    "c AS (UPDATE q_accounts a SET state = 'cancelled', lease_until = NULL, "
@@ -720,7 +722,8 @@ int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t 
 		    "      WHERE j.id = a.job_id AND j.cancelled IS NOT NULL AND a.worker = $1 "
 		    "        AND a.state = 'running' RETURNING a.id), "
 		    "r AS (UPDATE q_accounts a SET lease_until = now() + make_interval(secs => $2::int) "
-		    "      WHERE a.worker = $1 AND a.state = 'running' AND NOT EXISTS (SELECT 1 "
+		    "      WHERE a.worker = $1 AND a.state = 'running' AND a.id = ANY($3::bigint[]) "
+		    "        AND NOT EXISTS (SELECT 1 "
 		    "        FROM q_jobs j WHERE j.id = a.job_id AND j.cancelled IS NOT NULL) "
 		    "      RETURNING a.id) "
 		    "SELECT h FROM unnest($3::bigint[]) AS h WHERE h NOT IN (SELECT id FROM r)",

@@ -34,6 +34,7 @@ struct limiter {
 	struct acct_slot **buckets; /* chained hash table keyed by login */
 	size_t n_buckets;           /* a power of two */
 	size_t n;                   /* live entries */
+	struct limiter_shared shared;   /* acquire NULL: none */
 };
 
 #define MIN_BUCKETS 64
@@ -162,7 +163,19 @@ static void slot_drop_idle(struct limiter *l, struct acct_slot *a)
 	}
 }
 
-int limiter_acquire(struct limiter *l, const char *account, bool wait)
+void limiter_set_shared(struct limiter *l, const struct limiter_shared *sh)
+{
+	pthread_mutex_lock(&l->lock);
+	if (sh != NULL)
+		l->shared = *sh;
+	else
+		memset(&l->shared, 0, sizeof(l->shared));
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* The local half of limiter_acquire; *sh_r: the shared cap to ask next. */
+static int local_acquire(struct limiter *l, const char *account, bool wait,
+			 struct limiter_shared *sh_r)
 {
 	struct acct_slot *a;
 	int r = -1;
@@ -182,13 +195,18 @@ int limiter_acquire(struct limiter *l, const char *account, bool wait)
 		}
 		if (!wait || net_cancelled())
 			break;
-		/* Wake up now and then to notice a stop request.  A waiter keeps
+		/* Wake up now and then to notice a stop request (of the run, or
+		 * of the caller's scope: net.h) within 200 ms.  A waiter keeps
 		 * its entry alive, so a stays valid across the wait. */
 		{
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 1;
+			until.tv_nsec += 200 * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
 			a->waiting++;
 			pthread_cond_timedwait(&l->freed, &l->lock, &until);
 			a->waiting--;
@@ -196,11 +214,12 @@ int limiter_acquire(struct limiter *l, const char *account, bool wait)
 	}
 	if (a != NULL)
 		slot_drop_idle(l, a);
+	*sh_r = l->shared;
 	pthread_mutex_unlock(&l->lock);
 	return r;
 }
 
-void limiter_release(struct limiter *l, const char *account)
+static void local_release(struct limiter *l, const char *account, struct limiter_shared *sh_r)
 {
 	struct acct_slot *a;
 
@@ -211,15 +230,49 @@ void limiter_release(struct limiter *l, const char *account)
 		l->total--;
 		slot_drop_idle(l, a);
 	}
+	*sh_r = l->shared;
 	pthread_cond_broadcast(&l->freed);
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The shared cap is asked outside the lock: it may wait seconds for a
+ * slot (or the database), and the other threads must meanwhile be able to
+ * release and count here. */
+int limiter_acquire(struct limiter *l, const char *account, bool wait)
+{
+	struct limiter_shared sh;
+
+	if (local_acquire(l, account, wait, &sh) < 0)
+		return -1;
+	if (sh.acquire != NULL && sh.acquire(sh.ctx, account, wait) < 0) {
+		/* no session without both slots: the local one goes back */
+		local_release(l, account, &sh);
+		return -1;
+	}
+	return 0;
+}
+
+void limiter_release(struct limiter *l, const char *account)
+{
+	struct limiter_shared sh;
+
+	pthread_mutex_lock(&l->lock);
+	sh = l->shared;
+	pthread_mutex_unlock(&l->lock);
+	/* the shared slot first: a thread of ours woken by the local release
+	 * then finds it free */
+	if (sh.release != NULL)
+		sh.release(sh.ctx, account);
+	local_release(l, account, &sh);
+}
+
 void limiter_refused(struct limiter *l, const char *account)
 {
+	struct limiter_shared sh;
 	struct acct_slot *a;
 
 	pthread_mutex_lock(&l->lock);
+	sh = l->shared;
 	a = slot(l, account, false);
 	if (a != NULL && a->in_use > 1) {
 		/* The slot being refused is counted in in_use: the server took
@@ -241,6 +294,8 @@ void limiter_refused(struct limiter *l, const char *account)
 		}
 	}
 	pthread_mutex_unlock(&l->lock);
+	if (sh.refused != NULL)
+		sh.refused(sh.ctx, account);
 }
 
 size_t limiter_entries(struct limiter *l)

@@ -42,6 +42,14 @@ struct mem_folder {
 	size_t n, cap;
 };
 
+/* A held account, and who is told when a test takes its hold away
+ * (state_mem_lose_lock). */
+struct mem_lock {
+	int64_t account_id;
+	void (*lost)(void *ctx);
+	void *ctx;
+};
+
 struct mem_store {
 	char *path;                 /* "mem:NAME" */
 	struct mem_store *next;     /* on the list of names */
@@ -51,7 +59,7 @@ struct mem_store {
 	size_t n_accounts;
 	struct mem_folder **folders;
 	size_t n_folders;
-	int64_t *locked;            /* account ids */
+	struct mem_lock *locked;    /* the accounts held */
 	size_t n_locked;
 	int64_t next_id;
 };
@@ -260,7 +268,8 @@ out:
 static int mem_account_lock(void *h, int64_t account_id, void **lock_r, struct tr_error *err)
 {
 	struct mem_store *s = h;
-	int64_t *l, *nl;
+	int64_t *l;
+	struct mem_lock *nl;
 	size_t i;
 	int r = -1;
 
@@ -271,10 +280,11 @@ static int mem_account_lock(void *h, int64_t account_id, void **lock_r, struct t
 	*l = account_id;
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->n_locked; i++) {
-		if (s->locked[i] == account_id) {
+		if (s->locked[i].account_id == account_id) {
 			tr_error_set(err, TR_ERR_LOCAL, "another trasloco run is migrating this "
 				     "account with the same state right now (%s, account %lld)",
 				     s->path, (long long)account_id);
+			snprintf(err->code, sizeof(err->code), "INUSE");
 			goto out;
 		}
 	}
@@ -284,7 +294,7 @@ static int mem_account_lock(void *h, int64_t account_id, void **lock_r, struct t
 		goto out;
 	}
 	s->locked = nl;
-	s->locked[s->n_locked++] = account_id;
+	s->locked[s->n_locked++] = (struct mem_lock){ account_id, NULL, NULL };
 	*lock_r = l;
 	l = NULL;
 	r = 0;
@@ -302,13 +312,62 @@ static void mem_account_unlock(void *h, void *lock)
 
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->n_locked; i++) {
-		if (s->locked[i] == *l) {
+		if (s->locked[i].account_id == *l) {
 			s->locked[i] = s->locked[--s->n_locked];
 			break;
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(l);
+}
+
+static void mem_lock_watch(void *h, void *lock, void (*lost)(void *ctx), void *ctx)
+{
+	struct mem_store *s = h;
+	int64_t *l = lock;
+	size_t i;
+
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->n_locked; i++) {
+		if (s->locked[i].account_id == *l) {
+			s->locked[i].lost = lost;
+			s->locked[i].ctx = ctx;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+int state_mem_lose_lock(const char *name, int64_t account_id)
+{
+	struct mem_store *s;
+	size_t i;
+	int told = 0;
+
+	pthread_mutex_lock(&stores_mu);
+	for (s = stores; s != NULL; s = s->next)
+		if (strcmp(NAME(s), name) == 0)
+			break;
+	if (s == NULL) {
+		pthread_mutex_unlock(&stores_mu);
+		return 0;
+	}
+	s->refs++;
+	pthread_mutex_unlock(&stores_mu);
+	/* under the store's lock: an unlock (after which ctx may be gone)
+	 * waits for the call to end */
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->n_locked; i++) {
+		if (s->locked[i].account_id == account_id && s->locked[i].lost != NULL) {
+			s->locked[i].lost(s->locked[i].ctx);
+			s->locked[i].lost = NULL;   /* once */
+			told = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&stores_mu);
+	store_put(s);
+	pthread_mutex_unlock(&stores_mu);
+	return told;
 }
 
 static int mem_account_get_status(void *h, int64_t account_id, char *buf, size_t len,
@@ -635,6 +694,7 @@ const struct state_backend state_backend_mem = {
 	.account = mem_account,
 	.account_lock = mem_account_lock,
 	.account_unlock = mem_account_unlock,
+	.lock_watch = mem_lock_watch,
 	.account_get_status = mem_account_get_status,
 	.account_set_status = mem_account_set_status,
 	.folder_load = mem_folder_load,

@@ -599,6 +599,7 @@ static int pgs_account_lock(void *vh, int64_t account_id, void **lock_r, struct 
 		tr_error_set(err, TR_ERR_LOCAL, "another trasloco run is migrating this account "
 			     "with the same state right now (another lock of this process holds "
 			     "account %lld in %s)", (long long)account_id, h->path);
+		snprintf(err->code, sizeof(err->code), "INUSE");
 		return -1;
 	}
 	if (start_threads(h, err) < 0) {
@@ -636,6 +637,7 @@ static int pgs_account_lock(void *vh, int64_t account_id, void **lock_r, struct 
 			     "%s)", (long long)account_id, h->path,
 			     old_holder != NULL ? old_holder : "another holder",
 			     old_until != NULL ? old_until : "its lease ends");
+		snprintf(err->code, sizeof(err->code), "INUSE");
 		PQclear(r);
 		goto refused;
 	}

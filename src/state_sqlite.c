@@ -479,6 +479,7 @@ static int sq_account_lock(void *h, int64_t account_id, void **lock_r, struct tr
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		tr_error_set(err, TR_ERR_LOCAL, "another trasloco run is migrating this account "
 			     "with the same state right now (%s/%s)", path, name);
+		snprintf(err->code, sizeof(err->code), "INUSE");
 		close(fd);
 		free(fdp);
 		return -1;

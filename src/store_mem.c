@@ -9,6 +9,7 @@
 
 #include "fingerprint.h"
 #include "flags.h"
+#include "net.h"
 #include "store_mem.h"
 
 /* The internal date of a message delivered or appended without one: a
@@ -488,6 +489,10 @@ static int m_open(const struct store_conf *c, struct store **st_r, struct tr_err
 		tr_error_set(err, TR_ERR_USAGE, "the mem store needs a world");
 		return -1;
 	}
+	if (net_cancelled()) {
+		tr_error_set(err, TR_ERR_STOPPED, "stopped before connecting");
+		return -1;
+	}
 	ms = calloc(1, sizeof(*ms));
 	if (ms == NULL)
 		return nomem(err);
@@ -544,6 +549,22 @@ static int dead(struct mstore *ms, struct tr_error *err)
 	return -1;
 }
 
+/* A stopped run or scope (net.h) ends the session's next operation, as
+ * the IMAP store's next wait would (store_imap.c, through net_wait). */
+static bool gone(struct mstore *ms, struct tr_error *err)
+{
+	if (!ms->broken && net_cancelled()) {
+		ms->broken = true;
+		tr_error_set(err, TR_ERR_STOPPED, "%s: stopped", ms->where);
+		return true;
+	}
+	if (ms->broken) {
+		dead(ms, err);
+		return true;
+	}
+	return false;
+}
+
 static int m_list(struct store *st, struct folder_list *l, struct tr_error *err)
 {
 	struct mstore *ms = ms_of(st);
@@ -551,8 +572,8 @@ static int m_list(struct store *st, struct folder_list *l, struct tr_error *err)
 	int r = 0;
 
 	folder_list_init(l);
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	pthread_mutex_lock(&w->lock);
 	if (folder_list_set_namespace(l, w->prefix, w->delim) < 0)
 		r = -1;
@@ -573,8 +594,8 @@ static int m_status_many(struct store *st, const char *const *names, size_t n,
 {
 	struct mstore *ms = ms_of(st);
 
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	pthread_mutex_lock(&ms->w->lock);
 	for (size_t i = 0; i < n; i++)
 		stv[i] = status_of(ms->w, find(ms->w, names[i]));
@@ -613,8 +634,8 @@ static int m_command_many(struct store *st, enum store_cmd cmd, const char *cons
 	const char *verb = cmd == STORE_CREATE ? "CREATE" : "SUBSCRIBE";
 	int r = 0;
 
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	pthread_mutex_lock(&w->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct store_refusal *y = why != NULL ? &why[i] : NULL;
@@ -670,8 +691,8 @@ static int m_open_folder(struct store *st, const char *name, bool readonly,
 	struct mfolder *f;
 	char *copy;
 
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	/* As in IMAP: a failed SELECT leaves no folder open. */
 	free(ms->folder);
 	ms->folder = NULL;
@@ -702,10 +723,8 @@ static struct mfolder *lock_open_folder(struct mstore *ms, const char *what, str
 {
 	struct mfolder *f;
 
-	if (ms->broken) {
-		dead(ms, err);
+	if (gone(ms, err))
 		return NULL;
-	}
 	if (ms->folder == NULL) {
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: no folder is open", ms->where, what);
 		return NULL;
@@ -976,8 +995,8 @@ static int m_append(struct store *st, const char *name, const struct stage *sp,
 	int r = 0;
 
 	*uidvalidity_r = 0;
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	for (i = 0; i < n; i++) {
 		items[i].dst_uid = 0;
 		items[i].failed = false;
@@ -1078,8 +1097,8 @@ static int m_quota(struct store *st, uint64_t *used_kib, uint64_t *limit_kib,
 	uint64_t bytes = 0;
 	int r;
 
-	if (ms->broken)
-		return dead(ms, err);
+	if (gone(ms, err))
+		return -1;
 	pthread_mutex_lock(&w->lock);
 	for (size_t i = 0; i < w->n; i++)
 		for (size_t k = 0; k < w->f[i]->n; k++)

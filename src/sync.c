@@ -10,15 +10,41 @@
 #include "flags.h"
 #include "log.h"
 #include "meta.h"
+#include "net.h"
 #include "sync.h"
 
 
 
+struct thread_start {
+	void *(*fn)(void *);
+	void *arg;
+	struct net_scope *scope;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_start ts = *(struct thread_start *)p;
+
+	free(p);
+	net_scope_enter(ts.scope);
+	return ts.fn(ts.arg);
+}
+
 /* The one place this module starts a thread: 0, or -1 when it could not
- * (the caller then does the work itself, or gives up). */
+ * (the caller then does the work itself, or gives up).  The thread works
+ * in its starter's scope (net.h): a stop of the account reaches it. */
 static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-	return pthread_create(t, NULL, fn, arg) == 0 ? 0 : -1;
+	struct thread_start *ts = malloc(sizeof(*ts));
+
+	if (ts == NULL)
+		return -1;
+	*ts = (struct thread_start){ fn, arg, net_scope_current() };
+	if (pthread_create(t, NULL, thread_main, ts) != 0) {
+		free(ts);
+		return -1;
+	}
+	return 0;
 }
 static int cmp_meta_key(const void *a, const void *b)
 {

@@ -429,7 +429,12 @@ int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
 		if (!ssl_retry(&probe, r, "handshake")) {
 			long vr = SSL_get_verify_result(ssl);
 
-			if (vr != X509_V_OK)
+			/* a stop (of the run, or of this account's scope) is no
+			 * TLS failure of the server's */
+			if (net_cancelled())
+				tr_error_set(err, TR_ERR_STOPPED, "TLS handshake with %s: stopped",
+					     name);
+			else if (vr != X509_V_OK)
 				tr_error_set(err, TR_ERR_TLS,
 					     "TLS certificate of %s refused: %s", name,
 					     X509_verify_cert_error_string(vr));

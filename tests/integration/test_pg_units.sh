@@ -11,7 +11,7 @@ it_pg_start
 : "${TRASLOCO:?TRASLOCO must point to the trasloco binary (make check sets it)}"
 units=$(dirname "$TRASLOCO")/../tests/unit
 n=0
-for t in ${PG_UNITS:-test_pg test_state_pg test_queue}; do
+for t in ${PG_UNITS:-test_pg test_state_pg test_queue test_caps_pg}; do
     [[ -x $units/$t ]] || it_fail "$units/$t is not built"
     db=u_$t
     _it_pg_as "$IT_PG_BIN/psql" -X -q -h "$IT_PG_DIR/sock" -p "$IT_PG_PORT" -U postgres \

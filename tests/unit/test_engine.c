@@ -9,14 +9,18 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "engine_fixture.h"
+#include "net.h"
 
 /* Five messages in INBOX of the source, with assorted flags. */
 static void five(struct fx *fx)
@@ -756,6 +760,254 @@ static void test_account_namespaces(void **state)
 	fx_assert_same(fx, "INBOX", "INBOX", 0);
 }
 
+/* ---- accounts in scopes (net.h) ------------------------------------------ */
+
+static const char *const scoped_folders[] = { "INBOX", "F1", "F2", "F3" };
+#define SCOPED_MSGS 30      /* per folder */
+
+/* One account run in a scope of its own, as a worker runs each account it
+ * claims, with worlds of its own. */
+struct scoped_account {
+	struct fx *fx;
+	const char *user;
+	struct mem_world *src, *dst;
+	struct net_scope scope;
+	struct account_result res;
+	int r;
+	atomic_int appends;       /* messages appended */
+	atomic_int outside;       /* ... by a thread not in this account's scope */
+	int pause_at;             /* at this append, wait until the scope is cancelled */
+	atomic_int paused, resume;
+	struct state *state;      /* NULL: the fixture's */
+	bool no_scope;            /* run in no scope of its own */
+};
+
+/* The destination's rewrite hook: called in the thread that appends. */
+static int scoped_rewrite(void *ctx, const char *in, size_t len, char **out, size_t *out_len)
+{
+	struct scoped_account *sa = ctx;
+	int n = atomic_fetch_add(&sa->appends, 1) + 1;
+
+	if (net_scope_current() != &sa->scope)
+		atomic_fetch_add(&sa->outside, 1);
+	if (n == sa->pause_at) {
+		/* mid-account: let the test's thread (as a lease's watcher
+		 * would) cancel this account's scope */
+		atomic_store(&sa->paused, 1);
+		while (!atomic_load(&sa->resume))
+			usleep(1000);
+	}
+	*out = malloc(len > 0 ? len : 1);
+	if (*out == NULL)
+		return -1;
+	memcpy(*out, in, len);
+	*out_len = len;
+	return 0;
+}
+
+static void *scoped_account_main(void *arg)
+{
+	struct scoped_account *sa = arg;
+	struct fx *fx = sa->fx;
+	struct account_opts o;
+	struct job_config cfg;
+
+	if (!sa->no_scope)
+		net_scope_enter(&sa->scope);
+	jobconf_init(&cfg, JOB_MIGRATE);
+	cfg.retries = 1;
+	cfg.spool_dir = fx->dir;
+	memset(&o, 0, sizeof(o));
+	o.cfg = &cfg;
+	o.label = sa->user;
+	o.src_ep = &fx->src_ep;
+	o.dst_ep = &fx->dst_ep;
+	o.src_cr.user = sa->user;
+	o.dst_cr.user = sa->user;
+	o.src_drv = o.dst_drv = &store_mem_driver;
+	o.src_arg = sa->src;
+	o.dst_arg = sa->dst;
+	o.map = &fx->map;
+	o.state = sa->state != NULL ? sa->state : fx->state;
+	o.src_lim = fx->src_lim;
+	o.dst_lim = fx->dst_lim;
+	o.limits = &fx->lim;
+	o.max_sessions = 3;      /* workers 2 and 3 are threads the account starts */
+	sa->r = account_run(&o, &sa->res);
+	cfg.spool_dir = NULL;
+	jobconf_free(&cfg);
+	net_scope_enter(NULL);
+	return NULL;
+}
+
+static void scoped_setup(struct fx *fx, struct scoped_account *sa, const char *user, size_t i)
+{
+	struct mem_opts mo = { .rewrite_fn = scoped_rewrite, .rewrite_ctx = sa };
+	size_t f;
+	int k;
+
+	sa->fx = fx;
+	sa->user = user;
+	sa->src = mem_world_new("", '/');
+	sa->dst = mem_world_new("", '/');
+	assert_non_null(sa->src);
+	assert_non_null(sa->dst);
+	mem_world_set_opts(sa->dst, &mo);
+	for (f = 0; f < 4; f++) {
+		if (f > 0)
+			assert_int_equal(mem_folder_add(sa->src, scoped_folders[f], ROLE_NONE,
+							false), 0);
+		for (k = 0; k < SCOPED_MSGS; k++) {
+			char id[64], body[64];
+
+			snprintf(id, sizeof(id), "%zu.%zu.%d@src", i, f, k);
+			snprintf(body, sizeof(body), "body %zu %zu %d", i, f, k);
+			fx_add(sa->src, scoped_folders[f], id, "subject", body, "\\Seen");
+		}
+	}
+}
+
+/* Messages in the destination of an account, all folders. */
+static size_t scoped_dst_msgs(struct scoped_account *sa)
+{
+	size_t f, n = 0;
+
+	for (f = 0; f < 4; f++)
+		if (mem_folder_exists(sa->dst, scoped_folders[f]))
+			n += fx_count(sa->dst, scoped_folders[f]);
+	return n;
+}
+
+static void scoped_assert_whole(struct scoped_account *sa)
+{
+	struct fx *fx = sa->fx;
+	struct mem_world *src = fx->src, *dst = fx->dst;
+	size_t f;
+
+	assert_int_equal(sa->r, 0);
+	assert_int_equal(sa->res.status, ACCOUNT_OK);
+	assert_int_equal(sa->res.total.copied, 4 * SCOPED_MSGS);
+	fx->src = sa->src;
+	fx->dst = sa->dst;
+	for (f = 0; f < 4; f++)
+		fx_assert_same(fx, scoped_folders[f], scoped_folders[f], 0);
+	fx->src = src;
+	fx->dst = dst;
+}
+
+static void scoped_free(struct scoped_account *sa)
+{
+	account_result_free(&sa->res);
+	mem_world_free(sa->src);
+	mem_world_free(sa->dst);
+}
+
+/* A worker that lost one account's lease stops that account (its scope)
+ * while it goes on with the others: the stopped account ends at once as
+ * stopped, the others finish, whole, and the process is not stopping. */
+static void test_account_scope_stops_one(void **state)
+{
+	struct fx *fx = *state;
+	struct scoped_account acc[3];
+	const char *users[3] = { "a@test", "b@test", "c@test" };
+	pthread_t t[3];
+	size_t i;
+
+	fx->lim.batch_count = 5;
+	memset(acc, 0, sizeof(acc));
+	for (i = 0; i < 3; i++)
+		scoped_setup(fx, &acc[i], users[i], i);
+	acc[0].pause_at = 12;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, scoped_account_main, &acc[i]), 0);
+	while (!atomic_load(&acc[0].paused))
+		usleep(1000);
+	net_scope_cancel(&acc[0].scope);
+	atomic_store(&acc[0].resume, 1);
+	for (i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+
+	assert_false(net_cancelled());
+	assert_int_equal(acc[0].r, -1);
+	assert_int_equal(acc[0].res.status, ACCOUNT_FAILED);
+	assert_int_equal(acc[0].res.err.kind, TR_ERR_STOPPED);
+	/* the batch in flight went in, nothing after it */
+	assert_true(scoped_dst_msgs(&acc[0]) < 4 * SCOPED_MSGS);
+	assert_true(atomic_load(&acc[0].appends) < 4 * SCOPED_MSGS);
+	for (i = 1; i < 3; i++)
+		scoped_assert_whole(&acc[i]);
+	/* every append, by whichever of its threads, ran in its account's scope */
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(atomic_load(&acc[i].outside), 0);
+		scoped_free(&acc[i]);
+	}
+}
+
+/* The state's backend says an account's lease is lost (state_lock_watch):
+ * account.c stops that account's scope, and says why; the other account
+ * of the same state goes on.  Without a scope, the loss is only told (the
+ * sessions go on), and the account still ends failed. */
+static void lease_lost_run(struct fx *fx, bool scoped)
+{
+	struct scoped_account acc[2];
+	const char *users[2] = { "a@test", "b@test" };
+	char name[64], key[256];
+	struct state *st;
+	struct tr_error err;
+	pthread_t t[2];
+	int64_t id;
+	size_t i;
+
+	snprintf(name, sizeof(name), "lease-%d", scoped);
+	tr_error_clear(&err);
+	assert_int_equal(state_open_backend("mem", name, &st, &err), 0);
+	fx->lim.batch_count = 5;
+	memset(acc, 0, sizeof(acc));
+	for (i = 0; i < 2; i++) {
+		scoped_setup(fx, &acc[i], users[i], i);
+		acc[i].state = st;
+	}
+	acc[0].pause_at = 12;
+	acc[0].no_scope = !scoped;
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, scoped_account_main, &acc[i]), 0);
+	while (!atomic_load(&acc[0].paused))
+		usleep(1000);
+	/* account.c's key of the account, to find its row */
+	snprintf(key, sizeof(key), "%s@%s:%d -> %s@%s:%d", users[0], fx->src_ep.host,
+		 fx->src_ep.port, users[0], fx->dst_ep.host, fx->dst_ep.port);
+	assert_int_equal(state_account(st, key, &id, &err), 0);
+	assert_int_equal(state_mem_lose_lock(name, id), 1);
+	assert_int_equal(state_mem_lose_lock(name, id), 0);    /* told once */
+	atomic_store(&acc[0].resume, 1);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_false(net_cancelled());
+	/* either way the account is no longer this worker's: not ok */
+	assert_int_equal(acc[0].res.status, ACCOUNT_FAILED);
+	assert_int_equal(acc[0].res.err.kind, TR_ERR_STOPPED);
+	assert_non_null(strstr(acc[0].res.err.msg, "lease expired"));
+	if (scoped)
+		assert_true(scoped_dst_msgs(&acc[0]) < 4 * SCOPED_MSGS);
+	else    /* nothing could stop its sessions */
+		assert_int_equal(scoped_dst_msgs(&acc[0]), 4 * SCOPED_MSGS);
+	scoped_assert_whole(&acc[1]);
+	for (i = 0; i < 2; i++)
+		scoped_free(&acc[i]);
+	state_close(st);
+	state_mem_discard(name);
+}
+
+static void test_account_lease_lost_stops_it(void **state)
+{
+	lease_lost_run(*state, true);
+}
+
+static void test_account_lease_lost_without_scope(void **state)
+{
+	lease_lost_run(*state, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -792,6 +1044,9 @@ int main(void)
 		T(test_account_refused_name_clash),
 		T(test_account_roles_and_subscriptions),
 		T(test_account_namespaces),
+		T(test_account_scope_stops_one),
+		T(test_account_lease_lost_stops_it),
+		T(test_account_lease_lost_without_scope),
 #undef T
 	};
 

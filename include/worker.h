@@ -1,0 +1,62 @@
+/* worker: run the accounts of queued jobs (queue.h), one of many workers
+ * on many hosts sharing one PostgreSQL database.
+ *
+ * A worker claims accounts of any job that is not cancelled, up to
+ * `parallel` at once, and runs each exactly as `trasloco run` runs one
+ * (run_account): its state is the same database (state_pg: the UID ledger
+ * with its pending rows, so an account taken over resumes where its last
+ * worker stopped, as a re-run does), its sessions are counted against the
+ * job's caps by every worker together (caps_pg.h) on top of this worker's
+ * own limiter.
+ *
+ * Leases: every claimed account, every session slot and every state lock
+ * is a lease of lease_s seconds (default 30) that one heartbeat thread
+ * renews every lease_s / 6 seconds.  An account whose lease this worker
+ * lost (another worker took it over, its job was cancelled) is stopped at
+ * once: its threads work in their own net scope (net.h), cancelled, so its
+ * sessions end before anyone else may take the account (the takeover
+ * needs the lease to have expired; the worker gives up after lease_s / 2
+ * without a renewal).  A lost database: the worker stops claiming, stops
+ * the accounts it can no longer prove its own (their writes are refused by
+ * the state's fencing anyway: nothing is doubled), and reconnects with
+ * back-off (pg.h: lazily, statement by statement); accounts cut short by
+ * it go back to pending, not failed.
+ *
+ * SIGTERM/SIGINT (net_cancel_all): running accounts stop, go back to
+ * pending for another worker (no delay), and worker_run returns.
+ *
+ * Threads: `parallel` account slots (each with its own queue connection)
+ * and the heartbeat, all started and joined by worker_run; each account
+ * starts its own (account.h).
+ */
+#ifndef TRASLOCO_WORKER_H
+#define TRASLOCO_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "seal.h"
+
+struct worker_opts {
+	const char *dsn;                /* the queue's database (also the state) */
+	const struct seal_keys *keys;   /* to open the passwords */
+	int parallel;                   /* accounts at once, >= 1 */
+	const char *egress;             /* "" or NULL: none (caps_pg.h) */
+	int lease_s;                    /* 0: 30 */
+	bool drain;                     /* return once no account is pending or running */
+	const char *log_dir;            /* NULL: no per-account log files */
+};
+
+struct worker_stats {
+	uint32_t accounts;              /* runs finished here (any outcome) */
+	uint32_t released;              /* given back unfinished */
+	uint32_t lost;                  /* stopped because their lease was lost */
+	uint32_t takeovers;             /* claims of an account whose lease had expired */
+};
+
+/* Run until stopped (or drained).  Returns 0, or -1 with err when the
+ * worker could not start (database, schema, TLS settings of no job). */
+int worker_run(const struct worker_opts *o, struct worker_stats *st, struct tr_error *err);
+
+#endif
