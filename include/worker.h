@@ -20,7 +20,10 @@
  * the accounts it can no longer prove its own (their writes are refused by
  * the state's fencing anyway: nothing is doubled), and reconnects with
  * back-off (pg.h: lazily, statement by statement); accounts cut short by
- * it go back to pending, not failed.
+ * it go back to pending, not failed.  An account that fails on a temporary
+ * error (a timeout, a server's limit, the database away) goes back to
+ * pending too, after 10 s times its attempts, until its third attempt,
+ * whose failure is recorded.
  *
  * SIGTERM/SIGINT (net_cancel_all): running accounts stop, go back to
  * pending for another worker (no delay), and worker_run returns.

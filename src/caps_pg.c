@@ -285,6 +285,7 @@ static int side_acquire(void *ctx, const char *login, bool wait)
 	struct caps_pg *c = s->c;
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
 	int delay = WAIT_MIN_MS;
+	bool told = false;
 
 	for (;;) {
 		struct tr_error err;
@@ -300,7 +301,16 @@ static int side_acquire(void *ctx, const char *login, bool wait)
 		pthread_mutex_unlock(&c->lock);
 		if (r > 0)
 			return 0;
-		if (r < 0) {
+		/* A database out of reach (a restart, a failover) is waited for
+		 * like a full cap, by a caller who waits: the worker's heartbeat
+		 * stops the account (its scope) if it stays away too long. */
+		if (r < 0 && wait && err.kind == TR_ERR_TEMP) {
+			if (!told)
+				log_warn(login, "no session slot on %s yet (cluster caps of job %s): "
+					 "%s; waiting for the database", side_name(s), s->job,
+					 err.msg);
+			told = true;
+		} else if (r < 0) {
 			log_error(login, "no session slot on %s (cluster caps of job %s): %s",
 				  side_name(s), s->job, err.msg);
 			return -1;

@@ -37,6 +37,10 @@ struct job_env {
 	struct job_env *next;
 };
 
+/* Attempts of an account failing on a temporary error (timeouts, a
+ * server's limits, the database away) before the failure is recorded. */
+#define WORKER_TEMP_ATTEMPTS 3
+
 struct worker;
 
 struct slot {
@@ -356,6 +360,12 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 		give_back(s, c->row, w->lease_s, c->email, res.err.msg);
 	} else if (res.status != ACCOUNT_OK && atomic_load(&w->db_trouble) != gen) {
 		give_back(s, c->row, 5, c->email, "cut short while the database was out of reach");
+	} else if (res.status == ACCOUNT_FAILED && c->attempts < WORKER_TEMP_ATTEMPTS &&
+		   (res.err.kind == TR_ERR_TEMP || res.err.kind == TR_ERR_WAIT)) {
+		/* a failure that may pass (the database restarting before the
+		 * heartbeat saw it, a server's limit): again a little later, a
+		 * few times, before it is recorded */
+		give_back(s, c->row, 10 * c->attempts, c->email, res.err.msg);
 	} else {
 		r = finish_row(s, c->row, account_status_name(res.status), error_of(&res), &n,
 			       res.seconds, &err);
