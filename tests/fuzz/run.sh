@@ -24,7 +24,8 @@ clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -l
 clang $flags "$top/tests/fuzz/fuzz_msgsig.c" "$top/src/msgsig.c" -lcrypto -o "$out/fuzz_msgsig"
 clang $flags "$top/tests/fuzz/fuzz_text.c" "$top/src/text.c" -o "$out/fuzz_text"
 clang $flags "$top/tests/fuzz/fuzz_budget.c" "$top/src/budget.c" -o "$out/fuzz_budget"
-clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c" -lcrypto \
+clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c" \
+    "$top/src/log.c" "$top/src/text.c" -lcrypto -pthread \
     -o "$out/fuzz_unseal"
 for t in job folder nul msgsig text budget unseal; do
     mkdir -p "$out/corpus-$t"

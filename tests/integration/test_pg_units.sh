@@ -11,6 +11,9 @@ it_pg_start
 : "${TRASLOCO:?TRASLOCO must point to the trasloco binary (make check sets it)}"
 units=$(dirname "$TRASLOCO")/../tests/unit
 n=0
+# PG_UNITS_WRAP: a command to run each program under (tests/valgrind.sh: valgrind)
+# shellcheck disable=SC2206 # words on purpose
+wrap=(${PG_UNITS_WRAP:-})
 for t in ${PG_UNITS:-test_pg test_state_pg test_queue test_caps_pg}; do
     [[ -x $units/$t ]] || it_fail "$units/$t is not built"
     db=u_$t
@@ -19,7 +22,7 @@ for t in ${PG_UNITS:-test_pg test_state_pg test_queue test_caps_pg}; do
     printf '127.0.0.1:%s:%s:trasloco:%s\n' "$IT_PG_PORT" "$db" "$IT_PG_PASSWORD" >>"$PGPASSFILE"
     rc=0
     TRASLOCO_TEST_PG="postgresql://trasloco@127.0.0.1:$IT_PG_PORT/$db" \
-        TRASLOCO_TEST_PG_DIR=$IT_PG_DIR "$units/$t" >"$IT_DIR/$t.out" 2>&1 || rc=$?
+        TRASLOCO_TEST_PG_DIR=$IT_PG_DIR "${wrap[@]}" "$units/$t" >"$IT_DIR/$t.out" 2>&1 || rc=$?
     cat "$IT_DIR/$t.out" >&2
     ((rc == 0)) || it_fail "$t failed (exit $rc)"
     n=$((n + 1))
