@@ -2,7 +2,7 @@
 # bench/fleet.sh: the fleet's coordination cost (issue 13), in one command.
 #
 # usage: bench/fleet.sh                 (as root, on Debian 12, from a clone)
-#        FLEET_USERS=8 FLEET_MESSAGES=150 FLEET_REPEAT=3 bench/fleet.sh
+#        FLEET_USERS=8 FLEET_MESSAGES=300 FLEET_REPEAT=3 bench/fleet.sh
 #
 # One job of the seeded corpus (bench/gen_corpus.py, realistic profile: FLEET_USERS
 # accounts x FLEET_MESSAGES messages) copied from one private Dovecot to another on
@@ -25,7 +25,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$BENCH_DIR/.." && pwd)
 FLEET_USERS=${FLEET_USERS:-8}
-FLEET_MESSAGES=${FLEET_MESSAGES:-150}
+FLEET_MESSAGES=${FLEET_MESSAGES:-300}
 FLEET_PARALLEL=${FLEET_PARALLEL:-4}
 FLEET_REPEAT=${FLEET_REPEAT:-1}
 FLEET_MODES=${FLEET_MODES:-sqlite pg-run w1 w2 w3}
@@ -101,7 +101,7 @@ now() { date +%s.%N; }
 results=$W/results
 : >"$results"
 one() {
-    local mode=$1 t0 t1 c0 c1 n pids=() p workers=0 v
+    local mode=$1 t0 t1 ts c0 c1 n pids=() p workers=0 v
     wipe
     sleep 1   # pg_stat_database lags by up to 500 ms
     c0=$(commits)
@@ -112,6 +112,7 @@ one() {
     w[0-9])
         workers=${mode#w}
         "$TRASLOCO" queue submit "$IT_PG_DSN" "$W/job.job" --key-file "$KEY" >"$W/$mode.out" 2>&1
+        ts=$(now)
         for ((p = 0; p < workers; p++)); do
             "$TRASLOCO" worker "$IT_PG_DSN" --key-file "$KEY" --parallel-accounts "$FLEET_PARALLEL" \
                 --drain -q >>"$W/$mode.out" 2>&1 &
@@ -120,6 +121,7 @@ one() {
         wait "${pids[@]}" ;;
     esac
     t1=$(now)
+    [[ -n ${ts:-} ]] || ts=$t0
     sleep 1
     c1=$(commits)
     v=ok
@@ -127,16 +129,24 @@ one() {
         --dst-port "$DST_IMAP_PORT" --src-cache "$W/src-digests.json" >"$W/$mode.verify" 2>&1 ||
         v=DIFF
     n=$((c1 - c0))
-    printf '%s %s %s %s\n' "$mode" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
-        "$n" "$v" >>"$results"
+    printf '%s %s %s %s %s\n' "$mode" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
+        "$n" "$v" "$(awk -v a="$t0" -v b="$ts" 'BEGIN { printf "%.2f", b - a }')" >>"$results"
     log "$mode: $(tail -n 1 "$results")"
 }
+# the fixed cost of a worker: start (its connections: SCRAM each), find nothing, stop
+fixed=()
+for ((r = 0; r < 3; r++)); do
+    t0=$(now)
+    "$TRASLOCO" worker "$IT_PG_DSN" --key-file "$KEY" --drain -q >/dev/null 2>&1
+    fixed+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')")
+done
 for ((r = 0; r < FLEET_REPEAT; r++)); do
     for m in $FLEET_MODES; do one "$m"; done
 done
 
 echo
 echo "fleet: $FLEET_USERS accounts, $total messages, $FLEET_PARALLEL accounts at once per process, $(nproc) cores"
+echo "a worker's fixed cost (start, connect, find nothing, stop): ${fixed[*]} s"
 "$BENCH_PY" - "$results" "$total" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1])]
@@ -146,14 +156,16 @@ for r in rows:
     if r[0] not in modes:
         modes.append(r[0])
 med = {m: statistics.median(float(r[1]) for r in rows if r[0] == m) for m in modes}
+sub = {m: statistics.median(float(r[4]) for r in rows if r[0] == m) for m in modes}
 com = {m: statistics.median(int(r[2]) for r in rows if r[0] == m) for m in modes}
 ver = {m: ",".join(sorted(set(r[3] for r in rows if r[0] == m))) for m in modes}
 base = med.get("sqlite")
-print("| run | wall s | messages/s | wall / sqlite | PG transactions | per 100 msgs | verify |")
-print("|---|---|---|---|---|---|---|")
+print("| run | wall s | of which submit s | messages/s | wall / sqlite | PG transactions | per 100 msgs | verify |")
+print("|---|---|---|---|---|---|---|---|")
 for m in modes:
     ratio = "%.2f" % (med[m] / base) if base else "-"
     pg = "-" if m == "sqlite" else "%d" % com[m]
     per = "-" if m == "sqlite" else "%.1f" % (100.0 * com[m] / total)
-    print("| %s | %.2f | %.0f | %s | %s | %s | %s |" % (m, med[m], total / med[m], ratio, pg, per, ver[m]))
+    sb = "%.2f" % sub[m] if m.startswith("w") else "-"
+    print("| %s | %.2f | %s | %.0f | %s | %s | %s | %s |" % (m, med[m], sb, total / med[m], ratio, pg, per, ver[m]))
 PY

@@ -8,13 +8,41 @@
 #include "log.h"
 #include "pg.h"
 
+/* Statements with parameters are prepared once per connection: PostgreSQL
+ * then plans them once, not at every call (about 0.4 ms of a ledger
+ * write's 0.8 ms).  Keyed by the text itself (callers may build it). */
+#define PG_PREPARED_MAX 96
+
+struct pg_prepared {
+	uint64_t hash;
+	char *sql;
+};
+
 struct pg {
 	PGconn *conn;
 	char *dsn;          /* kept to connect again; never shown */
 	bool in_tx;
 	char where[256];
 	char sqlstate[6];
+	struct pg_prepared prep[PG_PREPARED_MAX];   /* of this connection */
+	int n_prep;
 };
+
+static void forget_prepared(struct pg *pg)
+{
+	for (int i = 0; i < pg->n_prep; i++)
+		free(pg->prep[i].sql);
+	pg->n_prep = 0;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
 
 bool pg_is_dsn(const char *location)
 {
@@ -85,6 +113,7 @@ static int open_conn(struct pg *pg, struct tr_error *err)
 
 	if (pg->conn != NULL)
 		PQfinish(pg->conn);
+	forget_prepared(pg);
 	pg->conn = PQconnectdbParams(keys, vals, 1);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
 		conn_msg(pg->conn, msg, sizeof(msg));
@@ -146,6 +175,7 @@ void pg_close(struct pg *pg)
 		return;
 	if (pg->conn != NULL)
 		PQfinish(pg->conn);
+	forget_prepared(pg);
 	if (pg->dsn != NULL) {
 		memset(pg->dsn, 0, strlen(pg->dsn));
 		free(pg->dsn);
@@ -234,6 +264,37 @@ PGresult *pg_execb(struct pg *pg, const char *sql, int n, const char *const *par
 	 * (schema steps) */
 	if (n == 0)
 		return finish(pg, PQexec(pg->conn, sql), err);
+	{
+		uint64_t h = fnv1a(sql);
+		char name[24];
+		int k;
+
+		for (k = 0; k < pg->n_prep; k++)
+			if (pg->prep[k].hash == h && strcmp(pg->prep[k].sql, sql) == 0)
+				break;
+		if (k == pg->n_prep && pg->n_prep < PG_PREPARED_MAX) {
+			PGresult *r;
+
+			pg->prep[k].sql = strdup(sql);
+			if (pg->prep[k].sql != NULL) {
+				snprintf(name, sizeof(name), "tr%d", k);
+				r = finish(pg, PQprepare(pg->conn, name, sql, n, NULL), err);
+				if (r == NULL) {
+					free(pg->prep[k].sql);
+					return NULL;
+				}
+				PQclear(r);
+				pg->prep[k].hash = h;
+				pg->n_prep++;
+			}
+		}
+		if (k < pg->n_prep) {
+			snprintf(name, sizeof(name), "tr%d", k);
+			return finish(pg, PQexecPrepared(pg->conn, name, n, params, lens, formats, 0),
+				      err);
+		}
+	}
+	/* more distinct statements than the cache holds: unprepared */
 	return finish(pg, PQexecParams(pg->conn, sql, n, NULL, params, lens, formats, 0), err);
 }
 
