@@ -15,8 +15,10 @@ if [ ! -f "$out/config.h" ]; then
     (cd "$out" && "$top/configure" >/dev/null)
 fi
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$top/include -I$out"
-clang $flags "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" "$top/src/jobconf.c" "$top/src/net.c" \
-    "$top/src/error.c" -lcsv -o "$out/fuzz_job"
+# jobconf knows a PostgreSQL DSN (the state key) through pg.c: libpq's header and library
+clang $flags $(pkg-config --cflags libpq) "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" \
+    "$top/src/jobconf.c" "$top/src/net.c" "$top/src/error.c" "$top/src/pg.c" "$top/src/log.c" \
+    "$top/src/text.c" -lcsv $(pkg-config --libs libpq) -pthread -o "$out/fuzz_job"
 clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7.c" \
     "$top/src/error.c" -o "$out/fuzz_folder"
 clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -letpan \

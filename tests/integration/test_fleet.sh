@@ -64,6 +64,12 @@ timeout = 20
 EOF
 
 KEY=$IT_DIR/queue.key
+# a DSN holding a password never goes on a command line: refused, not echoed
+rc=0
+"$TRASLOCO" worker "postgresql://trasloco:Sekret-42@127.0.0.1:$IT_PG_PORT/trasloco" \
+    --key-file "$KEY" --drain >"$IT_DIR/pwdsn.out" 2>&1 || rc=$?
+((rc == 2)) || it_fail "a worker with a password in its DSN exited $rc, not 2"
+grep -q 'Sekret-42' "$IT_DIR/pwdsn.out" && it_fail "the worker echoed the DSN's password"
 "$TRASLOCO" queue init "$IT_PG_DSN" --key-file "$KEY" >"$IT_DIR/init.out" 2>&1 ||
     it_fail "queue init failed: $(cat "$IT_DIR/init.out")"
 [[ $(stat -c %a "$KEY") == 600 ]] || it_fail "the key file is not private"
