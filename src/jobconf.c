@@ -619,6 +619,18 @@ int jobconf_set(struct job_config *cfg, const char *key, const char *value,
 		if (path == NULL)
 			return oom(err);
 	}
+	/* Every setting must read back from jobconf_text's job-file lines (a
+	 * queued job is stored that way): "key = value", quotes included, within
+	 * a line.  A relative path made absolute can grow past it. */
+	if (value != NULL && strlen(k->name) + strlen(path != NULL ? path : value) + 8 >
+			     JOB_MAX_LINE) {
+		tr_error_set(err, TR_ERR_USAGE, "%s: the value is too long (%zu bytes%s; a setting "
+			     "holds at most %d)", what, strlen(path != NULL ? path : value),
+			     path != NULL ? " as an absolute path" : "",
+			     JOB_MAX_LINE - (int)strlen(k->name) - 8);
+		free(path);
+		return where(origin, err);
+	}
 	r = store(cfg, k, path != NULL ? path : value, what, err);
 	free(path);
 	return r < 0 ? where(origin, err) : 0;

@@ -308,6 +308,39 @@ static void test_errors(void **state)
 
 /* Relative paths: from a job file's directory, from an operator config's,
  * as given on the command line; other values are never paths. */
+/* A setting whose value, made absolute, would not fit a job-file line is
+ * refused: jobconf_text's lines must read back (a queued job is stored so). */
+static void test_value_fits_a_line(void **state)
+{
+	struct jobconf_origin o = { .from = JOBCONF_JOB_FILE, .file = "t.job", .line = 2,
+				    .dir = "/srv/acme" };
+	struct job_config cfg;
+	struct tr_error err;
+	struct job_file jf;
+	char *v = malloc(JOB_MAX_LINE), *text;
+
+	(void)state;
+	assert_non_null(v);
+	memset(v, 'a', JOB_MAX_LINE - 20);
+	v[JOB_MAX_LINE - 20] = '\0';
+	jobconf_init(&cfg, JOB_RUN);
+	tr_error_clear(&err);
+	/* fits as given; not once /srv/acme/ is put before it */
+	assert_int_equal(jobconf_set(&cfg, "accounts", v, &o, &err), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "too long"));
+	assert_non_null(strstr(err.msg, "t.job:2"));
+	v[JOB_MAX_LINE - 60] = '\0';
+	assert_int_equal(jobconf_set(&cfg, "accounts", v, &o, &err), 0);
+	text = jobconf_text(&cfg);
+	assert_non_null(text);
+	assert_int_equal(job_file_parse("back.job", text, strlen(text), &jf, &err), 0);
+	job_file_free(&jf);
+	free(text);
+	jobconf_free(&cfg);
+	free(v);
+}
+
 static void test_relative_paths(void **state)
 {
 	char tmpl[] = "/tmp/test_jobconf_XXXXXX", path[512], want[512];
@@ -734,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_relative_paths),
+		cmocka_unit_test(test_value_fits_a_line),
 		cmocka_unit_test(test_spool_rules),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_pairs_equal_job_file),
