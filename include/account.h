@@ -12,7 +12,7 @@
  * first one is open is taken as a connection limit, not a bad password:
  * that worker simply stops and the others carry on.
  *
- * Threads (started in one place, start_thread in account.c; account_run
+ * Threads (started in one place, net_thread_start from account.c; account_run
  * returns only when all have ended): the second side's first login and
  * listing, the destination's preparation (creating folders, subscribing)
  * while the source answers STATUS, and workers 2..max_sessions (worker 1

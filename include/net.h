@@ -6,6 +6,7 @@
 #ifndef TRASLOCO_NET_H
 #define TRASLOCO_NET_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 
@@ -45,6 +46,10 @@ struct net_scope {
 void net_scope_enter(struct net_scope *s);      /* NULL: leave */
 struct net_scope *net_scope_current(void);
 void net_scope_cancel(struct net_scope *s);
+/* Start a thread that works in the starter's scope (a stop of the account
+ * reaches it): 0, or -1 when it could not (the caller then does the work
+ * itself, or gives up).  account.c and sync.c start their threads here. */
+int net_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* True when host is a numeric IPv4 or IPv6 address. */
 bool net_is_ip_literal(const char *host);

@@ -19,7 +19,7 @@
  *
  * Nothing is ever deleted on the destination.
  *
- * Threads (started in one place, start_thread in sync.c; sync_folder
+ * Threads (started in one place, net_thread_start from sync.c; sync_folder
  * returns only when they have ended): the destination's opening of the
  * folder while the source's is read, and the pipeline's fetcher (batch
  * k+1 from the source while batch k is appended).  Each uses only its own

@@ -64,37 +64,6 @@ const char *account_status_name(enum account_status s)
 }
 
 
-struct thread_start {
-	void *(*fn)(void *);
-	void *arg;
-	struct net_scope *scope;
-};
-
-static void *thread_main(void *p)
-{
-	struct thread_start ts = *(struct thread_start *)p;
-
-	free(p);
-	net_scope_enter(ts.scope);
-	return ts.fn(ts.arg);
-}
-
-/* The one place this module starts a thread: 0, or -1 when it could not
- * (the caller then does the work itself, or gives up).  The thread works
- * in its starter's scope (net.h): a stop of the account reaches it. */
-static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	struct thread_start *ts = malloc(sizeof(*ts));
-
-	if (ts == NULL)
-		return -1;
-	*ts = (struct thread_start){ fn, arg, net_scope_current() };
-	if (pthread_create(t, NULL, thread_main, ts) != 0) {
-		free(ts);
-		return -1;
-	}
-	return 0;
-}
 static double now_s(void)
 {
 	struct timespec ts;
@@ -730,7 +699,7 @@ static int prepare(struct acct *a, struct store *src, struct store *dst,
 	}
 	for (i = 0; i < a->plan.n; i++)
 		listed[i] = a->plan.v[i].dst_exists;
-	threaded = start_thread(&t, dst_prep_main, &dp) == 0;
+	threaded = net_thread_start(&t, dst_prep_main, &dp) == 0;
 	/* One round trip tells which folders changed since the last run. */
 	r = store_status_many(src, names, a->plan.n, a->status, err);
 	if (threaded)
@@ -823,7 +792,7 @@ static int open_both(struct acct *a, unsigned int *seed, struct store **src,
 	struct opener so = { .a = a, .src = true, .seed = *seed };
 	struct opener d = { .a = a, .src = false, .seed = *seed + 1 };
 	pthread_t t;
-	bool threaded = start_thread(&t, opener_main, &d) == 0;
+	bool threaded = net_thread_start(&t, opener_main, &d) == 0;
 
 	opener_main(&so);
 	if (threaded)
@@ -860,7 +829,7 @@ static int start_workers(struct acct *a, struct worker **workers_r, size_t n, un
 	*workers_r = w;
 	*n_r = n;
 	for (i = 1; i < n; i++) {
-		if (start_thread(&w[i].thread, worker_main, &w[i]) != 0) {
+		if (net_thread_start(&w[i].thread, worker_main, &w[i]) != 0) {
 			*n_r = i;
 			break;
 		}

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -205,4 +206,33 @@ bool net_is_loopback(const char *host)
 	if (inet_pton(AF_INET6, host, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return false;
+}
+
+struct thread_start {
+	void *(*fn)(void *);
+	void *arg;
+	struct net_scope *scope;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_start ts = *(struct thread_start *)p;
+
+	free(p);
+	net_scope_enter(ts.scope);
+	return ts.fn(ts.arg);
+}
+
+int net_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	struct thread_start *ts = malloc(sizeof(*ts));
+
+	if (ts == NULL)
+		return -1;
+	*ts = (struct thread_start){ fn, arg, net_scope_current() };
+	if (pthread_create(t, NULL, thread_main, ts) != 0) {
+		free(ts);
+		return -1;
+	}
+	return 0;
 }

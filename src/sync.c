@@ -15,37 +15,6 @@
 
 
 
-struct thread_start {
-	void *(*fn)(void *);
-	void *arg;
-	struct net_scope *scope;
-};
-
-static void *thread_main(void *p)
-{
-	struct thread_start ts = *(struct thread_start *)p;
-
-	free(p);
-	net_scope_enter(ts.scope);
-	return ts.fn(ts.arg);
-}
-
-/* The one place this module starts a thread: 0, or -1 when it could not
- * (the caller then does the work itself, or gives up).  The thread works
- * in its starter's scope (net.h): a stop of the account reaches it. */
-static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	struct thread_start *ts = malloc(sizeof(*ts));
-
-	if (ts == NULL)
-		return -1;
-	*ts = (struct thread_start){ fn, arg, net_scope_current() };
-	if (pthread_create(t, NULL, thread_main, ts) != 0) {
-		free(ts);
-		return -1;
-	}
-	return 0;
-}
 static int cmp_meta_key(const void *a, const void *b)
 {
 	const struct meta *x = a, *y = b;
@@ -1197,7 +1166,7 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 	p.sp[1] = r->job->stage2;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
-	if (start_thread(&t, fetcher_main, &p) != 0) {
+	if (net_thread_start(&t, fetcher_main, &p) != 0) {
 		pthread_cond_destroy(&p.cond);
 		pthread_mutex_destroy(&p.lock);
 		tr_error_set(err, TR_ERR_LOCAL, "cannot start a thread");
@@ -1374,7 +1343,7 @@ static int open_both(struct run *r, struct tr_error *err)
 {
 	struct dst_side d = { .r = r };
 	pthread_t t;
-	bool threaded = start_thread(&t, dst_side_main, &d) == 0;
+	bool threaded = net_thread_start(&t, dst_side_main, &d) == 0;
 	int ret;
 
 	ret = src_open(r, err);
