@@ -58,6 +58,9 @@ int cli_queue(int argc, char **argv);
 /* `trasloco worker [DSN] [options]` (argv[0] is "worker"): the exit code. */
 int cli_worker_main(int argc, char **argv);
 extern const char cli_worker_usage[];
+/* `trasloco serve [options]` (argv[0] is "serve"): the exit code. */
+int cli_serve_main(int argc, char **argv);
+extern const char cli_serve_usage[];
 extern const char cli_queue_usage_text[];
 /* The queue's connection string, for every command that opens the queue:
  * arg (a DSN given on the command line, postgresql://...; NULL if none),

@@ -37,6 +37,8 @@ const char cli_usage_text[] =
 	"                                (PostgreSQL, for many hosts: trasloco queue help)\n"
 	"       trasloco worker [DSN] [--parallel-accounts N] ...\n"
 	"                                run queued accounts (trasloco worker --help)\n"
+	"       trasloco serve ...           the HTTP API, status page and metrics\n"
+	"                                (trasloco serve --help)\n"
 	"       trasloco help | version\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
@@ -642,6 +644,8 @@ int cli_main(int argc, char **argv)
 		return cli_worker_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "queue") == 0)
 		return cli_queue(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return cli_serve_main(argc - 1, argv + 1);
 	fprintf(stderr, "trasloco: unknown command \"%s\"\n%s", cmd, cli_usage_text);
 	return EXIT_USAGE;
 }

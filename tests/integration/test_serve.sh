@@ -1,0 +1,177 @@
+#!/bin/bash
+# trasloco serve over a real PostgreSQL queue, two real Dovecots, its own
+# in-process workers (--workers), driven only through the HTTP API
+# (serve_client.py):
+#   - every refusal has its documented status and creates nothing: 401
+#     without or with a wrong token, 400 for malformed JSON, unknown keys,
+#     missing src/dst/CSV, a CSV without a usable row, 413 over --max-body, 400
+#     for a path with "..", 404 for jobs that do not exist, 405;
+#   - a job of 10 accounts (2 with wrong passwords, plus a bad CSV row that is
+#     skipped and named) submitted as JSON: 8 ok and exact on the destination
+#     message by message, 2 failed with the authentication error;
+#   - 50 status requests at once while it runs all answer (latency printed);
+#   - the event stream sends the job's document; /metrics parses as
+#     Prometheus text (python3-prometheus-client's parser);
+#   - retry puts the 2 failed accounts back (they fail again), cancel and
+#     delete behave as written (204, then 404);
+#   - no password in any response, the service's log, the database, or the
+#     service's argv and environment.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+it_init serve
+: "${TRASLOCO:?}"
+"$IT_PYTHON" -c 'import prometheus_client' 2>/dev/null ||
+    it_skip "python3-prometheus-client not installed"
+it_pg_start
+CLIENT=$IT_LIBDIR/serve_client.py
+
+declare -A PW
+users=""
+accounts=()
+for i in $(seq -w 1 10); do
+    u=s$i@serve.test
+    accounts+=("$u")
+    PW[$u]="pw-$i \"serve\" $i"
+    users+="$u:$(printf '%s' "${PW[$u]}" | sed 's/%/%25/g; s/ /%20/g') "
+done
+it_dovecot_start src "USERS=$users"
+it_dovecot_start dst "USERS=$users"
+for u in "${accounts[@]}"; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" populate --seed 21 \
+        --profile small >/dev/null &
+done
+wait
+
+# the job as a panel sends it: s09 and s10 with wrong passwords, one bad row
+WRONG="wrong-password-of-the-panel"
+"$IT_PYTHON" - "$IT_DIR/job.json" "$IT_HOST" "$SRC_IMAPS_PORT" "$DST_IMAPS_PORT" \
+    "$IT_TLS_NAME" "$IT_CA" <<'PY'
+import json, sys
+out, host, sport, dport, name, ca = sys.argv[1:7]
+job = {"name": "acme-api", "src": "%s:%s" % (host, sport), "src-tls": "implicit",
+       "src-tls-name": name, "dst": "%s:%s" % (host, dport), "dst-tls": "implicit",
+       "dst-tls-name": name, "ca-file": ca, "src-max-per-account": 2,
+       "dst-max-per-account": 2, "batch-count": 5, "timeout": 20, "no-subscriptions": False,
+       "folder": ["*"], "accounts_csv": ""}
+json.dump(job, open(out, "w"))
+PY
+csv=""
+csv+='"email","password"'$'\n'
+for u in "${accounts[@]}"; do
+    p=${PW[$u]}
+    [[ $u == s09@* || $u == s10@* ]] && p=$WRONG
+    csv+="\"$u\",\"${p//\"/\"\"}\""$'\n'
+done
+csv+='"not an address","x"'$'\n'
+"$IT_PYTHON" - "$IT_DIR/job.json" "$csv" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["accounts_csv"] = sys.argv[2]
+json.dump(j, open(sys.argv[1], "w"))
+PY
+chmod 600 "$IT_DIR/job.json"
+
+KEY=$IT_DIR/queue.key
+TOKEN=$("$IT_PYTHON" -c 'import secrets; print(secrets.token_hex(24))')
+(umask 077; printf '%s\n' "$TOKEN" >"$IT_DIR/api.token")
+"$TRASLOCO" queue init "$IT_PG_DSN" --key-file "$KEY" >"$IT_DIR/init.out" 2>&1 ||
+    it_fail "queue init failed: $(cat "$IT_DIR/init.out")"
+PORT=$(_it_alloc_port)
+BASE=http://$IT_HOST:$PORT
+# the DSN through the environment, as a unit file would give it
+TRASLOCO_QUEUE=$IT_PG_DSN "$TRASLOCO" serve --token-file "$IT_DIR/api.token" \
+    --key-file "$KEY" --listen "$IT_HOST:$PORT" --workers 4 --lease 10 --max-body 65536 \
+    >"$IT_DIR/serve.out" 2>&1 &
+serve_pid=$!
+it_at_exit "kill $serve_pid 2>/dev/null || true"
+for ((i = 0; i < 100; i++)); do
+    "$IT_PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+        "$BASE/healthz" >/dev/null 2>&1 && break
+    kill -0 "$serve_pid" 2>/dev/null || it_fail "serve exited: $(cat "$IT_DIR/serve.out")"
+    sleep 0.1
+done
+client() { "$IT_PYTHON" "$CLIENT" "$BASE" "$TOKEN" "$@"; }
+
+# serving plain HTTP beyond loopback is refused; so is a missing token file
+rc=0
+"$TRASLOCO" serve --queue "$IT_PG_DSN" --token-file "$IT_DIR/api.token" --key-file "$KEY" \
+    --listen 0.0.0.0:1 >"$IT_DIR/open.out" 2>&1 || rc=$?
+((rc == 2)) || it_fail "serve on 0.0.0.0 without TLS exited $rc, not 2"
+
+it_log "refusals: $(client refusals "$IT_DIR/job.json")"
+
+sub=$(client submit "$IT_DIR/job.json") || it_fail "submit failed"
+job=$("$IT_PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["accounts"] == 10, d; assert len(d["skipped"]) == 1 and d["skipped"][0]["line"] == 12, d; print(d["id"])' "$sub") ||
+    it_fail "submit's reply: $sub"
+it_log "job $job submitted: $sub"
+lat=$(client concurrent "$job" 50) || it_fail "concurrent status requests"
+it_log "$lat"
+it_log "$(client events "$job")"
+done_doc=$(client wait "$job" 300) || it_fail "the job did not finish: $(tail -n 20 "$IT_DIR/serve.out")"
+"$IT_PYTHON" - "$done_doc" <<'PY' || it_fail "the job's outcome: $done_doc"
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["state"] == "partial", j["state"]
+acc = {a["email"]: a for a in j["account_list"]}
+assert len(acc) == 10, acc.keys()
+for e, a in acc.items():
+    bad = e.startswith("s09@") or e.startswith("s10@")
+    assert a["status"] == ("failed" if bad else "ok"), a
+    if bad:
+        assert "authentication" in (a["error"] or "").lower() or \
+               "AUTHENTICATIONFAILED" in (a["error"] or ""), a
+    else:
+        assert a["messages_copied"] > 0 and a["folders_done"] == a["folders_total"], a
+PY
+it_log "$(client metrics)"
+
+for u in "${accounts[@]:0:8}"; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \
+        --tls-name "$IT_TLS_NAME" --user "$u" compare --dst-port "$DST_IMAPS_PORT" \
+        --dst-tls implicit --dst-ca "$IT_CA" --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" \
+        >"$IT_DIR/compare.$u" 2>&1 || { cat "$IT_DIR/compare.$u" >&2; it_fail "$u differs"; }
+done
+
+# retry: the two failed accounts run again (and fail again: same passwords)
+r=$(client call POST "/v1/jobs/$job/retry" 200) || it_fail "retry"
+[[ $r == *'"retried": 2'* || $r == *'"retried":2'* ]] || it_fail "retry: $r"
+client wait "$job" 120 >/dev/null || it_fail "the retried job did not finish"
+
+# cancel a second job at once: what the workers have not finished stops
+sub2=$(client submit "$IT_DIR/job.json") || it_fail "second submit"
+job2=$("$IT_PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$sub2")
+r=$(client call POST "/v1/jobs/$job2/cancel" 200) || it_fail "cancel"
+c=$(client wait "$job2" 120) || it_fail "the cancelled job did not end"
+[[ $c == *'"state": "cancelled"'* ]] || it_fail "cancelled job: $c"
+
+# delete: 204, then 404; its rows (and sealed passwords) gone
+client call DELETE "/v1/jobs/$job2" 204 >/dev/null || it_fail "delete"
+client call GET "/v1/jobs/$job2" 404 >/dev/null || it_fail "a deleted job still answers"
+n=$(it_pg_psql "SELECT count(*) FROM q_accounts WHERE job_id = $job2")
+[[ $n == 0 ]] || it_fail "the deleted job's accounts are still in the database ($n)"
+
+# no password anywhere: responses, the service's log, the database, argv/env
+it_pg_dump >"$IT_DIR/dump.sql"
+for u in "${accounts[@]}"; do
+    for p in "${PW[$u]}" "$WRONG"; do
+        for f in "$IT_DIR/responses.log" "$IT_DIR/serve.out" "$IT_DIR/dump.sql" \
+            "$IT_PG_DIR/postgres.log"; do
+            grep -qF -- "$p" "$f" && it_fail "a password of $u appears in $f"
+        done
+        tr '\0' '\n' <"/proc/$serve_pid/cmdline" | grep -qF -- "$p" &&
+            it_fail "a password in serve's argv"
+        tr '\0' '\n' <"/proc/$serve_pid/environ" | grep -qF -- "$p" &&
+            it_fail "a password in serve's environment"
+    done
+done
+tr '\0' '\n' <"/proc/$serve_pid/environ" | grep -qa '^TRASLOCO_QUEUE=[^[:cntrl:]]' &&
+    it_fail "the DSN stayed in serve's environment"
+grep -qF -- "$TOKEN" "$IT_DIR/serve.out" && it_fail "the token appears in serve's log"
+
+kill -TERM "$serve_pid"
+rc=0
+wait "$serve_pid" || rc=$?
+((rc == 0)) || it_fail "serve exited $rc on SIGTERM: $(tail -n 5 "$IT_DIR/serve.out")"
+it_pass "API: refusals as documented; 8 ok exact, 2 failed (auth); $lat"
