@@ -3,8 +3,8 @@
  * A request comes in as method, path, the `job` query argument, the
  * Authorization header and the body; a reply goes out as a status, a
  * content type and a body (JSON, or Prometheus text for /metrics).  The
- * routes, their bodies and their statuses are those of openapi.json in the
- * source tree (tests/integration/test_serve.sh holds the two to each other):
+ * routes, their bodies and their statuses are those of doc/openapi.json
+ * (tests/integration/test_serve.sh holds the two to each other):
  *
  *   GET    /healthz                        no token
  *   GET    /metrics                        token unless metrics_open

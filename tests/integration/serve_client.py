@@ -19,6 +19,16 @@ import urllib.parse
 BASE, TOKEN = sys.argv[1], sys.argv[2]
 U = urllib.parse.urlsplit(BASE)
 LOG = os.path.join(os.environ.get("IT_DIR", "."), "responses.log")
+EXCHANGES = os.path.join(os.environ.get("IT_DIR", "."), "exchanges.jsonl")
+
+
+def log_exchange(method, path, status, ctype, data):
+    """Every exchange, for openapi_check.py (and, raw, for the password grep)."""
+    with open(LOG, "ab") as f:
+        f.write(("%s %s -> %d\n" % (method, path, status)).encode() + data + b"\n")
+    with open(EXCHANGES, "a") as f:
+        f.write(json.dumps({"method": method, "path": path, "status": status,
+                            "type": ctype, "body": data.decode("utf-8", "replace")}) + "\n")
 
 
 def fail(msg):
@@ -39,8 +49,7 @@ def request(method, path, body=None, token=TOKEN, headers=None, raw=False):
     r = c.getresponse()
     data = r.read()
     c.close()
-    with open(LOG, "ab") as f:
-        f.write(("%s %s -> %d\n" % (method, path, r.status)).encode() + data + b"\n")
+    log_exchange(method, path, r.status, r.getheader("Content-Type"), data)
     if raw:
         return r, data
     doc = None
@@ -112,7 +121,7 @@ def refusals(job_json_path):
         c.putheader("Authorization", "Bearer " + TOKEN)
         c.endheaders()
         r = c.getresponse()
-        r.read()
+        log_exchange("GET", path, r.status, r.getheader("Content-Type"), r.read())
         c.close()
         if r.status != code:
             fail("GET %s: HTTP %d, not %d" % (path, r.status, code))
@@ -194,6 +203,7 @@ def events(job_id):
     r = c.getresponse()
     if r.status != 200 or not r.getheader("Content-Type", "").startswith("text/event-stream"):
         fail("events: HTTP %d %s" % (r.status, r.getheader("Content-Type")))
+    log_exchange("GET", "/v1/events?job=%s" % job_id, r.status, r.getheader("Content-Type"), b"")
     lines = []
     while True:
         line = r.readline().decode()

@@ -14,6 +14,8 @@
 #     Prometheus text (python3-prometheus-client's parser);
 #   - retry puts the 2 failed accounts back (they fail again), cancel and
 #     delete behave as written (204, then 404);
+#   - every exchange matches doc/openapi.json (openapi_check.py) and every
+#     documented operation was exercised;
 #   - no password in any response, the service's log, the database, or the
 #     service's argv and environment.
 set -euo pipefail
@@ -169,6 +171,12 @@ done
 tr '\0' '\n' <"/proc/$serve_pid/environ" | grep -qa '^TRASLOCO_QUEUE=[^[:cntrl:]]' &&
     it_fail "the DSN stayed in serve's environment"
 grep -qF -- "$TOKEN" "$IT_DIR/serve.out" && it_fail "the token appears in serve's log"
+
+# every exchange above as doc/openapi.json says, every operation exercised
+"$IT_PYTHON" "$IT_LIBDIR/openapi_check.py" "${TOP_SRCDIR:-$IT_LIBDIR/../..}/doc/openapi.json" \
+    "$IT_DIR/exchanges.jsonl" >"$IT_DIR/openapi.out" 2>&1 ||
+    it_fail "the API and doc/openapi.json disagree: $(cat "$IT_DIR/openapi.out")"
+it_log "$(cat "$IT_DIR/openapi.out")"
 
 kill -TERM "$serve_pid"
 rc=0
