@@ -1,6 +1,7 @@
 /* jobjson: a job as JSON into a job configuration (jobjson.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -296,6 +297,103 @@ out:
 		memset(ja, 0, sizeof(*ja));
 	}
 	wipe_strings(doc);
+	json_decref(doc);
+	return r;
+}
+
+long jobjson_duration(const char *s)
+{
+	char *end;
+	long v, unit;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end[0] == '\0' || end[1] != '\0' || v <= 0 || v > 100000)
+		return -1;
+	switch (end[0]) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	return v * unit;
+}
+
+int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s_r,
+		 struct tr_error *err)
+{
+	static const char *const kinds[] = { "delta", "verify", "final" };
+	json_error_t je;
+	json_t *doc, *kind, *every;
+	const char *key;
+	json_t *v;
+	size_t i;
+	long every_s = 0;
+	int r = -1;
+
+	*kind_r = NULL;
+	*every_s_r = 0;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		char *t = text_clean_dup(je.text, NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "invalid JSON at line %d, column %d: %s", je.line,
+			     je.column, t != NULL ? t : "?");
+		free(t);
+		return -1;
+	}
+	if (!json_is_object(doc)) {
+		tr_error_set(err, TR_ERR_USAGE, "a pass is a JSON object: {\"kind\": \"delta\"}");
+		goto out;
+	}
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "kind") != 0 && strcmp(key, "every") != 0) {
+			char kt[80];
+
+			key_text(key, kt, sizeof(kt));
+			tr_error_set(err, TR_ERR_USAGE, "unknown key \"%s\" (a pass has kind and "
+				     "every)", kt);
+			goto out;
+		}
+	}
+	kind = json_object_get(doc, "kind");
+	every = json_object_get(doc, "every");
+	if (kind == NULL && every == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "a pass wants \"kind\" (delta, verify, final) or "
+			     "\"every\" (an interval such as 6h)");
+		goto out;
+	}
+	if (kind != NULL) {
+		for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (json_is_string(kind) && strcmp(json_string_value(kind), kinds[i]) == 0)
+				*kind_r = kinds[i];
+		if (*kind_r == NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "\"kind\" is delta, verify or final");
+			goto out;
+		}
+	}
+	if (every != NULL) {
+		every_s = json_is_string(every) ? jobjson_duration(json_string_value(every)) : -1;
+		if (every_s < 60 || every_s > 30L * 86400) {
+			tr_error_set(err, TR_ERR_USAGE, "\"every\" is an interval from 1m to 30d "
+				     "(such as \"6h\")");
+			goto out;
+		}
+		if (*kind_r != NULL && strcmp(*kind_r, "delta") != 0) {
+			tr_error_set(err, TR_ERR_USAGE, "\"every\" schedules delta passes: not with "
+				     "kind %s", *kind_r);
+			goto out;
+		}
+		*kind_r = kinds[0];
+		*every_s_r = (int)every_s;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		*kind_r = NULL;
 	json_decref(doc);
 	return r;
 }
