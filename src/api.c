@@ -433,11 +433,6 @@ static void post_job(struct queue *q, const struct api_request *rq,
 	size_t i;
 
 	tr_error_clear(&err);
-	if (!rq->secure) {
-		reply_error(rp, 403, "a job carries passwords: submit it over TLS (serve "
-			    "--tls-cert) or from this host");
-		return;
-	}
 	if (jobjson_parse(rq->body != NULL ? rq->body : "", rq->body_len, &cfg, &ja, &admin, &name,
 			  &err) < 0) {
 		if (err.kind == TR_ERR_USAGE)
@@ -679,6 +674,11 @@ void api_handle(struct api *a, const struct api_request *rq, struct api_reply *r
 		if (method_is(rq, "GET") || method_is(rq, "HEAD")) {
 			reply_status(a, 0, rp);
 		} else if (method_is(rq, "POST")) {
+			if (!rq->secure) {
+				reply_error(rp, 403, "a job carries passwords: submit it over TLS "
+					    "(serve --tls-cert) or from this host");
+				return;
+			}
 			if ((q = take(a, &err)) == NULL) {
 				reply_queue_error(rp, &err);
 				return;
