@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import statistics
 import sys
 import threading
@@ -36,8 +37,25 @@ def fail(msg):
     sys.exit(1)
 
 
+class VerifiedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address, the certificate checked against the tests' CA
+    and name ($IT_CA, $IT_TLS_NAME): the service's certificate carries a
+    DNS name only."""
+
+    def connect(self):
+        ctx = ssl.create_default_context(cafile=os.environ["IT_CA"])
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname=os.environ["IT_TLS_NAME"])
+
+
+def connection(timeout=60):
+    if U.scheme == "https":
+        return VerifiedHTTPS(U.hostname, U.port, timeout=timeout)
+    return http.client.HTTPConnection(U.hostname, U.port, timeout=timeout)
+
+
 def request(method, path, body=None, token=TOKEN, headers=None, raw=False):
-    c = http.client.HTTPConnection(U.hostname, U.port, timeout=60)
+    c = connection()
     h = {}
     if token is not None:
         h["Authorization"] = "Bearer " + token
@@ -116,7 +134,7 @@ def refusals(job_json_path):
     for path, code in [("/v1/jobs/../jobs", 400), ("/v1/jobs/1/../../metrics", 400),
                        ("/v1/nothing", 404), ("/v1/jobs/999999", 404), ("/v1/jobs/abc", 404),
                        ("/v1/jobs/999999/accounts/a@b.test", 404)]:
-        c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+        c = connection(30)
         c.putrequest("GET", path, skip_accept_encoding=True)
         c.putheader("Authorization", "Bearer " + TOKEN)
         c.endheaders()
@@ -197,7 +215,7 @@ def concurrent(job_id, n):
 
 def events(job_id):
     """The first event of the stream is the job's document."""
-    c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+    c = connection(30)
     c.request("GET", "/v1/events?job=%s" % job_id,
               headers={"Authorization": "Bearer " + TOKEN, "Accept": "text/event-stream"})
     r = c.getresponse()
@@ -244,7 +262,21 @@ def call(method, path, expect_status, body=None):
     print(json.dumps(doc) if doc is not None else "")
 
 
-SCEN = {"refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
+def tls():
+    """Over HTTPS: the status answers; plain HTTP to the TLS port does not."""
+    st, doc, _ = request("GET", "/v1/jobs")
+    expect(200, st, "GET /v1/jobs over TLS", doc)
+    c = http.client.HTTPConnection(U.hostname, U.port, timeout=10)
+    try:
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        fail("plain HTTP to the TLS port answered %d" % r.status)
+    except (http.client.HTTPException, OSError):
+        pass
+    print("https ok, %d job(s)" % len(doc["jobs"]))
+
+
+SCEN = {"tls": tls, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
         "events": events, "metrics": metrics, "call": call}
 try:
     SCEN[sys.argv[3]](*sys.argv[4:])

@@ -172,6 +172,25 @@ tr '\0' '\n' <"/proc/$serve_pid/environ" | grep -qa '^TRASLOCO_QUEUE=[^[:cntrl:]
     it_fail "the DSN stayed in serve's environment"
 grep -qF -- "$TOKEN" "$IT_DIR/serve.out" && it_fail "the token appears in serve's log"
 
+# HTTPS: a second service with the tests' certificate (checked by the client
+# against the throwaway CA), jobs submitted over it (TLS: allowed)
+PORT2=$(_it_alloc_port)
+TRASLOCO_QUEUE=$IT_PG_DSN "$TRASLOCO" serve --token-file "$IT_DIR/api.token" \
+    --key-file "$KEY" --listen "$IT_HOST:$PORT2" --tls-cert "$IT_DIR/ssl/$IT_TLS_NAME.pem" \
+    --tls-key "$IT_DIR/ssl/$IT_TLS_NAME.key" >"$IT_DIR/serve-tls.out" 2>&1 &
+tls_pid=$!
+it_at_exit "kill $tls_pid 2>/dev/null || true"
+for ((i = 0; i < 100; i++)); do
+    IT_CA=$IT_CA "$IT_PYTHON" "$CLIENT" "https://$IT_HOST:$PORT2" "$TOKEN" tls \
+        >"$IT_DIR/tls.out" 2>&1 && break
+    kill -0 "$tls_pid" 2>/dev/null || it_fail "serve with TLS exited: $(cat "$IT_DIR/serve-tls.out")"
+    sleep 0.1
+done
+grep -q '^https ok' "$IT_DIR/tls.out" || it_fail "HTTPS: $(cat "$IT_DIR/tls.out")"
+it_log "$(cat "$IT_DIR/tls.out")"
+kill -TERM "$tls_pid"
+wait "$tls_pid" || it_fail "serve with TLS exited non-zero on SIGTERM"
+
 # every exchange above as doc/openapi.json says, every operation exercised
 "$IT_PYTHON" "$IT_LIBDIR/openapi_check.py" "${TOP_SRCDIR:-$IT_LIBDIR/../..}/doc/openapi.json" \
     "$IT_DIR/exchanges.jsonl" >"$IT_DIR/openapi.out" 2>&1 ||
