@@ -484,7 +484,7 @@
 		setText(c.failed, fmtInt(acc.messages_failed));
 		c.failed.classList.toggle('bad', (num(acc.messages_failed) || 0) > 0);
 		setText(c.bytes, fmtBytes(acc.bytes));
-		setText(c.time, fmtDuration(acc.seconds));
+		setText(c.time, status === 'pending' && !num(acc.seconds) ? '—' : fmtDuration(acc.seconds));
 		setText(c.attempts, fmtInt(acc.attempts));
 		setText(c.error, error);
 		if (error) setAttr(c.error, 'title', error);
