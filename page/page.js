@@ -543,6 +543,35 @@
 
 	function applyFilterAll() { for (const v of views.values()) if (v.fetched) applyFilter(v); }
 
+	/* The filter lives in the fragment too (#show=problems&q=acme), so that a
+	 * view can be bookmarked or linked; the token is never written there. */
+	function filterFromFragment() {
+		for (const part of location.hash.slice(1).split('&')) {
+			const i = part.indexOf('=');
+			if (i <= 0) continue;
+			let value;
+			try { value = decodeURIComponent(part.slice(i + 1)); } catch (e) { continue; }
+			const key = part.slice(0, i);
+			const show = byId('show');
+			if (key === 'show' && Array.from(show.options).some((o) => o.value === value)) show.value = value;
+			else if (key === 'q') byId('filter').value = value;
+		}
+	}
+
+	function filterToFragment() {
+		const parts = [];
+		const show = byId('show').value, q = byId('filter').value;
+		if (show !== 'all') parts.push('show=' + encodeURIComponent(show));
+		if (q) parts.push('q=' + encodeURIComponent(q));
+		history.replaceState(history.state, '',
+			location.pathname + location.search + (parts.length ? '#' + parts.join('&') : ''));
+	}
+
+	function filterChanged() {
+		applyFilterAll();
+		filterToFragment();
+	}
+
 	/* ---- start --------------------------------------------------------- */
 
 	function start() {
@@ -553,16 +582,19 @@
 			if (t) useToken(t);
 		});
 		byId('forget').addEventListener('click', () => dropToken('error: no token', ''));
-		byId('filter').addEventListener('input', applyFilterAll);
-		byId('show').addEventListener('change', applyFilterAll);
+		byId('filter').addEventListener('input', filterChanged);
+		byId('show').addEventListener('change', filterChanged);
 		document.addEventListener('visibilitychange', () => {
 			if (!document.hidden && token !== null && timer === null) schedule(0);
 		});
 		window.addEventListener('hashchange', () => {
 			const t = tokenFromFragment();
+			filterFromFragment();
+			applyFilterAll();
 			if (t !== null) useToken(t);
 		});
 
+		filterFromFragment();
 		const t = tokenFromFragment() || storeGet();
 		if (t) useToken(t);
 		else dropToken('error: no token', '');

@@ -7,7 +7,8 @@ reads (GET /v1/jobs, GET /v1/jobs/ID), checking `Authorization: Bearer TOKEN`
 (401 {"error": ...} otherwise).  Python 3 standard library only; 127.0.0.1 only.
 
 The jobs (newest first on the page):
-  8 globex   running, never finishes: 2 ok, 2 running (folders advance), 2 pending
+  8 globex   running, never finishes: 1 ok, 1 partial, 1 failed, 2 running (one's
+             folders advance), 2 pending
   7 acme     12 accounts that move on by one step at each GET /v1/jobs/7: all
              pending or running at first, finished after 5 fetches: 9 ok,
              2 failed (one with markup in its error text), 1 partial; job state
@@ -44,7 +45,7 @@ ACME_FINAL = {
     "a07@acme.test": ("failed", "connect 10.0.0.1:993: Connection refused"),
     "a10@acme.test": ("partial", "3 messages refused: NO [TOOBIG] Message too large"),
 }
-GLOBEX = ["g%d@globex.test" % i for i in range(1, 7)]
+GLOBEX = ["g%d@globex.test" % i for i in range(1, 8)]
 
 
 def account(email, status, error=None, done=0, total=11, copied=0, present=0, failed=0,
@@ -128,12 +129,15 @@ class Jobs:
     def globex(self, step):
         accs = [
             account(GLOBEX[0], "ok", done=7, total=7, copied=812, seconds=140.0),
-            account(GLOBEX[1], "ok", done=9, total=9, copied=1022, present=4, seconds=171.5),
-            account(GLOBEX[2], "running", done=min(2 + step, 10), total=14,
+            account(GLOBEX[1], "partial", "1 message refused: NO [OVERQUOTA] Quota exceeded",
+                    done=9, total=9, copied=1021, present=4, failed=1, seconds=171.5),
+            account(GLOBEX[2], "failed", "LOGIN: NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    total=0, seconds=0.3),
+            account(GLOBEX[3], "running", done=min(2 + step, 10), total=14,
                     copied=300 + 25 * min(step, 8), seconds=64.0, worker="host1:4242:1"),
-            account(GLOBEX[3], "running", done=0, total=0, seconds=2.0, worker="host1:4242:2"),
-            account(GLOBEX[4], "pending", total=0, attempts=0),
+            account(GLOBEX[4], "running", done=0, total=0, seconds=2.0, worker="host1:4242:2"),
             account(GLOBEX[5], "pending", total=0, attempts=0),
+            account(GLOBEX[6], "pending", total=0, attempts=0),
         ]
         return job(8, "globex", "running", "2026-12-05T10:30:00Z", accs, 12.5, 340)
 

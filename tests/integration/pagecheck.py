@@ -2,7 +2,7 @@
 """pagecheck.py: checks a DOM that headless chromium dumped (--dump-dom) from the
 status page (page/), for tests/integration/test_page.sh.  Standard library only.
 
-  pagecheck.py shown DOM --base URL --token-file F [--final JOB]...
+  pagecheck.py shown DOM --base URL --token-file F [--final JOB]... [--show S]
       The page shows the jobs: #state is "ok", the token form is hidden, every job
       the API lists (GET BASE/v1/jobs, asked now) is a [data-job-id] element, and
       every job whose <details> is open lists every account of GET BASE/v1/jobs/ID
@@ -10,6 +10,8 @@ status page (page/), for tests/integration/test_page.sh.  Standard library only.
       showed an earlier moment than the API answers now, so a status may lag
       (pending, then running, then final) but never disagree with a final one.
       A --final JOB must be finished and exactly as the API says, folders too.
+      --show S: the page was opened with #show=S: exactly the rows of those
+      statuses are visible (default all: no row hidden).
   pagecheck.py refused DOM
       The page refused the token: #state starts "error: 401", the form is shown
       with a message naming the 401, no job and no account is shown.
@@ -26,6 +28,7 @@ import urllib.request
 from html.parser import HTMLParser
 
 RANK = {"pending": 0, "queued": 0, "running": 1}  # anything else is final
+SHOW = {"problems": ("failed", "partial")}  # the page's "show" choices that name several
 
 
 def rank(status):
@@ -118,7 +121,7 @@ def api(base, token, path):
         return json.load(r)
 
 
-def check_shown(d, base, token, final):
+def check_shown(d, base, token, final, show):
     if d.state != "ok":
         fail("#state is %r, not \"ok\"" % d.state)
     if d.login_hidden is not True:
@@ -140,6 +143,8 @@ def check_shown(d, base, token, final):
         if j["state"] in ("queued", "running") and not dj["open"]:
             fail("job %s is %s but shown closed" % (jid, j["state"]))
         if not dj["open"]:
+            if jid in final:
+                fail("job %s: --final, but shown closed" % jid)
             if dj["rows"]:
                 fail("job %s is closed but has account rows" % jid)
             print("job %s (%s): closed" % (jid, dj["state"]))
@@ -154,10 +159,13 @@ def check_shown(d, base, token, final):
         if exact and dj["state"] != detail["state"]:
             fail("job %s: shows %r, the API says %r (final)" % (jid, dj["state"], detail["state"]))
         counts = {}
+        shown = 0
         for r, a in zip(rows, want):
             who = "job %s, %s" % (jid, a["email"])
-            if r["hidden"]:
-                fail("%s: row hidden with no filter set" % who)
+            visible = show == "all" or r["status"] in SHOW.get(show, (show,))
+            if r["hidden"] == visible:
+                fail("%s: a %s row is %s with show=%s" % (
+                    who, r["status"], "hidden" if r["hidden"] else "shown", show))
             if r["cell"] != r["status"]:
                 fail("%s: data-status %r but the status cell says %r" % (who, r["status"], r["cell"]))
             s, w = r["status"], a["status"]
@@ -170,8 +178,10 @@ def check_shown(d, base, token, final):
                 if (r["folders"] or "").replace(",", "") != ft:
                     fail("%s: folders %r, the API says %s" % (who, r["folders"], ft))
             counts[s] = counts.get(s, 0) + 1
-        print("job %s (%s): %d accounts shown: %s" % (
-            jid, dj["state"], len(rows), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items()))))
+            shown += not r["hidden"]
+        print("job %s (%s): %d accounts listed, %d shown (show=%s): %s" % (
+            jid, dj["state"], len(rows), shown, show,
+            ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items()))))
 
 
 def check_form(d, refused):
@@ -200,6 +210,7 @@ def main():
     ap.add_argument("--base")
     ap.add_argument("--token-file")
     ap.add_argument("--final", action="append", default=[])
+    ap.add_argument("--show", default="all", help="the filter the page was opened with")
     a = ap.parse_args()
     d = parse(a.dom)
     if a.mode == "shown":
@@ -207,7 +218,7 @@ def main():
             ap.error("shown needs --base and --token-file")
         with open(a.token_file, encoding="utf-8") as f:
             token = f.read().strip()
-        check_shown(d, a.base, token, a.final)
+        check_shown(d, a.base, token, a.final, a.show)
     else:
         check_form(d, a.mode == "refused")
 

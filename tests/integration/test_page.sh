@@ -11,7 +11,8 @@
 # and, from the server's request log, that the page polled, sent the token in
 # every API request's Authorization header and never in a URL.  A wrong token
 # shows the form with the 401 message after one request; no token shows the
-# form and asks nothing.  Screenshots are kept among the test artefacts:
+# form and asks nothing.  Opened with #show=problems, the page shows only the
+# failed and partial accounts.  Screenshots are kept among the test artefacts:
 # $TRASLOCO_ARTEFACTS/status-page.png if set, else
 # BUILDDIR/tests/artefacts/status-page.png (and status-page-401.png).
 set -euo pipefail
@@ -133,6 +134,14 @@ if [[ -n $r ]]; then
     # the page kept polling: job 7 went through all its steps (5 fetches at least)
     (($(field detail7 "$r") >= 5)) || it_fail "the page did not keep polling: $r"
 fi
+
+# ---- the filter, from the fragment: only failed and partial accounts visible -----
+# (jobs that finished before the page came are shown closed: the running ones count)
+browse filtered "${BASE_URL}#show=problems&token=$TOKEN"
+out=$("$IT_PYTHON" "$IT_LIBDIR/pagecheck.py" shown "$IT_DIR/filtered.html" --base "$BASE_URL" \
+    --token-file "$TOKEN_FILE" --show problems 2>&1) ||
+    it_fail "filtered: $out"
+printf '%s\n' "$out" | sed 's/^/    /' >&2
 
 # ---- a wrong token: the form, with the 401, and no more requests -----------------
 from=$(($(req_count) + 1))
