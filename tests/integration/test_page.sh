@@ -8,6 +8,7 @@
 #     td.status), consistent with what the API says afterwards;
 #   - a job that finished while the page watched is shown finished, exactly;
 #   - markup in an error text stayed text (no id="injected" element);
+#   - the console shows no script error and no Content-Security-Policy refusal;
 # and, from the server's request log, that the page polled, sent the token in
 # every API request's Authorization header and never in a URL.  A wrong token
 # shows the form with the 401 message after one request; no token shows the
@@ -84,11 +85,17 @@ browse() {
         --disable-extensions --disable-background-networking --disable-component-update \
         --disable-sync --disable-default-apps --no-proxy-server --mute-audio \
         --hide-scrollbars --window-size=1280,900 --virtual-time-budget=30000 \
+        --enable-logging=stderr --v=0 \
         --screenshot="$IT_DIR/$name.png" --dump-dom "$url" \
         </dev/null >"$IT_DIR/$name.html" 2>"$d/chromium.log" || rc=$?
     ((rc == 0)) || it_fail "$name: chromium exited with $rc: $(grep -v -i dbus "$d/chromium.log" | tail -5)"
     [[ -s $IT_DIR/$name.html ]] || it_fail "$name: chromium dumped no DOM"
     [[ -s $IT_DIR/$name.png ]] || it_fail "$name: chromium wrote no screenshot"
+    # the page's console (--enable-logging): a script error or a blocked
+    # Content-Security-Policy violation is a failure
+    if grep -E 'CONSOLE.*(Uncaught|Content Security Policy)' "$d/chromium.log" >"$d/console.err"; then
+        it_fail "$name: the page's console: $(head -c 600 "$d/console.err")"
+    fi
 }
 
 # requests FROM: the server's requests from line FROM on, summed up as
