@@ -444,7 +444,7 @@
 		c.bar = el('progress');
 		c.folderText = el('span', 'ft');
 		c.folders.append(c.bar, c.folderText);
-		return { tr, c, search: '' };
+		return { tr, c, search: '', status: '', memo: null };
 	}
 
 	function updateRow(r, acc) {
@@ -506,7 +506,9 @@
 			keep.add(key);
 			let r = v.rows.get(key);
 			if (!r) { r = makeRow(); v.rows.set(key, r); }
-			updateRow(r, acc);
+			/* most of hundreds of rows do not change in 2 s: leave them alone */
+			const memo = JSON.stringify(acc);
+			if (r.memo !== memo) { updateRow(r, acc); r.memo = memo; }
 			const next = prev ? prev.tr.nextSibling : v.tbody.firstChild;
 			if (next !== r.tr) v.tbody.insertBefore(r.tr, next);
 			prev = r;
