@@ -37,6 +37,8 @@ const char cli_serve_usage[] =
 	"  --tls-cert F --tls-key F    serve HTTPS (PEM files)\n"
 	"  --metrics-open              /metrics without the token\n"
 	"  --max-body BYTES            the largest request body (default 64 MiB)\n"
+	"  --access-log F              a line of JSON per request (method, path, status,\n"
+	"                              whether a token came and was accepted)\n"
 	"  --workers N                 run up to N accounts in this process (default 0)\n"
 	"  --egress NAME --lease S --log-dir DIR\n"
 	"                              for those workers, as trasloco worker\n"
@@ -93,6 +95,7 @@ int cli_serve_main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "metrics-open", no_argument, NULL, 'M' },
 		{ "max-body", required_argument, NULL, 'B' },
+		{ "access-log", required_argument, NULL, 'A' },
 		{ "workers", required_argument, NULL, 'W' },
 		{ "egress", required_argument, NULL, 'E' },
 		{ "lease", required_argument, NULL, 'L' },
@@ -136,6 +139,7 @@ int cli_serve_main(int argc, char **argv)
 		case 'C': hc.tls_cert = optarg; break;
 		case 'k': hc.tls_key = optarg; break;
 		case 'M': ac.metrics_open = true; break;
+		case 'A': hc.access_log = optarg; break;
 		case 'E': w.o.egress = optarg; break;
 		case 'O': w.o.log_dir = optarg; break;
 		case 'q': log_set_level(LOG_WARN); break;

@@ -39,29 +39,99 @@ PORT=$(_it_alloc_port)
 BASE_URL=http://$IT_HOST:$PORT/
 
 # ---- the server the page talks to ------------------------------------------
-# Everything that knows which server runs is in this block.  For now it is
-# tests/integration/apistub.py (canned jobs: see its docstring).  To test the
-# real `trasloco serve` instead:
-#   - server_start: start
-#       "$TRASLOCO" serve --listen "$IT_HOST:$PORT" --token-file "$TOKEN_FILE" \
-#           --state "$IT_DIR/state" >"$IT_DIR/server.log" 2>&1 &
-#     then submit a job (POST "${BASE_URL}v1/jobs") against Dovecots started
-#     with it_dovecot_start, big enough to be still running when the browser
-#     loads the page;
-#   - FINAL_JOBS: the ids of jobs sure to be finished before the browser
-#     starts (or none: the others are checked without being exact);
-#   - server_requests: print nothing (the checks of the request log are then
-#     skipped), or the server's access log as JSON lines
-#     {"method", "path", "authorization": bool, "authorized": bool|null}.
-FINAL_JOBS=(7)   # apistub's job 7 finishes after the page's 5th fetch of it
+# The real `trasloco serve` over a throwaway PostgreSQL queue with workers in
+# its own process, two real Dovecots.  Job 1 (3 accounts, one with a wrong
+# password: a failed row for the filter; its name holds markup that must stay
+# text) runs to its end before the browser comes; job 2 (8 accounts of 200
+# messages, one account at a time) is still running while the page watches.
+. "$IT_LIBDIR/pg.sh"
+it_pg_start
+declare -A PW
+users=""
+for i in 1 2 3 4 5 6 7 8 9 10 11; do
+    u=p$i@page.test
+    PW[$u]="pw-$i page"
+    users+="$u:$(printf '%s' "${PW[$u]}" | sed 's/ /%20/g') "
+done
+it_dovecot_start src "USERS=$users"
+it_dovecot_start dst "USERS=$users"
+for i in 1 2 3 4 5 6 7 8 9 10 11; do
+    u=p$i@page.test
+    profile=small
+    ((i > 3)) && profile=standard
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" populate --seed 5 \
+        --profile "$profile" >/dev/null &
+done
+wait
+KEY=$IT_DIR/queue.key
+"$TRASLOCO" queue init "$IT_PG_DSN" --key-file "$KEY" >"$IT_DIR/init.out" 2>&1 ||
+    it_fail "queue init failed: $(cat "$IT_DIR/init.out")"
+# job JSON: name, then "email password" pairs
+job_json() {
+    "$IT_PYTHON" - "$@" <<'PY'
+import json, os, sys
+name, rows = sys.argv[1], sys.argv[2:]
+csv = "email,password\n" + "".join('"%s","%s"\n' % (rows[i], rows[i + 1])
+                                   for i in range(0, len(rows), 2))
+e = os.environ
+print(json.dumps({"name": name, "src": "%s:%s" % (e["IT_HOST"], e["SRC_IMAPS_PORT"]),
+                  "src-tls": "implicit", "src-tls-name": e["IT_TLS_NAME"],
+                  "dst": "%s:%s" % (e["IT_HOST"], e["DST_IMAPS_PORT"]), "dst-tls": "implicit",
+                  "dst-tls-name": e["IT_TLS_NAME"], "ca-file": e["IT_CA"],
+                  "src-max-per-account": 1, "dst-max-per-account": 1, "batch-count": 5,
+                  "parallel-accounts": 1, "accounts_csv": csv}))
+PY
+}
+submit() {
+    "$IT_PYTHON" -c '
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "v1/jobs", data=sys.stdin.buffer.read(), method="POST",
+    headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=30))["id"])' "$BASE_URL" "$TOKEN"
+}
+job_state() {
+    "$IT_PYTHON" -c '
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "v1/jobs/" + sys.argv[3],
+    headers={"Authorization": "Bearer " + sys.argv[2]})
+print(json.load(urllib.request.urlopen(req, timeout=30))["state"])' "$BASE_URL" "$TOKEN" "$1"
+}
+export SRC_IMAPS_PORT DST_IMAPS_PORT
 server_start() {
-    : >"$IT_DIR/requests.log"
-    "$IT_PYTHON" "$IT_LIBDIR/apistub.py" --port "$PORT" --token-file "$TOKEN_FILE" \
-        --page-dir "$SRCDIR/page" --log "$IT_DIR/requests.log" \
-        </dev/null >"$IT_DIR/server.log" 2>&1 &
+    TRASLOCO_QUEUE=$IT_PG_DSN "$TRASLOCO" serve --listen "$IT_HOST:$PORT" \
+        --token-file "$TOKEN_FILE" --key-file "$KEY" --workers 1 \
+        --access-log "$IT_DIR/access.log" </dev/null >"$IT_DIR/server.log" 2>&1 &
     SERVER_PID=$!
 }
-server_requests() { cat "$IT_DIR/requests.log"; }
+server_jobs() {
+    local j1 j2 i
+    j1=$(job_json '<img id="injected" src="x">acme' p1@page.test "${PW[p1@page.test]}" \
+        p2@page.test "${PW[p2@page.test]}" | submit) || it_fail "submitting job 1 failed"
+    for ((i = 0; i < 600; i++)); do
+        [[ $(job_state "$j1") == done ]] && break
+        sleep 0.1
+    done
+    [[ $(job_state "$j1") == done ]] || it_fail "job 1 did not end done"
+    args=(p3@page.test wrong-password)
+    for i in 4 5 6 7 8 9 10 11; do args+=("p$i@page.test" "${PW[p$i@page.test]}"); done
+    j2=$(job_json big "${args[@]}" | submit) || it_fail "submitting job 2 failed"
+    # the page watches job 2 run; once it has ended, a last look must show it
+    # exactly as the API does (FINAL_JOBS then)
+    FINAL_JOBS=()
+    WATCHED_JOB=$j2
+}
+wait_watched_job() {
+    local i st
+    for ((i = 0; i < 1200; i++)); do
+        st=$(job_state "$WATCHED_JOB")
+        [[ $st == partial || $st == done || $st == failed ]] && break
+        sleep 0.1
+    done
+    [[ $st == partial ]] || it_fail "job $WATCHED_JOB ended $st, not partial"
+    FINAL_JOBS=("$WATCHED_JOB")
+}
+server_requests() { cat "$IT_DIR/access.log" 2>/dev/null || true; }
 # ---- end of the server block -------------------------------------------------
 
 server_start
@@ -72,6 +142,7 @@ for ((i = 0; ; i++)); do
     ((i < 200)) || it_fail "nothing listens on $IT_HOST:$PORT after 10 s"
     sleep 0.05
 done
+server_jobs
 
 # browse NAME URL: one headless chromium, its own HOME and profile under
 # $IT_DIR/NAME, bounded by timeout (which ends the whole process group);
@@ -101,21 +172,21 @@ browse() {
 # requests FROM: the server's requests from line FROM on, summed up as
 # "api=N authless=N refused=N tokenleak=N detail7=N" (nothing if the server keeps no log)
 requests() {
-    server_requests | tail -n "+$1" | TOKEN=$TOKEN "$IT_PYTHON" -c '
+    server_requests | tail -n "+$1" | TOKEN=$TOKEN WATCHED=$WATCHED_JOB "$IT_PYTHON" -c '
 import json, os, sys, urllib.parse
 tok = os.environ["TOKEN"]
 n = {"api": 0, "authless": 0, "refused": 0, "tokenleak": 0, "detail7": 0}
 lines = sys.stdin.read().splitlines()
 for line in lines:
     r = json.loads(line)
-    p = r["path"]
+    p = r["path"] + ("?" + r["query"] if r.get("query") else "")
     if tok in p or urllib.parse.quote(tok, safe="") in p or tok in urllib.parse.unquote(p):
         n["tokenleak"] += 1
     if p.startswith("/v1/"):
         n["api"] += 1
         n["authless"] += not r["authorization"]
         n["refused"] += r["authorized"] is False
-        n["detail7"] += p == "/v1/jobs/7"
+        n["detail7"] += p == "/v1/jobs/" + os.environ["WATCHED"]
 if lines:
     print(" ".join("%s=%d" % kv for kv in n.items()))'
 }
@@ -138,7 +209,7 @@ if [[ -n $r ]]; then
     [[ $(field tokenleak "$r") == 0 ]] || it_fail "the token appeared in a request's URL: $r"
     [[ $(field authless "$r") == 0 ]] || it_fail "an API request came without Authorization: $r"
     [[ $(field refused "$r") == 0 ]] || it_fail "an API request was refused: $r"
-    # the page kept polling: job 7 went through all its steps (5 fetches at least)
+    # the page kept polling the running job (5 fetches at least)
     (($(field detail7 "$r") >= 5)) || it_fail "the page did not keep polling: $r"
 fi
 
@@ -149,6 +220,16 @@ out=$("$IT_PYTHON" "$IT_LIBDIR/pagecheck.py" shown "$IT_DIR/filtered.html" --bas
     --token-file "$TOKEN_FILE" --show problems 2>&1) ||
     it_fail "filtered: $out"
 printf '%s\n' "$out" | sed 's/^/    /' >&2
+
+# ---- the watched job ended: shown finished, exactly as the API says --------------
+wait_watched_job
+browse ended "${BASE_URL}#token=$TOKEN"
+final_args=()
+for j in "${FINAL_JOBS[@]}"; do final_args+=(--final "$j"); done
+out=$("$IT_PYTHON" "$IT_LIBDIR/pagecheck.py" shown "$IT_DIR/ended.html" --base "$BASE_URL" \
+    --token-file "$TOKEN_FILE" "${final_args[@]}" 2>&1) || it_fail "ended: $out"
+printf '%s\n' "$out" | sed 's/^/    /' >&2
+cp "$IT_DIR/ended.png" "$ARTEFACTS/status-page-ended.png"
 
 # ---- a wrong token: the form, with the 401, and no more requests -----------------
 from=$(($(req_count) + 1))
