@@ -398,7 +398,7 @@ static void test_takeover(void **unused)
 	/* within the lease: B gets the other account, not A's */
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 1);
 	assert_true(cb.row != ca.row);
-	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, &err), 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, NULL, &err), 1);
 	queue_claim_free(&cb);
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 0);
 	/* A's heartbeat leaves it a lease of 1 s (the database's clock), and
@@ -416,7 +416,7 @@ static void test_takeover(void **unused)
 	/* counts start again with the new run */
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	/* A no longer owns it: no outcome, no progress, no release; renew says lost */
-	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, &err), 0);
+	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, NULL, &err), 0);
 	must(queue_progress(a, "A", ca.row, &n, &err), &err);
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	must(queue_release(a, "A", ca.row, 0, &err), &err);
@@ -430,8 +430,8 @@ static void test_takeover(void **unused)
 	must(queue_renew(b, "B", 30, &cb.row, 1, &lost, &n_lost, &err), &err);
 	assert_int_equal(n_lost, 0);
 	assert_null(lost);
-	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, &err),
-			 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, NULL,
+				      &err), 1);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'partial' AND "
 			     "error = 'one folder failed' AND lease_until IS NULL"), 1);
 	/* a finish after the lease ran out, nobody having taken it: counts */
@@ -445,7 +445,7 @@ static void test_takeover(void **unused)
 	}
 	assert_int_equal(queue_claim(a, "A", 1, &ca, &err), 1);
 	sleep(2);
-	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, &err), 1);
+	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, NULL, &err), 1);
 	queue_claim_free(&ca);
 	must(queue_worker_stopped(a, "A", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_workers WHERE stopped IS NOT NULL"), 1);
@@ -498,7 +498,7 @@ static void test_cancel(void **unused)
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	held[1] = c.row;
 	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, &(struct queue_counts){ 0 }, 1,
-				      &err), 1);
+				      NULL, &err), 1);
 	queue_claim_free(&c);
 	must(queue_cancel(q, "acme", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 2);
@@ -512,7 +512,7 @@ static void test_cancel(void **unused)
 	free(lost);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 3);
 	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, &(struct queue_counts){ 0 }, 1,
-				      &err), 0);
+				      NULL, &err), 0);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'ok'"), 1);
 	/* retry brings it back */
 	{
@@ -536,7 +536,7 @@ static void finish_one(struct queue *q, const char *status)
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_int_equal(queue_finish(q, "A", c.row, status,
 				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, &n, 3,
-				      &err), 1);
+				      NULL, &err), 1);
 	queue_claim_free(&c);
 }
 
