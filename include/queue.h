@@ -187,7 +187,8 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
  * "count" (passes so far, the first run included), "every_seconds" (null:
  * none scheduled), "next_at" (ISO 8601 UTC, null when none is scheduled;
  * it starts then or once every account has finished), "final" (a final
- * pass was asked), "finished" (and every account has done it)},
+ * pass was asked), "finished" (and every account has done it; the job is
+ * not cancelled)},
  * "account_list": [{"email", "state", "worker", "error", "copied", ...,
  * "pass", "verify_exact" (null: never verified)}]}],
  * "workers": [{"id", "host", "egress", "parallel", "running", ...}]}

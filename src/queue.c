@@ -1663,7 +1663,7 @@ static void job_row_read(const PGresult *r, int i, struct job_row *j)
 	j->every = pg_str(r, i, 27) != NULL ? pg_int(r, i, 27) : 0;
 	j->next_at = pg_str(r, i, 28);
 	j->final = pg_str(r, i, 29)[0] == 't';
-	j->finished = j->final && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0;
+	j->finished = j->final && !j->cancelled && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0;
 	if (j->seconds > 0) {
 		j->rate = (double)j->copied / j->seconds;
 		j->bytes_rate = (double)j->bytes / j->seconds;

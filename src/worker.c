@@ -383,10 +383,22 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	if (je == NULL) {
 		log_error(c->email, "%s", err.msg);
 		memset(&n, 0, sizeof(n));
-		if (err.kind == TR_ERR_TEMP)
+		if (err.kind == TR_ERR_TEMP) {
 			give_back(s, c->row, 10, c->email, "the job's settings could not be read");
-		else if (finish_row(s, c->row, "failed", err.msg, &n, 0, NULL, &err) < 0)
+		} else if (!queue_pass_copies(c->pass)) {
+			/* a verify that could not be done: the last copy's
+			 * folders and failures stay */
+			struct run_account acc0 = { .label = c->email };
+			struct verify_item it;
+
+			memset(&it, 0, sizeof(it));
+			it.acc = &acc0;
+			it.err = err;
+			if (verify_row(s, c->row, &it, &err) < 0)
+				log_warn(c->email, "could not record the outcome: %s", err.msg);
+		} else if (finish_row(s, c->row, "failed", err.msg, &n, 0, NULL, &err) < 0) {
 			log_warn(c->email, "could not record the outcome: %s", err.msg);
+		}
 		pthread_mutex_lock(&s->mu);
 		s->row = 0;
 		pthread_mutex_unlock(&s->mu);
