@@ -87,4 +87,9 @@ void api_reply_free(struct api_reply *rp);
  * (the stream tries again). */
 int api_snapshot(struct api *a, int64_t job, char **json_r, bool *gone_r);
 
+/* Start the scheduled passes that are due (queue_schedule): serve calls it
+ * every few seconds, so that passes run on time with no worker of its own
+ * (workers' heartbeats start them too; each pass starts once). */
+int api_tick(struct api *a, int *n_started, struct tr_error *err);
+
 #endif

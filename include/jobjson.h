@@ -46,11 +46,9 @@ int jobjson_parse(const char *body, size_t len, struct job_config *cfg, struct j
 
 /* {"kind": "delta"|"verify"|"final"} or {"every": "6h"} (with "kind"
  * "delta" or none): *kind_r static ("delta" when only every is given),
- * *every_s_r 0 when not scheduled.  An interval is a whole number with s,
- * m, h or d, from 1 minute to 30 days.  TR_ERR_USAGE naming what is wrong. */
+ * *every_s_r 0 when not scheduled.  An interval as queue_every_parse reads
+ * it (1 s to 366 days).  TR_ERR_USAGE naming what is wrong. */
 int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s_r,
 		 struct tr_error *err);
-/* "90s", "15m", "6h", "1d" -> seconds; -1 when not one. */
-long jobjson_duration(const char *s);
 
 #endif

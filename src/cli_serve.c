@@ -219,8 +219,17 @@ int cli_serve_main(int argc, char **argv)
 		}
 		worker_started = true;
 	}
-	while (!net_cancelled())
+	for (int tick = 0; !net_cancelled(); tick++) {
 		usleep(200 * 1000);
+		if (tick % 25 == 24) {
+			int n = 0;
+
+			if (api_tick(api, &n, &err) < 0)
+				log_warn(NULL, "serve: scheduled passes: %s", err.msg);
+			else if (n > 0)
+				log_info(NULL, "serve: %d scheduled pass(es) started", n);
+		}
+	}
 	log_info(NULL, "serve: stopping");
 	code = EXIT_OK;
 out:

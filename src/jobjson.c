@@ -301,27 +301,6 @@ out:
 	return r;
 }
 
-long jobjson_duration(const char *s)
-{
-	char *end;
-	long v, unit;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end[0] == '\0' || end[1] != '\0' || v <= 0 || v > 100000)
-		return -1;
-	switch (end[0]) {
-	case 's': unit = 1; break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: return -1;
-	}
-	return v * unit;
-}
-
 int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s_r,
 		 struct tr_error *err)
 {
@@ -376,12 +355,16 @@ int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s
 		}
 	}
 	if (every != NULL) {
-		every_s = json_is_string(every) ? jobjson_duration(json_string_value(every)) : -1;
-		if (every_s < 60 || every_s > 30L * 86400) {
-			tr_error_set(err, TR_ERR_USAGE, "\"every\" is an interval from 1m to 30d "
-				     "(such as \"6h\")");
+		int secs = 0;
+
+		/* the queue's own reading of an interval, as `queue pass --every` */
+		if (!json_is_string(every) ||
+		    queue_every_parse(json_string_value(every), &secs, err) < 0) {
+			tr_error_set(err, TR_ERR_USAGE, "\"every\" is an interval such as \"6h\", "
+				     "\"30m\", \"1d\" or \"2h30m\" (1 s to 366 days)");
 			goto out;
 		}
+		every_s = secs;
 		if (*kind_r != NULL && strcmp(*kind_r, "delta") != 0) {
 			tr_error_set(err, TR_ERR_USAGE, "\"every\" schedules delta passes: not with "
 				     "kind %s", *kind_r);

@@ -257,9 +257,31 @@ def metrics():
 
 
 def call(method, path, expect_status, body=None):
-    st, doc, _ = request(method, path, body=json.loads(body) if body else None)
+    """One request; a body that is not JSON is sent as it is."""
+    if body:
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass
+    st, doc, _ = request(method, path, body=body if body else None)
     expect(int(expect_status), st, "%s %s" % (method, path), doc)
     print(json.dumps(doc) if doc is not None else "")
+
+
+def wait_passes(job_id, count, timeout):
+    """Poll until the job has run `count` passes (the first run counts) and is
+    finished; print it."""
+    end = time.time() + float(timeout)
+    doc = None
+    while time.time() < end:
+        st, doc, _ = request("GET", "/v1/jobs/%s" % job_id)
+        expect(200, st, "GET /v1/jobs/%s" % job_id, doc)
+        if doc["passes"]["count"] >= int(count) and doc["state"] not in ("queued", "running"):
+            print(json.dumps(doc))
+            return
+        time.sleep(0.5)
+    fail("job %s: not %s passes within %s s: %s" % (job_id, count, timeout,
+                                                     doc and doc.get("passes")))
 
 
 def tls():
@@ -276,7 +298,7 @@ def tls():
     print("https ok, %d job(s)" % len(doc["jobs"]))
 
 
-SCEN = {"tls": tls, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
+SCEN = {"tls": tls, "wait_passes": wait_passes, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
         "events": events, "metrics": metrics, "call": call}
 try:
     SCEN[sys.argv[3]](*sys.argv[4:])

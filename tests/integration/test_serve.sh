@@ -12,6 +12,9 @@
 #   - 50 status requests at once while it runs all answer (latency printed);
 #   - the event stream sends the job's document; /metrics parses as
 #     Prometheus text (python3-prometheus-client's parser);
+#   - an account's detail (folders, failures, last verify); passes: delta
+#     (new mail at the source copied, exact), verify (exact), every 2 s
+#     (started with no request), final (the job finished, 409 after it);
 #   - retry puts the 2 failed accounts back (they fail again), cancel and
 #     delete behave as written (204, then 404);
 #   - every exchange matches doc/openapi.json (openapi_check.py) and every
@@ -135,6 +138,67 @@ for u in "${accounts[@]:0:8}"; do
         --dst-tls implicit --dst-ca "$IT_CA" --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" \
         >"$IT_DIR/compare.$u" 2>&1 || { cat "$IT_DIR/compare.$u" >&2; it_fail "$u differs"; }
 done
+
+# one account's detail: its folders, nothing failed, no verify yet; 404s
+d=$(client call GET "/v1/jobs/$job/accounts/s01@serve.test" 200) || it_fail "account detail"
+"$IT_PYTHON" -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["email"] == "s01@serve.test" and d["status"] == "ok", d
+assert d["folders"] and all(f["status"] == "ok" for f in d["folders"]), d["folders"]
+assert sum(f["messages_copied"] for f in d["folders"]) == d["messages_copied"] > 0, d
+assert d["failures"] == [] and d["verify"] is None, d' "$d" || it_fail "account detail: $d"
+client call GET "/v1/jobs/$job/accounts/nobody@serve.test" 404 >/dev/null ||
+    it_fail "an account that is not in the job"
+for body in '{"kind": "full"}' '{}' '{"every": "6x"}' '{"kind": "final", "every": "1h"}' '[1'; do
+    client call POST "/v1/jobs/$job/passes" 400 "$body" >/dev/null ||
+        it_fail "pass body $body not refused"
+done
+
+# new mail at the old server; a delta pass copies exactly it
+for u in "${accounts[@]:0:8}"; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" append --folder INBOX \
+        --count 3 --seed 77 >/dev/null || it_fail "append for $u"
+done
+r=$(client call POST "/v1/jobs/$job/passes" 200 '{"kind": "delta"}') || it_fail "delta pass"
+[[ $r == *'"accounts": 10'* ]] || it_fail "the delta pass: $r"
+after=$(client wait_passes "$job" 2 300) || it_fail "the delta pass did not end"
+"$IT_PYTHON" -c '
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["passes"]["count"] == 2, j["passes"]
+ok = [a for a in j["account_list"] if a["status"] == "ok"]
+assert len(ok) == 8 and all(a["messages_copied"] == 3 for a in ok), j["account_list"]' "$after" ||
+    it_fail "after the delta pass: $after"
+for u in "${accounts[@]:0:8}"; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \
+        --tls-name "$IT_TLS_NAME" --user "$u" compare --dst-port "$DST_IMAPS_PORT" \
+        --dst-tls implicit --dst-ca "$IT_CA" --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" \
+        >"$IT_DIR/compare2.$u" 2>&1 || { cat "$IT_DIR/compare2.$u" >&2; it_fail "$u differs after the delta"; }
+done
+
+# a verify pass: the account's last verify, exact
+client call POST "/v1/jobs/$job/passes" 200 '{"kind": "verify"}' >/dev/null || it_fail "verify pass"
+client wait_passes "$job" 3 300 >/dev/null || it_fail "the verify pass did not end"
+d=$(client call GET "/v1/jobs/$job/accounts/s02@serve.test" 200) || it_fail "account detail"
+[[ $d == *'"exact": true'* ]] || it_fail "s02's verify: $d"
+
+# delta passes every 2 s: started with no request (serve's tick, the workers'
+# heartbeat); then a final pass ends the job, and nothing but a verify after it
+r=$(client call POST "/v1/jobs/$job/passes" 200 '{"every": "2s"}') || it_fail "every"
+[[ $r == *'"every_seconds": 2'* ]] || it_fail "every: $r"
+client wait_passes "$job" 4 120 >/dev/null || it_fail "no scheduled pass started"
+client call POST "/v1/jobs/$job/passes" 200 '{"kind": "final"}' >/dev/null || it_fail "final pass"
+for ((i = 0; i < 600; i++)); do
+    f=$(client call GET "/v1/jobs/$job" 200) || it_fail "status"
+    [[ $f == *'"finished": true'* && $f != *'"state": "running"'* ]] && break
+    sleep 0.5
+done
+[[ $f == *'"finished": true'* ]] || it_fail "the final pass did not finish the job: $f"
+client call POST "/v1/jobs/$job/passes" 409 '{"kind": "delta"}' >/dev/null ||
+    it_fail "a delta after the final pass was not refused with 409"
+it_log "passes: delta exact, verify exact, scheduled every 2 s, final: finished"
 
 # retry: the two failed accounts run again (and fail again: same passwords)
 r=$(client call POST "/v1/jobs/$job/retry" 200) || it_fail "retry"
