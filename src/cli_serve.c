@@ -53,13 +53,30 @@ struct serve_worker {
 	int r;
 };
 
+/* The service's own workers.  A database away when they start (or lost
+ * for good) must not leave the service answering with nobody working: they
+ * start again with back-off until the service stops, unless what failed is
+ * a setting (usage) that no retry mends. */
 static void *worker_main(void *arg)
 {
 	struct serve_worker *w = arg;
+	unsigned delay = 1;
 
-	w->r = worker_run(&w->o, &w->st, &w->err);
-	if (w->r < 0)
-		log_error(NULL, "serve: the workers stopped: %s", w->err.msg);
+	while (!net_cancelled()) {
+		tr_error_clear(&w->err);
+		w->r = worker_run(&w->o, &w->st, &w->err);
+		if (w->r == 0 || net_cancelled())
+			break;
+		if (w->err.kind == TR_ERR_USAGE) {
+			log_error(NULL, "serve: the workers cannot run: %s", w->err.msg);
+			break;
+		}
+		log_warn(NULL, "serve: the workers stopped (%s); starting them again in %u s",
+			 w->err.msg, delay);
+		for (unsigned i = 0; i < delay * 5 && !net_cancelled(); i++)
+			usleep(200 * 1000);
+		delay = delay < 30 ? delay * 2 : 30;
+	}
 	return NULL;
 }
 

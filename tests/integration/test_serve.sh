@@ -255,14 +255,40 @@ it_log "$(cat "$IT_DIR/tls.out")"
 kill -TERM "$tls_pid"
 wait "$tls_pid" || it_fail "serve with TLS exited non-zero on SIGTERM"
 
+# the database away when a service starts: it answers 503, and its workers
+# start once the database is back (a job submitted then is run)
+it_pg_stop fast
+PORT3=$(_it_alloc_port)
+TRASLOCO_QUEUE=$IT_PG_DSN "$TRASLOCO" serve --token-file "$IT_DIR/api.token" \
+    --key-file "$KEY" --listen "$IT_HOST:$PORT3" --workers 2 --lease 10 \
+    >"$IT_DIR/serve-nodb.out" 2>&1 &
+nodb_pid=$!
+it_at_exit "kill $nodb_pid 2>/dev/null || true"
+for ((i = 0; i < 100; i++)); do
+    "$IT_PYTHON" "$CLIENT" "http://$IT_HOST:$PORT3" "$TOKEN" call GET /v1/jobs 503 \
+        >/dev/null 2>&1 && break
+    kill -0 "$nodb_pid" 2>/dev/null || it_fail "serve without its database exited: $(cat "$IT_DIR/serve-nodb.out")"
+    sleep 0.1
+done
+((i < 100)) || it_fail "serve without its database did not answer 503"
+sleep 2
+it_pg_restart fast
+sub3=$("$IT_PYTHON" "$CLIENT" "http://$IT_HOST:$PORT3" "$TOKEN" submit "$IT_DIR/job.json") ||
+    it_fail "submit once the database is back"
+job3=$("$IT_PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$sub3")
+# the first service (its workers included) stops, so that this job is the new one's
+kill -TERM "$serve_pid"; wait "$serve_pid" || it_fail "serve exited non-zero on SIGTERM"
+"$IT_PYTHON" "$CLIENT" "http://$IT_HOST:$PORT3" "$TOKEN" wait "$job3" 120 >/dev/null ||
+    it_fail "the workers of a service started without its database never ran: $(tail -n 5 "$IT_DIR/serve-nodb.out")"
+grep -q 'starting them again' "$IT_DIR/serve-nodb.out" ||
+    it_fail "the workers did not say they were started again"
+it_log "database away at start: 503, then the workers started once it came back"
+kill -TERM "$nodb_pid"; wait "$nodb_pid" || it_fail "serve exited non-zero on SIGTERM"
+
 # every exchange above as doc/openapi.json says, every operation exercised
 "$IT_PYTHON" "$IT_LIBDIR/openapi_check.py" "${TOP_SRCDIR:-$IT_LIBDIR/../..}/doc/openapi.json" \
     "$IT_DIR/exchanges.jsonl" >"$IT_DIR/openapi.out" 2>&1 ||
     it_fail "the API and doc/openapi.json disagree: $(cat "$IT_DIR/openapi.out")"
 it_log "$(cat "$IT_DIR/openapi.out")"
 
-kill -TERM "$serve_pid"
-rc=0
-wait "$serve_pid" || rc=$?
-((rc == 0)) || it_fail "serve exited $rc on SIGTERM: $(tail -n 5 "$IT_DIR/serve.out")"
 it_pass "API: refusals as documented; 8 ok exact, 2 failed (auth); $lat"
