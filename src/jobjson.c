@@ -246,9 +246,13 @@ int jobjson_parse(const char *body, size_t len, struct job_config *cfg, struct j
 	if (take_string(doc, K_ADMIN_PW, admin_pw_r, err) < 0 ||
 	    take_string(doc, K_NAME, name_r, err) < 0)
 		goto out;
+	/* all digits would read as another job's id wherever a job is named
+	 * (`queue status JOB`) */
 	if (*name_r != NULL && ((*name_r)[0] == '\0' || strlen(*name_r) > 200 ||
-				!text_is_clean(*name_r, strlen(*name_r)))) {
-		tr_error_set(err, TR_ERR_USAGE, "\"" K_NAME "\": 1 to 200 printable characters");
+				!text_is_clean(*name_r, strlen(*name_r)) ||
+				strspn(*name_r, "0123456789") == strlen(*name_r))) {
+		tr_error_set(err, TR_ERR_USAGE, "\"" K_NAME "\": 1 to 200 printable characters, "
+			     "not all digits");
 		goto out;
 	}
 	json_object_foreach(doc, key, v) {

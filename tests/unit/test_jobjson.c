@@ -99,6 +99,7 @@ static void test_refused(void **state)
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"dst-admin\": \"adm\", " CSV "}", "dst-admin-password" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"dst-admin-password\": \"zz-secret\", " CSV "}", "without dst-admin" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"name\": \"\", " CSV "}", "name" },
+		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"name\": \"42\", " CSV "}", "not all digits" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"src\": \"c.test\", " CSV "}", "duplicate" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"accounts_csv\": \"email,password\\nx,y\\n\"}", "no usable account" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"accounts_csv\": \"\"}", "no usable account" },
