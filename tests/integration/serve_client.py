@@ -238,6 +238,60 @@ def events(job_id):
     print("event job %s %s" % (doc["id"], doc["state"]))
 
 
+def read_event(r):
+    lines = []
+    while True:
+        line = r.readline().decode()
+        if line == "":
+            return None
+        if line == "\n":
+            if lines:
+                break
+            continue
+        if not line.startswith(":"):
+            lines.append(line.rstrip("\n"))
+    return dict(l.split(": ", 1) for l in lines)
+
+
+def events_delete(job_id):
+    """A stream open on a job sees it deleted: DELETE is 204, the stream says
+    gone and ends; the stream of every job keeps going."""
+    c = connection(30)
+    c.request("GET", "/v1/events?job=%s" % job_id, headers={"Authorization": "Bearer " + TOKEN})
+    r = c.getresponse()
+    log_exchange("GET", "/v1/events?job=%s" % job_id, r.status, r.getheader("Content-Type"), b"")
+    if r.status != 200:
+        fail("events: HTTP %d" % r.status)
+    ev = read_event(r)
+    if ev is None or ev.get("event") != "job":
+        fail("events: first event %r" % ev)
+    call_all = connection(30)
+    call_all.request("GET", "/v1/events", headers={"Authorization": "Bearer " + TOKEN})
+    ra = call_all.getresponse()
+    log_exchange("GET", "/v1/events", ra.status, ra.getheader("Content-Type"), b"")
+    first_all = read_event(ra)
+    if first_all is None or first_all.get("event") != "jobs":
+        fail("events of every job: first event %r" % first_all)
+    st, doc, _ = request("DELETE", "/v1/jobs/%s" % job_id)
+    expect(204, st, "DELETE /v1/jobs/%s" % job_id, doc)
+    seen = []
+    while True:
+        ev = read_event(r)
+        if ev is None:
+            break
+        seen.append(ev.get("event"))
+    if not seen or seen[-1] != "gone":
+        fail("events after DELETE: %r" % seen)
+    # the stream of every job tells of the deletion too (a new document)
+    ev = read_event(ra)
+    ids = [j["id"] for j in json.loads(ev["data"])["jobs"]] if ev else None
+    if ev is None or ev.get("event") != "jobs" or int(job_id) in ids:
+        fail("events of every job after DELETE: %r" % ev)
+    c.close()
+    call_all.close()
+    print("events: %s, then gone; every job's stream updated" % " ".join(seen[:-1] or ["-"]))
+
+
 def metrics():
     from prometheus_client.parser import text_string_to_metric_families
     r, data = request("GET", "/metrics", raw=True)
@@ -298,7 +352,7 @@ def tls():
     print("https ok, %d job(s)" % len(doc["jobs"]))
 
 
-SCEN = {"tls": tls, "wait_passes": wait_passes, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
+SCEN = {"tls": tls, "events_delete": events_delete, "wait_passes": wait_passes, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
         "events": events, "metrics": metrics, "call": call}
 try:
     SCEN[sys.argv[3]](*sys.argv[4:])

@@ -105,7 +105,8 @@ rc=0
     --listen 0.0.0.0:1 >"$IT_DIR/open.out" 2>&1 || rc=$?
 ((rc == 2)) || it_fail "serve on 0.0.0.0 without TLS exited $rc, not 2"
 
-it_log "refusals: $(client refusals "$IT_DIR/job.json")"
+r=$(client refusals "$IT_DIR/job.json") || it_fail "refusals"
+it_log "refusals: $r"
 
 sub=$(client submit "$IT_DIR/job.json") || it_fail "submit failed"
 job=$("$IT_PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["accounts"] == 10, d; assert len(d["skipped"]) == 1 and d["skipped"][0]["line"] == 12, d; print(d["id"])' "$sub") ||
@@ -113,7 +114,8 @@ job=$("$IT_PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["acc
 it_log "job $job submitted: $sub"
 lat=$(client concurrent "$job" 50) || it_fail "concurrent status requests"
 it_log "$lat"
-it_log "$(client events "$job")"
+r=$(client events "$job") || it_fail "the event stream"
+it_log "$r"
 done_doc=$(client wait "$job" 300) || it_fail "the job did not finish: $(tail -n 20 "$IT_DIR/serve.out")"
 "$IT_PYTHON" - "$done_doc" <<'PY' || it_fail "the job's outcome: $done_doc"
 import json, sys
@@ -130,7 +132,8 @@ for e, a in acc.items():
     else:
         assert a["messages_copied"] > 0 and a["folders_done"] == a["folders_total"], a
 PY
-it_log "$(client metrics)"
+r=$(client metrics) || it_fail "/metrics"
+it_log "$r"
 
 for u in "${accounts[@]:0:8}"; do
     IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \
@@ -212,8 +215,10 @@ r=$(client call POST "/v1/jobs/$job2/cancel" 200) || it_fail "cancel"
 c=$(client wait "$job2" 120) || it_fail "the cancelled job did not end"
 [[ $c == *'"state": "cancelled"'* ]] || it_fail "cancelled job: $c"
 
-# delete: 204, then 404; its rows (and sealed passwords) gone
-client call DELETE "/v1/jobs/$job2" 204 >/dev/null || it_fail "delete"
+# delete: 204 (an event stream open on the job says gone), then 404; its
+# rows (and sealed passwords) gone
+r=$(client events_delete "$job2") || it_fail "delete with an event stream open"
+it_log "$r"
 client call GET "/v1/jobs/$job2" 404 >/dev/null || it_fail "a deleted job still answers"
 n=$(it_pg_psql "SELECT count(*) FROM q_accounts WHERE job_id = $job2")
 [[ $n == 0 ]] || it_fail "the deleted job's accounts are still in the database ($n)"
