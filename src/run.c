@@ -18,6 +18,40 @@
 #include "run.h"
 #include "text.h"
 
+struct run_shared {
+	pthread_mutex_t lock;
+	bool tls_mode_wrong;
+	struct tr_error tls_mode_err;
+};
+
+/* The error every account of env would meet, if one met it: 1 and *err. */
+static int shared_failure(const struct run_env *env, struct tr_error *err)
+{
+	int r = 0;
+
+	if (env->shared == NULL)
+		return 0;
+	pthread_mutex_lock(&env->shared->lock);
+	if (env->shared->tls_mode_wrong) {
+		*err = env->shared->tls_mode_err;
+		r = 1;
+	}
+	pthread_mutex_unlock(&env->shared->lock);
+	return r;
+}
+
+static void shared_learn(const struct run_env *env, const struct tr_error *err)
+{
+	if (env->shared == NULL || strcmp(err->code, STORE_CODE_TLS_MODE) != 0)
+		return;
+	pthread_mutex_lock(&env->shared->lock);
+	if (!env->shared->tls_mode_wrong) {
+		env->shared->tls_mode_wrong = true;
+		env->shared->tls_mode_err = *err;
+	}
+	pthread_mutex_unlock(&env->shared->lock);
+}
+
 struct job_run {
 	const struct run_env *env;
 	const struct run_account *acc;
@@ -164,10 +198,12 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 				   cfg->src_max_connections);
 	env->dst_lim = limiter_new("the destination", cfg->dst_max_per_account,
 				   cfg->dst_max_connections);
-	if (env->src_lim == NULL || env->dst_lim == NULL) {
+	env->shared = calloc(1, sizeof(*env->shared));
+	if (env->src_lim == NULL || env->dst_lim == NULL || env->shared == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
+	pthread_mutex_init(&env->shared->lock, NULL);
 	env->map.keep_names = cfg->keep_names;
 	env->map.rules = cfg->maps;
 	env->map.n_rules = cfg->n_maps;
@@ -191,6 +227,11 @@ void run_env_free(struct run_env *env)
 	limiter_free(env->src_lim);
 	limiter_free(env->dst_lim);
 	env->src_lim = env->dst_lim = NULL;
+	if (env->shared != NULL) {
+		pthread_mutex_destroy(&env->shared->lock);
+		free(env->shared);
+		env->shared = NULL;
+	}
 }
 
 void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
@@ -231,8 +272,16 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
 		 env->dst_ep.host, env->dst_ep.port);
-	account_run(&ao, res);
-	redact_result(env, acc, res);
+	memset(res, 0, sizeof(*res));
+	if (shared_failure(env, &res->err)) {
+		res->status = ACCOUNT_FAILED;
+		redact_result(env, acc, res);
+	} else {
+		account_run(&ao, res);
+		redact_result(env, acc, res);
+		if (res->status == ACCOUNT_FAILED)
+			shared_learn(env, &res->err);
+	}
 	if (res->status == ACCOUNT_FAILED)
 		log_error(acc->label, "failed: %s", res->err.msg);
 	else
@@ -458,6 +507,8 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	struct store_conf conf;
 
 	*s = NULL;
+	if (shared_failure(env, err))
+		return -1;
 	if (limiter_acquire(lim, login, true) < 0) {
 		tr_error_set(err, TR_ERR_STOPPED, "stopped");
 		return -1;
@@ -468,6 +519,7 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	conf.arg = src ? env->src_arg : env->dst_arg;
 	if (store_open(driver_of(src ? env->src_drv : env->dst_drv), &conf, s, err) == 0)
 		return 0;
+	shared_learn(env, err);
 	if (err->kind == TR_ERR_WAIT)
 		limiter_refused(lim, login);
 	limiter_release(lim, login);
