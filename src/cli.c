@@ -39,7 +39,7 @@ const char cli_usage_text[] =
 	"                                run queued accounts (trasloco worker --help)\n"
 	"       trasloco serve ...           the HTTP API, status page and metrics\n"
 	"                                (trasloco serve --help)\n"
-	"       trasloco help | version\n"
+	"       trasloco help [COMMAND] | version   (trasloco COMMAND --help: its options)\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
 	"to the destination, keeping flags, keywords and dates; run does it for every\n"
@@ -246,7 +246,7 @@ static int parse_or_exit(enum job_kind kind, const char *name, int argc, char **
 	tr_error_clear(&err);
 	r = cli_parse(kind, argc, argv, cfg, &err);
 	if (r > 0) {
-		fputs(cli_usage_text, stdout);
+		cli_command_help(stdout, name);
 		return EXIT_OK;
 	}
 	if (r < 0) {
@@ -514,8 +514,13 @@ static int cmd_spool(int argc, char **argv)
 	memset(&conf, 0, sizeof(conf));
 	memset(&args, 0, sizeof(args));
 	tr_error_clear(&err);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		cli_command_help(stdout, "spool");
+		return EXIT_OK;
+	}
 	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n");
+		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n"
+			"(see trasloco spool --help)\n");
 		return EXIT_USAGE;
 	}
 	/* without trailing slashes: "DIR/" would make lstat follow a link */
@@ -562,8 +567,9 @@ static int cmd_spool(int argc, char **argv)
 	}
 	r = cli_read_args(n_opts, opts, &args, &err);
 	if (r > 0) {
-		tr_error_set(&err, TR_ERR_USAGE, "--help is not an option of the spool's jobs");
-		r = -1;
+		cli_command_help(stdout, "spool");
+		code = EXIT_OK;
+		goto out;
 	} else if (r == 0 && args.n_args > 0) {
 		tr_error_set(&err, TR_ERR_USAGE, "unexpected argument \"%s\"", args.args[0]);
 		r = -1;
@@ -621,6 +627,22 @@ int cli_main(int argc, char **argv)
 
 	harden_process();
 	setup_signals();
+	if (cmd != NULL && strcmp(cmd, "help") == 0 && argc > 2) {
+		if (cli_command_help(stdout, argv[2]) == 0)
+			return EXIT_OK;
+		if (strcmp(argv[2], "queue") == 0) {
+			fputs(cli_queue_usage_text, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[2], "worker") == 0) {
+			fputs(cli_worker_usage, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[2], "serve") == 0) {
+			fputs(cli_serve_usage, stdout);
+			return EXIT_OK;
+		}
+	}
 	if (cmd == NULL || strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
 		fputs(cli_usage_text, cmd == NULL ? stderr : stdout);
