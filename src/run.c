@@ -316,6 +316,64 @@ struct progress {
 	struct job_run *jr;
 };
 
+/* "ETA 1h02m", "ETA 3m07s" into buf. */
+static void eta_text(double s, char *buf, size_t len)
+{
+	long left = (long)(s + 0.5);
+
+	if (left >= 3600)
+		snprintf(buf, len, "ETA %ldh%02ldm", left / 3600, left % 3600 / 60);
+	else
+		snprintf(buf, len, "ETA %ldm%02lds", left / 60, left % 60);
+}
+
+/* One account's horizon (account_progress): "messages 451/2300, 193.3 MB
+ * of ~1.2 GB" into buf, and ", ETA 0m14s" into eta when it can tell (else
+ * "").  The bytes of the folders not planned yet are estimated at the
+ * planned ones' average ("~" until every folder is planned); the ETA is
+ * the longer of what the messages and the bytes left take at this run's
+ * pace so far. */
+static void horizon(struct account_progress *p, double elapsed, char *buf, size_t len,
+		    char *eta, size_t eta_len)
+{
+	uint64_t total = atomic_load(&p->msgs_total), done = atomic_load(&p->msgs_done);
+	uint64_t known = atomic_load(&p->msgs_known), unknown = atomic_load(&p->msgs_unknown);
+	uint64_t bknown = atomic_load(&p->bytes_known), bytes = atomic_load(&p->bytes);
+	uint64_t btotal = bknown;
+	bool btotal_ok = known > 0 || unknown == 0;
+	double left = -1;
+	char b1[32], b2[32];
+
+	if (done > total)
+		total = done;
+	if (known > 0 && unknown > 0)
+		btotal += (uint64_t)((double)unknown * (double)bknown / (double)known);
+	if (bytes > btotal)
+		btotal = bytes;
+	if (btotal_ok)
+		snprintf(buf, len, "messages %" PRIu64 "/%" PRIu64 ", %s of %s%s", done, total,
+			 report_bytes(bytes, b1, sizeof(b1)), unknown > 0 ? "~" : "",
+			 report_bytes(btotal, b2, sizeof(b2)));
+	else
+		snprintf(buf, len, "messages %" PRIu64 "/%" PRIu64 ", %s", done, total,
+			 report_bytes(bytes, b1, sizeof(b1)));
+	if (done > 0 && done < total)
+		left = elapsed * (double)(total - done) / (double)done;
+	if (btotal_ok && bytes > 0 && bytes < btotal) {
+		double bl = elapsed * (double)(btotal - bytes) / (double)bytes;
+
+		if (bl > left)
+			left = bl;
+	}
+	eta[0] = '\0';
+	if (left >= 0) {
+		char t[32];
+
+		eta_text(left, t, sizeof(t));
+		snprintf(eta, eta_len, ", %s", t);
+	}
+}
+
 static void draw(struct job_run *jr, double elapsed, bool tty)
 {
 	char b1[32], b2[32], eta[32] = "";
@@ -334,18 +392,24 @@ static void draw(struct job_run *jr, double elapsed, bool tty)
 	}
 	if (jr->n == 1) {
 		const char *label = jr->acc[0].label;
+		char h[160], left[48];
 
+		if (atomic_load(&jr->prog.folders_total) == 0) {
+			/* nothing to count before the folders are planned */
+			if (tty)
+				log_progress("%s: logging in, planning the folders", label);
+			return;
+		}
+		horizon(&jr->prog, elapsed, h, sizeof(h), left, sizeof(left));
 		if (tty)
-			log_progress("%s: folders %u/%u, %" PRIu64 " messages, %s (%s/s)", label,
+			log_progress("%s: folders %u/%u, %s (%s/s)%s", label,
 				     (unsigned)atomic_load(&jr->prog.folders_done),
-				     (unsigned)atomic_load(&jr->prog.folders_total), copied,
-				     report_bytes(bytes, b1, sizeof(b1)),
-				     report_bytes((uint64_t)rate, b2, sizeof(b2)));
+				     (unsigned)atomic_load(&jr->prog.folders_total), h,
+				     report_bytes((uint64_t)rate, b2, sizeof(b2)), left);
 		else
-			log_info(label, "progress: folders %u/%u, %" PRIu64 " messages, %s",
+			log_info(label, "progress: folders %u/%u, %s%s",
 				 (unsigned)atomic_load(&jr->prog.folders_done),
-				 (unsigned)atomic_load(&jr->prog.folders_total), copied,
-				 report_bytes(bytes, b1, sizeof(b1)));
+				 (unsigned)atomic_load(&jr->prog.folders_total), h, left);
 		return;
 	}
 	if (tty)
