@@ -88,6 +88,8 @@ const char cli_usage_text[] =
 	"  --report FILE, --report-csv FILE       JSON / CSV report (run; JSON: check, verify)\n"
 	"  --content                              verify: compare whole contents (SHA-256),\n"
 	"                                         downloading every message from both sides\n"
+	"  --folders                              check: where every folder goes, and why\n"
+	"  --dry-run                              migrate: that plan, and nothing copied\n"
 	"  --log-dir DIR                          a log per account (run; default STATE/logs)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
@@ -258,14 +260,9 @@ static int parse_or_exit(enum job_kind kind, const char *name, int argc, char **
 
 /* ---- migrate ------------------------------------------------------------- */
 
-static int exit_code_for(const struct account_result *r)
+static int exit_code_for_kind(enum tr_err_kind kind)
 {
-	switch (r->status) {
-	case ACCOUNT_OK: return EXIT_OK;
-	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
-	case ACCOUNT_FAILED: break;
-	}
-	switch (r->err.kind) {
+	switch (kind) {
 	case TR_ERR_AUTH: return EXIT_AUTH;
 	case TR_ERR_TLS:
 	case TR_ERR_CONNECT:
@@ -275,6 +272,44 @@ static int exit_code_for(const struct account_result *r)
 	case TR_ERR_USAGE: return EXIT_USAGE;
 	default: return EXIT_FAILED;
 	}
+}
+
+static int exit_code_for(const struct account_result *r)
+{
+	switch (r->status) {
+	case ACCOUNT_OK: return EXIT_OK;
+	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
+	case ACCOUNT_FAILED: break;
+	}
+	return exit_code_for_kind(r->err.kind);
+}
+
+/* migrate --dry-run: the account's plan (check --folders for one account),
+ * nothing copied, no state written.  The exit code. */
+static int migrate_plan(const struct setup *su, const struct run_account *acc)
+{
+	struct preflight_item *items = NULL;
+	struct tr_error err;
+	int code;
+
+	tr_error_clear(&err);
+	preflight_run(&su->env, acc, 1, &items);
+	if (items == NULL) {
+		log_error(acc->label, "out of memory");
+		return EXIT_FAILED;
+	}
+	preflight_print(stdout, items, 1);
+	fflush(stdout);
+	if (su->cfg->report != NULL && preflight_json(su->cfg->report, items, 1, &err) < 0)
+		log_error(NULL, "%s", err.msg);
+	if (net_cancelled())
+		code = EXIT_STOPPED;
+	else if (items[0].err.kind != TR_ERR_NONE)
+		code = exit_code_for_kind(items[0].err.kind);
+	else
+		code = items[0].fits ? EXIT_OK : EXIT_PARTIAL;
+	preflight_items_free(items, 1);
+	return code;
 }
 
 static int cmd_migrate(int argc, char **argv)
@@ -305,7 +340,7 @@ static int cmd_migrate(int argc, char **argv)
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 		goto out;
 	}
-	if (setup_env(&su, true, &err) < 0) {
+	if (setup_env(&su, !cfg.dry_run, &err) < 0) {
 		log_error(cfg.user, "%s", err.msg);
 		code = err.kind == TR_ERR_TLS ? EXIT_CONNECT : err.kind == TR_ERR_USAGE ? EXIT_USAGE
 											  : EXIT_FAILED;
@@ -317,6 +352,10 @@ static int cmd_migrate(int argc, char **argv)
 	acc.src_password = src_pw;
 	acc.dst_user = cfg.dst_user;
 	acc.dst_password = dst_pw;
+	if (cfg.dry_run) {
+		code = migrate_plan(&su, &acc);
+		goto out;
+	}
 	log_info(cfg.user, "state in %s", state_path(su.state));
 	if (run_accounts(&su.env, &acc, 1, &res) < 0 && res.v == NULL) {
 		log_error(cfg.user, "out of memory");
@@ -470,7 +509,7 @@ static int run_batch(const struct job_config *cfg)
 		if (cfg->report != NULL && preflight_json(cfg->report, items, ja.n, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
-		free(items);
+		preflight_items_free(items, ja.n);
 	}
 out:
 	free(accs);

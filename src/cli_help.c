@@ -107,8 +107,14 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Copies every folder and message of one mailbox from the source IMAP server\n"
 			"to the destination, keeping flags, keywords and dates.  Incremental: run it\n"
 			"again and only what is new is copied; an interrupted run resumes.\n\n",
-			servers, migrate_accounts, admin, folders, subscriptions, engine_copy, "\n",
-			exit_migrate, NULL };
+			servers, migrate_accounts, admin, folders, subscriptions, engine_copy,
+			"Before the first copy:\n"
+			"  --dry-run                              where every folder goes and why, its\n"
+			"                                         messages and bytes, what the destination\n"
+			"                                         holds already; read only on both servers,\n"
+			"                                         nothing copied, no state written\n"
+			"  --report FILE                          that plan as JSON\n",
+			"\n", exit_migrate, NULL };
 
 		put(f, t);
 		return 0;
@@ -131,7 +137,11 @@ int cli_command_help(FILE *f, const char *cmd)
 			"folders, messages and bytes a run would copy, and whether they fit the\n"
 			"destination's quota.  Read only: nothing is created or copied.\n\n",
 			csv_accounts, servers, admin, folders, engine_read, batch_head,
-			"  --report FILE                          JSON report\n", "\n",
+			"  --report FILE                          JSON report\n"
+			"  --folders                              per account, where every folder goes and\n"
+			"                                         why (same name, special-use role, --map,\n"
+			"                                         renamed, excluded), its messages and bytes,\n"
+			"                                         what the destination holds already\n", "\n",
 			"Exit status: 0 every account can log in and fits, 1 some will fail or not fit,\n"
 			"or rows were skipped, 2 usage error, 5 interrupted, 6 the job could not run.\n",
 			NULL };

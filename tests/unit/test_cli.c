@@ -214,21 +214,22 @@ static void test_command_help(void **state)
 {
 	static const struct help_case cases[] = {
 		{ "migrate", SERVERS "user src-user dst-user src-password-file dst-password-file "
-		  ADMIN FOLDERS "no-subscriptions " ENGINE,
+		  ADMIN FOLDERS "no-subscriptions " ENGINE "dry-run report",
 		  "parallel-accounts src-max-connections report-csv log-dir content "
-		  "caps-per-egress" },
+		  "caps-per-egress folders" },
 		{ "run", SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
 		  "report-csv log-dir",
-		  "user src-user src-password-file dst-password-file content caps-per-egress" },
-		{ "check", SERVERS ADMIN FOLDERS "src-max-per-account timeout quiet " BATCH,
+		  "user src-user src-password-file dst-password-file content caps-per-egress "
+		  "folders dry-run" },
+		{ "check", SERVERS ADMIN FOLDERS "src-max-per-account timeout quiet " BATCH "folders",
 		  "user src-password-file report-csv log-dir content retries batch-size "
-		  "no-subscriptions spool-dir caps-per-egress" },
+		  "no-subscriptions spool-dir caps-per-egress dry-run" },
 		{ "verify", SERVERS ADMIN FOLDERS "src-max-per-account timeout " BATCH "content",
 		  "user src-password-file report-csv log-dir retries batch-size "
-		  "no-subscriptions caps-per-egress" },
+		  "no-subscriptions caps-per-egress folders dry-run" },
 		{ "spool", "config " SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
 		  "report-csv log-dir",
-		  "user src-password-file content caps-per-egress" },
+		  "user src-password-file content caps-per-egress folders dry-run" },
 	};
 	size_t i;
 
