@@ -218,14 +218,33 @@ static void why_text(const struct preview_folder *row, char *buf, size_t len)
 	snprintf(buf, len, "%s", row->why);
 }
 
-/* Characters (not bytes) of UTF-8 text, for the columns. */
+/* East Asian wide characters take two columns of a terminal (the main
+ * blocks of Unicode's EastAsianWidth W and F). */
+static bool wide(unsigned long c)
+{
+	return (c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0xA4CF && c != 0x303F) ||
+	       (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) ||
+	       (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF60) ||
+	       (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) ||
+	       (c >= 0x20000 && c <= 0x3FFFD);
+}
+
+/* Terminal columns of UTF-8 text (well-formed: text_clean_str's). */
 static size_t width(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	size_t w = 0;
 
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			w++;
+	while (*p != '\0') {
+		unsigned long c = *p;
+		int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+
+		if (more > 0)
+			c &= 0x3F >> more;
+		for (p++; more > 0 && (*p & 0xC0) == 0x80; more--, p++)
+			c = (c << 6) | (*p & 0x3F);
+		w += wide(c) ? 2 : 1;
+	}
 	return w;
 }
 
