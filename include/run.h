@@ -90,8 +90,8 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 		 struct account_progress *prog, struct account_result *res);
 
 /* Once an account failed because a server's port speaks the other TLS
- * mode (STORE_CODE_TLS_MODE), the accounts after it fail with the same
- * error at once, without connecting: run_account and run_open. */
+ * mode (STORE_CODE_TLS_MODE), the accounts after it (for 60 s) fail with
+ * the same error at once, without connecting: run_account and run_open. */
 
 /* Run every account.  Returns 0 when all are ok. */
 int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,

@@ -18,40 +18,6 @@
 #include "run.h"
 #include "text.h"
 
-struct run_shared {
-	pthread_mutex_t lock;
-	bool tls_mode_wrong;
-	struct tr_error tls_mode_err;
-};
-
-/* The error every account of env would meet, if one met it: 1 and *err. */
-static int shared_failure(const struct run_env *env, struct tr_error *err)
-{
-	int r = 0;
-
-	if (env->shared == NULL)
-		return 0;
-	pthread_mutex_lock(&env->shared->lock);
-	if (env->shared->tls_mode_wrong) {
-		*err = env->shared->tls_mode_err;
-		r = 1;
-	}
-	pthread_mutex_unlock(&env->shared->lock);
-	return r;
-}
-
-static void shared_learn(const struct run_env *env, const struct tr_error *err)
-{
-	if (env->shared == NULL || strcmp(err->code, STORE_CODE_TLS_MODE) != 0)
-		return;
-	pthread_mutex_lock(&env->shared->lock);
-	if (!env->shared->tls_mode_wrong) {
-		env->shared->tls_mode_wrong = true;
-		env->shared->tls_mode_err = *err;
-	}
-	pthread_mutex_unlock(&env->shared->lock);
-}
-
 struct job_run {
 	const struct run_env *env;
 	const struct run_account *acc;
@@ -74,6 +40,46 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How long what one account learnt holds for the others: long enough for
+ * a batch's accounts, which then fail within seconds; short enough that a
+ * worker (whose env lives as long as the job) asks the server again when
+ * the job is retried after the server was changed. */
+#define SHARED_TTL_S 60
+
+struct run_shared {
+	pthread_mutex_t lock;
+	bool tls_mode_wrong;
+	double learnt;                  /* monotonic seconds */
+	struct tr_error tls_mode_err;
+};
+
+/* The error every account of env would meet, if one met it: 1 and *err. */
+static int shared_failure(const struct run_env *env, struct tr_error *err)
+{
+	int r = 0;
+
+	if (env->shared == NULL)
+		return 0;
+	pthread_mutex_lock(&env->shared->lock);
+	if (env->shared->tls_mode_wrong && now_s() - env->shared->learnt < SHARED_TTL_S) {
+		*err = env->shared->tls_mode_err;
+		r = 1;
+	}
+	pthread_mutex_unlock(&env->shared->lock);
+	return r;
+}
+
+static void shared_learn(const struct run_env *env, const struct tr_error *err)
+{
+	if (env->shared == NULL || strcmp(err->code, STORE_CODE_TLS_MODE) != 0)
+		return;
+	pthread_mutex_lock(&env->shared->lock);
+	env->shared->tls_mode_wrong = true;
+	env->shared->learnt = now_s();
+	env->shared->tls_mode_err = *err;
+	pthread_mutex_unlock(&env->shared->lock);
 }
 
 /* "mario.rossi@azienda.it" -> a file name that cannot escape log_dir. */
