@@ -34,12 +34,21 @@
 #include "store.h"
 #include "sync.h"
 
-/* Live counters another thread may read for progress. */
+/* Live counters another thread may read for progress (summed over the
+ * accounts that share them).  The horizon: msgs_total is what this run
+ * copies, msgs_done how much of it is done with (copied, or refused,
+ * vanished); until a folder's plan says how many of its messages are new,
+ * it counts for STATUS's count less what the last complete sync left of
+ * it (msgs_unknown sums those), then exactly.  bytes_known is the bytes of
+ * the folders planned so far (copied and to copy), msgs_known their
+ * messages: the bytes of the others are estimated at that average. */
 struct account_progress {
 	atomic_uint_fast64_t copied;
 	atomic_uint_fast64_t bytes;
 	atomic_uint_fast32_t folders_done;
 	atomic_uint_fast32_t folders_total;
+	atomic_uint_fast64_t msgs_total, msgs_done;
+	atomic_uint_fast64_t msgs_known, msgs_unknown, bytes_known;
 };
 
 /* Everything borrowed; kept alive by the caller during account_run. */

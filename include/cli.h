@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "job.h"
@@ -52,6 +53,10 @@ int cli_parse_migrate(int argc, char **argv, struct job_config *cfg, struct tr_e
 
 /* The usage text. */
 extern const char cli_usage_text[];
+/* A command's own help (migrate, run, check, verify, spool: `trasloco CMD
+ * --help`, `trasloco help CMD`): its synopsis and the options it takes,
+ * grouped as in the README.  -1 for another name (cli_help.c). */
+int cli_command_help(FILE *f, const char *cmd);
 
 /* `trasloco queue SUBCOMMAND ...` (argv[0] is "queue"): the exit code. */
 int cli_queue(int argc, char **argv);

@@ -22,6 +22,14 @@
  * failure), and a STARTTLS answer followed by anything before the handshake
  * is refused.
  *
+ * A wrong TLS mode is told in seconds: when a plain connection's greeting
+ * does not come within 10 s (not the idle timeout), or an implicit TLS
+ * handshake fails, the other mode is tried on a connection of its own (a
+ * verifying handshake; or a plain greeting and CAPABILITY, nothing else),
+ * and when it answers imap_open fails with TR_ERR_TLS, code
+ * STORE_CODE_TLS_MODE, naming the option to add.  It never switches by
+ * itself.
+ *
  * What a server sends is held to byte bounds (budget.h; the numbers are in
  * imap.c): past one, the session is broken with TR_ERR_PROTOCOL, or for
  * one message's FETCH response, TR_ERR_TEMP with IMAP_CODE_UNPARSEABLE so

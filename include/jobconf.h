@@ -106,6 +106,8 @@ struct job_config {
 	char *state_dir;
 	char *report, *report_csv, *log_dir;
 	bool content;                   /* verify: compare whole contents */
+	bool show_folders;              /* check: print every folder's plan */
+	bool dry_run;                   /* migrate: print the plan, copy nothing */
 	int verbosity;                  /* -1 quiet, 0 normal, 1 verbose, 2 debug */
 	bool progress;
 };

@@ -5,7 +5,8 @@
  * (the folders the run would take), read the destination's quota where the
  * server offers QUOTA, and say which accounts will fail (login refused,
  * server unreachable) or will not fit.  Nothing is written anywhere but the
- * report.
+ * report.  With --folders (job_config.show_folders) it also shows where
+ * every folder goes (preview.h), the counts then being the plan's.
  */
 #ifndef TRASLOCO_PREFLIGHT_H
 #define TRASLOCO_PREFLIGHT_H
@@ -16,6 +17,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "preview.h"
 #include "run.h"
 
 struct preflight_item {
@@ -29,15 +31,21 @@ struct preflight_item {
 	uint64_t quota_used, quota_limit;   /* destination, bytes */
 	bool fits;                /* no quota, or used + bytes <= limit */
 	double seconds;
+	bool have_plan;           /* show_folders: the plan, owned */
+	struct preview plan;
 };
 
-/* items_r: one per account, in order; free with free(). Returns 0 when
- * every account is ok. */
+/* items_r: one per account, in order; free with preflight_items_free.
+ * Returns 0 when every account is ok. */
 int preflight_run(const struct run_env *env, const struct run_account *acc, size_t n,
 		  struct preflight_item **items_r);
+void preflight_items_free(struct preflight_item *items, size_t n);
+/* Each account's plan (when shown), then one line per account. */
 void preflight_print(FILE *f, const struct preflight_item *items, size_t n);
 /* {"accounts": [{"email", "status": "ok"|"failed"|"will_not_fit", "error",
- * "folders", "messages", "bytes", "quota_used", "quota_limit"}], "totals"} */
+ * "folders", "messages", "bytes", "quota_used", "quota_limit", and with
+ * --folders "excluded", "destination_messages", "folders_plan":
+ * preview_json's}]} */
 int preflight_json(const char *path, const struct preflight_item *items, size_t n,
 		   struct tr_error *err);
 

@@ -56,6 +56,10 @@ struct run_env {
 	const char *log_dir;            /* NULL: no per-account log files */
 	bool progress_tty;              /* redraw a progress line */
 	bool progress_log;              /* a log line every 30 s */
+	/* What one account learnt that holds for all of them (a port that
+	 * speaks the other TLS mode): owned, made by run_env_init; NULL when
+	 * the env was built by hand (nothing is shared then). */
+	struct run_shared *shared;
 };
 
 struct run_item {
@@ -84,6 +88,10 @@ void run_env_free(struct run_env *env);
  * none), the result's texts cleaned of the account's passwords. */
 void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
 		 struct account_progress *prog, struct account_result *res);
+
+/* Once an account failed because a server's port speaks the other TLS
+ * mode (STORE_CODE_TLS_MODE), the accounts after it (for 60 s) fail with
+ * the same error at once, without connecting: run_account and run_open. */
 
 /* Run every account.  Returns 0 when all are ok. */
 int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,

@@ -43,6 +43,11 @@ struct tls_ctx;   /* tls.h: TLS policy shared by a job's connections */
 
 enum tls_mode { TLS_MODE_IMPLICIT = 0, TLS_MODE_STARTTLS, TLS_MODE_NONE };
 
+/* tr_error.code of a store that could not be opened because its port
+ * speaks the other TLS mode (TR_ERR_TLS): a setting to change, the same
+ * for every account of the endpoint, never worth a retry. */
+#define STORE_CODE_TLS_MODE "TLSMODE"
+
 /* Where a server is and how to reach it.  Pointers are borrowed: the caller
  * keeps them alive while stores use the endpoint. */
 struct store_endpoint {

@@ -71,8 +71,13 @@ struct sync_failures {
 };
 void sync_failures_free(struct sync_failures *f);
 
-/* Progress callback, called after each batch with what it added. */
-typedef void sync_progress_fn(void *ctx, uint32_t copied, uint64_t bytes);
+/* Progress callback, called after each batch with what it added: messages
+ * appended, the batch's other messages (refused, vanished, unreadable:
+ * done with all the same), and the bytes appended. */
+typedef void sync_progress_fn(void *ctx, uint32_t copied, uint32_t other, uint64_t bytes);
+/* Called once the folder's work is known (planned, before the copy):
+ * the messages to copy and their bytes (RFC822.SIZE). */
+typedef void sync_planned_fn(void *ctx, uint32_t to_copy, uint64_t bytes);
 
 /* What to do, and with what.  Stores are borrowed; the sync may leave
  * them broken (store_broken) on a TR_ERR_TEMP failure. */
@@ -87,7 +92,8 @@ struct sync_folder_job {
 				   * in two threads); NULL: one batch at a time */
 	const struct sync_limits *limits;
 	sync_progress_fn *progress;
-	void *progress_ctx;
+	sync_planned_fn *planned;          /* NULL: not told */
+	void *progress_ctx;               /* of both */
 	struct sync_failures *failures;   /* NULL: not kept; else emptied, then filled */
 
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
@@ -111,7 +117,10 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
  * SYNC_UNCHANGED (and *present) when nothing changed, SYNC_FLAGS_UNKNOWN
  * when nothing but flags could have changed and STATUS cannot tell (no
  * HIGHESTMODSEQ: the flags must be compared), SYNC_CHANGED when there is
- * work; -1 on a state error. */
+ * work; -1 on a state error.  For every outcome *present is what the last
+ * complete sync left of the folder (0 when its UIDVALIDITY changed since,
+ * or it was never synced): a changed folder's new messages are about
+ * STATUS's count minus that. */
 enum { SYNC_CHANGED = 0, SYNC_UNCHANGED = 1, SYNC_FLAGS_UNKNOWN = 2 };
 int sync_folder_unchanged(struct state *state, int64_t account_id, const char *src_name,
 			  const char *dst_name, const struct store_status *st, bool dst_exists,

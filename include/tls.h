@@ -45,6 +45,18 @@ struct _mailstream_low *tls_low_plain(int fd, int timeout_s);
 int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
 		  struct _mailstream_low **low_r, struct tr_error *err);
 
+/* tr_error.code of a tls_low_start failure on the server's certificate
+ * (the handshake itself went through). */
+#define TLS_CODE_CERT "CERTIFICATE"
+
+/* Does host:port speak implicit TLS?  A new connection and a handshake
+ * verifying the server as `name`, each within timeout_s, then closed
+ * (nothing else is sent).  1: the handshake succeeded; 0: the server
+ * answered the handshake but its certificate was refused (*why says
+ * why); -1: no TLS there (or not reachable, or stopped). */
+int tls_probe(struct tls_ctx *ctx, const char *host, int port, const char *name, int timeout_s,
+	      struct tr_error *why);
+
 /* Why the last read or write on this stream failed ("timeout after 60 s",
  * "connection closed by server", a TLS alert), or "" if it has not. */
 const char *tls_low_error(struct _mailstream_low *low);

@@ -35,13 +35,16 @@ src_tool list
 run() {
     echo "\$ trasloco migrate --src $IT_HOST:$SRC_IMAPS_PORT --src-tls implicit --src-tls-name $IT_TLS_NAME \\"
     echo "      --dst $IT_HOST:$DST_IMAPS_PORT --dst-tls implicit --dst-tls-name $IT_TLS_NAME \\"
-    echo "      --ca-file ca.pem --user $U --src-password-file pw --state state/"
-    "$TRASLOCO" migrate \
+    echo "      --ca-file ca.pem --user $U --src-password-file pw --state state/ $*"
+    "$TRASLOCO" migrate "$@" \
         --src "$IT_HOST:$SRC_IMAPS_PORT" --src-tls implicit --src-tls-name "$IT_TLS_NAME" \
         --dst "$IT_HOST:$DST_IMAPS_PORT" --dst-tls implicit --dst-tls-name "$IT_TLS_NAME" \
         --ca-file "$IT_CA" --user "$U" --src-password-file "$IT_DIR/pw" \
         --state "$IT_DIR/state"
 }
+echo
+echo "== the plan before the copy: where every folder goes, read only on both servers"
+run --dry-run
 echo
 echo "== migrating"
 run

@@ -20,6 +20,14 @@
 
 struct worker;
 
+/* One folder's part of the progress horizon (account_progress): its
+ * messages and bytes counted in the totals, and done so far; planned once
+ * its sync said what it copies. */
+struct horizon {
+	uint64_t msgs, bytes, msgs_done, bytes_done;
+	bool planned;
+};
+
 struct acct {
 	const struct account_opts *o;
 	struct account_result *res;
@@ -29,6 +37,7 @@ struct acct {
 	struct store_status *status;   /* source STATUS per plan entry */
 	bool *have_status;
 	bool *dst_listed;             /* per plan entry: listed on the destination before prepare */
+	struct horizon *hz;           /* per plan entry, under lock */
 
 	pthread_mutex_t lock;
 	size_t *order;                /* plan indexes of folders with work, biggest first */
@@ -215,14 +224,63 @@ static void folder_done(struct acct *a, long given_back)
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void progress_cb(void *ctx, uint32_t copied, uint64_t bytes)
+/* What the progress callbacks of one folder's sync get. */
+struct folder_progress {
+	struct acct *a;
+	size_t i;
+};
+
+static void progress_cb(void *ctx, uint32_t copied, uint32_t other, uint64_t bytes)
 {
-	struct account_progress *p = ctx;
+	struct folder_progress *fp = ctx;
+	struct account_progress *p = fp->a->o->progress;
+	struct horizon *h = &fp->a->hz[fp->i];
 
 	if (p == NULL)
 		return;
+	pthread_mutex_lock(&fp->a->lock);
+	h->msgs_done += (uint64_t)copied + other;
+	h->bytes_done += bytes;
+	pthread_mutex_unlock(&fp->a->lock);
 	atomic_fetch_add(&p->copied, copied);
 	atomic_fetch_add(&p->bytes, bytes);
+	atomic_fetch_add(&p->msgs_done, (uint64_t)copied + other);
+}
+
+/* The folder's horizon is what it has done plus to_copy messages of
+ * `bytes` more (on unsigned counters, adding new - old modulo 2^64 is
+ * the signed change). */
+static void horizon_set(struct acct *a, size_t i, uint64_t to_copy, uint64_t bytes)
+{
+	struct account_progress *p = a->o->progress;
+	struct horizon *h = &a->hz[i];
+	uint64_t msgs, b;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	msgs = h->msgs_done + to_copy;
+	b = h->bytes_done + bytes;
+	atomic_fetch_add(&p->msgs_total, msgs - h->msgs);
+	if (!h->planned) {
+		atomic_fetch_add(&p->msgs_unknown, 0 - h->msgs);
+		atomic_fetch_add(&p->msgs_known, msgs);
+		atomic_fetch_add(&p->bytes_known, b);
+		h->planned = true;
+	} else {
+		atomic_fetch_add(&p->msgs_known, msgs - h->msgs);
+		atomic_fetch_add(&p->bytes_known, b - h->bytes);
+	}
+	h->msgs = msgs;
+	h->bytes = b;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void planned_cb(void *ctx, uint32_t to_copy, uint64_t bytes)
+{
+	struct folder_progress *fp = ctx;
+
+	horizon_set(fp->a, fp->i, to_copy, bytes);
 }
 
 static void drop_broken(struct acct *a, bool src, struct store **s)
@@ -257,6 +315,7 @@ static int do_folder(struct worker *w, size_t i)
 	const struct folder *sf = &a->src_l.v[pe->src_index];
 	struct folder_report *fr = &a->res->folders[i];
 	struct sync_folder_job job;
+	struct folder_progress fp = { a, i };
 	struct tr_error err;
 	double t0;
 	int attempt;
@@ -269,7 +328,8 @@ static int do_folder(struct worker *w, size_t i)
 	job.stage2 = &w->stage2;
 	job.limits = o->limits;
 	job.progress = progress_cb;
-	job.progress_ctx = o->progress;
+	job.planned = planned_cb;
+	job.progress_ctx = &fp;
 	job.failures = &fr->failures;
 	job.src_raw = sf->raw;
 	job.src_name = fr->src_name;
@@ -309,6 +369,8 @@ static int do_folder(struct worker *w, size_t i)
 				  fr->src_name, fr->counts.copied, fr->counts.present, now_s() - t0,
 				  w->idx + 1);
 			fr->failed = false;
+			/* what it did is all it does (messages too big, vanished) */
+			horizon_set(a, i, 0, 0);
 			if (o->progress != NULL)
 				atomic_fetch_add(&o->progress->folders_done, 1);
 			return 0;
@@ -338,6 +400,7 @@ static int do_folder(struct worker *w, size_t i)
 		if (job.src_status != NULL && job.src_status->messages > placed)
 			fr->counts.failed += job.src_status->messages - placed;
 	}
+	horizon_set(a, i, 0, 0);
 	if (o->progress != NULL)
 		atomic_fetch_add(&o->progress->folders_done, 1);
 	return 0;
@@ -658,10 +721,11 @@ static int prepare(struct acct *a, struct store *src, struct store *dst,
 	a->status = calloc(a->plan.n + 1, sizeof(*a->status));
 	a->have_status = calloc(a->plan.n + 1, sizeof(*a->have_status));
 	a->order = calloc(a->plan.n + 1, sizeof(*a->order));
+	a->hz = calloc(a->plan.n + 1, sizeof(*a->hz));
 	a->returned = calloc(a->plan.n + 1, sizeof(*a->returned));
 	names = calloc(a->plan.n + 1, sizeof(*names));
 	if (res->folders == NULL || a->status == NULL || a->have_status == NULL ||
-	    a->order == NULL || a->returned == NULL || names == NULL) {
+	    a->order == NULL || a->returned == NULL || a->hz == NULL || names == NULL) {
 		free(names);
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
@@ -744,6 +808,13 @@ static int prepare(struct acct *a, struct store *src, struct store *dst,
 		if (u == SYNC_FLAGS_UNKNOWN)
 			n_flags++;
 		a->order[a->n_work++] = i;
+		/* until its plan says: what STATUS counts beyond the last sync's */
+		if (a->have_status[i] && a->status[i].messages > present)
+			a->hz[i].msgs = a->status[i].messages - present;
+		if (o->progress != NULL) {
+			atomic_fetch_add(&o->progress->msgs_total, a->hz[i].msgs);
+			atomic_fetch_add(&o->progress->msgs_unknown, a->hz[i].msgs);
+		}
 	}
 	if (a->n_work > 1)
 		qsort_r(a->order, a->n_work, sizeof(*a->order), cmp_desc_messages, a);
@@ -1023,6 +1094,7 @@ done:
 	free(a.status);
 	free(a.have_status);
 	free(a.dst_listed);
+	free(a.hz);
 	free(a.order);
 	free(a.returned);
 	pthread_cond_destroy(&a.changed);

@@ -39,7 +39,7 @@ const char cli_usage_text[] =
 	"                                run queued accounts (trasloco worker --help)\n"
 	"       trasloco serve ...           the HTTP API, status page and metrics\n"
 	"                                (trasloco serve --help)\n"
-	"       trasloco help | version\n"
+	"       trasloco help [COMMAND] | version   (trasloco COMMAND --help: its options)\n"
 	"\n"
 	"migrate copies every folder and message of one mailbox from the source IMAP server\n"
 	"to the destination, keeping flags, keywords and dates; run does it for every\n"
@@ -88,6 +88,8 @@ const char cli_usage_text[] =
 	"  --report FILE, --report-csv FILE       JSON / CSV report (run; JSON: check, verify)\n"
 	"  --content                              verify: compare whole contents (SHA-256),\n"
 	"                                         downloading every message from both sides\n"
+	"  --folders                              check: where every folder goes, and why\n"
+	"  --dry-run                              migrate: that plan, and nothing copied\n"
 	"  --log-dir DIR                          a log per account (run; default STATE/logs)\n"
 	"  --timeout SECONDS                      network idle timeout (default 120)\n"
 	"  --retries N                            attempts on transient errors (default 5)\n"
@@ -246,7 +248,7 @@ static int parse_or_exit(enum job_kind kind, const char *name, int argc, char **
 	tr_error_clear(&err);
 	r = cli_parse(kind, argc, argv, cfg, &err);
 	if (r > 0) {
-		fputs(cli_usage_text, stdout);
+		cli_command_help(stdout, name);
 		return EXIT_OK;
 	}
 	if (r < 0) {
@@ -258,14 +260,9 @@ static int parse_or_exit(enum job_kind kind, const char *name, int argc, char **
 
 /* ---- migrate ------------------------------------------------------------- */
 
-static int exit_code_for(const struct account_result *r)
+static int exit_code_for_kind(enum tr_err_kind kind)
 {
-	switch (r->status) {
-	case ACCOUNT_OK: return EXIT_OK;
-	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
-	case ACCOUNT_FAILED: break;
-	}
-	switch (r->err.kind) {
+	switch (kind) {
 	case TR_ERR_AUTH: return EXIT_AUTH;
 	case TR_ERR_TLS:
 	case TR_ERR_CONNECT:
@@ -275,6 +272,44 @@ static int exit_code_for(const struct account_result *r)
 	case TR_ERR_USAGE: return EXIT_USAGE;
 	default: return EXIT_FAILED;
 	}
+}
+
+static int exit_code_for(const struct account_result *r)
+{
+	switch (r->status) {
+	case ACCOUNT_OK: return EXIT_OK;
+	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
+	case ACCOUNT_FAILED: break;
+	}
+	return exit_code_for_kind(r->err.kind);
+}
+
+/* migrate --dry-run: the account's plan (check --folders for one account),
+ * nothing copied, no state written.  The exit code. */
+static int migrate_plan(const struct setup *su, const struct run_account *acc)
+{
+	struct preflight_item *items = NULL;
+	struct tr_error err;
+	int code;
+
+	tr_error_clear(&err);
+	preflight_run(&su->env, acc, 1, &items);
+	if (items == NULL) {
+		log_error(acc->label, "out of memory");
+		return EXIT_FAILED;
+	}
+	preflight_print(stdout, items, 1);
+	fflush(stdout);
+	if (su->cfg->report != NULL && preflight_json(su->cfg->report, items, 1, &err) < 0)
+		log_error(NULL, "%s", err.msg);
+	if (net_cancelled())
+		code = EXIT_STOPPED;
+	else if (items[0].err.kind != TR_ERR_NONE)
+		code = exit_code_for_kind(items[0].err.kind);
+	else
+		code = items[0].fits ? EXIT_OK : EXIT_PARTIAL;
+	preflight_items_free(items, 1);
+	return code;
 }
 
 static int cmd_migrate(int argc, char **argv)
@@ -305,7 +340,7 @@ static int cmd_migrate(int argc, char **argv)
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
 		goto out;
 	}
-	if (setup_env(&su, true, &err) < 0) {
+	if (setup_env(&su, !cfg.dry_run, &err) < 0) {
 		log_error(cfg.user, "%s", err.msg);
 		code = err.kind == TR_ERR_TLS ? EXIT_CONNECT : err.kind == TR_ERR_USAGE ? EXIT_USAGE
 											  : EXIT_FAILED;
@@ -317,6 +352,10 @@ static int cmd_migrate(int argc, char **argv)
 	acc.src_password = src_pw;
 	acc.dst_user = cfg.dst_user;
 	acc.dst_password = dst_pw;
+	if (cfg.dry_run) {
+		code = migrate_plan(&su, &acc);
+		goto out;
+	}
 	log_info(cfg.user, "state in %s", state_path(su.state));
 	if (run_accounts(&su.env, &acc, 1, &res) < 0 && res.v == NULL) {
 		log_error(cfg.user, "out of memory");
@@ -470,7 +509,7 @@ static int run_batch(const struct job_config *cfg)
 		if (cfg->report != NULL && preflight_json(cfg->report, items, ja.n, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED : r == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
-		free(items);
+		preflight_items_free(items, ja.n);
 	}
 out:
 	free(accs);
@@ -514,8 +553,13 @@ static int cmd_spool(int argc, char **argv)
 	memset(&conf, 0, sizeof(conf));
 	memset(&args, 0, sizeof(args));
 	tr_error_clear(&err);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		cli_command_help(stdout, "spool");
+		return EXIT_OK;
+	}
 	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n");
+		fprintf(stderr, "usage: trasloco spool DIR [--config FILE] [options for every job]\n"
+			"(see trasloco spool --help)\n");
 		return EXIT_USAGE;
 	}
 	/* without trailing slashes: "DIR/" would make lstat follow a link */
@@ -562,8 +606,9 @@ static int cmd_spool(int argc, char **argv)
 	}
 	r = cli_read_args(n_opts, opts, &args, &err);
 	if (r > 0) {
-		tr_error_set(&err, TR_ERR_USAGE, "--help is not an option of the spool's jobs");
-		r = -1;
+		cli_command_help(stdout, "spool");
+		code = EXIT_OK;
+		goto out;
 	} else if (r == 0 && args.n_args > 0) {
 		tr_error_set(&err, TR_ERR_USAGE, "unexpected argument \"%s\"", args.args[0]);
 		r = -1;
@@ -621,6 +666,22 @@ int cli_main(int argc, char **argv)
 
 	harden_process();
 	setup_signals();
+	if (cmd != NULL && strcmp(cmd, "help") == 0 && argc > 2) {
+		if (cli_command_help(stdout, argv[2]) == 0)
+			return EXIT_OK;
+		if (strcmp(argv[2], "queue") == 0) {
+			fputs(cli_queue_usage_text, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[2], "worker") == 0) {
+			fputs(cli_worker_usage, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[2], "serve") == 0) {
+			fputs(cli_serve_usage, stdout);
+			return EXIT_OK;
+		}
+	}
 	if (cmd == NULL || strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
 		fputs(cli_usage_text, cmd == NULL ? stderr : stdout);

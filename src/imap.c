@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <poll.h>
 
 #include <libetpan/libetpan.h>
 
@@ -31,6 +34,12 @@
 #define STREAM_BUFSIZE 65536
 /* LOGOUT is a courtesy: never wait long for it. */
 #define LOGOUT_TIMEOUT_S 3
+/* A plain connection's greeting has a timeout of its own, far shorter
+ * than the idle timeout: a port that speaks implicit TLS waits for our
+ * handshake and never greets, and whoever set the wrong TLS mode should
+ * learn it in seconds.  Past it the other mode is tried (wrong_mode_*);
+ * when that does not work either, the greeting is awaited as before. */
+#define GREETING_TIMEOUT_S 10
 
 /* What a server may send us (budget.h; README "Known limits").  libetpan
  * holds a reply's whole text, and every literal outside a body, in memory,
@@ -691,6 +700,162 @@ static int do_login(struct imap_session *s, const struct store_creds *cr, const 
 	return 0;
 }
 
+/* ---- the other TLS mode ------------------------------------------------ */
+
+/* The port speaks the other TLS mode than the one set: a setting to
+ * change, said with the option that changes it.  Not switched to on our
+ * own: the job stays what its file or command line says, on every run
+ * and every host, and nothing (certainly no password) is sent before
+ * the TLS the settings ask for is up. */
+
+static const char *side_opt(const struct store_endpoint *ep)
+{
+	return strcmp(ep->label, "source") == 0 ? "src" : "dst";
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool have_line(const char *b)
+{
+	return strstr(b, "\r\n") != NULL;
+}
+
+static bool have_cap_reply(const char *b)
+{
+	return strncmp(b, "p1 ", 3) == 0 || strstr(b, "\r\np1 ") != NULL;
+}
+
+/* Read into buf (kept NUL-terminated) until done(buf), a full buffer,
+ * the server's close or the deadline (monotonic). */
+static bool probe_recv(int fd, char *buf, size_t size, size_t *len, double deadline,
+		       bool (*done)(const char *))
+{
+	while (!done(buf)) {
+		double left = deadline - mono_s();
+		ssize_t n;
+
+		if (*len + 1 >= size || left <= 0 || net_wait(fd, POLLIN, (int)(left * 1000) + 1) <= 0)
+			return false;
+		n = recv(fd, buf + *len, size - 1 - *len, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		buf[*len] = '\0';
+	}
+	return true;
+}
+
+/* STARTTLS as a capability atom in a greeting or CAPABILITY reply. */
+static bool names_starttls(const char *b)
+{
+	const char *p;
+
+	for (p = b; (p = strcasestr(p, "STARTTLS")) != NULL; p += 8)
+		if (p > b && (p[-1] == ' ' || p[-1] == '[') &&
+		    (p[8] == ' ' || p[8] == ']' || p[8] == '\r' || p[8] == '\0'))
+			return true;
+	return false;
+}
+
+/* Does the port greet in plain IMAP, and offer STARTTLS?  A connection of
+ * its own, on which only CAPABILITY and LOGOUT are sent.  1: plain IMAP
+ * with STARTTLS, 0: plain IMAP without, -1: no plain IMAP greeting. */
+static int probe_plain(const struct store_endpoint *ep, int timeout_s)
+{
+	char buf[16384];
+	size_t len = 0;
+	double deadline = mono_s() + timeout_s;
+	struct tr_error e;
+	int fd, r = -1;
+
+	buf[0] = '\0';
+	if (net_connect(ep->host, ep->port, timeout_s, &fd, &e) < 0)
+		return -1;
+	if (!probe_recv(fd, buf, sizeof(buf), &len, deadline, have_line) ||
+	    (strncasecmp(buf, "* OK", 4) != 0 && strncasecmp(buf, "* PREAUTH", 9) != 0))
+		goto out;
+	*strstr(buf, "\r\n") = '\0';
+	if (strcasestr(buf, "[CAPABILITY ") != NULL) {
+		r = names_starttls(buf) ? 1 : 0;
+		goto out;
+	}
+	len = 0;
+	buf[0] = '\0';
+	r = 0;
+	if (send(fd, "p1 CAPABILITY\r\n", 15, MSG_NOSIGNAL) == 15 &&
+	    probe_recv(fd, buf, sizeof(buf), &len, deadline, have_cap_reply) && names_starttls(buf))
+		r = 1;
+out:
+	/* a courtesy: the answer is known either way */
+	if (r >= 0)
+		(void)send(fd, "p2 LOGOUT\r\n", 11, MSG_NOSIGNAL);
+	close(fd);
+	return r;
+}
+
+/* A plain connection got no greeting in timeout_s: does the port answer a
+ * TLS handshake instead?  true with err set when it does. */
+static bool wrong_mode_plain(const struct imap_session *s, const char *name, int timeout_s,
+			     struct tr_error *err)
+{
+	const struct store_endpoint *ep = s->ep;
+	struct tr_error why;
+	int r;
+
+	if (net_cancelled())
+		return false;
+	r = tls_probe(ep->tls_ctx, ep->host, ep->port, name, timeout_s, &why);
+	if (r < 0)
+		return false;
+	if (r > 0)
+		tr_error_set(err, TR_ERR_TLS, "%s: no greeting in %d s, and the port answers a TLS "
+			     "handshake (certificate verified as %s): is port %d implicit TLS? then "
+			     "add --%s-tls implicit", s->where, timeout_s, name, ep->port,
+			     side_opt(ep));
+	else
+		tr_error_set(err, TR_ERR_TLS, "%s: no greeting in %d s, and the port answers a TLS "
+			     "handshake (%.300s): is port %d implicit TLS? then add --%s-tls "
+			     "implicit", s->where, timeout_s, why.msg, ep->port, side_opt(ep));
+	snprintf(err->code, sizeof(err->code), "%s", STORE_CODE_TLS_MODE);
+	return true;
+}
+
+/* An implicit TLS handshake failed (not on the certificate): does the port
+ * speak plain IMAP?  true with err (the handshake's failure) completed
+ * when it does. */
+static bool wrong_mode_implicit(const struct imap_session *s, int timeout_s, struct tr_error *err)
+{
+	const struct store_endpoint *ep = s->ep;
+	char old[400];
+	int r;
+
+	if (net_cancelled() || strcmp(err->code, TLS_CODE_CERT) == 0 ||
+	    (err->kind != TR_ERR_TLS && err->kind != TR_ERR_TEMP))
+		return false;
+	r = probe_plain(ep, timeout_s);
+	if (r < 0)
+		return false;
+	snprintf(old, sizeof(old), "%s", err->msg);
+	if (r > 0)
+		tr_error_set(err, TR_ERR_TLS, "%s: %s; the port speaks plain IMAP and offers "
+			     "STARTTLS: is port %d STARTTLS? then add --%s-tls starttls", s->where,
+			     old, ep->port, side_opt(ep));
+	else
+		tr_error_set(err, TR_ERR_TLS, "%s: %s; the port speaks plain IMAP without STARTTLS: "
+			     "no TLS on port %d (implicit TLS is usually port 993; --%s-tls none "
+			     "only on a trusted network)", s->where, old, ep->port, side_opt(ep));
+	snprintf(err->code, sizeof(err->code), "%s", STORE_CODE_TLS_MODE);
+	return true;
+}
+
 int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	      struct imap_session **s_r, struct tr_error *err)
 {
@@ -698,6 +863,7 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	mailstream_low *low = NULL;
 	mailstream *stream;
 	const char *name = ep->tls_name != NULL ? ep->tls_name : ep->host;
+	int greet_s = ep->timeout_s < GREETING_TIMEOUT_S ? ep->timeout_s : GREETING_TIMEOUT_S;
 	int fd = -1, r;
 
 	*s_r = NULL;
@@ -720,12 +886,18 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	}
 	if (ep->tls == TLS_MODE_IMPLICIT) {
 		if (tls_low_start(ep->tls_ctx, fd, name, ep->timeout_s, &low, err) < 0) {
-			tr_error_prefix(err, "%s", s->where);
 			close(fd);
+			if (!wrong_mode_implicit(s, greet_s, err))
+				tr_error_prefix(err, "%s", s->where);
 			free(s);
 			return -1;
 		}
 	} else {
+		if (net_wait(fd, POLLIN, greet_s * 1000) == 0 && wrong_mode_plain(s, name, greet_s, err)) {
+			close(fd);
+			free(s);
+			return -1;
+		}
 		low = tls_low_plain(fd, ep->timeout_s);
 		if (low == NULL) {
 			close(fd);

@@ -85,6 +85,8 @@ static const struct jobconf_key keys[] = {
 	FLAG("keep-names", AT(keep_names), 1, "no special-use mapping"),
 	FLAG("no-subscriptions", AT(subscribe), 0, "do not copy subscriptions"),
 	FLAG("content", AT(content), 1, "verify: compare whole contents"),
+	FLAG("folders", AT(show_folders), 1, "check: the plan of every folder"),
+	FLAG("dry-run", AT(dry_run), 1, "migrate: the plan of every folder, nothing copied"),
 	NUM("src-max-per-account", T_INT, AT(src_max_per_account), 1, 100,
 	    "sessions per account on the source"),
 	NUM("dst-max-per-account", T_INT, AT(dst_max_per_account), 1, 100,
@@ -712,6 +714,16 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 {
 	if (cfg->content && cfg->kind != JOB_VERIFY) {
 		tr_error_set(err, TR_ERR_USAGE, "--content is an option of verify");
+		return -1;
+	}
+	if (cfg->show_folders && cfg->kind != JOB_CHECK) {
+		tr_error_set(err, TR_ERR_USAGE, "--folders is an option of check (migrate "
+			     "--dry-run shows one account's plan)");
+		return -1;
+	}
+	if (cfg->dry_run && cfg->kind != JOB_MIGRATE) {
+		tr_error_set(err, TR_ERR_USAGE, "--dry-run is an option of migrate (check --folders "
+			     "shows the plan of every account)");
 		return -1;
 	}
 	if (cfg->kind != JOB_MIGRATE && cfg->accounts == NULL) {

@@ -76,12 +76,26 @@ static void check_one(size_t i, void *ctx)
 	int q;
 
 	it->acc = acc;
-	if (run_open(env, acc, true, &src, &it->err) < 0 ||
-	    count_source(env, src, it, &it->err) < 0)
-		goto out;
-	run_close(env, acc, true, &src);
-	if (run_open(env, acc, false, &dst, &it->err) < 0)
-		goto out;
+	if (env->cfg != NULL && (env->cfg->show_folders || env->cfg->dry_run)) {
+		/* the plan needs both sides' folders at once */
+		if (run_open(env, acc, true, &src, &it->err) < 0 ||
+		    run_open(env, acc, false, &dst, &it->err) < 0)
+			goto out;
+		it->have_plan = true;
+		if (preview_account(env, src, dst, &it->plan, &it->err) < 0)
+			goto out;
+		it->folders = it->plan.folders;
+		it->messages = (uint32_t)it->plan.messages;
+		it->bytes = it->plan.bytes;
+		run_close(env, acc, true, &src);
+	} else {
+		if (run_open(env, acc, true, &src, &it->err) < 0 ||
+		    count_source(env, src, it, &it->err) < 0)
+			goto out;
+		run_close(env, acc, true, &src);
+		if (run_open(env, acc, false, &dst, &it->err) < 0)
+			goto out;
+	}
 	q = store_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
 	if (q < 0)
 		goto out;
@@ -123,6 +137,17 @@ int preflight_run(const struct run_env *env, const struct run_account *acc, size
 	return (size_t)ok == n ? 0 : -1;
 }
 
+void preflight_items_free(struct preflight_item *items, size_t n)
+{
+	size_t i;
+
+	if (items == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		preview_free(&items[i].plan);
+	free(items);
+}
+
 static const char *item_status(const struct preflight_item *it)
 {
 	if (it->err.kind != TR_ERR_NONE || it->acc == NULL)
@@ -137,6 +162,11 @@ void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
 	uint32_t msgs = 0, ok = 0, failed = 0, nofit = 0;
 	size_t i;
 
+	for (i = 0; i < n; i++)
+		if (items[i].have_plan && items[i].err.kind == TR_ERR_NONE) {
+			preview_print(f, items[i].acc->label, &items[i].plan);
+			fputc('\n', f);
+		}
 	fprintf(f, "%-40s %-13s %8s %9s %10s  %s\n", "account", "status", "folders", "messages",
 		"bytes", "destination quota");
 	for (i = 0; i < n; i++) {
@@ -188,6 +218,17 @@ int preflight_json(const char *path, const struct preflight_item *items, size_t 
 				? json_integer((json_int_t)it->quota_used) : json_null(), &ok);
 		report_json_set(o, "quota_limit", it->quota_known
 				? json_integer((json_int_t)it->quota_limit) : json_null(), &ok);
+		if (it->have_plan) {
+			json_t *plan = it->err.kind == TR_ERR_NONE ? preview_json(&it->plan)
+								   : json_array();
+
+			if (plan == NULL)
+				ok = false;
+			report_json_set(o, "excluded", json_integer(it->plan.excluded), &ok);
+			report_json_set(o, "destination_messages",
+					json_integer((json_int_t)it->plan.dst_messages), &ok);
+			report_json_set(o, "folders_plan", plan, &ok);
+		}
 		report_json_append(arr, o, &ok);
 	}
 	report_json_set(root, "accounts", arr, &ok);

@@ -42,6 +42,46 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* How long what one account learnt holds for the others: long enough for
+ * a batch's accounts, which then fail within seconds; short enough that a
+ * worker (whose env lives as long as the job) asks the server again when
+ * the job is retried after the server was changed. */
+#define SHARED_TTL_S 60
+
+struct run_shared {
+	pthread_mutex_t lock;
+	bool tls_mode_wrong;
+	double learnt;                  /* monotonic seconds */
+	struct tr_error tls_mode_err;
+};
+
+/* The error every account of env would meet, if one met it: 1 and *err. */
+static int shared_failure(const struct run_env *env, struct tr_error *err)
+{
+	int r = 0;
+
+	if (env->shared == NULL)
+		return 0;
+	pthread_mutex_lock(&env->shared->lock);
+	if (env->shared->tls_mode_wrong && now_s() - env->shared->learnt < SHARED_TTL_S) {
+		*err = env->shared->tls_mode_err;
+		r = 1;
+	}
+	pthread_mutex_unlock(&env->shared->lock);
+	return r;
+}
+
+static void shared_learn(const struct run_env *env, const struct tr_error *err)
+{
+	if (env->shared == NULL || strcmp(err->code, STORE_CODE_TLS_MODE) != 0)
+		return;
+	pthread_mutex_lock(&env->shared->lock);
+	env->shared->tls_mode_wrong = true;
+	env->shared->learnt = now_s();
+	env->shared->tls_mode_err = *err;
+	pthread_mutex_unlock(&env->shared->lock);
+}
+
 /* "mario.rossi@azienda.it" -> a file name that cannot escape log_dir. */
 static void log_file_name(const char *label, char *buf, size_t len)
 {
@@ -164,10 +204,12 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 				   cfg->src_max_connections);
 	env->dst_lim = limiter_new("the destination", cfg->dst_max_per_account,
 				   cfg->dst_max_connections);
-	if (env->src_lim == NULL || env->dst_lim == NULL) {
+	env->shared = calloc(1, sizeof(*env->shared));
+	if (env->src_lim == NULL || env->dst_lim == NULL || env->shared == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
+	pthread_mutex_init(&env->shared->lock, NULL);
 	env->map.keep_names = cfg->keep_names;
 	env->map.rules = cfg->maps;
 	env->map.n_rules = cfg->n_maps;
@@ -191,6 +233,11 @@ void run_env_free(struct run_env *env)
 	limiter_free(env->src_lim);
 	limiter_free(env->dst_lim);
 	env->src_lim = env->dst_lim = NULL;
+	if (env->shared != NULL) {
+		pthread_mutex_destroy(&env->shared->lock);
+		free(env->shared);
+		env->shared = NULL;
+	}
 }
 
 void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
@@ -231,8 +278,16 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
 		 env->dst_ep.host, env->dst_ep.port);
-	account_run(&ao, res);
-	redact_result(env, acc, res);
+	memset(res, 0, sizeof(*res));
+	if (shared_failure(env, &res->err)) {
+		res->status = ACCOUNT_FAILED;
+		redact_result(env, acc, res);
+	} else {
+		account_run(&ao, res);
+		redact_result(env, acc, res);
+		if (res->status == ACCOUNT_FAILED)
+			shared_learn(env, &res->err);
+	}
 	if (res->status == ACCOUNT_FAILED)
 		log_error(acc->label, "failed: %s", res->err.msg);
 	else
@@ -267,6 +322,64 @@ struct progress {
 	struct job_run *jr;
 };
 
+/* "ETA 1h02m", "ETA 3m07s" into buf. */
+static void eta_text(double s, char *buf, size_t len)
+{
+	long left = (long)(s + 0.5);
+
+	if (left >= 3600)
+		snprintf(buf, len, "ETA %ldh%02ldm", left / 3600, left % 3600 / 60);
+	else
+		snprintf(buf, len, "ETA %ldm%02lds", left / 60, left % 60);
+}
+
+/* One account's horizon (account_progress): "messages 451/2300, 193.3 MB
+ * of ~1.2 GB" into buf, and ", ETA 0m14s" into eta when it can tell (else
+ * "").  The bytes of the folders not planned yet are estimated at the
+ * planned ones' average ("~" until every folder is planned); the ETA is
+ * the longer of what the messages and the bytes left take at this run's
+ * pace so far. */
+static void horizon(struct account_progress *p, double elapsed, char *buf, size_t len,
+		    char *eta, size_t eta_len)
+{
+	uint64_t total = atomic_load(&p->msgs_total), done = atomic_load(&p->msgs_done);
+	uint64_t known = atomic_load(&p->msgs_known), unknown = atomic_load(&p->msgs_unknown);
+	uint64_t bknown = atomic_load(&p->bytes_known), bytes = atomic_load(&p->bytes);
+	uint64_t btotal = bknown;
+	bool btotal_ok = known > 0 || unknown == 0;
+	double left = -1;
+	char b1[32], b2[32];
+
+	if (done > total)
+		total = done;
+	if (known > 0 && unknown > 0)
+		btotal += (uint64_t)((double)unknown * (double)bknown / (double)known);
+	if (bytes > btotal)
+		btotal = bytes;
+	if (btotal_ok)
+		snprintf(buf, len, "messages %" PRIu64 "/%" PRIu64 ", %s of %s%s", done, total,
+			 report_bytes(bytes, b1, sizeof(b1)), unknown > 0 ? "~" : "",
+			 report_bytes(btotal, b2, sizeof(b2)));
+	else
+		snprintf(buf, len, "messages %" PRIu64 "/%" PRIu64 ", %s", done, total,
+			 report_bytes(bytes, b1, sizeof(b1)));
+	if (done > 0 && done < total)
+		left = elapsed * (double)(total - done) / (double)done;
+	if (btotal_ok && bytes > 0 && bytes < btotal) {
+		double bl = elapsed * (double)(btotal - bytes) / (double)bytes;
+
+		if (bl > left)
+			left = bl;
+	}
+	eta[0] = '\0';
+	if (left >= 0) {
+		char t[32];
+
+		eta_text(left, t, sizeof(t));
+		snprintf(eta, eta_len, ", %s", t);
+	}
+}
+
 static void draw(struct job_run *jr, double elapsed, bool tty)
 {
 	char b1[32], b2[32], eta[32] = "";
@@ -285,18 +398,24 @@ static void draw(struct job_run *jr, double elapsed, bool tty)
 	}
 	if (jr->n == 1) {
 		const char *label = jr->acc[0].label;
+		char h[160], left[48];
 
+		if (atomic_load(&jr->prog.folders_total) == 0) {
+			/* nothing to count before the folders are planned */
+			if (tty)
+				log_progress("%s: logging in, planning the folders", label);
+			return;
+		}
+		horizon(&jr->prog, elapsed, h, sizeof(h), left, sizeof(left));
 		if (tty)
-			log_progress("%s: folders %u/%u, %" PRIu64 " messages, %s (%s/s)", label,
+			log_progress("%s: folders %u/%u, %s (%s/s)%s", label,
 				     (unsigned)atomic_load(&jr->prog.folders_done),
-				     (unsigned)atomic_load(&jr->prog.folders_total), copied,
-				     report_bytes(bytes, b1, sizeof(b1)),
-				     report_bytes((uint64_t)rate, b2, sizeof(b2)));
+				     (unsigned)atomic_load(&jr->prog.folders_total), h,
+				     report_bytes((uint64_t)rate, b2, sizeof(b2)), left);
 		else
-			log_info(label, "progress: folders %u/%u, %" PRIu64 " messages, %s",
+			log_info(label, "progress: folders %u/%u, %s%s",
 				 (unsigned)atomic_load(&jr->prog.folders_done),
-				 (unsigned)atomic_load(&jr->prog.folders_total), copied,
-				 report_bytes(bytes, b1, sizeof(b1)));
+				 (unsigned)atomic_load(&jr->prog.folders_total), h, left);
 		return;
 	}
 	if (tty)
@@ -458,6 +577,8 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	struct store_conf conf;
 
 	*s = NULL;
+	if (shared_failure(env, err))
+		return -1;
 	if (limiter_acquire(lim, login, true) < 0) {
 		tr_error_set(err, TR_ERR_STOPPED, "stopped");
 		return -1;
@@ -468,6 +589,7 @@ int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	conf.arg = src ? env->src_arg : env->dst_arg;
 	if (store_open(driver_of(src ? env->src_drv : env->dst_drv), &conf, s, err) == 0)
 		return 0;
+	shared_learn(env, err);
 	if (err->kind == TR_ERR_WAIT)
 		limiter_refused(lim, login);
 	limiter_release(lim, login);

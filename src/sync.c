@@ -1111,7 +1111,9 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	r->counts->copied += copied;
 	r->counts->bytes += bytes;
 	if (job->progress != NULL)
-		job->progress(job->progress_ctx, copied, bytes);
+		/* every message of the batch is done with: copied, or not (refused,
+		 * vanished, unreadable) */
+		job->progress(job->progress_ctx, copied, (uint32_t)(to - from) - copied, bytes);
 	ret = 0;
 out:
 	free(items);
@@ -1256,6 +1258,13 @@ static int copy_all(struct run *r, struct tr_error *err)
 
 	if (drop_too_big(r, err) < 0)
 		return -1;
+	if (r->job->planned != NULL) {
+		uint64_t bytes = 0;
+
+		for (size_t i = 0; i < r->copy.n; i++)
+			bytes += r->copy.v[i].size;
+		r->job->planned(r->job->progress_ctx, (uint32_t)r->copy.n, bytes);
+	}
 	if (r->copy.n == 0)
 		return 0;
 	ends = malloc(r->copy.n * sizeof(*ends));
@@ -1309,9 +1318,12 @@ int sync_folder_unchanged(struct state *state, int64_t account_id, const char *s
 	struct state_folder f;
 	int c;
 
+	*present = 0;
 	if (state_folder_load(state, account_id, src_name, dst_name, &f, err) < 0)
 		return -1;
 	c = classify(st, dst_exists, &f);
+	if (st != NULL && dst_exists && f.unsettled == 0 && st->uidvalidity == f.src_uidvalidity)
+		*present = f.src_messages;
 	if (c != SYNC_UNCHANGED) {
 		log_debug(NULL, "%s: changed: status %u/%u/%u/%llu, saved %u/%u/%u/%llu, unsettled %u, "
 			  "dst %s", src_name, st ? st->uidvalidity : 0, st ? st->uidnext : 0,
@@ -1320,7 +1332,6 @@ int sync_folder_unchanged(struct state *state, int64_t account_id, const char *s
 			  (unsigned long long)f.src_modseq, f.unsettled, dst_exists ? "exists" : "missing");
 		return c;
 	}
-	*present = f.src_messages;
 	return c;
 }
 

@@ -434,10 +434,12 @@ int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
 			if (net_cancelled())
 				tr_error_set(err, TR_ERR_STOPPED, "TLS handshake with %s: stopped",
 					     name);
-			else if (vr != X509_V_OK)
+			else if (vr != X509_V_OK) {
 				tr_error_set(err, TR_ERR_TLS,
 					     "TLS certificate of %s refused: %s", name,
 					     X509_verify_cert_error_string(vr));
+				snprintf(err->code, sizeof(err->code), "%s", TLS_CODE_CERT);
+			}
 			else
 				tr_error_set(err, probe.timed_out ? TR_ERR_TEMP : TR_ERR_TLS,
 					     "TLS handshake with %s failed: %s", name, probe.error);
@@ -453,4 +455,22 @@ int tls_low_start(struct tls_ctx *ctx, int fd, const char *name, int timeout_s,
 	}
 	*low_r = low;
 	return 0;
+}
+
+int tls_probe(struct tls_ctx *ctx, const char *host, int port, const char *name, int timeout_s,
+	      struct tr_error *why)
+{
+	mailstream_low *low;
+	int fd;
+
+	tr_error_clear(why);
+	if (ctx == NULL || net_connect(host, port, timeout_s, &fd, why) < 0)
+		return -1;
+	if (tls_low_start(ctx, fd, name, timeout_s, &low, why) < 0) {
+		close(fd);
+		return strcmp(why->code, TLS_CODE_CERT) == 0 ? 0 : -1;
+	}
+	mailstream_low_close(low);
+	mailstream_low_free(low);
+	return 1;
 }

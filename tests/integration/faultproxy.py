@@ -5,7 +5,7 @@ Listens on 127.0.0.1, forwards every connection to an upstream 127.0.0.1:PORT (a
 Dovecot of lib.sh), and breaks connections on demand.  Stdlib only (asyncio).
 
     faultproxy.py --upstream-port PORT [--listen-port 0] [--port-file F]
-                  [--control F] [--fault RULE ...] [--log F] [--raw]
+                  [--control F] [--fault RULE ...] [--log F] [--raw] [--record DIR]
 
 On start it prints the listening port on stdout (one line, flushed) and writes it
 to --port-file if given (atomically: the file appears complete).  It runs until
@@ -106,6 +106,10 @@ and "client EOF" / "server EOF" (also "... during the stall"), "stall released b
 the new rule set", "trickle ended: full speed again".  Tests grep " FIRED " to
 prove a fault actually happened, and compare the times of FIRED and "client EOF"
 to see how long the client took to give up.
+
+--record DIR: every byte forwarded, per connection and direction, in
+DIR/conn-N.c2s and DIR/conn-N.s2c (N as in the log; both files are created when
+the connection opens, so a client that sent nothing leaves an empty .c2s).
 
 --check: only parse the --fault rules, print them and exit (2 on a bad rule).
 """
@@ -368,6 +372,11 @@ class Conn:
         self.starttls_tag = None
         self.cur_append_tag = None
         self.tasks = []
+        self.record = {}
+        if proxy.args.record:
+            for name, side in (("c2s", self.c2s), ("s2c", self.s2c)):
+                self.record[id(side)] = open(os.path.join(
+                    proxy.args.record, "conn-%d.%s" % (abs_n, name)), "wb", buffering=0)
 
     def log(self, msg):
         self.p.log("conn %d %s" % (self.n, msg))
@@ -393,6 +402,8 @@ class Conn:
             for t in self.tasks:
                 t.cancel()
             self.log("closed: c2s %d bytes, s2c %d bytes" % (self.c2s.total, self.s2c.total))
+            for f in self.record.values():
+                f.close()
 
     def close(self, rst):
         if self.closed:
@@ -484,6 +495,8 @@ class Conn:
                 self.close(rst=False)
                 return False
             side.total += len(chunk)
+            if self.record:
+                self.record[id(side)].write(chunk)
             if trickle:
                 await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - t0)))
         return not self.closed
@@ -779,6 +792,8 @@ def main():
     ap.add_argument("--log", help="event log (default stderr)")
     ap.add_argument("--raw", action="store_true",
                     help="do not parse the streams (TLS): byte-count triggers only")
+    ap.add_argument("--record", metavar="DIR",
+                    help="write every connection's bytes to DIR/conn-N.c2s and .s2c")
     ap.add_argument("--check", action="store_true",
                     help="only check the --fault rules and exit")
     args = ap.parse_args()

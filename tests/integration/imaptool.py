@@ -44,7 +44,7 @@ Subcommands:
                                    toggle flags/keywords on K messages, print changes
   expunge --folder F --count K [--seed N]
                                    \\Deleted + UID EXPUNGE on K chosen messages only
-  delete-folder NAME | rename-folder OLD NEW
+  delete-folder NAME | rename-folder OLD NEW | subscribe NAME...
   list [--json]                    folders, raw name, separator, attributes,
                                    subscription, message count
   count --folder F                 number of messages
@@ -944,6 +944,13 @@ def cmd_delete_folder(args, s):
     return EXIT_OK
 
 
+def cmd_subscribe(args, s):
+    for name in args.names:
+        s.simple("SUBSCRIBE", imap_quote(s.to_raw(name)))
+    print("subscribe: %s" % ", ".join(args.names))
+    return EXIT_OK
+
+
 def cmd_rename_folder(args, s):
     s.simple("RENAME", imap_quote(s.to_raw(args.old)), imap_quote(s.to_raw(args.new)))
     print("rename-folder: %s -> %s" % (args.old, args.new))
@@ -1249,6 +1256,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1)
     p = new("delete-folder", cmd_delete_folder, "DELETE a folder")
     p.add_argument("name")
+    p = new("subscribe", cmd_subscribe, "SUBSCRIBE to folders")
+    p.add_argument("names", nargs="+")
     p = new("rename-folder", cmd_rename_folder, "RENAME a folder")
     p.add_argument("old")
     p.add_argument("new")

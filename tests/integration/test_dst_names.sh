@@ -13,7 +13,8 @@
 #  - '%percent' is shown, selected (--folder) and mapped (--map) as typed;
 #    options that select nothing are warned about, or fail the run when
 #    nothing at all is selected;
-#  - without CONDSTORE on the source a re-run says what it checks.
+#  - without CONDSTORE on the source a re-run says what it checks;
+#  - migrate --dry-run shows the renamed folders where the run put them.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init dst-names
@@ -65,6 +66,13 @@ tr_expect_out 'messages: 0 copied, 9 already present, 4 failed'
 tr_expect_out '0 of 5 folder\(s\) changed since the last run, 4 more to compare flags with \(the source has no CONDSTORE'
 grep -q 'v1_2_2' <<<"$(dst list)" && it_fail "a renamed folder was created twice"
 tr_compare "${maps[@]}" --skip "$long"
+
+# The plan (read only) shows where the refused names went, as a run found them.
+tr_migrate --dry-run --exclude 'L*'
+tr_expect_rc 0
+tr_expect_out '^  Progetti/v1\.2 +Progetti/v1_2 +name refused \(renamed\) +3 +[0-9.]+ k?B +3$'
+tr_expect_out '^  Progetti/v1\.2/sub\.x +Progetti/v1_2/sub_x +name refused \(renamed\) +2 +[0-9.]+ k?B +2$'
+tr_expect_out '^  L+/M+ +- +excluded'
 
 # ... and with a new state directory (state lost): the same folders, matched,
 #    nothing copied again

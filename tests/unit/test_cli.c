@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "cli.h"
 #include "job.h"
+#include "jobconf.h"
 #include "jobdir.h"
 
 /* Whatever command runs, a crash must not leave a core file holding
@@ -148,11 +150,141 @@ static void test_spool_job_paths(void **state)
 	rmdir(dir);
 }
 
+/* What `trasloco ARGV...` writes to stdout, and its exit code in *code
+ * (malloc'd, NUL-terminated). */
+static char *stdout_of(int argc, char **argv, int *code)
+{
+	char path[] = "/tmp/trasloco-test-cli-XXXXXX", *buf;
+	int fd = mkstemp(path), saved;
+	long len;
+	FILE *f;
+
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+	*code = cli_main(argc, argv);
+	fflush(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	f = fdopen(fd, "r");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)len + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return buf;
+}
+
+/* An option named in a help text ("--src", not "--srcx"). */
+static bool names_option(const char *text, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p;
+
+	for (p = text; (p = strstr(p, "--")) != NULL; p += 2)
+		if (strncmp(p + 2, name, len) == 0 &&
+		    strchr("abcdefghijklmnopqrstuvwxyz-", p[2 + len]) == NULL)
+			return true;
+	return false;
+}
+
+struct help_case {
+	const char *cmd;
+	const char *own;        /* options its help must name, space-separated */
+	const char *foreign;    /* options of other commands it must not name */
+};
+
+#define SERVERS "src dst src-tls dst-tls src-tls-name dst-tls-name ca-file insecure " \
+	"allow-plaintext "
+#define ADMIN "dst-admin dst-admin-password-file dst-admin-separator "
+#define FOLDERS "folder exclude map keep-names "
+#define ENGINE "state src-max-per-account dst-max-per-account timeout retries batch-size " \
+	"batch-count spool-dir quiet verbose debug no-progress "
+#define BATCH "parallel-accounts src-max-connections dst-max-connections report "
+
+/* `trasloco CMD --help` (and `trasloco help CMD`) shows CMD's synopsis and
+ * its own options, each a key of the table, and not the other commands'. */
+static void test_command_help(void **state)
+{
+	static const struct help_case cases[] = {
+		{ "migrate", SERVERS "user src-user dst-user src-password-file dst-password-file "
+		  ADMIN FOLDERS "no-subscriptions " ENGINE "dry-run report",
+		  "parallel-accounts src-max-connections report-csv log-dir content "
+		  "caps-per-egress folders" },
+		{ "run", SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
+		  "report-csv log-dir",
+		  "user src-user src-password-file dst-password-file content caps-per-egress "
+		  "folders dry-run" },
+		{ "check", SERVERS ADMIN FOLDERS "src-max-per-account timeout quiet " BATCH "folders",
+		  "user src-password-file report-csv log-dir content retries batch-size "
+		  "no-subscriptions spool-dir caps-per-egress dry-run" },
+		{ "verify", SERVERS ADMIN FOLDERS "src-max-per-account timeout " BATCH "content",
+		  "user src-password-file report-csv log-dir retries batch-size "
+		  "no-subscriptions caps-per-egress folders dry-run" },
+		{ "spool", "config " SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
+		  "report-csv log-dir",
+		  "user src-password-file content caps-per-egress folders dry-run" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct help_case *c = &cases[i];
+		char *argv[] = { (char *)"trasloco", (char *)c->cmd, (char *)"--help", NULL };
+		char *argv2[] = { (char *)"trasloco", (char *)"help", (char *)c->cmd, NULL };
+		char synopsis[64], list[1024], *tok, *save, *text, *text2;
+		const char *p;
+		int code;
+
+		text = stdout_of(3, argv, &code);
+		assert_int_equal(code, EXIT_OK);
+		snprintf(synopsis, sizeof(synopsis), "usage: trasloco %s ", c->cmd);
+		if (strncmp(text, synopsis, strlen(synopsis)) != 0)
+			fail_msg("%s --help does not start with its synopsis: %.80s", c->cmd, text);
+		snprintf(list, sizeof(list), "%s", c->own);
+		for (tok = strtok_r(list, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
+			if (!names_option(text, tok))
+				fail_msg("%s --help does not name --%s", c->cmd, tok);
+		snprintf(list, sizeof(list), "%s", c->foreign);
+		for (tok = strtok_r(list, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
+			if (names_option(text, tok))
+				fail_msg("%s --help names --%s, not an option of %s", c->cmd, tok,
+					 c->cmd);
+		/* every option it names is one (the table's, or the spool's --config) */
+		for (p = text; (p = strstr(p, "--")) != NULL; p += 2) {
+			size_t len = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-");
+			char name[64];
+			const struct jobconf_key *k;
+
+			if (len == 0 || len >= sizeof(name))
+				continue;
+			snprintf(name, sizeof(name), "%.*s", (int)len, p + 2);
+			if (strcmp(name, "config") == 0 && strcmp(c->cmd, "spool") == 0)
+				continue;
+			k = jobconf_key(name);
+			if (k == NULL || !k->option)
+				fail_msg("%s --help names --%s, which is no option", c->cmd, name);
+		}
+		text2 = stdout_of(3, argv2, &code);
+		assert_int_equal(code, EXIT_OK);
+		assert_string_equal(text, text2);
+		free(text);
+		free(text2);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_core_dumps),
 		cmocka_unit_test(test_spool_job_paths),
+		cmocka_unit_test(test_command_help),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

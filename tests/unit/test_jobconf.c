@@ -50,6 +50,8 @@ static const struct {
 	{ "keep-names", NULL },
 	{ "no-subscriptions", NULL },
 	{ "content", NULL },
+	{ "folders", NULL },
+	{ "dry-run", NULL },
 	{ "src-max-per-account", "2" },
 	{ "dst-max-per-account", "3" },
 	{ "src-max-connections", "8" },
