@@ -1,4 +1,5 @@
-/* queue: migration jobs shared by many workers, in PostgreSQL; see queue.h. */
+/* queue_pg: the queue in PostgreSQL, shared by many workers on many hosts
+ * (the backend "postgresql" of queue.h; what it keeps: queue_backend.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -14,6 +15,8 @@
 #include "pg.h"
 #include "pg_schema.h"
 #include "queue.h"
+#include "queue_backend.h"
+#include "queue_status.h"
 #include "report.h"
 #include "secret.h"
 #include "text.h"
@@ -22,7 +25,7 @@
  * per batch, not per account (20,000 accounts over a WAN link). */
 #define BATCH_ROWS 500
 
-struct queue {
+struct qpg {
 	struct pg *pg;
 	const struct seal_keys *keys;
 };
@@ -93,16 +96,6 @@ static char *bytea_str(const PGresult *r, int row, int col, bool *bad)
 	return (char *)v;
 }
 
-/* The associated data of a stored password: its job, account and column,
- * so that a value copied to another row or column does not open. */
-static void aad_of(char *buf, size_t len, int64_t job, const char *email, const char *what)
-{
-	if (email == NULL)
-		snprintf(buf, len, "job %" PRId64 " %s", job, what);
-	else
-		snprintf(buf, len, "job %" PRId64 " account %s %s", job, email, what);
-}
-
 /* Seal plain for its place, as hex for a JSON batch; NULL plain gives a
  * JSON null. */
 static json_t *sealed_hex(const struct seal_keys *k, const char *aad, const char *plain,
@@ -152,37 +145,56 @@ static void id_text(char *buf, size_t len, int64_t id)
 
 /* ---- open --------------------------------------------------------------------- */
 
-int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
-	       struct tr_error *err)
-{
-	struct queue *q = calloc(1, sizeof(*q));
+static void qpg_close(void *h);
 
-	*q_r = NULL;
+static int qpg_open(const char *dsn, const struct seal_keys *keys, void **h_r,
+		    struct tr_error *err)
+{
+	struct qpg *q = calloc(1, sizeof(*q));
+
+	*h_r = NULL;
 	if (q == NULL)
 		return oom(err);
 	if (pg_connect(dsn, &q->pg, err) < 0 || pg_schema_check(q->pg, err) < 0) {
-		queue_close(q);
+		qpg_close(q);
 		return -1;
 	}
 	q->keys = keys;
-	*q_r = q;
+	*h_r = q;
 	return 0;
 }
 
-void queue_close(struct queue *q)
+static void qpg_close(void *h)
 {
+	struct qpg *q = h;
+
 	if (q == NULL)
 		return;
 	pg_close(q->pg);
 	free(q);
 }
 
-const char *queue_where(const struct queue *q)
+static const char *qpg_where(void *h)
 {
+	const struct qpg *q = h;
+
 	return pg_where(q->pg);
 }
 
-static int need_keys(const struct queue *q, struct tr_error *err)
+/* `queue init`: the tables of the whole database (pg_schema.c: the
+ * state's and the caps' too). */
+static int qpg_init(const char *dsn, int *from_r, int *version_r, struct tr_error *err)
+{
+	struct pg *pg = NULL;
+	int r;
+
+	*version_r = pg_schema_version();
+	r = pg_connect(dsn, &pg, err) < 0 || pg_schema_init(pg, from_r, err) < 0 ? -1 : 0;
+	pg_close(pg);
+	return r;
+}
+
+static int need_keys(const struct qpg *q, struct tr_error *err)
 {
 	if (q->keys != NULL)
 		return 0;
@@ -190,8 +202,9 @@ static int need_keys(const struct queue *q, struct tr_error *err)
 	return -1;
 }
 
-int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
+static int qpg_outstanding(void *h, int64_t *n_r, struct tr_error *err)
 {
+	struct qpg *q = h;
 	PGresult *r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts a JOIN q_jobs j "
 			      "ON j.id = a.job_id WHERE j.cancelled IS NULL AND "
 			      "a.state IN ('pending', 'running')", 0, NULL, err);
@@ -204,18 +217,15 @@ int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
 	return 0;
 }
 
-int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
+static int qpg_job_id(void *h, const char *job, int64_t *id_r, struct tr_error *err)
 {
+	struct qpg *q = h;
 	const char *p[1] = { job };
 	PGresult *r;
-	size_t i;
-	bool digits = job != NULL && job[0] != '\0' && strlen(job) < 19;
+	int64_t n;
 
 	*id_r = 0;
-	for (i = 0; digits && job[i] != '\0'; i++)
-		if (job[i] < '0' || job[i] > '9')
-			digits = false;
-	if (digits) {
+	if (queue_job_number(job, &n)) {
 		r = pg_exec(q->pg, "SELECT id FROM q_jobs WHERE id = $1::bigint", 1, p, err);
 		if (r == NULL)
 			return -1;
@@ -234,135 +244,13 @@ int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_erro
 	PQclear(r);
 	if (*id_r > 0)
 		return 0;
-	{
-		char *c = text_clean_dup(job, NULL);
-
-		tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?",
-			     pg_where(q->pg));
-		free(c);
-	}
-	return -1;
+	return queue_no_job(job, pg_where(q->pg), err);
 }
 
 /* ---- submit ------------------------------------------------------------------- */
 
-/* Settings a queued job does not keep: its accounts and the admin
- * password are in the queue itself, its state is the queue's database
- * (the worker's DSN), its outcome is `queue status`, and a worker writes
- * its logs where it is told.  (The command layer says so to the user.) */
-static const char *const not_kept[] = {
-	"accounts", "state", "report", "report-csv", "log-dir", "dst-admin-password-file",
-};
-
-bool queue_setting_kept(const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(not_kept) / sizeof(not_kept[0]); i++)
-		if (strcmp(key, not_kept[i]) == 0)
-			return false;
-	return true;
-}
-
-/* The job's settings as stored: jobconf_text of cfg without the settings
- * a queued job does not keep, and every path made absolute (from the
- * working directory, as cfg's relative paths are), so that a worker on
- * another host reads the same files. */
-static char *stored_config(const struct job_config *cfg, struct tr_error *err)
-{
-	struct jobconf_origin o = { .from = JOBCONF_JOB_FILE };
-	struct job_config n;
-	struct job_file jf;
-	char *text = jobconf_text(cfg), *out = NULL, cwd[4096];
-	size_t i;
-
-	memset(&jf, 0, sizeof(jf));
-	if (text == NULL) {
-		oom(err);
-		return NULL;
-	}
-	if (getcwd(cwd, sizeof(cwd)) == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot tell the working directory: %s",
-			     strerror(errno));
-		free(text);
-		return NULL;
-	}
-	o.dir = cwd;
-	jobconf_init(&n, JOB_RUN);
-	if (job_file_parse("the job's settings", text, strlen(text), &jf, err) < 0)
-		goto out;
-	for (i = 0; i < jf.n; i++) {
-		if (!queue_setting_kept(jf.v[i].key))
-			continue;
-		if (jobconf_set(&n, jf.v[i].key, jf.v[i].value, &o, err) < 0)
-			goto out;
-	}
-	out = jobconf_text(&n);
-	if (out == NULL)
-		oom(err);
-out:
-	job_file_free(&jf);
-	jobconf_free(&n);
-	free(text);
-	return out;
-}
-
-/* The default name: the job file's (or else the accounts file's) base
- * name without ".job" (".csv"). */
-static char *default_name(const struct job_config *cfg)
-{
-	const char *path = cfg->name != NULL ? cfg->name : cfg->accounts, *base, *ext;
-	size_t len;
-
-	if (path == NULL)
-		return strdup("job");
-	base = strrchr(path, '/');
-	base = base != NULL ? base + 1 : path;
-	len = strlen(base);
-	ext = cfg->name != NULL ? ".job" : ".csv";
-	if (len > 4 && strcmp(base + len - 4, ext) == 0)
-		len -= 4;
-	if (len == 0)
-		return strdup("job");
-	return strndup(base, len);
-}
-
-static char *server_text(const struct jobconf_server *s)
-{
-	size_t len = strlen(s->host) + 16;
-	char *t = malloc(len);
-
-	if (t != NULL)
-		snprintf(t, len, strchr(s->host, ':') != NULL ? "[%s]:%d" : "%s:%d", s->host,
-			 s->port);
-	return t;
-}
-
-static json_t *skipped_json(const struct job_accounts *ja)
-{
-	json_t *a = json_array();
-	bool ok = a != NULL;
-	size_t i;
-
-	for (i = 0; ok && i < ja->n_bad; i++) {
-		json_t *o;
-
-		if (ja->bad[i].line == 0)
-			continue;
-		o = json_object();
-		report_json_set(o, "line", json_integer(ja->bad[i].line), &ok);
-		report_json_set(o, "what", report_json_text(ja->bad[i].what), &ok);
-		report_json_append(a, o, &ok);
-	}
-	if (!ok) {
-		json_decref(a);
-		return NULL;
-	}
-	return a;
-}
-
 /* Accounts [from, to) of ja as one INSERT (their passwords sealed). */
-static int insert_accounts(struct queue *q, int64_t job, const struct job_accounts *ja,
+static int insert_accounts(struct qpg *q, int64_t job, const struct job_accounts *ja,
 			   size_t from, size_t to, struct tr_error *err)
 {
 	json_t *rows = json_array();
@@ -377,9 +265,9 @@ static int insert_accounts(struct queue *q, int64_t job, const struct job_accoun
 		const struct job_account *a = &ja->v[i];
 		json_t *o = json_object(), *pw, *dpw;
 
-		aad_of(aad, sizeof(aad), job, a->email, "password");
+		queue_aad(aad, sizeof(aad), job, a->email, "password");
 		pw = sealed_hex(q->keys, aad, a->password, err);
-		aad_of(aad, sizeof(aad), job, a->email, "dst_password");
+		queue_aad(aad, sizeof(aad), job, a->email, "dst_password");
 		dpw = pw != NULL ? sealed_hex(q->keys, aad, a->dst_password, err) : NULL;
 		if (pw == NULL || dpw == NULL) {
 			json_decref(pw);
@@ -413,49 +301,23 @@ static int insert_accounts(struct queue *q, int64_t job, const struct job_accoun
 	return r;
 }
 
-int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
-		 const char *admin_password, const char *name, int64_t *id_r,
-		 struct tr_error *err)
+/* A job checked and made ready by queue_submit (queue.c). */
+static int qpg_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
+		      struct tr_error *err)
 {
-	char *config = NULL, *jname = NULL, *src = NULL, *dst = NULL, *skipped = NULL;
+	struct qpg *q = h;
+	const struct job_config *cfg = nj->cfg;
+	const struct job_accounts *ja = nj->ja;
+	const char *config = nj->config, *jname = nj->name, *src = nj->src, *dst = nj->dst,
+		   *skipped = nj->skipped, *admin_password = nj->admin_password;
 	char idbuf[32], aad[64], n1[16], n2[16];
-	json_t *sk;
 	PGresult *r;
 	int64_t id = 0;
 	size_t i;
-	int rc = -1;
 
 	*id_r = 0;
-	if (need_keys(q, err) < 0)
-		return -1;
-	if (cfg->kind != JOB_RUN || cfg->src.host == NULL || cfg->dst.host == NULL) {
-		tr_error_set(err, TR_ERR_USAGE, "only a finished job of `trasloco run` is queued");
-		return -1;
-	}
-	if (ja->n == 0) {
-		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate",
-			     cfg->accounts != NULL ? cfg->accounts : "the accounts file");
-		return -1;
-	}
-	if (cfg->dst_admin != NULL && admin_password == NULL) {
-		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
-		return -1;
-	}
-	config = stored_config(cfg, err);
-	if (config == NULL)
-		return -1;
-	jname = name != NULL ? strdup(name) : default_name(cfg);
-	src = server_text(&cfg->src);
-	dst = server_text(&cfg->dst);
-	sk = skipped_json(ja);
-	skipped = sk != NULL ? json_dumps(sk, JSON_COMPACT) : NULL;
-	json_decref(sk);
-	if (jname == NULL || src == NULL || dst == NULL || skipped == NULL) {
-		oom(err);
-		goto out;
-	}
 	if (pg_begin(q->pg, err) < 0)
-		goto out;
+		return -1;
 	{
 		const char *p[5] = { jname, config, src, dst, skipped };
 
@@ -473,7 +335,7 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 		const char *p[2] = { idbuf, NULL };
 		int lens[2] = { 0, 0 };
 
-		aad_of(aad, sizeof(aad), id, NULL, "admin");
+		queue_aad(aad, sizeof(aad), id, NULL, "admin");
 		if (seal(q->keys, aad, admin_password, &s, &n, err) < 0)
 			goto fail;
 		p[1] = (const char *)s;
@@ -507,35 +369,16 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 	if (pg_commit(q->pg, err) < 0)
 		goto fail;
 	*id_r = id;
-	rc = 0;
-	goto out;
+	return 0;
 fail:
 	pg_rollback(q->pg);
-out:
-	free(config);
-	free(jname);
-	free(src);
-	free(dst);
-	free(skipped);
-	return rc;
+	return -1;
 }
 
 /* ---- claims ------------------------------------------------------------------- */
 
-void queue_claim_free(struct queue_claim *c)
-{
-	if (c == NULL)
-		return;
-	free(c->email);
-	free(c->src_user);
-	free(c->dst_user);
-	secret_free(c->password);
-	secret_free(c->dst_password);
-	memset(c, 0, sizeof(*c));
-}
-
 /* Open the sealed password in column col of row 0 for its place. */
-static int open_pw(struct queue *q, const PGresult *r, int col, int64_t job, const char *email,
+static int open_pw(struct qpg *q, const PGresult *r, int col, int64_t job, const char *email,
 		   const char *what, char **out, struct tr_error *err)
 {
 	unsigned char *v;
@@ -548,15 +391,16 @@ static int open_pw(struct queue *q, const PGresult *r, int col, int64_t job, con
 		return oom(err);
 	if (v == NULL)
 		return 0;
-	aad_of(aad, sizeof(aad), job, email, what);
+	queue_aad(aad, sizeof(aad), job, email, what);
 	rc = unseal(q->keys, aad, v, n, out, err);
 	free(v);
 	return rc;
 }
 
-int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_claim *c,
+static int qpg_claim(void *h, const char *worker, int lease_s, struct queue_claim *c,
 		struct tr_error *err)
 {
+	struct qpg *q = h;
 	char lease[16];
 	const char *p[2] = { worker, lease };
 	PGresult *r;
@@ -642,9 +486,10 @@ fail:
 	return -1;
 }
 
-int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
+static int qpg_job_config(void *h, int64_t job_id, char **config_r, char **admin_pw_r,
 		     struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { idbuf };
 	PGresult *r;
@@ -697,9 +542,10 @@ static char *id_array(const int64_t *v, size_t n)
 	return s;
 }
 
-int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,
+static int qpg_renew(void *h, const char *worker, int lease_s, const int64_t *held,
 		size_t n_held, int64_t **lost_r, size_t *n_lost_r, struct tr_error *err)
 {
+	struct qpg *q = h;
 	char lease[16], *arr = id_array(held, n_held);
 	const char *p[3] = { worker, lease, arr };
 	PGresult *r;
@@ -756,9 +602,10 @@ static void counts_text(const struct queue_counts *n, char v[6][24])
 	snprintf(v[5], 24, "%" PRIu32, n->folders_total);
 }
 
-int queue_progress(struct queue *q, const char *worker, int64_t row,
+static int qpg_progress(void *h, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32], v[6][24];
 	const char *p[8] = { idbuf, worker, v[0], v[1], v[2], v[3], v[4], v[5] };
 
@@ -771,7 +618,7 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
 }
 
 /* 1 when the statement changed a row, 0 when not, -1 on error. */
-static int changed(struct queue *q, const char *sql, int n, const char *const *p,
+static int changed(struct qpg *q, const char *sql, int n, const char *const *p,
 		   struct tr_error *err)
 {
 	PGresult *r = pg_exec(q->pg, sql, n, p, err);
@@ -784,10 +631,11 @@ static int changed(struct queue *q, const char *sql, int n, const char *const *p
 	return rows > 0 ? 1 : 0;
 }
 
-int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
+static int qpg_finish(void *h, const char *worker, int64_t row, const char *status,
 		 const char *error, const struct queue_counts *n, double seconds,
 		 struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32], v[6][24], secs[32];
 	const char *p[11] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
 			      secs };
@@ -810,9 +658,10 @@ int queue_finish(struct queue *q, const char *worker, int64_t row, const char *s
 		       "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 11, p, err);
 }
 
-int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
+static int qpg_release(void *h, const char *worker, int64_t row, int delay_s,
 		  struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32], delay[16];
 	const char *p[3] = { idbuf, worker, delay };
 
@@ -824,9 +673,10 @@ int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
 		       err) < 0 ? -1 : 0;
 }
 
-int queue_worker_register(struct queue *q, const char *worker, const char *host, int pid,
+static int qpg_worker_register(void *h, const char *worker, const char *host, int pid,
 			  const char *egress, int parallel, struct tr_error *err)
 {
+	struct qpg *q = h;
 	char pidbuf[16], par[16];
 	const char *p[5] = { worker, host, pidbuf, egress != NULL ? egress : "", par };
 
@@ -838,8 +688,9 @@ int queue_worker_register(struct queue *q, const char *worker, const char *host,
 		      "stopped = NULL", 5, p, err);
 }
 
-int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *err)
+static int qpg_worker_stopped(void *h, const char *worker, struct tr_error *err)
 {
+	struct qpg *q = h;
 	const char *p[1] = { worker };
 
 	return pg_run(q->pg, "UPDATE q_workers SET stopped = now(), seen = now() WHERE id = $1",
@@ -848,16 +699,17 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
 
 /* ---- operators ---------------------------------------------------------------- */
 
-int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
+static int qpg_retry(void *h, const char *job, bool failed_only, int *n_r,
 		struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { idbuf };
 	int64_t id;
 	PGresult *r;
 
 	*n_r = 0;
-	if (queue_job_id(q, job, &id, err) < 0)
+	if (qpg_job_id(q, job, &id, err) < 0)
 		return -1;
 	id_text(idbuf, sizeof(idbuf), id);
 	if (pg_begin(q->pg, err) < 0)
@@ -883,13 +735,14 @@ fail:
 	return -1;
 }
 
-int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
+static int qpg_cancel(void *h, const char *job, struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { idbuf };
 	int64_t id;
 
-	if (queue_job_id(q, job, &id, err) < 0)
+	if (qpg_job_id(q, job, &id, err) < 0)
 		return -1;
 	id_text(idbuf, sizeof(idbuf), id);
 	if (pg_begin(q->pg, err) < 0)
@@ -908,13 +761,14 @@ int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
 	return 0;
 }
 
-int queue_delete(struct queue *q, const char *job, struct tr_error *err)
+static int qpg_delete(void *h, const char *job, struct tr_error *err)
 {
+	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { idbuf };
 	int64_t id;
 
-	if (queue_job_id(q, job, &id, err) < 0)
+	if (qpg_job_id(q, job, &id, err) < 0)
 		return -1;
 	id_text(idbuf, sizeof(idbuf), id);
 	/* its accounts, caps and sessions go with it (ON DELETE CASCADE) */
@@ -923,7 +777,7 @@ int queue_delete(struct queue *q, const char *job, struct tr_error *err)
 
 /* Seal one stored value again: JSON hex of the new value into *out (NULL
  * for SQL NULL). */
-static int reseal(struct queue *q, const PGresult *r, int row, int col, const char *aad,
+static int reseal(struct qpg *q, const PGresult *r, int row, int col, const char *aad,
 		  json_t **out, struct tr_error *err)
 {
 	unsigned char *v;
@@ -947,7 +801,7 @@ static int reseal(struct queue *q, const PGresult *r, int row, int col, const ch
 	return *out != NULL ? 0 : -1;
 }
 
-static int rekey_accounts(struct queue *q, int *n_r, struct tr_error *err)
+static int rekey_accounts(struct qpg *q, int *n_r, struct tr_error *err)
 {
 	PGresult *r = pg_exec(q->pg, "SELECT id, job_id, email, password, dst_password "
 			      "FROM q_accounts WHERE password IS NOT NULL OR dst_password IS NOT "
@@ -968,9 +822,9 @@ static int rekey_accounts(struct queue *q, int *n_r, struct tr_error *err)
 			rc = oom(err);
 			break;
 		}
-		aad_of(aad, sizeof(aad), job, email, "password");
+		queue_aad(aad, sizeof(aad), job, email, "password");
 		if (reseal(q, r, i, 3, aad, &pw, err) == 0) {
-			aad_of(aad, sizeof(aad), job, email, "dst_password");
+			queue_aad(aad, sizeof(aad), job, email, "dst_password");
 			if (reseal(q, r, i, 4, aad, &dpw, err) < 0)
 				rc = -1;
 		} else {
@@ -1023,7 +877,7 @@ static int rekey_accounts(struct queue *q, int *n_r, struct tr_error *err)
 	return rc;
 }
 
-static int rekey_jobs(struct queue *q, int *n_r, struct tr_error *err)
+static int rekey_jobs(struct qpg *q, int *n_r, struct tr_error *err)
 {
 	PGresult *r = pg_exec(q->pg, "SELECT id, admin_password FROM q_jobs WHERE admin_password "
 			      "IS NOT NULL ORDER BY id FOR UPDATE", 0, NULL, err);
@@ -1038,7 +892,7 @@ static int rekey_jobs(struct queue *q, int *n_r, struct tr_error *err)
 		unsigned char *v, *s;
 		size_t len, slen;
 
-		aad_of(aad, sizeof(aad), job, NULL, "admin");
+		queue_aad(aad, sizeof(aad), job, NULL, "admin");
 		if (bytea_get(r, i, 1, &v, &len) < 0) {
 			rc = oom(err);
 			break;
@@ -1071,8 +925,9 @@ static int rekey_jobs(struct queue *q, int *n_r, struct tr_error *err)
 	return rc;
 }
 
-int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
+static int qpg_rekey(void *h, int *n_r, struct tr_error *err)
 {
+	struct qpg *q = h;
 	*n_r = 0;
 	if (need_keys(q, err) < 0)
 		return -1;
@@ -1090,22 +945,6 @@ int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
 }
 
 /* ---- status --------------------------------------------------------------------- */
-
-enum { A_PENDING, A_RUNNING, A_OK, A_PARTIAL, A_FAILED, A_CANCELLED, A_N };
-static const char *const a_names[A_N] = { "pending", "running", "ok", "partial", "failed",
-					  "cancelled" };
-
-struct job_row {
-	int64_t id;
-	const char *name, *src, *dst, *created, *skipped;
-	bool cancelled, per_egress;
-	long long acc[A_N], total;
-	uint64_t copied, present, failed, bytes;
-	double seconds;                 /* since the first account started */
-	long long in_use[2], cap[2], per_account[2];
-	double rate, bytes_rate;        /* per second */
-	long long eta;                  /* -1: not known yet */
-};
 
 /* An account whose worker vanished after its job was cancelled is
  * cancelled, whatever its row still says. */
@@ -1166,22 +1005,33 @@ static uint64_t u64(const PGresult *r, int row, int col)
 	return s != NULL ? strtoull(s, NULL, 10) : 0;
 }
 
-static void job_row_read(const PGresult *r, int i, struct job_row *j)
+/* A text field, owned; NULL for SQL NULL.  *ok false when out of memory. */
+static char *dup_str(const PGresult *r, int row, int col, bool *ok)
+{
+	const char *v = pg_str(r, row, col);
+	char *d;
+
+	if (v == NULL)
+		return NULL;
+	if ((d = strdup(v)) == NULL)
+		*ok = false;
+	return d;
+}
+
+static void job_row_read(const PGresult *r, int i, struct queue_job_row *j, bool *ok)
 {
 	int k;
 
 	memset(j, 0, sizeof(*j));
 	j->id = pg_int(r, i, 0);
-	j->name = pg_str(r, i, 1);
-	j->src = pg_str(r, i, 2);
-	j->dst = pg_str(r, i, 3);
+	j->name = dup_str(r, i, 1, ok);
+	j->src = dup_str(r, i, 2, ok);
+	j->dst = dup_str(r, i, 3, ok);
 	j->cancelled = pg_str(r, i, 4)[0] == 't';
-	j->created = pg_str(r, i, 5);
-	j->skipped = pg_str(r, i, 6);
-	for (k = 0; k < A_N; k++) {
+	j->created = dup_str(r, i, 5, ok);
+	j->skipped = dup_str(r, i, 6, ok);
+	for (k = 0; k < QUEUE_A_N; k++)
 		j->acc[k] = pg_int(r, i, 7 + k);
-		j->total += j->acc[k];
-	}
 	j->copied = u64(r, i, 13);
 	j->present = u64(r, i, 14);
 	j->failed = u64(r, i, 15);
@@ -1194,262 +1044,62 @@ static void job_row_read(const PGresult *r, int i, struct job_row *j)
 	j->cap[1] = pg_int(r, i, 22);
 	j->per_account[1] = pg_int(r, i, 23);
 	j->per_egress = pg_str(r, i, 24)[0] == 't';
-	if (j->seconds > 0) {
-		j->rate = (double)j->copied / j->seconds;
-		j->bytes_rate = (double)j->bytes / j->seconds;
-	}
-	/* from the pace at which accounts finished so far: crude while the
-	 * first ones run, better as more of them end */
-	{
-		long long left = j->acc[A_PENDING] + j->acc[A_RUNNING],
-			  done = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
-
-		if (left == 0 || j->cancelled)
-			j->eta = 0;
-		else if (done == 0 || j->seconds <= 0)
-			j->eta = -1;
-		else
-			j->eta = (long long)(j->seconds * (double)left / (double)done + 0.5);
-	}
 }
 
-static const char *job_state(const struct job_row *j)
+static void account_row_read(const PGresult *r, int i, struct queue_account_row *a, bool *ok)
 {
-	long long finished = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
-
-	if (j->cancelled)
-		return "cancelled";
-	if (j->acc[A_RUNNING] == 0 && finished == 0)
-		return j->acc[A_PENDING] > 0 ? "queued" : "cancelled";
-	if (j->acc[A_RUNNING] > 0 || j->acc[A_PENDING] > 0)
-		return "running";
-	if (j->acc[A_OK] == j->total)
-		return "done";
-	if (j->acc[A_FAILED] == j->total)
-		return "failed";
-	return "partial";
-}
-
-static const char *duration(long long s, char *buf, size_t len)
-{
-	if (s < 0)
-		snprintf(buf, len, "unknown yet");
-	else if (s >= 3600)
-		snprintf(buf, len, "%lldh %02lldm", s / 3600, s / 60 % 60);
-	else if (s >= 60)
-		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
-	else
-		snprintf(buf, len, "%llds", s);
-	return buf;
-}
-
-static json_t *side_json(const struct job_row *j, int side, bool *ok)
-{
-	json_t *o = json_object();
-
-	report_json_set(o, "in_use", json_integer(j->in_use[side]), ok);
-	report_json_set(o, "cap", json_integer(j->cap[side]), ok);
-	report_json_set(o, "per_account", json_integer(j->per_account[side]), ok);
-	return o;
-}
-
-static json_t *account_json(const PGresult *r, int i, bool *ok)
-{
-	json_t *o = json_object();
 	bool bad = false;
-	char *email = bytea_str(r, i, 0, &bad);
 
-	if (bad)
+	memset(a, 0, sizeof(*a));
+	a->email = bytea_str(r, i, 0, &bad);
+	if (bad || a->email == NULL)
 		*ok = false;
-	report_json_set(o, "email", report_json_text(email), ok);
-	free(email);
-	report_json_set(o, "state", json_string(pg_str(r, i, 1)), ok);
-	report_json_set(o, "worker", report_json_text(pg_str(r, i, 2)), ok);
-	report_json_set(o, "error", report_json_text(pg_str(r, i, 3)), ok);
-	report_json_set(o, "copied", json_integer(pg_int(r, i, 4)), ok);
-	report_json_set(o, "present", json_integer(pg_int(r, i, 5)), ok);
-	report_json_set(o, "failed", json_integer(pg_int(r, i, 6)), ok);
-	report_json_set(o, "bytes", json_integer(pg_int(r, i, 7)), ok);
-	report_json_set(o, "folders_done", json_integer(pg_int(r, i, 8)), ok);
-	report_json_set(o, "folders_total", json_integer(pg_int(r, i, 9)), ok);
-	report_json_set(o, "attempts", json_integer(pg_int(r, i, 10)), ok);
-	report_json_set(o, "takeovers", json_integer(pg_int(r, i, 11)), ok);
-	report_json_set(o, "seconds", json_real(strtod(pg_str(r, i, 12), NULL)), ok);
-	report_json_set(o, "line", json_integer(pg_int(r, i, 13)), ok);
-	return o;
+	a->state = dup_str(r, i, 1, ok);
+	a->worker = dup_str(r, i, 2, ok);
+	a->error = dup_str(r, i, 3, ok);
+	a->copied = pg_int(r, i, 4);
+	a->present = pg_int(r, i, 5);
+	a->failed = pg_int(r, i, 6);
+	a->bytes = pg_int(r, i, 7);
+	a->folders_done = pg_int(r, i, 8);
+	a->folders_total = pg_int(r, i, 9);
+	a->attempts = pg_int(r, i, 10);
+	a->takeovers = pg_int(r, i, 11);
+	a->seconds = strtod(pg_str(r, i, 12), NULL);
+	a->line = pg_int(r, i, 13);
 }
 
-static json_t *job_json(const struct job_row *j, const PGresult *accounts, bool *ok)
+static void worker_row_read(const PGresult *r, int i, struct queue_worker_row *w, bool *ok)
 {
-	json_t *o = json_object(), *acc = json_object(), *ses = json_object(), *sk;
-	int k;
-
-	report_json_set(o, "id", json_integer(j->id), ok);
-	report_json_set(o, "name", report_json_text(j->name), ok);
-	report_json_set(o, "state", json_string(job_state(j)), ok);
-	report_json_set(o, "created", json_string(j->created), ok);
-	report_json_set(o, "src", report_json_text(j->src), ok);
-	report_json_set(o, "dst", report_json_text(j->dst), ok);
-	for (k = 0; k < A_N; k++)
-		report_json_set(acc, a_names[k], json_integer(j->acc[k]), ok);
-	report_json_set(acc, "total", json_integer(j->total), ok);
-	report_json_set(o, "accounts", acc, ok);
-	report_json_set(o, "messages", json_integer((json_int_t)j->copied), ok);
-	report_json_set(o, "messages_present", json_integer((json_int_t)j->present), ok);
-	report_json_set(o, "messages_failed", json_integer((json_int_t)j->failed), ok);
-	report_json_set(o, "bytes", json_integer((json_int_t)j->bytes), ok);
-	report_json_set(o, "seconds", json_real(j->seconds), ok);
-	report_json_set(o, "rate", json_real(j->rate), ok);
-	report_json_set(o, "bytes_per_second", json_real(j->bytes_rate), ok);
-	report_json_set(o, "eta_seconds", j->eta < 0 ? json_null() : json_integer(j->eta), ok);
-	report_json_set(ses, "src", side_json(j, 0, ok), ok);
-	report_json_set(ses, "dst", side_json(j, 1, ok), ok);
-	report_json_set(o, "sessions", ses, ok);
-	report_json_set(o, "caps_per_egress", json_boolean(j->per_egress), ok);
-	sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
-	report_json_set(o, "skipped", sk != NULL ? sk : json_array(), ok);
-	if (accounts != NULL) {
-		json_t *list = json_array();
-		int i;
-
-		for (i = 0; i < PQntuples(accounts); i++)
-			report_json_append(list, account_json(accounts, i, ok), ok);
-		report_json_set(o, "account_list", list, ok);
-	}
-	return o;
+	memset(w, 0, sizeof(*w));
+	w->id = dup_str(r, i, 0, ok);
+	w->host = dup_str(r, i, 1, ok);
+	w->pid = pg_int(r, i, 2);
+	w->egress = dup_str(r, i, 3, ok);
+	w->parallel = pg_int(r, i, 4);
+	w->seen_ago = pg_int(r, i, 5);
+	w->running = pg_int(r, i, 6);
 }
 
-static json_t *workers_json(const PGresult *r, bool *ok)
+/* The rows of queue_status, from one snapshot: the totals and the list
+ * agree. */
+static int qpg_status_rows(void *h, const char *job, struct queue_rows *rows,
+			   struct tr_error *err)
 {
-	json_t *list = json_array();
-	int i;
-
-	for (i = 0; i < PQntuples(r); i++) {
-		json_t *o = json_object();
-
-		report_json_set(o, "id", report_json_text(pg_str(r, i, 0)), ok);
-		report_json_set(o, "host", report_json_text(pg_str(r, i, 1)), ok);
-		report_json_set(o, "pid", json_integer(pg_int(r, i, 2)), ok);
-		report_json_set(o, "egress", report_json_text(pg_str(r, i, 3)), ok);
-		report_json_set(o, "parallel", json_integer(pg_int(r, i, 4)), ok);
-		report_json_set(o, "seen_seconds_ago", json_integer(pg_int(r, i, 5)), ok);
-		report_json_set(o, "running", json_integer(pg_int(r, i, 6)), ok);
-		report_json_append(list, o, ok);
-	}
-	return list;
-}
-
-static void print_text(FILE *f, const char *s)
-{
-	char *c = text_clean_dup(s != NULL ? s : "-", NULL);
-
-	fputs(c != NULL ? c : "?", f);
-	free(c);
-}
-
-static void workers_print(FILE *f, const PGresult *r)
-{
-	int i;
-
-	fprintf(f, "workers: %d live\n", PQntuples(r));
-	for (i = 0; i < PQntuples(r); i++) {
-		fputs("  ", f);
-		print_text(f, pg_str(r, i, 0));
-		if (pg_str(r, i, 3)[0] != '\0') {
-			fputs(" (egress ", f);
-			print_text(f, pg_str(r, i, 3));
-			fputc(')', f);
-		}
-		fprintf(f, ": %s running of %s, seen %ss ago\n", pg_str(r, i, 6), pg_str(r, i, 4),
-			pg_str(r, i, 5));
-	}
-}
-
-static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts)
-{
-	char b1[32], b2[32], d1[32], d2[32];
-	int k;
-
-	fprintf(f, "job %" PRId64 " \"", j->id);
-	print_text(f, j->name);
-	fprintf(f, "\": %s (submitted %s), from ", job_state(j), j->created);
-	print_text(f, j->src);
-	fputs(" to ", f);
-	print_text(f, j->dst);
-	fprintf(f, "\n  accounts %lld:", j->total);
-	for (k = 0; k < A_N; k++)
-		if (j->acc[k] > 0 || k <= A_FAILED)
-			fprintf(f, "%s %lld %s", k > 0 ? "," : "", j->acc[k], a_names[k]);
-	fprintf(f, "\n  messages %" PRIu64 " copied, %" PRIu64 " already there, %" PRIu64
-		" failed; %s in %s; %.1f messages/s, %s/s; ETA %s\n", j->copied, j->present,
-		j->failed, report_bytes(j->bytes, b1, sizeof(b1)),
-		duration((long long)j->seconds, d1, sizeof(d1)), j->rate,
-		report_bytes((uint64_t)j->bytes_rate, b2, sizeof(b2)),
-		j->eta == 0 && (j->cancelled || j->acc[A_PENDING] + j->acc[A_RUNNING] == 0) ? "-" :
-		duration(j->eta, d2, sizeof(d2)));
-	fprintf(f, "  sessions: source %lld of %lld (%lld per account%s), destination %lld of "
-		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
-		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
-		j->per_egress ? " and egress" : "");
-	{
-		json_t *sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
-		size_t i, n = json_array_size(sk);
-
-		if (n > 0 && accounts == NULL)
-			fprintf(f, "  %zu row(s) of the CSV skipped (`queue status JOB` lists them)\n",
-				n);
-		for (i = 0; accounts != NULL && i < n; i++) {
-			json_t *e = json_array_get(sk, i);
-
-			fputs("  skipped ", f);
-			print_text(f, json_string_value(json_object_get(e, "what")));
-			fputc('\n', f);
-		}
-		json_decref(sk);
-	}
-	for (k = 0; accounts != NULL && k < PQntuples(accounts); k++) {
-		bool bad = false;
-		char *email = bytea_str(accounts, k, 0, &bad);
-
-		fputs("  ", f);
-		print_text(f, email);
-		free(email);
-		fprintf(f, "  %s", pg_str(accounts, k, 1));
-		if (pg_str(accounts, k, 2) != NULL) {
-			fputs(strcmp(pg_str(accounts, k, 1), "running") == 0 ? " on " : " by ", f);
-			print_text(f, pg_str(accounts, k, 2));
-		}
-		fprintf(f, "  copied %s, present %s, failed %s, %s, folders %s/%s, attempt %s",
-			pg_str(accounts, k, 4), pg_str(accounts, k, 5), pg_str(accounts, k, 6),
-			report_bytes(u64(accounts, k, 7), b1, sizeof(b1)), pg_str(accounts, k, 8),
-			pg_str(accounts, k, 9), pg_str(accounts, k, 10));
-		if (pg_int(accounts, k, 11) > 0)
-			fprintf(f, " (%s takeover(s))", pg_str(accounts, k, 11));
-		if (pg_str(accounts, k, 3) != NULL) {
-			fputs(": ", f);
-			print_text(f, pg_str(accounts, k, 3));
-		}
-		fputc('\n', f);
-	}
-}
-
-int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err)
-{
+	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { NULL };
 	PGresult *jobs = NULL, *accounts = NULL, *workers = NULL;
-	json_t *root = NULL, *list = NULL;
 	bool ok = true;
 	int64_t id;
 	int i, rc = -1;
 
 	if (job != NULL) {
-		if (queue_job_id(q, job, &id, err) < 0)
+		if (qpg_job_id(q, job, &id, err) < 0)
 			return -1;
 		id_text(idbuf, sizeof(idbuf), id);
 		p[0] = idbuf;
 	}
-	/* one snapshot for both queries: the totals and the list agree */
 	if (pg_begin(q->pg, err) < 0 ||
 	    pg_run(q->pg, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
 		   err) < 0)
@@ -1463,48 +1113,54 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 		goto out;
 	if (pg_commit(q->pg, err) < 0)
 		goto out;
-	if (json) {
-		root = json_object();
-		list = json_array();
+	rows->jobs = calloc((size_t)PQntuples(jobs) + 1, sizeof(*rows->jobs));
+	ok = rows->jobs != NULL;
+	for (i = 0; ok && i < PQntuples(jobs); i++, rows->n_jobs++)
+		job_row_read(jobs, i, &rows->jobs[i], &ok);
+	if (accounts != NULL && ok) {
+		rows->with_accounts = true;
+		rows->accounts = calloc((size_t)PQntuples(accounts) + 1, sizeof(*rows->accounts));
+		ok = rows->accounts != NULL;
+		for (i = 0; ok && i < PQntuples(accounts); i++, rows->n_accounts++)
+			account_row_read(accounts, i, &rows->accounts[i], &ok);
 	}
-	for (i = 0; i < PQntuples(jobs); i++) {
-		struct job_row j;
-
-		job_row_read(jobs, i, &j);
-		if (json)
-			report_json_append(list, job_json(&j, accounts, &ok), &ok);
-		else
-			job_print(out, &j, accounts);
+	if (workers != NULL && ok) {
+		rows->with_workers = true;
+		rows->workers = calloc((size_t)PQntuples(workers) + 1, sizeof(*rows->workers));
+		ok = rows->workers != NULL;
+		for (i = 0; ok && i < PQntuples(workers); i++, rows->n_workers++)
+			worker_row_read(workers, i, &rows->workers[i], &ok);
 	}
-	if (json) {
-		char *doc;
-
-		report_json_set(root, "jobs", list, &ok);
-		if (workers != NULL)
-			report_json_set(root, "workers", workers_json(workers, &ok), &ok);
-		doc = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
-		if (doc == NULL) {
-			oom(err);
-			goto out;
-		}
-		fprintf(out, "%s\n", doc);
-		free(doc);
-	} else {
-		if (PQntuples(jobs) == 0)
-			fprintf(out, "no job in the queue\n");
-		if (workers != NULL)
-			workers_print(out, workers);
-	}
-	if (fflush(out) != 0 || ferror(out)) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot write the status: %s", strerror(errno));
-		goto out;
-	}
-	rc = 0;
+	rc = ok ? 0 : oom(err);
 out:
 	pg_rollback(q->pg);
 	PQclear(jobs);
 	PQclear(accounts);
 	PQclear(workers);
-	json_decref(root);
 	return rc;
 }
+
+const struct queue_backend queue_backend_pg = {
+	.name = "postgresql",
+	.where = "//USER@HOST[:PORT]/DB",
+	.init = qpg_init,
+	.open = qpg_open,
+	.close = qpg_close,
+	.where_text = qpg_where,
+	.submit = qpg_submit,
+	.claim = qpg_claim,
+	.job_config = qpg_job_config,
+	.renew = qpg_renew,
+	.progress = qpg_progress,
+	.finish = qpg_finish,
+	.release = qpg_release,
+	.worker_register = qpg_worker_register,
+	.worker_stopped = qpg_worker_stopped,
+	.status_rows = qpg_status_rows,
+	.retry = qpg_retry,
+	.cancel = qpg_cancel,
+	.delete_job = qpg_delete,
+	.rekey = qpg_rekey,
+	.outstanding = qpg_outstanding,
+	.job_id = qpg_job_id,
+};

@@ -1,0 +1,496 @@
+/* queue: the backend picked by the queue's location, and every call passed
+ * to it (see include/queue.h; the backends: include/queue_backend.h), with
+ * what the backends share that is not SQL: a job made ready to be stored,
+ * the associated data of its sealed passwords, the names of jobs. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "pg.h"
+#include "queue.h"
+#include "queue_backend.h"
+#include "queue_status.h"
+#include "report.h"
+#include "secret.h"
+#include "text.h"
+
+static const struct queue_backend *const backends[] = {
+	&queue_backend_pg,
+};
+
+#define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+struct queue {
+	const struct queue_backend *be;
+	void *h;
+	const struct seal_keys *keys;
+};
+
+static int oom(struct tr_error *err)
+{
+	tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	return -1;
+}
+
+/* ---- the location ------------------------------------------------------------- */
+
+static void unknown(const char *name, size_t len, struct tr_error *err)
+{
+	char known[256];
+	size_t i, o = 0;
+
+	known[0] = '\0';
+	for (i = 0; i < N_BACKENDS && o < sizeof(known); i++) {
+		int k = snprintf(known + o, sizeof(known) - o, "%s%s:%s", o > 0 ? ", " : "",
+				 backends[i]->name, backends[i]->where);
+
+		if (k < 0)
+			break;
+		o += (size_t)k;
+	}
+	tr_error_set(err, TR_ERR_USAGE, "unknown queue location \"%.*s://...\": the known ones "
+		     "are %s; a plain directory means %s:%s", (int)(len > 64 ? 64 : len), name,
+		     known, backends[0]->name, backends[0]->where);
+}
+
+/* The backend of location and what it is given (*where_r).  A libpq DSN
+ * is PostgreSQL's whole (its URI, or its key=value form); "NAME:WHERE"
+ * names a backend; "SCHEME://..." of no backend is a mistake, not a
+ * directory; anything else is a directory (a directory called "x:y" stays
+ * one), as a state location is (state.c). */
+static const struct queue_backend *pick(const char *location, const char **where_r,
+					struct tr_error *err)
+{
+	size_t n, i;
+
+	*where_r = NULL;
+	if (location == NULL || *location == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "no queue location given");
+		return NULL;
+	}
+	if (pg_is_dsn(location) || pg_is_conninfo(location)) {
+		*where_r = location;
+		return &queue_backend_pg;
+	}
+	n = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	if (n > 0 && location[n] == ':') {
+		for (i = 0; i < N_BACKENDS; i++)
+			if (strlen(backends[i]->name) == n &&
+			    strncmp(backends[i]->name, location, n) == 0 &&
+			    backends[i] != &queue_backend_pg) {
+				*where_r = location + n + 1;
+				return backends[i];
+			}
+		if (strncmp(location + n + 1, "//", 2) == 0) {
+			unknown(location, n, err);
+			return NULL;
+		}
+	}
+	/* no other backend yet: libpq says what it makes of it */
+	*where_r = location;
+	return &queue_backend_pg;
+}
+
+int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
+	       struct tr_error *err)
+{
+	const struct queue_backend *be;
+	const char *where;
+	struct queue *q;
+
+	*q_r = NULL;
+	if ((be = pick(dsn, &where, err)) == NULL)
+		return -1;
+	if (*where == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "the %s queue needs a %s (%s:%s)", be->name,
+			     be->where, be->name, be->where);
+		return -1;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return oom(err);
+	q->be = be;
+	q->keys = keys;
+	if (be->open(where, keys, &q->h, err) < 0) {
+		free(q);
+		return -1;
+	}
+	*q_r = q;
+	return 0;
+}
+
+int queue_init(const char *location, int *from_r, int *version_r, struct queue **q_r,
+	       struct tr_error *err)
+{
+	const struct queue_backend *be;
+	const char *where;
+
+	*q_r = NULL;
+	*from_r = *version_r = 0;
+	if ((be = pick(location, &where, err)) == NULL)
+		return -1;
+	if (*where == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "the %s queue needs a %s (%s:%s)", be->name,
+			     be->where, be->name, be->where);
+		return -1;
+	}
+	if (be->init(where, from_r, version_r, err) < 0)
+		return -1;
+	return queue_open(location, NULL, q_r, err);
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	q->be->close(q->h);
+	free(q);
+}
+
+const char *queue_where(const struct queue *q)
+{
+	return q->be->where_text(q->h);
+}
+
+const char *queue_backend_name(const struct queue *q)
+{
+	return q->be->name;
+}
+
+static int need_keys(const struct queue *q, struct tr_error *err)
+{
+	if (q->keys != NULL)
+		return 0;
+	tr_error_set(err, TR_ERR_LOCAL, "the queue was opened without a key file");
+	return -1;
+}
+
+/* ---- shared by the backends ----------------------------------------------------- */
+
+void queue_aad(char *buf, size_t len, int64_t job, const char *email, const char *what)
+{
+	if (email == NULL)
+		snprintf(buf, len, "job %" PRId64 " %s", job, what);
+	else
+		snprintf(buf, len, "job %" PRId64 " account %s %s", job, email, what);
+}
+
+int queue_job_number(const char *job, int64_t *id_r)
+{
+	size_t i;
+
+	*id_r = 0;
+	if (job == NULL || job[0] == '\0' || strlen(job) >= 19)
+		return 0;
+	for (i = 0; job[i] != '\0'; i++)
+		if (job[i] < '0' || job[i] > '9')
+			return 0;
+	*id_r = strtoll(job, NULL, 10);
+	return 1;
+}
+
+int queue_no_job(const char *job, const char *where, struct tr_error *err)
+{
+	char *c = text_clean_dup(job != NULL ? job : "", NULL);
+
+	tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?", where);
+	free(c);
+	return -1;
+}
+
+/* ---- submit ------------------------------------------------------------------- */
+
+/* Settings a queued job does not keep: its accounts and the admin
+ * password are in the queue itself, its state is the queue's database
+ * (the worker's DSN), its outcome is `queue status`, and a worker writes
+ * its logs where it is told.  (The command layer says so to the user.) */
+static const char *const not_kept[] = {
+	"accounts", "state", "report", "report-csv", "log-dir", "dst-admin-password-file",
+};
+
+bool queue_setting_kept(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(not_kept) / sizeof(not_kept[0]); i++)
+		if (strcmp(key, not_kept[i]) == 0)
+			return false;
+	return true;
+}
+
+/* The job's settings as stored: jobconf_text of cfg without the settings
+ * a queued job does not keep, and every path made absolute (from the
+ * working directory, as cfg's relative paths are), so that a worker on
+ * another host reads the same files. */
+static char *stored_config(const struct job_config *cfg, struct tr_error *err)
+{
+	struct jobconf_origin o = { .from = JOBCONF_JOB_FILE };
+	struct job_config n;
+	struct job_file jf;
+	char *text = jobconf_text(cfg), *out = NULL, cwd[4096];
+	size_t i;
+
+	memset(&jf, 0, sizeof(jf));
+	if (text == NULL) {
+		oom(err);
+		return NULL;
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot tell the working directory: %s",
+			     strerror(errno));
+		free(text);
+		return NULL;
+	}
+	o.dir = cwd;
+	jobconf_init(&n, JOB_RUN);
+	if (job_file_parse("the job's settings", text, strlen(text), &jf, err) < 0)
+		goto out;
+	for (i = 0; i < jf.n; i++) {
+		if (!queue_setting_kept(jf.v[i].key))
+			continue;
+		if (jobconf_set(&n, jf.v[i].key, jf.v[i].value, &o, err) < 0)
+			goto out;
+	}
+	out = jobconf_text(&n);
+	if (out == NULL)
+		oom(err);
+out:
+	job_file_free(&jf);
+	jobconf_free(&n);
+	free(text);
+	return out;
+}
+
+/* The default name: the job file's (or else the accounts file's) base
+ * name without ".job" (".csv"). */
+static char *default_name(const struct job_config *cfg)
+{
+	const char *path = cfg->name != NULL ? cfg->name : cfg->accounts, *base, *ext;
+	size_t len;
+
+	if (path == NULL)
+		return strdup("job");
+	base = strrchr(path, '/');
+	base = base != NULL ? base + 1 : path;
+	len = strlen(base);
+	ext = cfg->name != NULL ? ".job" : ".csv";
+	if (len > 4 && strcmp(base + len - 4, ext) == 0)
+		len -= 4;
+	if (len == 0)
+		return strdup("job");
+	return strndup(base, len);
+}
+
+static char *server_text(const struct jobconf_server *s)
+{
+	size_t len = strlen(s->host) + 16;
+	char *t = malloc(len);
+
+	if (t != NULL)
+		snprintf(t, len, strchr(s->host, ':') != NULL ? "[%s]:%d" : "%s:%d", s->host,
+			 s->port);
+	return t;
+}
+
+static json_t *skipped_json(const struct job_accounts *ja)
+{
+	json_t *a = json_array();
+	bool ok = a != NULL;
+	size_t i;
+
+	for (i = 0; ok && i < ja->n_bad; i++) {
+		json_t *o;
+
+		if (ja->bad[i].line == 0)
+			continue;
+		o = json_object();
+		report_json_set(o, "line", json_integer(ja->bad[i].line), &ok);
+		report_json_set(o, "what", report_json_text(ja->bad[i].what), &ok);
+		report_json_append(a, o, &ok);
+	}
+	if (!ok) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
+		 const char *admin_password, const char *name, int64_t *id_r,
+		 struct tr_error *err)
+{
+	struct queue_new_job nj;
+	char *config = NULL, *jname = NULL, *src = NULL, *dst = NULL, *skipped = NULL;
+	json_t *sk;
+	int rc = -1;
+
+	*id_r = 0;
+	if (need_keys(q, err) < 0)
+		return -1;
+	if (cfg->kind != JOB_RUN || cfg->src.host == NULL || cfg->dst.host == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "only a finished job of `trasloco run` is queued");
+		return -1;
+	}
+	if (ja->n == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "%s: no account to migrate",
+			     cfg->accounts != NULL ? cfg->accounts : "the accounts file");
+		return -1;
+	}
+	if (cfg->dst_admin != NULL && admin_password == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
+		return -1;
+	}
+	config = stored_config(cfg, err);
+	if (config == NULL)
+		return -1;
+	jname = name != NULL ? strdup(name) : default_name(cfg);
+	src = server_text(&cfg->src);
+	dst = server_text(&cfg->dst);
+	sk = skipped_json(ja);
+	skipped = sk != NULL ? json_dumps(sk, JSON_COMPACT) : NULL;
+	json_decref(sk);
+	if (jname == NULL || src == NULL || dst == NULL || skipped == NULL) {
+		oom(err);
+		goto out;
+	}
+	nj = (struct queue_new_job){ .name = jname, .config = config, .src = src, .dst = dst,
+				     .skipped = skipped, .admin_password = admin_password,
+				     .cfg = cfg, .ja = ja };
+	rc = q->be->submit(q->h, &nj, id_r, err);
+out:
+	free(config);
+	free(jname);
+	free(src);
+	free(dst);
+	free(skipped);
+	return rc;
+}
+
+/* ---- claims and the rest: the backend's ------------------------------------------ */
+
+void queue_claim_free(struct queue_claim *c)
+{
+	if (c == NULL)
+		return;
+	free(c->email);
+	free(c->src_user);
+	free(c->dst_user);
+	secret_free(c->password);
+	secret_free(c->dst_password);
+	memset(c, 0, sizeof(*c));
+}
+
+int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_claim *c,
+		struct tr_error *err)
+{
+	memset(c, 0, sizeof(*c));
+	if (need_keys(q, err) < 0)
+		return -1;
+	return q->be->claim(q->h, worker, lease_s, c, err);
+}
+
+int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
+		     struct tr_error *err)
+{
+	return q->be->job_config(q->h, job_id, config_r, admin_pw_r, err);
+}
+
+int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,
+		size_t n_held, int64_t **lost_r, size_t *n_lost_r, struct tr_error *err)
+{
+	return q->be->renew(q->h, worker, lease_s, held, n_held, lost_r, n_lost_r, err);
+}
+
+int queue_progress(struct queue *q, const char *worker, int64_t row,
+		   const struct queue_counts *n, struct tr_error *err)
+{
+	return q->be->progress(q->h, worker, row, n, err);
+}
+
+int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
+		 const char *error, const struct queue_counts *n, double seconds,
+		 struct tr_error *err)
+{
+	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
+			       strcmp(status, "failed") != 0)) {
+		tr_error_set(err, TR_ERR_LOCAL, "queue_finish: not an outcome: %s",
+			     status != NULL ? status : "(null)");
+		return -1;
+	}
+	return q->be->finish(q->h, worker, row, status, error, n, seconds, err);
+}
+
+int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
+		  struct tr_error *err)
+{
+	return q->be->release(q->h, worker, row, delay_s, err);
+}
+
+int queue_worker_register(struct queue *q, const char *worker, const char *host, int pid,
+			  const char *egress, int parallel, struct tr_error *err)
+{
+	return q->be->worker_register(q->h, worker, host, pid, egress, parallel, err);
+}
+
+int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *err)
+{
+	return q->be->worker_stopped(q->h, worker, err);
+}
+
+int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err)
+{
+	struct queue_rows rows;
+	int r;
+
+	memset(&rows, 0, sizeof(rows));
+	if (q->be->status_rows(q->h, job, &rows, err) < 0) {
+		queue_rows_free(&rows);
+		return -1;
+	}
+	r = queue_status_write(&rows, json, out, err);
+	queue_rows_free(&rows);
+	return r;
+}
+
+int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
+		struct tr_error *err)
+{
+	*n_r = 0;
+	return q->be->retry(q->h, job, failed_only, n_r, err);
+}
+
+int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
+{
+	return q->be->cancel(q->h, job, err);
+}
+
+int queue_delete(struct queue *q, const char *job, struct tr_error *err)
+{
+	return q->be->delete_job(q->h, job, err);
+}
+
+int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
+{
+	*n_r = 0;
+	if (need_keys(q, err) < 0)
+		return -1;
+	return q->be->rekey(q->h, n_r, err);
+}
+
+int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
+{
+	*n_r = 0;
+	return q->be->outstanding(q->h, n_r, err);
+}
+
+int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
+{
+	*id_r = 0;
+	return q->be->job_id(q->h, job, id_r, err);
+}
