@@ -104,6 +104,7 @@ struct queue_backend {
 };
 
 extern const struct queue_backend queue_backend_pg;
+extern const struct queue_backend queue_backend_sqlite;
 
 /* ---- shared by the backends (queue.c) ---- */
 

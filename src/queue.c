@@ -22,6 +22,7 @@
 #include "text.h"
 
 static const struct queue_backend *const backends[] = {
+	&queue_backend_sqlite,      /* the first: a plain directory means it */
 	&queue_backend_pg,
 };
 
@@ -93,9 +94,8 @@ static const struct queue_backend *pick(const char *location, const char **where
 			return NULL;
 		}
 	}
-	/* no other backend yet: libpq says what it makes of it */
 	*where_r = location;
-	return &queue_backend_pg;
+	return backends[0];
 }
 
 int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
