@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,11 @@
 /* Now, in seconds since the epoch (to the millisecond), by this host's
  * clock: PostgreSQL's now().  One value within a statement. */
 #define NOW "((julianday('now') - 2440587.5) * 86400.0)"
+
+/* Serialises the file's check: a thread that just made the file closes its
+ * descriptor before another thread of the process may open a connection
+ * (and take locks) on it (privdir.h, privdir_file_check). */
+static pthread_mutex_t file_check_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct qsq {
 	sqlite3 *db;
@@ -416,7 +422,7 @@ static int open_dir(const char *dir, const struct seal_keys *keys, struct qsq **
 {
 	struct qsq *q = calloc(1, sizeof(*q));
 	size_t len = strlen(dir) + sizeof("/" QUEUE_FILE);
-	int dirfd, fd, r, v;
+	int dirfd, r, v;
 
 	*q_r = NULL;
 	if (q == NULL || (q->path = malloc(len)) == NULL) {
@@ -431,14 +437,16 @@ static int open_dir(const char *dir, const struct seal_keys *keys, struct qsq **
 		return -1;
 	}
 	/* made here, so that it is private from its first byte (SQLite gives
-	 * the -wal and -shm files its mode) */
-	fd = privdir_file(dirfd, dir, QUEUE_FILE, O_RDWR | O_CREAT, err);
+	 * the -wal and -shm files its mode); checked without a descriptor of
+	 * its own: other connections of this process may hold locks on it */
+	pthread_mutex_lock(&file_check_mu);
+	r = privdir_file_check(dirfd, dir, QUEUE_FILE, err);
+	pthread_mutex_unlock(&file_check_mu);
 	close(dirfd);
-	if (fd < 0) {
+	if (r < 0) {
 		qsq_close(q);
 		return -1;
 	}
-	close(fd);
 	r = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
 			    SQLITE_OPEN_NOFOLLOW, NULL);
 	if (r != SQLITE_OK) {

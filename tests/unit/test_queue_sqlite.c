@@ -2,7 +2,8 @@
  * contract every backend keeps (queue_contract.c), each test in a queue
  * directory of its own, then what only this one has: the location's forms,
  * a private file in a private directory, its schema version, the state in
- * the same directory, and the leases of this host's workers that died. */
+ * the same directory, the leases of this host's workers that died, and
+ * many handles of one process seen by the others. */
 #include "config.h"
 
 #include <errno.h>
@@ -371,7 +372,66 @@ static void test_dead_worker(void **unused)
 	queue_close(q);
 }
 
-int main(void)
+static char self[4096];         /* this program, run again as another process */
+
+/* The number of jobs in the queue file at path, from a process of its own
+ * (not a fork of this one: SQLite's state of a process must not cross a
+ * fork), as the exit status. */
+static int count_jobs(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM q_jobs", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n >= 0 && n < 100 ? n : 100;
+}
+
+/* Another process's view of the queue: how many jobs it sees, or -1. */
+static int jobs_seen_elsewhere(void)
+{
+	char path[700];
+	pid_t p;
+	int status = 0;
+
+	snprintf(path, sizeof(path), "%s/queue.sqlite", sqcase.where);
+	p = fork();
+	if (p == 0) {
+		execl(self, self, "--count-jobs", path, (char *)NULL);
+		_exit(101);
+	}
+	assert_true(p > 0);
+	assert_int_equal(waitpid(p, &status, 0), p);
+	return WIFEXITED(status) && WEXITSTATUS(status) < 100 ? WEXITSTATUS(status) : -1;
+}
+
+/* Many handles in one process (a worker's slots and heartbeat, the API's
+ * pool): opening one must not undo the locks of the others, or a process
+ * that closes the database last would fold the write-ahead log away under
+ * them, and what they commit after would be seen by no one else. */
+static void test_handles_keep_locks(void **unused)
+{
+	struct queue *a = open_at(sqcase.where), *b;
+
+	(void)unused;
+	submit_one(a);
+	b = open_at(sqcase.where);
+	assert_int_equal(jobs_seen_elsewhere(), 1);
+	submit_one(a);
+	submit_one(b);
+	assert_int_equal(jobs_seen_elsewhere(), 3);
+	queue_close(b);
+	submit_one(a);
+	assert_int_equal(jobs_seen_elsewhere(), 4);
+	queue_close(a);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		QUEUE_CONTRACT("sqlite", fresh, NULL, &sqcase),
@@ -380,8 +440,13 @@ int main(void)
 		cmocka_unit_test_setup(test_schema, fresh),
 		cmocka_unit_test_setup(test_state_beside, fresh),
 		cmocka_unit_test_setup(test_dead_worker, fresh),
+		cmocka_unit_test_setup(test_handles_keep_locks, fresh),
 	};
 
+	if (argc == 3 && strcmp(argv[1], "--count-jobs") == 0)
+		return count_jobs(argv[2]);
+	if (realpath(argv[0], self) == NULL)
+		snprintf(self, sizeof(self), "%s", argv[0]);
 	sqcase.one = sq_one;
 	sqcase.one_str = sq_one_str;
 	sqcase.run = sq_run;
