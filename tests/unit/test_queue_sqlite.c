@@ -330,8 +330,12 @@ static int dead_pid(void)
 {
 	pid_t p = fork();
 
-	if (p == 0)
+	if (p == 0) {
+		/* not _exit: under valgrind, this copy of the test would be
+		 * checked for leaks of the parent's open connections */
+		execl("/bin/true", "true", (char *)NULL);
 		_exit(0);
+	}
 	assert_true(p > 0);
 	assert_int_equal(waitpid(p, NULL, 0), p);
 	return (int)p;
