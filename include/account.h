@@ -65,6 +65,8 @@ struct folder_report {
 	bool renamed;
 	const char *why;                    /* static, when renamed */
 	struct sync_counts counts;
+	struct sync_failures failures;      /* owned: the messages not copied (the first
+					     * SYNC_FAILURES_KEPT; counts.failed counts all) */
 	bool failed;
 	char *error;                        /* owned, when failed */
 };

@@ -3,8 +3,8 @@
  * A request comes in as method, path, the `job` query argument, the
  * Authorization header and the body; a reply goes out as a status, a
  * content type and a body (JSON, or Prometheus text for /metrics).  The
- * routes, their bodies and their statuses are those of openapi.json in the
- * source tree (tests/integration/test_serve.sh holds the two to each other):
+ * routes, their bodies and their statuses are those of doc/openapi.json
+ * (tests/integration/test_serve.sh holds the two to each other):
  *
  *   GET    /healthz                        no token
  *   GET    /metrics                        token unless metrics_open
@@ -86,5 +86,10 @@ void api_reply_free(struct api_reply *rp);
  * stream ends).  Returns 0, or -1 when the queue could not answer now
  * (the stream tries again). */
 int api_snapshot(struct api *a, int64_t job, char **json_r, bool *gone_r);
+
+/* Start the scheduled passes that are due (queue_schedule): serve calls it
+ * every few seconds, so that passes run on time with no worker of its own
+ * (workers' heartbeats start them too; each pass starts once). */
+int api_tick(struct api *a, int *n_started, struct tr_error *err);
 
 #endif

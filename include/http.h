@@ -11,7 +11,10 @@
  * page's files (page.h) at / with a content security policy that allows
  * nothing but the page's own files, and streams /v1/events as server-sent
  * events: api_snapshot every second, sent when it changed, a comment every
- * 15 s to keep proxies from closing the stream.
+ * 15 s to keep proxies from closing the stream.  An access log, when asked
+ * for, gets a line of JSON per request: method, path, query, status, whether
+ * an Authorization header came and whether it was accepted (never its
+ * value, nor any other header or body).
  *
  * Ownership: a struct http is its starter's; the api is borrowed and must
  * outlive http_stop.  Threading: libmicrohttpd's threads call api.h;
@@ -29,6 +32,7 @@ struct http_conf {
 	const char *listen;             /* "HOST:PORT", "[V6]:PORT" */
 	const char *tls_cert, *tls_key; /* PEM files; both or neither */
 	unsigned max_connections;       /* 0: 256 */
+	const char *access_log;         /* a file (appended, 0600), or NULL: none */
 	struct api *api;
 };
 

@@ -1,5 +1,6 @@
-/* jobjson: a job as JSON (the HTTP API's POST /v1/jobs) into a job
- * configuration and its accounts.
+/* jobjson: the HTTP API's request bodies: a job as JSON (POST /v1/jobs)
+ * into a job configuration and its accounts, and a pass (POST
+ * /v1/jobs/ID/passes).
  *
  * The object's keys are the job-file keys (jobconf.h) with values as JSON
  * strings, numbers or booleans as fits (a flag: true sets it, false leaves
@@ -42,5 +43,12 @@
  * "no usable account"; TR_ERR_LOCAL: memory). */
 int jobjson_parse(const char *body, size_t len, struct job_config *cfg, struct job_accounts *ja,
 		  char **admin_pw_r, char **name_r, struct tr_error *err);
+
+/* {"kind": "delta"|"verify"|"final"} or {"every": "6h"} (with "kind"
+ * "delta" or none): *kind_r static ("delta" when only every is given),
+ * *every_s_r 0 when not scheduled.  An interval as queue_every_parse reads
+ * it (1 s to 366 days).  TR_ERR_USAGE naming what is wrong. */
+int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s_r,
+		 struct tr_error *err);
 
 #endif

@@ -23,6 +23,21 @@
  * running; done (all ok); failed (all failed); partial (otherwise, all
  * finished).
  *
+ * Passes (queue_pass, queue_schedule): after the first run ("run"), a
+ * delta pass runs every finished account again (the engine is
+ * incremental: it copies what arrived since), a verify pass verifies them
+ * (verify.h) without changing their state unless the verify itself fails,
+ * and a final pass runs one last delta then a verify of every account, and
+ * ends the job: no pass is scheduled after it.  Delta passes may be
+ * scheduled every N seconds; a scheduled pass starts once N seconds have
+ * passed since the previous pass began and none of the job's accounts is
+ * pending or running.  Each account row says what its claim does
+ * (enum queue_pass_kind); one row is claimed by one worker at a time, so
+ * an account never runs two passes at once.
+ *
+ * What an account's last copy did (per folder, the messages it could not
+ * copy) and its last verify are kept with it (queue_account_detail).
+ *
  * JOB arguments are a job's id ("7") or its name (the newest job of that
  * name).
  *
@@ -42,12 +57,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "error.h"
 #include "job.h"
 #include "jobconf.h"
 #include "seal.h"
 
 struct queue;
+struct account_result;          /* account.h */
+struct verify_item;             /* verify.h */
 
 /* Connect and check the schema (PostgreSQL: pg_schema_check; SQLite: the
  * file is made or upgraded).  keys may be NULL for callers that never seal
@@ -81,6 +100,21 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
  * absolute (relative ones from the working directory). */
 bool queue_setting_kept(const char *key);
 
+/* What a claim asks of the worker: copy (run: the first run or a retry;
+ * delta; final: a final pass's copy, followed by its verify) or verify
+ * (verify; final_verify: the last step of a final pass). */
+enum queue_pass_kind {
+	QUEUE_PASS_RUN = 0,
+	QUEUE_PASS_DELTA,
+	QUEUE_PASS_VERIFY,
+	QUEUE_PASS_FINAL,
+	QUEUE_PASS_FINAL_VERIFY,
+};
+/* "run", "delta", "verify", "final", "final-verify" (as stored). */
+const char *queue_pass_name(enum queue_pass_kind k);
+/* True for the kinds that copy (run, delta, final); false for verifies. */
+bool queue_pass_copies(enum queue_pass_kind k);
+
 /* One claimed account, every string owned (passwords wiped by
  * queue_claim_free). */
 struct queue_claim {
@@ -91,6 +125,7 @@ struct queue_claim {
 	char *password, *dst_password;       /* dst_password NULL: the source's */
 	int attempts;           /* this one included */
 	bool takeover;          /* the lease of another worker had expired */
+	enum queue_pass_kind pass;   /* what to do with it */
 };
 void queue_claim_free(struct queue_claim *c);
 
@@ -113,7 +148,8 @@ int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **ad
 int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,
 		size_t n_held, int64_t **lost_r, size_t *n_lost_r, struct tr_error *err);
 
-/* Live counters of a running account (written by the heartbeat). */
+/* Live counters of a running account (written by the heartbeat; not
+ * while it verifies: they stay its last copy's). */
 struct queue_counts {
 	uint64_t copied, present, failed, bytes;
 	uint32_t folders_done, folders_total;
@@ -121,12 +157,33 @@ struct queue_counts {
 int queue_progress(struct queue *q, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err);
 
-/* The outcome of a run ("ok", "partial", "failed"; error NULL when ok),
+/* Failed messages kept per account (q_failures), the first ones in folder
+ * order; the rest are counted (failures_more). */
+#define QUEUE_FAILURES_KEPT 1000
+/* Messages a verify found missing, kept per account in its last verify. */
+#define QUEUE_MISSING_KEPT 1000
+
+/* The outcome of a copy ("ok", "partial", "failed"; error NULL when ok),
  * written only while the row is still worker's: returns 1 written, 0 when
- * it was not (taken over, cancelled), -1 on error. */
+ * it was not (taken over, cancelled), -1 on error.  res (borrowed; NULL:
+ * nothing known, e.g. the job's settings did not load) gives the folders
+ * and the messages not copied, which replace those of the account's last
+ * copy, in the same transaction; its texts must be cleaned already
+ * (run_account does: run_redact).  When the claim was a final pass's copy
+ * (and did not fail) the account goes on to pending for its verify
+ * (QUEUE_PASS_FINAL_VERIFY); when the job got a final pass while this ran,
+ * to pending for that final pass. */
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
 		 const char *error, const struct queue_counts *n, double seconds,
-		 struct tr_error *err);
+		 const struct account_result *res, struct tr_error *err);
+/* The outcome of a verify claim (it: borrowed, its texts cleaned), kept as
+ * the account's last verify: exact when it could verify and found every
+ * source message on the destination.  The account's state goes back to
+ * its last copy's outcome, or to failed (with the verify's error) when
+ * the verify could not be done (a refused login, a server out of reach).
+ * Returns as queue_finish. */
+int queue_verify_finish(struct queue *q, const char *worker, int64_t row,
+			const struct verify_item *it, struct tr_error *err);
 /* Give a claimed account back (pending again, claimable after delay_s
  * seconds) without an outcome: the worker stops, lost its database, or
  * found the account held elsewhere.  Only while the row is worker's. */
@@ -142,7 +199,14 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
  * ({"jobs": [{"id", "name", "state", "accounts": {"pending", "running",
  * "ok", "partial", "failed", "cancelled"}, "messages", "bytes", "rate",
  * "eta_seconds", "sessions": {"src": {"in_use", "cap"}, "dst": ...},
- * "account_list": [{"email", "state", "worker", "error", "copied", ...}]}],
+ * "passes": {"current" (the latest pass's kind: run|delta|verify|final),
+ * "count" (passes so far, the first run included), "every_seconds" (null:
+ * none scheduled), "next_at" (ISO 8601 UTC, null when none is scheduled;
+ * it starts then or once every account has finished), "final" (a final
+ * pass was asked), "finished" (and every account has done it; the job is
+ * not cancelled)},
+ * "account_list": [{"email", "state", "worker", "error", "copied", ...,
+ * "pass", "verify_exact" (null: never verified)}]}],
  * "workers": [{"id", "host", "egress", "parallel", "running", ...}]}
  * (account_list only for one job, workers only for all)).  rate: messages
  * copied per second since the job's first account started; eta_seconds:
@@ -150,7 +214,9 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
  * has). */
 int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err);
 /* Accounts back to pending: failed_only: those failed or partial; else
- * every account that is not running.  *n_r: how many. */
+ * every account that is not running.  *n_r: how many.  Each repeats what
+ * failed: a verify that could not be done is done again; otherwise a copy
+ * (a final pass's copy, then its verify, once the job had a final pass). */
 int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
 		struct tr_error *err);
 /* Cancel: pending accounts become cancelled; running ones are stopped by
@@ -166,5 +232,63 @@ int queue_rekey(struct queue *q, int *n_r, struct tr_error *err);
 int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err);
 /* The id of JOB (id or name), for callers. */
 int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err);
+
+/* ---- passes and account detail (README "Fleet"; the HTTP API's) ---- */
+
+/* Ask a pass of JOB.  kind: "delta" (every finished account, ok, partial
+ * or failed, back to pending for an incremental copy), "verify" (every
+ * finished account verified; its state unchanged unless the verify fails),
+ * "final" (every account not cancelled: one last copy that starts after
+ * now, then a verify; the job ends finished and nothing more is
+ * scheduled; accounts running now get it when their run ends), or NULL.
+ * every_s > 0 (kind NULL or "delta"): delta passes every every_s seconds
+ * from the start of the latest pass (queue_schedule starts them) until a
+ * final pass; every_s < 0 (kind NULL): no more scheduled passes; 0: the
+ * schedule as it was.  Pending and running accounts are left as they are
+ * by delta and verify: their coming or current run is their pass.
+ * *n_r: the accounts the pass covers (0 for delta and verify when no
+ * account was finished: then no pass is counted).  Refused (TR_ERR_USAGE):
+ * an unknown kind, kind and every_s that do not go together, a cancelled
+ * job (retry it first), a delta, final or schedule after a final pass (a
+ * verify is fine), no such job. */
+int queue_pass(struct queue *q, const char *job, const char *kind, int every_s, int *n_r,
+	       struct tr_error *err);
+/* Start the scheduled delta passes that are due (every job with passes
+ * every N seconds, no final pass, not cancelled, N seconds since its
+ * latest pass began, none of its accounts pending or running).  Any number
+ * of callers at once start each due pass exactly once (one transaction;
+ * the job rows locked, SKIP LOCKED: a job another caller is busy with is
+ * left to it).  Workers call it from their heartbeat; so may a server.
+ * *n_started: passes started. */
+int queue_schedule(struct queue *q, int *n_started, struct tr_error *err);
+/* "90", "30s", "15m", "6h", "1d" (and "2h30m": parts add up) as seconds,
+ * 1 s to 366 days; -1 with err (TR_ERR_USAGE) otherwise. */
+int queue_every_parse(const char *text, int *seconds_r, struct tr_error *err);
+
+/* One account of JOB (id or name) by its email as submitted, as JSON
+ * (*out, the caller's: json_decref):
+ *   {"job": ID, "email", "status" (pending|running|ok|partial|failed|
+ *    cancelled), "pass" (what its current or last claim does: run|delta|
+ *    verify|final|final-verify), "error", "folders_done", "folders_total",
+ *    "messages_copied", "messages_present", "messages_failed", "bytes",
+ *    "seconds", "attempts", "takeovers", "worker", "started", "finished",
+ *    "folders": [{"src", "dst", "status" (ok|failed), "messages_copied",
+ *      "messages_present", "messages_failed", "bytes", "error"}],
+ *    "failures": [{"folder", "uid", "reply"}], "failures_more": N,
+ *    "verify": null | {"at", "exact", "error", "folders",
+ *      "folders_missing", "source_messages", "found", "missing",
+ *      "destination_only", "flags_differ", "altered_by_destination",
+ *      "missing_messages": [{"folder", "uid", "size", "internaldate"}],
+ *      "missing_more", "seconds"}}
+ * Counters, folders and failures are those of the account's last copy
+ * (while a copy runs, the counters are live and the folders and failures
+ * still the previous copy's: they are written when it ends).  failures:
+ * the first QUEUE_FAILURES_KEPT; failures_more: messages_failed not
+ * listed (beyond that, or in a folder that failed as a whole).  Times are
+ * ISO 8601 UTC ("2024-05-01T10:00:00Z") or null.  Texts are cleaned (no
+ * password, valid UTF-8).  Returns 0 with *out; 1 when JOB or the account
+ * does not exist (*out NULL, err says which, TR_ERR_USAGE); -1 on error. */
+int queue_account_detail(struct queue *q, const char *job, const char *email, json_t **out,
+			 struct tr_error *err);
 
 #endif

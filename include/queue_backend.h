@@ -30,10 +30,15 @@
  *    this host's), renewed by renew; once it expired, the next claim may
  *    take the account over (takeover).  progress, finish and release
  *    change the row only while it is "running" and the caller's.
- *  - Status: one consistent snapshot into struct queue_rows
- *    (queue_status.h); queue.c writes it.  Sessions in use are the
+ *  - Status and an account's detail: one consistent snapshot into struct
+ *    queue_rows or queue_detail (queue_status.h); queue.c writes them.  Sessions in use are the
  *    backend's to know (PostgreSQL: the fleet's q_sessions; SQLite: 0,
  *    the caps being held in each worker's process).
+ *  - Passes: a row's pass says what its claim does; queue_pass and
+ *    queue_schedule change a job's rows in one transaction that no other
+ *    pass or schedule of that job runs beside (PostgreSQL: the job's row
+ *    locked; SQLite: the one writer), so a scheduled pass starts once
+ *    whatever the callers.
  *  - Errors: TR_ERR_USAGE for a job that does not exist or a request that
  *    cannot be (as queue.h says); TR_ERR_TEMP for a store out of reach or
  *    busy for too long (try again later); TR_ERR_LOCAL otherwise, with
@@ -52,6 +57,9 @@
 #include "queue.h"
 #include "queue_status.h"
 #include "seal.h"
+
+struct account_result;          /* account.h */
+struct verify_item;             /* verify.h */
 
 /* A job checked and prepared by queue_submit (queue.c), for a backend to
  * store as it is. */
@@ -85,7 +93,9 @@ struct queue_backend {
 			struct tr_error *err);
 	int (*finish)(void *h, const char *worker, int64_t row, const char *status,
 		      const char *error, const struct queue_counts *n, double seconds,
-		      struct tr_error *err);
+		      const struct account_result *res, struct tr_error *err);
+	int (*verify_finish)(void *h, const char *worker, int64_t row,
+			     const struct verify_item *it, struct tr_error *err);
 	int (*release)(void *h, const char *worker, int64_t row, int delay_s, struct tr_error *err);
 	int (*worker_register)(void *h, const char *worker, const char *host, int pid,
 			       const char *egress, int parallel, struct tr_error *err);
@@ -101,6 +111,16 @@ struct queue_backend {
 	int (*rekey)(void *h, int *n_r, struct tr_error *err);
 	int (*outstanding)(void *h, int64_t *n_r, struct tr_error *err);
 	int (*job_id)(void *h, const char *job, int64_t *id_r, struct tr_error *err);
+
+	/* kind and every_s checked already (queue.c): kind NULL or "delta",
+	 * "verify", "final"; every_s with kind NULL or "delta" only. */
+	int (*pass)(void *h, const char *job, const char *kind, int every_s, int *n_r,
+		    struct tr_error *err);
+	int (*schedule)(void *h, int *n_started, struct tr_error *err);
+	/* *d filled (queue_detail_free), 0; 1 when JOB or the account is not
+	 * there (err, TR_ERR_USAGE); -1 on error.  email is not NULL. */
+	int (*account_detail)(void *h, const char *job, const char *email,
+			      struct queue_detail *d, struct tr_error *err);
 };
 
 extern const struct queue_backend queue_backend_pg;
@@ -117,5 +137,10 @@ void queue_aad(char *buf, size_t len, int64_t job, const char *email, const char
 int queue_job_number(const char *job, int64_t *id_r);
 /* The error for a JOB no job has (TR_ERR_USAGE), -1. */
 int queue_no_job(const char *job, const char *where, struct tr_error *err);
+/* A stored pass name ("run", ...) as its kind (QUEUE_PASS_RUN for none). */
+enum queue_pass_kind queue_pass_of(const char *name);
+/* The stored form of a verify's result (JSON; its time and exactness are
+ * columns of their own): malloc'd, NULL when out of memory. */
+char *queue_verify_doc(const struct verify_item *it);
 
 #endif

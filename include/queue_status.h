@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 /* An account's state, as stored ("pending", ...). */
@@ -39,6 +41,11 @@ struct queue_job_row {
 					 * to the last finish once none is left */
 	long long in_use[2];            /* sessions open now (0: not known) */
 	long long cap[2], per_account[2];
+	char *pass;                     /* the latest pass's kind */
+	long long passes;               /* passes so far, the first run included */
+	long long every;                /* delta passes every N s; 0: none scheduled */
+	char *next_at;                  /* ISO 8601 UTC; NULL: none scheduled */
+	bool final;                     /* a final pass was asked */
 };
 
 /* One account of a job (the list of one job's status). */
@@ -47,6 +54,8 @@ struct queue_account_row {
 	long long copied, present, failed, bytes, folders_done, folders_total;
 	long long attempts, takeovers, line;
 	double seconds;
+	char *pass;                     /* what its claim does (queue_pass_name) */
+	int verify_exact;               /* its last verify: 1 exact, 0 not, -1 none */
 };
 
 /* A worker heard from lately and not stopped. */
@@ -67,6 +76,38 @@ struct queue_rows {
 };
 
 void queue_rows_free(struct queue_rows *r);
+
+/* One account as queue_account_detail gives it: its row, the folders and
+ * the failed messages of its last copy, its last verify. */
+struct queue_folder_row {
+	char *src, *dst, *status, *error;       /* error: NULL when none */
+	long long copied, present, failed, bytes;
+};
+
+struct queue_failure_row {
+	char *folder, *reply;
+	long long uid;
+};
+
+struct queue_detail {
+	int64_t job;
+	char *email, *status, *pass, *error, *worker;   /* error, worker: NULL when none */
+	char *started, *finished;       /* ISO 8601 UTC, NULL when none */
+	long long folders_done, folders_total, copied, present, failed, bytes;
+	long long attempts, takeovers, failures_more;
+	double seconds;
+	struct queue_folder_row *folders;
+	size_t n_folders;
+	struct queue_failure_row *failures;
+	size_t n_failures;
+	char *verify;                   /* the stored verify document; NULL: never verified */
+	char *verify_at;
+	bool verify_exact;
+};
+
+void queue_detail_free(struct queue_detail *d);
+/* queue.h's JSON of queue_account_detail; NULL when out of memory. */
+json_t *queue_detail_json(const struct queue_detail *d);
 
 /* The status as queue.h's queue_status describes it, to out. */
 int queue_status_write(const struct queue_rows *r, bool json, FILE *out, struct tr_error *err);

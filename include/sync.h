@@ -51,6 +51,26 @@ struct sync_counts {
 	uint64_t bytes;           /* bytes appended */
 };
 
+/* One source message of a folder that was not copied (refused by the
+ * destination, unreadable on the source, too big, NUL bytes without
+ * BINARY), for reports and the queue's account detail. */
+struct sync_failure {
+	uint32_t uid;             /* the source's UID */
+	char *reply;              /* owned: the destination's reply, else why (as logged) */
+};
+
+/* The failures of one folder's last sync: the first SYNC_FAILURES_KEPT, in
+ * the order they happened; the rest are only counted (sync_counts.failed).
+ * Owned by whoever holds it (account.h: a folder_report's), emptied by
+ * sync_folder at its start as the counts are, freed by sync_failures_free.
+ * Written by one thread at a time (the folder's appender). */
+#define SYNC_FAILURES_KEPT 1000
+struct sync_failures {
+	struct sync_failure *v;
+	size_t n, cap;
+};
+void sync_failures_free(struct sync_failures *f);
+
 /* Progress callback, called after each batch with what it added. */
 typedef void sync_progress_fn(void *ctx, uint32_t copied, uint64_t bytes);
 
@@ -68,6 +88,7 @@ struct sync_folder_job {
 	const struct sync_limits *limits;
 	sync_progress_fn *progress;
 	void *progress_ctx;
+	struct sync_failures *failures;   /* NULL: not kept; else emptied, then filled */
 
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
 	const char *dst_raw, *dst_name;

@@ -29,6 +29,14 @@
  * pending too, after 10 s times its attempts, until its third attempt,
  * whose failure is recorded.
  *
+ * Passes (queue.h): a claim says what to do.  A copy (the first run, a
+ * delta pass, a final pass's copy) is run_account, its outcome written
+ * with its folders and the messages it could not copy; a verify (a verify
+ * pass, a final pass's last step) is verify.h's comparison of the
+ * account, written as its last verify.  The heartbeat also starts the
+ * scheduled passes that are due (queue_schedule, about once a lease), so
+ * they need no daemon of their own.
+ *
  * SIGTERM/SIGINT (net_cancel_all): running accounts stop, go back to
  * pending for another worker (no delay), and worker_run returns.
  *

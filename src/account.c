@@ -270,6 +270,7 @@ static int do_folder(struct worker *w, size_t i)
 	job.limits = o->limits;
 	job.progress = progress_cb;
 	job.progress_ctx = o->progress;
+	job.failures = &fr->failures;
 	job.src_raw = sf->raw;
 	job.src_name = fr->src_name;
 	job.dst_raw = pe->dst_raw;
@@ -1037,6 +1038,7 @@ void account_result_free(struct account_result *res)
 		free(res->folders[i].src_name);
 		free(res->folders[i].dst_name);
 		free(res->folders[i].error);
+		sync_failures_free(&res->folders[i].failures);
 	}
 	free(res->folders);
 	memset(res, 0, sizeof(*res));

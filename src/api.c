@@ -433,11 +433,6 @@ static void post_job(struct queue *q, const struct api_request *rq,
 	size_t i;
 
 	tr_error_clear(&err);
-	if (!rq->secure) {
-		reply_error(rp, 403, "a job carries passwords: submit it over TLS (serve "
-			    "--tls-cert) or from this host");
-		return;
-	}
 	if (jobjson_parse(rq->body != NULL ? rq->body : "", rq->body_len, &cfg, &ja, &admin, &name,
 			  &err) < 0) {
 		if (err.kind == TR_ERR_USAGE)
@@ -556,6 +551,61 @@ static void get_metrics(struct api *a, struct api_reply *rp)
 	rp->body_len = strlen(text);
 }
 
+static void post_pass(struct queue *q, int64_t id, const struct api_request *rq,
+		      struct api_reply *rp)
+{
+	struct tr_error err;
+	const char *kind;
+	char idbuf[24];
+	int every = 0, n = 0;
+	json_t *o;
+
+	tr_error_clear(&err);
+	if (jobjson_pass(rq->body != NULL ? rq->body : "", rq->body_len, &kind, &every, &err) < 0) {
+		reply_error(rp, 400, "%s", err.msg);
+		return;
+	}
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	if (queue_pass(q, idbuf, kind, every, &n, &err) < 0) {
+		/* the body was read already: what the queue refuses is the job's
+		 * state (cancelled, finished by a final pass) */
+		if (err.kind == TR_ERR_USAGE)
+			reply_error(rp, 409, "%s", err.msg);
+		else
+			reply_queue_error(rp, &err);
+		return;
+	}
+	log_info(NULL, "serve: job %" PRId64 ": %s pass%s, %d account(s)", id, kind,
+		 every > 0 ? " scheduled" : "", n);
+	o = json_object();
+	json_object_set_new(o, "id", json_integer(id));
+	json_object_set_new(o, "kind", json_string(kind));
+	json_object_set_new(o, "accounts", json_integer(n));
+	json_object_set_new(o, "every_seconds", every > 0 ? json_integer(every) : json_null());
+	reply_json(rp, 200, o);
+}
+
+static void get_account(struct queue *q, int64_t id, const char *email, struct api_reply *rp)
+{
+	struct tr_error err;
+	char idbuf[24];
+	json_t *doc = NULL;
+	int r;
+
+	tr_error_clear(&err);
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	r = queue_account_detail(q, idbuf, email, &doc, &err);
+	if (r == 1) {
+		reply_error(rp, 404, "%s", err.msg);
+		return;
+	}
+	if (r < 0) {
+		reply_queue_error(rp, &err);
+		return;
+	}
+	reply_json(rp, 200, doc);
+}
+
 /* /v1/jobs/ID[/REST]: the routes of one job.  Those that change the
  * queue take a connection (q) and drop the cached documents. */
 static void job_routes(struct api *a, const struct api_request *rq, const char *rest,
@@ -583,12 +633,26 @@ static void job_routes(struct api *a, const struct api_request *rq, const char *
 			return;
 		}
 		action = "delete";
-	} else if (strcmp(sub, "retry") == 0 || strcmp(sub, "cancel") == 0) {
+	} else if (strcmp(sub, "retry") == 0 || strcmp(sub, "cancel") == 0 ||
+		   strcmp(sub, "passes") == 0) {
 		if (!method_is(rq, "POST")) {
 			not_allowed(rp, "POST");
 			return;
 		}
 		action = sub;
+	} else if (strncmp(sub, "accounts/", 9) == 0 && sub[9] != '\0' &&
+		   strchr(sub + 9, '/') == NULL) {
+		if (!method_is(rq, "GET") && !method_is(rq, "HEAD")) {
+			not_allowed(rp, "GET");
+			return;
+		}
+		if ((q = take(a, &err)) == NULL) {
+			reply_queue_error(rp, &err);
+			return;
+		}
+		get_account(q, id, sub + 9, rp);
+		give(a, q);
+		return;
 	} else {
 		reply_error(rp, 404, "no such route");
 		return;
@@ -597,8 +661,12 @@ static void job_routes(struct api *a, const struct api_request *rq, const char *
 		reply_queue_error(rp, &err);
 		return;
 	}
-	if (job_exists(q, id, rp))
-		job_action(q, id, action, rp);
+	if (job_exists(q, id, rp)) {
+		if (strcmp(action, "passes") == 0)
+			post_pass(q, id, rq, rp);
+		else
+			job_action(q, id, action, rp);
+	}
 	give(a, q);
 	cache_drop(a);
 }
@@ -679,6 +747,11 @@ void api_handle(struct api *a, const struct api_request *rq, struct api_reply *r
 		if (method_is(rq, "GET") || method_is(rq, "HEAD")) {
 			reply_status(a, 0, rp);
 		} else if (method_is(rq, "POST")) {
+			if (!rq->secure) {
+				reply_error(rp, 403, "a job carries passwords: submit it over TLS "
+					    "(serve --tls-cert) or from this host");
+				return;
+			}
 			if ((q = take(a, &err)) == NULL) {
 				reply_queue_error(rp, &err);
 				return;
@@ -702,4 +775,19 @@ int api_snapshot(struct api *a, int64_t job, char **json_r, bool *gone_r)
 
 	tr_error_clear(&err);
 	return status_text(a, job, json_r, gone_r, &err);
+}
+
+int api_tick(struct api *a, int *n_started, struct tr_error *err)
+{
+	struct queue *q;
+	int r;
+
+	*n_started = 0;
+	if ((q = take(a, err)) == NULL)
+		return -1;
+	r = queue_schedule(q, n_started, err);
+	give(a, q);
+	if (r == 0 && *n_started > 0)
+		cache_drop(a);
+	return r;
 }

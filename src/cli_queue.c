@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "job.h"
 #include "jobconf.h"
@@ -27,6 +29,8 @@ const char cli_queue_usage_text[] =
 	"       trasloco queue cancel QUEUE JOB\n"
 	"       trasloco queue delete QUEUE JOB\n"
 	"       trasloco queue rekey QUEUE [--key-file F]\n"
+	"       trasloco queue pass QUEUE JOB --kind delta|verify|final | --every INTERVAL|off\n"
+	"       trasloco queue account QUEUE JOB EMAIL\n"
 	"\n"
 	"A queue is a PostgreSQL database that many `trasloco worker`s on many hosts\n"
 	"share, or a directory of one host (SQLite) for its `trasloco serve` or its\n"
@@ -40,6 +44,11 @@ const char cli_queue_usage_text[] =
 	"a job (running accounts stop at their worker's next heartbeat); delete removes\n"
 	"a job and its passwords; rekey seals every password again with the first key of\n"
 	"the key file (rotation: put a new key first, rekey, remove the old line).\n"
+	"pass asks a pass of a job: delta (the finished accounts copy what arrived since),\n"
+	"verify (they are verified; the result is kept), final (a last delta, then a\n"
+	"verify, then the job is finished); --every schedules delta passes (the workers\n"
+	"start them) until the final pass.  account shows one account as JSON: its\n"
+	"folders, the messages it could not copy (UID, server reply), its last verify.\n"
 	"JOB is a job's id or name (the newest job of that name).\n"
 	"\n"
 	"  QUEUE                  postgresql://USER@HOST[:PORT]/DB, or sqlite:DIR (a path\n"
@@ -52,6 +61,11 @@ const char cli_queue_usage_text[] =
 	"  --name NAME            submit: the job's name\n"
 	"  --json                 status: JSON for programs\n"
 	"  --failed               retry: only the accounts that failed or were partial\n"
+	"  --kind delta|verify|final\n"
+	"                         pass: which pass\n"
+	"  --every INTERVAL       pass: delta passes every 90, 30s, 15m, 6h, 1d, 2h30m (from\n"
+	"                         the start of the previous pass, once every account has\n"
+	"                         finished); off: none more\n"
 	"\n"
 	"Exit status: 0 done, 2 usage, 6 failure (database, key file).\n";
 
@@ -128,9 +142,9 @@ char *cli_queue_key_file(const char *opt, struct tr_error *err)
 /* ---- arguments ----------------------------------------------------------------- */
 
 struct qargs {
-	const char *pos[3];             /* positional arguments but the DSN */
+	const char *pos[3];             /* positional arguments but the queue */
 	int n_pos;
-	const char *dsn_arg, *queue_file, *key_file, *name;
+	const char *dsn_arg, *queue_file, *key_file, *name, *kind, *every;
 	bool json, failed, help;
 };
 
@@ -139,6 +153,8 @@ static int jobs_wanted(const char *cmd)
 {
 	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "rekey") == 0)
 		return 0;
+	if (strcmp(cmd, "account") == 0)
+		return 2;
 	return 1;
 }
 
@@ -153,7 +169,8 @@ static bool names_dir(const char *s)
 /* argv[0] is the subcommand.  Returns 0 or -1 with err. */
 static int read_qargs(int argc, char **argv, struct qargs *a, struct tr_error *err)
 {
-	static const char *const with_value[] = { "--queue-file", "--key-file", "--name" };
+	static const char *const with_value[] = { "--queue-file", "--key-file", "--name",
+						  "--kind", "--every" };
 	int i;
 	size_t k;
 
@@ -194,8 +211,12 @@ static int read_qargs(int argc, char **argv, struct qargs *a, struct tr_error *e
 				a->queue_file = value;
 			else if (k == 1)
 				a->key_file = value;
-			else
+			else if (k == 2)
 				a->name = value;
+			else if (k == 3)
+				a->kind = value;
+			else
+				a->every = value;
 			continue;
 		}
 		if (s[0] == '-' && s[1] != '\0') {
@@ -486,6 +507,90 @@ out:
 	return code;
 }
 
+static int cmd_pass(const char *dsn, const struct qargs *a)
+{
+	struct tr_error err;
+	struct queue *q = NULL;
+	char idbuf[32];
+	int64_t id;
+	int code = EXIT_OK, every = 0, n;
+
+	tr_error_clear(&err);
+	if (a->n_pos != 1 || (a->kind == NULL && a->every == NULL)) {
+		fprintf(stderr, "usage: trasloco queue pass QUEUE JOB --kind delta|verify|final "
+			"[--every INTERVAL]\n       trasloco queue pass QUEUE JOB --every "
+			"INTERVAL|off\n");
+		return EXIT_USAGE;
+	}
+	if (a->every != NULL && strcmp(a->every, "off") == 0)
+		every = -1;
+	else if (a->every != NULL && queue_every_parse(a->every, &every, &err) < 0)
+		return fail("pass", &err);
+	if (queue_open(dsn, NULL, &q, &err) < 0)
+		return fail("pass", &err);
+	if (queue_job_id(q, a->pos[0], &id, &err) < 0) {
+		code = fail("pass", &err);
+		goto out;
+	}
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	if (queue_pass(q, idbuf, a->kind, every, &n, &err) < 0) {
+		code = fail("pass", &err);
+		goto out;
+	}
+	if (a->kind != NULL && strcmp(a->kind, "final") == 0)
+		printf("job %s: final pass asked for %d account(s): a last delta, then a verify; "
+		       "no pass is scheduled after it\n", idbuf, n);
+	else if (a->kind != NULL && n == 0)
+		printf("job %s: no %s pass: no account has finished (those pending or running "
+		       "run anyway)\n", idbuf, a->kind);
+	else if (a->kind != NULL)
+		printf("job %s: %s pass of %d account(s) queued\n", idbuf, a->kind, n);
+	if (every > 0)
+		printf("job %s: a delta pass every %s (from the start of the previous pass, once "
+		       "every account has finished), until a final pass\n", idbuf, a->every);
+	else if (every < 0)
+		printf("job %s: no more scheduled passes\n", idbuf);
+out:
+	fflush(stdout);
+	queue_close(q);
+	return code;
+}
+
+static int cmd_account(const char *dsn, const struct qargs *a)
+{
+	struct tr_error err;
+	struct queue *q = NULL;
+	json_t *d = NULL;
+	char *doc;
+	int code = EXIT_OK, r;
+
+	tr_error_clear(&err);
+	if (a->n_pos != 2) {
+		fprintf(stderr, "usage: trasloco queue account QUEUE JOB EMAIL\n");
+		return EXIT_USAGE;
+	}
+	if (queue_open(dsn, NULL, &q, &err) < 0)
+		return fail("account", &err);
+	r = queue_account_detail(q, a->pos[0], a->pos[1], &d, &err);
+	if (r != 0) {
+		code = fail("account", &err);
+		goto out;
+	}
+	doc = json_dumps(d, JSON_INDENT(2));
+	if (doc == NULL) {
+		tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
+		code = fail("account", &err);
+		goto out;
+	}
+	printf("%s\n", doc);
+	free(doc);
+out:
+	fflush(stdout);
+	json_decref(d);
+	queue_close(q);
+	return code;
+}
+
 static int cmd_rekey(const char *dsn, const struct qargs *a)
 {
 	struct tr_error err;
@@ -519,7 +624,7 @@ static int cmd_rekey(const char *dsn, const struct qargs *a)
 int cli_queue(int argc, char **argv)
 {
 	static const char *const cmds[] = { "init", "submit", "status", "retry", "cancel",
-					    "delete", "rekey" };
+					    "delete", "rekey", "pass", "account" };
 	struct tr_error err;
 	struct qargs a;
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -551,7 +656,10 @@ int cli_queue(int argc, char **argv)
 	}
 	if (cli_queue_dsn(a.dsn_arg, a.queue_file, &dsn, &err) < 0)
 		return fail(cmd, &err);
-	if (strcmp(cmd, "init") == 0)
+	if ((a.kind != NULL || a.every != NULL) && strcmp(cmd, "pass") != 0)
+		code = (fprintf(stderr, "trasloco queue %s: --kind and --every are for `queue "
+				"pass`\n", cmd), EXIT_USAGE);
+	else if (strcmp(cmd, "init") == 0)
 		code = a.n_pos != 0 || a.json || a.failed || a.name != NULL ?
 		       (fprintf(stderr, "usage: trasloco queue init QUEUE [--key-file F]\n"),
 			EXIT_USAGE) : cmd_init(dsn, &a);
@@ -561,6 +669,14 @@ int cli_queue(int argc, char **argv)
 					     EXIT_USAGE) : cmd_submit(dsn, &a);
 	else if (strcmp(cmd, "rekey") == 0)
 		code = cmd_rekey(dsn, &a);
+	else if (strcmp(cmd, "pass") == 0)
+		code = a.json || a.failed || a.name != NULL ?
+		       (fprintf(stderr, "trasloco queue pass: bad arguments\n"), EXIT_USAGE) :
+		       cmd_pass(dsn, &a);
+	else if (strcmp(cmd, "account") == 0)
+		code = a.failed || a.name != NULL ?
+		       (fprintf(stderr, "trasloco queue account: bad arguments\n"), EXIT_USAGE) :
+		       cmd_account(dsn, &a);
 	else
 		code = cmd_plain(cmd, dsn, &a);
 	secret_free(dsn);

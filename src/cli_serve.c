@@ -37,6 +37,8 @@ const char cli_serve_usage[] =
 	"  --tls-cert F --tls-key F    serve HTTPS (PEM files)\n"
 	"  --metrics-open              /metrics without the token\n"
 	"  --max-body BYTES            the largest request body (default 64 MiB)\n"
+	"  --access-log F              a line of JSON per request (method, path, status,\n"
+	"                              whether a token came and was accepted)\n"
 	"  --workers N                 run up to N accounts in this process (default 0)\n"
 	"  --egress NAME --lease S --log-dir DIR\n"
 	"                              for those workers, as trasloco worker\n"
@@ -51,13 +53,30 @@ struct serve_worker {
 	int r;
 };
 
+/* The service's own workers.  A database away when they start (or lost
+ * for good) must not leave the service answering with nobody working: they
+ * start again with back-off until the service stops, unless what failed is
+ * a setting (usage) that no retry mends. */
 static void *worker_main(void *arg)
 {
 	struct serve_worker *w = arg;
+	unsigned delay = 1;
 
-	w->r = worker_run(&w->o, &w->st, &w->err);
-	if (w->r < 0)
-		log_error(NULL, "serve: the workers stopped: %s", w->err.msg);
+	while (!net_cancelled()) {
+		tr_error_clear(&w->err);
+		w->r = worker_run(&w->o, &w->st, &w->err);
+		if (w->r == 0 || net_cancelled())
+			break;
+		if (w->err.kind == TR_ERR_USAGE) {
+			log_error(NULL, "serve: the workers cannot run: %s", w->err.msg);
+			break;
+		}
+		log_warn(NULL, "serve: the workers stopped (%s); starting them again in %u s",
+			 w->err.msg, delay);
+		for (unsigned i = 0; i < delay * 5 && !net_cancelled(); i++)
+			usleep(200 * 1000);
+		delay = delay < 30 ? delay * 2 : 30;
+	}
 	return NULL;
 }
 
@@ -93,6 +112,7 @@ int cli_serve_main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "metrics-open", no_argument, NULL, 'M' },
 		{ "max-body", required_argument, NULL, 'B' },
+		{ "access-log", required_argument, NULL, 'A' },
 		{ "workers", required_argument, NULL, 'W' },
 		{ "egress", required_argument, NULL, 'E' },
 		{ "lease", required_argument, NULL, 'L' },
@@ -136,6 +156,7 @@ int cli_serve_main(int argc, char **argv)
 		case 'C': hc.tls_cert = optarg; break;
 		case 'k': hc.tls_key = optarg; break;
 		case 'M': ac.metrics_open = true; break;
+		case 'A': hc.access_log = optarg; break;
 		case 'E': w.o.egress = optarg; break;
 		case 'O': w.o.log_dir = optarg; break;
 		case 'q': log_set_level(LOG_WARN); break;
@@ -215,8 +236,17 @@ int cli_serve_main(int argc, char **argv)
 		}
 		worker_started = true;
 	}
-	while (!net_cancelled())
+	for (int tick = 0; !net_cancelled(); tick++) {
 		usleep(200 * 1000);
+		if (tick % 25 == 24) {
+			int n = 0;
+
+			if (api_tick(api, &n, &err) < 0)
+				log_warn(NULL, "serve: scheduled passes: %s", err.msg);
+			else if (n > 0)
+				log_info(NULL, "serve: %d scheduled pass(es) started", n);
+		}
+	}
 	log_info(NULL, "serve: stopping");
 	code = EXIT_OK;
 out:

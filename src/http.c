@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "page.h"
 #include "jobconf.h"
 #include "log.h"
 #include "secret.h"
@@ -38,6 +40,7 @@ struct http {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stopping;
+	int log_fd;                     /* the access log, or -1 */
 };
 
 /* One request's body, gathered across libmicrohttpd's calls. */
@@ -294,23 +297,102 @@ static int append(struct req *r, const char *data, size_t n, size_t max)
 	return 0;
 }
 
+/* The status page's files: public, but allowed to do nothing but load
+ * their own script and style and call this origin's API. */
+#define PAGE_CSP "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+	"connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+static enum MHD_Result send_page(struct MHD_Connection *c, const struct page_asset *pa)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(pa->len, (void *)pa->data, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	common_headers(r);
+	MHD_add_response_header(r, "Content-Type", pa->type);
+	MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+			       const char *value)
+{
+	FILE *f = cls;
+
+	(void)kind;
+	fprintf(f, "%s%s%s%s", ftell(f) > 0 ? "&" : "", key, value != NULL ? "=" : "",
+		value != NULL ? value : "");
+	return MHD_YES;
+}
+
+/* One line of JSON per request: what an admin (and test_page.sh) wants to
+ * know of who asked what, never a header's value. */
+static void access_log(struct http *h, struct MHD_Connection *c, const char *method,
+		       const char *url, int status, bool auth_sent, int authorized)
+{
+	char *query = NULL, *line;
+	size_t qlen = 0;
+	FILE *f;
+	json_t *o;
+
+	if (h->log_fd < 0)
+		return;
+	if ((f = open_memstream(&query, &qlen)) != NULL) {
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, f);
+		fclose(f);
+	}
+	o = json_pack("{s:s, s:s, s:s?, s:i, s:b, s:o}", "method", method, "path", url,
+		      "query", query != NULL && query[0] != '\0' ? query : NULL, "status", status,
+		      "authorization", auth_sent, "authorized",
+		      authorized < 0 ? json_null() : json_boolean(authorized));
+	free(query);
+	if (o == NULL)
+		return;
+	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (line != NULL) {
+		size_t n = strlen(line);
+
+		pthread_mutex_lock(&h->mu);
+		if (write(h->log_fd, line, n) < 0 || write(h->log_fd, "\n", 1) < 0)
+			log_debug(NULL, "http: the access log cannot be written: %s",
+				  strerror(errno));
+		pthread_mutex_unlock(&h->mu);
+	}
+	free(line);
+}
+
 static enum MHD_Result answer(struct http *h, struct MHD_Connection *c, const char *url,
 			      const char *method, struct req *r)
 {
 	struct api_request rq;
 	struct api_reply rp;
+	const struct page_asset *pa;
 	enum MHD_Result ret;
+	int authorized;
 
 	memset(&rq, 0, sizeof(rq));
 	rq.method = method;
 	rq.path = url;
-	rq.job = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "job");
 	rq.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+	    (pa = page_find(url)) != NULL) {
+		access_log(h, c, method, url, 200, rq.authorization != NULL, -1);
+		return send_page(c, pa);
+	}
+	rq.job = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "job");
 	rq.body = r->buf;
 	rq.body_len = r->len;
 	rq.body_over = r->over;
 	rq.secure = is_secure(h, c);
 	api_handle(h->api, &rq, &rp);
+	authorized = strncmp(url, "/v1/", 4) != 0 && strcmp(url, "/metrics") != 0 ? -1 :
+		     rp.status != 401;
+	access_log(h, c, method, url, rp.status, rq.authorization != NULL, authorized);
 	if (rp.events)
 		ret = send_events(h, c, rp.events_job);
 	else
@@ -455,7 +537,15 @@ int http_start(const struct http_conf *c, struct http **h_r, struct tr_error *er
 		return -1;
 	}
 	h->api = c->api;
+	h->log_fd = -1;
 	pthread_mutex_init(&h->mu, NULL);
+	if (c->access_log != NULL &&
+	    (h->log_fd = open(c->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+			      O_NOCTTY, 0600)) < 0) {
+		tr_error_set(err, TR_ERR_USAGE, "--access-log %s: %s", c->access_log,
+			     strerror(errno));
+		goto fail;
+	}
 	pthread_cond_init(&h->cv, NULL);
 	if (c->tls_cert != NULL) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -508,6 +598,8 @@ void http_stop(struct http *h)
 		MHD_stop_daemon(h->d);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
+	if (h->log_fd >= 0)
+		close(h->log_fd);
 	free(h->cert);
 	secret_free(h->key);
 	free(h);

@@ -583,6 +583,17 @@ int jobconf_set(struct job_config *cfg, const char *key, const char *value,
 		tr_error_set(err, TR_ERR_USAGE, "%s needs a value", what);
 		return where(origin, err);
 	}
+	/* what a job file refuses (job.c) is refused from anywhere else too:
+	 * every setting must read back from jobconf_text's lines */
+	for (size_t i = 0; value != NULL && value[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			tr_error_set(err, TR_ERR_USAGE, "%s: control character (0x%02x) in the value",
+				     what, c);
+			return where(origin, err);
+		}
+	}
 	if (strcmp(k->name, "state") == 0 && pg_is_dsn(value)) {
 		/* a database, not a path: as it is.  Its password would be on a
 		 * command line (ps shows it to every user) or in a job file, and

@@ -1,6 +1,7 @@
 /* jobjson: a job as JSON into a job configuration (jobjson.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -245,9 +246,13 @@ int jobjson_parse(const char *body, size_t len, struct job_config *cfg, struct j
 	if (take_string(doc, K_ADMIN_PW, admin_pw_r, err) < 0 ||
 	    take_string(doc, K_NAME, name_r, err) < 0)
 		goto out;
+	/* all digits would read as another job's id wherever a job is named
+	 * (`queue status JOB`) */
 	if (*name_r != NULL && ((*name_r)[0] == '\0' || strlen(*name_r) > 200 ||
-				!text_is_clean(*name_r, strlen(*name_r)))) {
-		tr_error_set(err, TR_ERR_USAGE, "\"" K_NAME "\": 1 to 200 printable characters");
+				!text_is_clean(*name_r, strlen(*name_r)) ||
+				strspn(*name_r, "0123456789") == strlen(*name_r))) {
+		tr_error_set(err, TR_ERR_USAGE, "\"" K_NAME "\": 1 to 200 printable characters, "
+			     "not all digits");
 		goto out;
 	}
 	json_object_foreach(doc, key, v) {
@@ -296,6 +301,86 @@ out:
 		memset(ja, 0, sizeof(*ja));
 	}
 	wipe_strings(doc);
+	json_decref(doc);
+	return r;
+}
+
+int jobjson_pass(const char *body, size_t len, const char **kind_r, int *every_s_r,
+		 struct tr_error *err)
+{
+	static const char *const kinds[] = { "delta", "verify", "final" };
+	json_error_t je;
+	json_t *doc, *kind, *every;
+	const char *key;
+	json_t *v;
+	size_t i;
+	long every_s = 0;
+	int r = -1;
+
+	*kind_r = NULL;
+	*every_s_r = 0;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		char *t = text_clean_dup(je.text, NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "invalid JSON at line %d, column %d: %s", je.line,
+			     je.column, t != NULL ? t : "?");
+		free(t);
+		return -1;
+	}
+	if (!json_is_object(doc)) {
+		tr_error_set(err, TR_ERR_USAGE, "a pass is a JSON object: {\"kind\": \"delta\"}");
+		goto out;
+	}
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "kind") != 0 && strcmp(key, "every") != 0) {
+			char kt[80];
+
+			key_text(key, kt, sizeof(kt));
+			tr_error_set(err, TR_ERR_USAGE, "unknown key \"%s\" (a pass has kind and "
+				     "every)", kt);
+			goto out;
+		}
+	}
+	kind = json_object_get(doc, "kind");
+	every = json_object_get(doc, "every");
+	if (kind == NULL && every == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "a pass wants \"kind\" (delta, verify, final) or "
+			     "\"every\" (an interval such as 6h)");
+		goto out;
+	}
+	if (kind != NULL) {
+		for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (json_is_string(kind) && strcmp(json_string_value(kind), kinds[i]) == 0)
+				*kind_r = kinds[i];
+		if (*kind_r == NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "\"kind\" is delta, verify or final");
+			goto out;
+		}
+	}
+	if (every != NULL) {
+		int secs = 0;
+
+		/* the queue's own reading of an interval, as `queue pass --every` */
+		if (!json_is_string(every) ||
+		    queue_every_parse(json_string_value(every), &secs, err) < 0) {
+			tr_error_set(err, TR_ERR_USAGE, "\"every\" is an interval such as \"6h\", "
+				     "\"30m\", \"1d\" or \"2h30m\" (1 s to 366 days)");
+			goto out;
+		}
+		every_s = secs;
+		if (*kind_r != NULL && strcmp(*kind_r, "delta") != 0) {
+			tr_error_set(err, TR_ERR_USAGE, "\"every\" schedules delta passes: not with "
+				     "kind %s", *kind_r);
+			goto out;
+		}
+		*kind_r = kinds[0];
+		*every_s_r = (int)every_s;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		*kind_r = NULL;
 	json_decref(doc);
 	return r;
 }

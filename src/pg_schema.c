@@ -144,10 +144,69 @@ static const char schema_v1[] =
 	"CREATE INDEX q_sessions_login ON q_sessions (job_id, side, login);"
 	"CREATE INDEX q_sessions_worker ON q_sessions (worker);";
 
+/* Version 2: what an account's last run did per folder, the messages it
+ * could not copy, its last verify, and passes (README "Fleet": delta,
+ * verify and final passes of a queued job, delta passes on a schedule). */
+static const char schema_v2[] =
+	/* a job's passes: the kind of the latest one (the first run is 'run'),
+	 * how many so far (the first run included), when it began (NULL: the
+	 * job's creation), delta passes every pass_every seconds (NULL: none)
+	 * until a final pass was asked (final) */
+	"ALTER TABLE q_jobs"
+	"  ADD COLUMN pass_kind text NOT NULL DEFAULT 'run' CHECK (pass_kind IN"
+	"    ('run', 'delta', 'verify', 'final')),"
+	"  ADD COLUMN pass_count integer NOT NULL DEFAULT 1,"
+	"  ADD COLUMN pass_started timestamptz,"
+	"  ADD COLUMN pass_every integer CHECK (pass_every > 0),"
+	"  ADD COLUMN final boolean NOT NULL DEFAULT false;"
+	/* per account: what its pending or running (else its last) claim does:
+	 * copy ('run', 'delta', 'final': a final pass's copy) or verify
+	 * ('verify', 'final-verify'); the last copy's outcome and error (a
+	 * verify leaves them; the state shows them again after it); messages
+	 * not copied beyond those listed in q_failures; the last verify */
+	"ALTER TABLE q_accounts"
+	"  ADD COLUMN pass text NOT NULL DEFAULT 'run' CHECK (pass IN"
+	"    ('run', 'delta', 'verify', 'final', 'final-verify')),"
+	"  ADD COLUMN outcome text CHECK (outcome IN ('ok', 'partial', 'failed')),"
+	"  ADD COLUMN outcome_error text,"
+	"  ADD COLUMN failures_more bigint NOT NULL DEFAULT 0,"
+	"  ADD COLUMN verify_at timestamptz,"
+	"  ADD COLUMN verify_exact boolean,"
+	"  ADD COLUMN verify text;"
+	"UPDATE q_accounts SET outcome = state, outcome_error = error"
+	"  WHERE state IN ('ok', 'partial', 'failed');"
+	/* the folders of an account's last copy, in plan order; names as
+	 * shown (the '/' form), bytes as a server may send them */
+	"CREATE TABLE q_folders ("
+	"  account_id bigint NOT NULL REFERENCES q_accounts(id) ON DELETE CASCADE,"
+	"  idx integer NOT NULL,"
+	"  src_name bytea NOT NULL,"
+	"  dst_name bytea NOT NULL,"
+	"  status text NOT NULL CHECK (status IN ('ok', 'failed')),"
+	"  copied bigint NOT NULL DEFAULT 0,"
+	"  present bigint NOT NULL DEFAULT 0,"
+	"  failed_msgs bigint NOT NULL DEFAULT 0,"
+	"  bytes bigint NOT NULL DEFAULT 0,"
+	"  error text,"
+	"  PRIMARY KEY (account_id, idx));"
+	/* the messages that copy could not copy: the first ones (queue.h
+	 * QUEUE_FAILURES_KEPT per account), folder order then as they failed */
+	"CREATE TABLE q_failures ("
+	"  account_id bigint NOT NULL REFERENCES q_accounts(id) ON DELETE CASCADE,"
+	"  n integer NOT NULL,"
+	"  folder bytea NOT NULL,"
+	"  uid bigint NOT NULL,"
+	"  reply text NOT NULL,"
+	"  PRIMARY KEY (account_id, n));"
+	/* queue_schedule looks only at jobs with passes on a schedule */
+	"CREATE INDEX q_jobs_scheduled ON q_jobs (id) WHERE pass_every IS NOT NULL"
+	"  AND NOT final;";
+
 /* steps[i] takes a database from version i to i + 1; never edit a
  * released step, append one. */
 static const char *const steps[] = {
 	schema_v1,
+	schema_v2,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(steps) / sizeof(steps[0])))
@@ -182,9 +241,19 @@ static int read_version(struct pg *pg, int *v, struct tr_error *err)
 
 int pg_schema_init(struct pg *pg, int *from_r, struct tr_error *err)
 {
+	return pg_schema_init_to(pg, SCHEMA_VERSION, from_r, err);
+}
+
+int pg_schema_init_to(struct pg *pg, int target, int *from_r, struct tr_error *err)
+{
 	char buf[16];
 	const char *p[1] = { buf };
 	int v, i;
+
+	if (target < 1 || target > SCHEMA_VERSION) {
+		tr_error_set(err, TR_ERR_LOCAL, "no schema version %d", target);
+		return -1;
+	}
 
 	if (pg_begin(pg, err) < 0)
 		return -1;
@@ -198,15 +267,20 @@ int pg_schema_init(struct pg *pg, int *from_r, struct tr_error *err)
 			     "than this trasloco's %d: upgrade trasloco", pg_where(pg), v, SCHEMA_VERSION);
 		goto fail;
 	}
+	if (v > target) {
+		tr_error_set(err, TR_ERR_LOCAL, "%s: the database is of schema version %d already, "
+			     "past %d", pg_where(pg), v, target);
+		goto fail;
+	}
 	if (v == 0 && pg_run(pg, "CREATE TABLE trasloco_meta (key text PRIMARY KEY, "
 			     "value text NOT NULL)", 0, NULL, err) < 0)
 		goto fail;
-	for (i = v; i < SCHEMA_VERSION; i++)
+	for (i = v; i < target; i++)
 		if (pg_run(pg, steps[i], 0, NULL, err) < 0) {
 			tr_error_prefix(err, "schema step %d -> %d", i, i + 1);
 			goto fail;
 		}
-	snprintf(buf, sizeof(buf), "%d", SCHEMA_VERSION);
+	snprintf(buf, sizeof(buf), "%d", target);
 	if (pg_run(pg, "INSERT INTO trasloco_meta VALUES ('schema', $1) "
 		   "ON CONFLICT (key) DO UPDATE SET value = $1", 1, p, err) < 0 ||
 	    pg_commit(pg, err) < 0)

@@ -20,6 +20,7 @@
 #include "report.h"
 #include "secret.h"
 #include "text.h"
+#include "verify.h"
 
 static const struct queue_backend *const backends[] = {
 	&queue_backend_sqlite,      /* the first: a plain directory means it */
@@ -202,6 +203,107 @@ int queue_no_job(const char *job, const char *where, struct tr_error *err)
 	tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?", where);
 	free(c);
 	return -1;
+}
+
+/* ---- pass kinds ----------------------------------------------------------------- */
+
+static const char *const pass_names[] = { "run", "delta", "verify", "final", "final-verify" };
+
+const char *queue_pass_name(enum queue_pass_kind k)
+{
+	return (size_t)k < sizeof(pass_names) / sizeof(pass_names[0]) ? pass_names[k] : "?";
+}
+
+bool queue_pass_copies(enum queue_pass_kind k)
+{
+	return k == QUEUE_PASS_RUN || k == QUEUE_PASS_DELTA || k == QUEUE_PASS_FINAL;
+}
+
+enum queue_pass_kind queue_pass_of(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < sizeof(pass_names) / sizeof(pass_names[0]); i++)
+		if (strcmp(s, pass_names[i]) == 0)
+			return (enum queue_pass_kind)i;
+	return QUEUE_PASS_RUN;
+}
+
+int queue_every_parse(const char *text, int *seconds_r, struct tr_error *err)
+{
+	const char *s = text;
+	long long total = 0;
+	bool any = false;
+
+	*seconds_r = 0;
+	while (s != NULL && *s != '\0') {
+		long long v = 0, unit = 1;
+		const char *d = s;
+
+		while (*s >= '0' && *s <= '9' && v <= 100000000LL)
+			v = v * 10 + (*s++ - '0');
+		if (s == d || v > 100000000LL)
+			break;
+		switch (*s) {
+		case 's': unit = 1; s++; break;
+		case 'm': unit = 60; s++; break;
+		case 'h': unit = 3600; s++; break;
+		case 'd': unit = 86400; s++; break;
+		case '\0': if (any) goto bad; break;   /* a bare number: seconds, alone */
+		default: goto bad;
+		}
+		total += v * unit;
+		any = true;
+		if (total > 366LL * 86400)
+			break;
+	}
+	if (s == NULL || *s != '\0' || !any || total < 1 || total > 366LL * 86400)
+		goto bad;
+	*seconds_r = (int)total;
+	return 0;
+bad:
+	{
+		char *c = text_clean_dup(text != NULL ? text : "", NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not an interval: write it as 90, 30s, "
+			     "15m, 6h, 1d or 2h30m (1 s to 366 days)", c != NULL ? c : "?");
+		free(c);
+	}
+	return -1;
+}
+
+char *queue_verify_doc(const struct verify_item *it)
+{
+	json_t *o = json_object(), *mv = json_array();
+	bool ok = o != NULL && mv != NULL, failed = it->err.kind != TR_ERR_NONE;
+	size_t k;
+	char *doc = NULL;
+
+	report_json_set(o, "error", failed ? report_json_text(it->err.msg) : json_null(), &ok);
+	report_json_set(o, "folders", json_integer(it->folders), &ok);
+	report_json_set(o, "folders_missing", json_integer(it->folders_missing), &ok);
+	report_json_set(o, "source_messages", json_integer(it->src_messages), &ok);
+	report_json_set(o, "found", json_integer(it->found), &ok);
+	report_json_set(o, "missing", json_integer(it->missing), &ok);
+	report_json_set(o, "destination_only", json_integer(it->dst_only), &ok);
+	report_json_set(o, "flags_differ", json_integer(it->flags_differ), &ok);
+	report_json_set(o, "altered_by_destination", json_integer(it->altered), &ok);
+	for (k = 0; ok && k < it->n && k < QUEUE_MISSING_KEPT; k++) {
+		json_t *m = json_object();
+
+		report_json_set(m, "folder", report_json_text(it->v[k].folder), &ok);
+		report_json_set(m, "uid", json_integer(it->v[k].uid), &ok);
+		report_json_set(m, "size", json_integer(it->v[k].size), &ok);
+		report_json_set(m, "internaldate", report_json_text(it->v[k].date), &ok);
+		report_json_append(mv, m, &ok);
+	}
+	report_json_set(o, "missing_messages", mv, &ok);
+	report_json_set(o, "missing_more", json_integer(it->missing > k ? it->missing - k : 0), &ok);
+	report_json_set(o, "seconds", json_real(it->seconds), &ok);
+	if (ok)
+		doc = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return doc;
 }
 
 /* ---- submit ------------------------------------------------------------------- */
@@ -415,7 +517,7 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
 
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
 		 const char *error, const struct queue_counts *n, double seconds,
-		 struct tr_error *err)
+		 const struct account_result *res, struct tr_error *err)
 {
 	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
 			       strcmp(status, "failed") != 0)) {
@@ -423,7 +525,13 @@ int queue_finish(struct queue *q, const char *worker, int64_t row, const char *s
 			     status != NULL ? status : "(null)");
 		return -1;
 	}
-	return q->be->finish(q->h, worker, row, status, error, n, seconds, err);
+	return q->be->finish(q->h, worker, row, status, error, n, seconds, res, err);
+}
+
+int queue_verify_finish(struct queue *q, const char *worker, int64_t row,
+			const struct verify_item *it, struct tr_error *err)
+{
+	return q->be->verify_finish(q->h, worker, row, it, err);
 }
 
 int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
@@ -493,4 +601,60 @@ int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_erro
 {
 	*id_r = 0;
 	return q->be->job_id(q->h, job, id_r, err);
+}
+
+/* ---- passes and an account's detail ----------------------------------------------- */
+
+int queue_pass(struct queue *q, const char *job, const char *kind, int every_s, int *n_r,
+	       struct tr_error *err)
+{
+	*n_r = 0;
+	if (kind != NULL && kind[0] == '\0')
+		kind = NULL;
+	if (kind != NULL && strcmp(kind, "delta") != 0 && strcmp(kind, "verify") != 0 &&
+	    strcmp(kind, "final") != 0) {
+		char *c = text_clean_dup(kind, NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "no pass of kind \"%s\": delta, verify or final",
+			     c != NULL ? c : "?");
+		free(c);
+		return -1;
+	}
+	if (kind == NULL && every_s == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "a pass needs a kind (delta, verify, final) or an "
+			     "interval for delta passes");
+		return -1;
+	}
+	if ((every_s > 0 && kind != NULL && strcmp(kind, "delta") != 0) ||
+	    (every_s < 0 && kind != NULL)) {
+		tr_error_set(err, TR_ERR_USAGE, "an interval schedules delta passes: it goes with "
+			     "no kind or with delta, not with %s", kind);
+		return -1;
+	}
+	return q->be->pass(q->h, job, kind, every_s, n_r, err);
+}
+
+int queue_schedule(struct queue *q, int *n_started, struct tr_error *err)
+{
+	*n_started = 0;
+	return q->be->schedule(q->h, n_started, err);
+}
+
+int queue_account_detail(struct queue *q, const char *job, const char *email, json_t **out,
+			 struct tr_error *err)
+{
+	struct queue_detail d;
+	int r;
+
+	*out = NULL;
+	if (email == NULL || email[0] == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "which account? (an email)");
+		return 1;
+	}
+	memset(&d, 0, sizeof(d));
+	r = q->be->account_detail(q->h, job, email, &d, err);
+	if (r == 0 && (*out = queue_detail_json(&d)) == NULL)
+		r = oom(err);
+	queue_detail_free(&d);
+	return r;
 }

@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "account.h"
+#include "log.h"
 #include "pg.h"
 #include "pg_schema.h"
 #include "queue.h"
@@ -20,6 +22,7 @@
 #include "report.h"
 #include "secret.h"
 #include "text.h"
+#include "verify.h"
 
 /* Accounts per INSERT at submit, and per UPDATE at rekey: one round trip
  * per batch, not per account (20,000 accounts over a WAN link). */
@@ -142,6 +145,9 @@ static void id_text(char *buf, size_t len, int64_t id)
 {
 	snprintf(buf, len, "%" PRId64, id);
 }
+
+/* SQL: the row's claim verifies (its copy's counters and error stay). */
+#define VERIFYING "(a.pass IN ('verify', 'final-verify'))"
 
 /* ---- open --------------------------------------------------------------------- */
 
@@ -425,9 +431,16 @@ static int qpg_claim(void *h, const char *worker, int lease_s, struct queue_clai
 		    "  lease_until = now() + make_interval(secs => $2::int), "
 		    "  attempts = a.attempts + 1, "
 		    "  takeovers = a.takeovers + CASE WHEN a.state = 'running' THEN 1 ELSE 0 END, "
-		    "  started = now(), finished = NULL, not_before = NULL, error = NULL, "
-		    "  copied = 0, present = 0, failed_msgs = 0, bytes = 0, folders_done = 0, "
-		    "  folders_total = 0, seconds = 0 "
+		    "  started = now(), finished = NULL, not_before = NULL, "
+		    /* a verify keeps what the last copy says until it ends */
+		    "  error = CASE WHEN " VERIFYING " THEN a.error END, "
+		    "  copied = CASE WHEN " VERIFYING " THEN a.copied ELSE 0 END, "
+		    "  present = CASE WHEN " VERIFYING " THEN a.present ELSE 0 END, "
+		    "  failed_msgs = CASE WHEN " VERIFYING " THEN a.failed_msgs ELSE 0 END, "
+		    "  bytes = CASE WHEN " VERIFYING " THEN a.bytes ELSE 0 END, "
+		    "  folders_done = CASE WHEN " VERIFYING " THEN a.folders_done ELSE 0 END, "
+		    "  folders_total = CASE WHEN " VERIFYING " THEN a.folders_total ELSE 0 END, "
+		    "  seconds = CASE WHEN " VERIFYING " THEN a.seconds ELSE 0 END "
 		    /* the partial index q_accounts_todo in its order, stopping
 		     * at the first row that fits; the cancelled jobs as a
 		     * hashed list, not a join */
@@ -441,7 +454,7 @@ static int qpg_claim(void *h, const char *worker, int lease_s, struct queue_clai
 		    "      ORDER BY c.job_id, c.id FOR UPDATE OF c SKIP LOCKED LIMIT 1) s "
 		    "WHERE a.id = s.id "
 		    "RETURNING a.id, a.job_id, a.line, a.email, a.src_user, a.dst_user, a.password, "
-		    "  a.dst_password, a.attempts, s.was = 'running'",
+		    "  a.dst_password, a.attempts, s.was = 'running', a.pass",
 		    2, p, err);
 	if (r == NULL)
 		goto fail;
@@ -458,6 +471,7 @@ static int qpg_claim(void *h, const char *worker, int lease_s, struct queue_clai
 	c->dst_user = bytea_str(r, 0, 5, &bad);
 	c->attempts = (int)pg_int(r, 0, 8);
 	c->takeover = pg_str(r, 0, 9) != NULL && pg_str(r, 0, 9)[0] == 't';
+	c->pass = queue_pass_of(pg_str(r, 0, 10));
 	if (bad || c->email == NULL) {
 		PQclear(r);
 		oom(err);
@@ -614,7 +628,7 @@ static int qpg_progress(void *h, const char *worker, int64_t row,
 	return pg_run(q->pg, "UPDATE q_accounts SET copied = $3::bigint, present = $4::bigint, "
 		      "failed_msgs = $5::bigint, bytes = $6::bigint, folders_done = $7::int, "
 		      "folders_total = $8::int WHERE id = $1::bigint AND worker = $2 "
-		      "AND state = 'running'", 8, p, err);
+		      "AND state = 'running' AND pass NOT IN ('verify', 'final-verify')", 8, p, err);
 }
 
 /* 1 when the statement changed a row, 0 when not, -1 on error. */
@@ -631,14 +645,88 @@ static int changed(struct qpg *q, const char *sql, int n, const char *const *p,
 	return rows > 0 ? 1 : 0;
 }
 
+/* The folders (JSON for json_to_recordset) and the failed messages (the
+ * first QUEUE_FAILURES_KEPT) of res, and how many failed messages are not
+ * listed.  res NULL: none.  Returns 0, or -1 out of memory. */
+static int detail_docs(const struct account_result *res, char **folders_r, char **failures_r,
+		       uint64_t *more_r)
+{
+	json_t *fl = json_array(), *fa = json_array();
+	bool ok = fl != NULL && fa != NULL;
+	size_t i, k, kept = 0;
+
+	*folders_r = *failures_r = NULL;
+	*more_r = 0;
+	for (i = 0; ok && res != NULL && i < res->n_folders; i++) {
+		const struct folder_report *fr = &res->folders[i];
+		json_t *o = json_object();
+
+		report_json_set(o, "i", json_integer((json_int_t)i), &ok);
+		report_json_set(o, "s", bytes_hex(fr->src_name != NULL ? fr->src_name : ""), &ok);
+		report_json_set(o, "d", bytes_hex(fr->dst_name != NULL ? fr->dst_name : ""), &ok);
+		report_json_set(o, "st", json_string(fr->failed ? "failed" : "ok"), &ok);
+		report_json_set(o, "c", json_integer(fr->counts.copied), &ok);
+		report_json_set(o, "p", json_integer(fr->counts.present), &ok);
+		report_json_set(o, "f", json_integer(fr->counts.failed), &ok);
+		report_json_set(o, "b", json_integer((json_int_t)fr->counts.bytes), &ok);
+		report_json_set(o, "e", fr->failed ? report_json_text(fr->error != NULL ?
+								      fr->error : "") : json_null(), &ok);
+		report_json_append(fl, o, &ok);
+		for (k = 0; ok && k < fr->failures.n && kept < QUEUE_FAILURES_KEPT; k++, kept++) {
+			json_t *m = json_object();
+
+			report_json_set(m, "n", json_integer((json_int_t)kept), &ok);
+			report_json_set(m, "f", bytes_hex(fr->src_name != NULL ? fr->src_name : ""),
+					&ok);
+			report_json_set(m, "u", json_integer(fr->failures.v[k].uid), &ok);
+			report_json_set(m, "r", report_json_text(fr->failures.v[k].reply), &ok);
+			report_json_append(fa, m, &ok);
+		}
+	}
+	if (ok && res != NULL && res->total.failed > kept)
+		*more_r = res->total.failed - kept;
+	if (ok) {
+		*folders_r = json_dumps(fl, JSON_COMPACT);
+		*failures_r = json_dumps(fa, JSON_COMPACT);
+	}
+	json_decref(fl);
+	json_decref(fa);
+	if (*folders_r == NULL || *failures_r == NULL) {
+		free(*folders_r);
+		free(*failures_r);
+		*folders_r = *failures_r = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* After an outcome (copy or verify) of row, inside its transaction: the
+ * next step of a final pass.  A final pass's copy that did not fail goes
+ * on to its verify; an account that ran something else while the job got
+ * its final pass goes on to that pass. */
+static int final_next(struct qpg *q, const char *idbuf, struct tr_error *err)
+{
+	const char *p[1] = { idbuf };
+
+	return pg_run(q->pg, "UPDATE q_accounts a SET state = 'pending', worker = NULL, "
+		      "not_before = NULL, attempts = 0, "
+		      "pass = CASE WHEN a.pass = 'final' THEN 'final-verify' ELSE 'final' END "
+		      "FROM q_jobs j WHERE a.id = $1::bigint AND j.id = a.job_id AND j.final "
+		      "AND j.cancelled IS NULL AND (a.pass IN ('run', 'delta', 'verify') OR "
+		      "(a.pass = 'final' AND a.state <> 'failed'))", 1, p, err);
+}
+
 static int qpg_finish(void *h, const char *worker, int64_t row, const char *status,
 		 const char *error, const struct queue_counts *n, double seconds,
-		 struct tr_error *err)
+		 const struct account_result *res, struct tr_error *err)
 {
 	struct qpg *q = h;
-	char idbuf[32], v[6][24], secs[32];
-	const char *p[11] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
-			      secs };
+	char idbuf[32], v[6][24], secs[32], more[24], *folders = NULL, *failures = NULL;
+	const char *p[12] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
+			      secs, more };
+	const char *pd[2] = { idbuf, NULL };
+	uint64_t n_more;
+	int r;
 
 	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
 			       strcmp(status, "failed") != 0)) {
@@ -646,16 +734,95 @@ static int qpg_finish(void *h, const char *worker, int64_t row, const char *stat
 			     status != NULL ? status : "(null)");
 		return -1;
 	}
+	if (detail_docs(res, &folders, &failures, &n_more) < 0)
+		return oom(err);
 	id_text(idbuf, sizeof(idbuf), row);
 	counts_text(n, v);
 	snprintf(secs, sizeof(secs), "%.3f", seconds >= 0 ? seconds : 0);
+	snprintf(more, sizeof(more), "%" PRIu64, n_more);
+	if (pg_begin(q->pg, err) < 0)
+		goto fail;
 	/* the lease may have run out: the outcome still counts while nobody
 	 * took the account over (it is still running, as this worker's) */
-	return changed(q, "UPDATE q_accounts SET state = $3, error = $4, copied = $5::bigint, "
-		       "present = $6::bigint, failed_msgs = $7::bigint, bytes = $8::bigint, "
-		       "folders_done = $9::int, folders_total = $10::int, "
-		       "seconds = $11::double precision, finished = now(), lease_until = NULL "
-		       "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 11, p, err);
+	r = changed(q, "UPDATE q_accounts SET state = $3, error = $4, outcome = $3, "
+		    "outcome_error = $4, copied = $5::bigint, "
+		    "present = $6::bigint, failed_msgs = $7::bigint, bytes = $8::bigint, "
+		    "folders_done = $9::int, folders_total = $10::int, "
+		    "seconds = $11::double precision, failures_more = $12::bigint, "
+		    "finished = now(), lease_until = NULL "
+		    "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 12, p, err);
+	if (r <= 0) {
+		pg_rollback(q->pg);
+		free(folders);
+		free(failures);
+		return r;
+	}
+	/* this copy's folders and failures replace the last copy's */
+	if (pg_run(q->pg, "DELETE FROM q_folders WHERE account_id = $1::bigint", 1, pd, err) < 0 ||
+	    pg_run(q->pg, "DELETE FROM q_failures WHERE account_id = $1::bigint", 1, pd, err) < 0)
+		goto fail;
+	pd[1] = folders;
+	if (strcmp(folders, "[]") != 0 &&
+	    pg_run(q->pg, "INSERT INTO q_folders (account_id, idx, src_name, dst_name, status, "
+		   "copied, present, failed_msgs, bytes, error) SELECT $1::bigint, x.i, "
+		   "decode(x.s, 'hex'), decode(x.d, 'hex'), x.st, x.c, x.p, x.f, x.b, x.e "
+		   "FROM json_to_recordset($2::json) AS x(i integer, s text, d text, st text, "
+		   "c bigint, p bigint, f bigint, b bigint, e text)", 2, pd, err) < 0)
+		goto fail;
+	pd[1] = failures;
+	if (strcmp(failures, "[]") != 0 &&
+	    pg_run(q->pg, "INSERT INTO q_failures (account_id, n, folder, uid, reply) "
+		   "SELECT $1::bigint, x.n, decode(x.f, 'hex'), x.u, x.r "
+		   "FROM json_to_recordset($2::json) AS x(n integer, f text, u bigint, r text)",
+		   2, pd, err) < 0)
+		goto fail;
+	if (final_next(q, idbuf, err) < 0 || pg_commit(q->pg, err) < 0)
+		goto fail;
+	free(folders);
+	free(failures);
+	return 1;
+fail:
+	pg_rollback(q->pg);
+	free(folders);
+	free(failures);
+	return -1;
+}
+
+static int qpg_verify_finish(void *h, const char *worker, int64_t row,
+			const struct verify_item *it, struct tr_error *err)
+{
+	struct qpg *q = h;
+	bool failed = it->err.kind != TR_ERR_NONE;
+	char idbuf[32], why[sizeof(it->err.msg) + 16], *doc = queue_verify_doc(it), *clean;
+	const char *p[6] = { idbuf, worker, !failed && it->missing == 0 ? "t" : "f", doc,
+			     failed ? "t" : "f", NULL };
+	int r;
+
+	if (doc == NULL)
+		return oom(err);
+	clean = failed ? text_clean_dup(it->err.msg, NULL) : NULL;
+	if (failed) {
+		snprintf(why, sizeof(why), "verify: %s", clean != NULL ? clean : "failed");
+		p[5] = why;
+	}
+	free(clean);
+	id_text(idbuf, sizeof(idbuf), row);
+	if (pg_begin(q->pg, err) < 0) {
+		free(doc);
+		return -1;
+	}
+	/* the state the last copy left, unless the verify could not be done */
+	r = changed(q, "UPDATE q_accounts a SET verify_at = now(), verify_exact = $3::boolean, "
+		    "verify = $4, "
+		    "state = CASE WHEN $5::boolean THEN 'failed' ELSE coalesce(a.outcome, 'ok') END, "
+		    "error = CASE WHEN $5::boolean THEN $6 ELSE a.outcome_error END, "
+		    "finished = now(), lease_until = NULL "
+		    "WHERE a.id = $1::bigint AND a.worker = $2 AND a.state = 'running'", 6, p, err);
+	free(doc);
+	if (r > 0 && (final_next(q, idbuf, err) < 0 || pg_commit(q->pg, err) < 0))
+		r = -1;
+	pg_rollback(q->pg);
+	return r;
 }
 
 static int qpg_release(void *h, const char *worker, int64_t row, int delay_s,
@@ -718,11 +885,19 @@ static int qpg_retry(void *h, const char *job, bool failed_only, int *n_r,
 	if (pg_run(q->pg, "UPDATE q_jobs SET cancelled = NULL WHERE id = $1::bigint", 1, p,
 		   err) < 0)
 		goto fail;
+	/* each repeats what failed: a verify that could not be done, else a
+	 * copy (a final pass's, with its verify, once the job had one) */
+#define RETRY_SET \
+	"UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, " \
+	"not_before = NULL, pass = CASE " \
+	"  WHEN pass IN ('verify', 'final-verify') AND state = 'failed' " \
+	"    AND outcome IS DISTINCT FROM 'failed' THEN pass " \
+	"  WHEN pass IN ('final', 'final-verify') THEN 'final' " \
+	"  WHEN pass = 'verify' THEN 'delta' ELSE pass END "
 	r = pg_exec(q->pg, failed_only ?
-		    "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
-		    "not_before = NULL WHERE job_id = $1::bigint AND state IN ('failed', 'partial')" :
-		    "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
-		    "not_before = NULL WHERE job_id = $1::bigint AND state <> 'running'", 1, p, err);
+		    RETRY_SET "WHERE job_id = $1::bigint AND state IN ('failed', 'partial')" :
+		    RETRY_SET "WHERE job_id = $1::bigint AND state <> 'running'", 1, p, err);
+#undef RETRY_SET
 	if (r == NULL)
 		goto fail;
 	*n_r = atoi(PQcmdTuples(r));
@@ -732,6 +907,165 @@ static int qpg_retry(void *h, const char *job, bool failed_only, int *n_r,
 	return 0;
 fail:
 	pg_rollback(q->pg);
+	return -1;
+}
+
+/* ---- passes ------------------------------------------------------------------- */
+
+/* Start a pass of kind (delta, verify or final) of job idbuf, inside the
+ * caller's transaction, the job's row locked.  *n_r: accounts covered. */
+static int start_pass(struct qpg *q, const char *idbuf, const char *kind, int *n_r,
+		      struct tr_error *err)
+{
+	const char *p[2] = { idbuf, kind };
+	PGresult *r;
+
+	*n_r = 0;
+	if (strcmp(kind, "final") == 0) {
+		/* every account: the finished ones now, the pending ones by
+		 * their coming claim, the running ones when their run ends
+		 * (final_next) */
+		if (pg_run(q->pg, "UPDATE q_accounts SET pass = 'final' WHERE job_id = $1::bigint "
+			   "AND state = 'pending' AND pass IN ('run', 'delta', 'verify')", 1, p,
+			   err) < 0 ||
+		    pg_run(q->pg, "UPDATE q_accounts SET state = 'pending', pass = 'final', "
+			   "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
+			   "WHERE job_id = $1::bigint AND state IN ('ok', 'partial', 'failed')", 1, p,
+			   err) < 0)
+			return -1;
+		r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts WHERE job_id = $1::bigint AND "
+			    "state <> 'cancelled'", 1, p, err);
+	} else {
+		r = pg_exec(q->pg, "UPDATE q_accounts SET state = 'pending', pass = $2, "
+			    "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
+			    "WHERE job_id = $1::bigint AND state IN ('ok', 'partial', 'failed')", 2, p,
+			    err);
+	}
+	if (r == NULL)
+		return -1;
+	*n_r = PQresultStatus(r) == PGRES_TUPLES_OK ? (int)pg_int(r, 0, 0) : atoi(PQcmdTuples(r));
+	PQclear(r);
+	/* a delta or verify that found nothing finished is no pass */
+	if (*n_r == 0 && strcmp(kind, "final") != 0)
+		return 0;
+	return pg_run(q->pg, "UPDATE q_jobs SET pass_kind = $2, pass_count = pass_count + 1, "
+		      "pass_started = now(), final = final OR $2 = 'final' WHERE id = $1::bigint",
+		      2, p, err);
+}
+
+static int qpg_pass(void *h, const char *job, const char *kind, int every_s, int *n_r,
+	       struct tr_error *err)
+{
+	struct qpg *q = h;
+	char idbuf[32], every[16];
+	const char *p[2] = { idbuf, every };
+	int64_t id;
+	PGresult *r;
+	bool cancelled, final;
+
+	*n_r = 0;
+	if (qpg_job_id(q, job, &id, err) < 0)
+		return -1;
+	id_text(idbuf, sizeof(idbuf), id);
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	/* the job's row locked: passes asked at once (and queue_schedule)
+	 * take turns */
+	r = pg_exec(q->pg, "SELECT cancelled IS NOT NULL, final FROM q_jobs WHERE id = $1::bigint "
+		    "FOR UPDATE", 1, p, err);
+	if (r == NULL)
+		goto fail;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		tr_error_set(err, TR_ERR_USAGE, "job %s is no longer in the queue", idbuf);
+		goto fail;
+	}
+	cancelled = pg_str(r, 0, 0)[0] == 't';
+	final = pg_str(r, 0, 1)[0] == 't';
+	PQclear(r);
+	if (cancelled) {
+		tr_error_set(err, TR_ERR_USAGE, "job %s is cancelled: `queue retry` it first", idbuf);
+		goto fail;
+	}
+	if (final && (every_s != 0 || (kind != NULL && strcmp(kind, "verify") != 0))) {
+		tr_error_set(err, TR_ERR_USAGE, "job %s had its final pass: only a verify pass may "
+			     "follow", idbuf);
+		goto fail;
+	}
+	if (every_s != 0) {
+		snprintf(every, sizeof(every), "%d", every_s);
+		if (pg_run(q->pg, every_s > 0 ?
+			   "UPDATE q_jobs SET pass_every = $2::int WHERE id = $1::bigint" :
+			   "UPDATE q_jobs SET pass_every = NULL WHERE id = $1::bigint",
+			   every_s > 0 ? 2 : 1, p, err) < 0)
+			goto fail;
+	}
+	if (kind != NULL && start_pass(q, idbuf, kind, n_r, err) < 0)
+		goto fail;
+	if (pg_commit(q->pg, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	pg_rollback(q->pg);
+	*n_r = 0;
+	return -1;
+}
+
+/* Due by its own columns (the accounts are looked at once it is locked). */
+#define SCHEDULE_DUE \
+	"j.pass_every IS NOT NULL AND NOT j.final AND j.cancelled IS NULL AND " \
+	"coalesce(j.pass_started, j.created) + make_interval(secs => j.pass_every) <= now()"
+
+static int qpg_schedule(void *h, int *n_started, struct tr_error *err)
+{
+	struct qpg *q = h;
+	PGresult *r;
+	int i, n;
+
+	*n_started = 0;
+	if (pg_begin(q->pg, err) < 0)
+		return -1;
+	/* a job another caller holds is that caller's to start (SKIP LOCKED);
+	 * once we hold one, the next statement sees everything committed
+	 * before: a pass another caller started since is pending accounts */
+	r = pg_exec(q->pg, "SELECT j.id FROM q_jobs j WHERE " SCHEDULE_DUE " ORDER BY j.id "
+		    "FOR UPDATE SKIP LOCKED", 0, NULL, err);
+	if (r == NULL)
+		goto fail;
+	n = PQntuples(r);
+	for (i = 0; i < n; i++) {
+		const char *p[1] = { pg_str(r, i, 0) };
+		PGresult *d = pg_exec(q->pg, "SELECT 1 FROM q_jobs j WHERE j.id = $1::bigint AND "
+				      SCHEDULE_DUE " AND NOT EXISTS (SELECT 1 FROM q_accounts a "
+				      "WHERE a.job_id = j.id AND a.state IN ('pending', 'running'))",
+				      1, p, err);
+		int covered;
+
+		if (d == NULL) {
+			PQclear(r);
+			goto fail;
+		}
+		covered = PQntuples(d);
+		PQclear(d);
+		if (covered == 0)
+			continue;
+		if (start_pass(q, p[0], "delta", &covered, err) < 0) {
+			PQclear(r);
+			goto fail;
+		}
+		if (covered > 0) {
+			(*n_started)++;
+			log_info(NULL, "job %s: scheduled delta pass started (%d account(s))", p[0],
+				 covered);
+		}
+	}
+	PQclear(r);
+	if (pg_commit(q->pg, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	pg_rollback(q->pg);
+	*n_started = 0;
 	return -1;
 }
 
@@ -972,7 +1306,11 @@ static const char jobs_sql[] =
 	"    AND s.until > now()), "
 	"  coalesce(cs.max_total, 0), coalesce(cs.max_per_account, 0), "
 	"  coalesce(cd.max_total, 0), coalesce(cd.max_per_account, 0), "
-	"  coalesce(cs.per_egress, false) "
+	"  coalesce(cs.per_egress, false), "
+	"  j.pass_kind, j.pass_count, j.pass_every, "
+	"  CASE WHEN j.pass_every IS NOT NULL AND NOT j.final THEN to_char(coalesce(j.pass_started, "
+	"    j.created) + make_interval(secs => j.pass_every), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') END, "
+	"  j.final "
 	"FROM q_jobs j "
 	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
 	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
@@ -986,7 +1324,7 @@ static const char jobs_sql[] =
 static const char accounts_sql[] =
 	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
 	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
-	"  a.seconds, a.line "
+	"  a.seconds, a.line, a.pass, a.verify_exact "
 	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
 	"WHERE a.job_id = $1::bigint ORDER BY a.id";
 
@@ -1044,6 +1382,11 @@ static void job_row_read(const PGresult *r, int i, struct queue_job_row *j, bool
 	j->cap[1] = pg_int(r, i, 22);
 	j->per_account[1] = pg_int(r, i, 23);
 	j->per_egress = pg_str(r, i, 24)[0] == 't';
+	j->pass = dup_str(r, i, 25, ok);
+	j->passes = pg_int(r, i, 26);
+	j->every = pg_str(r, i, 27) != NULL ? pg_int(r, i, 27) : 0;
+	j->next_at = dup_str(r, i, 28, ok);
+	j->final = pg_str(r, i, 29)[0] == 't';
 }
 
 static void account_row_read(const PGresult *r, int i, struct queue_account_row *a, bool *ok)
@@ -1067,6 +1410,8 @@ static void account_row_read(const PGresult *r, int i, struct queue_account_row 
 	a->takeovers = pg_int(r, i, 11);
 	a->seconds = strtod(pg_str(r, i, 12), NULL);
 	a->line = pg_int(r, i, 13);
+	a->pass = dup_str(r, i, 14, ok);
+	a->verify_exact = pg_str(r, i, 15) == NULL ? -1 : pg_str(r, i, 15)[0] == 't';
 }
 
 static void worker_row_read(const PGresult *r, int i, struct queue_worker_row *w, bool *ok)
@@ -1140,6 +1485,125 @@ out:
 	return rc;
 }
 
+/* ---- one account -------------------------------------------------------------- */
+
+#define ISO(x) "to_char(" x ", 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const char detail_sql[] =
+	"SELECT " ACCOUNT_STATE ", a.pass, a.error, a.folders_done, a.folders_total, a.copied, "
+	"  a.present, a.failed_msgs, a.bytes, a.seconds, a.attempts, a.takeovers, a.worker, "
+	"  " ISO("a.started") ", " ISO("a.finished") ", a.failures_more, " ISO("a.verify_at") ", "
+	"  a.verify_exact, a.verify, a.id, a.email "
+	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
+	"WHERE a.job_id = $1::bigint AND a.email = $2";
+
+static void detail_read(int64_t job, const PGresult *a, const PGresult *folders,
+			const PGresult *failures, struct queue_detail *d, bool *ok)
+{
+	bool bad = false;
+	int i;
+
+	d->job = job;
+	d->email = bytea_str(a, 0, 20, &bad);
+	d->status = dup_str(a, 0, 0, ok);
+	d->pass = dup_str(a, 0, 1, ok);
+	d->error = dup_str(a, 0, 2, ok);
+	d->folders_done = pg_int(a, 0, 3);
+	d->folders_total = pg_int(a, 0, 4);
+	d->copied = pg_int(a, 0, 5);
+	d->present = pg_int(a, 0, 6);
+	d->failed = pg_int(a, 0, 7);
+	d->bytes = pg_int(a, 0, 8);
+	d->seconds = strtod(pg_str(a, 0, 9), NULL);
+	d->attempts = pg_int(a, 0, 10);
+	d->takeovers = pg_int(a, 0, 11);
+	d->worker = dup_str(a, 0, 12, ok);
+	d->started = dup_str(a, 0, 13, ok);
+	d->finished = dup_str(a, 0, 14, ok);
+	d->failures_more = pg_int(a, 0, 15);
+	d->verify_at = dup_str(a, 0, 16, ok);
+	d->verify_exact = pg_str(a, 0, 17) != NULL && pg_str(a, 0, 17)[0] == 't';
+	d->verify = dup_str(a, 0, 18, ok);
+	d->folders = calloc((size_t)PQntuples(folders) + 1, sizeof(*d->folders));
+	d->failures = calloc((size_t)PQntuples(failures) + 1, sizeof(*d->failures));
+	if (d->folders == NULL || d->failures == NULL)
+		bad = true;
+	for (i = 0; !bad && i < PQntuples(folders); i++, d->n_folders++) {
+		struct queue_folder_row *f = &d->folders[i];
+
+		f->src = bytea_str(folders, i, 0, &bad);
+		f->dst = bytea_str(folders, i, 1, &bad);
+		f->status = dup_str(folders, i, 2, ok);
+		f->copied = pg_int(folders, i, 3);
+		f->present = pg_int(folders, i, 4);
+		f->failed = pg_int(folders, i, 5);
+		f->bytes = pg_int(folders, i, 6);
+		f->error = dup_str(folders, i, 7, ok);
+	}
+	for (i = 0; !bad && i < PQntuples(failures); i++, d->n_failures++) {
+		struct queue_failure_row *f = &d->failures[i];
+
+		f->folder = bytea_str(failures, i, 0, &bad);
+		f->uid = pg_int(failures, i, 1);
+		f->reply = dup_str(failures, i, 2, ok);
+	}
+	if (bad)
+		*ok = false;
+}
+
+static int qpg_account_detail(void *h, const char *job, const char *email,
+			      struct queue_detail *d, struct tr_error *err)
+{
+	struct qpg *q = h;
+	char idbuf[32];
+	const char *p[2] = { idbuf, email };
+	const char *pa[1] = { NULL };
+	int lens[2] = { 0, (int)strlen(email) };
+	PGresult *a = NULL, *folders = NULL, *failures = NULL;
+	int64_t id;
+	bool ok = true;
+	int rc = -1;
+
+	if (qpg_job_id(q, job, &id, err) < 0)
+		return err->kind == TR_ERR_USAGE ? 1 : -1;
+	id_text(idbuf, sizeof(idbuf), id);
+	/* one snapshot: the account, its folders and its failures agree */
+	if (pg_begin(q->pg, err) < 0 ||
+	    pg_run(q->pg, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+		   err) < 0)
+		goto out;
+	a = pg_execb(q->pg, detail_sql, 2, p, lens, err);
+	if (a == NULL)
+		goto out;
+	if (PQntuples(a) != 1) {
+		char *c = text_clean_dup(email, NULL);
+
+		tr_error_set(err, TR_ERR_USAGE, "job %s has no account \"%s\"", idbuf,
+			     c != NULL ? c : "?");
+		free(c);
+		rc = 1;
+		goto out;
+	}
+	pa[0] = pg_str(a, 0, 19);
+	folders = pg_exec(q->pg, "SELECT src_name, dst_name, status, copied, present, failed_msgs, "
+			  "bytes, error FROM q_folders WHERE account_id = $1::bigint ORDER BY idx",
+			  1, pa, err);
+	if (folders == NULL)
+		goto out;
+	failures = pg_exec(q->pg, "SELECT folder, uid, reply FROM q_failures WHERE account_id = "
+			   "$1::bigint ORDER BY n", 1, pa, err);
+	if (failures == NULL || pg_commit(q->pg, err) < 0)
+		goto out;
+	detail_read(id, a, folders, failures, d, &ok);
+	rc = ok ? 0 : oom(err);
+out:
+	pg_rollback(q->pg);
+	PQclear(a);
+	PQclear(folders);
+	PQclear(failures);
+	return rc;
+}
+
 const struct queue_backend queue_backend_pg = {
 	.name = "postgresql",
 	.where = "//USER@HOST[:PORT]/DB",
@@ -1153,6 +1617,7 @@ const struct queue_backend queue_backend_pg = {
 	.renew = qpg_renew,
 	.progress = qpg_progress,
 	.finish = qpg_finish,
+	.verify_finish = qpg_verify_finish,
 	.release = qpg_release,
 	.worker_register = qpg_worker_register,
 	.worker_stopped = qpg_worker_stopped,
@@ -1163,4 +1628,7 @@ const struct queue_backend queue_backend_pg = {
 	.rekey = qpg_rekey,
 	.outstanding = qpg_outstanding,
 	.job_id = qpg_job_id,
+	.pass = qpg_pass,
+	.schedule = qpg_schedule,
+	.account_detail = qpg_account_detail,
 };

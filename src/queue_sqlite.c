@@ -54,8 +54,10 @@
 #include "queue.h"
 #include "queue_backend.h"
 #include "queue_status.h"
+#include "account.h"
 #include "secret.h"
 #include "text.h"
+#include "verify.h"
 
 #define QUEUE_FILE "queue.sqlite"
 /* How long a writer waits for another's transaction (ms). */
@@ -64,6 +66,10 @@
 /* Now, in seconds since the epoch (to the millisecond), by this host's
  * clock: PostgreSQL's now().  One value within a statement. */
 #define NOW "((julianday('now') - 2440587.5) * 86400.0)"
+/* A time as ISO 8601 UTC, PostgreSQL's to_char(x, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'). */
+#define ISO(x) "strftime('%Y-%m-%dT%H:%M:%SZ', " x ", 'unixepoch')"
+/* The row's claim verifies (its copy's counters and error stay). */
+#define VERIFYING "(pass IN ('verify', 'final-verify'))"
 
 /* Serialises the file's check: a thread that just made the file closes its
  * descriptor before another thread of the process may open a connection
@@ -76,9 +82,10 @@ struct qsq {
 	const struct seal_keys *keys;
 };
 
-/* Version 1: the tables of queue_pg.c's (pg_schema.c, version 1) but
- * q_sessions and q_cap_logins: the caps are held in each worker's
- * process.  AUTOINCREMENT: an id is never used again, as a sequence's. */
+/* Version 1: the tables of queue_pg.c's (pg_schema.c, versions 1 and 2)
+ * but q_sessions and q_cap_logins: the caps are held in each worker's
+ * process.  AUTOINCREMENT: an id is never used again, as a sequence's.
+ * The columns' meaning: pg_schema.c. */
 static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -91,8 +98,16 @@ static const char schema_v1[] =
 	"  admin_password BLOB,"
 	"  skipped TEXT NOT NULL DEFAULT '[]',"
 	"  created REAL NOT NULL,"
-	"  cancelled REAL);"
+	"  cancelled REAL,"
+	"  pass_kind TEXT NOT NULL DEFAULT 'run' CHECK (pass_kind IN"
+	"    ('run', 'delta', 'verify', 'final')),"
+	"  pass_count INTEGER NOT NULL DEFAULT 1,"
+	"  pass_started REAL,"
+	"  pass_every INTEGER CHECK (pass_every > 0),"
+	"  final INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX q_jobs_name ON q_jobs (name);"
+	"CREATE INDEX q_jobs_scheduled ON q_jobs (id) WHERE pass_every IS NOT NULL"
+	"  AND NOT final;"
 	"CREATE TABLE q_accounts ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  job_id INTEGER NOT NULL REFERENCES q_jobs(id) ON DELETE CASCADE,"
@@ -119,6 +134,14 @@ static const char schema_v1[] =
 	"  started REAL,"
 	"  finished REAL,"
 	"  seconds REAL NOT NULL DEFAULT 0,"
+	"  pass TEXT NOT NULL DEFAULT 'run' CHECK (pass IN"
+	"    ('run', 'delta', 'verify', 'final', 'final-verify')),"
+	"  outcome TEXT CHECK (outcome IN ('ok', 'partial', 'failed')),"
+	"  outcome_error TEXT,"
+	"  failures_more INTEGER NOT NULL DEFAULT 0,"
+	"  verify_at REAL,"
+	"  verify_exact INTEGER,"
+	"  verify TEXT,"
 	"  UNIQUE (job_id, email));"
 	"CREATE INDEX q_accounts_todo ON q_accounts (job_id, id)"
 	"  WHERE state IN ('pending', 'running');"
@@ -139,7 +162,26 @@ static const char schema_v1[] =
 	"  max_per_account INTEGER NOT NULL,"
 	"  max_total INTEGER NOT NULL,"
 	"  per_egress INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (job_id, side));";
+	"  PRIMARY KEY (job_id, side));"
+	"CREATE TABLE q_folders ("
+	"  account_id INTEGER NOT NULL REFERENCES q_accounts(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  src_name BLOB NOT NULL,"
+	"  dst_name BLOB NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),"
+	"  copied INTEGER NOT NULL DEFAULT 0,"
+	"  present INTEGER NOT NULL DEFAULT 0,"
+	"  failed_msgs INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT,"
+	"  PRIMARY KEY (account_id, idx));"
+	"CREATE TABLE q_failures ("
+	"  account_id INTEGER NOT NULL REFERENCES q_accounts(id) ON DELETE CASCADE,"
+	"  n INTEGER NOT NULL,"
+	"  folder BLOB NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  reply TEXT NOT NULL,"
+	"  PRIMARY KEY (account_id, n));";
 
 /* upgrades[i] takes a database from version i to i + 1, in the
  * transaction that records the new version; append a step, never edit a
@@ -309,6 +351,9 @@ static int bind_sealed(struct qsq *q, sqlite3_stmt *st, int i, int64_t job, cons
 	sqlite3_bind_blob(st, i, s, (int)n, free);
 	return 0;
 }
+
+static int on_job(struct qsq *q, const char *sql, int64_t id, const char *what,
+		  struct tr_error *err);
 
 static int need_keys(const struct qsq *q, struct tr_error *err)
 {
@@ -703,12 +748,19 @@ static int qsq_claim(void *h, const char *worker, int lease_s, struct queue_clai
 		       "  lease_until = " NOW " + ?3, "
 		       "  attempts = attempts + 1, "
 		       "  takeovers = takeovers + CASE WHEN state = 'running' THEN 1 ELSE 0 END, "
-		       "  started = " NOW ", finished = NULL, not_before = NULL, error = NULL, "
-		       "  copied = 0, present = 0, failed_msgs = 0, bytes = 0, folders_done = 0, "
-		       "  folders_total = 0, seconds = 0 "
+		       "  started = " NOW ", finished = NULL, not_before = NULL, "
+		       /* a verify keeps what the last copy says until it ends */
+		       "  error = CASE WHEN " VERIFYING " THEN error END, "
+		       "  copied = CASE WHEN " VERIFYING " THEN copied ELSE 0 END, "
+		       "  present = CASE WHEN " VERIFYING " THEN present ELSE 0 END, "
+		       "  failed_msgs = CASE WHEN " VERIFYING " THEN failed_msgs ELSE 0 END, "
+		       "  bytes = CASE WHEN " VERIFYING " THEN bytes ELSE 0 END, "
+		       "  folders_done = CASE WHEN " VERIFYING " THEN folders_done ELSE 0 END, "
+		       "  folders_total = CASE WHEN " VERIFYING " THEN folders_total ELSE 0 END, "
+		       "  seconds = CASE WHEN " VERIFYING " THEN seconds ELSE 0 END "
 		       "WHERE id = ?1 "
 		       "RETURNING id, job_id, line, email, src_user, dst_user, password, "
-		       "  dst_password, attempts", "claim an account", err)) == NULL)
+		       "  dst_password, attempts, pass", "claim an account", err)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, row);
 	bind_str(st, 2, worker);
@@ -728,6 +780,7 @@ static int qsq_claim(void *h, const char *worker, int lease_s, struct queue_clai
 	c->dst_user = col_str(st, 5, &ok);
 	c->attempts = sqlite3_column_int(st, 8);
 	c->takeover = was_running;
+	c->pass = queue_pass_of((const char *)sqlite3_column_text(st, 9));
 	if (!ok || c->email == NULL) {
 		sqlite3_finalize(st);
 		oom(err);
@@ -916,7 +969,8 @@ static int qsq_progress(void *h, const char *worker, int64_t row,
 	sqlite3_stmt *st = prep(q, "UPDATE q_accounts SET copied = ?3, present = ?4, "
 				"failed_msgs = ?5, bytes = ?6, folders_done = ?7, "
 				"folders_total = ?8 WHERE id = ?1 AND worker = ?2 "
-				"AND state = 'running'", "write the progress", err);
+				"AND state = 'running' AND pass NOT IN ('verify', 'final-verify')",
+				"write the progress", err);
 
 	if (st == NULL)
 		return -1;
@@ -926,30 +980,198 @@ static int qsq_progress(void *h, const char *worker, int64_t row,
 	return done(q, st, "write the progress", err) < 0 ? -1 : 0;
 }
 
+/* After an outcome (copy or verify) of row, inside its transaction: the
+ * next step of a final pass.  A final pass's copy that did not fail goes
+ * on to its verify; an account that ran something else while the job got
+ * its final pass goes on to that pass. */
+static int final_next(struct qsq *q, int64_t row, struct tr_error *err)
+{
+	sqlite3_stmt *st = prep(q, "UPDATE q_accounts SET state = 'pending', worker = NULL, "
+				"not_before = NULL, attempts = 0, "
+				"pass = CASE WHEN pass = 'final' THEN 'final-verify' ELSE 'final' END "
+				"WHERE id = ?1 AND job_id IN (SELECT j.id FROM q_jobs j WHERE j.final "
+				"  AND j.cancelled IS NULL) AND (pass IN ('run', 'delta', 'verify') OR "
+				"(pass = 'final' AND state <> 'failed'))", "the final pass's next step",
+				err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, row);
+	return done(q, st, "the final pass's next step", err) < 0 ? -1 : 0;
+}
+
+/* Error texts and replies quote servers: stored cleaned (text.h), as
+ * PostgreSQL's text columns get them. */
+static void bind_clean(sqlite3_stmt *st, int i, const char *text)
+{
+	char *c = text != NULL ? text_clean_dup(text, NULL) : NULL;
+
+	if (text == NULL)
+		sqlite3_bind_null(st, i);
+	else if (c != NULL)
+		sqlite3_bind_text(st, i, c, -1, free);
+	else
+		sqlite3_bind_text(st, i, "(text lost: out of memory)", -1, SQLITE_STATIC);
+}
+
+/* The failed messages of res that are not listed (beyond the first
+ * QUEUE_FAILURES_KEPT, or in a folder that failed as a whole). */
+static uint64_t failures_more(const struct account_result *res)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; res != NULL && i < res->n_folders; i++)
+		kept += res->folders[i].failures.n;
+	if (kept > QUEUE_FAILURES_KEPT)
+		kept = QUEUE_FAILURES_KEPT;
+	return res != NULL && res->total.failed > kept ? res->total.failed - kept : 0;
+}
+
+/* This copy's folders and the messages it could not copy (the first
+ * QUEUE_FAILURES_KEPT) in place of the last copy's. */
+static int keep_detail(struct qsq *q, int64_t row, const struct account_result *res,
+		       struct tr_error *err)
+{
+	sqlite3_stmt *f = NULL, *m = NULL;
+	size_t i, k, kept = 0;
+	int rc = -1;
+
+	if (on_job(q, "DELETE FROM q_folders WHERE account_id = ?1", row, "forget the folders",
+		   err) < 0 ||
+	    on_job(q, "DELETE FROM q_failures WHERE account_id = ?1", row, "forget the failures",
+		   err) < 0)
+		return -1;
+	if (res == NULL)
+		return 0;
+	if ((f = prep(q, "INSERT INTO q_folders (account_id, idx, src_name, dst_name, status, "
+		      "copied, present, failed_msgs, bytes, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+		      "?7, ?8, ?9, ?10)", "keep the folders", err)) == NULL ||
+	    (m = prep(q, "INSERT INTO q_failures (account_id, n, folder, uid, reply) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5)", "keep the failures", err)) == NULL)
+		goto out;
+	for (i = 0; i < res->n_folders; i++) {
+		const struct folder_report *fr = &res->folders[i];
+		const char *name = fr->src_name != NULL ? fr->src_name : "";
+
+		sqlite3_reset(f);
+		sqlite3_clear_bindings(f);
+		sqlite3_bind_int64(f, 1, row);
+		sqlite3_bind_int64(f, 2, (sqlite3_int64)i);
+		bind_bytes(f, 3, name);
+		bind_bytes(f, 4, fr->dst_name != NULL ? fr->dst_name : "");
+		sqlite3_bind_text(f, 5, fr->failed ? "failed" : "ok", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(f, 6, fr->counts.copied);
+		sqlite3_bind_int64(f, 7, fr->counts.present);
+		sqlite3_bind_int64(f, 8, fr->counts.failed);
+		sqlite3_bind_int64(f, 9, (sqlite3_int64)fr->counts.bytes);
+		if (fr->failed)
+			bind_clean(f, 10, fr->error != NULL ? fr->error : "");
+		if (step(q, f, "keep the folders", err) < 0)
+			goto out;
+		for (k = 0; k < fr->failures.n && kept < QUEUE_FAILURES_KEPT; k++, kept++) {
+			sqlite3_reset(m);
+			sqlite3_clear_bindings(m);
+			sqlite3_bind_int64(m, 1, row);
+			sqlite3_bind_int64(m, 2, (sqlite3_int64)kept);
+			bind_bytes(m, 3, name);
+			sqlite3_bind_int64(m, 4, fr->failures.v[k].uid);
+			bind_clean(m, 5, fr->failures.v[k].reply != NULL ? fr->failures.v[k].reply :
+				   "");
+			if (step(q, m, "keep the failures", err) < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(f);
+	sqlite3_finalize(m);
+	return rc;
+}
+
 static int qsq_finish(void *h, const char *worker, int64_t row, const char *status,
 		      const char *error, const struct queue_counts *n, double seconds,
-		      struct tr_error *err)
+		      const struct account_result *res, struct tr_error *err)
 {
 	struct qsq *q = h;
 	sqlite3_stmt *st;
 	int r;
 
+	if (begin(q, err) < 0)
+		return -1;
 	/* the lease may have run out: the outcome still counts while nobody
 	 * took the account over (it is still running, as this worker's) */
-	if ((st = prep(q, "UPDATE q_accounts SET state = ?3, error = ?4, copied = ?5, "
+	if ((st = prep(q, "UPDATE q_accounts SET state = ?3, error = ?4, outcome = ?3, "
+		       "outcome_error = ?4, copied = ?5, "
 		       "present = ?6, failed_msgs = ?7, bytes = ?8, "
 		       "folders_done = ?9, folders_total = ?10, "
-		       "seconds = ?11, finished = " NOW ", lease_until = NULL "
+		       "seconds = ?11, failures_more = ?12, finished = " NOW ", "
+		       "lease_until = NULL "
 		       "WHERE id = ?1 AND worker = ?2 AND state = 'running'",
 		       "write the outcome", err)) == NULL)
-		return -1;
+		goto fail;
 	sqlite3_bind_int64(st, 1, row);
 	bind_str(st, 2, worker);
 	bind_str(st, 3, status);
 	bind_str(st, 4, error);
 	bind_counts(st, 5, n);
 	sqlite3_bind_double(st, 11, seconds >= 0 ? seconds : 0);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)failures_more(res));
 	r = done(q, st, "write the outcome", err);
+	if (r <= 0) {
+		rollback(q);
+		return r < 0 ? -1 : 0;
+	}
+	if (keep_detail(q, row, res, err) < 0)
+		goto fail;
+	if (final_next(q, row, err) < 0 || commit(q, err) < 0)
+		goto fail;
+	return 1;
+fail:
+	rollback(q);
+	return -1;
+}
+
+static int qsq_verify_finish(void *h, const char *worker, int64_t row,
+			     const struct verify_item *it, struct tr_error *err)
+{
+	struct qsq *q = h;
+	bool failed = it->err.kind != TR_ERR_NONE;
+	char why[sizeof(it->err.msg) + 16], *doc = queue_verify_doc(it), *clean;
+	sqlite3_stmt *st;
+	int r;
+
+	if (doc == NULL)
+		return oom(err);
+	clean = failed ? text_clean_dup(it->err.msg, NULL) : NULL;
+	snprintf(why, sizeof(why), "verify: %s", clean != NULL ? clean : "failed");
+	free(clean);
+	if (begin(q, err) < 0) {
+		free(doc);
+		return -1;
+	}
+	/* the state the last copy left, unless the verify could not be done */
+	if ((st = prep(q, "UPDATE q_accounts SET verify_at = " NOW ", verify_exact = ?3, "
+		       "verify = ?4, "
+		       "state = CASE WHEN ?5 THEN 'failed' ELSE coalesce(outcome, 'ok') END, "
+		       "error = CASE WHEN ?5 THEN ?6 ELSE outcome_error END, "
+		       "finished = " NOW ", lease_until = NULL "
+		       "WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+		       "write the verify", err)) == NULL) {
+		free(doc);
+		rollback(q);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, row);
+	bind_str(st, 2, worker);
+	sqlite3_bind_int(st, 3, !failed && it->missing == 0);
+	bind_str(st, 4, doc);
+	sqlite3_bind_int(st, 5, failed);
+	bind_str(st, 6, failed ? why : NULL);
+	r = done(q, st, "write the verify", err);
+	free(doc);
+	if (r > 0 && (final_next(q, row, err) < 0 || commit(q, err) < 0))
+		r = -1;
+	rollback(q);
 	return r < 0 ? -1 : r > 0 ? 1 : 0;
 }
 
@@ -1091,17 +1313,203 @@ static int qsq_retry(void *h, const char *job, bool failed_only, int *n_r,
 	/* a retried job is not cancelled any more: its accounts run again */
 	if (on_job(q, "UPDATE q_jobs SET cancelled = NULL WHERE id = ?1", id, "retry", err) < 0)
 		goto fail;
+	/* each repeats what failed: a verify that could not be done, else a
+	 * copy (a final pass's, with its verify, once the job had one) */
+#define RETRY_SET \
+	"UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, " \
+	"not_before = NULL, pass = CASE " \
+	"  WHEN pass IN ('verify', 'final-verify') AND state = 'failed' " \
+	"    AND outcome IS NOT 'failed' THEN pass " \
+	"  WHEN pass IN ('final', 'final-verify') THEN 'final' " \
+	"  WHEN pass = 'verify' THEN 'delta' ELSE pass END "
 	n = on_job(q, failed_only ?
-		   "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
-		   "not_before = NULL WHERE job_id = ?1 AND state IN ('failed', 'partial')" :
-		   "UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, "
-		   "not_before = NULL WHERE job_id = ?1 AND state <> 'running'", id, "retry", err);
+		   RETRY_SET "WHERE job_id = ?1 AND state IN ('failed', 'partial')" :
+		   RETRY_SET "WHERE job_id = ?1 AND state <> 'running'", id, "retry", err);
+#undef RETRY_SET
 	if (n < 0 || commit(q, err) < 0)
 		goto fail;
 	*n_r = n;
 	return 0;
 fail:
 	rollback(q);
+	return -1;
+}
+
+/* ---- passes ------------------------------------------------------------------- */
+
+/* Start a pass of kind (delta, verify or final) of job id, inside the
+ * caller's write transaction.  *n_r: accounts covered. */
+static int start_pass(struct qsq *q, int64_t id, const char *kind, int *n_r,
+		      struct tr_error *err)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	*n_r = 0;
+	if (strcmp(kind, "final") == 0) {
+		/* every account: the finished ones now, the pending ones by
+		 * their coming claim, the running ones when their run ends
+		 * (final_next) */
+		if (on_job(q, "UPDATE q_accounts SET pass = 'final' WHERE job_id = ?1 "
+			   "AND state = 'pending' AND pass IN ('run', 'delta', 'verify')", id,
+			   "start the pass", err) < 0 ||
+		    on_job(q, "UPDATE q_accounts SET state = 'pending', pass = 'final', "
+			   "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
+			   "WHERE job_id = ?1 AND state IN ('ok', 'partial', 'failed')", id,
+			   "start the pass", err) < 0)
+			return -1;
+		if ((st = prep(q, "SELECT count(*) FROM q_accounts WHERE job_id = ?1 AND "
+			       "state <> 'cancelled'", "start the pass", err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		if (step(q, st, "start the pass", err) != 1) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+		n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	} else {
+		if ((st = prep(q, "UPDATE q_accounts SET state = 'pending', pass = ?2, "
+			       "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
+			       "WHERE job_id = ?1 AND state IN ('ok', 'partial', 'failed')",
+			       "start the pass", err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_str(st, 2, kind);
+		if ((n = done(q, st, "start the pass", err)) < 0)
+			return -1;
+	}
+	*n_r = n;
+	/* a delta or verify that found nothing finished is no pass */
+	if (n == 0 && strcmp(kind, "final") != 0)
+		return 0;
+	if ((st = prep(q, "UPDATE q_jobs SET pass_kind = ?2, pass_count = pass_count + 1, "
+		       "pass_started = " NOW ", final = final OR ?2 = 'final' WHERE id = ?1",
+		       "start the pass", err)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	bind_str(st, 2, kind);
+	return done(q, st, "start the pass", err) < 0 ? -1 : 0;
+}
+
+static int qsq_pass(void *h, const char *job, const char *kind, int every_s, int *n_r,
+		    struct tr_error *err)
+{
+	struct qsq *q = h;
+	sqlite3_stmt *st;
+	int64_t id;
+	bool cancelled, final;
+	int r;
+
+	*n_r = 0;
+	if (qsq_job_id(q, job, &id, err) < 0)
+		return -1;
+	/* the one writer: passes asked at once (and queue_schedule) take turns */
+	if (begin(q, err) < 0)
+		return -1;
+	if ((st = prep(q, "SELECT cancelled IS NOT NULL, final FROM q_jobs WHERE id = ?1",
+		       "read the job", err)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if ((r = step(q, st, "read the job", err)) != 1) {
+		sqlite3_finalize(st);
+		if (r == 0)
+			tr_error_set(err, TR_ERR_USAGE, "job %" PRId64 " is no longer in the queue",
+				     id);
+		goto fail;
+	}
+	cancelled = sqlite3_column_int(st, 0) != 0;
+	final = sqlite3_column_int(st, 1) != 0;
+	sqlite3_finalize(st);
+	if (cancelled) {
+		tr_error_set(err, TR_ERR_USAGE, "job %" PRId64 " is cancelled: `queue retry` it first",
+			     id);
+		goto fail;
+	}
+	if (final && (every_s != 0 || (kind != NULL && strcmp(kind, "verify") != 0))) {
+		tr_error_set(err, TR_ERR_USAGE, "job %" PRId64 " had its final pass: only a verify "
+			     "pass may follow", id);
+		goto fail;
+	}
+	if (every_s != 0) {
+		if ((st = prep(q, "UPDATE q_jobs SET pass_every = ?2 WHERE id = ?1",
+			       "schedule the passes", err)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		if (every_s > 0)
+			sqlite3_bind_int(st, 2, every_s);
+		if (done(q, st, "schedule the passes", err) < 0)
+			goto fail;
+	}
+	if (kind != NULL && start_pass(q, id, kind, n_r, err) < 0)
+		goto fail;
+	if (commit(q, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	rollback(q);
+	*n_r = 0;
+	return -1;
+}
+
+/* Due by its own columns (the accounts are looked at next). */
+#define SCHEDULE_DUE \
+	"j.pass_every IS NOT NULL AND NOT j.final AND j.cancelled IS NULL AND " \
+	"coalesce(j.pass_started, j.created) + j.pass_every <= " NOW
+
+static int qsq_schedule(void *h, int *n_started, struct tr_error *err)
+{
+	struct qsq *q = h;
+	sqlite3_stmt *st;
+	int64_t *due = NULL;
+	size_t n = 0, cap = 0, i;
+	int rc;
+
+	*n_started = 0;
+	/* one write transaction: callers at once take turns, and the second
+	 * sees the pass the first started (its accounts pending): each due
+	 * pass starts once */
+	if (begin(q, err) < 0)
+		return -1;
+	if ((st = prep(q, "SELECT j.id FROM q_jobs j WHERE " SCHEDULE_DUE " AND NOT EXISTS "
+		       "(SELECT 1 FROM q_accounts a WHERE a.job_id = j.id AND a.state IN "
+		       "('pending', 'running')) ORDER BY j.id", "find the due passes",
+		       err)) == NULL)
+		goto fail;
+	while ((rc = step(q, st, "find the due passes", err)) == 1) {
+		if (n == cap) {
+			int64_t *nd = realloc(due, (cap = cap ? 2 * cap : 8) * sizeof(*due));
+
+			if (nd == NULL) {
+				rc = oom(err);
+				break;
+			}
+			due = nd;
+		}
+		due[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		int covered;
+
+		if (start_pass(q, due[i], "delta", &covered, err) < 0)
+			goto fail;
+		if (covered > 0) {
+			(*n_started)++;
+			log_info(NULL, "job %" PRId64 ": scheduled delta pass started (%d account(s))",
+				 due[i], covered);
+		}
+	}
+	if (commit(q, err) < 0)
+		goto fail;
+	free(due);
+	return 0;
+fail:
+	rollback(q);
+	free(due);
+	*n_started = 0;
 	return -1;
 }
 
@@ -1273,7 +1681,7 @@ static int qsq_rekey(void *h, int *n_r, struct tr_error *err)
 
 static const char jobs_sql[] =
 	"SELECT j.id, j.name, j.src, j.dst, j.cancelled IS NOT NULL, "
-	"  strftime('%Y-%m-%dT%H:%M:%SZ', j.created, 'unixepoch'), j.skipped, "
+	"  " ISO("j.created") ", j.skipped, "
 	"  count(a.id) FILTER (WHERE a.st = 'pending'), "
 	"  count(a.id) FILTER (WHERE a.st = 'running'), "
 	"  count(a.id) FILTER (WHERE a.st = 'ok'), "
@@ -1289,7 +1697,11 @@ static const char jobs_sql[] =
 	"  0, 0, "
 	"  coalesce(cs.max_total, 0), coalesce(cs.max_per_account, 0), "
 	"  coalesce(cd.max_total, 0), coalesce(cd.max_per_account, 0), "
-	"  coalesce(cs.per_egress, 0) "
+	"  coalesce(cs.per_egress, 0), "
+	"  j.pass_kind, j.pass_count, j.pass_every, "
+	"  CASE WHEN j.pass_every IS NOT NULL AND NOT j.final THEN "
+	"    " ISO("coalesce(j.pass_started, j.created) + j.pass_every") " END, "
+	"  j.final "
 	"FROM q_jobs j "
 	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
 	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
@@ -1302,7 +1714,7 @@ static const char jobs_sql[] =
 static const char accounts_sql[] =
 	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
 	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
-	"  a.seconds, a.line "
+	"  a.seconds, a.line, a.pass, a.verify_exact "
 	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
 	"WHERE a.job_id = ?1 ORDER BY a.id";
 
@@ -1340,6 +1752,11 @@ static void job_row_read(sqlite3_stmt *st, struct queue_job_row *j, bool *ok)
 	j->cap[1] = sqlite3_column_int64(st, 22);
 	j->per_account[1] = sqlite3_column_int64(st, 23);
 	j->per_egress = sqlite3_column_int(st, 24) != 0;
+	j->pass = col_str(st, 25, ok);
+	j->passes = sqlite3_column_int64(st, 26);
+	j->every = sqlite3_column_int64(st, 27);
+	j->next_at = col_str(st, 28, ok);
+	j->final = sqlite3_column_int(st, 29) != 0;
 }
 
 static void account_row_read(sqlite3_stmt *st, struct queue_account_row *a, bool *ok)
@@ -1359,6 +1776,9 @@ static void account_row_read(sqlite3_stmt *st, struct queue_account_row *a, bool
 	a->takeovers = sqlite3_column_int64(st, 11);
 	a->seconds = sqlite3_column_double(st, 12);
 	a->line = sqlite3_column_int64(st, 13);
+	a->pass = col_str(st, 14, ok);
+	a->verify_exact = sqlite3_column_type(st, 15) == SQLITE_NULL ? -1 :
+			  sqlite3_column_int(st, 15) != 0;
 	if (a->email == NULL || a->state == NULL)
 		*ok = false;
 }
@@ -1462,6 +1882,117 @@ out:
 	return rc;
 }
 
+/* ---- one account -------------------------------------------------------------- */
+
+static const char detail_sql[] =
+	"SELECT " ACCOUNT_STATE ", a.pass, a.error, a.folders_done, a.folders_total, a.copied, "
+	"  a.present, a.failed_msgs, a.bytes, a.seconds, a.attempts, a.takeovers, a.worker, "
+	"  " ISO("a.started") ", " ISO("a.finished") ", a.failures_more, " ISO("a.verify_at") ", "
+	"  a.verify_exact, a.verify, a.id, a.email "
+	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
+	"WHERE a.job_id = ?1 AND a.email = ?2";
+
+static void detail_row_read(sqlite3_stmt *st, struct queue_detail *d, bool *ok)
+{
+	d->status = col_str(st, 0, ok);
+	d->pass = col_str(st, 1, ok);
+	d->error = col_str(st, 2, ok);
+	d->folders_done = sqlite3_column_int64(st, 3);
+	d->folders_total = sqlite3_column_int64(st, 4);
+	d->copied = sqlite3_column_int64(st, 5);
+	d->present = sqlite3_column_int64(st, 6);
+	d->failed = sqlite3_column_int64(st, 7);
+	d->bytes = sqlite3_column_int64(st, 8);
+	d->seconds = sqlite3_column_double(st, 9);
+	d->attempts = sqlite3_column_int64(st, 10);
+	d->takeovers = sqlite3_column_int64(st, 11);
+	d->worker = col_str(st, 12, ok);
+	d->started = col_str(st, 13, ok);
+	d->finished = col_str(st, 14, ok);
+	d->failures_more = sqlite3_column_int64(st, 15);
+	d->verify_at = col_str(st, 16, ok);
+	d->verify_exact = sqlite3_column_int(st, 17) != 0;
+	d->verify = col_str(st, 18, ok);
+	d->email = col_str(st, 20, ok);
+}
+
+static void read_folder(sqlite3_stmt *st, void *row, bool *ok)
+{
+	struct queue_folder_row *f = row;
+
+	memset(f, 0, sizeof(*f));
+	f->src = col_str(st, 0, ok);
+	f->dst = col_str(st, 1, ok);
+	f->status = col_str(st, 2, ok);
+	f->copied = sqlite3_column_int64(st, 3);
+	f->present = sqlite3_column_int64(st, 4);
+	f->failed = sqlite3_column_int64(st, 5);
+	f->bytes = sqlite3_column_int64(st, 6);
+	f->error = col_str(st, 7, ok);
+}
+
+static void read_failure(sqlite3_stmt *st, void *row, bool *ok)
+{
+	struct queue_failure_row *f = row;
+
+	memset(f, 0, sizeof(*f));
+	f->folder = col_str(st, 0, ok);
+	f->uid = sqlite3_column_int64(st, 1);
+	f->reply = col_str(st, 2, ok);
+}
+
+static int qsq_account_detail(void *h, const char *job, const char *email,
+			      struct queue_detail *d, struct tr_error *err)
+{
+	struct qsq *q = h;
+	sqlite3_stmt *st = NULL;
+	int64_t id, account = 0;
+	bool ok = true;
+	int rc = -1, r;
+
+	if (qsq_job_id(q, job, &id, err) < 0)
+		return err->kind == TR_ERR_USAGE ? 1 : -1;
+	d->job = id;
+	/* one snapshot: the account, its folders and its failures agree */
+	if (exec(q, "BEGIN", "read the account", err) < 0)
+		return -1;
+	if ((st = prep(q, detail_sql, "read the account", err)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	bind_bytes(st, 2, email);
+	if ((r = step(q, st, "read the account", err)) != 1) {
+		if (r == 0) {
+			char *c = text_clean_dup(email, NULL);
+
+			tr_error_set(err, TR_ERR_USAGE, "job %" PRId64 " has no account \"%s\"", id,
+				     c != NULL ? c : "?");
+			free(c);
+			rc = 1;
+		}
+		goto out;
+	}
+	detail_row_read(st, d, &ok);
+	account = sqlite3_column_int64(st, 19);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!ok || read_all(q, "SELECT src_name, dst_name, status, copied, present, failed_msgs, "
+			    "bytes, error FROM q_folders WHERE account_id = ?1 ORDER BY idx", account,
+			    (void **)&d->folders, &d->n_folders, sizeof(*d->folders), read_folder,
+			    err) < 0 ||
+	    read_all(q, "SELECT folder, uid, reply FROM q_failures WHERE account_id = ?1 "
+		     "ORDER BY n", account, (void **)&d->failures, &d->n_failures,
+		     sizeof(*d->failures), read_failure, err) < 0) {
+		if (!ok)
+			oom(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	rollback(q);
+	return rc;
+}
+
 const struct queue_backend queue_backend_sqlite = {
 	.name = "sqlite",
 	.where = "DIR",
@@ -1475,6 +2006,7 @@ const struct queue_backend queue_backend_sqlite = {
 	.renew = qsq_renew,
 	.progress = qsq_progress,
 	.finish = qsq_finish,
+	.verify_finish = qsq_verify_finish,
 	.release = qsq_release,
 	.worker_register = qsq_worker_register,
 	.worker_stopped = qsq_worker_stopped,
@@ -1485,4 +2017,7 @@ const struct queue_backend queue_backend_sqlite = {
 	.rekey = qsq_rekey,
 	.outstanding = qsq_outstanding,
 	.job_id = qsq_job_id,
+	.pass = qsq_pass,
+	.schedule = qsq_schedule,
+	.account_detail = qsq_account_detail,
 };

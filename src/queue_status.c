@@ -29,12 +29,15 @@ void queue_rows_free(struct queue_rows *r)
 		free(r->jobs[i].dst);
 		free(r->jobs[i].created);
 		free(r->jobs[i].skipped);
+		free(r->jobs[i].pass);
+		free(r->jobs[i].next_at);
 	}
 	for (i = 0; i < r->n_accounts; i++) {
 		free(r->accounts[i].email);
 		free(r->accounts[i].state);
 		free(r->accounts[i].worker);
 		free(r->accounts[i].error);
+		free(r->accounts[i].pass);
 	}
 	for (i = 0; i < r->n_workers; i++) {
 		free(r->workers[i].id);
@@ -81,6 +84,12 @@ static long long total_of(const struct queue_job_row *j)
 	for (k = 0; k < QUEUE_A_N; k++)
 		t += j->acc[k];
 	return t;
+}
+
+/* A final pass was asked and every account has done it. */
+static bool finished(const struct queue_job_row *j)
+{
+	return j->final && !j->cancelled && j->acc[QUEUE_A_PENDING] + j->acc[QUEUE_A_RUNNING] == 0;
 }
 
 static const char *job_state(const struct queue_job_row *j)
@@ -143,6 +152,9 @@ static json_t *account_json(const struct queue_account_row *a, bool *ok)
 	report_json_set(o, "takeovers", json_integer(a->takeovers), ok);
 	report_json_set(o, "seconds", json_real(a->seconds), ok);
 	report_json_set(o, "line", json_integer(a->line), ok);
+	report_json_set(o, "pass", json_string(a->pass != NULL ? a->pass : "run"), ok);
+	report_json_set(o, "verify_exact", a->verify_exact < 0 ? json_null() :
+			json_boolean(a->verify_exact > 0), ok);
 	return o;
 }
 
@@ -175,6 +187,19 @@ static json_t *job_json(const struct queue_job_row *j, const struct queue_rows *
 	report_json_set(ses, "dst", side_json(j, 1, ok), ok);
 	report_json_set(o, "sessions", ses, ok);
 	report_json_set(o, "caps_per_egress", json_boolean(j->per_egress), ok);
+	{
+		json_t *ps = json_object();
+
+		report_json_set(ps, "current", json_string(j->pass != NULL ? j->pass : "run"), ok);
+		report_json_set(ps, "count", json_integer(j->passes), ok);
+		report_json_set(ps, "every_seconds", j->every > 0 ? json_integer(j->every) :
+				json_null(), ok);
+		report_json_set(ps, "next_at", j->next_at != NULL ? json_string(j->next_at) :
+				json_null(), ok);
+		report_json_set(ps, "final", json_boolean(j->final), ok);
+		report_json_set(ps, "finished", json_boolean(finished(j)), ok);
+		report_json_set(o, "passes", ps, ok);
+	}
 	sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
 	report_json_set(o, "skipped", sk != NULL ? sk : json_array(), ok);
 	if (r->with_accounts) {
@@ -269,6 +294,17 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
 		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
 		j->per_egress ? " and egress" : "");
+	fprintf(f, "  passes: %lld so far, the latest %s", j->passes,
+		j->pass != NULL ? j->pass : "run");
+	if (finished(j))
+		fputs("; finished (final pass done)\n", f);
+	else if (j->final)
+		fputs("; final pass under way\n", f);
+	else if (j->every > 0)
+		fprintf(f, "; delta every %s, next at %s (once every account has finished)\n",
+			duration(j->every, d1, sizeof(d1)), j->next_at != NULL ? j->next_at : "?");
+	else
+		fputs("; none scheduled\n", f);
 	{
 		json_t *sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
 		size_t n = json_array_size(sk);
@@ -295,12 +331,16 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 			fputs(strcmp(a->state, "running") == 0 ? " on " : " by ", f);
 			print_text(f, a->worker);
 		}
+		if (a->pass != NULL && strcmp(a->pass, "run") != 0)
+			fprintf(f, " (%s)", a->pass);
 		fprintf(f, "  copied %lld, present %lld, failed %lld, %s, folders %lld/%lld, "
 			"attempt %lld", a->copied, a->present, a->failed,
 			report_bytes((uint64_t)a->bytes, b1, sizeof(b1)), a->folders_done,
 			a->folders_total, a->attempts);
 		if (a->takeovers > 0)
 			fprintf(f, " (%lld takeover(s))", a->takeovers);
+		if (a->verify_exact >= 0)
+			fputs(a->verify_exact > 0 ? ", verified exact" : ", verified: not exact", f);
 		if (a->error != NULL) {
 			fputs(": ", f);
 			print_text(f, a->error);
@@ -344,4 +384,111 @@ int queue_status_write(const struct queue_rows *r, bool json, FILE *out, struct 
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- one account ---------------------------------------------------------------- */
+
+void queue_detail_free(struct queue_detail *d)
+{
+	size_t i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < d->n_folders; i++) {
+		free(d->folders[i].src);
+		free(d->folders[i].dst);
+		free(d->folders[i].status);
+		free(d->folders[i].error);
+	}
+	for (i = 0; i < d->n_failures; i++) {
+		free(d->failures[i].folder);
+		free(d->failures[i].reply);
+	}
+	free(d->folders);
+	free(d->failures);
+	free(d->email);
+	free(d->status);
+	free(d->pass);
+	free(d->error);
+	free(d->worker);
+	free(d->started);
+	free(d->finished);
+	free(d->verify);
+	free(d->verify_at);
+	memset(d, 0, sizeof(*d));
+}
+
+static json_t *time_or_null(const char *t)
+{
+	return t != NULL ? json_string(t) : json_null();
+}
+
+json_t *queue_detail_json(const struct queue_detail *d)
+{
+	json_t *o = json_object(), *fl = json_array(), *fa = json_array(), *v;
+	bool ok = o != NULL;
+	size_t i;
+
+	report_json_set(o, "job", json_integer(d->job), &ok);
+	report_json_set(o, "email", report_json_text(d->email != NULL ? d->email : ""), &ok);
+	report_json_set(o, "status", json_string(d->status), &ok);
+	report_json_set(o, "pass", json_string(d->pass != NULL ? d->pass : "run"), &ok);
+	report_json_set(o, "error", report_json_text(d->error), &ok);
+	report_json_set(o, "folders_done", json_integer(d->folders_done), &ok);
+	report_json_set(o, "folders_total", json_integer(d->folders_total), &ok);
+	report_json_set(o, "messages_copied", json_integer(d->copied), &ok);
+	report_json_set(o, "messages_present", json_integer(d->present), &ok);
+	report_json_set(o, "messages_failed", json_integer(d->failed), &ok);
+	report_json_set(o, "bytes", json_integer(d->bytes), &ok);
+	report_json_set(o, "seconds", json_real(d->seconds), &ok);
+	report_json_set(o, "attempts", json_integer(d->attempts), &ok);
+	report_json_set(o, "takeovers", json_integer(d->takeovers), &ok);
+	report_json_set(o, "worker", report_json_text(d->worker), &ok);
+	report_json_set(o, "started", time_or_null(d->started), &ok);
+	report_json_set(o, "finished", time_or_null(d->finished), &ok);
+	for (i = 0; i < d->n_folders; i++) {
+		const struct queue_folder_row *r = &d->folders[i];
+		json_t *f = json_object();
+
+		report_json_set(f, "src", report_json_text(r->src != NULL ? r->src : ""), &ok);
+		report_json_set(f, "dst", report_json_text(r->dst != NULL ? r->dst : ""), &ok);
+		report_json_set(f, "status", json_string(r->status), &ok);
+		report_json_set(f, "messages_copied", json_integer(r->copied), &ok);
+		report_json_set(f, "messages_present", json_integer(r->present), &ok);
+		report_json_set(f, "messages_failed", json_integer(r->failed), &ok);
+		report_json_set(f, "bytes", json_integer(r->bytes), &ok);
+		report_json_set(f, "error", report_json_text(r->error), &ok);
+		report_json_append(fl, f, &ok);
+	}
+	report_json_set(o, "folders", fl, &ok);
+	for (i = 0; i < d->n_failures; i++) {
+		const struct queue_failure_row *r = &d->failures[i];
+		json_t *f = json_object();
+
+		report_json_set(f, "folder", report_json_text(r->folder != NULL ? r->folder : ""),
+				&ok);
+		report_json_set(f, "uid", json_integer(r->uid), &ok);
+		report_json_set(f, "reply", report_json_text(r->reply), &ok);
+		report_json_append(fa, f, &ok);
+	}
+	report_json_set(o, "failures", fa, &ok);
+	report_json_set(o, "failures_more", json_integer(d->failures_more), &ok);
+	v = d->verify != NULL ? json_loads(d->verify, 0, NULL) : NULL;
+	if (v != NULL && json_is_object(v)) {
+		json_t *full = json_object();
+
+		report_json_set(full, "at", time_or_null(d->verify_at), &ok);
+		report_json_set(full, "exact", json_boolean(d->verify_exact), &ok);
+		if (json_object_update(full, v) != 0)
+			ok = false;
+		report_json_set(o, "verify", full, &ok);
+	} else {
+		report_json_set(o, "verify", json_null(), &ok);
+	}
+	json_decref(v);
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }

@@ -82,34 +82,51 @@ void run_redact(const struct run_env *env, const struct run_account *acc, char *
 	text_secrets_wipe(&ts);
 }
 
-/* run_redact for everything an account's result says. */
+/* *text (owned, may be NULL) cleaned of ts's passwords; emptied when out
+ * of memory. */
+static void redact_dup(char **text, const struct text_secrets *ts)
+{
+	char *c;
+
+	if (*text == NULL)
+		return;
+	c = text_clean_dup(*text, ts);
+	if (c == NULL) {
+		(*text)[0] = '\0';
+		return;
+	}
+	free(*text);
+	*text = c;
+}
+
+/* run_redact for everything an account's result says: its error, its
+ * folders' errors and the replies to the messages not copied. */
 static void redact_result(const struct run_env *env, const struct run_account *acc,
 			  struct account_result *res)
 {
 	struct text_secrets ts;
-	size_t i;
+	size_t i, k;
 
 	if (account_secrets(env, acc, &ts) < 0) {
 		text_clean_str(res->err.msg, sizeof(res->err.msg),
 			       "(error text withheld: out of memory)", NULL);
-		for (i = 0; i < res->n_folders; i++)
+		for (i = 0; i < res->n_folders; i++) {
+			struct sync_failures *f = &res->folders[i].failures;
+
 			if (res->folders[i].error != NULL)
 				res->folders[i].error[0] = '\0';
+			for (k = 0; k < f->n; k++)
+				f->v[k].reply[0] = '\0';
+		}
 		return;
 	}
 	text_clean_inplace(res->err.msg, sizeof(res->err.msg), &ts);
 	for (i = 0; i < res->n_folders; i++) {
-		char *e = res->folders[i].error, *c;
+		struct sync_failures *f = &res->folders[i].failures;
 
-		if (e == NULL)
-			continue;
-		c = text_clean_dup(e, &ts);
-		if (c == NULL)
-			e[0] = '\0';
-		else {
-			free(e);
-			res->folders[i].error = c;
-		}
+		redact_dup(&res->folders[i].error, &ts);
+		for (k = 0; k < f->n; k++)
+			redact_dup(&f->v[k].reply, &ts);
 	}
 	text_secrets_wipe(&ts);
 }

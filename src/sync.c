@@ -165,6 +165,48 @@ static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
 	return 0;
 }
 
+void sync_failures_free(struct sync_failures *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	for (i = 0; i < f->n; i++)
+		free(f->v[i].reply);
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+/* A message not copied, kept for the reports while there is room (the
+ * count, counts->failed, is the caller's).  Out of memory the list is only
+ * shorter: the count still says how many failed. */
+static void note_failure(const struct run *r, uint32_t uid, const char *reply)
+{
+	struct sync_failures *f = r->job->failures;
+	char *copy;
+
+	if (f == NULL || f->n >= SYNC_FAILURES_KEPT)
+		return;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 8;
+		struct sync_failure *nv;
+
+		if (cap > SYNC_FAILURES_KEPT)
+			cap = SYNC_FAILURES_KEPT;
+		nv = realloc(f->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return;
+		f->v = nv;
+		f->cap = cap;
+	}
+	copy = strdup(reply != NULL ? reply : "");
+	if (copy == NULL)
+		return;
+	f->v[f->n].uid = uid;
+	f->v[f->n].reply = copy;
+	f->n++;
+}
+
 /* A source message the store cannot describe or deliver: recorded as
  * failed (tried again on the next run), reported by folder and UID, and
  * the rest goes on. */
@@ -192,6 +234,7 @@ static int record_unreadable(struct run *r, uint32_t uid, const char *what, stru
 	row.error = why;
 	log_error(r->job->ctx, "%s: UID %u not copied: %s", r->job->src_name, uid, why);
 	r->counts->failed++;
+	note_failure(r, uid, why);
 	r->unreadable++;
 	return state_msgs_put(r->job->state, r->f.id, &row, 1, err);
 }
@@ -892,6 +935,7 @@ static int drop_too_big(struct run *r, struct tr_error *err)
 		r->rows[n_rows].error = strdup(why);
 		n_rows++;       /* the row now owns m->flags: freed below */
 		r->counts->failed++;
+		note_failure(r, m->uid, why);
 	}
 	w = state_msgs_put(job->state, r->f.id, r->rows, n_rows, err);
 	for (i = 0; i < n_rows; i++) {
@@ -1027,6 +1071,7 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 				goto out;
 			log_error(job->ctx, "%s: UID %u not copied: %s", job->src_name, m->uid, why);
 			r->counts->failed++;
+			note_failure(r, m->uid, why);
 			continue;
 		}
 		items[n_items].flags = m->flags;
@@ -1051,6 +1096,7 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 			row->state = MSG_FAILED;
 			row->error = items[i].err.msg;
 			r->counts->failed++;
+			note_failure(r, of_item[i]->uid, items[i].err.msg);
 			log_error(job->ctx, "%s: UID %u (%" PRIu64 " bytes) refused: %s",
 				  job->src_name, of_item[i]->uid, items[i].msg->len, items[i].err.msg);
 			continue;
@@ -1382,6 +1428,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	int ret = -1;
 
 	memset(counts, 0, sizeof(*counts));
+	sync_failures_free(job->failures);
 	memset(&r, 0, sizeof(r));
 	r.job = job;
 	r.src = job->src;

@@ -21,6 +21,7 @@
 #include "secret.h"
 #include "state.h"
 #include "tls.h"
+#include "verify.h"
 #include "worker.h"
 
 /* What the accounts of one job share in this worker, made at the first
@@ -52,6 +53,7 @@ struct slot {
 	int64_t row;                    /* the account running here, 0: none */
 	struct net_scope scope;         /* the running account's threads */
 	atomic_bool lost;
+	atomic_bool verifying;          /* the account's claim verifies: no live counters */
 	struct account_progress prog;
 };
 
@@ -250,14 +252,28 @@ static bool again(const struct worker *w, const struct tr_error *err, double t0)
 }
 
 static int finish_row(struct slot *s, int64_t row, const char *status, const char *error,
-		      const struct queue_counts *n, double seconds, struct tr_error *err)
+		      const struct queue_counts *n, double seconds,
+		      const struct account_result *res, struct tr_error *err)
 {
 	double t0 = now_s();
 	int r;
 
 	do {
 		tr_error_clear(err);
-		r = queue_finish(s->q, s->w->id, row, status, error, n, seconds, err);
+		r = queue_finish(s->q, s->w->id, row, status, error, n, seconds, res, err);
+	} while (r < 0 && again(s->w, err, t0));
+	return r;
+}
+
+static int verify_row(struct slot *s, int64_t row, const struct verify_item *it,
+		      struct tr_error *err)
+{
+	double t0 = now_s();
+	int r;
+
+	do {
+		tr_error_clear(err);
+		r = queue_verify_finish(s->q, s->w->id, row, it, err);
 	} while (r < 0 && again(s->w, err, t0));
 	return r;
 }
@@ -283,6 +299,61 @@ static void give_back(struct slot *s, int64_t row, int delay_s, const char *emai
 	pthread_mutex_unlock(&s->w->mu);
 }
 
+/* A verify claim (a verify pass, or a final pass's last step): verify.h's
+ * comparison of the account, kept as its last verify; its state stays
+ * its last copy's unless the verify could not be done. */
+static void verify_claim(struct slot *s, const struct queue_claim *c, struct job_env *je,
+			 const struct run_account *acc)
+{
+	struct worker *w = s->w;
+	struct verify_item *items = NULL;
+	struct tr_error err;
+	unsigned gen = atomic_load(&w->db_trouble);
+	int r;
+
+	log_info(c->email, "verifying (%s pass)", queue_pass_name(c->pass));
+	net_scope_enter(&s->scope);
+	/* one account: verify_run runs it on this thread, in this scope */
+	(void)verify_run(&je->env, acc, 1, false, &items);
+	net_scope_enter(NULL);
+
+	pthread_mutex_lock(&s->mu);
+	s->row = 0;
+	pthread_mutex_unlock(&s->mu);
+
+	if (items == NULL) {
+		log_error(c->email, "verify: out of memory");
+		give_back(s, c->row, 10, c->email, "out of memory");
+	} else if (net_cancelled()) {
+		give_back(s, c->row, 0, c->email, "this worker is stopping");
+	} else if (atomic_load(&s->lost)) {
+		log_warn(c->email, "stopped: this worker no longer holds the account (taken over, "
+			 "its job cancelled, or the database out of reach too long)");
+		pthread_mutex_lock(&w->mu);
+		w->st.lost++;
+		pthread_mutex_unlock(&w->mu);
+		tr_error_clear(&err);
+		(void)queue_release(s->q, w->id, c->row, 5, &err);
+	} else if (items[0].err.kind != TR_ERR_NONE && atomic_load(&w->db_trouble) != gen) {
+		give_back(s, c->row, 5, c->email, "cut short while the database was out of reach");
+	} else if (items[0].err.kind != TR_ERR_NONE && c->attempts < WORKER_TEMP_ATTEMPTS &&
+		   (items[0].err.kind == TR_ERR_TEMP || items[0].err.kind == TR_ERR_WAIT)) {
+		give_back(s, c->row, 10 * c->attempts, c->email, items[0].err.msg);
+	} else {
+		r = verify_row(s, c->row, &items[0], &err);
+		if (r < 0)
+			log_warn(c->email, "could not record the verify (%s): its lease will expire "
+				 "and another worker will verify it again", err.msg);
+		else if (r == 0)
+			log_warn(c->email, "the verify was not recorded: the account is no longer "
+				 "this worker's");
+		pthread_mutex_lock(&w->mu);
+		w->st.accounts++;
+		pthread_mutex_unlock(&w->mu);
+	}
+	verify_items_free(items, 1);
+}
+
 static void run_claim(struct slot *s, const struct queue_claim *c)
 {
 	struct worker *w = s->w;
@@ -303,6 +374,7 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	atomic_store(&s->prog.bytes, 0);
 	atomic_store(&s->prog.folders_done, 0);
 	atomic_store(&s->prog.folders_total, 0);
+	atomic_store(&s->verifying, !queue_pass_copies(c->pass));
 	s->row = c->row;
 	pthread_mutex_unlock(&s->mu);
 	if (c->takeover) {
@@ -316,10 +388,22 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	if (je == NULL) {
 		log_error(c->email, "%s", err.msg);
 		memset(&n, 0, sizeof(n));
-		if (err.kind == TR_ERR_TEMP)
+		if (err.kind == TR_ERR_TEMP) {
 			give_back(s, c->row, 10, c->email, "the job's settings could not be read");
-		else if (finish_row(s, c->row, "failed", err.msg, &n, 0, &err) < 0)
+		} else if (!queue_pass_copies(c->pass)) {
+			/* a verify that could not be done: the last copy's
+			 * folders and failures stay */
+			struct run_account acc0 = { .label = c->email };
+			struct verify_item it;
+
+			memset(&it, 0, sizeof(it));
+			it.acc = &acc0;
+			it.err = err;
+			if (verify_row(s, c->row, &it, &err) < 0)
+				log_warn(c->email, "could not record the outcome: %s", err.msg);
+		} else if (finish_row(s, c->row, "failed", err.msg, &n, 0, NULL, &err) < 0) {
 			log_warn(c->email, "could not record the outcome: %s", err.msg);
+		}
 		pthread_mutex_lock(&s->mu);
 		s->row = 0;
 		pthread_mutex_unlock(&s->mu);
@@ -331,6 +415,10 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	acc.src_password = c->password;
 	acc.dst_user = c->dst_user != NULL ? c->dst_user : c->email;
 	acc.dst_password = c->dst_password;
+	if (!queue_pass_copies(c->pass)) {
+		verify_claim(s, c, je, &acc);
+		return;
+	}
 
 	memset(&res, 0, sizeof(res));
 	net_scope_enter(&s->scope);
@@ -373,7 +461,7 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 		give_back(s, c->row, 10 * c->attempts, c->email, res.err.msg);
 	} else {
 		r = finish_row(s, c->row, account_status_name(res.status), error_of(&res), &n,
-			       res.seconds, &err);
+			       res.seconds, &res, &err);
 		if (r < 0)
 			log_warn(c->email, "could not record the outcome (%s): its lease will expire "
 				 "and another worker will run it again (nothing is copied twice)",
@@ -509,7 +597,7 @@ static int beat(struct worker *w, struct queue *q, struct tr_error *err)
 		int64_t row;
 
 		pthread_mutex_lock(&s->mu);
-		row = s->row;
+		row = atomic_load(&s->verifying) ? 0 : s->row;
 		memset(&c, 0, sizeof(c));
 		c.copied = atomic_load(&s->prog.copied);
 		c.bytes = atomic_load(&s->prog.bytes);
@@ -530,6 +618,7 @@ static void *heartbeat_main(void *arg)
 	struct tr_error err;
 	double last_ok = now_s();
 	int every_ms = w->lease_s * 1000 / 6;
+	unsigned beats = 0;
 	bool warned = false;
 
 	while (!atomic_load(&hb->end)) {
@@ -538,6 +627,15 @@ static void *heartbeat_main(void *arg)
 		tr_error_clear(&err);
 		if (q != NULL || queue_open(w->o->dsn, NULL, &q, &err) == 0)
 			r = beat(w, q, &err);
+		/* scheduled passes need no daemon of their own: any worker's
+		 * heartbeat starts those due, about once a lease */
+		if (r == 0 && beats++ % 6 == 0) {
+			struct tr_error e2;
+			int started;
+
+			if (queue_schedule(q, &started, &e2) < 0)
+				log_warn(NULL, "worker: scheduled passes: %s", e2.msg);
+		}
 		if (r == 0) {
 			if (warned)
 				log_info(NULL, "worker: the database answers again (%s)",

@@ -29,7 +29,15 @@ clang $flags "$top/tests/fuzz/fuzz_budget.c" "$top/src/budget.c" -o "$out/fuzz_b
 clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c" \
     "$top/src/log.c" "$top/src/text.c" -lcrypto -pthread \
     -o "$out/fuzz_unseal"
-for t in job folder nul msgsig text budget unseal; do
+# the API's request bodies: jobjson.c with what it stands on (queue.c decides
+# which settings a queued job keeps)
+clang $flags $(pkg-config --cflags libpq jansson) "$top/tests/fuzz/fuzz_jobjson.c" \
+    "$top/src/jobjson.c" "$top/src/job.c" "$top/src/jobconf.c" "$top/src/queue.c" \
+    "$top/src/net.c" "$top/src/error.c" "$top/src/pg.c" "$top/src/pg_schema.c" \
+    "$top/src/log.c" "$top/src/text.c" "$top/src/report.c" "$top/src/seal.c" \
+    "$top/src/secret.c" -lcsv $(pkg-config --libs libpq jansson) -lcrypto -pthread \
+    -o "$out/fuzz_jobjson"
+for t in job folder nul msgsig text budget unseal jobjson; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import statistics
 import sys
 import threading
@@ -19,6 +20,16 @@ import urllib.parse
 BASE, TOKEN = sys.argv[1], sys.argv[2]
 U = urllib.parse.urlsplit(BASE)
 LOG = os.path.join(os.environ.get("IT_DIR", "."), "responses.log")
+EXCHANGES = os.path.join(os.environ.get("IT_DIR", "."), "exchanges.jsonl")
+
+
+def log_exchange(method, path, status, ctype, data):
+    """Every exchange, for openapi_check.py (and, raw, for the password grep)."""
+    with open(LOG, "ab") as f:
+        f.write(("%s %s -> %d\n" % (method, path, status)).encode() + data + b"\n")
+    with open(EXCHANGES, "a") as f:
+        f.write(json.dumps({"method": method, "path": path, "status": status,
+                            "type": ctype, "body": data.decode("utf-8", "replace")}) + "\n")
 
 
 def fail(msg):
@@ -26,8 +37,25 @@ def fail(msg):
     sys.exit(1)
 
 
+class VerifiedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address, the certificate checked against the tests' CA
+    and name ($IT_CA, $IT_TLS_NAME): the service's certificate carries a
+    DNS name only."""
+
+    def connect(self):
+        ctx = ssl.create_default_context(cafile=os.environ["IT_CA"])
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname=os.environ["IT_TLS_NAME"])
+
+
+def connection(timeout=60):
+    if U.scheme == "https":
+        return VerifiedHTTPS(U.hostname, U.port, timeout=timeout)
+    return http.client.HTTPConnection(U.hostname, U.port, timeout=timeout)
+
+
 def request(method, path, body=None, token=TOKEN, headers=None, raw=False):
-    c = http.client.HTTPConnection(U.hostname, U.port, timeout=60)
+    c = connection()
     h = {}
     if token is not None:
         h["Authorization"] = "Bearer " + token
@@ -39,8 +67,7 @@ def request(method, path, body=None, token=TOKEN, headers=None, raw=False):
     r = c.getresponse()
     data = r.read()
     c.close()
-    with open(LOG, "ab") as f:
-        f.write(("%s %s -> %d\n" % (method, path, r.status)).encode() + data + b"\n")
+    log_exchange(method, path, r.status, r.getheader("Content-Type"), data)
     if raw:
         return r, data
     doc = None
@@ -107,12 +134,12 @@ def refusals(job_json_path):
     for path, code in [("/v1/jobs/../jobs", 400), ("/v1/jobs/1/../../metrics", 400),
                        ("/v1/nothing", 404), ("/v1/jobs/999999", 404), ("/v1/jobs/abc", 404),
                        ("/v1/jobs/999999/accounts/a@b.test", 404)]:
-        c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+        c = connection(30)
         c.putrequest("GET", path, skip_accept_encoding=True)
         c.putheader("Authorization", "Bearer " + TOKEN)
         c.endheaders()
         r = c.getresponse()
-        r.read()
+        log_exchange("GET", path, r.status, r.getheader("Content-Type"), r.read())
         c.close()
         if r.status != code:
             fail("GET %s: HTTP %d, not %d" % (path, r.status, code))
@@ -188,12 +215,13 @@ def concurrent(job_id, n):
 
 def events(job_id):
     """The first event of the stream is the job's document."""
-    c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+    c = connection(30)
     c.request("GET", "/v1/events?job=%s" % job_id,
               headers={"Authorization": "Bearer " + TOKEN, "Accept": "text/event-stream"})
     r = c.getresponse()
     if r.status != 200 or not r.getheader("Content-Type", "").startswith("text/event-stream"):
         fail("events: HTTP %d %s" % (r.status, r.getheader("Content-Type")))
+    log_exchange("GET", "/v1/events?job=%s" % job_id, r.status, r.getheader("Content-Type"), b"")
     lines = []
     while True:
         line = r.readline().decode()
@@ -208,6 +236,60 @@ def events(job_id):
     if doc["id"] != int(job_id):
         fail("events: a document of job %s" % doc["id"])
     print("event job %s %s" % (doc["id"], doc["state"]))
+
+
+def read_event(r):
+    lines = []
+    while True:
+        line = r.readline().decode()
+        if line == "":
+            return None
+        if line == "\n":
+            if lines:
+                break
+            continue
+        if not line.startswith(":"):
+            lines.append(line.rstrip("\n"))
+    return dict(l.split(": ", 1) for l in lines)
+
+
+def events_delete(job_id):
+    """A stream open on a job sees it deleted: DELETE is 204, the stream says
+    gone and ends; the stream of every job keeps going."""
+    c = connection(30)
+    c.request("GET", "/v1/events?job=%s" % job_id, headers={"Authorization": "Bearer " + TOKEN})
+    r = c.getresponse()
+    log_exchange("GET", "/v1/events?job=%s" % job_id, r.status, r.getheader("Content-Type"), b"")
+    if r.status != 200:
+        fail("events: HTTP %d" % r.status)
+    ev = read_event(r)
+    if ev is None or ev.get("event") != "job":
+        fail("events: first event %r" % ev)
+    call_all = connection(30)
+    call_all.request("GET", "/v1/events", headers={"Authorization": "Bearer " + TOKEN})
+    ra = call_all.getresponse()
+    log_exchange("GET", "/v1/events", ra.status, ra.getheader("Content-Type"), b"")
+    first_all = read_event(ra)
+    if first_all is None or first_all.get("event") != "jobs":
+        fail("events of every job: first event %r" % first_all)
+    st, doc, _ = request("DELETE", "/v1/jobs/%s" % job_id)
+    expect(204, st, "DELETE /v1/jobs/%s" % job_id, doc)
+    seen = []
+    while True:
+        ev = read_event(r)
+        if ev is None:
+            break
+        seen.append(ev.get("event"))
+    if not seen or seen[-1] != "gone":
+        fail("events after DELETE: %r" % seen)
+    # the stream of every job tells of the deletion too (a new document)
+    ev = read_event(ra)
+    ids = [j["id"] for j in json.loads(ev["data"])["jobs"]] if ev else None
+    if ev is None or ev.get("event") != "jobs" or int(job_id) in ids:
+        fail("events of every job after DELETE: %r" % ev)
+    c.close()
+    call_all.close()
+    print("events: %s, then gone; every job's stream updated" % " ".join(seen[:-1] or ["-"]))
 
 
 def metrics():
@@ -229,12 +311,48 @@ def metrics():
 
 
 def call(method, path, expect_status, body=None):
-    st, doc, _ = request(method, path, body=json.loads(body) if body else None)
+    """One request; a body that is not JSON is sent as it is."""
+    if body:
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass
+    st, doc, _ = request(method, path, body=body if body else None)
     expect(int(expect_status), st, "%s %s" % (method, path), doc)
     print(json.dumps(doc) if doc is not None else "")
 
 
-SCEN = {"refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
+def wait_passes(job_id, count, timeout):
+    """Poll until the job has run `count` passes (the first run counts) and is
+    finished; print it."""
+    end = time.time() + float(timeout)
+    doc = None
+    while time.time() < end:
+        st, doc, _ = request("GET", "/v1/jobs/%s" % job_id)
+        expect(200, st, "GET /v1/jobs/%s" % job_id, doc)
+        if doc["passes"]["count"] >= int(count) and doc["state"] not in ("queued", "running"):
+            print(json.dumps(doc))
+            return
+        time.sleep(0.5)
+    fail("job %s: not %s passes within %s s: %s" % (job_id, count, timeout,
+                                                     doc and doc.get("passes")))
+
+
+def tls():
+    """Over HTTPS: the status answers; plain HTTP to the TLS port does not."""
+    st, doc, _ = request("GET", "/v1/jobs")
+    expect(200, st, "GET /v1/jobs over TLS", doc)
+    c = http.client.HTTPConnection(U.hostname, U.port, timeout=10)
+    try:
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        fail("plain HTTP to the TLS port answered %d" % r.status)
+    except (http.client.HTTPException, OSError):
+        pass
+    print("https ok, %d job(s)" % len(doc["jobs"]))
+
+
+SCEN = {"tls": tls, "events_delete": events_delete, "wait_passes": wait_passes, "refusals": refusals, "submit": submit, "wait": wait, "concurrent": concurrent,
         "events": events, "metrics": metrics, "call": call}
 try:
     SCEN[sys.argv[3]](*sys.argv[4:])

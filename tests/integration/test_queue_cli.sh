@@ -3,8 +3,9 @@
 # init (tables, a key file created 0600, again: nothing changed), submit (a job
 # file and its CSV written here: paths stored absolute, report/state not kept,
 # skipped rows shown), status for people and --json (checked with python3),
-# retry (--failed and all), cancel, rekey with a rotated key file, delete (rows
-# gone).  The DSN: positional, $TRASLOCO_QUEUE, --queue-file (refused when
+# retry (--failed and all), cancel, pass (kinds, intervals, after a final
+# pass), account (one account as JSON), rekey with a rotated key file, delete
+# (rows gone).  The DSN: positional, $TRASLOCO_QUEUE, --queue-file (refused when
 # others may read it); one with a password on argv is refused without being
 # echoed.  No password of the CSV, the admin's or the database's in any output,
 # nor in pg_dump of the database.
@@ -191,6 +192,54 @@ q retry-none queue retry "$IT_PG_DSN" no-such-job
 expect 2 retry-none
 q retry-usage queue retry "$IT_PG_DSN"
 expect 2 retry-usage
+
+# ---- passes and one account's detail ------------------------------------------------
+q pass-none queue pass "$IT_PG_DSN" other --kind delta
+expect 0 pass-none
+has pass-none.out "no delta pass: no account has finished"
+q pass-every queue pass "$IT_PG_DSN" other --every 6h
+expect 0 pass-every
+has pass-every.out "a delta pass every 6h"
+q pass-bad-every queue pass "$IT_PG_DSN" other --every 6x
+expect 2 pass-bad-every
+has pass-bad-every.err "not an interval"
+q pass-bad-kind queue pass "$IT_PG_DSN" other --kind bogus
+expect 2 pass-bad-kind
+q pass-nothing queue pass "$IT_PG_DSN" other
+expect 2 pass-nothing
+q pass-verify-every queue pass "$IT_PG_DSN" other --kind verify --every 1h
+expect 2 pass-verify-every
+q kind-elsewhere queue retry "$IT_PG_DSN" other --kind delta
+expect 2 kind-elsewhere
+q status-passes queue status "$IT_PG_DSN" other
+expect 0 status-passes
+has status-passes.out "passes: 1 so far, the latest run; delta every 6h 00m, next at"
+q status-passes-json queue status "$IT_PG_DSN" other --json
+"$IT_PYTHON" - "$OUT/status-passes-json.out" <<'EOF' || it_fail "passes in status --json: $(cat "$OUT/status-passes-json.out")"
+import json, sys
+p = json.load(open(sys.argv[1]))["jobs"][0]["passes"]
+assert p["current"] == "run" and p["count"] == 1 and p["every_seconds"] == 21600, p
+assert p["next_at"].endswith("Z") and p["final"] is False and p["finished"] is False, p
+EOF
+q pass-final queue pass "$IT_PG_DSN" other --kind final
+expect 0 pass-final
+has pass-final.out "final pass asked for 3 account(s)"
+q pass-after-final queue pass "$IT_PG_DSN" other --kind delta
+expect 2 pass-after-final
+has pass-after-final.err "had its final pass"
+q account queue account "$IT_PG_DSN" other bruno@x.test
+expect 0 account
+"$IT_PYTHON" - "$OUT/account.out" <<'EOF' || it_fail "queue account: $(cat "$OUT/account.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["email"] == "bruno@x.test" and d["status"] == "pending" and d["pass"] == "final", d
+assert d["folders"] == [] and d["failures"] == [] and d["verify"] is None, d
+EOF
+q account-none queue account "$IT_PG_DSN" other nobody@x.test
+expect 2 account-none
+has account-none.err 'no account "nobody@x.test"'
+q account-usage queue account "$IT_PG_DSN" other
+expect 2 account-usage
 
 # ---- rekey with a rotated key file ------------------------------------------------
 old=$(grep -v '^#' "$K")

@@ -5,7 +5,10 @@
  * (tests/integration/test_pg_units.sh), test_queue_sqlite against SQLite
  * (no server).  Submit and read back with no password in clear anywhere,
  * claims racing from several connections, leases taken over, cancel,
- * retry, delete, status, rekey.  Each test starts from an empty queue (the
+ * retry, delete, status, rekey; an account's detail (its folders, its
+ * failed messages, bounded; its last verify), passes (delta, verify,
+ * final) and the scheduled passes started once whatever the callers.
+ * Each test starts from an empty queue (the
  * runner's setup) and looks at its tables with the runner's SQL, written
  * in what both dialects read alike. */
 #include "config.h"
@@ -24,12 +27,16 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "account.h"
+#include "account.h"
 #include "job.h"
 #include "jobconf.h"
 #include "queue.h"
 #include "queue_contract.h"
 #include "seal.h"
 #include "secret.h"
+#include "verify.h"
+#include "verify.h"
 
 /* The case of the test running now (cmocka runs one at a time): set by
  * the runner's setup (queue_contract_case), before a test's first line. */
@@ -50,8 +57,7 @@ void queue_contract_case(void **state)
 	C = *state;
 }
 
-/* sql with %s for the dialect's now (C->now) or a second ago (C->ago),
- * in a buffer of the caller's. */
+/* sql formatted, in a buffer of the caller's (with C->now, or ago()). */
 static const char *sqlf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static const char *sqlf(char *buf, size_t len, const char *fmt, ...)
@@ -79,6 +85,35 @@ static char *one_str(const char *sql)
 static void run_sql(const char *sql)
 {
 	C->run(C, sql);
+}
+
+/* The dialect's SQL for the time s seconds ago. */
+static const char *ago(int s, char *buf, size_t len)
+{
+	snprintf(buf, len, C->ago_fmt, s);
+	return buf;
+}
+
+/* expr of every account of the queue, in their order, joined by ',' (the
+ * caller frees it). */
+static char *rows_text(const char *expr)
+{
+	long long n = one("SELECT count(*) FROM q_accounts"), i;
+	char *all = NULL, sql[512];
+	size_t len = 0;
+	FILE *f = open_memstream(&all, &len);
+
+	for (i = 0; i < n; i++) {
+		char *v;
+
+		snprintf(sql, sizeof(sql), "SELECT %s FROM q_accounts ORDER BY id LIMIT 1 OFFSET %lld",
+			 expr, i);
+		v = one_str(sql);
+		fprintf(f, "%s%s", i > 0 ? "," : "", v);
+		free(v);
+	}
+	fclose(f);
+	return all;
 }
 
 /* A finished job of n accounts (a@x.it, b@x.it, ...), passwords from
@@ -361,7 +396,7 @@ void test_takeover(void **state)
 	/* within the lease: B gets the other account, not A's */
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 1);
 	assert_true(cb.row != ca.row);
-	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, &err), 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, NULL, &err), 1);
 	queue_claim_free(&cb);
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 0);
 	/* A's heartbeat leaves it a lease of 1 s (the database's clock), and
@@ -379,7 +414,7 @@ void test_takeover(void **state)
 	/* counts start again with the new run */
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	/* A no longer owns it: no outcome, no progress, no release; renew says lost */
-	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, &err), 0);
+	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, NULL, &err), 0);
 	must(queue_progress(a, "A", ca.row, &n, &err), &err);
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	must(queue_release(a, "A", ca.row, 0, &err), &err);
@@ -393,8 +428,8 @@ void test_takeover(void **state)
 	must(queue_renew(b, "B", 30, &cb.row, 1, &lost, &n_lost, &err), &err);
 	assert_int_equal(n_lost, 0);
 	assert_null(lost);
-	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, &err),
-			 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, NULL,
+				      &err), 1);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'partial' AND "
 			     "error = 'one folder failed' AND lease_until IS NULL"), 1);
 	/* a finish after the lease ran out, nobody having taken it: counts */
@@ -408,7 +443,7 @@ void test_takeover(void **state)
 	}
 	assert_int_equal(queue_claim(a, "A", 1, &ca, &err), 1);
 	sleep(2);
-	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, &err), 1);
+	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, NULL, &err), 1);
 	queue_claim_free(&ca);
 	must(queue_worker_stopped(a, "A", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_workers WHERE stopped IS NOT NULL"), 1);
@@ -421,7 +456,7 @@ void test_release(void **state)
 	struct queue *q = open_q();
 	struct tr_error err;
 	struct queue_claim c;
-	char sql[256];
+	char sql[256], t1[128];
 
 	(void)state;
 	submit(q, 1, NULL);
@@ -436,7 +471,8 @@ void test_release(void **state)
 				  C->now)), 1);
 	/* not before its time */
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 0);
-	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET not_before = %s", C->ago));
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET not_before = %s",
+		     ago(1, t1, sizeof(t1))));
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_int_equal(c.attempts, 2);
 	assert_false(c.takeover);
@@ -462,7 +498,7 @@ void test_cancel(void **state)
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	held[1] = c.row;
 	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, &(struct queue_counts){ 0 }, 1,
-				      &err), 1);
+				      NULL, &err), 1);
 	queue_claim_free(&c);
 	must(queue_cancel(q, "acme", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 2);
@@ -476,7 +512,7 @@ void test_cancel(void **state)
 	free(lost);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 3);
 	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, &(struct queue_counts){ 0 }, 1,
-				      &err), 0);
+				      NULL, &err), 0);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'ok'"), 1);
 	/* retry brings it back */
 	{
@@ -500,7 +536,7 @@ static void finish_one(struct queue *q, const char *status)
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_int_equal(queue_finish(q, "A", c.row, status,
 				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, &n, 3,
-				      &err), 1);
+				      NULL, &err), 1);
 	queue_claim_free(&c);
 }
 
@@ -820,6 +856,660 @@ void test_refusals(void **state)
 	queue_close(q);
 }
 
+/* ---- an account's detail ---------------------------------------------------- */
+
+/* A result of three folders: INBOX copied with n_inbox messages refused
+ * (listed), "Caf\xe9" (not UTF-8) with n_second refused, and Archivio failed
+ * as a whole with 50 messages left behind. */
+static void fake_result(struct account_result *res, uint32_t n_inbox, uint32_t n_second)
+{
+	static const char *const names[3] = { "INBOX", "Caf\xe9", "Archivio" };
+	uint32_t n[3] = { n_inbox, n_second, 0 };
+	size_t i, k;
+
+	memset(res, 0, sizeof(*res));
+	res->status = ACCOUNT_PARTIAL;
+	res->n_folders = 3;
+	res->folders = calloc(3, sizeof(*res->folders));
+	assert_non_null(res->folders);
+	for (i = 0; i < 3; i++) {
+		struct folder_report *fr = &res->folders[i];
+
+		fr->src_name = strdup(names[i]);
+		fr->dst_name = strdup(i == 2 ? "Archive" : names[i]);
+		fr->counts.copied = 10 * (uint32_t)(i + 1);
+		fr->counts.present = 2;
+		fr->counts.bytes = 1000 * (i + 1);
+		fr->counts.failed = n[i];
+		for (k = 0; k < n[i] && k < SYNC_FAILURES_KEPT; k++) {
+			char reply[96];
+
+			if (fr->failures.n == fr->failures.cap) {
+				fr->failures.cap = fr->failures.cap ? 2 * fr->failures.cap : 8;
+				fr->failures.v = realloc(fr->failures.v, fr->failures.cap *
+							 sizeof(*fr->failures.v));
+				assert_non_null(fr->failures.v);
+			}
+			snprintf(reply, sizeof(reply), "NO [LIMIT] message %zu too big", k);
+			fr->failures.v[k].uid = (uint32_t)(100 + k);
+			fr->failures.v[k].reply = strdup(reply);
+			fr->failures.n++;
+		}
+		res->total.copied += fr->counts.copied;
+		res->total.present += fr->counts.present;
+		res->total.bytes += fr->counts.bytes;
+	}
+	res->folders[2].failed = true;
+	res->folders[2].error = strdup("the destination refused to create \"Archive\": NO \x1b[2J");
+	res->folders[2].counts.failed = 50;
+	res->folders_failed = 1;
+	for (i = 0; i < 3; i++)
+		res->total.failed += res->folders[i].counts.failed;
+}
+
+static void counts_from(const struct account_result *res, struct queue_counts *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->copied = res->total.copied;
+	n->present = res->total.present;
+	n->failed = res->total.failed;
+	n->bytes = res->total.bytes;
+	n->folders_total = (uint32_t)res->n_folders;
+	n->folders_done = (uint32_t)res->n_folders;
+}
+
+static json_t *detail(struct queue *q, const char *job, const char *email)
+{
+	struct tr_error err;
+	json_t *d = NULL;
+	int r = queue_account_detail(q, job, email, &d, &err);
+
+	if (r != 0)
+		fail_msg("detail of %s: %d %s", email, r, err.msg);
+	return d;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		fail_msg("%s is not a string", key);
+	return json_string_value(v);
+}
+
+void test_detail(void **state)
+{
+	struct queue *q = open_q();
+	struct tr_error err;
+	struct queue_claim c;
+	struct account_result res;
+	struct queue_counts n;
+	json_t *d, *f, *fl;
+	size_t i;
+	char idtext[32];
+	int64_t id;
+
+	(void)state;
+	id = submit(q, 2, NULL);
+	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
+	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
+	assert_string_equal(c.email, "a@x.it");
+	assert_int_equal(c.pass, QUEUE_PASS_RUN);
+	/* before it ends: no folders, no failures, no verify */
+	d = detail(q, "acme", "a@x.it");
+	assert_string_equal(jstr(d, "status"), "running");
+	assert_string_equal(jstr(d, "worker"), "A");
+	assert_int_equal(json_array_size(json_object_get(d, "folders")), 0);
+	assert_int_equal(json_array_size(json_object_get(d, "failures")), 0);
+	assert_true(json_is_null(json_object_get(d, "verify")));
+	json_decref(d);
+
+	/* 600 + 700 refused, 50 left in a folder that failed: 1000 listed */
+	fake_result(&res, 600, 700);
+	counts_from(&res, &n);
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", "a folder failed", &n, 4.5, &res,
+				      &err), 1);
+	account_result_free(&res);
+	queue_claim_free(&c);
+	d = detail(q, idtext, "a@x.it");
+	assert_int_equal(jint(d, "job"), id);
+	assert_string_equal(jstr(d, "email"), "a@x.it");
+	assert_string_equal(jstr(d, "status"), "partial");
+	assert_string_equal(jstr(d, "pass"), "run");
+	assert_string_equal(jstr(d, "error"), "a folder failed");
+	assert_int_equal(jint(d, "messages_copied"), 60);
+	assert_int_equal(jint(d, "messages_present"), 6);
+	assert_int_equal(jint(d, "messages_failed"), 1350);
+	assert_int_equal(jint(d, "bytes"), 6000);
+	assert_int_equal(jint(d, "folders_total"), 3);
+	assert_int_equal(jint(d, "attempts"), 1);
+	assert_true(json_real_value(json_object_get(d, "seconds")) == 4.5);
+	assert_non_null(strstr(jstr(d, "finished"), "T"));
+	fl = json_object_get(d, "folders");
+	assert_int_equal(json_array_size(fl), 3);
+	f = json_array_get(fl, 0);
+	assert_string_equal(jstr(f, "src"), "INBOX");
+	assert_string_equal(jstr(f, "status"), "ok");
+	assert_int_equal(jint(f, "messages_copied"), 10);
+	assert_int_equal(jint(f, "messages_failed"), 600);
+	assert_true(json_is_null(json_object_get(f, "error")));
+	f = json_array_get(fl, 1);
+	assert_string_equal(jstr(f, "src"), "Caf\\xE9");       /* as shown: cleaned */
+	f = json_array_get(fl, 2);
+	assert_string_equal(jstr(f, "src"), "Archivio");
+	assert_string_equal(jstr(f, "dst"), "Archive");
+	assert_string_equal(jstr(f, "status"), "failed");
+	assert_int_equal(jint(f, "messages_failed"), 50);
+	assert_non_null(strstr(jstr(f, "error"), "NO \\x1B[2J"));
+	/* the first 1000, in folder order, the rest counted */
+	fl = json_object_get(d, "failures");
+	assert_int_equal(json_array_size(fl), QUEUE_FAILURES_KEPT);
+	f = json_array_get(fl, 0);
+	assert_string_equal(jstr(f, "folder"), "INBOX");
+	assert_int_equal(jint(f, "uid"), 100);
+	assert_string_equal(jstr(f, "reply"), "NO [LIMIT] message 0 too big");
+	f = json_array_get(fl, 599);
+	assert_int_equal(jint(f, "uid"), 699);
+	f = json_array_get(fl, 600);
+	assert_string_equal(jstr(f, "folder"), "Caf\\xE9");
+	assert_int_equal(jint(f, "uid"), 100);
+	f = json_array_get(fl, 999);
+	assert_int_equal(jint(f, "uid"), 499);
+	assert_int_equal(jint(d, "failures_more"), 350);
+	json_decref(d);
+	assert_int_equal(one("SELECT count(*) FROM q_failures"), QUEUE_FAILURES_KEPT);
+
+	/* the next copy's replace them: fewer folders, fewer failures */
+	{
+		int k;
+
+		must(queue_retry(q, "acme", true, &k, &err), &err);
+		assert_int_equal(k, 1);
+	}
+	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
+	assert_string_equal(c.email, "a@x.it");
+	fake_result(&res, 2, 0);
+	free(res.folders[2].src_name);
+	free(res.folders[2].dst_name);
+	free(res.folders[2].error);
+	res.n_folders = 2;
+	res.total.failed = 2;
+	res.folders_failed = 0;
+	counts_from(&res, &n);
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", NULL, &n, 1, &res, &err), 1);
+	account_result_free(&res);
+	queue_claim_free(&c);
+	d = detail(q, "acme", "a@x.it");
+	assert_int_equal(json_array_size(json_object_get(d, "folders")), 2);
+	assert_int_equal(json_array_size(json_object_get(d, "failures")), 2);
+	assert_int_equal(jint(d, "failures_more"), 0);
+	assert_int_equal(jint(d, "attempts"), 2);
+	json_decref(d);
+
+	/* an outcome without a result (the job's settings did not load): none */
+	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
+	assert_string_equal(c.email, "b@x.it");
+	assert_int_equal(queue_finish(q, "A", c.row, "failed", "no settings",
+				      &(struct queue_counts){ 0 }, 0, NULL, &err), 1);
+	queue_claim_free(&c);
+	d = detail(q, "acme", "b@x.it");
+	assert_string_equal(jstr(d, "status"), "failed");
+	assert_int_equal(json_array_size(json_object_get(d, "folders")), 0);
+	json_decref(d);
+
+	/* what does not exist: 1, saying which */
+	d = NULL;
+	assert_int_equal(queue_account_detail(q, "acme", "nobody@x.it", &d, &err), 1);
+	assert_null(d);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "nobody@x.it"));
+	assert_int_equal(queue_account_detail(q, "no-such-job", "a@x.it", &d, &err), 1);
+	assert_non_null(strstr(err.msg, "no job"));
+	assert_int_equal(queue_account_detail(q, "acme", "", &d, &err), 1);
+	/* nothing of a password in what it says */
+	for (i = 0; i < 2; i++) {
+		char *doc;
+		size_t k;
+
+		d = detail(q, "acme", i == 0 ? "a@x.it" : "b@x.it");
+		doc = json_dumps(d, 0);
+		for (k = 0; k < sizeof(passwords) / sizeof(passwords[0]); k++)
+			assert_null(strstr(doc, passwords[k]));
+		free(doc);
+		json_decref(d);
+	}
+	no_password_anywhere();
+	queue_close(q);
+}
+
+/* ---- passes ------------------------------------------------------------------ */
+
+/* Claim the next account as worker w: it must be email, with pass kind. */
+static int64_t claim_is(struct queue *q, const char *w, const char *email,
+			enum queue_pass_kind kind)
+{
+	struct tr_error err;
+	struct queue_claim c;
+	int64_t row;
+
+	assert_int_equal(queue_claim(q, w, 30, &c, &err), 1);
+	if (strcmp(c.email, email) != 0 || c.pass != kind)
+		fail_msg("claimed %s (%s), not %s (%s)", c.email, queue_pass_name(c.pass), email,
+			 queue_pass_name(kind));
+	row = c.row;
+	queue_claim_free(&c);
+	return row;
+}
+
+static void finish_as(struct queue *q, const char *w, int64_t row, const char *status,
+		      uint64_t copied)
+{
+	struct tr_error err;
+	struct queue_counts n = { .copied = copied, .present = 3, .folders_done = 1,
+				  .folders_total = 1 };
+
+	assert_int_equal(queue_finish(q, w, row, status, strcmp(status, "ok") != 0 ?
+				      "copy trouble" : NULL, &n, 1, NULL, &err), 1);
+}
+
+static void verified_as(struct queue *q, const char *w, int64_t row, uint32_t missing,
+			enum tr_err_kind failure)
+{
+	struct tr_error err;
+	struct run_account acc = { .label = "x" };
+	struct verify_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.acc = &acc;
+	it.folders = 2;
+	it.src_messages = 40;
+	it.found = 40 - missing;
+	it.missing = missing;
+	it.dst_only = 1;
+	if (missing > 0) {
+		it.v = calloc(1, sizeof(*it.v));
+		it.v[0].folder = strdup("INBOX");
+		it.v[0].uid = 9;
+		it.v[0].size = 1234;
+		snprintf(it.v[0].date, sizeof(it.v[0].date), "01-Jan-2024 10:00:00 +0000");
+		it.n = 1;
+	}
+	if (failure != TR_ERR_NONE)
+		tr_error_set(&it.err, failure, "login refused by the source: NO [AUTHENTICATIONFAILED]");
+	assert_int_equal(queue_verify_finish(q, w, row, &it, &err), 1);
+	if (it.v != NULL) {
+		free(it.v[0].folder);
+		free(it.v);
+	}
+}
+
+static json_t *job_status(struct queue *q, const char *job)
+{
+	struct tr_error err;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_t *root, *j;
+
+	must(queue_status(q, job, true, f, &err), &err);
+	fclose(f);
+	root = json_loads(buf, 0, NULL);
+	free(buf);
+	assert_non_null(root);
+	j = json_array_get(json_object_get(root, "jobs"), 0);
+	json_incref(j);
+	json_decref(root);
+	return j;
+}
+
+static void expect_passes(struct queue *q, const char *current, int count, bool final,
+			  bool finished)
+{
+	json_t *j = job_status(q, "acme"), *p = json_object_get(j, "passes");
+
+	assert_non_null(p);
+	assert_string_equal(jstr(p, "current"), current);
+	assert_int_equal(jint(p, "count"), count);
+	assert_int_equal(json_is_true(json_object_get(p, "final")), final);
+	assert_int_equal(json_is_true(json_object_get(p, "finished")), finished);
+	json_decref(j);
+}
+
+void test_passes(void **state)
+{
+	struct queue *q = open_q();
+	struct tr_error err;
+	int64_t ra, rb, rc, rd;
+	json_t *d, *v;
+	int n;
+	char *s;
+
+	(void)state;
+	submit(q, 4, NULL);
+	expect_passes(q, "run", 1, false, false);
+	/* nothing finished yet: a delta has nothing to do, and is no pass */
+	must(queue_pass(q, "acme", "delta", 0, &n, &err), &err);
+	assert_int_equal(n, 0);
+	expect_passes(q, "run", 1, false, false);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_RUN);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_RUN);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_RUN);
+	rd = claim_is(q, "B", "d@x.it", QUEUE_PASS_RUN);
+	finish_as(q, "A", ra, "ok", 10);
+	finish_as(q, "A", rb, "partial", 10);
+	finish_as(q, "A", rc, "failed", 0);
+
+	/* delta: the finished ones back to pending, never the running one */
+	must(queue_pass(q, "acme", "delta", 0, &n, &err), &err);
+	assert_int_equal(n, 3);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'pending' AND "
+			     "pass = 'delta' AND attempts = 0"), 3);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'running' AND "
+			     "worker = 'B' AND pass = 'run'"), 1);
+	expect_passes(q, "delta", 2, false, false);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_DELTA);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_DELTA);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_DELTA);
+	finish_as(q, "A", ra, "ok", 2);        /* the new messages only */
+	finish_as(q, "A", rb, "partial", 0);
+	finish_as(q, "A", rc, "ok", 7);
+	finish_as(q, "B", rd, "ok", 10);
+
+	/* verify: the counters and errors of the last copy stay while it runs,
+	 * progress does not touch them, and the state comes back after it */
+	must(queue_pass(q, "acme", "verify", 0, &n, &err), &err);
+	assert_int_equal(n, 4);
+	expect_passes(q, "verify", 3, false, false);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_VERIFY);
+	d = detail(q, "acme", "a@x.it");
+	assert_string_equal(jstr(d, "status"), "running");
+	assert_int_equal(jint(d, "messages_copied"), 2);
+	json_decref(d);
+	must(queue_progress(q, "A", ra, &(struct queue_counts){ 0 }, &err), &err);
+	assert_int_equal(one("SELECT copied FROM q_accounts WHERE line = 2"), 2);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_VERIFY);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 3 AND "
+			     "error = 'copy trouble'"), 1);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_VERIFY);
+	rd = claim_is(q, "B", "d@x.it", QUEUE_PASS_VERIFY);
+	verified_as(q, "A", ra, 0, TR_ERR_NONE);
+	verified_as(q, "A", rb, 1, TR_ERR_NONE);
+	verified_as(q, "A", rc, 0, TR_ERR_AUTH);
+	s = rows_text("state || ':' || coalesce(error, '-') || ':' || CASE WHEN verify_exact "
+		      "IS NULL THEN '-' WHEN verify_exact THEN 'true' ELSE 'false' END");
+	assert_string_equal(s, "ok:-:true,partial:copy trouble:false,failed:verify: login refused "
+			    "by the source: NO [AUTHENTICATIONFAILED]:false,running:-:-");
+	free(s);
+	d = detail(q, "acme", "a@x.it");
+	v = json_object_get(d, "verify");
+	assert_true(json_is_true(json_object_get(v, "exact")));
+	assert_non_null(strstr(jstr(v, "at"), "Z"));
+	assert_int_equal(jint(v, "source_messages"), 40);
+	assert_int_equal(jint(v, "missing"), 0);
+	assert_int_equal(jint(v, "destination_only"), 1);
+	assert_true(json_is_null(json_object_get(v, "error")));
+	assert_string_equal(jstr(d, "status"), "ok");
+	assert_int_equal(jint(d, "messages_copied"), 2);
+	json_decref(d);
+	d = detail(q, "acme", "b@x.it");
+	v = json_object_get(d, "verify");
+	assert_false(json_is_true(json_object_get(v, "exact")));
+	assert_int_equal(jint(v, "missing"), 1);
+	assert_int_equal(json_array_size(json_object_get(v, "missing_messages")), 1);
+	assert_int_equal(jint(json_array_get(json_object_get(v, "missing_messages"), 0), "uid"),
+			 9);
+	json_decref(d);
+	/* retry --failed: the verify that could not be done is done again */
+	must(queue_retry(q, "acme", true, &n, &err), &err);
+	assert_int_equal(n, 2);                 /* c (verify) and b (partial: a copy) */
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 4 AND "
+			     "pass = 'verify' AND state = 'pending'"), 1);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 3 AND "
+			     "pass = 'delta' AND state = 'pending'"), 1);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_DELTA);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_VERIFY);
+	finish_as(q, "A", rb, "ok", 1);
+	verified_as(q, "A", rc, 0, TR_ERR_NONE);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 4 AND "
+			     "state = 'ok' AND error IS NULL AND verify_exact"), 1);
+
+	/* final, while d still verifies: a, b, c now; d when its verify ends */
+	assert_int_equal(queue_pass(q, "acme", "bogus", 0, &n, &err), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_int_equal(queue_pass(q, "acme", "final", 3600, &n, &err), -1);
+	assert_int_equal(queue_pass(q, "acme", NULL, 0, &n, &err), -1);
+	must(queue_pass(q, "acme", "final", 0, &n, &err), &err);
+	assert_int_equal(n, 4);
+	expect_passes(q, "final", 4, true, false);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'pending' AND "
+			     "pass = 'final'"), 3);
+	/* after a final pass: no delta, no schedule, no second final; a verify is fine */
+	assert_int_equal(queue_pass(q, "acme", "delta", 0, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "final pass"));
+	assert_int_equal(queue_pass(q, "acme", NULL, 3600, &n, &err), -1);
+	assert_int_equal(queue_pass(q, "acme", "final", 0, &n, &err), -1);
+	verified_as(q, "B", rd, 0, TR_ERR_NONE);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 5 AND "
+			     "state = 'pending' AND pass = 'final'"), 1);
+	/* each: its final copy, then its verify; a final copy that fails ends there */
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_FINAL);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_FINAL);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_FINAL);
+	rd = claim_is(q, "A", "d@x.it", QUEUE_PASS_FINAL);
+	finish_as(q, "A", ra, "ok", 1);
+	finish_as(q, "A", rb, "partial", 0);
+	finish_as(q, "A", rc, "failed", 0);
+	finish_as(q, "A", rd, "ok", 0);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'pending' AND "
+			     "pass = 'final-verify'"), 3);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE line = 4 AND "
+			     "state = 'failed' AND pass = 'final'"), 1);
+	expect_passes(q, "final", 4, true, false);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_FINAL_VERIFY);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_FINAL_VERIFY);
+	rd = claim_is(q, "A", "d@x.it", QUEUE_PASS_FINAL_VERIFY);
+	verified_as(q, "A", ra, 0, TR_ERR_NONE);
+	verified_as(q, "A", rb, 0, TR_ERR_NONE);
+	verified_as(q, "A", rd, 0, TR_ERR_NONE);
+	expect_passes(q, "final", 4, true, true);
+	{
+		json_t *j = job_status(q, "acme");
+
+		assert_string_equal(jstr(j, "state"), "partial");
+		assert_true(json_is_null(json_object_get(json_object_get(j, "passes"), "next_at")));
+		json_decref(j);
+	}
+	s = rows_text("state");
+	assert_string_equal(s, "ok,partial,failed,ok");
+	free(s);
+	/* nothing more to claim; a verify after it is fine and the job is
+	 * finished again once it ends */
+	{
+		struct queue_claim c;
+
+		assert_int_equal(queue_claim(q, "A", 30, &c, &err), 0);
+	}
+	must(queue_pass(q, "acme", "verify", 0, &n, &err), &err);
+	assert_int_equal(n, 4);
+	expect_passes(q, "verify", 5, true, false);
+	/* a cancelled job takes no pass */
+	must(queue_cancel(q, "acme", &err), &err);
+	assert_int_equal(queue_pass(q, "acme", "verify", 0, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "cancelled"));
+	expect_passes(q, "verify", 5, true, false);     /* cancelled is not finished */
+	queue_close(q);
+}
+
+/* ---- scheduled passes ----------------------------------------------------------- */
+
+#define SCHEDULERS 4
+
+struct scheduler {
+	pthread_barrier_t *go;
+	int started;
+	int failed;
+};
+
+static void *schedule_once(void *arg)
+{
+	struct scheduler *sc = arg;
+	struct tr_error err;
+	struct queue *q;
+
+	if (queue_open(C->where, NULL, &q, &err) < 0) {
+		sc->failed = 1;
+		return NULL;
+	}
+	pthread_barrier_wait(sc->go);
+	if (queue_schedule(q, &sc->started, &err) < 0)
+		sc->failed = 1;
+	queue_close(q);
+	return NULL;
+}
+
+/* SCHEDULERS callers at once: how many passes they started in all. */
+static int schedule_race(void)
+{
+	pthread_barrier_t go;
+	struct scheduler sc[SCHEDULERS];
+	pthread_t t[SCHEDULERS];
+	int i, total = 0;
+
+	memset(sc, 0, sizeof(sc));
+	pthread_barrier_init(&go, NULL, SCHEDULERS);
+	for (i = 0; i < SCHEDULERS; i++) {
+		sc[i].go = &go;
+		assert_int_equal(pthread_create(&t[i], NULL, schedule_once, &sc[i]), 0);
+	}
+	for (i = 0; i < SCHEDULERS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(sc[i].failed, 0);
+		total += sc[i].started;
+	}
+	pthread_barrier_destroy(&go);
+	return total;
+}
+
+static void finish_all(struct queue *q, enum queue_pass_kind kind)
+{
+	struct tr_error err;
+	struct queue_claim c;
+
+	/* a final pass: its copies, then their verifies */
+	while (queue_claim(q, "A", 30, &c, &err) == 1) {
+		if (kind == QUEUE_PASS_FINAL && c.pass == QUEUE_PASS_FINAL_VERIFY) {
+			verified_as(q, "A", c.row, 0, TR_ERR_NONE);
+		} else {
+			assert_int_equal(c.pass, kind);
+			finish_as(q, "A", c.row, "ok", 1);
+		}
+		queue_claim_free(&c);
+	}
+}
+
+void test_schedule(void **state)
+{
+	struct queue *q = open_q();
+	struct tr_error err;
+	char sql[256], t1[128];
+	int n, round;
+	json_t *j;
+
+	(void)state;
+	submit(q, 3, NULL);
+	/* every 6 h from the start of the latest pass */
+	assert_int_equal(queue_pass(q, "acme", "verify", 60, &n, &err), -1);
+	assert_int_equal(queue_pass(q, "acme", NULL, 0, &n, &err), -1);
+	must(queue_pass(q, "acme", NULL, 6 * 3600, &n, &err), &err);
+	assert_int_equal(n, 0);
+	j = job_status(q, "acme");
+	assert_int_equal(jint(json_object_get(j, "passes"), "every_seconds"), 6 * 3600);
+	assert_non_null(strstr(jstr(json_object_get(j, "passes"), "next_at"), "Z"));
+	json_decref(j);
+	must(queue_schedule(q, &n, &err), &err);
+	assert_int_equal(n, 0);                 /* not due */
+	finish_all(q, QUEUE_PASS_RUN);
+	must(queue_schedule(q, &n, &err), &err);
+	assert_int_equal(n, 0);                 /* still not due */
+
+	for (round = 0; round < 5; round++) {
+		/* due (its interval passed), but an account still runs: not yet */
+		struct queue_claim c;
+
+		run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET pass_started = %s",
+			     ago(7 * 3600, t1, sizeof(t1))));
+		run_sql("UPDATE q_accounts SET state = 'pending' WHERE line = 2");
+		assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
+		assert_int_equal(schedule_race(), 0);
+		finish_as(q, "A", c.row, "ok", 1);
+		queue_claim_free(&c);
+		/* a job another caller holds is left to it (where callers can
+		 * hold a job: PostgreSQL's rows; SQLite's callers take turns) */
+		if (C->hold_jobs != NULL) {
+			C->hold_jobs(C, true);
+			must(queue_schedule(q, &n, &err), &err);
+			assert_int_equal(n, 0);
+			C->hold_jobs(C, false);
+		}
+		/* every caller at once: started exactly once */
+		assert_int_equal(schedule_race(), 1);
+		assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'pending' AND "
+				     "pass = 'delta'"), 3);
+		assert_int_equal(one("SELECT pass_count FROM q_jobs"), 2 + round);
+		/* and not again while its accounts run, nor after (not due) */
+		assert_int_equal(schedule_race(), 0);
+		finish_all(q, QUEUE_PASS_DELTA);
+		assert_int_equal(schedule_race(), 0);
+	}
+	/* unscheduled: nothing more, however late */
+	must(queue_pass(q, "acme", NULL, -1, &n, &err), &err);
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET pass_started = %s",
+		     ago(70 * 3600, t1, sizeof(t1))));
+	assert_int_equal(schedule_race(), 0);
+	/* scheduled again with a delta now; a final pass ends the schedule */
+	must(queue_pass(q, "acme", "delta", 3600, &n, &err), &err);
+	assert_int_equal(n, 3);
+	finish_all(q, QUEUE_PASS_DELTA);
+	must(queue_pass(q, "acme", "final", 0, &n, &err), &err);
+	finish_all(q, QUEUE_PASS_FINAL);
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET pass_started = %s",
+		     ago(70 * 3600, t1, sizeof(t1))));
+	assert_int_equal(schedule_race(), 0);
+	j = job_status(q, "acme");
+	assert_true(json_is_null(json_object_get(json_object_get(j, "passes"), "next_at")));
+	json_decref(j);
+	queue_close(q);
+}
+
+void test_every_parse(void **state)
+{
+	static const struct {
+		const char *text;
+		int seconds;           /* -1: refused */
+	} cases[] = {
+		{ "90", 90 }, { "30s", 30 }, { "15m", 900 }, { "6h", 21600 }, { "1d", 86400 },
+		{ "2h30m", 9000 }, { "1d12h", 129600 }, { "366d", 366 * 86400 },
+		{ "", -1 }, { "0", -1 }, { "0s", -1 }, { "h", -1 }, { "6x", -1 }, { "-5m", -1 },
+		{ " 6h", -1 }, { "6h ", -1 }, { "367d", -1 }, { "99999999999999", -1 },
+		{ "6h30", -1 }, { "1.5h", -1 },
+	};
+	struct tr_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int s = 0, r = queue_every_parse(cases[i].text, &s, &err);
+
+		if (cases[i].seconds < 0) {
+			if (r != -1 || err.kind != TR_ERR_USAGE)
+				fail_msg("\"%s\" was taken as %d s", cases[i].text, s);
+		} else if (r != 0 || s != cases[i].seconds) {
+			fail_msg("\"%s\": %d, %d s", cases[i].text, r, s);
+		}
+	}
+}
+
 /* The JSON of queue_status has the same keys whichever backend wrote it
  * (the HTTP API reshapes it, and panels read it): every key, at every
  * level, and the times as ISO 8601 UTC. */
@@ -858,7 +1548,9 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(job, "job", "id name state created src dst accounts messages messages_present "
 		 "messages_failed bytes seconds rate bytes_per_second eta_seconds sessions "
-		 "caps_per_egress skipped");
+		 "caps_per_egress passes skipped");
+	keys_are(json_object_get(job, "passes"), "passes",
+		 "current count every_seconds next_at final finished");
 	keys_are(json_object_get(job, "accounts"), "accounts",
 		 "pending running ok partial failed cancelled total");
 	keys_are(json_object_get(job, "sessions"), "sessions", "src dst");
@@ -877,7 +1569,7 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(json_array_get(json_object_get(job, "account_list"), 0), "account",
 		 "email state worker error copied present failed bytes folders_done "
-		 "folders_total attempts takeovers seconds line");
+		 "folders_total attempts takeovers seconds line pass verify_exact");
 	json_decref(root);
 	queue_close(q);
 }

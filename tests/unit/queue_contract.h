@@ -6,6 +6,7 @@
 #ifndef TRASLOCO_TEST_QUEUE_CONTRACT_H
 #define TRASLOCO_TEST_QUEUE_CONTRACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,8 +18,8 @@ struct queue_case {
 	char dir[600];                  /* a private directory for key files */
 	char keyfile[700];              /* the key file keys came from, in dir */
 	struct seal_keys *keys;
-	/* the dialect's SQL for now, and for a second ago */
-	const char *now, *ago;
+	/* the dialect's SQL for now, and for a time %d seconds ago */
+	const char *now, *ago_fmt;
 	/* The runner's look at the tables, in SQL both backends read alike:
 	 * the first column of the only row (a number, or text: "" for NULL,
 	 * the caller's to free); a statement.  A failure fails the test. */
@@ -32,6 +33,9 @@ struct queue_case {
 	 * (PostgreSQL: the fleet's sessions) put in, then checked gone. */
 	void (*before_delete)(struct queue_case *c, int64_t job);
 	void (*after_delete)(struct queue_case *c, int64_t job);
+	/* NULL, or hold every job as another caller of queue_schedule would
+	 * (PostgreSQL: their rows locked by another connection), then let go. */
+	void (*hold_jobs)(struct queue_case *c, bool hold);
 };
 
 /* The runner's setup calls it with the case, before the test runs. */
@@ -48,6 +52,10 @@ void test_status(void **state);
 void test_status_shape(void **state);
 void test_rekey(void **state);
 void test_refusals(void **state);
+void test_detail(void **state);
+void test_passes(void **state);
+void test_schedule(void **state);
+void test_every_parse(void **state);
 
 /* The suite's rows for one backend: cmocka test entries, each named
  * "test [label]". */
@@ -62,6 +70,10 @@ void test_refusals(void **state);
 	{ "test_status [" label "]", test_status, setup, teardown, casep }, \
 	{ "test_status_shape [" label "]", test_status_shape, setup, teardown, casep }, \
 	{ "test_rekey [" label "]", test_rekey, setup, teardown, casep }, \
-	{ "test_refusals [" label "]", test_refusals, setup, teardown, casep }
+	{ "test_refusals [" label "]", test_refusals, setup, teardown, casep }, \
+	{ "test_detail [" label "]", test_detail, setup, teardown, casep }, \
+	{ "test_passes [" label "]", test_passes, setup, teardown, casep }, \
+	{ "test_schedule [" label "]", test_schedule, setup, teardown, casep }, \
+	{ "test_every_parse [" label "]", test_every_parse, setup, teardown, casep }
 
 #endif

@@ -631,6 +631,59 @@ static void test_refused_by_destination_retried(void **state)
 	assert_int_equal(c.copied + c.failed, 0);
 }
 
+/* The messages a destination refused are kept with their folder's report:
+ * source UID and the server's reply, in the order refused, per folder; a
+ * later run that copies them lists them no more. */
+static void test_account_lists_refused_messages(void **state)
+{
+	struct fx *fx = *state;
+	struct mem_opts o = { .refuse_larger = 400 };
+	struct account_result res;
+	char big[600];
+	uint32_t u2, u4, a1;
+	size_t i, listed = 0;
+
+	mem_world_set_opts(fx->dst, &o);
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(mem_folder_add(fx->src, "Archivio", ROLE_NONE, false), 0);
+	fx_add(fx->src, "INBOX", "1@src", "one", "first body", "");
+	u2 = fx_add(fx->src, "INBOX", "2@src", "two", big, "\\Seen");
+	fx_add(fx->src, "INBOX", "3@src", "three", "third body", "");
+	u4 = fx_add(fx->src, "INBOX", "4@src", "four", big, "");
+	a1 = fx_add(fx->src, "Archivio", "a1@src", "arch", big, "");
+	assert_int_equal(fx_account(fx, &res), -1);
+	assert_int_equal(res.status, ACCOUNT_PARTIAL);
+	assert_int_equal(res.total.failed, 3);
+	for (i = 0; i < res.n_folders; i++) {
+		const struct folder_report *fr = &res.folders[i];
+
+		assert_int_equal(fr->failures.n, fr->counts.failed);
+		listed += fr->failures.n;
+		if (strcmp(fr->src_name, "INBOX") == 0) {
+			assert_int_equal(fr->failures.n, 2);
+			assert_int_equal(fr->failures.v[0].uid, u2);
+			assert_int_equal(fr->failures.v[1].uid, u4);
+			assert_non_null(strstr(fr->failures.v[0].reply, "[OVERQUOTA]"));
+		} else if (strcmp(fr->src_name, "Archivio") == 0) {
+			assert_int_equal(fr->failures.n, 1);
+			assert_int_equal(fr->failures.v[0].uid, a1);
+			assert_non_null(strstr(fr->failures.v[0].reply, "does not fit"));
+		}
+	}
+	assert_int_equal(listed, 3);
+	account_result_free(&res);
+	o.refuse_larger = 0;
+	mem_world_set_opts(fx->dst, &o);
+	assert_int_equal(fx_account(fx, &res), 0);
+	assert_int_equal(res.total.copied, 3);
+	for (i = 0; i < res.n_folders; i++)
+		assert_int_equal(res.folders[i].failures.n, 0);
+	account_result_free(&res);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	fx_assert_same(fx, "Archivio", "Archivio", 0);
+}
+
 /* ---- accounts: folders and plans ------------------------------------------ */
 
 static void test_account_refused_names(void **state)
@@ -1040,6 +1093,7 @@ int main(void)
 		T(test_lost_reply_then_destination_uidvalidity),
 		T(test_vanished_while_copying),
 		T(test_refused_by_destination_retried),
+		T(test_account_lists_refused_messages),
 		T(test_account_refused_names),
 		T(test_account_refused_name_clash),
 		T(test_account_roles_and_subscriptions),

@@ -82,8 +82,13 @@ static void test_schema(void **unused)
 	assert_non_null(r);
 	assert_string_equal(pg_str(r, 0, 0), "999");
 	PQclear(r);
-	assert_int_equal(pg_run(pg, "UPDATE trasloco_meta SET value = $1 WHERE key = 'schema'", 1,
-				(const char *[]){ "1" }, &err), 0);
+	{
+		char cur[16];
+
+		snprintf(cur, sizeof(cur), "%d", pg_schema_version());
+		assert_int_equal(pg_run(pg, "UPDATE trasloco_meta SET value = $1 WHERE key = "
+					"'schema'", 1, (const char *[]){ cur }, &err), 0);
+	}
 	assert_int_equal(pg_schema_check(pg, &err), 0);
 	/* an SQL error: local, with the SQLSTATE */
 	assert_int_equal(pg_run(pg, "SELECT * FROM no_such_table", 0, NULL, &err), -1);

@@ -4,7 +4,7 @@
  * it the program skips (77).  First the contract every backend keeps
  * (queue_contract.c), then what only this one has: the fleet's sessions in
  * the status and gone with a deleted job, a database not yet made by
- * `queue init`. */
+ * `queue init`, the upgrade of a database from version 1. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -31,7 +31,7 @@ static struct pg *pg;           /* the test's own look at the tables */
 static struct queue_case pgcase = {
 	.backend = "postgresql",
 	.now = "now()",
-	.ago = "now() - interval '1 second'",
+	.ago_fmt = "now() - make_interval(secs => %d)",
 };
 
 static PGresult *query(const char *sql)
@@ -114,6 +114,24 @@ static void pg_after_delete(struct queue_case *c, int64_t job)
 {
 	(void)job;
 	assert_int_equal(pg_one(c, "SELECT count(*) FROM q_sessions"), 0);
+}
+
+/* Another caller of queue_schedule holding every job: their rows locked
+ * by a connection of its own. */
+static void pg_hold_jobs(struct queue_case *c, bool hold)
+{
+	static struct pg *other;
+	struct tr_error err;
+
+	if (hold) {
+		if (pg_connect(c->where, &other, &err) < 0 || pg_begin(other, &err) < 0 ||
+		    pg_run(other, "SELECT id FROM q_jobs FOR UPDATE", 0, NULL, &err) < 0)
+			fail_msg("%s", err.msg);
+	} else {
+		pg_rollback(other);
+		pg_close(other);
+		other = NULL;
+	}
 }
 
 static int group_setup(void **unused)
@@ -254,12 +272,102 @@ static void test_not_initialised(void **unused)
 		fail_msg("%s", err.msg);
 }
 
+static void must(int r, const struct tr_error *err)
+{
+	if (r < 0)
+		fail_msg("%s", err->msg);
+}
+
+static long long one(const char *sql)
+{
+	return pg_one(&pgcase, sql);
+}
+
+static char *one_str(const char *sql)
+{
+	return pg_one_str(&pgcase, sql);
+}
+
+static const char drop_all[] =
+	"DROP TABLE IF EXISTS trasloco_meta, q_failures, q_folders, q_sessions, q_cap_logins, "
+	"q_caps, q_workers, q_accounts, q_jobs, st_messages, st_locks, st_folders, st_accounts "
+	"CASCADE";
+
+/* A database of version 1 with a job in it is brought to version 2 by one
+ * init, in one transaction: its rows kept, the outcome of its finished
+ * accounts known, the queue usable on it.  A step that fails leaves the
+ * database as it was. */
+static void test_schema_upgrade(void **unused)
+{
+	struct tr_error err;
+	struct queue *q;
+	json_t *d;
+	int from;
+	char *s;
+
+	(void)unused;
+	must(pg_run(pg, drop_all, 0, NULL, &err), &err);
+	must(pg_schema_init_to(pg, 1, &from, &err), &err);
+	assert_int_equal(from, 0);
+	assert_int_equal(one("SELECT value::int FROM trasloco_meta WHERE key = 'schema'"), 1);
+	/* queue_open refuses it, naming the command */
+	assert_int_equal(queue_open(pgcase.where, pgcase.keys, &q, &err), -1);
+	assert_non_null(strstr(err.msg, "trasloco queue init"));
+	must(pg_run(pg, "INSERT INTO q_jobs (id, name, config, src, dst) VALUES (7, 'old', "
+		    "'src = a:993\\n', 'a:993', 'b:993');"
+		    "INSERT INTO q_accounts (job_id, email, state, error, copied, present) VALUES "
+		    "(7, 'ok@x.it', 'ok', NULL, 5, 1), (7, 'part@x.it', 'partial', 'a folder failed', "
+		    "3, 0), (7, 'new@x.it', 'pending', NULL, 0, 0)", 0, NULL, &err), &err);
+	/* a table in the way of step 2: nothing of it stays */
+	must(pg_run(pg, "CREATE TABLE q_failures (x int)", 0, NULL, &err), &err);
+	assert_int_equal(pg_schema_init(pg, &from, &err), -1);
+	assert_non_null(strstr(err.msg, "schema step 1 -> 2"));
+	assert_int_equal(one("SELECT value::int FROM trasloco_meta WHERE key = 'schema'"), 1);
+	assert_int_equal(one("SELECT count(*) FROM information_schema.columns WHERE "
+			     "table_name = 'q_jobs' AND column_name = 'pass_kind'"), 0);
+	assert_int_equal(one("SELECT count(*) FROM information_schema.tables WHERE "
+			     "table_name = 'q_folders'"), 0);
+	must(pg_run(pg, "DROP TABLE q_failures", 0, NULL, &err), &err);
+	/* now it goes through */
+	must(pg_schema_init(pg, &from, &err), &err);
+	assert_int_equal(from, 1);
+	assert_int_equal(pg_schema_version(), 2);
+	assert_int_equal(one("SELECT value::int FROM trasloco_meta WHERE key = 'schema'"), 2);
+	must(pg_schema_check(pg, &err), &err);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts"), 3);
+	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE pass = 'run'"), 3);
+	s = one_str("SELECT string_agg(coalesce(outcome, '-') || ':' || coalesce(outcome_error, "
+		    "'-'), ',' ORDER BY id) FROM q_accounts");
+	assert_string_equal(s, "ok:-,partial:a folder failed,-:-");
+	free(s);
+	s = one_str("SELECT pass_kind || pass_count || coalesce(pass_every::text, '-') || final "
+		    "FROM q_jobs");
+	assert_string_equal(s, "run1-false");
+	free(s);
+	/* the queue works on it */
+	q = open_q();
+	assert_int_equal(queue_account_detail(q, "old", "part@x.it", &d, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "status")), "partial");
+	assert_string_equal(json_string_value(json_object_get(d, "error")), "a folder failed");
+	assert_int_equal(json_array_size(json_object_get(d, "folders")), 0);
+	assert_true(json_is_null(json_object_get(d, "verify")));
+	json_decref(d);
+	queue_close(q);
+	/* and again: nothing to do */
+	must(pg_schema_init(pg, &from, &err), &err);
+	assert_int_equal(from, 2);
+	/* as the other tests found it */
+	must(pg_run(pg, "TRUNCATE q_jobs, q_workers CASCADE", 0, NULL, &err), &err);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		QUEUE_CONTRACT("postgresql", clean, NULL, &pgcase),
 		cmocka_unit_test_setup(test_status_sessions, clean),
 		cmocka_unit_test_setup(test_not_initialised, clean),
+		cmocka_unit_test_setup(test_schema_upgrade, clean),
 	};
 	const char *dsn = getenv("TRASLOCO_TEST_PG");
 
@@ -274,5 +382,6 @@ int main(void)
 	pgcase.dump = pg_dump;
 	pgcase.before_delete = pg_before_delete;
 	pgcase.after_delete = pg_after_delete;
+	pgcase.hold_jobs = pg_hold_jobs;
 	return cmocka_run_group_tests_name("queue_pg", tests, group_setup, group_teardown);
 }

@@ -36,7 +36,7 @@ static int n_queues;
 static struct queue_case sqcase = {
 	.backend = "sqlite",
 	.now = NOW,
-	.ago = NOW " - 1",
+	.ago_fmt = NOW " - %d",
 };
 
 /* The test's own connection to the queue's file, for one statement. */
