@@ -2,10 +2,10 @@
  * own: PostgreSQL, shared by many workers on many hosts (the fleet), or
  * SQLite, one directory of one host (a service or workers of that host).
  *
- * A location names the queue: "postgresql://..." or "postgres://..." (a
- * libpq URI: queue_pg.c), "sqlite:DIR" or a plain directory path
- * (DIR/queue.sqlite: queue_sqlite.c); what every backend keeps is in
- * queue_backend.h.
+ * A location names the queue: "postgresql://..." or "postgres://..."
+ * (libpq's URI, or its key=value form: queue_pg.c), "sqlite:DIR" or a
+ * plain directory path (DIR/queue.sqlite: queue_sqlite.c); what every
+ * backend keeps is in queue_backend.h.
  *
  * A job is stored whole when submitted: its settings as job-file text
  * (jobconf_text: no password in it), its accounts (one row each, their

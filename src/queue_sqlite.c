@@ -20,6 +20,15 @@
  * claim (find the first claimable account, make it the worker's) is
  * atomic across threads and processes.
  *
+ * Passes (queue_pass, queue_schedule) take the write lock as every write
+ * does: two callers never change one job's passes at once, and a
+ * scheduled pass another caller just started is seen (its accounts
+ * pending), so each starts once.
+ *
+ * A handle of this process never closes a descriptor of the file (SQLite
+ * alone holds them): the close() of any would drop every fcntl lock the
+ * process holds on it (privdir_file_check).
+ *
  * A worker's lease outlives its process: after a crash, its accounts are
  * claimable again once their leases expire.  A worker that registers ends
  * that wait for the workers of this host whose process is gone (kill(pid,
@@ -49,12 +58,12 @@
 
 #include <sqlite3.h>
 
+#include "account.h"
 #include "log.h"
 #include "privdir.h"
 #include "queue.h"
 #include "queue_backend.h"
 #include "queue_status.h"
-#include "account.h"
 #include "secret.h"
 #include "text.h"
 #include "verify.h"
