@@ -236,6 +236,17 @@ static void test_location(void **unused)
 	assert_int_equal(err.kind, TR_ERR_USAGE);
 	assert_int_equal(queue_open("sqlite:", NULL, &q, &err), -1);
 	assert_int_equal(err.kind, TR_ERR_USAGE);
+	/* libpq's key=value form is PostgreSQL's, for the queue and the state
+	 * (here one that is not there): never a directory of that name */
+	{
+		static const char conninfo[] = "host=/nonexistent-trasloco dbname=q";
+		struct state *st;
+
+		assert_int_equal(queue_open(conninfo, NULL, &q, &err), -1);
+		assert_int_equal(err.kind, TR_ERR_TEMP);
+		assert_int_equal(state_open(conninfo, &st, &err), -1);
+		assert_int_equal(access(conninfo, F_OK), -1);
+	}
 }
 
 /* The file is the user's alone, in a directory that is too; a directory
