@@ -39,6 +39,9 @@ struct pg;
 
 /* True when location names PostgreSQL ("postgresql://", "postgres://"). */
 bool pg_is_dsn(const char *location);
+/* True when location is libpq's key=value form ("host=... dbname=...",
+ * "service=fleet"): every keyword one libpq knows. */
+bool pg_is_conninfo(const char *location);
 /* True when the DSN carries a password in itself ("user:pw@", "password=").
  * Such a DSN must not be given on a command line (ps shows it). */
 bool pg_dsn_has_password(const char *dsn);

@@ -35,4 +35,15 @@ int privdir_open(const char *path, const char *what, struct tr_error *err);
 int privdir_file(int dirfd, const char *dirpath, const char *name, int flags,
 		 struct tr_error *err);
 
+/* The same check (creating the file 0600 when missing) for a file another
+ * library opens by its path (SQLite), without keeping a descriptor: it
+ * opens none when the file exists.  A process's fcntl locks on a file are
+ * all dropped by the close() of any descriptor of that file, so opening
+ * and closing one beside SQLite's connections of this process would undo
+ * their locks (and let a commit go unseen by others, or worse).  A new
+ * file is made and closed before any connection can know it (O_EXCL).
+ * Returns 0, or -1 (TR_ERR_LOCAL). */
+int privdir_file_check(int dirfd, const char *dirpath, const char *name,
+		       struct tr_error *err);
+
 #endif

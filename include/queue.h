@@ -1,13 +1,21 @@
-/* queue: migration jobs shared by many workers, in PostgreSQL.
+/* queue: migration jobs run by workers, in a queue that is a place of its
+ * own: PostgreSQL, shared by many workers on many hosts (the fleet), or
+ * SQLite, one directory of one host (a service or workers of that host).
+ *
+ * A location names the queue: "postgresql://..." or "postgres://..."
+ * (libpq's URI, or its key=value form: queue_pg.c), "sqlite:DIR" or a
+ * plain directory path (DIR/queue.sqlite: queue_sqlite.c); what every
+ * backend keeps is in queue_backend.h.
  *
  * A job is stored whole when submitted: its settings as job-file text
  * (jobconf_text: no password in it), its accounts (one row each, their
- * passwords sealed, seal.h) and its caps (caps_pg.h).  Workers claim
- * accounts with SELECT ... FOR UPDATE SKIP LOCKED and hold each under a
- * lease (lease_until, the database's clock) renewed by their heartbeat; an
- * account whose lease expired (its worker was killed, its host lost, its
- * network cut) is claimable again, and the claim counts a takeover.  A
- * worker writes an outcome only while the account is still its own.
+ * passwords sealed, seal.h) and its caps.  Workers claim accounts one
+ * transaction at a time and hold each under a lease (lease_until: the
+ * database's clock for PostgreSQL, this host's for SQLite) renewed by
+ * their heartbeat; an account whose lease expired (its worker was killed,
+ * its host lost, its network cut) is claimable again, and the claim counts
+ * a takeover.  A worker writes an outcome only while the account is still
+ * its own.
  *
  * An account's state: pending -> running -> ok | partial | failed, or
  * cancelled (the job was cancelled before it ran); retry puts accounts back
@@ -33,9 +41,9 @@
  * JOB arguments are a job's id ("7") or its name (the newest job of that
  * name).
  *
- * Tables: pg_schema.c.  Passwords never appear in a table in clear, in a
- * status, a message or a log line; queue_delete removes a job's rows, its
- * sealed passwords with them.
+ * Tables: pg_schema.c, queue_sqlite.c.  Passwords never appear in a table
+ * in clear, in a status, a message or a log line; queue_delete removes a
+ * job's rows, its sealed passwords with them.
  *
  * Ownership: a struct queue is its opener's; returned structs are freed
  * with the matching *_free.  Threading: one struct queue per thread (it
@@ -60,13 +68,21 @@ struct queue;
 struct account_result;          /* account.h */
 struct verify_item;             /* verify.h */
 
-/* Connect and check the schema (pg_schema_check).  keys may be NULL for
- * callers that never seal or unseal (status, cancel, retry); it stays the
- * caller's. */
+/* Connect and check the schema (PostgreSQL: pg_schema_check; SQLite: the
+ * file is made or upgraded).  keys may be NULL for callers that never seal
+ * or unseal (status, cancel, retry); it stays the caller's.  An unknown
+ * "SCHEME://..." is refused (TR_ERR_USAGE) naming the known ones. */
 int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
 	       struct tr_error *err);
 void queue_close(struct queue *q);
 const char *queue_where(const struct queue *q);
+/* "postgresql" or "sqlite": which backend holds it. */
+const char *queue_backend_name(const struct queue *q);
+/* Make the queue's tables or bring them to this trasloco's schema, all or
+ * none (`trasloco queue init`).  *from_r: the version found (0: none yet),
+ * *version_r: this trasloco's; *q_r: the queue, open without keys. */
+int queue_init(const char *location, int *from_r, int *version_r, struct queue **q_r,
+	       struct tr_error *err);
 
 /* Submit a finished job configuration (kind JOB_RUN) with its parsed
  * accounts; the admin password (NULL: none) is sealed too.  name NULL: the

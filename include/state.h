@@ -28,8 +28,10 @@
  *               (state_mem.c).
  * A location (what --state and job files give) is "DIR" or "sqlite:DIR",
  * or a PostgreSQL DSN "postgresql://USER@HOST:PORT/DB?..." (also
- * "postgres://"), which is libpq's whole, password-free (PGPASSFILE or a
- * service file hold the password; jobconf refuses a DSN with one);
+ * "postgres://", or libpq's key=value form "host=... dbname=...", as a
+ * queue's location may be), which is libpq's whole, password-free
+ * (PGPASSFILE or a service file hold the password; jobconf refuses a DSN
+ * with one);
  * another "SCHEME://..." is refused (TR_ERR_USAGE, listing the known
  * ones).  Only a backend that outlives the process is reached through a
  * location: "mem:x" stays a directory, as it always was; tests name mem

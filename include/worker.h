@@ -1,13 +1,17 @@
 /* worker: run the accounts of queued jobs (queue.h), one of many workers
- * on many hosts sharing one PostgreSQL database.
+ * on many hosts sharing one PostgreSQL database, or of one host sharing a
+ * queue directory (SQLite).
  *
  * A worker claims accounts of any job that is not cancelled, up to
  * `parallel` at once, and runs each exactly as `trasloco run` runs one
- * (run_account): its state is the same database (state_pg: the UID ledger
- * with its pending rows, so an account taken over resumes where its last
- * worker stopped, as a re-run does), its sessions are counted against the
- * job's caps by every worker together (caps_pg.h) on top of this worker's
- * own limiter.
+ * (run_account): its state is where the queue is (state_open of the same
+ * location: state_pg in the same database, state_sqlite in the same
+ * directory; the UID ledger with its pending rows, so an account taken
+ * over resumes where its last worker stopped, as a re-run does).  Its
+ * sessions are counted against the job's caps by this worker's limiters,
+ * one per side and job, shared by its slots, and on a PostgreSQL queue by
+ * every worker together too (caps_pg.h).  On a SQLite queue each worker
+ * process holds the caps alone: run one per directory to keep them.
  *
  * Leases: every claimed account, every session slot and every state lock
  * is a lease of lease_s seconds (default 30) that one heartbeat thread
@@ -50,7 +54,7 @@
 #include "seal.h"
 
 struct worker_opts {
-	const char *dsn;                /* the queue's database (also the state) */
+	const char *dsn;                /* the queue's location (also the state's) */
 	const struct seal_keys *keys;   /* to open the passwords */
 	int parallel;                   /* accounts at once, >= 1 */
 	const char *egress;             /* "" or NULL: none (caps_pg.h) */

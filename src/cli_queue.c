@@ -1,5 +1,5 @@
-/* cli: `trasloco queue ...`, the fleet's jobs in PostgreSQL (see cli.h,
- * queue.h). */
+/* cli: `trasloco queue ...`, the jobs of a queue: the fleet's in
+ * PostgreSQL, or one host's in a directory (see cli.h, queue.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -17,25 +17,26 @@
 #include "job.h"
 #include "jobconf.h"
 #include "pg.h"
-#include "pg_schema.h"
 #include "queue.h"
 #include "seal.h"
 #include "secret.h"
 
 const char cli_queue_usage_text[] =
-	"usage: trasloco queue init DSN [--key-file F]\n"
-	"       trasloco queue submit DSN JOB.job [--name NAME] [--key-file F]\n"
-	"       trasloco queue status DSN [JOB] [--json]\n"
-	"       trasloco queue retry DSN JOB [--failed]\n"
-	"       trasloco queue cancel DSN JOB\n"
-	"       trasloco queue delete DSN JOB\n"
-	"       trasloco queue rekey DSN [--key-file F]\n"
-	"       trasloco queue pass DSN JOB --kind delta|verify|final | --every INTERVAL|off\n"
-	"       trasloco queue account DSN JOB EMAIL\n"
+	"usage: trasloco queue init QUEUE [--key-file F]\n"
+	"       trasloco queue submit QUEUE JOB.job [--name NAME] [--key-file F]\n"
+	"       trasloco queue status QUEUE [JOB] [--json]\n"
+	"       trasloco queue retry QUEUE JOB [--failed]\n"
+	"       trasloco queue cancel QUEUE JOB\n"
+	"       trasloco queue delete QUEUE JOB\n"
+	"       trasloco queue rekey QUEUE [--key-file F]\n"
+	"       trasloco queue pass QUEUE JOB --kind delta|verify|final | --every INTERVAL|off\n"
+	"       trasloco queue account QUEUE JOB EMAIL\n"
 	"\n"
-	"A queue is a PostgreSQL database that many `trasloco worker`s share.  init creates\n"
-	"or upgrades its tables and creates the key file (mode 0600) that seals the\n"
-	"passwords stored in it: copy that file to every host that submits or works.\n"
+	"A queue is a PostgreSQL database that many `trasloco worker`s on many hosts\n"
+	"share, or a directory of one host (SQLite) for its `trasloco serve` or its\n"
+	"workers.  init creates or upgrades its tables and creates the key file (mode\n"
+	"0600) that seals the passwords stored in it: copy that file to every host that\n"
+	"submits or works.\n"
 	"submit stores a job file's job whole (its settings, its accounts and their\n"
 	"passwords, sealed) and prints its id; its name is the file's without .job.\n"
 	"status shows every job (or JOB's accounts, one line each); retry puts a job's\n"
@@ -50,8 +51,9 @@ const char cli_queue_usage_text[] =
 	"folders, the messages it could not copy (UID, server reply), its last verify.\n"
 	"JOB is a job's id or name (the newest job of that name).\n"
 	"\n"
-	"  DSN                    postgresql://USER@HOST[:PORT]/DB, else --queue-file F\n"
-	"                         (its first line; chmod 600), else $TRASLOCO_QUEUE.  Never a\n"
+	"  QUEUE                  postgresql://USER@HOST[:PORT]/DB, or sqlite:DIR (a path\n"
+	"                         with a '/' is a directory too), else --queue-file F (its\n"
+	"                         first line; chmod 600), else $TRASLOCO_QUEUE.  Never a\n"
 	"                         password on the command line: libpq's PGPASSFILE\n"
 	"                         (~/.pgpass) or a service file, or put the DSN in F\n"
 	"  --key-file F           else $TRASLOCO_QUEUE_KEY_FILE, else /etc/trasloco/queue.key\n"
@@ -77,7 +79,7 @@ int cli_queue_dsn(const char *arg, const char *queue_file, char **dsn_r, struct 
 	if (arg != NULL) {
 		/* it is in ps, /proc/PID/cmdline and the shell's history already;
 		 * refusing it teaches the way that keeps it out */
-		if (pg_dsn_has_password(arg)) {
+		if ((pg_is_dsn(arg) || pg_is_conninfo(arg)) && pg_dsn_has_password(arg)) {
 			tr_error_set(err, TR_ERR_USAGE, "the DSN on the command line holds a password "
 				     "(others see it in ps): keep the password in PGPASSFILE "
 				     "(~/.pgpass) or a service file, or give the DSN with --queue-file "
@@ -106,8 +108,8 @@ int cli_queue_dsn(const char *arg, const char *queue_file, char **dsn_r, struct 
 	if (r < 0)
 		return -1;
 	if (r == 0) {
-		tr_error_set(err, TR_ERR_USAGE, "no queue: give its DSN (postgresql://USER@HOST/DB), "
-			     "--queue-file F or $TRASLOCO_QUEUE");
+		tr_error_set(err, TR_ERR_USAGE, "no queue: give its location (postgresql://USER@HOST/DB "
+			     "or sqlite:DIR), --queue-file F or $TRASLOCO_QUEUE");
 		return -1;
 	}
 	return 0;
@@ -140,11 +142,29 @@ char *cli_queue_key_file(const char *opt, struct tr_error *err)
 /* ---- arguments ----------------------------------------------------------------- */
 
 struct qargs {
-	const char *pos[3];             /* positional arguments but the DSN */
+	const char *pos[3];             /* positional arguments but the queue */
 	int n_pos;
 	const char *dsn_arg, *queue_file, *key_file, *name, *kind, *every;
 	bool json, failed, help;
 };
+
+/* The most arguments cmd takes after its queue. */
+static int jobs_wanted(const char *cmd)
+{
+	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "rekey") == 0)
+		return 0;
+	if (strcmp(cmd, "account") == 0)
+		return 2;
+	return 1;
+}
+
+/* A path, not a job's name: it has a '/', or is a directory here. */
+static bool names_dir(const char *s)
+{
+	struct stat st;
+
+	return strchr(s, '/') != NULL || (stat(s, &st) == 0 && S_ISDIR(st.st_mode));
+}
 
 /* argv[0] is the subcommand.  Returns 0 or -1 with err. */
 static int read_qargs(int argc, char **argv, struct qargs *a, struct tr_error *err)
@@ -203,7 +223,8 @@ static int read_qargs(int argc, char **argv, struct qargs *a, struct tr_error *e
 			tr_error_set(err, TR_ERR_USAGE, "unknown option %.*s", (int)strcspn(s, "="), s);
 			return -1;
 		}
-		if (a->dsn_arg == NULL && a->n_pos == 0 && pg_is_dsn(s)) {
+		if (a->dsn_arg == NULL && a->n_pos == 0 &&
+		    (pg_is_dsn(s) || strncmp(s, "sqlite:", 7) == 0)) {
 			a->dsn_arg = s;
 			continue;
 		}
@@ -216,6 +237,14 @@ static int read_qargs(int argc, char **argv, struct qargs *a, struct tr_error *e
 			return -1;
 		}
 		a->pos[a->n_pos++] = s;
+	}
+	/* a queue directory given plainly: the argument before those the
+	 * command wants, or status's only one when it names a directory */
+	if (a->dsn_arg == NULL && a->n_pos > 0 &&
+	    (a->n_pos > jobs_wanted(argv[0]) ||
+	     (strcmp(argv[0], "status") == 0 && names_dir(a->pos[0])))) {
+		a->dsn_arg = a->pos[0];
+		memmove(a->pos, a->pos + 1, (size_t)--a->n_pos * sizeof(a->pos[0]));
 	}
 	return 0;
 }
@@ -271,11 +300,11 @@ static int make_parent(const char *path, struct tr_error *err)
 static int cmd_init(const char *dsn, const struct qargs *a)
 {
 	struct tr_error err;
-	struct pg *pg = NULL;
+	struct queue *q = NULL;
 	struct seal_keys *k = NULL;
 	char *key_file = NULL;
 	struct stat st;
-	int from, code = EXIT_OK;
+	int from, version, code = EXIT_OK;
 
 	tr_error_clear(&err);
 	key_file = cli_queue_key_file(a->key_file, &err);
@@ -284,18 +313,17 @@ static int cmd_init(const char *dsn, const struct qargs *a)
 			tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
 		return fail("init", &err);
 	}
-	if (pg_connect(dsn, &pg, &err) < 0 || pg_schema_init(pg, &from, &err) < 0) {
+	if (queue_init(dsn, &from, &version, &q, &err) < 0) {
 		code = fail("init", &err);
 		goto out;
 	}
 	if (from == 0)
-		printf("%s: tables created (schema version %d)\n", pg_where(pg),
-		       pg_schema_version());
-	else if (from < pg_schema_version())
-		printf("%s: schema upgraded from version %d to %d\n", pg_where(pg), from,
-		       pg_schema_version());
+		printf("%s: tables created (schema version %d)\n", queue_where(q), version);
+	else if (from < version)
+		printf("%s: schema upgraded from version %d to %d\n", queue_where(q), from,
+		       version);
 	else
-		printf("%s: schema version %d already, nothing to do\n", pg_where(pg), from);
+		printf("%s: schema version %d already, nothing to do\n", queue_where(q), from);
 	if (lstat(key_file, &st) < 0 && errno == ENOENT) {
 		if (make_parent(key_file, &err) < 0 || seal_key_create(key_file, &err) < 0) {
 			code = fail("init", &err);
@@ -313,7 +341,7 @@ static int cmd_init(const char *dsn, const struct qargs *a)
 out:
 	fflush(stdout);
 	seal_keys_free(k);
-	pg_close(pg);
+	queue_close(q);
 	free(key_file);
 	return code;
 }
@@ -355,7 +383,7 @@ static int cmd_submit(const char *dsn, const struct qargs *a)
 	memset(&ja, 0, sizeof(ja));
 	jobconf_init(&cfg, JOB_RUN);
 	if (a->n_pos != 1) {
-		fprintf(stderr, "usage: trasloco queue submit DSN JOB.job [--name NAME] "
+		fprintf(stderr, "usage: trasloco queue submit QUEUE JOB.job [--name NAME] "
 			"[--key-file F]\n");
 		code = EXIT_USAGE;
 		goto out;
@@ -489,8 +517,8 @@ static int cmd_pass(const char *dsn, const struct qargs *a)
 
 	tr_error_clear(&err);
 	if (a->n_pos != 1 || (a->kind == NULL && a->every == NULL)) {
-		fprintf(stderr, "usage: trasloco queue pass DSN JOB --kind delta|verify|final "
-			"[--every INTERVAL]\n       trasloco queue pass DSN JOB --every "
+		fprintf(stderr, "usage: trasloco queue pass QUEUE JOB --kind delta|verify|final "
+			"[--every INTERVAL]\n       trasloco queue pass QUEUE JOB --every "
 			"INTERVAL|off\n");
 		return EXIT_USAGE;
 	}
@@ -538,7 +566,7 @@ static int cmd_account(const char *dsn, const struct qargs *a)
 
 	tr_error_clear(&err);
 	if (a->n_pos != 2) {
-		fprintf(stderr, "usage: trasloco queue account DSN JOB EMAIL\n");
+		fprintf(stderr, "usage: trasloco queue account QUEUE JOB EMAIL\n");
 		return EXIT_USAGE;
 	}
 	if (queue_open(dsn, NULL, &q, &err) < 0)
@@ -573,7 +601,7 @@ static int cmd_rekey(const char *dsn, const struct qargs *a)
 
 	tr_error_clear(&err);
 	if (a->n_pos != 0) {
-		fprintf(stderr, "usage: trasloco queue rekey DSN [--key-file F]\n");
+		fprintf(stderr, "usage: trasloco queue rekey QUEUE [--key-file F]\n");
 		return EXIT_USAGE;
 	}
 	key_file = cli_queue_key_file(a->key_file, &err);
@@ -633,10 +661,10 @@ int cli_queue(int argc, char **argv)
 				"pass`\n", cmd), EXIT_USAGE);
 	else if (strcmp(cmd, "init") == 0)
 		code = a.n_pos != 0 || a.json || a.failed || a.name != NULL ?
-		       (fprintf(stderr, "usage: trasloco queue init DSN [--key-file F]\n"),
+		       (fprintf(stderr, "usage: trasloco queue init QUEUE [--key-file F]\n"),
 			EXIT_USAGE) : cmd_init(dsn, &a);
 	else if (strcmp(cmd, "submit") == 0)
-		code = a.json || a.failed ? (fprintf(stderr, "usage: trasloco queue submit DSN "
+		code = a.json || a.failed ? (fprintf(stderr, "usage: trasloco queue submit QUEUE "
 						     "JOB.job [--name NAME] [--key-file F]\n"),
 					     EXIT_USAGE) : cmd_submit(dsn, &a);
 	else if (strcmp(cmd, "rekey") == 0)

@@ -15,18 +15,20 @@
 #include "worker.h"
 
 const char cli_worker_usage[] =
-	"usage: trasloco worker [DSN] [options]\n"
+	"usage: trasloco worker [QUEUE] [options]\n"
 	"\n"
-	"Take accounts of the jobs in a PostgreSQL queue (trasloco queue submit) and\n"
-	"migrate them, several at once, until stopped (SIGTERM: the running accounts go\n"
-	"back to the queue).  Run one worker per host, as many hosts as wanted: the\n"
-	"jobs' session caps hold across all of them; an account whose worker died is\n"
-	"taken over by another once its lease expires.\n"
+	"Take accounts of the jobs in a queue (trasloco queue submit) and migrate them,\n"
+	"several at once, until stopped (SIGTERM: the running accounts go back to the\n"
+	"queue).  A PostgreSQL queue: one worker per host, as many hosts as wanted; the\n"
+	"jobs' session caps hold across all of them.  A queue directory (SQLite): the\n"
+	"workers of one host, the state kept in the same directory; each worker holds\n"
+	"the caps alone (one worker per directory keeps them).  An account whose worker\n"
+	"died is taken over by another once its lease expires.\n"
 	"\n"
-	"  DSN                         postgresql://USER@HOST[:PORT]/DB, no password in it\n"
-	"                              (libpq's PGPASSFILE, PGPASSWORD or a service file);\n"
-	"                              else --queue-file F (its first line), else\n"
-	"                              $TRASLOCO_QUEUE\n"
+	"  QUEUE                       postgresql://USER@HOST[:PORT]/DB, no password in it\n"
+	"                              (libpq's PGPASSFILE, PGPASSWORD or a service file),\n"
+	"                              or sqlite:DIR or DIR; else --queue-file F (its first\n"
+	"                              line), else $TRASLOCO_QUEUE\n"
 	"  --queue-file F              read the DSN from F (private file)\n"
 	"  --key-file F                the queue's key (default: $TRASLOCO_QUEUE_KEY_FILE,\n"
 	"                              else /etc/trasloco/queue.key as root, else\n"
@@ -108,7 +110,7 @@ int cli_worker_main(int argc, char **argv)
 		}
 	}
 	if (argc - optind > 1) {
-		fprintf(stderr, "trasloco worker: one DSN at most\n(see trasloco worker --help)\n");
+		fprintf(stderr, "trasloco worker: one queue at most\n(see trasloco worker --help)\n");
 		return EXIT_USAGE;
 	}
 	if (cli_queue_dsn(optind < argc ? argv[optind] : NULL, queue_file, &dsn, &err) < 0 ||

@@ -50,6 +50,21 @@ bool pg_is_dsn(const char *location)
 				    strncmp(location, "postgres://", 11) == 0);
 }
 
+bool pg_is_conninfo(const char *location)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+
+	if (location == NULL || strchr(location, '=') == NULL || pg_is_dsn(location))
+		return false;
+	opts = PQconninfoParse(location, &msg);
+	PQfreemem(msg);
+	if (opts == NULL)
+		return false;
+	PQconninfoFree(opts);
+	return true;
+}
+
 bool pg_dsn_has_password(const char *dsn)
 {
 	PQconninfoOption *opts, *o;

@@ -138,3 +138,52 @@ int privdir_file(int dirfd, const char *dirpath, const char *name, int flags,
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return fd;
 }
+
+int privdir_file_check(int dirfd, const char *dirpath, const char *name,
+		       struct tr_error *err)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT) {
+			tr_error_set(err, TR_ERR_LOCAL, "cannot look at %s/%s: %s", dirpath, name,
+				     strerror(errno));
+			return -1;
+		}
+		/* O_EXCL: made here, or by another at the same moment (then
+		 * checked as an existing one) */
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EEXIST || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "cannot create %s/%s: %s", dirpath, name,
+				     strerror(errno));
+			return -1;
+		}
+	}
+	if (S_ISLNK(st.st_mode)) {
+		tr_error_set(err, TR_ERR_LOCAL, "%s/%s is a symbolic link: trasloco does not follow "
+			     "links there", dirpath, name);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		tr_error_set(err, TR_ERR_LOCAL, "%s/%s is not a regular file", dirpath, name);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		tr_error_set(err, TR_ERR_LOCAL, "%s/%s belongs to uid %u, not to the user running "
+			     "trasloco (uid %u)", dirpath, name, (unsigned)st.st_uid,
+			     (unsigned)geteuid());
+		return -1;
+	}
+	/* the directory is ours alone: the name checked is the file changed */
+	if ((st.st_mode & 077) != 0 && fchmodat(dirfd, name, 0600, 0) < 0) {
+		tr_error_set(err, TR_ERR_LOCAL, "cannot make %s/%s private: %s", dirpath, name,
+			     strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -1,4 +1,7 @@
-/* queue: migration jobs shared by many workers, in PostgreSQL; see queue.h. */
+/* queue: the backend picked by the queue's location, and every call passed
+ * to it (see include/queue.h; the backends: include/queue_backend.h), with
+ * what the backends share that is not SQL: a job made ready to be stored,
+ * the associated data of its sealed passwords, the names of jobs. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,24 +12,26 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
-#include "account.h"
-#include "log.h"
 #include "pg.h"
-#include "pg_schema.h"
 #include "queue.h"
+#include "queue_backend.h"
+#include "queue_status.h"
 #include "report.h"
 #include "secret.h"
 #include "text.h"
 #include "verify.h"
 
-/* Accounts per INSERT at submit, and per UPDATE at rekey: one round trip
- * per batch, not per account (20,000 accounts over a WAN link). */
-#define BATCH_ROWS 500
+static const struct queue_backend *const backends[] = {
+	&queue_backend_sqlite,      /* the first: a plain directory means it */
+	&queue_backend_pg,
+};
+
+#define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 struct queue {
-	struct pg *pg;
+	const struct queue_backend *be;
+	void *h;
 	const struct seal_keys *keys;
 };
 
@@ -36,69 +41,140 @@ static int oom(struct tr_error *err)
 	return -1;
 }
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- the location ------------------------------------------------------------- */
 
-static char *hex_of(const unsigned char *p, size_t n)
+static void unknown(const char *name, size_t len, struct tr_error *err)
 {
-	static const char digits[] = "0123456789abcdef";
-	char *s = malloc(2 * n + 1);
-	size_t i;
+	char known[256];
+	size_t i, o = 0;
 
-	if (s == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		s[2 * i] = digits[p[i] >> 4];
-		s[2 * i + 1] = digits[p[i] & 15];
+	known[0] = '\0';
+	for (i = 0; i < N_BACKENDS && o < sizeof(known); i++) {
+		int k = snprintf(known + o, sizeof(known) - o, "%s%s:%s", o > 0 ? ", " : "",
+				 backends[i]->name, backends[i]->where);
+
+		if (k < 0)
+			break;
+		o += (size_t)k;
 	}
-	s[2 * n] = '\0';
-	return s;
+	tr_error_set(err, TR_ERR_USAGE, "unknown queue location \"%.*s://...\": the known ones "
+		     "are %s; a plain directory means %s:%s", (int)(len > 64 ? 64 : len), name,
+		     known, backends[0]->name, backends[0]->where);
 }
 
-/* A bytea field (text format) as bytes; *v NULL for SQL NULL.  Returns -1
- * when out of memory. */
-static int bytea_get(const PGresult *r, int row, int col, unsigned char **v, size_t *len)
+/* The backend of location and what it is given (*where_r).  A libpq DSN
+ * is PostgreSQL's whole (its URI, or its key=value form); "NAME:WHERE"
+ * names a backend; "SCHEME://..." of no backend is a mistake, not a
+ * directory; anything else is a directory (a directory called "x:y" stays
+ * one), as a state location is (state.c). */
+static const struct queue_backend *pick(const char *location, const char **where_r,
+					struct tr_error *err)
 {
-	unsigned char *u, *copy;
-	size_t n;
+	size_t n, i;
 
-	*v = NULL;
-	*len = 0;
-	if (PQgetisnull(r, row, col))
-		return 0;
-	u = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
-	if (u == NULL)
-		return -1;
-	/* ours to free with free(), and one byte more for a NUL */
-	copy = malloc(n + 1);
-	if (copy != NULL) {
-		memcpy(copy, u, n);
-		copy[n] = '\0';
+	*where_r = NULL;
+	if (location == NULL || *location == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "no queue location given");
+		return NULL;
 	}
-	PQfreemem(u);
-	if (copy == NULL)
+	if (pg_is_dsn(location) || pg_is_conninfo(location)) {
+		*where_r = location;
+		return &queue_backend_pg;
+	}
+	n = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	if (n > 0 && location[n] == ':') {
+		for (i = 0; i < N_BACKENDS; i++)
+			if (strlen(backends[i]->name) == n &&
+			    strncmp(backends[i]->name, location, n) == 0 &&
+			    backends[i] != &queue_backend_pg) {
+				*where_r = location + n + 1;
+				return backends[i];
+			}
+		if (strncmp(location + n + 1, "//", 2) == 0) {
+			unknown(location, n, err);
+			return NULL;
+		}
+	}
+	*where_r = location;
+	return backends[0];
+}
+
+int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
+	       struct tr_error *err)
+{
+	const struct queue_backend *be;
+	const char *where;
+	struct queue *q;
+
+	*q_r = NULL;
+	if ((be = pick(dsn, &where, err)) == NULL)
 		return -1;
-	*v = copy;
-	*len = n;
+	if (*where == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "the %s queue needs a %s (%s:%s)", be->name,
+			     be->where, be->name, be->where);
+		return -1;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return oom(err);
+	q->be = be;
+	q->keys = keys;
+	if (be->open(where, keys, &q->h, err) < 0) {
+		free(q);
+		return -1;
+	}
+	*q_r = q;
 	return 0;
 }
 
-/* A bytea field that holds text (an address, a login): NUL-terminated,
- * NULL for SQL NULL; *bad set when out of memory. */
-static char *bytea_str(const PGresult *r, int row, int col, bool *bad)
+int queue_init(const char *location, int *from_r, int *version_r, struct queue **q_r,
+	       struct tr_error *err)
 {
-	unsigned char *v;
-	size_t n;
+	const struct queue_backend *be;
+	const char *where;
 
-	if (bytea_get(r, row, col, &v, &n) < 0) {
-		*bad = true;
-		return NULL;
+	*q_r = NULL;
+	*from_r = *version_r = 0;
+	if ((be = pick(location, &where, err)) == NULL)
+		return -1;
+	if (*where == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "the %s queue needs a %s (%s:%s)", be->name,
+			     be->where, be->name, be->where);
+		return -1;
 	}
-	return (char *)v;
+	if (be->init(where, from_r, version_r, err) < 0)
+		return -1;
+	return queue_open(location, NULL, q_r, err);
 }
 
-/* The associated data of a stored password: its job, account and column,
- * so that a value copied to another row or column does not open. */
-static void aad_of(char *buf, size_t len, int64_t job, const char *email, const char *what)
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	q->be->close(q->h);
+	free(q);
+}
+
+const char *queue_where(const struct queue *q)
+{
+	return q->be->where_text(q->h);
+}
+
+const char *queue_backend_name(const struct queue *q)
+{
+	return q->be->name;
+}
+
+static int need_keys(const struct queue *q, struct tr_error *err)
+{
+	if (q->keys != NULL)
+		return 0;
+	tr_error_set(err, TR_ERR_LOCAL, "the queue was opened without a key file");
+	return -1;
+}
+
+/* ---- shared by the backends ----------------------------------------------------- */
+
+void queue_aad(char *buf, size_t len, int64_t job, const char *email, const char *what)
 {
 	if (email == NULL)
 		snprintf(buf, len, "job %" PRId64 " %s", job, what);
@@ -106,51 +182,27 @@ static void aad_of(char *buf, size_t len, int64_t job, const char *email, const 
 		snprintf(buf, len, "job %" PRId64 " account %s %s", job, email, what);
 }
 
-/* Seal plain for its place, as hex for a JSON batch; NULL plain gives a
- * JSON null. */
-static json_t *sealed_hex(const struct seal_keys *k, const char *aad, const char *plain,
-			  struct tr_error *err)
+int queue_job_number(const char *job, int64_t *id_r)
 {
-	unsigned char *s;
-	size_t n;
-	char *h;
-	json_t *j;
+	size_t i;
 
-	if (plain == NULL)
-		return json_null();
-	if (seal(k, aad, plain, &s, &n, err) < 0)
-		return NULL;
-	h = hex_of(s, n);
-	free(s);
-	if (h == NULL) {
-		oom(err);
-		return NULL;
-	}
-	j = json_string(h);
-	free(h);
-	if (j == NULL)
-		oom(err);
-	return j;
+	*id_r = 0;
+	if (job == NULL || job[0] == '\0' || strlen(job) >= 19)
+		return 0;
+	for (i = 0; job[i] != '\0'; i++)
+		if (job[i] < '0' || job[i] > '9')
+			return 0;
+	*id_r = strtoll(job, NULL, 10);
+	return 1;
 }
 
-static json_t *bytes_hex(const char *s)
+int queue_no_job(const char *job, const char *where, struct tr_error *err)
 {
-	char *h;
-	json_t *j;
+	char *c = text_clean_dup(job != NULL ? job : "", NULL);
 
-	if (s == NULL)
-		return json_null();
-	h = hex_of((const unsigned char *)s, strlen(s));
-	if (h == NULL)
-		return NULL;
-	j = json_string(h);
-	free(h);
-	return j;
-}
-
-static void id_text(char *buf, size_t len, int64_t id)
-{
-	snprintf(buf, len, "%" PRId64, id);
+	tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?", where);
+	free(c);
+	return -1;
 }
 
 /* ---- pass kinds ----------------------------------------------------------------- */
@@ -167,7 +219,7 @@ bool queue_pass_copies(enum queue_pass_kind k)
 	return k == QUEUE_PASS_RUN || k == QUEUE_PASS_DELTA || k == QUEUE_PASS_FINAL;
 }
 
-static enum queue_pass_kind pass_of(const char *s)
+enum queue_pass_kind queue_pass_of(const char *s)
 {
 	size_t i;
 
@@ -177,101 +229,81 @@ static enum queue_pass_kind pass_of(const char *s)
 	return QUEUE_PASS_RUN;
 }
 
-/* SQL: the row's claim verifies (its copy's counters and error stay). */
-#define VERIFYING "(a.pass IN ('verify', 'final-verify'))"
-
-/* ---- open --------------------------------------------------------------------- */
-
-int queue_open(const char *dsn, const struct seal_keys *keys, struct queue **q_r,
-	       struct tr_error *err)
+int queue_every_parse(const char *text, int *seconds_r, struct tr_error *err)
 {
-	struct queue *q = calloc(1, sizeof(*q));
+	const char *s = text;
+	long long total = 0;
+	bool any = false;
 
-	*q_r = NULL;
-	if (q == NULL)
-		return oom(err);
-	if (pg_connect(dsn, &q->pg, err) < 0 || pg_schema_check(q->pg, err) < 0) {
-		queue_close(q);
-		return -1;
+	*seconds_r = 0;
+	while (s != NULL && *s != '\0') {
+		long long v = 0, unit = 1;
+		const char *d = s;
+
+		while (*s >= '0' && *s <= '9' && v <= 100000000LL)
+			v = v * 10 + (*s++ - '0');
+		if (s == d || v > 100000000LL)
+			break;
+		switch (*s) {
+		case 's': unit = 1; s++; break;
+		case 'm': unit = 60; s++; break;
+		case 'h': unit = 3600; s++; break;
+		case 'd': unit = 86400; s++; break;
+		case '\0': if (any) goto bad; break;   /* a bare number: seconds, alone */
+		default: goto bad;
+		}
+		total += v * unit;
+		any = true;
+		if (total > 366LL * 86400)
+			break;
 	}
-	q->keys = keys;
-	*q_r = q;
+	if (s == NULL || *s != '\0' || !any || total < 1 || total > 366LL * 86400)
+		goto bad;
+	*seconds_r = (int)total;
 	return 0;
-}
-
-void queue_close(struct queue *q)
-{
-	if (q == NULL)
-		return;
-	pg_close(q->pg);
-	free(q);
-}
-
-const char *queue_where(const struct queue *q)
-{
-	return pg_where(q->pg);
-}
-
-static int need_keys(const struct queue *q, struct tr_error *err)
-{
-	if (q->keys != NULL)
-		return 0;
-	tr_error_set(err, TR_ERR_LOCAL, "the queue was opened without a key file");
-	return -1;
-}
-
-int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
-{
-	PGresult *r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts a JOIN q_jobs j "
-			      "ON j.id = a.job_id WHERE j.cancelled IS NULL AND "
-			      "a.state IN ('pending', 'running')", 0, NULL, err);
-
-	*n_r = 0;
-	if (r == NULL)
-		return -1;
-	*n_r = pg_int(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
-int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
-{
-	const char *p[1] = { job };
-	PGresult *r;
-	size_t i;
-	bool digits = job != NULL && job[0] != '\0' && strlen(job) < 19;
-
-	*id_r = 0;
-	for (i = 0; digits && job[i] != '\0'; i++)
-		if (job[i] < '0' || job[i] > '9')
-			digits = false;
-	if (digits) {
-		r = pg_exec(q->pg, "SELECT id FROM q_jobs WHERE id = $1::bigint", 1, p, err);
-		if (r == NULL)
-			return -1;
-		if (PQntuples(r) == 1)
-			*id_r = pg_int(r, 0, 0);
-		PQclear(r);
-		if (*id_r > 0)
-			return 0;
-	}
-	r = pg_exec(q->pg, "SELECT id FROM q_jobs WHERE name = $1 ORDER BY id DESC LIMIT 1", 1, p,
-		    err);
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) == 1)
-		*id_r = pg_int(r, 0, 0);
-	PQclear(r);
-	if (*id_r > 0)
-		return 0;
+bad:
 	{
-		char *c = text_clean_dup(job, NULL);
+		char *c = text_clean_dup(text != NULL ? text : "", NULL);
 
-		tr_error_set(err, TR_ERR_USAGE, "no job \"%s\" in the queue (%s)", c ? c : "?",
-			     pg_where(q->pg));
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not an interval: write it as 90, 30s, "
+			     "15m, 6h, 1d or 2h30m (1 s to 366 days)", c != NULL ? c : "?");
 		free(c);
 	}
 	return -1;
+}
+
+char *queue_verify_doc(const struct verify_item *it)
+{
+	json_t *o = json_object(), *mv = json_array();
+	bool ok = o != NULL && mv != NULL, failed = it->err.kind != TR_ERR_NONE;
+	size_t k;
+	char *doc = NULL;
+
+	report_json_set(o, "error", failed ? report_json_text(it->err.msg) : json_null(), &ok);
+	report_json_set(o, "folders", json_integer(it->folders), &ok);
+	report_json_set(o, "folders_missing", json_integer(it->folders_missing), &ok);
+	report_json_set(o, "source_messages", json_integer(it->src_messages), &ok);
+	report_json_set(o, "found", json_integer(it->found), &ok);
+	report_json_set(o, "missing", json_integer(it->missing), &ok);
+	report_json_set(o, "destination_only", json_integer(it->dst_only), &ok);
+	report_json_set(o, "flags_differ", json_integer(it->flags_differ), &ok);
+	report_json_set(o, "altered_by_destination", json_integer(it->altered), &ok);
+	for (k = 0; ok && k < it->n && k < QUEUE_MISSING_KEPT; k++) {
+		json_t *m = json_object();
+
+		report_json_set(m, "folder", report_json_text(it->v[k].folder), &ok);
+		report_json_set(m, "uid", json_integer(it->v[k].uid), &ok);
+		report_json_set(m, "size", json_integer(it->v[k].size), &ok);
+		report_json_set(m, "internaldate", report_json_text(it->v[k].date), &ok);
+		report_json_append(mv, m, &ok);
+	}
+	report_json_set(o, "missing_messages", mv, &ok);
+	report_json_set(o, "missing_more", json_integer(it->missing > k ? it->missing - k : 0), &ok);
+	report_json_set(o, "seconds", json_real(it->seconds), &ok);
+	if (ok)
+		doc = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return doc;
 }
 
 /* ---- submit ------------------------------------------------------------------- */
@@ -391,68 +423,13 @@ static json_t *skipped_json(const struct job_accounts *ja)
 	return a;
 }
 
-/* Accounts [from, to) of ja as one INSERT (their passwords sealed). */
-static int insert_accounts(struct queue *q, int64_t job, const struct job_accounts *ja,
-			   size_t from, size_t to, struct tr_error *err)
-{
-	json_t *rows = json_array();
-	char idbuf[32], aad[1400], *doc = NULL;
-	const char *p[2];
-	bool ok = rows != NULL;
-	size_t i;
-	int r = -1;
-
-	id_text(idbuf, sizeof(idbuf), job);
-	for (i = from; ok && i < to; i++) {
-		const struct job_account *a = &ja->v[i];
-		json_t *o = json_object(), *pw, *dpw;
-
-		aad_of(aad, sizeof(aad), job, a->email, "password");
-		pw = sealed_hex(q->keys, aad, a->password, err);
-		aad_of(aad, sizeof(aad), job, a->email, "dst_password");
-		dpw = pw != NULL ? sealed_hex(q->keys, aad, a->dst_password, err) : NULL;
-		if (pw == NULL || dpw == NULL) {
-			json_decref(pw);
-			json_decref(o);
-			json_decref(rows);
-			return -1;
-		}
-		report_json_set(o, "l", json_integer(a->line), &ok);
-		report_json_set(o, "e", bytes_hex(a->email), &ok);
-		report_json_set(o, "su", bytes_hex(a->src_user), &ok);
-		report_json_set(o, "du", bytes_hex(a->dst_user), &ok);
-		report_json_set(o, "p", pw, &ok);
-		report_json_set(o, "dp", dpw, &ok);
-		report_json_append(rows, o, &ok);
-	}
-	if (ok)
-		doc = json_dumps(rows, JSON_COMPACT);
-	json_decref(rows);
-	if (doc == NULL)
-		return oom(err);
-	p[0] = idbuf;
-	p[1] = doc;
-	r = pg_run(q->pg,
-		   "INSERT INTO q_accounts (job_id, line, email, src_user, dst_user, password, "
-		   "dst_password) SELECT $1::bigint, x.l, decode(x.e, 'hex'), decode(x.su, 'hex'), "
-		   "decode(x.du, 'hex'), decode(x.p, 'hex'), decode(x.dp, 'hex') "
-		   "FROM json_to_recordset($2::json) AS x(l integer, e text, su text, du text, "
-		   "p text, dp text) ORDER BY x.l",
-		   2, p, err);
-	free(doc);
-	return r;
-}
-
 int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
 		 const char *admin_password, const char *name, int64_t *id_r,
 		 struct tr_error *err)
 {
+	struct queue_new_job nj;
 	char *config = NULL, *jname = NULL, *src = NULL, *dst = NULL, *skipped = NULL;
-	char idbuf[32], aad[64], n1[16], n2[16];
 	json_t *sk;
-	PGresult *r;
-	int64_t id = 0;
-	size_t i;
 	int rc = -1;
 
 	*id_r = 0;
@@ -484,63 +461,10 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 		oom(err);
 		goto out;
 	}
-	if (pg_begin(q->pg, err) < 0)
-		goto out;
-	{
-		const char *p[5] = { jname, config, src, dst, skipped };
-
-		r = pg_exec(q->pg, "INSERT INTO q_jobs (name, config, src, dst, skipped) "
-			    "VALUES ($1, $2, $3, $4, $5) RETURNING id", 5, p, err);
-		if (r == NULL)
-			goto fail;
-		id = pg_int(r, 0, 0);
-		PQclear(r);
-	}
-	id_text(idbuf, sizeof(idbuf), id);
-	if (admin_password != NULL) {
-		unsigned char *s;
-		size_t n;
-		const char *p[2] = { idbuf, NULL };
-		int lens[2] = { 0, 0 };
-
-		aad_of(aad, sizeof(aad), id, NULL, "admin");
-		if (seal(q->keys, aad, admin_password, &s, &n, err) < 0)
-			goto fail;
-		p[1] = (const char *)s;
-		lens[1] = (int)n;
-		r = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = $1::bigint", 2,
-			     p, lens, err);
-		free(s);
-		if (r == NULL)
-			goto fail;
-		PQclear(r);
-	}
-	for (i = 0; i < ja->n; i += BATCH_ROWS)
-		if (insert_accounts(q, id, ja, i, i + BATCH_ROWS < ja->n ? i + BATCH_ROWS : ja->n,
-				    err) < 0)
-			goto fail;
-	{
-		const char *p[6] = { idbuf, n1, n2, NULL, NULL, cfg->caps_per_egress ? "t" : "f" };
-		char n3[16], n4[16];
-
-		snprintf(n1, sizeof(n1), "%d", cfg->src_max_per_account);
-		snprintf(n2, sizeof(n2), "%d", cfg->src_max_connections);
-		snprintf(n3, sizeof(n3), "%d", cfg->dst_max_per_account);
-		snprintf(n4, sizeof(n4), "%d", cfg->dst_max_connections);
-		p[3] = n3;
-		p[4] = n4;
-		if (pg_run(q->pg, "INSERT INTO q_caps (job_id, side, max_per_account, max_total, "
-			   "per_egress) VALUES ($1::bigint, 'src', $2::int, $3::int, $6::boolean), "
-			   "($1::bigint, 'dst', $4::int, $5::int, $6::boolean)", 6, p, err) < 0)
-			goto fail;
-	}
-	if (pg_commit(q->pg, err) < 0)
-		goto fail;
-	*id_r = id;
-	rc = 0;
-	goto out;
-fail:
-	pg_rollback(q->pg);
+	nj = (struct queue_new_job){ .name = jname, .config = config, .src = src, .dst = dst,
+				     .skipped = skipped, .admin_password = admin_password,
+				     .cfg = cfg, .ja = ja };
+	rc = q->be->submit(q->h, &nj, id_r, err);
 out:
 	free(config);
 	free(jname);
@@ -550,7 +474,7 @@ out:
 	return rc;
 }
 
-/* ---- claims ------------------------------------------------------------------- */
+/* ---- claims and the rest: the backend's ------------------------------------------ */
 
 void queue_claim_free(struct queue_claim *c)
 {
@@ -564,611 +488,126 @@ void queue_claim_free(struct queue_claim *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Open the sealed password in column col of row 0 for its place. */
-static int open_pw(struct queue *q, const PGresult *r, int col, int64_t job, const char *email,
-		   const char *what, char **out, struct tr_error *err)
-{
-	unsigned char *v;
-	size_t n;
-	char aad[1400];
-	int rc;
-
-	*out = NULL;
-	if (bytea_get(r, 0, col, &v, &n) < 0)
-		return oom(err);
-	if (v == NULL)
-		return 0;
-	aad_of(aad, sizeof(aad), job, email, what);
-	rc = unseal(q->keys, aad, v, n, out, err);
-	free(v);
-	return rc;
-}
-
 int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_claim *c,
 		struct tr_error *err)
 {
-	char lease[16];
-	const char *p[2] = { worker, lease };
-	PGresult *r;
-	bool bad = false;
-	char *label;
-
 	memset(c, 0, sizeof(*c));
 	if (need_keys(q, err) < 0)
 		return -1;
-	snprintf(lease, sizeof(lease), "%d", lease_s > 0 ? lease_s : 1);
-	/* in a transaction: the row stays locked (and others skip it) until
-	 * its passwords opened; a worker whose key file cannot open them
-	 * leaves it as it was */
-	/* no sort: the planner, misled by the statistics of a table that
-	 * just got 20,000 pending rows, would sort them all for every claim
-	 * (30 ms) instead of walking q_accounts_todo to the first fit */
-	if (pg_begin(q->pg, err) < 0 ||
-	    pg_run(q->pg, "SET LOCAL enable_sort = off", 0, NULL, err) < 0)
-		goto fail;
-	r = pg_exec(q->pg,
-		    "UPDATE q_accounts a SET state = 'running', worker = $1, "
-		    "  lease_until = now() + make_interval(secs => $2::int), "
-		    "  attempts = a.attempts + 1, "
-		    "  takeovers = a.takeovers + CASE WHEN a.state = 'running' THEN 1 ELSE 0 END, "
-		    "  started = now(), finished = NULL, not_before = NULL, "
-		    /* a verify keeps what the last copy says until it ends */
-		    "  error = CASE WHEN " VERIFYING " THEN a.error END, "
-		    "  copied = CASE WHEN " VERIFYING " THEN a.copied ELSE 0 END, "
-		    "  present = CASE WHEN " VERIFYING " THEN a.present ELSE 0 END, "
-		    "  failed_msgs = CASE WHEN " VERIFYING " THEN a.failed_msgs ELSE 0 END, "
-		    "  bytes = CASE WHEN " VERIFYING " THEN a.bytes ELSE 0 END, "
-		    "  folders_done = CASE WHEN " VERIFYING " THEN a.folders_done ELSE 0 END, "
-		    "  folders_total = CASE WHEN " VERIFYING " THEN a.folders_total ELSE 0 END, "
-		    "  seconds = CASE WHEN " VERIFYING " THEN a.seconds ELSE 0 END "
-		    /* the partial index q_accounts_todo in its order, stopping
-		     * at the first row that fits; the cancelled jobs as a
-		     * hashed list, not a join */
-		    "FROM (SELECT c.id, c.state AS was FROM q_accounts c "
-		    "      WHERE c.state IN ('pending', 'running') "
-		    "        AND ((c.state = 'pending' AND (c.not_before IS NULL OR "
-		    "              c.not_before <= now())) "
-		    "          OR (c.state = 'running' AND c.lease_until < now())) "
-		    "        AND c.job_id NOT IN (SELECT j.id FROM q_jobs j "
-		    "                             WHERE j.cancelled IS NOT NULL) "
-		    "      ORDER BY c.job_id, c.id FOR UPDATE OF c SKIP LOCKED LIMIT 1) s "
-		    "WHERE a.id = s.id "
-		    "RETURNING a.id, a.job_id, a.line, a.email, a.src_user, a.dst_user, a.password, "
-		    "  a.dst_password, a.attempts, s.was = 'running', a.pass",
-		    2, p, err);
-	if (r == NULL)
-		goto fail;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		pg_rollback(q->pg);
-		return 0;
-	}
-	c->row = pg_int(r, 0, 0);
-	c->job_id = pg_int(r, 0, 1);
-	c->line = (unsigned)pg_int(r, 0, 2);
-	c->email = bytea_str(r, 0, 3, &bad);
-	c->src_user = bytea_str(r, 0, 4, &bad);
-	c->dst_user = bytea_str(r, 0, 5, &bad);
-	c->attempts = (int)pg_int(r, 0, 8);
-	c->takeover = pg_str(r, 0, 9) != NULL && pg_str(r, 0, 9)[0] == 't';
-	c->pass = pass_of(pg_str(r, 0, 10));
-	if (bad || c->email == NULL) {
-		PQclear(r);
-		oom(err);
-		goto fail;
-	}
-	if (open_pw(q, r, 6, c->job_id, c->email, "password", &c->password, err) < 0 ||
-	    open_pw(q, r, 7, c->job_id, c->email, "dst_password", &c->dst_password, err) < 0) {
-		PQclear(r);
-		label = text_clean_dup(c->email, NULL);
-		tr_error_prefix(err, "job %" PRId64 ", %s", c->job_id, label ? label : "?");
-		free(label);
-		goto fail;
-	}
-	PQclear(r);
-	if (c->password == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 ": an account without a password",
-			     c->job_id);
-		goto fail;
-	}
-	if (pg_commit(q->pg, err) < 0)
-		goto fail;
-	return 1;
-fail:
-	pg_rollback(q->pg);
-	queue_claim_free(c);
-	return -1;
+	return q->be->claim(q->h, worker, lease_s, c, err);
 }
 
 int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
 		     struct tr_error *err)
 {
-	char idbuf[32];
-	const char *p[1] = { idbuf };
-	PGresult *r;
-	int rc = 0;
-
-	*config_r = NULL;
-	*admin_pw_r = NULL;
-	id_text(idbuf, sizeof(idbuf), job_id);
-	r = pg_exec(q->pg, "SELECT config, admin_password FROM q_jobs WHERE id = $1::bigint", 1,
-		    p, err);
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 " is no longer in the queue", job_id);
-		return -1;
-	}
-	if (!PQgetisnull(r, 0, 1)) {
-		if (need_keys(q, err) < 0) {
-			PQclear(r);
-			return -1;
-		}
-		rc = open_pw(q, r, 1, job_id, NULL, "admin", admin_pw_r, err);
-	}
-	if (rc == 0 && (*config_r = strdup(pg_str(r, 0, 0))) == NULL) {
-		secret_free(*admin_pw_r);
-		*admin_pw_r = NULL;
-		rc = oom(err);
-	}
-	if (rc < 0)
-		tr_error_prefix(err, "job %" PRId64, job_id);
-	PQclear(r);
-	return rc;
-}
-
-/* {1,2,3} */
-static char *id_array(const int64_t *v, size_t n)
-{
-	char *s = malloc(n * 21 + 3), *o;
-	size_t i;
-
-	if (s == NULL)
-		return NULL;
-	o = s;
-	*o++ = '{';
-	for (i = 0; i < n; i++)
-		o += sprintf(o, "%s%" PRId64, i > 0 ? "," : "", v[i]);
-	*o++ = '}';
-	*o = '\0';
-	return s;
+	return q->be->job_config(q->h, job_id, config_r, admin_pw_r, err);
 }
 
 int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,
 		size_t n_held, int64_t **lost_r, size_t *n_lost_r, struct tr_error *err)
 {
-	char lease[16], *arr = id_array(held, n_held);
-	const char *p[3] = { worker, lease, arr };
-	PGresult *r;
-	int i, n;
-
-	*lost_r = NULL;
-	*n_lost_r = 0;
-	if (arr == NULL)
-		return oom(err);
-	snprintf(lease, sizeof(lease), "%d", lease_s > 0 ? lease_s : 1);
-	/* one statement, one round trip per heartbeat: the worker's row, its
-	 * accounts of cancelled jobs (cancelled now: it stops them), the
-	 * leases of the others it still runs (held: a row it could not give
-	 * back while the database was away is no longer renewed, and expires
-	 * for another claim), and what of held is no longer its own */
-	r = pg_exec(q->pg,
-		    "WITH w AS (UPDATE q_workers SET seen = now() WHERE id = $1), "
-		    "c AS (UPDATE q_accounts a SET state = 'cancelled', lease_until = NULL, "
-		    "        finished = now() FROM q_jobs j "
-		    "      WHERE j.id = a.job_id AND j.cancelled IS NOT NULL AND a.worker = $1 "
-		    "        AND a.state = 'running' RETURNING a.id), "
-		    "r AS (UPDATE q_accounts a SET lease_until = now() + make_interval(secs => $2::int) "
-		    "      WHERE a.worker = $1 AND a.state = 'running' AND a.id = ANY($3::bigint[]) "
-		    "        AND NOT EXISTS (SELECT 1 "
-		    "        FROM q_jobs j WHERE j.id = a.job_id AND j.cancelled IS NOT NULL) "
-		    "      RETURNING a.id) "
-		    "SELECT h FROM unnest($3::bigint[]) AS h WHERE h NOT IN (SELECT id FROM r)",
-		    3, p, err);
-	free(arr);
-	if (r == NULL)
-		return -1;
-	n = PQntuples(r);
-	if (n > 0) {
-		*lost_r = calloc((size_t)n, sizeof(**lost_r));
-		if (*lost_r == NULL) {
-			PQclear(r);
-			return oom(err);
-		}
-		for (i = 0; i < n; i++)
-			(*lost_r)[i] = pg_int(r, i, 0);
-		*n_lost_r = (size_t)n;
-	}
-	PQclear(r);
-	return 0;
-}
-
-static void counts_text(const struct queue_counts *n, char v[6][24])
-{
-	snprintf(v[0], 24, "%" PRIu64, n->copied);
-	snprintf(v[1], 24, "%" PRIu64, n->present);
-	snprintf(v[2], 24, "%" PRIu64, n->failed);
-	snprintf(v[3], 24, "%" PRIu64, n->bytes);
-	snprintf(v[4], 24, "%" PRIu32, n->folders_done);
-	snprintf(v[5], 24, "%" PRIu32, n->folders_total);
+	return q->be->renew(q->h, worker, lease_s, held, n_held, lost_r, n_lost_r, err);
 }
 
 int queue_progress(struct queue *q, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err)
 {
-	char idbuf[32], v[6][24];
-	const char *p[8] = { idbuf, worker, v[0], v[1], v[2], v[3], v[4], v[5] };
-
-	id_text(idbuf, sizeof(idbuf), row);
-	counts_text(n, v);
-	return pg_run(q->pg, "UPDATE q_accounts SET copied = $3::bigint, present = $4::bigint, "
-		      "failed_msgs = $5::bigint, bytes = $6::bigint, folders_done = $7::int, "
-		      "folders_total = $8::int WHERE id = $1::bigint AND worker = $2 "
-		      "AND state = 'running' AND pass NOT IN ('verify', 'final-verify')", 8, p, err);
-}
-
-/* 1 when the statement changed a row, 0 when not, -1 on error. */
-static int changed(struct queue *q, const char *sql, int n, const char *const *p,
-		   struct tr_error *err)
-{
-	PGresult *r = pg_exec(q->pg, sql, n, p, err);
-	int rows;
-
-	if (r == NULL)
-		return -1;
-	rows = atoi(PQcmdTuples(r));
-	PQclear(r);
-	return rows > 0 ? 1 : 0;
-}
-
-/* The folders (JSON for json_to_recordset) and the failed messages (the
- * first QUEUE_FAILURES_KEPT) of res, and how many failed messages are not
- * listed.  res NULL: none.  Returns 0, or -1 out of memory. */
-static int detail_docs(const struct account_result *res, char **folders_r, char **failures_r,
-		       uint64_t *more_r)
-{
-	json_t *fl = json_array(), *fa = json_array();
-	bool ok = fl != NULL && fa != NULL;
-	size_t i, k, kept = 0;
-
-	*folders_r = *failures_r = NULL;
-	*more_r = 0;
-	for (i = 0; ok && res != NULL && i < res->n_folders; i++) {
-		const struct folder_report *fr = &res->folders[i];
-		json_t *o = json_object();
-
-		report_json_set(o, "i", json_integer((json_int_t)i), &ok);
-		report_json_set(o, "s", bytes_hex(fr->src_name != NULL ? fr->src_name : ""), &ok);
-		report_json_set(o, "d", bytes_hex(fr->dst_name != NULL ? fr->dst_name : ""), &ok);
-		report_json_set(o, "st", json_string(fr->failed ? "failed" : "ok"), &ok);
-		report_json_set(o, "c", json_integer(fr->counts.copied), &ok);
-		report_json_set(o, "p", json_integer(fr->counts.present), &ok);
-		report_json_set(o, "f", json_integer(fr->counts.failed), &ok);
-		report_json_set(o, "b", json_integer((json_int_t)fr->counts.bytes), &ok);
-		report_json_set(o, "e", fr->failed ? report_json_text(fr->error != NULL ?
-								      fr->error : "") : json_null(), &ok);
-		report_json_append(fl, o, &ok);
-		for (k = 0; ok && k < fr->failures.n && kept < QUEUE_FAILURES_KEPT; k++, kept++) {
-			json_t *m = json_object();
-
-			report_json_set(m, "n", json_integer((json_int_t)kept), &ok);
-			report_json_set(m, "f", bytes_hex(fr->src_name != NULL ? fr->src_name : ""),
-					&ok);
-			report_json_set(m, "u", json_integer(fr->failures.v[k].uid), &ok);
-			report_json_set(m, "r", report_json_text(fr->failures.v[k].reply), &ok);
-			report_json_append(fa, m, &ok);
-		}
-	}
-	if (ok && res != NULL && res->total.failed > kept)
-		*more_r = res->total.failed - kept;
-	if (ok) {
-		*folders_r = json_dumps(fl, JSON_COMPACT);
-		*failures_r = json_dumps(fa, JSON_COMPACT);
-	}
-	json_decref(fl);
-	json_decref(fa);
-	if (*folders_r == NULL || *failures_r == NULL) {
-		free(*folders_r);
-		free(*failures_r);
-		*folders_r = *failures_r = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-/* After an outcome (copy or verify) of row, inside its transaction: the
- * next step of a final pass.  A final pass's copy that did not fail goes
- * on to its verify; an account that ran something else while the job got
- * its final pass goes on to that pass. */
-static int final_next(struct queue *q, const char *idbuf, struct tr_error *err)
-{
-	const char *p[1] = { idbuf };
-
-	return pg_run(q->pg, "UPDATE q_accounts a SET state = 'pending', worker = NULL, "
-		      "not_before = NULL, attempts = 0, "
-		      "pass = CASE WHEN a.pass = 'final' THEN 'final-verify' ELSE 'final' END "
-		      "FROM q_jobs j WHERE a.id = $1::bigint AND j.id = a.job_id AND j.final "
-		      "AND j.cancelled IS NULL AND (a.pass IN ('run', 'delta', 'verify') OR "
-		      "(a.pass = 'final' AND a.state <> 'failed'))", 1, p, err);
+	return q->be->progress(q->h, worker, row, n, err);
 }
 
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
 		 const char *error, const struct queue_counts *n, double seconds,
 		 const struct account_result *res, struct tr_error *err)
 {
-	char idbuf[32], v[6][24], secs[32], more[24], *folders = NULL, *failures = NULL;
-	const char *p[12] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
-			      secs, more };
-	const char *pd[2] = { idbuf, NULL };
-	uint64_t n_more;
-	int r;
-
 	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
 			       strcmp(status, "failed") != 0)) {
 		tr_error_set(err, TR_ERR_LOCAL, "queue_finish: not an outcome: %s",
 			     status != NULL ? status : "(null)");
 		return -1;
 	}
-	if (detail_docs(res, &folders, &failures, &n_more) < 0)
-		return oom(err);
-	id_text(idbuf, sizeof(idbuf), row);
-	counts_text(n, v);
-	snprintf(secs, sizeof(secs), "%.3f", seconds >= 0 ? seconds : 0);
-	snprintf(more, sizeof(more), "%" PRIu64, n_more);
-	if (pg_begin(q->pg, err) < 0)
-		goto fail;
-	/* the lease may have run out: the outcome still counts while nobody
-	 * took the account over (it is still running, as this worker's) */
-	r = changed(q, "UPDATE q_accounts SET state = $3, error = $4, outcome = $3, "
-		    "outcome_error = $4, copied = $5::bigint, "
-		    "present = $6::bigint, failed_msgs = $7::bigint, bytes = $8::bigint, "
-		    "folders_done = $9::int, folders_total = $10::int, "
-		    "seconds = $11::double precision, failures_more = $12::bigint, "
-		    "finished = now(), lease_until = NULL "
-		    "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 12, p, err);
-	if (r <= 0) {
-		pg_rollback(q->pg);
-		free(folders);
-		free(failures);
-		return r;
-	}
-	/* this copy's folders and failures replace the last copy's */
-	if (pg_run(q->pg, "DELETE FROM q_folders WHERE account_id = $1::bigint", 1, pd, err) < 0 ||
-	    pg_run(q->pg, "DELETE FROM q_failures WHERE account_id = $1::bigint", 1, pd, err) < 0)
-		goto fail;
-	pd[1] = folders;
-	if (strcmp(folders, "[]") != 0 &&
-	    pg_run(q->pg, "INSERT INTO q_folders (account_id, idx, src_name, dst_name, status, "
-		   "copied, present, failed_msgs, bytes, error) SELECT $1::bigint, x.i, "
-		   "decode(x.s, 'hex'), decode(x.d, 'hex'), x.st, x.c, x.p, x.f, x.b, x.e "
-		   "FROM json_to_recordset($2::json) AS x(i integer, s text, d text, st text, "
-		   "c bigint, p bigint, f bigint, b bigint, e text)", 2, pd, err) < 0)
-		goto fail;
-	pd[1] = failures;
-	if (strcmp(failures, "[]") != 0 &&
-	    pg_run(q->pg, "INSERT INTO q_failures (account_id, n, folder, uid, reply) "
-		   "SELECT $1::bigint, x.n, decode(x.f, 'hex'), x.u, x.r "
-		   "FROM json_to_recordset($2::json) AS x(n integer, f text, u bigint, r text)",
-		   2, pd, err) < 0)
-		goto fail;
-	if (final_next(q, idbuf, err) < 0 || pg_commit(q->pg, err) < 0)
-		goto fail;
-	free(folders);
-	free(failures);
-	return 1;
-fail:
-	pg_rollback(q->pg);
-	free(folders);
-	free(failures);
-	return -1;
-}
-
-/* The stored form of a verify's result (its time and exactness are
- * columns of their own). */
-static char *verify_doc(const struct verify_item *it)
-{
-	json_t *o = json_object(), *mv = json_array();
-	bool ok = o != NULL && mv != NULL, failed = it->err.kind != TR_ERR_NONE;
-	size_t k;
-	char *doc = NULL;
-
-	report_json_set(o, "error", failed ? report_json_text(it->err.msg) : json_null(), &ok);
-	report_json_set(o, "folders", json_integer(it->folders), &ok);
-	report_json_set(o, "folders_missing", json_integer(it->folders_missing), &ok);
-	report_json_set(o, "source_messages", json_integer(it->src_messages), &ok);
-	report_json_set(o, "found", json_integer(it->found), &ok);
-	report_json_set(o, "missing", json_integer(it->missing), &ok);
-	report_json_set(o, "destination_only", json_integer(it->dst_only), &ok);
-	report_json_set(o, "flags_differ", json_integer(it->flags_differ), &ok);
-	report_json_set(o, "altered_by_destination", json_integer(it->altered), &ok);
-	for (k = 0; ok && k < it->n && k < QUEUE_MISSING_KEPT; k++) {
-		json_t *m = json_object();
-
-		report_json_set(m, "folder", report_json_text(it->v[k].folder), &ok);
-		report_json_set(m, "uid", json_integer(it->v[k].uid), &ok);
-		report_json_set(m, "size", json_integer(it->v[k].size), &ok);
-		report_json_set(m, "internaldate", report_json_text(it->v[k].date), &ok);
-		report_json_append(mv, m, &ok);
-	}
-	report_json_set(o, "missing_messages", mv, &ok);
-	report_json_set(o, "missing_more", json_integer(it->missing > k ? it->missing - k : 0), &ok);
-	report_json_set(o, "seconds", json_real(it->seconds), &ok);
-	if (ok)
-		doc = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return doc;
+	return q->be->finish(q->h, worker, row, status, error, n, seconds, res, err);
 }
 
 int queue_verify_finish(struct queue *q, const char *worker, int64_t row,
 			const struct verify_item *it, struct tr_error *err)
 {
-	bool failed = it->err.kind != TR_ERR_NONE;
-	char idbuf[32], why[sizeof(it->err.msg) + 16], *doc = verify_doc(it), *clean;
-	const char *p[6] = { idbuf, worker, !failed && it->missing == 0 ? "t" : "f", doc,
-			     failed ? "t" : "f", NULL };
-	int r;
-
-	if (doc == NULL)
-		return oom(err);
-	clean = failed ? text_clean_dup(it->err.msg, NULL) : NULL;
-	if (failed) {
-		snprintf(why, sizeof(why), "verify: %s", clean != NULL ? clean : "failed");
-		p[5] = why;
-	}
-	free(clean);
-	id_text(idbuf, sizeof(idbuf), row);
-	if (pg_begin(q->pg, err) < 0) {
-		free(doc);
-		return -1;
-	}
-	/* the state the last copy left, unless the verify could not be done */
-	r = changed(q, "UPDATE q_accounts a SET verify_at = now(), verify_exact = $3::boolean, "
-		    "verify = $4, "
-		    "state = CASE WHEN $5::boolean THEN 'failed' ELSE coalesce(a.outcome, 'ok') END, "
-		    "error = CASE WHEN $5::boolean THEN $6 ELSE a.outcome_error END, "
-		    "finished = now(), lease_until = NULL "
-		    "WHERE a.id = $1::bigint AND a.worker = $2 AND a.state = 'running'", 6, p, err);
-	free(doc);
-	if (r > 0 && (final_next(q, idbuf, err) < 0 || pg_commit(q->pg, err) < 0))
-		r = -1;
-	pg_rollback(q->pg);
-	return r;
+	return q->be->verify_finish(q->h, worker, row, it, err);
 }
 
 int queue_release(struct queue *q, const char *worker, int64_t row, int delay_s,
 		  struct tr_error *err)
 {
-	char idbuf[32], delay[16];
-	const char *p[3] = { idbuf, worker, delay };
-
-	id_text(idbuf, sizeof(idbuf), row);
-	snprintf(delay, sizeof(delay), "%d", delay_s > 0 ? delay_s : 0);
-	return changed(q, "UPDATE q_accounts SET state = 'pending', worker = NULL, "
-		       "lease_until = NULL, not_before = now() + make_interval(secs => $3::int) "
-		       "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 3, p,
-		       err) < 0 ? -1 : 0;
+	return q->be->release(q->h, worker, row, delay_s, err);
 }
 
 int queue_worker_register(struct queue *q, const char *worker, const char *host, int pid,
 			  const char *egress, int parallel, struct tr_error *err)
 {
-	char pidbuf[16], par[16];
-	const char *p[5] = { worker, host, pidbuf, egress != NULL ? egress : "", par };
-
-	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
-	snprintf(par, sizeof(par), "%d", parallel);
-	return pg_run(q->pg, "INSERT INTO q_workers (id, host, pid, egress, parallel) "
-		      "VALUES ($1, $2, $3::int, $4, $5::int) ON CONFLICT (id) DO UPDATE SET "
-		      "host = $2, pid = $3::int, egress = $4, parallel = $5::int, seen = now(), "
-		      "stopped = NULL", 5, p, err);
+	return q->be->worker_register(q->h, worker, host, pid, egress, parallel, err);
 }
 
 int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *err)
 {
-	const char *p[1] = { worker };
-
-	return pg_run(q->pg, "UPDATE q_workers SET stopped = now(), seen = now() WHERE id = $1",
-		      1, p, err);
+	return q->be->worker_stopped(q->h, worker, err);
 }
 
-/* ---- operators ---------------------------------------------------------------- */
+int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err)
+{
+	struct queue_rows rows;
+	int r;
+
+	memset(&rows, 0, sizeof(rows));
+	if (q->be->status_rows(q->h, job, &rows, err) < 0) {
+		queue_rows_free(&rows);
+		return -1;
+	}
+	r = queue_status_write(&rows, json, out, err);
+	queue_rows_free(&rows);
+	return r;
+}
 
 int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
 		struct tr_error *err)
 {
-	char idbuf[32];
-	const char *p[1] = { idbuf };
-	int64_t id;
-	PGresult *r;
-
 	*n_r = 0;
-	if (queue_job_id(q, job, &id, err) < 0)
-		return -1;
-	id_text(idbuf, sizeof(idbuf), id);
-	if (pg_begin(q->pg, err) < 0)
-		return -1;
-	/* a retried job is not cancelled any more: its accounts run again */
-	if (pg_run(q->pg, "UPDATE q_jobs SET cancelled = NULL WHERE id = $1::bigint", 1, p,
-		   err) < 0)
-		goto fail;
-	/* each repeats what failed: a verify that could not be done, else a
-	 * copy (a final pass's, with its verify, once the job had one) */
-#define RETRY_SET \
-	"UPDATE q_accounts SET state = 'pending', worker = NULL, lease_until = NULL, " \
-	"not_before = NULL, pass = CASE " \
-	"  WHEN pass IN ('verify', 'final-verify') AND state = 'failed' " \
-	"    AND outcome IS DISTINCT FROM 'failed' THEN pass " \
-	"  WHEN pass IN ('final', 'final-verify') THEN 'final' " \
-	"  WHEN pass = 'verify' THEN 'delta' ELSE pass END "
-	r = pg_exec(q->pg, failed_only ?
-		    RETRY_SET "WHERE job_id = $1::bigint AND state IN ('failed', 'partial')" :
-		    RETRY_SET "WHERE job_id = $1::bigint AND state <> 'running'", 1, p, err);
-#undef RETRY_SET
-	if (r == NULL)
-		goto fail;
-	*n_r = atoi(PQcmdTuples(r));
-	PQclear(r);
-	if (pg_commit(q->pg, err) < 0)
-		goto fail;
-	return 0;
-fail:
-	pg_rollback(q->pg);
-	return -1;
+	return q->be->retry(q->h, job, failed_only, n_r, err);
 }
 
-/* ---- passes ------------------------------------------------------------------- */
-
-/* Start a pass of kind (delta, verify or final) of job idbuf, inside the
- * caller's transaction, the job's row locked.  *n_r: accounts covered. */
-static int start_pass(struct queue *q, const char *idbuf, const char *kind, int *n_r,
-		      struct tr_error *err)
+int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
 {
-	const char *p[2] = { idbuf, kind };
-	PGresult *r;
-
-	*n_r = 0;
-	if (strcmp(kind, "final") == 0) {
-		/* every account: the finished ones now, the pending ones by
-		 * their coming claim, the running ones when their run ends
-		 * (final_next) */
-		if (pg_run(q->pg, "UPDATE q_accounts SET pass = 'final' WHERE job_id = $1::bigint "
-			   "AND state = 'pending' AND pass IN ('run', 'delta', 'verify')", 1, p,
-			   err) < 0 ||
-		    pg_run(q->pg, "UPDATE q_accounts SET state = 'pending', pass = 'final', "
-			   "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
-			   "WHERE job_id = $1::bigint AND state IN ('ok', 'partial', 'failed')", 1, p,
-			   err) < 0)
-			return -1;
-		r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts WHERE job_id = $1::bigint AND "
-			    "state <> 'cancelled'", 1, p, err);
-	} else {
-		r = pg_exec(q->pg, "UPDATE q_accounts SET state = 'pending', pass = $2, "
-			    "worker = NULL, lease_until = NULL, not_before = NULL, attempts = 0 "
-			    "WHERE job_id = $1::bigint AND state IN ('ok', 'partial', 'failed')", 2, p,
-			    err);
-	}
-	if (r == NULL)
-		return -1;
-	*n_r = PQresultStatus(r) == PGRES_TUPLES_OK ? (int)pg_int(r, 0, 0) : atoi(PQcmdTuples(r));
-	PQclear(r);
-	/* a delta or verify that found nothing finished is no pass */
-	if (*n_r == 0 && strcmp(kind, "final") != 0)
-		return 0;
-	return pg_run(q->pg, "UPDATE q_jobs SET pass_kind = $2, pass_count = pass_count + 1, "
-		      "pass_started = now(), final = final OR $2 = 'final' WHERE id = $1::bigint",
-		      2, p, err);
+	return q->be->cancel(q->h, job, err);
 }
+
+int queue_delete(struct queue *q, const char *job, struct tr_error *err)
+{
+	return q->be->delete_job(q->h, job, err);
+}
+
+int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
+{
+	*n_r = 0;
+	if (need_keys(q, err) < 0)
+		return -1;
+	return q->be->rekey(q->h, n_r, err);
+}
+
+int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err)
+{
+	*n_r = 0;
+	return q->be->outstanding(q->h, n_r, err);
+}
+
+int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err)
+{
+	*id_r = 0;
+	return q->be->job_id(q->h, job, id_r, err);
+}
+
+/* ---- passes and an account's detail ----------------------------------------------- */
 
 int queue_pass(struct queue *q, const char *job, const char *kind, int every_s, int *n_r,
 	       struct tr_error *err)
 {
-	char idbuf[32], every[16];
-	const char *p[2] = { idbuf, every };
-	int64_t id;
-	PGresult *r;
-	bool cancelled, final;
-
 	*n_r = 0;
 	if (kind != NULL && kind[0] == '\0')
 		kind = NULL;
@@ -1192,982 +631,30 @@ int queue_pass(struct queue *q, const char *job, const char *kind, int every_s, 
 			     "no kind or with delta, not with %s", kind);
 		return -1;
 	}
-	if (queue_job_id(q, job, &id, err) < 0)
-		return -1;
-	id_text(idbuf, sizeof(idbuf), id);
-	if (pg_begin(q->pg, err) < 0)
-		return -1;
-	/* the job's row locked: passes asked at once (and queue_schedule)
-	 * take turns */
-	r = pg_exec(q->pg, "SELECT cancelled IS NOT NULL, final FROM q_jobs WHERE id = $1::bigint "
-		    "FOR UPDATE", 1, p, err);
-	if (r == NULL)
-		goto fail;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		tr_error_set(err, TR_ERR_USAGE, "job %s is no longer in the queue", idbuf);
-		goto fail;
-	}
-	cancelled = pg_str(r, 0, 0)[0] == 't';
-	final = pg_str(r, 0, 1)[0] == 't';
-	PQclear(r);
-	if (cancelled) {
-		tr_error_set(err, TR_ERR_USAGE, "job %s is cancelled: `queue retry` it first", idbuf);
-		goto fail;
-	}
-	if (final && (every_s != 0 || (kind != NULL && strcmp(kind, "verify") != 0))) {
-		tr_error_set(err, TR_ERR_USAGE, "job %s had its final pass: only a verify pass may "
-			     "follow", idbuf);
-		goto fail;
-	}
-	if (every_s != 0) {
-		snprintf(every, sizeof(every), "%d", every_s);
-		if (pg_run(q->pg, every_s > 0 ?
-			   "UPDATE q_jobs SET pass_every = $2::int WHERE id = $1::bigint" :
-			   "UPDATE q_jobs SET pass_every = NULL WHERE id = $1::bigint",
-			   every_s > 0 ? 2 : 1, p, err) < 0)
-			goto fail;
-	}
-	if (kind != NULL && start_pass(q, idbuf, kind, n_r, err) < 0)
-		goto fail;
-	if (pg_commit(q->pg, err) < 0)
-		goto fail;
-	return 0;
-fail:
-	pg_rollback(q->pg);
-	*n_r = 0;
-	return -1;
+	return q->be->pass(q->h, job, kind, every_s, n_r, err);
 }
-
-/* Due by its own columns (the accounts are looked at once it is locked). */
-#define SCHEDULE_DUE \
-	"j.pass_every IS NOT NULL AND NOT j.final AND j.cancelled IS NULL AND " \
-	"coalesce(j.pass_started, j.created) + make_interval(secs => j.pass_every) <= now()"
 
 int queue_schedule(struct queue *q, int *n_started, struct tr_error *err)
 {
-	PGresult *r;
-	int i, n;
-
 	*n_started = 0;
-	if (pg_begin(q->pg, err) < 0)
-		return -1;
-	/* a job another caller holds is that caller's to start (SKIP LOCKED);
-	 * once we hold one, the next statement sees everything committed
-	 * before: a pass another caller started since is pending accounts */
-	r = pg_exec(q->pg, "SELECT j.id FROM q_jobs j WHERE " SCHEDULE_DUE " ORDER BY j.id "
-		    "FOR UPDATE SKIP LOCKED", 0, NULL, err);
-	if (r == NULL)
-		goto fail;
-	n = PQntuples(r);
-	for (i = 0; i < n; i++) {
-		const char *p[1] = { pg_str(r, i, 0) };
-		PGresult *d = pg_exec(q->pg, "SELECT 1 FROM q_jobs j WHERE j.id = $1::bigint AND "
-				      SCHEDULE_DUE " AND NOT EXISTS (SELECT 1 FROM q_accounts a "
-				      "WHERE a.job_id = j.id AND a.state IN ('pending', 'running'))",
-				      1, p, err);
-		int covered;
-
-		if (d == NULL) {
-			PQclear(r);
-			goto fail;
-		}
-		covered = PQntuples(d);
-		PQclear(d);
-		if (covered == 0)
-			continue;
-		if (start_pass(q, p[0], "delta", &covered, err) < 0) {
-			PQclear(r);
-			goto fail;
-		}
-		if (covered > 0) {
-			(*n_started)++;
-			log_info(NULL, "job %s: scheduled delta pass started (%d account(s))", p[0],
-				 covered);
-		}
-	}
-	PQclear(r);
-	if (pg_commit(q->pg, err) < 0)
-		goto fail;
-	return 0;
-fail:
-	pg_rollback(q->pg);
-	*n_started = 0;
-	return -1;
-}
-
-int queue_every_parse(const char *text, int *seconds_r, struct tr_error *err)
-{
-	const char *s = text;
-	long long total = 0;
-	bool any = false;
-
-	*seconds_r = 0;
-	while (s != NULL && *s != '\0') {
-		long long v = 0, unit = 1;
-		const char *d = s;
-
-		while (*s >= '0' && *s <= '9' && v <= 100000000LL)
-			v = v * 10 + (*s++ - '0');
-		if (s == d || v > 100000000LL)
-			break;
-		switch (*s) {
-		case 's': unit = 1; s++; break;
-		case 'm': unit = 60; s++; break;
-		case 'h': unit = 3600; s++; break;
-		case 'd': unit = 86400; s++; break;
-		case '\0': if (any) goto bad; break;   /* a bare number: seconds, alone */
-		default: goto bad;
-		}
-		total += v * unit;
-		any = true;
-		if (total > 366LL * 86400)
-			break;
-	}
-	if (s == NULL || *s != '\0' || !any || total < 1 || total > 366LL * 86400)
-		goto bad;
-	*seconds_r = (int)total;
-	return 0;
-bad:
-	{
-		char *c = text_clean_dup(text != NULL ? text : "", NULL);
-
-		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not an interval: write it as 90, 30s, "
-			     "15m, 6h, 1d or 2h30m (1 s to 366 days)", c != NULL ? c : "?");
-		free(c);
-	}
-	return -1;
-}
-
-int queue_cancel(struct queue *q, const char *job, struct tr_error *err)
-{
-	char idbuf[32];
-	const char *p[1] = { idbuf };
-	int64_t id;
-
-	if (queue_job_id(q, job, &id, err) < 0)
-		return -1;
-	id_text(idbuf, sizeof(idbuf), id);
-	if (pg_begin(q->pg, err) < 0)
-		return -1;
-	/* running accounts are their workers' to stop (queue_renew); those
-	 * whose worker is gone (lease out) are cancelled here */
-	if (pg_run(q->pg, "UPDATE q_jobs SET cancelled = now() WHERE id = $1::bigint "
-		   "AND cancelled IS NULL", 1, p, err) < 0 ||
-	    pg_run(q->pg, "UPDATE q_accounts SET state = 'cancelled', lease_until = NULL, "
-		   "not_before = NULL WHERE job_id = $1::bigint AND (state = 'pending' OR "
-		   "(state = 'running' AND lease_until < now()))", 1, p, err) < 0 ||
-	    pg_commit(q->pg, err) < 0) {
-		pg_rollback(q->pg);
-		return -1;
-	}
-	return 0;
-}
-
-int queue_delete(struct queue *q, const char *job, struct tr_error *err)
-{
-	char idbuf[32];
-	const char *p[1] = { idbuf };
-	int64_t id;
-
-	if (queue_job_id(q, job, &id, err) < 0)
-		return -1;
-	id_text(idbuf, sizeof(idbuf), id);
-	/* its accounts, caps and sessions go with it (ON DELETE CASCADE) */
-	return pg_run(q->pg, "DELETE FROM q_jobs WHERE id = $1::bigint", 1, p, err);
-}
-
-/* Seal one stored value again: JSON hex of the new value into *out (NULL
- * for SQL NULL). */
-static int reseal(struct queue *q, const PGresult *r, int row, int col, const char *aad,
-		  json_t **out, struct tr_error *err)
-{
-	unsigned char *v;
-	size_t n;
-	char *plain = NULL;
-
-	*out = NULL;
-	if (bytea_get(r, row, col, &v, &n) < 0)
-		return oom(err);
-	if (v == NULL) {
-		*out = json_null();
-		return 0;
-	}
-	if (unseal(q->keys, aad, v, n, &plain, err) < 0) {
-		free(v);
-		return -1;
-	}
-	free(v);
-	*out = sealed_hex(q->keys, aad, plain, err);
-	secret_free(plain);
-	return *out != NULL ? 0 : -1;
-}
-
-static int rekey_accounts(struct queue *q, int *n_r, struct tr_error *err)
-{
-	PGresult *r = pg_exec(q->pg, "SELECT id, job_id, email, password, dst_password "
-			      "FROM q_accounts WHERE password IS NOT NULL OR dst_password IS NOT "
-			      "NULL ORDER BY id FOR UPDATE", 0, NULL, err);
-	int i, n, done = 0, rc = 0;
-	json_t *rows = NULL;
-
-	if (r == NULL)
-		return -1;
-	n = PQntuples(r);
-	for (i = 0; rc == 0 && i < n; i++) {
-		int64_t job = pg_int(r, i, 1);
-		bool bad = false, ok = true;
-		char *email = bytea_str(r, i, 2, &bad), aad[1400], *label;
-		json_t *o, *pw = NULL, *dpw = NULL;
-
-		if (bad || email == NULL) {
-			rc = oom(err);
-			break;
-		}
-		aad_of(aad, sizeof(aad), job, email, "password");
-		if (reseal(q, r, i, 3, aad, &pw, err) == 0) {
-			aad_of(aad, sizeof(aad), job, email, "dst_password");
-			if (reseal(q, r, i, 4, aad, &dpw, err) < 0)
-				rc = -1;
-		} else {
-			rc = -1;
-		}
-		if (rc < 0) {
-			label = text_clean_dup(email, NULL);
-			tr_error_prefix(err, "job %" PRId64 ", %s", job, label ? label : "?");
-			free(label);
-			free(email);
-			json_decref(pw);
-			break;
-		}
-		free(email);
-		if (rows == NULL && (rows = json_array()) == NULL) {
-			json_decref(pw);
-			json_decref(dpw);
-			rc = oom(err);
-			break;
-		}
-		done += (json_is_null(pw) ? 0 : 1) + (json_is_null(dpw) ? 0 : 1);
-		o = json_object();
-		report_json_set(o, "id", json_integer(pg_int(r, i, 0)), &ok);
-		report_json_set(o, "p", pw, &ok);
-		report_json_set(o, "d", dpw, &ok);
-		report_json_append(rows, o, &ok);
-		if (!ok) {
-			rc = oom(err);
-			break;
-		}
-		if (json_array_size(rows) == BATCH_ROWS || i == n - 1) {
-			char *doc = json_dumps(rows, JSON_COMPACT);
-			const char *p[1] = { doc };
-
-			json_decref(rows);
-			rows = NULL;
-			if (doc == NULL) {
-				rc = oom(err);
-				break;
-			}
-			rc = pg_run(q->pg, "UPDATE q_accounts a SET password = decode(x.p, 'hex'), "
-				    "dst_password = decode(x.d, 'hex') FROM json_to_recordset($1::json) "
-				    "AS x(id bigint, p text, d text) WHERE a.id = x.id", 1, p, err);
-			free(doc);
-		}
-	}
-	json_decref(rows);
-	PQclear(r);
-	*n_r += done;
-	return rc;
-}
-
-static int rekey_jobs(struct queue *q, int *n_r, struct tr_error *err)
-{
-	PGresult *r = pg_exec(q->pg, "SELECT id, admin_password FROM q_jobs WHERE admin_password "
-			      "IS NOT NULL ORDER BY id FOR UPDATE", 0, NULL, err);
-	int i, n, rc = 0;
-
-	if (r == NULL)
-		return -1;
-	n = PQntuples(r);
-	for (i = 0; rc == 0 && i < n; i++) {
-		int64_t job = pg_int(r, i, 0);
-		char aad[64], *plain = NULL, idbuf[32];
-		unsigned char *v, *s;
-		size_t len, slen;
-
-		aad_of(aad, sizeof(aad), job, NULL, "admin");
-		if (bytea_get(r, i, 1, &v, &len) < 0) {
-			rc = oom(err);
-			break;
-		}
-		rc = unseal(q->keys, aad, v, len, &plain, err);
-		free(v);
-		if (rc == 0) {
-			rc = seal(q->keys, aad, plain, &s, &slen, err);
-			secret_free(plain);
-		}
-		if (rc == 0) {
-			const char *p[2] = { idbuf, (const char *)s };
-			int lens[2] = { 0, (int)slen };
-			PGresult *u;
-
-			id_text(idbuf, sizeof(idbuf), job);
-			u = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = "
-				     "$1::bigint", 2, p, lens, err);
-			free(s);
-			if (u == NULL)
-				rc = -1;
-			PQclear(u);
-		}
-		if (rc < 0)
-			tr_error_prefix(err, "job %" PRId64 ", the admin password", job);
-		else
-			(*n_r)++;
-	}
-	PQclear(r);
-	return rc;
-}
-
-int queue_rekey(struct queue *q, int *n_r, struct tr_error *err)
-{
-	*n_r = 0;
-	if (need_keys(q, err) < 0)
-		return -1;
-	/* all or nothing: a value that does not open (its key already gone
-	 * from the file) leaves every value as it was */
-	if (pg_begin(q->pg, err) < 0)
-		return -1;
-	if (rekey_jobs(q, n_r, err) < 0 || rekey_accounts(q, n_r, err) < 0 ||
-	    pg_commit(q->pg, err) < 0) {
-		pg_rollback(q->pg);
-		*n_r = 0;
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- status --------------------------------------------------------------------- */
-
-enum { A_PENDING, A_RUNNING, A_OK, A_PARTIAL, A_FAILED, A_CANCELLED, A_N };
-static const char *const a_names[A_N] = { "pending", "running", "ok", "partial", "failed",
-					  "cancelled" };
-
-struct job_row {
-	int64_t id;
-	const char *name, *src, *dst, *created, *skipped;
-	bool cancelled, per_egress;
-	long long acc[A_N], total;
-	uint64_t copied, present, failed, bytes;
-	double seconds;                 /* since the first account started */
-	long long in_use[2], cap[2], per_account[2];
-	double rate, bytes_rate;        /* per second */
-	long long eta;                  /* -1: not known yet */
-	const char *pass;               /* the latest pass's kind */
-	long long passes, every;        /* every: 0 when none scheduled */
-	const char *next_at;            /* NULL: none */
-	bool final, finished;
-};
-
-/* An account whose worker vanished after its job was cancelled is
- * cancelled, whatever its row still says. */
-#define ACCOUNT_STATE \
-	"CASE WHEN a.state = 'running' AND a.lease_until < now() AND j.cancelled IS NOT NULL " \
-	"THEN 'cancelled' ELSE a.state END"
-
-static const char jobs_sql[] =
-	"SELECT j.id, j.name, j.src, j.dst, j.cancelled IS NOT NULL, "
-	"  to_char(j.created, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), j.skipped, "
-	"  count(a.id) FILTER (WHERE a.st = 'pending'), "
-	"  count(a.id) FILTER (WHERE a.st = 'running'), "
-	"  count(a.id) FILTER (WHERE a.st = 'ok'), "
-	"  count(a.id) FILTER (WHERE a.st = 'partial'), "
-	"  count(a.id) FILTER (WHERE a.st = 'failed'), "
-	"  count(a.id) FILTER (WHERE a.st = 'cancelled'), "
-	"  coalesce(sum(a.copied), 0), coalesce(sum(a.present), 0), "
-	"  coalesce(sum(a.failed_msgs), 0), coalesce(sum(a.bytes), 0), "
-	"  coalesce(extract(epoch FROM (CASE WHEN count(a.id) FILTER (WHERE a.st IN "
-	"    ('pending', 'running')) = 0 THEN max(a.finished) ELSE now() END) - "
-	"    min(a.started)), 0), "
-	"  (SELECT count(*) FROM q_sessions s WHERE s.job_id = j.id AND s.side = 'src' "
-	"    AND s.until > now()), "
-	"  (SELECT count(*) FROM q_sessions s WHERE s.job_id = j.id AND s.side = 'dst' "
-	"    AND s.until > now()), "
-	"  coalesce(cs.max_total, 0), coalesce(cs.max_per_account, 0), "
-	"  coalesce(cd.max_total, 0), coalesce(cd.max_per_account, 0), "
-	"  coalesce(cs.per_egress, false), "
-	"  j.pass_kind, j.pass_count, j.pass_every, "
-	"  CASE WHEN j.pass_every IS NOT NULL AND NOT j.final THEN to_char(coalesce(j.pass_started, "
-	"    j.created) + make_interval(secs => j.pass_every), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') END, "
-	"  j.final "
-	"FROM q_jobs j "
-	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
-	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
-	"LEFT JOIN (SELECT a.*, " ACCOUNT_STATE " AS st FROM q_accounts a "
-	"  JOIN q_jobs j ON j.id = a.job_id) a ON a.job_id = j.id "
-	"WHERE $1::bigint IS NULL OR j.id = $1::bigint "
-	"GROUP BY j.id, cs.max_total, cs.max_per_account, cd.max_total, cd.max_per_account, "
-	"  cs.per_egress "
-	"ORDER BY j.id";
-
-static const char accounts_sql[] =
-	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
-	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
-	"  a.seconds, a.line, a.pass, a.verify_exact "
-	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
-	"WHERE a.job_id = $1::bigint ORDER BY a.id";
-
-/* Workers not stopped and heard from in the last ten minutes. */
-static const char workers_sql[] =
-	"SELECT w.id, w.host, w.pid, w.egress, w.parallel, "
-	"  extract(epoch FROM now() - w.seen)::bigint, "
-	"  (SELECT count(*) FROM q_accounts a WHERE a.worker = w.id AND a.state = 'running') "
-	"FROM q_workers w WHERE w.stopped IS NULL AND w.seen > now() - interval '10 minutes' "
-	"ORDER BY w.id";
-
-static uint64_t u64(const PGresult *r, int row, int col)
-{
-	const char *s = pg_str(r, row, col);
-
-	return s != NULL ? strtoull(s, NULL, 10) : 0;
-}
-
-static void job_row_read(const PGresult *r, int i, struct job_row *j)
-{
-	int k;
-
-	memset(j, 0, sizeof(*j));
-	j->id = pg_int(r, i, 0);
-	j->name = pg_str(r, i, 1);
-	j->src = pg_str(r, i, 2);
-	j->dst = pg_str(r, i, 3);
-	j->cancelled = pg_str(r, i, 4)[0] == 't';
-	j->created = pg_str(r, i, 5);
-	j->skipped = pg_str(r, i, 6);
-	for (k = 0; k < A_N; k++) {
-		j->acc[k] = pg_int(r, i, 7 + k);
-		j->total += j->acc[k];
-	}
-	j->copied = u64(r, i, 13);
-	j->present = u64(r, i, 14);
-	j->failed = u64(r, i, 15);
-	j->bytes = u64(r, i, 16);
-	j->seconds = strtod(pg_str(r, i, 17), NULL);
-	j->in_use[0] = pg_int(r, i, 18);
-	j->in_use[1] = pg_int(r, i, 19);
-	j->cap[0] = pg_int(r, i, 20);
-	j->per_account[0] = pg_int(r, i, 21);
-	j->cap[1] = pg_int(r, i, 22);
-	j->per_account[1] = pg_int(r, i, 23);
-	j->per_egress = pg_str(r, i, 24)[0] == 't';
-	j->pass = pg_str(r, i, 25);
-	j->passes = pg_int(r, i, 26);
-	j->every = pg_str(r, i, 27) != NULL ? pg_int(r, i, 27) : 0;
-	j->next_at = pg_str(r, i, 28);
-	j->final = pg_str(r, i, 29)[0] == 't';
-	j->finished = j->final && !j->cancelled && j->acc[A_PENDING] + j->acc[A_RUNNING] == 0;
-	if (j->seconds > 0) {
-		j->rate = (double)j->copied / j->seconds;
-		j->bytes_rate = (double)j->bytes / j->seconds;
-	}
-	/* from the pace at which accounts finished so far: crude while the
-	 * first ones run, better as more of them end */
-	{
-		long long left = j->acc[A_PENDING] + j->acc[A_RUNNING],
-			  done = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
-
-		if (left == 0 || j->cancelled)
-			j->eta = 0;
-		else if (done == 0 || j->seconds <= 0)
-			j->eta = -1;
-		else
-			j->eta = (long long)(j->seconds * (double)left / (double)done + 0.5);
-	}
-}
-
-static const char *job_state(const struct job_row *j)
-{
-	long long finished = j->acc[A_OK] + j->acc[A_PARTIAL] + j->acc[A_FAILED];
-
-	if (j->cancelled)
-		return "cancelled";
-	if (j->acc[A_RUNNING] == 0 && finished == 0)
-		return j->acc[A_PENDING] > 0 ? "queued" : "cancelled";
-	if (j->acc[A_RUNNING] > 0 || j->acc[A_PENDING] > 0)
-		return "running";
-	if (j->acc[A_OK] == j->total)
-		return "done";
-	if (j->acc[A_FAILED] == j->total)
-		return "failed";
-	return "partial";
-}
-
-static const char *duration(long long s, char *buf, size_t len)
-{
-	if (s < 0)
-		snprintf(buf, len, "unknown yet");
-	else if (s >= 3600)
-		snprintf(buf, len, "%lldh %02lldm", s / 3600, s / 60 % 60);
-	else if (s >= 60)
-		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
-	else
-		snprintf(buf, len, "%llds", s);
-	return buf;
-}
-
-static json_t *side_json(const struct job_row *j, int side, bool *ok)
-{
-	json_t *o = json_object();
-
-	report_json_set(o, "in_use", json_integer(j->in_use[side]), ok);
-	report_json_set(o, "cap", json_integer(j->cap[side]), ok);
-	report_json_set(o, "per_account", json_integer(j->per_account[side]), ok);
-	return o;
-}
-
-static json_t *account_json(const PGresult *r, int i, bool *ok)
-{
-	json_t *o = json_object();
-	bool bad = false;
-	char *email = bytea_str(r, i, 0, &bad);
-
-	if (bad)
-		*ok = false;
-	report_json_set(o, "email", report_json_text(email), ok);
-	free(email);
-	report_json_set(o, "state", json_string(pg_str(r, i, 1)), ok);
-	report_json_set(o, "worker", report_json_text(pg_str(r, i, 2)), ok);
-	report_json_set(o, "error", report_json_text(pg_str(r, i, 3)), ok);
-	report_json_set(o, "copied", json_integer(pg_int(r, i, 4)), ok);
-	report_json_set(o, "present", json_integer(pg_int(r, i, 5)), ok);
-	report_json_set(o, "failed", json_integer(pg_int(r, i, 6)), ok);
-	report_json_set(o, "bytes", json_integer(pg_int(r, i, 7)), ok);
-	report_json_set(o, "folders_done", json_integer(pg_int(r, i, 8)), ok);
-	report_json_set(o, "folders_total", json_integer(pg_int(r, i, 9)), ok);
-	report_json_set(o, "attempts", json_integer(pg_int(r, i, 10)), ok);
-	report_json_set(o, "takeovers", json_integer(pg_int(r, i, 11)), ok);
-	report_json_set(o, "seconds", json_real(strtod(pg_str(r, i, 12), NULL)), ok);
-	report_json_set(o, "line", json_integer(pg_int(r, i, 13)), ok);
-	report_json_set(o, "pass", json_string(pg_str(r, i, 14)), ok);
-	report_json_set(o, "verify_exact", pg_str(r, i, 15) == NULL ? json_null() :
-			json_boolean(pg_str(r, i, 15)[0] == 't'), ok);
-	return o;
-}
-
-static json_t *job_json(const struct job_row *j, const PGresult *accounts, bool *ok)
-{
-	json_t *o = json_object(), *acc = json_object(), *ses = json_object(), *sk;
-	int k;
-
-	report_json_set(o, "id", json_integer(j->id), ok);
-	report_json_set(o, "name", report_json_text(j->name), ok);
-	report_json_set(o, "state", json_string(job_state(j)), ok);
-	report_json_set(o, "created", json_string(j->created), ok);
-	report_json_set(o, "src", report_json_text(j->src), ok);
-	report_json_set(o, "dst", report_json_text(j->dst), ok);
-	for (k = 0; k < A_N; k++)
-		report_json_set(acc, a_names[k], json_integer(j->acc[k]), ok);
-	report_json_set(acc, "total", json_integer(j->total), ok);
-	report_json_set(o, "accounts", acc, ok);
-	report_json_set(o, "messages", json_integer((json_int_t)j->copied), ok);
-	report_json_set(o, "messages_present", json_integer((json_int_t)j->present), ok);
-	report_json_set(o, "messages_failed", json_integer((json_int_t)j->failed), ok);
-	report_json_set(o, "bytes", json_integer((json_int_t)j->bytes), ok);
-	report_json_set(o, "seconds", json_real(j->seconds), ok);
-	report_json_set(o, "rate", json_real(j->rate), ok);
-	report_json_set(o, "bytes_per_second", json_real(j->bytes_rate), ok);
-	report_json_set(o, "eta_seconds", j->eta < 0 ? json_null() : json_integer(j->eta), ok);
-	report_json_set(ses, "src", side_json(j, 0, ok), ok);
-	report_json_set(ses, "dst", side_json(j, 1, ok), ok);
-	report_json_set(o, "sessions", ses, ok);
-	report_json_set(o, "caps_per_egress", json_boolean(j->per_egress), ok);
-	{
-		json_t *ps = json_object();
-
-		report_json_set(ps, "current", json_string(j->pass), ok);
-		report_json_set(ps, "count", json_integer(j->passes), ok);
-		report_json_set(ps, "every_seconds", j->every > 0 ? json_integer(j->every) :
-				json_null(), ok);
-		report_json_set(ps, "next_at", j->next_at != NULL ? json_string(j->next_at) :
-				json_null(), ok);
-		report_json_set(ps, "final", json_boolean(j->final), ok);
-		report_json_set(ps, "finished", json_boolean(j->finished), ok);
-		report_json_set(o, "passes", ps, ok);
-	}
-	sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
-	report_json_set(o, "skipped", sk != NULL ? sk : json_array(), ok);
-	if (accounts != NULL) {
-		json_t *list = json_array();
-		int i;
-
-		for (i = 0; i < PQntuples(accounts); i++)
-			report_json_append(list, account_json(accounts, i, ok), ok);
-		report_json_set(o, "account_list", list, ok);
-	}
-	return o;
-}
-
-static json_t *workers_json(const PGresult *r, bool *ok)
-{
-	json_t *list = json_array();
-	int i;
-
-	for (i = 0; i < PQntuples(r); i++) {
-		json_t *o = json_object();
-
-		report_json_set(o, "id", report_json_text(pg_str(r, i, 0)), ok);
-		report_json_set(o, "host", report_json_text(pg_str(r, i, 1)), ok);
-		report_json_set(o, "pid", json_integer(pg_int(r, i, 2)), ok);
-		report_json_set(o, "egress", report_json_text(pg_str(r, i, 3)), ok);
-		report_json_set(o, "parallel", json_integer(pg_int(r, i, 4)), ok);
-		report_json_set(o, "seen_seconds_ago", json_integer(pg_int(r, i, 5)), ok);
-		report_json_set(o, "running", json_integer(pg_int(r, i, 6)), ok);
-		report_json_append(list, o, ok);
-	}
-	return list;
-}
-
-static void print_text(FILE *f, const char *s)
-{
-	char *c = text_clean_dup(s != NULL ? s : "-", NULL);
-
-	fputs(c != NULL ? c : "?", f);
-	free(c);
-}
-
-static void workers_print(FILE *f, const PGresult *r)
-{
-	int i;
-
-	fprintf(f, "workers: %d live\n", PQntuples(r));
-	for (i = 0; i < PQntuples(r); i++) {
-		fputs("  ", f);
-		print_text(f, pg_str(r, i, 0));
-		if (pg_str(r, i, 3)[0] != '\0') {
-			fputs(" (egress ", f);
-			print_text(f, pg_str(r, i, 3));
-			fputc(')', f);
-		}
-		fprintf(f, ": %s running of %s, seen %ss ago\n", pg_str(r, i, 6), pg_str(r, i, 4),
-			pg_str(r, i, 5));
-	}
-}
-
-static void job_print(FILE *f, const struct job_row *j, const PGresult *accounts)
-{
-	char b1[32], b2[32], d1[32], d2[32];
-	int k;
-
-	fprintf(f, "job %" PRId64 " \"", j->id);
-	print_text(f, j->name);
-	fprintf(f, "\": %s (submitted %s), from ", job_state(j), j->created);
-	print_text(f, j->src);
-	fputs(" to ", f);
-	print_text(f, j->dst);
-	fprintf(f, "\n  accounts %lld:", j->total);
-	for (k = 0; k < A_N; k++)
-		if (j->acc[k] > 0 || k <= A_FAILED)
-			fprintf(f, "%s %lld %s", k > 0 ? "," : "", j->acc[k], a_names[k]);
-	fprintf(f, "\n  messages %" PRIu64 " copied, %" PRIu64 " already there, %" PRIu64
-		" failed; %s in %s; %.1f messages/s, %s/s; ETA %s\n", j->copied, j->present,
-		j->failed, report_bytes(j->bytes, b1, sizeof(b1)),
-		duration((long long)j->seconds, d1, sizeof(d1)), j->rate,
-		report_bytes((uint64_t)j->bytes_rate, b2, sizeof(b2)),
-		j->eta == 0 && (j->cancelled || j->acc[A_PENDING] + j->acc[A_RUNNING] == 0) ? "-" :
-		duration(j->eta, d2, sizeof(d2)));
-	fprintf(f, "  sessions: source %lld of %lld (%lld per account%s), destination %lld of "
-		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
-		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
-		j->per_egress ? " and egress" : "");
-	fprintf(f, "  passes: %lld so far, the latest %s", j->passes, j->pass);
-	if (j->finished)
-		fputs("; finished (final pass done)\n", f);
-	else if (j->final)
-		fputs("; final pass under way\n", f);
-	else if (j->every > 0)
-		fprintf(f, "; delta every %s, next at %s (once every account has finished)\n",
-			duration(j->every, d1, sizeof(d1)), j->next_at != NULL ? j->next_at : "?");
-	else
-		fputs("; none scheduled\n", f);
-	{
-		json_t *sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
-		size_t i, n = json_array_size(sk);
-
-		if (n > 0 && accounts == NULL)
-			fprintf(f, "  %zu row(s) of the CSV skipped (`queue status JOB` lists them)\n",
-				n);
-		for (i = 0; accounts != NULL && i < n; i++) {
-			json_t *e = json_array_get(sk, i);
-
-			fputs("  skipped ", f);
-			print_text(f, json_string_value(json_object_get(e, "what")));
-			fputc('\n', f);
-		}
-		json_decref(sk);
-	}
-	for (k = 0; accounts != NULL && k < PQntuples(accounts); k++) {
-		bool bad = false;
-		char *email = bytea_str(accounts, k, 0, &bad);
-
-		fputs("  ", f);
-		print_text(f, email);
-		free(email);
-		fprintf(f, "  %s", pg_str(accounts, k, 1));
-		if (pg_str(accounts, k, 2) != NULL) {
-			fputs(strcmp(pg_str(accounts, k, 1), "running") == 0 ? " on " : " by ", f);
-			print_text(f, pg_str(accounts, k, 2));
-		}
-		if (strcmp(pg_str(accounts, k, 14), "run") != 0)
-			fprintf(f, " (%s)", pg_str(accounts, k, 14));
-		fprintf(f, "  copied %s, present %s, failed %s, %s, folders %s/%s, attempt %s",
-			pg_str(accounts, k, 4), pg_str(accounts, k, 5), pg_str(accounts, k, 6),
-			report_bytes(u64(accounts, k, 7), b1, sizeof(b1)), pg_str(accounts, k, 8),
-			pg_str(accounts, k, 9), pg_str(accounts, k, 10));
-		if (pg_int(accounts, k, 11) > 0)
-			fprintf(f, " (%s takeover(s))", pg_str(accounts, k, 11));
-		if (pg_str(accounts, k, 15) != NULL)
-			fputs(pg_str(accounts, k, 15)[0] == 't' ? ", verified exact" :
-			      ", verified: not exact", f);
-		if (pg_str(accounts, k, 3) != NULL) {
-			fputs(": ", f);
-			print_text(f, pg_str(accounts, k, 3));
-		}
-		fputc('\n', f);
-	}
-}
-
-int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err)
-{
-	char idbuf[32];
-	const char *p[1] = { NULL };
-	PGresult *jobs = NULL, *accounts = NULL, *workers = NULL;
-	json_t *root = NULL, *list = NULL;
-	bool ok = true;
-	int64_t id;
-	int i, rc = -1;
-
-	if (job != NULL) {
-		if (queue_job_id(q, job, &id, err) < 0)
-			return -1;
-		id_text(idbuf, sizeof(idbuf), id);
-		p[0] = idbuf;
-	}
-	/* one snapshot for both queries: the totals and the list agree */
-	if (pg_begin(q->pg, err) < 0 ||
-	    pg_run(q->pg, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
-		   err) < 0)
-		goto out;
-	jobs = pg_exec(q->pg, jobs_sql, 1, p, err);
-	if (jobs == NULL)
-		goto out;
-	if (job != NULL && (accounts = pg_exec(q->pg, accounts_sql, 1, p, err)) == NULL)
-		goto out;
-	if (job == NULL && (workers = pg_exec(q->pg, workers_sql, 0, NULL, err)) == NULL)
-		goto out;
-	if (pg_commit(q->pg, err) < 0)
-		goto out;
-	if (json) {
-		root = json_object();
-		list = json_array();
-	}
-	for (i = 0; i < PQntuples(jobs); i++) {
-		struct job_row j;
-
-		job_row_read(jobs, i, &j);
-		if (json)
-			report_json_append(list, job_json(&j, accounts, &ok), &ok);
-		else
-			job_print(out, &j, accounts);
-	}
-	if (json) {
-		char *doc;
-
-		report_json_set(root, "jobs", list, &ok);
-		if (workers != NULL)
-			report_json_set(root, "workers", workers_json(workers, &ok), &ok);
-		doc = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
-		if (doc == NULL) {
-			oom(err);
-			goto out;
-		}
-		fprintf(out, "%s\n", doc);
-		free(doc);
-	} else {
-		if (PQntuples(jobs) == 0)
-			fprintf(out, "no job in the queue\n");
-		if (workers != NULL)
-			workers_print(out, workers);
-	}
-	if (fflush(out) != 0 || ferror(out)) {
-		tr_error_set(err, TR_ERR_LOCAL, "cannot write the status: %s", strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	pg_rollback(q->pg);
-	PQclear(jobs);
-	PQclear(accounts);
-	PQclear(workers);
-	json_decref(root);
-	return rc;
-}
-
-/* ---- one account -------------------------------------------------------------- */
-
-#define ISO(x) "to_char(" x ", 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-static const char detail_sql[] =
-	"SELECT " ACCOUNT_STATE ", a.pass, a.error, a.folders_done, a.folders_total, a.copied, "
-	"  a.present, a.failed_msgs, a.bytes, a.seconds, a.attempts, a.takeovers, a.worker, "
-	"  " ISO("a.started") ", " ISO("a.finished") ", a.failures_more, " ISO("a.verify_at") ", "
-	"  a.verify_exact, a.verify, a.id, a.email "
-	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
-	"WHERE a.job_id = $1::bigint AND a.email = $2";
-
-static json_t *text_or_null(const PGresult *r, int row, int col)
-{
-	return report_json_text(pg_str(r, row, col));
-}
-
-static json_t *time_or_null(const PGresult *r, int row, int col)
-{
-	return pg_str(r, row, col) != NULL ? json_string(pg_str(r, row, col)) : json_null();
-}
-
-static json_t *bytea_text(const PGresult *r, int row, int col, bool *ok)
-{
-	bool bad = false;
-	char *v = bytea_str(r, row, col, &bad);
-	json_t *j;
-
-	if (bad)
-		*ok = false;
-	j = report_json_text(v != NULL ? v : "");
-	free(v);
-	return j;
-}
-
-static json_t *detail_json(int64_t job, const PGresult *a, const PGresult *folders,
-			   const PGresult *failures, bool *ok)
-{
-	json_t *o = json_object(), *fl = json_array(), *fa = json_array(), *v;
-	int i;
-
-	report_json_set(o, "job", json_integer(job), ok);
-	report_json_set(o, "email", bytea_text(a, 0, 20, ok), ok);
-	report_json_set(o, "status", json_string(pg_str(a, 0, 0)), ok);
-	report_json_set(o, "pass", json_string(pg_str(a, 0, 1)), ok);
-	report_json_set(o, "error", text_or_null(a, 0, 2), ok);
-	report_json_set(o, "folders_done", json_integer(pg_int(a, 0, 3)), ok);
-	report_json_set(o, "folders_total", json_integer(pg_int(a, 0, 4)), ok);
-	report_json_set(o, "messages_copied", json_integer(pg_int(a, 0, 5)), ok);
-	report_json_set(o, "messages_present", json_integer(pg_int(a, 0, 6)), ok);
-	report_json_set(o, "messages_failed", json_integer(pg_int(a, 0, 7)), ok);
-	report_json_set(o, "bytes", json_integer(pg_int(a, 0, 8)), ok);
-	report_json_set(o, "seconds", json_real(strtod(pg_str(a, 0, 9), NULL)), ok);
-	report_json_set(o, "attempts", json_integer(pg_int(a, 0, 10)), ok);
-	report_json_set(o, "takeovers", json_integer(pg_int(a, 0, 11)), ok);
-	report_json_set(o, "worker", text_or_null(a, 0, 12), ok);
-	report_json_set(o, "started", time_or_null(a, 0, 13), ok);
-	report_json_set(o, "finished", time_or_null(a, 0, 14), ok);
-	for (i = 0; i < PQntuples(folders); i++) {
-		json_t *f = json_object();
-
-		report_json_set(f, "src", bytea_text(folders, i, 0, ok), ok);
-		report_json_set(f, "dst", bytea_text(folders, i, 1, ok), ok);
-		report_json_set(f, "status", json_string(pg_str(folders, i, 2)), ok);
-		report_json_set(f, "messages_copied", json_integer(pg_int(folders, i, 3)), ok);
-		report_json_set(f, "messages_present", json_integer(pg_int(folders, i, 4)), ok);
-		report_json_set(f, "messages_failed", json_integer(pg_int(folders, i, 5)), ok);
-		report_json_set(f, "bytes", json_integer(pg_int(folders, i, 6)), ok);
-		report_json_set(f, "error", text_or_null(folders, i, 7), ok);
-		report_json_append(fl, f, ok);
-	}
-	report_json_set(o, "folders", fl, ok);
-	for (i = 0; i < PQntuples(failures); i++) {
-		json_t *f = json_object();
-
-		report_json_set(f, "folder", bytea_text(failures, i, 0, ok), ok);
-		report_json_set(f, "uid", json_integer(pg_int(failures, i, 1)), ok);
-		report_json_set(f, "reply", text_or_null(failures, i, 2), ok);
-		report_json_append(fa, f, ok);
-	}
-	report_json_set(o, "failures", fa, ok);
-	report_json_set(o, "failures_more", json_integer(pg_int(a, 0, 15)), ok);
-	v = pg_str(a, 0, 18) != NULL ? json_loads(pg_str(a, 0, 18), 0, NULL) : NULL;
-	if (v != NULL && json_is_object(v)) {
-		json_t *full = json_object();
-
-		report_json_set(full, "at", time_or_null(a, 0, 16), ok);
-		report_json_set(full, "exact", json_boolean(pg_str(a, 0, 17) != NULL &&
-							    pg_str(a, 0, 17)[0] == 't'), ok);
-		if (json_object_update(full, v) != 0)
-			*ok = false;
-		report_json_set(o, "verify", full, ok);
-	} else {
-		report_json_set(o, "verify", json_null(), ok);
-	}
-	json_decref(v);
-	return o;
+	return q->be->schedule(q->h, n_started, err);
 }
 
 int queue_account_detail(struct queue *q, const char *job, const char *email, json_t **out,
 			 struct tr_error *err)
 {
-	char idbuf[32];
-	const char *p[2] = { idbuf, email };
-	const char *pa[1] = { NULL };
-	int lens[2] = { 0, email != NULL ? (int)strlen(email) : 0 };
-	PGresult *a = NULL, *folders = NULL, *failures = NULL;
-	int64_t id;
-	bool ok = true;
-	int rc = -1;
+	struct queue_detail d;
+	int r;
 
 	*out = NULL;
 	if (email == NULL || email[0] == '\0') {
 		tr_error_set(err, TR_ERR_USAGE, "which account? (an email)");
 		return 1;
 	}
-	if (queue_job_id(q, job, &id, err) < 0)
-		return err->kind == TR_ERR_USAGE ? 1 : -1;
-	id_text(idbuf, sizeof(idbuf), id);
-	/* one snapshot: the account, its folders and its failures agree */
-	if (pg_begin(q->pg, err) < 0 ||
-	    pg_run(q->pg, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
-		   err) < 0)
-		goto out;
-	a = pg_execb(q->pg, detail_sql, 2, p, lens, err);
-	if (a == NULL)
-		goto out;
-	if (PQntuples(a) != 1) {
-		char *c = text_clean_dup(email, NULL);
-
-		tr_error_set(err, TR_ERR_USAGE, "job %s has no account \"%s\"", idbuf,
-			     c != NULL ? c : "?");
-		free(c);
-		rc = 1;
-		goto out;
-	}
-	pa[0] = pg_str(a, 0, 19);
-	folders = pg_exec(q->pg, "SELECT src_name, dst_name, status, copied, present, failed_msgs, "
-			  "bytes, error FROM q_folders WHERE account_id = $1::bigint ORDER BY idx",
-			  1, pa, err);
-	if (folders == NULL)
-		goto out;
-	failures = pg_exec(q->pg, "SELECT folder, uid, reply FROM q_failures WHERE account_id = "
-			   "$1::bigint ORDER BY n", 1, pa, err);
-	if (failures == NULL || pg_commit(q->pg, err) < 0)
-		goto out;
-	*out = detail_json(id, a, folders, failures, &ok);
-	if (!ok || *out == NULL) {
-		json_decref(*out);
-		*out = NULL;
-		oom(err);
-		goto out;
-	}
-	rc = 0;
-out:
-	pg_rollback(q->pg);
-	PQclear(a);
-	PQclear(folders);
-	PQclear(failures);
-	return rc;
+	memset(&d, 0, sizeof(d));
+	r = q->be->account_detail(q->h, job, email, &d, err);
+	if (r == 0 && (*out = queue_detail_json(&d)) == NULL)
+		r = oom(err);
+	queue_detail_free(&d);
+	return r;
 }

@@ -109,8 +109,9 @@ int state_open(const char *location, struct state **st_r, struct tr_error *err)
 		tr_error_set(err, TR_ERR_USAGE, "no state location given");
 		return -1;
 	}
-	/* a DSN is libpq's whole ("postgres://" too), not "NAME:WHERE" */
-	if (pg_is_dsn(location))
+	/* a DSN is libpq's whole ("postgres://" too, or its key=value form),
+	 * not "NAME:WHERE" */
+	if (pg_is_dsn(location) || pg_is_conninfo(location))
 		return state_open_backend(state_backend_pg.name, location, st_r, err);
 	n = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
 	if (n > 0 && location[n] == ':') {

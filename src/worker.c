@@ -62,7 +62,7 @@ struct worker {
 	char id[160];
 	int lease_s;
 	struct state *state;
-	struct caps_pg *caps;
+	struct caps_pg *caps;           /* NULL: the queue is not a fleet's */
 	pthread_mutex_t mu;             /* jobs, st */
 	struct job_env *jobs;
 	struct worker_stats st;
@@ -164,18 +164,23 @@ static struct job_env *job_env_make(struct worker *w, struct queue *q, int64_t i
 	if (run_env_init(&je->env, &je->cfg, je->tls, w->state, je->admin_pw, err) < 0)
 		goto fail;
 	je->env_set = true;
-	if (caps_pg_side(w->caps, id, "src", &sh, err) < 0)
-		goto fail;
-	limiter_set_shared(je->env.src_lim, &sh);
-	if (caps_pg_side(w->caps, id, "dst", &sh, err) < 0)
-		goto fail;
-	limiter_set_shared(je->env.dst_lim, &sh);
+	/* the job's limiters (run_env_init's, shared by every slot here) also
+	 * ask the fleet's caps, when there is a fleet */
+	if (w->caps != NULL) {
+		if (caps_pg_side(w->caps, id, "src", &sh, err) < 0)
+			goto fail;
+		limiter_set_shared(je->env.src_lim, &sh);
+		if (caps_pg_side(w->caps, id, "dst", &sh, err) < 0)
+			goto fail;
+		limiter_set_shared(je->env.dst_lim, &sh);
+	}
 	free(text);
 	log_info(NULL, "job %" PRId64 ": from %s:%d to %s:%d, caps per account %d/%d, per server "
-		 "%d/%d (source/destination, held with every worker)", id, je->cfg.src.host,
+		 "%d/%d (source/destination, held %s)", id, je->cfg.src.host,
 		 je->cfg.src.port, je->cfg.dst.host, je->cfg.dst.port,
 		 je->cfg.src_max_per_account, je->cfg.dst_max_per_account,
-		 je->cfg.src_max_connections, je->cfg.dst_max_connections);
+		 je->cfg.src_max_connections, je->cfg.dst_max_connections,
+		 w->caps != NULL ? "with every worker" : "by this worker");
 	return je;
 fail:
 	tr_error_prefix(err, "job %" PRId64, id);
@@ -563,7 +568,7 @@ static int beat(struct worker *w, struct queue *q, struct tr_error *err)
 		return -1;
 	}
 	if (queue_renew(q, w->id, w->lease_s, held, n, &lost, &n_lost, err) < 0 ||
-	    caps_pg_renew(w->caps, err) < 0) {
+	    (w->caps != NULL && caps_pg_renew(w->caps, err) < 0)) {
 		free(held);
 		free(lost);
 		return -1;
@@ -703,9 +708,14 @@ int worker_run(const struct worker_opts *o, struct worker_stats *st, struct tr_e
 		snprintf(lease, sizeof(lease), "%d", w.lease_s);
 		setenv("TRASLOCO_LEASE_SECONDS", lease, 1);
 	}
+	/* the state is where the queue is: the same database, or for a queue
+	 * in a directory the state of that directory (state_sqlite) */
 	if (state_open(o->dsn, &w.state, err) < 0)
 		goto out;
-	if (caps_pg_open(o->dsn, w.id, o->egress ? o->egress : "", w.lease_s, &w.caps, err) < 0)
+	/* a queue of one host holds its jobs' caps in this process (the
+	 * job's limiters), not across a fleet */
+	if (strcmp(queue_backend_name(q), "postgresql") == 0 &&
+	    caps_pg_open(o->dsn, w.id, o->egress ? o->egress : "", w.lease_s, &w.caps, err) < 0)
 		goto out;
 	w.n_slots = o->parallel > 0 ? o->parallel : 1;
 	w.slots = calloc((size_t)w.n_slots, sizeof(*w.slots));

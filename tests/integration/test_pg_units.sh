@@ -14,7 +14,7 @@ n=0
 # PG_UNITS_WRAP: a command to run each program under (tests/valgrind.sh: valgrind)
 # shellcheck disable=SC2206 # words on purpose
 wrap=(${PG_UNITS_WRAP:-})
-for t in ${PG_UNITS:-test_pg test_state_pg test_queue test_caps_pg}; do
+for t in ${PG_UNITS:-test_pg test_state_pg test_queue_pg test_caps_pg}; do
     [[ -x $units/$t ]] || it_fail "$units/$t is not built"
     db=u_$t
     _it_pg_as "$IT_PG_BIN/psql" -X -q -h "$IT_PG_DIR/sock" -p "$IT_PG_PORT" -U postgres \
