@@ -2,8 +2,11 @@
  * (api.h, http.h), with workers of its own when asked (worker.h). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,8 @@
 
 #include "api.h"
 #include "cli.h"
+#include "privdir.h"
+#include "queue.h"
 #include "http.h"
 #include "log.h"
 #include "net.h"
@@ -19,17 +24,23 @@
 #include "worker.h"
 
 const char cli_serve_usage[] =
-	"usage: trasloco serve --queue DSN --token-file F [options]\n"
+	"usage: trasloco serve --state DIR --token-file F [options]\n"
+	"       trasloco serve --queue QUEUE --token-file F [options]\n"
 	"\n"
 	"Serve the HTTP API an onboarding panel talks to (submit a job, watch every\n"
 	"account, passes, retry, cancel, delete), a live status page at /, and\n"
-	"Prometheus metrics at /metrics.  The jobs are the queue's (trasloco queue):\n"
-	"workers on any host run them; --workers N runs some in this process too.\n"
+	"Prometheus metrics at /metrics.\n"
 	"\n"
-	"  --queue DSN                 postgresql://USER@HOST[:PORT]/DB, no password in it\n"
+	"  --state DIR                 run the jobs on this host: the queue and the state\n"
+	"                              in DIR (SQLite; made, with its key DIR/queue.key,\n"
+	"                              when missing), 4 accounts at once unless --workers\n"
+	"  --queue QUEUE               the jobs of a queue (trasloco queue): PostgreSQL,\n"
+	"                              postgresql://USER@HOST[:PORT]/DB with no password in\n"
+	"                              it, shared with workers on any host; or a directory\n"
 	"                              (else --queue-file F, else $TRASLOCO_QUEUE)\n"
-	"  --queue-file F              read the DSN from F (private file)\n"
-	"  --key-file F                the queue's key (as trasloco queue)\n"
+	"  --queue-file F              read the queue's location from F (private file)\n"
+	"  --key-file F                the queue's key (as trasloco queue; with --state:\n"
+	"                              DIR/queue.key by default)\n"
 	"  --token-file F              the API's bearer token: the file's first line, at\n"
 	"                              least 16 characters (private file)\n"
 	"  --listen HOST:PORT          default 127.0.0.1:8025; an address that is not\n"
@@ -39,7 +50,8 @@ const char cli_serve_usage[] =
 	"  --max-body BYTES            the largest request body (default 64 MiB)\n"
 	"  --access-log F              a line of JSON per request (method, path, status,\n"
 	"                              whether a token came and was accepted)\n"
-	"  --workers N                 run up to N accounts in this process (default 0)\n"
+	"  --workers N                 run up to N accounts in this process (default 0;\n"
+	"                              with --state 4)\n"
 	"  --egress NAME --lease S --log-dir DIR\n"
 	"                              for those workers, as trasloco worker\n"
 	"  -q, --quiet | -v, --verbose | --debug\n"
@@ -100,10 +112,52 @@ static int num_arg(const char *opt, const char *v, long lo, long hi, long *out)
 	return 0;
 }
 
+/* --state DIR: the queue (and the workers' state) in DIR, made on the first
+ * start, with its key (DIR/queue.key unless another is named) made too:
+ * one host needs nothing prepared but the token. */
+static int local_queue(const char *dir, const char *key_opt, char **loc_r, char **key_r,
+		       struct tr_error *err)
+{
+	struct queue *q = NULL;
+	struct stat st;
+	int fd, from, version;
+
+	*loc_r = NULL;
+	*key_r = NULL;
+	if ((fd = privdir_open(dir, "state directory", err)) < 0)
+		return -1;
+	close(fd);
+	if (queue_init(dir, &from, &version, &q, err) < 0)
+		return -1;
+	if (from == 0)
+		log_info(NULL, "serve: a new queue in %s", queue_where(q));
+	else if (from < version)
+		log_info(NULL, "serve: the queue in %s upgraded from version %d to %d",
+			 queue_where(q), from, version);
+	queue_close(q);
+	if (key_opt != NULL || getenv("TRASLOCO_QUEUE_KEY_FILE") != NULL)
+		*key_r = cli_queue_key_file(key_opt, err);
+	else if (asprintf(key_r, "%s/queue.key", dir) < 0)
+		*key_r = NULL;
+	if (*key_r == NULL || (*loc_r = strdup(dir)) == NULL) {
+		if (err->kind == TR_ERR_NONE)
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	if (lstat(*key_r, &st) < 0 && errno == ENOENT) {
+		if (seal_key_create(*key_r, err) < 0)
+			return -1;
+		log_info(NULL, "serve: key file %s created (mode 0600): the passwords of the "
+			 "queued jobs are sealed with it; keep a copy safe", *key_r);
+	}
+	return 0;
+}
+
 int cli_serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "queue", required_argument, NULL, 'U' },
+		{ "state", required_argument, NULL, 'S' },
 		{ "queue-file", required_argument, NULL, 'Q' },
 		{ "key-file", required_argument, NULL, 'K' },
 		{ "token-file", required_argument, NULL, 'T' },
@@ -124,6 +178,8 @@ int cli_serve_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *queue = NULL, *queue_file = NULL, *key_file = NULL, *token_file = NULL;
+	const char *state = NULL;
+	bool workers_given = false;
 	struct api_conf ac;
 	struct http_conf hc;
 	struct serve_worker w;
@@ -149,6 +205,7 @@ int cli_serve_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'U': queue = optarg; break;
+		case 'S': state = optarg; break;
 		case 'Q': queue_file = optarg; break;
 		case 'K': key_file = optarg; break;
 		case 'T': token_file = optarg; break;
@@ -172,6 +229,7 @@ int cli_serve_main(int argc, char **argv)
 			if (num_arg("workers", optarg, 0, 1000, &v) < 0)
 				return EXIT_USAGE;
 			w.o.parallel = (int)v;
+			workers_given = true;
 			break;
 		case 'L':
 			if (num_arg("lease", optarg, 5, 3600, &v) < 0)
@@ -200,9 +258,25 @@ int cli_serve_main(int argc, char **argv)
 			hc.listen);
 		return EXIT_USAGE;
 	}
-	if (cli_queue_dsn(queue, queue_file, &dsn, &err) < 0 ||
-	    (key_path = cli_queue_key_file(key_file, &err)) == NULL ||
-	    seal_keys_load(key_path, &keys, &err) < 0 ||
+	if (state != NULL && (queue != NULL || queue_file != NULL)) {
+		fprintf(stderr, "trasloco serve: --state DIR or --queue QUEUE, not both\n");
+		return EXIT_USAGE;
+	}
+	if (state != NULL) {
+		if (!workers_given)
+			w.o.parallel = 4;
+		if (local_queue(state, key_file, &dsn, &key_path, &err) < 0) {
+			fprintf(stderr, "trasloco serve: %s\n", err.msg);
+			code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
+			goto out;
+		}
+	} else if (cli_queue_dsn(queue, queue_file, &dsn, &err) < 0 ||
+		   (key_path = cli_queue_key_file(key_file, &err)) == NULL) {
+		fprintf(stderr, "trasloco serve: %s\n", err.msg);
+		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
+		goto out;
+	}
+	if (seal_keys_load(key_path, &keys, &err) < 0 ||
 	    secret_from_file(token_file, &token, &err) < 0) {
 		fprintf(stderr, "trasloco serve: %s\n", err.msg);
 		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
@@ -224,8 +298,8 @@ int cli_serve_main(int argc, char **argv)
 		code = err.kind == TR_ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
 		goto out;
 	}
-	log_info(NULL, "serve: listening on %s (%s), jobs in the queue%s", hc.listen,
-		 hc.tls_cert != NULL ? "https" : "http",
+	log_info(NULL, "serve: listening on %s (%s), jobs in %s%s", hc.listen,
+		 hc.tls_cert != NULL ? "https" : "http", state != NULL ? state : "the queue",
 		 w.o.parallel > 0 ? ", with workers in this process" : "");
 	if (w.o.parallel > 0) {
 		w.o.dsn = dsn;

@@ -39,13 +39,11 @@ PORT=$(_it_alloc_port)
 BASE_URL=http://$IT_HOST:$PORT/
 
 # ---- the server the page talks to ------------------------------------------
-# The real `trasloco serve` over a throwaway PostgreSQL queue with workers in
-# its own process, two real Dovecots.  Job 1 (3 accounts, one with a wrong
+# The real `trasloco serve --state DIR` (the jobs run by the service itself,
+# its queue and state in SQLite), two real Dovecots.  Job 1 (3 accounts, one with a wrong
 # password: a failed row for the filter; its name holds markup that must stay
 # text) runs to its end before the browser comes; job 2 (8 accounts of 200
 # messages, one account at a time) is still running while the page watches.
-. "$IT_LIBDIR/pg.sh"
-it_pg_start
 declare -A PW
 users=""
 for i in 1 2 3 4 5 6 7 8 9 10 11; do
@@ -64,9 +62,6 @@ for i in 1 2 3 4 5 6 7 8 9 10 11; do
         --profile "$profile" >/dev/null &
 done
 wait
-KEY=$IT_DIR/queue.key
-"$TRASLOCO" queue init "$IT_PG_DSN" --key-file "$KEY" >"$IT_DIR/init.out" 2>&1 ||
-    it_fail "queue init failed: $(cat "$IT_DIR/init.out")"
 # job JSON: name, then "email password" pairs
 job_json() {
     "$IT_PYTHON" - "$@" <<'PY'
@@ -99,8 +94,8 @@ print(json.load(urllib.request.urlopen(req, timeout=30))["state"])' "$BASE_URL" 
 }
 export SRC_IMAPS_PORT DST_IMAPS_PORT
 server_start() {
-    TRASLOCO_QUEUE=$IT_PG_DSN "$TRASLOCO" serve --listen "$IT_HOST:$PORT" \
-        --token-file "$TOKEN_FILE" --key-file "$KEY" --workers 1 \
+    "$TRASLOCO" serve --state "$IT_DIR/state" --listen "$IT_HOST:$PORT" \
+        --token-file "$TOKEN_FILE" --workers 1 \
         --access-log "$IT_DIR/access.log" </dev/null >"$IT_DIR/server.log" 2>&1 &
     SERVER_PID=$!
 }
