@@ -153,6 +153,10 @@ int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t 
 struct queue_counts {
 	uint64_t copied, present, failed, bytes;
 	uint32_t folders_done, folders_total;
+	/* sessions a server refused for a limit ([0] source, [1] destination)
+	 * since the last progress or finish of this claim: added to the
+	 * account's counts, which only grow (also written while it verifies) */
+	uint32_t refused[2];
 };
 int queue_progress(struct queue *q, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err);
@@ -163,7 +167,8 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
 /* Messages a verify found missing, kept per account in its last verify. */
 #define QUEUE_MISSING_KEPT 1000
 
-/* The outcome of a copy ("ok", "partial", "failed"; error NULL when ok),
+/* The outcome of a copy ("ok", "partial", "failed"; error NULL when ok;
+ * error_kind: its tr_error_kind_name, NULL when ok),
  * written only while the row is still worker's: returns 1 written, 0 when
  * it was not (taken over, cancelled), -1 on error.  res (borrowed; NULL:
  * nothing known, e.g. the job's settings did not load) gives the folders
@@ -174,7 +179,8 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
  * (QUEUE_PASS_FINAL_VERIFY); when the job got a final pass while this ran,
  * to pending for that final pass. */
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
-		 const char *error, const struct queue_counts *n, double seconds,
+		 const char *error, const char *error_kind, const struct queue_counts *n,
+		 double seconds,
 		 const struct account_result *res, struct tr_error *err);
 /* The outcome of a verify claim (it: borrowed, its texts cleaned), kept as
  * the account's last verify: exact when it could verify and found every

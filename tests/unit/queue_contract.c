@@ -396,7 +396,7 @@ void test_takeover(void **state)
 	/* within the lease: B gets the other account, not A's */
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 1);
 	assert_true(cb.row != ca.row);
-	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, NULL, &err), 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, NULL, &n, 1.5, NULL, &err), 1);
 	queue_claim_free(&cb);
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 0);
 	/* A's heartbeat leaves it a lease of 1 s (the database's clock), and
@@ -414,7 +414,7 @@ void test_takeover(void **state)
 	/* counts start again with the new run */
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	/* A no longer owns it: no outcome, no progress, no release; renew says lost */
-	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, NULL, &err), 0);
+	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", NULL, &n, 1, NULL, &err), 0);
 	must(queue_progress(a, "A", ca.row, &n, &err), &err);
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	must(queue_release(a, "A", ca.row, 0, &err), &err);
@@ -428,7 +428,7 @@ void test_takeover(void **state)
 	must(queue_renew(b, "B", 30, &cb.row, 1, &lost, &n_lost, &err), &err);
 	assert_int_equal(n_lost, 0);
 	assert_null(lost);
-	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, NULL,
+	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", NULL, &n, 2, NULL,
 				      &err), 1);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'partial' AND "
 			     "error = 'one folder failed' AND lease_until IS NULL"), 1);
@@ -443,7 +443,7 @@ void test_takeover(void **state)
 	}
 	assert_int_equal(queue_claim(a, "A", 1, &ca, &err), 1);
 	sleep(2);
-	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, NULL, &err), 1);
+	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, NULL, &n, 2, NULL, &err), 1);
 	queue_claim_free(&ca);
 	must(queue_worker_stopped(a, "A", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_workers WHERE stopped IS NOT NULL"), 1);
@@ -497,7 +497,7 @@ void test_cancel(void **state)
 	queue_claim_free(&c);
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	held[1] = c.row;
-	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, &(struct queue_counts){ 0 }, 1,
+	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, NULL, &(struct queue_counts){ 0 }, 1,
 				      NULL, &err), 1);
 	queue_claim_free(&c);
 	must(queue_cancel(q, "acme", &err), &err);
@@ -511,7 +511,7 @@ void test_cancel(void **state)
 	assert_int_equal(lost[0], held[0]);
 	free(lost);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 3);
-	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, &(struct queue_counts){ 0 }, 1,
+	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, NULL, &(struct queue_counts){ 0 }, 1,
 				      NULL, &err), 0);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'ok'"), 1);
 	/* retry brings it back */
@@ -535,7 +535,7 @@ static void finish_one(struct queue *q, const char *status)
 
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_int_equal(queue_finish(q, "A", c.row, status,
-				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, &n, 3,
+				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, NULL, &n, 3,
 				      NULL, &err), 1);
 	queue_claim_free(&c);
 }
@@ -968,7 +968,7 @@ void test_detail(void **state)
 	/* 600 + 700 refused, 50 left in a folder that failed: 1000 listed */
 	fake_result(&res, 600, 700);
 	counts_from(&res, &n);
-	assert_int_equal(queue_finish(q, "A", c.row, "partial", "a folder failed", &n, 4.5, &res,
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", "a folder failed", NULL, &n, 4.5, &res,
 				      &err), 1);
 	account_result_free(&res);
 	queue_claim_free(&c);
@@ -1037,7 +1037,7 @@ void test_detail(void **state)
 	res.total.failed = 2;
 	res.folders_failed = 0;
 	counts_from(&res, &n);
-	assert_int_equal(queue_finish(q, "A", c.row, "partial", NULL, &n, 1, &res, &err), 1);
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", NULL, NULL, &n, 1, &res, &err), 1);
 	account_result_free(&res);
 	queue_claim_free(&c);
 	d = detail(q, "acme", "a@x.it");
@@ -1050,7 +1050,7 @@ void test_detail(void **state)
 	/* an outcome without a result (the job's settings did not load): none */
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_string_equal(c.email, "b@x.it");
-	assert_int_equal(queue_finish(q, "A", c.row, "failed", "no settings",
+	assert_int_equal(queue_finish(q, "A", c.row, "failed", "no settings", NULL,
 				      &(struct queue_counts){ 0 }, 0, NULL, &err), 1);
 	queue_claim_free(&c);
 	d = detail(q, "acme", "b@x.it");
@@ -1110,7 +1110,7 @@ static void finish_as(struct queue *q, const char *w, int64_t row, const char *s
 				  .folders_total = 1 };
 
 	assert_int_equal(queue_finish(q, w, row, status, strcmp(status, "ok") != 0 ?
-				      "copy trouble" : NULL, &n, 1, NULL, &err), 1);
+				      "copy trouble" : NULL, NULL, &n, 1, NULL, &err), 1);
 }
 
 static void verified_as(struct queue *q, const char *w, int64_t row, uint32_t missing,
@@ -1548,14 +1548,15 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(job, "job", "id name state created src dst accounts messages messages_present "
 		 "messages_failed bytes seconds rate bytes_per_second eta_seconds sessions "
-		 "caps_per_egress passes skipped");
+		 "caps_per_egress passes errors limit_refusals skipped");
 	keys_are(json_object_get(job, "passes"), "passes",
-		 "current count every_seconds next_at final finished");
+		 "current count every_seconds next_at final finished current_seconds "
+		 "last_pass_kind last_pass_seconds");
 	keys_are(json_object_get(job, "accounts"), "accounts",
 		 "pending running ok partial failed cancelled total");
 	keys_are(json_object_get(job, "sessions"), "sessions", "src dst");
 	keys_are(json_object_get(json_object_get(job, "sessions"), "dst"), "a side",
-		 "in_use cap per_account");
+		 "in_use cap per_account limit_refusals");
 	keys_are(json_array_get(json_object_get(job, "skipped"), 0), "skipped", "line what");
 	created = json_string_value(json_object_get(job, "created"));
 	assert_non_null(created);
@@ -1569,7 +1570,8 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(json_array_get(json_object_get(job, "account_list"), 0), "account",
 		 "email state worker error copied present failed bytes folders_done "
-		 "folders_total attempts takeovers seconds line pass verify_exact");
+		 "folders_total attempts takeovers seconds line pass verify_exact error_kind "
+		 "limit_refusals");
 	json_decref(root);
 	queue_close(q);
 }
