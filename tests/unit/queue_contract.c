@@ -1575,3 +1575,150 @@ void test_status_shape(void **state)
 	json_decref(root);
 	queue_close(q);
 }
+
+/* A number at path in the status (integer or real), fails when absent. */
+static double jnum(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot;
+	json_t *v = o;
+
+	while ((dot = strchr(path, '.')) != NULL) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		v = json_object_get(v, key);
+		path = dot + 1;
+	}
+	v = json_object_get(v, path);
+	if (!json_is_number(v))
+		fail_msg("%s is not a number", path);
+	return json_number_value(v);
+}
+
+static const char *acc_kind(json_t *job, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(job,
+										 "account_list"),
+								  i), "error_kind"));
+}
+
+/* What GET /metrics is made of: the kind of each account's error, the
+ * sessions refused for a limit (counted by progress and finish, only
+ * growing), the duration of the last finished pass. */
+void test_outcome_metrics(void **state)
+{
+	struct queue *q = open_q(), *other = open_q();
+	struct tr_error err;
+	struct queue_counts n = { .copied = 1, .refused = { 2, 1 } };
+	char sql[256], t1[96], t2[96];
+	int64_t ra, rb, rc;
+	json_t *root, *job;
+	int got;
+
+	(void)state;
+	submit(q, 3, NULL);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_RUN);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_RUN);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_RUN);
+	/* refusals: added by each progress (the heartbeat sends what is new)
+	 * and by the finish; another worker's writes add nothing */
+	must(queue_progress(q, "A", ra, &n, &err), &err);
+	must(queue_progress(q, "A", ra, &n, &err), &err);
+	must(queue_progress(other, "B", ra, &n, &err), &err);
+	assert_int_equal(one("SELECT refused_src FROM q_accounts WHERE worker = 'A' ORDER BY id "
+			     "LIMIT 1"), 4);
+	n.refused[0] = 1;
+	n.refused[1] = 0;
+	assert_int_equal(queue_finish(q, "A", ra, "failed", "login refused", "auth", &n, 1, NULL,
+				      &err), 1);
+	n.refused[0] = n.refused[1] = 0;
+	assert_int_equal(queue_finish(q, "A", rb, "partial", "3 messages refused", "message", &n,
+				      1, NULL, &err), 1);
+	/* an ok outcome has no error kind, whatever the caller says */
+	assert_int_equal(queue_finish(q, "A", rc, "ok", NULL, "auth", &n, 1, NULL, &err), 1);
+	/* the first run: from the job's submission to its last finish */
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET created = %s", ago(100, t1, sizeof(t1))));
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET finished = %s",
+		     ago(40, t2, sizeof(t2))));
+
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_int_equal(jint(job, "errors.auth"), 1);
+	assert_int_equal(jint(job, "errors.message"), 1);
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 2);
+	assert_string_equal(acc_kind(job, 0), "auth");
+	assert_string_equal(acc_kind(job, 1), "message");
+	assert_null(acc_kind(job, 2));
+	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(
+		job, "account_list"), 2), "error_kind")));
+	assert_int_equal(jint(job, "limit_refusals"), 7);
+	assert_int_equal(jint(job, "sessions.src.limit_refusals"), 5);
+	assert_int_equal(jint(job, "sessions.dst.limit_refusals"), 2);
+	assert_int_equal(jint(json_array_get(json_object_get(job, "account_list"), 0),
+			      "limit_refusals"), 7);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "run");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 58 &&
+		    jnum(job, "passes.last_pass_seconds") < 62);
+	assert_true(jnum(job, "passes.current_seconds") > 58 &&
+		    jnum(job, "passes.current_seconds") < 62);
+	json_decref(root);
+
+	/* a delta pass: the run stays the last finished one while it goes */
+	must(queue_pass(q, "acme", "delta", 0, &got, &err), &err);
+	assert_int_equal(got, 3);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_DELTA);
+	root = status_json(q, NULL);
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "run");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 58 &&
+		    jnum(job, "passes.last_pass_seconds") < 62);
+	assert_true(jnum(job, "passes.current_seconds") < 30);
+	/* pending or running accounts are not in errors (their last outcome
+	 * is being replaced); the counter keeps what it counted */
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 0);
+	assert_int_equal(jint(job, "limit_refusals"), 7);
+	json_decref(root);
+	assert_int_equal(queue_finish(q, "A", ra, "ok", NULL, NULL, &n, 1, NULL, &err), 1);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_DELTA);
+	assert_int_equal(queue_finish(q, "A", rb, "ok", NULL, NULL, &n, 1, NULL, &err), 1);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_DELTA);
+	assert_int_equal(queue_finish(q, "A", rc, "failed", "no route", "connect", &n, 1, NULL,
+				      &err), 1);
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET pass_started = %s",
+		     ago(30, t1, sizeof(t1))));
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET finished = %s",
+		     ago(10, t2, sizeof(t2))));
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "delta");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 18 &&
+		    jnum(job, "passes.last_pass_seconds") < 22);
+	assert_int_equal(jint(job, "errors.connect"), 1);
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 1);
+	json_decref(root);
+
+	/* a verify that cannot be done has its own kind; one that can brings
+	 * back the last copy's */
+	must(queue_pass(q, "acme", "verify", 0, &got, &err), &err);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_VERIFY);
+	verified_as(q, "A", ra, 0, TR_ERR_TLS);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_VERIFY);
+	verified_as(q, "A", rb, 0, TR_ERR_NONE);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_VERIFY);
+	n.refused[1] = 3;       /* a verify's refusals count too */
+	must(queue_progress(q, "A", rc, &n, &err), &err);
+	verified_as(q, "A", rc, 0, TR_ERR_NONE);
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(acc_kind(job, 0), "tls");
+	assert_null(acc_kind(job, 1));
+	assert_string_equal(acc_kind(job, 2), "connect");
+	assert_int_equal(jint(job, "sessions.dst.limit_refusals"), 5);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "verify");
+	json_decref(root);
+	queue_close(other);
+	queue_close(q);
+}
