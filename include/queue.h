@@ -204,15 +204,25 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
 /* Status of one job (job NULL: every job) as text for people or JSON
  * ({"jobs": [{"id", "name", "state", "accounts": {"pending", "running",
  * "ok", "partial", "failed", "cancelled"}, "messages", "bytes", "rate",
- * "eta_seconds", "sessions": {"src": {"in_use", "cap"}, "dst": ...},
+ * "eta_seconds", "sessions": {"src": {"in_use", "cap", "per_account",
+ * "limit_refusals"}, "dst": ...}, "errors": {KIND: N} (accounts failed or
+ * partial by the kind of their error, tr_error_kind_name), "limit_refusals"
+ * (sessions the servers refused for a limit, both sides, every attempt and
+ * pass: only grows),
  * "passes": {"current" (the latest pass's kind: run|delta|verify|final),
  * "count" (passes so far, the first run included), "every_seconds" (null:
  * none scheduled), "next_at" (ISO 8601 UTC, null when none is scheduled;
  * it starts then or once every account has finished), "final" (a final
  * pass was asked), "finished" (and every account has done it; the job is
- * not cancelled)},
+ * not cancelled), "current_seconds" (the latest pass from its start, to
+ * now or to its last account's finish once none is pending or running;
+ * the first run starts at the job's submission), "last_pass_kind",
+ * "last_pass_seconds" (the last finished pass: the latest once it is
+ * over, else the one before it, recorded when the latest began; null
+ * when none)},
  * "account_list": [{"email", "state", "worker", "error", "copied", ...,
- * "pass", "verify_exact" (null: never verified)}]}],
+ * "pass", "verify_exact" (null: never verified), "error_kind" (null unless
+ * failed or partial), "limit_refusals"}]}],
  * "workers": [{"id", "host", "egress", "parallel", "running", ...}]}
  * (account_list only for one job, workers only for all)).  rate: messages
  * copied per second since the job's first account started; eta_seconds:

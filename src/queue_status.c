@@ -329,10 +329,8 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 		"%lld (%lld per account%s)\n", j->in_use[0], j->cap[0], j->per_account[0],
 		j->per_egress ? " and egress" : "", j->in_use[1], j->cap[1], j->per_account[1],
 		j->per_egress ? " and egress" : "");
-	fprintf(f, "  passes: %lld so far, the latest %s (%s%s)", j->passes,
-		j->pass != NULL ? j->pass : "run",
-		duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)),
-		pass_ended(j) ? "" : " so far");
+	fprintf(f, "  passes: %lld so far, the latest %s", j->passes,
+		j->pass != NULL ? j->pass : "run");
 	if (finished(j))
 		fputs("; finished (final pass done)\n", f);
 	else if (j->final)
@@ -356,6 +354,17 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 			fputc('\n', f);
 		json_decref(e);
 	}
+	if (pass_ended(j))
+		fprintf(f, "  the latest pass took %s\n",
+			duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)));
+	else if (j->last_pass != NULL)
+		fprintf(f, "  the latest pass has run %s so far; the last finished one (%s) took "
+			"%s\n", duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)),
+			j->last_pass, duration((long long)(j->last_pass_seconds + 0.5), d2,
+					       sizeof(d2)));
+	else
+		fprintf(f, "  the latest pass has run %s so far\n",
+			duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)));
 	if (j->refused[0] + j->refused[1] > 0)
 		fprintf(f, "  sessions refused for a limit: %lld by the source, %lld by the "
 			"destination\n", j->refused[0], j->refused[1]);

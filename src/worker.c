@@ -53,7 +53,6 @@ struct slot {
 	int64_t row;                    /* the account running here, 0: none */
 	struct net_scope scope;         /* the running account's threads */
 	atomic_bool lost;
-	atomic_bool verifying;          /* the account's claim verifies: no live counters */
 	struct account_progress prog;
 };
 
@@ -415,7 +414,6 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	atomic_store(&s->prog.folders_total, 0);
 	atomic_store(&s->prog.refused[0], 0);
 	atomic_store(&s->prog.refused[1], 0);
-	atomic_store(&s->verifying, !queue_pass_copies(c->pass));
 	s->row = c->row;
 	pthread_mutex_unlock(&s->mu);
 	if (c->takeover) {
