@@ -49,6 +49,9 @@ struct account_progress {
 	atomic_uint_fast32_t folders_total;
 	atomic_uint_fast64_t msgs_total, msgs_done;
 	atomic_uint_fast64_t msgs_known, msgs_unknown, bytes_known;
+	/* sessions a server refused for a limit ([0] source, [1] destination):
+	 * only grows (a reader may take them with atomic_exchange) */
+	atomic_uint_fast32_t refused[2];
 };
 
 /* Everything borrowed; kept alive by the caller during account_run. */
@@ -78,6 +81,7 @@ struct folder_report {
 					     * SYNC_FAILURES_KEPT; counts.failed counts all) */
 	bool failed;
 	char *error;                        /* owned, when failed */
+	enum tr_err_kind error_kind;        /* when failed */
 };
 
 struct account_result {
@@ -88,6 +92,9 @@ struct account_result {
 	uint32_t folders_failed;
 	struct sync_counts total;
 	double seconds;
+	/* sessions the servers refused for a limit, [0] source, [1] destination
+	 * (each lowered a cap: limiter_refused) */
+	uint32_t refused[2];
 };
 
 /* Run the account; res is always filled (free with account_result_free).

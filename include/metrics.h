@@ -4,7 +4,9 @@
  * Gauges of now (jobs by state, accounts by status per job, sessions in
  * use and their caps per job and side, live workers) and counters that
  * only grow while a job exists (messages copied, already present, failed;
- * bytes).  Label values are escaped as the
+ * bytes; sessions refused for a limit), accounts failed or partial by
+ * error kind, and the seconds of each job's last finished pass.  Label
+ * values are escaped as the
  * format says; a job's name is not a label (a panel's names may be
  * anything): the job's id is.
  *

@@ -153,6 +153,10 @@ int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t 
 struct queue_counts {
 	uint64_t copied, present, failed, bytes;
 	uint32_t folders_done, folders_total;
+	/* sessions a server refused for a limit ([0] source, [1] destination)
+	 * since the last progress or finish of this claim: added to the
+	 * account's counts, which only grow (also written while it verifies) */
+	uint32_t refused[2];
 };
 int queue_progress(struct queue *q, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err);
@@ -163,7 +167,8 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
 /* Messages a verify found missing, kept per account in its last verify. */
 #define QUEUE_MISSING_KEPT 1000
 
-/* The outcome of a copy ("ok", "partial", "failed"; error NULL when ok),
+/* The outcome of a copy ("ok", "partial", "failed"; error NULL when ok;
+ * error_kind: its tr_error_kind_name, NULL when ok),
  * written only while the row is still worker's: returns 1 written, 0 when
  * it was not (taken over, cancelled), -1 on error.  res (borrowed; NULL:
  * nothing known, e.g. the job's settings did not load) gives the folders
@@ -174,7 +179,8 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
  * (QUEUE_PASS_FINAL_VERIFY); when the job got a final pass while this ran,
  * to pending for that final pass. */
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
-		 const char *error, const struct queue_counts *n, double seconds,
+		 const char *error, const char *error_kind, const struct queue_counts *n,
+		 double seconds,
 		 const struct account_result *res, struct tr_error *err);
 /* The outcome of a verify claim (it: borrowed, its texts cleaned), kept as
  * the account's last verify: exact when it could verify and found every
@@ -198,15 +204,25 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
 /* Status of one job (job NULL: every job) as text for people or JSON
  * ({"jobs": [{"id", "name", "state", "accounts": {"pending", "running",
  * "ok", "partial", "failed", "cancelled"}, "messages", "bytes", "rate",
- * "eta_seconds", "sessions": {"src": {"in_use", "cap"}, "dst": ...},
+ * "eta_seconds", "sessions": {"src": {"in_use", "cap", "per_account",
+ * "limit_refusals"}, "dst": ...}, "errors": {KIND: N} (accounts failed or
+ * partial by the kind of their error, tr_error_kind_name), "limit_refusals"
+ * (sessions the servers refused for a limit, both sides, every attempt and
+ * pass: only grows),
  * "passes": {"current" (the latest pass's kind: run|delta|verify|final),
  * "count" (passes so far, the first run included), "every_seconds" (null:
  * none scheduled), "next_at" (ISO 8601 UTC, null when none is scheduled;
  * it starts then or once every account has finished), "final" (a final
  * pass was asked), "finished" (and every account has done it; the job is
- * not cancelled)},
+ * not cancelled), "current_seconds" (the latest pass from its start, to
+ * now or to its last account's finish once none is pending or running;
+ * the first run starts at the job's submission), "last_pass_kind",
+ * "last_pass_seconds" (the last finished pass: the latest once it is
+ * over, else the one before it, recorded when the latest began; null
+ * when none)},
  * "account_list": [{"email", "state", "worker", "error", "copied", ...,
- * "pass", "verify_exact" (null: never verified)}]}],
+ * "pass", "verify_exact" (null: never verified), "error_kind" (null unless
+ * failed or partial), "limit_refusals"}]}],
  * "workers": [{"id", "host", "egress", "parallel", "running", ...}]}
  * (account_list only for one job, workers only for all)).  rate: messages
  * copied per second since the job's first account started; eta_seconds:

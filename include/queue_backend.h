@@ -92,7 +92,8 @@ struct queue_backend {
 	int (*progress)(void *h, const char *worker, int64_t row, const struct queue_counts *n,
 			struct tr_error *err);
 	int (*finish)(void *h, const char *worker, int64_t row, const char *status,
-		      const char *error, const struct queue_counts *n, double seconds,
+		      const char *error, const char *error_kind, const struct queue_counts *n,
+		      double seconds,
 		      const struct account_result *res, struct tr_error *err);
 	int (*verify_finish)(void *h, const char *worker, int64_t row,
 			     const struct verify_item *it, struct tr_error *err);

@@ -46,6 +46,18 @@ struct queue_job_row {
 	long long every;                /* delta passes every N s; 0: none scheduled */
 	char *next_at;                  /* ISO 8601 UTC; NULL: none scheduled */
 	bool final;                     /* a final pass was asked */
+	/* the latest pass: seconds from its start (pass_started, or the job's
+	 * submission for the first run) to now, or to its last account's
+	 * finish once no account is pending or running */
+	double pass_seconds;
+	/* the pass before it that finished (kept when the latest began):
+	 * last_pass NULL when none */
+	char *last_pass;
+	double last_pass_seconds;
+	char *errors;                   /* JSON object: accounts failed or partial by
+					 * error kind ("{}" or NULL: none) */
+	long long refused[2];           /* sessions refused for a limit, per side, every
+					 * account, every attempt */
 };
 
 /* One account of a job (the list of one job's status). */
@@ -56,6 +68,8 @@ struct queue_account_row {
 	double seconds;
 	char *pass;                     /* what its claim does (queue_pass_name) */
 	int verify_exact;               /* its last verify: 1 exact, 0 not, -1 none */
+	char *error_kind;               /* failed or partial: tr_error_kind_name; else NULL */
+	long long refused;              /* sessions refused for a limit, both sides */
 };
 
 /* A worker heard from lately and not stopped. */

@@ -50,6 +50,7 @@ struct acct {
 	pthread_cond_t changed;       /* a folder was finished or given back */
 	bool abort;                   /* fatal for the account: stop handing out work */
 	struct tr_error abort_err;
+	atomic_uint refused[2];       /* account_result's, from every worker */
 };
 
 struct worker {
@@ -159,8 +160,12 @@ static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed
 			tr_error_set(err, TR_ERR_WAIT, "%s (while other sessions of this account "
 				     "are open: taken as a connection limit)", msg);
 		}
-		if (err->kind == TR_ERR_WAIT)
+		if (err->kind == TR_ERR_WAIT) {
 			limiter_refused(lim, login);
+			atomic_fetch_add(&a->refused[src ? 0 : 1], 1);
+			if (o->progress != NULL)
+				atomic_fetch_add(&o->progress->refused[src ? 0 : 1], 1);
+		}
 		limiter_release(lim, login);
 		if (extra || !transient(err->kind) || attempt + 1 >= o->cfg->retries ||
 		    net_cancelled())
@@ -391,6 +396,7 @@ static int do_folder(struct worker *w, size_t i)
 	log_error(o->label, "folder %s failed: %s", fr->src_name, err.msg);
 	fr->failed = true;
 	fr->error = strdup(err.msg);
+	fr->error_kind = err.kind;
 	{
 		/* Whatever the source holds that this run did not place is failed,
 		 * not silently absent from the totals. */
@@ -489,6 +495,7 @@ static int fail_folder(struct acct *a, size_t i, const char *fmt, const char *wh
 	snprintf(msg, sizeof(msg), fmt, what, reply);
 	free(fr->error);
 	fr->error = strdup(msg);
+	fr->error_kind = TR_ERR_PROTOCOL;
 	fr->failed = true;
 	log_error(a->o->label, "folder %s failed: %s", fr->src_name, msg);
 	return fr->error != NULL ? 0 : -1;
@@ -1083,6 +1090,8 @@ failed:
 			     "lost (its lease expired); another worker may take it over");
 done:
 	res->seconds = now_s() - t0;
+	res->refused[0] = atomic_load(&a.refused[0]);
+	res->refused[1] = atomic_load(&a.refused[1]);
 	if (a.account_id != 0 && lock != NULL &&
 	    state_account_set_status(o->state, a.account_id, account_status_name(res->status),
 				     res->status == ACCOUNT_FAILED ? res->err.msg : NULL, &err) < 0)

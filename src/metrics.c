@@ -122,6 +122,47 @@ char *metrics_render(const json_t *status)
 				num(json_object_get(ses, side), "cap"));
 		}
 	}
+	head(f, "trasloco_account_errors", "gauge",
+	     "Accounts of a job whose last outcome failed or was partial, by error kind.");
+	json_array_foreach(jobs, i, j) {
+		const json_t *v;
+		const char *kind;
+
+		json_object_foreach((json_t *)json_object_get(j, "errors"), kind, v) {
+			fprintf(f, "trasloco_account_errors{job=\"%" JSON_INTEGER_FORMAT "\",kind=",
+				num(j, "id"));
+			label(f, kind);
+			fprintf(f, "} %" JSON_INTEGER_FORMAT "\n",
+				json_is_integer(v) ? json_integer_value(v) : 0);
+		}
+	}
+	head(f, "trasloco_limit_refusals_total", "counter",
+	     "Sessions a job's server refused for a limit (each lowered a cap), by side.");
+	json_array_foreach(jobs, i, j) {
+		const json_t *ses = json_object_get(j, "sessions");
+
+		for (k = 0; k < 2; k++) {
+			const char *side = k == 0 ? "src" : "dst";
+
+			fprintf(f, "trasloco_limit_refusals_total{job=\"%" JSON_INTEGER_FORMAT
+				"\",side=\"%s\"} %" JSON_INTEGER_FORMAT "\n", num(j, "id"), side,
+				num(json_object_get(ses, side), "limit_refusals"));
+		}
+	}
+	head(f, "trasloco_pass_seconds", "gauge",
+	     "Seconds the last finished pass of a job took, by its kind.");
+	json_array_foreach(jobs, i, j) {
+		const json_t *ps = json_object_get(j, "passes");
+		const char *kind = json_string_value(json_object_get(ps, "last_pass_kind"));
+		const json_t *secs = json_object_get(ps, "last_pass_seconds");
+
+		if (kind == NULL || !json_is_number(secs))
+			continue;
+		fprintf(f, "trasloco_pass_seconds{job=\"%" JSON_INTEGER_FORMAT "\",kind=",
+			num(j, "id"));
+		label(f, kind);
+		fprintf(f, "} %.3f\n", json_number_value(secs));
+	}
 	workers = json_object_get(status, "workers");
 	head(f, "trasloco_workers", "gauge", "Workers heard from in the last ten minutes.");
 	fprintf(f, "trasloco_workers %zu\n", json_array_size(workers));

@@ -158,7 +158,11 @@ static const char schema_v2[] =
 	"  ADD COLUMN pass_count integer NOT NULL DEFAULT 1,"
 	"  ADD COLUMN pass_started timestamptz,"
 	"  ADD COLUMN pass_every integer CHECK (pass_every > 0),"
-	"  ADD COLUMN final boolean NOT NULL DEFAULT false;"
+	"  ADD COLUMN final boolean NOT NULL DEFAULT false,"
+	/* the pass before the latest, once it had finished (every account
+	 * done): its kind and seconds from its start to its last finish */
+	"  ADD COLUMN last_pass_kind text,"
+	"  ADD COLUMN last_pass_seconds double precision;"
 	/* per account: what its pending or running (else its last) claim does:
 	 * copy ('run', 'delta', 'final': a final pass's copy) or verify
 	 * ('verify', 'final-verify'); the last copy's outcome and error (a
@@ -172,7 +176,14 @@ static const char schema_v2[] =
 	"  ADD COLUMN failures_more bigint NOT NULL DEFAULT 0,"
 	"  ADD COLUMN verify_at timestamptz,"
 	"  ADD COLUMN verify_exact boolean,"
-	"  ADD COLUMN verify text;"
+	"  ADD COLUMN verify text,"
+	/* the kind (tr_error_kind_name) of error and of outcome_error; the
+	 * sessions the servers refused for a limit (all attempts, all
+	 * passes: they only grow) */
+	"  ADD COLUMN error_kind text,"
+	"  ADD COLUMN outcome_kind text,"
+	"  ADD COLUMN refused_src bigint NOT NULL DEFAULT 0,"
+	"  ADD COLUMN refused_dst bigint NOT NULL DEFAULT 0;"
 	"UPDATE q_accounts SET outcome = state, outcome_error = error"
 	"  WHERE state IN ('ok', 'partial', 'failed');"
 	/* the folders of an account's last copy, in plan order; names as

@@ -516,7 +516,8 @@ int queue_progress(struct queue *q, const char *worker, int64_t row,
 }
 
 int queue_finish(struct queue *q, const char *worker, int64_t row, const char *status,
-		 const char *error, const struct queue_counts *n, double seconds,
+		 const char *error, const char *error_kind, const struct queue_counts *n,
+		 double seconds,
 		 const struct account_result *res, struct tr_error *err)
 {
 	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "partial") != 0 &&
@@ -525,7 +526,8 @@ int queue_finish(struct queue *q, const char *worker, int64_t row, const char *s
 			     status != NULL ? status : "(null)");
 		return -1;
 	}
-	return q->be->finish(q->h, worker, row, status, error, n, seconds, res, err);
+	return q->be->finish(q->h, worker, row, status, error,
+			     strcmp(status, "ok") == 0 ? NULL : error_kind, n, seconds, res, err);
 }
 
 int queue_verify_finish(struct queue *q, const char *worker, int64_t row,

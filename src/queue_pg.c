@@ -606,8 +606,10 @@ static int qpg_renew(void *h, const char *worker, int lease_s, const int64_t *he
 	return 0;
 }
 
-static void counts_text(const struct queue_counts *n, char v[6][24])
+static void counts_text(const struct queue_counts *n, char v[8][24])
 {
+	snprintf(v[6], 24, "%" PRIu32, n->refused[0]);
+	snprintf(v[7], 24, "%" PRIu32, n->refused[1]);
 	snprintf(v[0], 24, "%" PRIu64, n->copied);
 	snprintf(v[1], 24, "%" PRIu64, n->present);
 	snprintf(v[2], 24, "%" PRIu64, n->failed);
@@ -620,11 +622,19 @@ static int qpg_progress(void *h, const char *worker, int64_t row,
 		   const struct queue_counts *n, struct tr_error *err)
 {
 	struct qpg *q = h;
-	char idbuf[32], v[6][24];
-	const char *p[8] = { idbuf, worker, v[0], v[1], v[2], v[3], v[4], v[5] };
+	char idbuf[32], v[8][24];
+	const char *p[10] = { idbuf, worker, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] };
 
 	id_text(idbuf, sizeof(idbuf), row);
 	counts_text(n, v);
+	/* the refusals count while it verifies too; the counters are its
+	 * last copy's then */
+	if ((n->refused[0] > 0 || n->refused[1] > 0) &&
+	    pg_run(q->pg, "UPDATE q_accounts SET refused_src = refused_src + $3::bigint, "
+		   "refused_dst = refused_dst + $4::bigint WHERE id = $1::bigint AND worker = $2 "
+		   "AND state = 'running'", 4, (const char *[]){ idbuf, worker, v[6], v[7] },
+		   err) < 0)
+		return -1;
 	return pg_run(q->pg, "UPDATE q_accounts SET copied = $3::bigint, present = $4::bigint, "
 		      "failed_msgs = $5::bigint, bytes = $6::bigint, folders_done = $7::int, "
 		      "folders_total = $8::int WHERE id = $1::bigint AND worker = $2 "
@@ -717,13 +727,13 @@ static int final_next(struct qpg *q, const char *idbuf, struct tr_error *err)
 }
 
 static int qpg_finish(void *h, const char *worker, int64_t row, const char *status,
-		 const char *error, const struct queue_counts *n, double seconds,
-		 const struct account_result *res, struct tr_error *err)
+		 const char *error, const char *error_kind, const struct queue_counts *n,
+		 double seconds, const struct account_result *res, struct tr_error *err)
 {
 	struct qpg *q = h;
-	char idbuf[32], v[6][24], secs[32], more[24], *folders = NULL, *failures = NULL;
-	const char *p[12] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
-			      secs, more };
+	char idbuf[32], v[8][24], secs[32], more[24], *folders = NULL, *failures = NULL;
+	const char *p[15] = { idbuf, worker, status, error, v[0], v[1], v[2], v[3], v[4], v[5],
+			      secs, more, error_kind, v[6], v[7] };
 	const char *pd[2] = { idbuf, NULL };
 	uint64_t n_more;
 	int r;
@@ -749,8 +759,10 @@ static int qpg_finish(void *h, const char *worker, int64_t row, const char *stat
 		    "present = $6::bigint, failed_msgs = $7::bigint, bytes = $8::bigint, "
 		    "folders_done = $9::int, folders_total = $10::int, "
 		    "seconds = $11::double precision, failures_more = $12::bigint, "
+		    "error_kind = $13, outcome_kind = $13, "
+		    "refused_src = refused_src + $14::bigint, refused_dst = refused_dst + $15::bigint, "
 		    "finished = now(), lease_until = NULL "
-		    "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 12, p, err);
+		    "WHERE id = $1::bigint AND worker = $2 AND state = 'running'", 15, p, err);
 	if (r <= 0) {
 		pg_rollback(q->pg);
 		free(folders);
@@ -794,8 +806,8 @@ static int qpg_verify_finish(void *h, const char *worker, int64_t row,
 	struct qpg *q = h;
 	bool failed = it->err.kind != TR_ERR_NONE;
 	char idbuf[32], why[sizeof(it->err.msg) + 16], *doc = queue_verify_doc(it), *clean;
-	const char *p[6] = { idbuf, worker, !failed && it->missing == 0 ? "t" : "f", doc,
-			     failed ? "t" : "f", NULL };
+	const char *p[7] = { idbuf, worker, !failed && it->missing == 0 ? "t" : "f", doc,
+			     failed ? "t" : "f", NULL, tr_error_kind_name(it->err.kind) };
 	int r;
 
 	if (doc == NULL)
@@ -816,8 +828,9 @@ static int qpg_verify_finish(void *h, const char *worker, int64_t row,
 		    "verify = $4, "
 		    "state = CASE WHEN $5::boolean THEN 'failed' ELSE coalesce(a.outcome, 'ok') END, "
 		    "error = CASE WHEN $5::boolean THEN $6 ELSE a.outcome_error END, "
+		    "error_kind = CASE WHEN $5::boolean THEN $7 ELSE a.outcome_kind END, "
 		    "finished = now(), lease_until = NULL "
-		    "WHERE a.id = $1::bigint AND a.worker = $2 AND a.state = 'running'", 6, p, err);
+		    "WHERE a.id = $1::bigint AND a.worker = $2 AND a.state = 'running'", 7, p, err);
 	free(doc);
 	if (r > 0 && (final_next(q, idbuf, err) < 0 || pg_commit(q->pg, err) < 0))
 		r = -1;
@@ -921,6 +934,15 @@ static int start_pass(struct qpg *q, const char *idbuf, const char *kind, int *n
 	PGresult *r;
 
 	*n_r = 0;
+	/* the latest pass, when it is over, becomes the last finished one
+	 * (before its accounts' finish times are lost) */
+	if (pg_run(q->pg, "UPDATE q_jobs j SET last_pass_kind = j.pass_kind, "
+		   "last_pass_seconds = greatest(extract(epoch FROM x.fin - "
+		   "coalesce(j.pass_started, j.created)), 0) "
+		   "FROM (SELECT max(finished) AS fin FROM q_accounts WHERE job_id = $1::bigint "
+		   "HAVING count(*) FILTER (WHERE state IN ('pending', 'running')) = 0) x "
+		   "WHERE j.id = $1::bigint AND x.fin IS NOT NULL", 1, p, err) < 0)
+		return -1;
 	if (strcmp(kind, "final") == 0) {
 		/* every account: the finished ones now, the pending ones by
 		 * their coming claim, the running ones when their run ends
@@ -1310,7 +1332,16 @@ static const char jobs_sql[] =
 	"  j.pass_kind, j.pass_count, j.pass_every, "
 	"  CASE WHEN j.pass_every IS NOT NULL AND NOT j.final THEN to_char(coalesce(j.pass_started, "
 	"    j.created) + make_interval(secs => j.pass_every), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') END, "
-	"  j.final "
+	"  j.final, "
+	"  extract(epoch FROM (CASE WHEN count(a.id) FILTER (WHERE a.st IN "
+	"    ('pending', 'running')) = 0 THEN greatest(max(a.finished), "
+	"    coalesce(j.pass_started, j.created)) ELSE now() END) - "
+	"    coalesce(j.pass_started, j.created)), "
+	"  j.last_pass_kind, j.last_pass_seconds, "
+	"  (SELECT json_object_agg(x.k, x.n ORDER BY x.k)::text FROM (SELECT e.error_kind AS k, "
+	"    count(*) AS n FROM q_accounts e WHERE e.job_id = j.id AND e.state IN "
+	"    ('failed', 'partial') AND e.error_kind IS NOT NULL GROUP BY e.error_kind) x), "
+	"  coalesce(sum(a.refused_src), 0), coalesce(sum(a.refused_dst), 0) "
 	"FROM q_jobs j "
 	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
 	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
@@ -1324,7 +1355,9 @@ static const char jobs_sql[] =
 static const char accounts_sql[] =
 	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
 	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
-	"  a.seconds, a.line, a.pass, a.verify_exact "
+	"  a.seconds, a.line, a.pass, a.verify_exact, "
+	"  CASE WHEN a.state IN ('failed', 'partial') THEN a.error_kind END, "
+	"  a.refused_src + a.refused_dst "
 	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
 	"WHERE a.job_id = $1::bigint ORDER BY a.id";
 
@@ -1387,6 +1420,12 @@ static void job_row_read(const PGresult *r, int i, struct queue_job_row *j, bool
 	j->every = pg_str(r, i, 27) != NULL ? pg_int(r, i, 27) : 0;
 	j->next_at = dup_str(r, i, 28, ok);
 	j->final = pg_str(r, i, 29)[0] == 't';
+	j->pass_seconds = pg_str(r, i, 30) != NULL ? strtod(pg_str(r, i, 30), NULL) : 0;
+	j->last_pass = dup_str(r, i, 31, ok);
+	j->last_pass_seconds = pg_str(r, i, 32) != NULL ? strtod(pg_str(r, i, 32), NULL) : 0;
+	j->errors = dup_str(r, i, 33, ok);
+	j->refused[0] = pg_int(r, i, 34);
+	j->refused[1] = pg_int(r, i, 35);
 }
 
 static void account_row_read(const PGresult *r, int i, struct queue_account_row *a, bool *ok)
@@ -1412,6 +1451,8 @@ static void account_row_read(const PGresult *r, int i, struct queue_account_row 
 	a->line = pg_int(r, i, 13);
 	a->pass = dup_str(r, i, 14, ok);
 	a->verify_exact = pg_str(r, i, 15) == NULL ? -1 : pg_str(r, i, 15)[0] == 't';
+	a->error_kind = dup_str(r, i, 16, ok);
+	a->refused = pg_int(r, i, 17);
 }
 
 static void worker_row_read(const PGresult *r, int i, struct queue_worker_row *w, bool *ok)

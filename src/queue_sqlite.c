@@ -113,7 +113,9 @@ static const char schema_v1[] =
 	"  pass_count INTEGER NOT NULL DEFAULT 1,"
 	"  pass_started REAL,"
 	"  pass_every INTEGER CHECK (pass_every > 0),"
-	"  final INTEGER NOT NULL DEFAULT 0);"
+	"  final INTEGER NOT NULL DEFAULT 0,"
+	"  last_pass_kind TEXT,"
+	"  last_pass_seconds REAL);"
 	"CREATE INDEX q_jobs_name ON q_jobs (name);"
 	"CREATE INDEX q_jobs_scheduled ON q_jobs (id) WHERE pass_every IS NOT NULL"
 	"  AND NOT final;"
@@ -151,6 +153,10 @@ static const char schema_v1[] =
 	"  verify_at REAL,"
 	"  verify_exact INTEGER,"
 	"  verify TEXT,"
+	"  error_kind TEXT,"
+	"  outcome_kind TEXT,"
+	"  refused_src INTEGER NOT NULL DEFAULT 0,"
+	"  refused_dst INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE (job_id, email));"
 	"CREATE INDEX q_accounts_todo ON q_accounts (job_id, id)"
 	"  WHERE state IN ('pending', 'running');"
@@ -975,12 +981,27 @@ static int qsq_progress(void *h, const char *worker, int64_t row,
 			const struct queue_counts *n, struct tr_error *err)
 {
 	struct qsq *q = h;
-	sqlite3_stmt *st = prep(q, "UPDATE q_accounts SET copied = ?3, present = ?4, "
-				"failed_msgs = ?5, bytes = ?6, folders_done = ?7, "
-				"folders_total = ?8 WHERE id = ?1 AND worker = ?2 "
-				"AND state = 'running' AND pass NOT IN ('verify', 'final-verify')",
-				"write the progress", err);
+	sqlite3_stmt *st;
 
+	/* the refusals count while it verifies too; the counters are its
+	 * last copy's then */
+	if (n->refused[0] > 0 || n->refused[1] > 0) {
+		if ((st = prep(q, "UPDATE q_accounts SET refused_src = refused_src + ?3, "
+			       "refused_dst = refused_dst + ?4 WHERE id = ?1 AND worker = ?2 "
+			       "AND state = 'running'", "write the progress", err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, row);
+		bind_str(st, 2, worker);
+		sqlite3_bind_int64(st, 3, n->refused[0]);
+		sqlite3_bind_int64(st, 4, n->refused[1]);
+		if (done(q, st, "write the progress", err) < 0)
+			return -1;
+	}
+	st = prep(q, "UPDATE q_accounts SET copied = ?3, present = ?4, "
+		  "failed_msgs = ?5, bytes = ?6, folders_done = ?7, "
+		  "folders_total = ?8 WHERE id = ?1 AND worker = ?2 "
+		  "AND state = 'running' AND pass NOT IN ('verify', 'final-verify')",
+		  "write the progress", err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, row);
@@ -1098,8 +1119,8 @@ out:
 }
 
 static int qsq_finish(void *h, const char *worker, int64_t row, const char *status,
-		      const char *error, const struct queue_counts *n, double seconds,
-		      const struct account_result *res, struct tr_error *err)
+		      const char *error, const char *error_kind, const struct queue_counts *n,
+		      double seconds, const struct account_result *res, struct tr_error *err)
 {
 	struct qsq *q = h;
 	sqlite3_stmt *st;
@@ -1114,7 +1135,8 @@ static int qsq_finish(void *h, const char *worker, int64_t row, const char *stat
 		       "present = ?6, failed_msgs = ?7, bytes = ?8, "
 		       "folders_done = ?9, folders_total = ?10, "
 		       "seconds = ?11, failures_more = ?12, finished = " NOW ", "
-		       "lease_until = NULL "
+		       "error_kind = ?13, outcome_kind = ?13, refused_src = refused_src + ?14, "
+		       "refused_dst = refused_dst + ?15, lease_until = NULL "
 		       "WHERE id = ?1 AND worker = ?2 AND state = 'running'",
 		       "write the outcome", err)) == NULL)
 		goto fail;
@@ -1125,6 +1147,9 @@ static int qsq_finish(void *h, const char *worker, int64_t row, const char *stat
 	bind_counts(st, 5, n);
 	sqlite3_bind_double(st, 11, seconds >= 0 ? seconds : 0);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)failures_more(res));
+	bind_str(st, 13, error_kind);
+	sqlite3_bind_int64(st, 14, n->refused[0]);
+	sqlite3_bind_int64(st, 15, n->refused[1]);
 	r = done(q, st, "write the outcome", err);
 	if (r <= 0) {
 		rollback(q);
@@ -1163,6 +1188,7 @@ static int qsq_verify_finish(void *h, const char *worker, int64_t row,
 		       "verify = ?4, "
 		       "state = CASE WHEN ?5 THEN 'failed' ELSE coalesce(outcome, 'ok') END, "
 		       "error = CASE WHEN ?5 THEN ?6 ELSE outcome_error END, "
+		       "error_kind = CASE WHEN ?5 THEN ?7 ELSE outcome_kind END, "
 		       "finished = " NOW ", lease_until = NULL "
 		       "WHERE id = ?1 AND worker = ?2 AND state = 'running'",
 		       "write the verify", err)) == NULL) {
@@ -1176,6 +1202,7 @@ static int qsq_verify_finish(void *h, const char *worker, int64_t row,
 	bind_str(st, 4, doc);
 	sqlite3_bind_int(st, 5, failed);
 	bind_str(st, 6, failed ? why : NULL);
+	bind_str(st, 7, tr_error_kind_name(it->err.kind));
 	r = done(q, st, "write the verify", err);
 	free(doc);
 	if (r > 0 && (final_next(q, row, err) < 0 || commit(q, err) < 0))
@@ -1355,6 +1382,15 @@ static int start_pass(struct qsq *q, int64_t id, const char *kind, int *n_r,
 	int n;
 
 	*n_r = 0;
+	/* the latest pass, when it is over, becomes the last finished one
+	 * (before its accounts' finish times are lost) */
+	if (on_job(q, "UPDATE q_jobs SET last_pass_kind = pass_kind, "
+		   "last_pass_seconds = max((SELECT max(finished) FROM q_accounts "
+		   "WHERE job_id = ?1) - coalesce(pass_started, created), 0) "
+		   "WHERE id = ?1 AND (SELECT max(finished) FROM q_accounts WHERE job_id = ?1) "
+		   "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM q_accounts WHERE job_id = ?1 AND "
+		   "state IN ('pending', 'running'))", id, "start the pass", err) < 0)
+		return -1;
 	if (strcmp(kind, "final") == 0) {
 		/* every account: the finished ones now, the pending ones by
 		 * their coming claim, the running ones when their run ends
@@ -1710,7 +1746,15 @@ static const char jobs_sql[] =
 	"  j.pass_kind, j.pass_count, j.pass_every, "
 	"  CASE WHEN j.pass_every IS NOT NULL AND NOT j.final THEN "
 	"    " ISO("coalesce(j.pass_started, j.created) + j.pass_every") " END, "
-	"  j.final "
+	"  j.final, "
+	"  (CASE WHEN count(a.id) FILTER (WHERE a.st IN ('pending', 'running')) = 0 THEN "
+	"    max(coalesce(max(a.finished), 0), coalesce(j.pass_started, j.created)) "
+	"    ELSE " NOW " END) - coalesce(j.pass_started, j.created), "
+	"  j.last_pass_kind, j.last_pass_seconds, "
+	"  (SELECT json_group_object(x.k, x.n) FROM (SELECT e.error_kind AS k, count(*) AS n "
+	"    FROM q_accounts e WHERE e.job_id = j.id AND e.state IN ('failed', 'partial') "
+	"    AND e.error_kind IS NOT NULL GROUP BY e.error_kind ORDER BY e.error_kind) x), "
+	"  coalesce(sum(a.refused_src), 0), coalesce(sum(a.refused_dst), 0) "
 	"FROM q_jobs j "
 	"LEFT JOIN q_caps cs ON cs.job_id = j.id AND cs.side = 'src' "
 	"LEFT JOIN q_caps cd ON cd.job_id = j.id AND cd.side = 'dst' "
@@ -1723,7 +1767,9 @@ static const char jobs_sql[] =
 static const char accounts_sql[] =
 	"SELECT a.email, " ACCOUNT_STATE ", a.worker, a.error, a.copied, a.present, "
 	"  a.failed_msgs, a.bytes, a.folders_done, a.folders_total, a.attempts, a.takeovers, "
-	"  a.seconds, a.line, a.pass, a.verify_exact "
+	"  a.seconds, a.line, a.pass, a.verify_exact, "
+	"  CASE WHEN a.state IN ('failed', 'partial') THEN a.error_kind END, "
+	"  a.refused_src + a.refused_dst "
 	"FROM q_accounts a JOIN q_jobs j ON j.id = a.job_id "
 	"WHERE a.job_id = ?1 ORDER BY a.id";
 
@@ -1766,6 +1812,12 @@ static void job_row_read(sqlite3_stmt *st, struct queue_job_row *j, bool *ok)
 	j->every = sqlite3_column_int64(st, 27);
 	j->next_at = col_str(st, 28, ok);
 	j->final = sqlite3_column_int(st, 29) != 0;
+	j->pass_seconds = sqlite3_column_double(st, 30);
+	j->last_pass = col_str(st, 31, ok);
+	j->last_pass_seconds = sqlite3_column_double(st, 32);
+	j->errors = col_str(st, 33, ok);
+	j->refused[0] = sqlite3_column_int64(st, 34);
+	j->refused[1] = sqlite3_column_int64(st, 35);
 }
 
 static void account_row_read(sqlite3_stmt *st, struct queue_account_row *a, bool *ok)
@@ -1788,6 +1840,8 @@ static void account_row_read(sqlite3_stmt *st, struct queue_account_row *a, bool
 	a->pass = col_str(st, 14, ok);
 	a->verify_exact = sqlite3_column_type(st, 15) == SQLITE_NULL ? -1 :
 			  sqlite3_column_int(st, 15) != 0;
+	a->error_kind = col_str(st, 16, ok);
+	a->refused = sqlite3_column_int64(st, 17);
 	if (a->email == NULL || a->state == NULL)
 		*ok = false;
 }

@@ -31,6 +31,8 @@ void queue_rows_free(struct queue_rows *r)
 		free(r->jobs[i].skipped);
 		free(r->jobs[i].pass);
 		free(r->jobs[i].next_at);
+		free(r->jobs[i].last_pass);
+		free(r->jobs[i].errors);
 	}
 	for (i = 0; i < r->n_accounts; i++) {
 		free(r->accounts[i].email);
@@ -38,6 +40,7 @@ void queue_rows_free(struct queue_rows *r)
 		free(r->accounts[i].worker);
 		free(r->accounts[i].error);
 		free(r->accounts[i].pass);
+		free(r->accounts[i].error_kind);
 	}
 	for (i = 0; i < r->n_workers; i++) {
 		free(r->workers[i].id);
@@ -92,6 +95,13 @@ static bool finished(const struct queue_job_row *j)
 	return j->final && !j->cancelled && j->acc[QUEUE_A_PENDING] + j->acc[QUEUE_A_RUNNING] == 0;
 }
 
+/* The latest pass is over: none of the job's accounts is left to do
+ * (a cancelled job's pass ends with it). */
+static bool pass_ended(const struct queue_job_row *j)
+{
+	return j->acc[QUEUE_A_PENDING] + j->acc[QUEUE_A_RUNNING] == 0 && total_of(j) > 0;
+}
+
 static const char *job_state(const struct queue_job_row *j)
 {
 	long long finished = j->acc[QUEUE_A_OK] + j->acc[QUEUE_A_PARTIAL] + j->acc[QUEUE_A_FAILED];
@@ -131,6 +141,7 @@ static json_t *side_json(const struct queue_job_row *j, int side, bool *ok)
 	report_json_set(o, "in_use", json_integer(j->in_use[side]), ok);
 	report_json_set(o, "cap", json_integer(j->cap[side]), ok);
 	report_json_set(o, "per_account", json_integer(j->per_account[side]), ok);
+	report_json_set(o, "limit_refusals", json_integer(j->refused[side]), ok);
 	return o;
 }
 
@@ -155,6 +166,9 @@ static json_t *account_json(const struct queue_account_row *a, bool *ok)
 	report_json_set(o, "pass", json_string(a->pass != NULL ? a->pass : "run"), ok);
 	report_json_set(o, "verify_exact", a->verify_exact < 0 ? json_null() :
 			json_boolean(a->verify_exact > 0), ok);
+	report_json_set(o, "error_kind", a->error_kind != NULL ? json_string(a->error_kind) :
+			json_null(), ok);
+	report_json_set(o, "limit_refusals", json_integer(a->refused), ok);
 	return o;
 }
 
@@ -198,8 +212,29 @@ static json_t *job_json(const struct queue_job_row *j, const struct queue_rows *
 				json_null(), ok);
 		report_json_set(ps, "final", json_boolean(j->final), ok);
 		report_json_set(ps, "finished", json_boolean(finished(j)), ok);
+		report_json_set(ps, "current_seconds", json_real(j->pass_seconds), ok);
+		if (pass_ended(j)) {
+			report_json_set(ps, "last_pass_kind", json_string(j->pass != NULL ?
+									  j->pass : "run"), ok);
+			report_json_set(ps, "last_pass_seconds", json_real(j->pass_seconds), ok);
+		} else {
+			report_json_set(ps, "last_pass_kind", j->last_pass != NULL ?
+					json_string(j->last_pass) : json_null(), ok);
+			report_json_set(ps, "last_pass_seconds", j->last_pass != NULL ?
+					json_real(j->last_pass_seconds) : json_null(), ok);
+		}
 		report_json_set(o, "passes", ps, ok);
 	}
+	{
+		json_t *e = j->errors != NULL ? json_loads(j->errors, 0, NULL) : NULL;
+
+		if (!json_is_object(e)) {
+			json_decref(e);
+			e = json_object();
+		}
+		report_json_set(o, "errors", e, ok);
+	}
+	report_json_set(o, "limit_refusals", json_integer(j->refused[0] + j->refused[1]), ok);
 	sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
 	report_json_set(o, "skipped", sk != NULL ? sk : json_array(), ok);
 	if (r->with_accounts) {
@@ -305,6 +340,34 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 			duration(j->every, d1, sizeof(d1)), j->next_at != NULL ? j->next_at : "?");
 	else
 		fputs("; none scheduled\n", f);
+	{
+		json_t *e = j->errors != NULL ? json_loads(j->errors, 0, NULL) : NULL, *v;
+		const char *kind;
+		bool first = true;
+
+		json_object_foreach(e, kind, v) {
+			fprintf(f, "%s%s %" JSON_INTEGER_FORMAT, first ? "  errors by kind: " : ", ",
+				kind, json_integer_value(v));
+			first = false;
+		}
+		if (!first)
+			fputc('\n', f);
+		json_decref(e);
+	}
+	if (pass_ended(j))
+		fprintf(f, "  the latest pass took %s\n",
+			duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)));
+	else if (j->last_pass != NULL)
+		fprintf(f, "  the latest pass has run %s so far; the last finished one (%s) took "
+			"%s\n", duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)),
+			j->last_pass, duration((long long)(j->last_pass_seconds + 0.5), d2,
+					       sizeof(d2)));
+	else
+		fprintf(f, "  the latest pass has run %s so far\n",
+			duration((long long)(j->pass_seconds + 0.5), d1, sizeof(d1)));
+	if (j->refused[0] + j->refused[1] > 0)
+		fprintf(f, "  sessions refused for a limit: %lld by the source, %lld by the "
+			"destination\n", j->refused[0], j->refused[1]);
 	{
 		json_t *sk = json_loads(j->skipped != NULL ? j->skipped : "[]", 0, NULL);
 		size_t n = json_array_size(sk);

@@ -53,7 +53,6 @@ struct slot {
 	int64_t row;                    /* the account running here, 0: none */
 	struct net_scope scope;         /* the running account's threads */
 	atomic_bool lost;
-	atomic_bool verifying;          /* the account's claim verifies: no live counters */
 	struct account_progress prog;
 };
 
@@ -240,6 +239,30 @@ static const char *error_of(const struct account_result *res)
 	return res->total.failed > 0 ? "some messages were refused by the destination" : NULL;
 }
 
+/* The kind of error_of's error (tr_error_kind_name): a folder's own, or
+ * "message" for messages the destination refused. */
+static const char *error_kind_of(const struct account_result *res)
+{
+	size_t i;
+
+	if (res->status == ACCOUNT_OK)
+		return NULL;
+	if (res->err.msg[0] != '\0')
+		return tr_error_kind_name(res->err.kind);
+	for (i = 0; i < res->n_folders; i++)
+		if (res->folders[i].failed && res->folders[i].error != NULL)
+			return tr_error_kind_name(res->folders[i].error_kind);
+	return tr_error_kind_name(TR_ERR_MESSAGE);
+}
+
+/* The limit refusals of the slot's account not written yet (taken: the
+ * caller writes them, or they are lost with a write that failed). */
+static void refused_take(struct slot *s, struct queue_counts *n)
+{
+	n->refused[0] = (uint32_t)atomic_exchange(&s->prog.refused[0], 0);
+	n->refused[1] = (uint32_t)atomic_exchange(&s->prog.refused[1], 0);
+}
+
 /* The database may be restarting: an outcome or a give-back is tried
  * again for up to half a lease (after that the lease may have gone to
  * another worker, and the row's expiry does the rest). */
@@ -252,15 +275,16 @@ static bool again(const struct worker *w, const struct tr_error *err, double t0)
 }
 
 static int finish_row(struct slot *s, int64_t row, const char *status, const char *error,
-		      const struct queue_counts *n, double seconds,
+		      const char *kind, struct queue_counts *n, double seconds,
 		      const struct account_result *res, struct tr_error *err)
 {
 	double t0 = now_s();
 	int r;
 
+	refused_take(s, n);
 	do {
 		tr_error_clear(err);
-		r = queue_finish(s->q, s->w->id, row, status, error, n, seconds, res, err);
+		r = queue_finish(s->q, s->w->id, row, status, error, kind, n, seconds, res, err);
 	} while (r < 0 && again(s->w, err, t0));
 	return r;
 }
@@ -282,9 +306,23 @@ static void give_back(struct slot *s, int64_t row, int delay_s, const char *emai
 		      const char *why)
 {
 	struct tr_error err;
+	struct queue_counts n;
 	double t0 = now_s();
 	int r;
 
+	/* the refusals of this attempt are kept (often why it is given back);
+	 * the other counters as the heartbeat writes them */
+	memset(&n, 0, sizeof(n));
+	refused_take(s, &n);
+	if (n.refused[0] > 0 || n.refused[1] > 0) {
+		n.copied = atomic_load(&s->prog.copied);
+		n.bytes = atomic_load(&s->prog.bytes);
+		n.folders_done = (uint32_t)atomic_load(&s->prog.folders_done);
+		n.folders_total = (uint32_t)atomic_load(&s->prog.folders_total);
+		if (queue_progress(s->q, s->w->id, row, &n, &err) < 0)
+			log_warn(email, "the limit refusals of this attempt are not counted: %s",
+				 err.msg);
+	}
 	do {
 		tr_error_clear(&err);
 		r = queue_release(s->q, s->w->id, row, delay_s, &err);
@@ -374,7 +412,8 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 	atomic_store(&s->prog.bytes, 0);
 	atomic_store(&s->prog.folders_done, 0);
 	atomic_store(&s->prog.folders_total, 0);
-	atomic_store(&s->verifying, !queue_pass_copies(c->pass));
+	atomic_store(&s->prog.refused[0], 0);
+	atomic_store(&s->prog.refused[1], 0);
 	s->row = c->row;
 	pthread_mutex_unlock(&s->mu);
 	if (c->takeover) {
@@ -401,7 +440,8 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 			it.err = err;
 			if (verify_row(s, c->row, &it, &err) < 0)
 				log_warn(c->email, "could not record the outcome: %s", err.msg);
-		} else if (finish_row(s, c->row, "failed", err.msg, &n, 0, NULL, &err) < 0) {
+		} else if (finish_row(s, c->row, "failed", err.msg, tr_error_kind_name(err.kind), &n,
+				      0, NULL, &err) < 0) {
 			log_warn(c->email, "could not record the outcome: %s", err.msg);
 		}
 		pthread_mutex_lock(&s->mu);
@@ -460,8 +500,8 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 		 * few times, before it is recorded */
 		give_back(s, c->row, 10 * c->attempts, c->email, res.err.msg);
 	} else {
-		r = finish_row(s, c->row, account_status_name(res.status), error_of(&res), &n,
-			       res.seconds, &res, &err);
+		r = finish_row(s, c->row, account_status_name(res.status), error_of(&res),
+			       error_kind_of(&res), &n, res.seconds, &res, &err);
 		if (r < 0)
 			log_warn(c->email, "could not record the outcome (%s): its lease will expire "
 				 "and another worker will run it again (nothing is copied twice)",
@@ -597,15 +637,24 @@ static int beat(struct worker *w, struct queue *q, struct tr_error *err)
 		int64_t row;
 
 		pthread_mutex_lock(&s->mu);
-		row = atomic_load(&s->verifying) ? 0 : s->row;
+		row = s->row;
 		memset(&c, 0, sizeof(c));
 		c.copied = atomic_load(&s->prog.copied);
 		c.bytes = atomic_load(&s->prog.bytes);
 		c.folders_done = (uint32_t)atomic_load(&s->prog.folders_done);
 		c.folders_total = (uint32_t)atomic_load(&s->prog.folders_total);
-		pthread_mutex_unlock(&s->mu);
+		/* taken while the row is the slot's: a refusal counted after the
+		 * run ended goes with its finish (finish_row takes the rest) */
 		if (row != 0)
-			(void)queue_progress(q, w->id, row, &c, &e2);
+			refused_take(s, &c);
+		pthread_mutex_unlock(&s->mu);
+		/* a verify's progress writes only its refusals (the backend
+		 * keeps the last copy's counters) */
+		if (row != 0 && (queue_progress(q, w->id, row, &c, &e2) < 0)) {
+			/* not written: counted with the next write */
+			atomic_fetch_add(&s->prog.refused[0], c.refused[0]);
+			atomic_fetch_add(&s->prog.refused[1], c.refused[1]);
+		}
 	}
 	return 0;
 }

@@ -301,13 +301,17 @@ def metrics():
     for fam in text_string_to_metric_families(data.decode()):
         names[fam.name] = fam
     for want in ("trasloco_jobs", "trasloco_accounts", "trasloco_messages_copied",
-                 "trasloco_sessions_in_use", "trasloco_sessions_cap", "trasloco_workers"):
+                 "trasloco_sessions_in_use", "trasloco_sessions_cap", "trasloco_workers",
+                 "trasloco_account_errors", "trasloco_limit_refusals",
+                 "trasloco_pass_seconds"):
         if want not in names:
             fail("/metrics lacks %s (has %s)" % (want, sorted(names)))
     ok = sum(s.value for s in names["trasloco_accounts"].samples if s.labels["status"] == "ok")
+    auth = sum(s.value for s in names["trasloco_account_errors"].samples
+               if s.labels["kind"] == "auth")
     st, doc, _ = request("GET", "/metrics", token=None)
     expect(401, st, "/metrics without a token", doc)
-    print("metrics %d families, accounts ok %d" % (len(names), ok))
+    print("metrics %d families, accounts ok %d, auth errors %d" % (len(names), ok, auth))
 
 
 def call(method, path, expect_status, body=None):

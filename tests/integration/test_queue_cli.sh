@@ -152,7 +152,9 @@ a = j[0]
 assert (a["id"], a["name"], a["state"]) == (1, "acme", "queued"), a
 assert a["accounts"] == {"pending": 3, "running": 0, "ok": 0, "partial": 0, "failed": 0,
                          "cancelled": 0, "total": 3}, a["accounts"]
-assert a["sessions"]["src"] == {"in_use": 0, "cap": 6, "per_account": 2}, a["sessions"]
+assert a["sessions"]["src"] == {"in_use": 0, "cap": 6, "per_account": 2,
+                                "limit_refusals": 0}, a["sessions"]
+assert a["errors"] == {} and a["limit_refusals"] == 0, a
 assert a["skipped"][0]["line"] == 5, a["skipped"]
 assert "account_list" not in a
 EOF

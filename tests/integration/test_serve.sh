@@ -129,11 +129,17 @@ for e, a in acc.items():
     if bad:
         assert "authentication" in (a["error"] or "").lower() or \
                "AUTHENTICATIONFAILED" in (a["error"] or ""), a
+        assert a["error_kind"] == "auth", a
     else:
         assert a["messages_copied"] > 0 and a["folders_done"] == a["folders_total"], a
+        assert a["error_kind"] is None, a
+assert j["errors"] == {"auth": 2}, j["errors"]
+assert j["passes"]["last_pass_kind"] == "run", j["passes"]
+assert j["passes"]["last_pass_seconds"] > 0, j["passes"]
 PY
 r=$(client metrics) || it_fail "/metrics"
 it_log "$r"
+case $r in *"auth errors 2"*) ;; *) it_fail "/metrics: not 2 accounts failed on auth: $r" ;; esac
 
 for u in "${accounts[@]:0:8}"; do
     IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \

@@ -396,7 +396,7 @@ void test_takeover(void **state)
 	/* within the lease: B gets the other account, not A's */
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 1);
 	assert_true(cb.row != ca.row);
-	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, &n, 1.5, NULL, &err), 1);
+	assert_int_equal(queue_finish(b, "B", cb.row, "ok", NULL, NULL, &n, 1.5, NULL, &err), 1);
 	queue_claim_free(&cb);
 	assert_int_equal(queue_claim(b, "B", 30, &cb, &err), 0);
 	/* A's heartbeat leaves it a lease of 1 s (the database's clock), and
@@ -414,7 +414,7 @@ void test_takeover(void **state)
 	/* counts start again with the new run */
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	/* A no longer owns it: no outcome, no progress, no release; renew says lost */
-	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", &n, 1, NULL, &err), 0);
+	assert_int_equal(queue_finish(a, "A", ca.row, "failed", "late", NULL, &n, 1, NULL, &err), 0);
 	must(queue_progress(a, "A", ca.row, &n, &err), &err);
 	assert_int_equal(one("SELECT copied FROM q_accounts WHERE state = 'running'"), 0);
 	must(queue_release(a, "A", ca.row, 0, &err), &err);
@@ -428,7 +428,7 @@ void test_takeover(void **state)
 	must(queue_renew(b, "B", 30, &cb.row, 1, &lost, &n_lost, &err), &err);
 	assert_int_equal(n_lost, 0);
 	assert_null(lost);
-	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", &n, 2, NULL,
+	assert_int_equal(queue_finish(b, "B", cb.row, "partial", "one folder failed", NULL, &n, 2, NULL,
 				      &err), 1);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'partial' AND "
 			     "error = 'one folder failed' AND lease_until IS NULL"), 1);
@@ -443,7 +443,7 @@ void test_takeover(void **state)
 	}
 	assert_int_equal(queue_claim(a, "A", 1, &ca, &err), 1);
 	sleep(2);
-	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, &n, 2, NULL, &err), 1);
+	assert_int_equal(queue_finish(a, "A", ca.row, "ok", NULL, NULL, &n, 2, NULL, &err), 1);
 	queue_claim_free(&ca);
 	must(queue_worker_stopped(a, "A", &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_workers WHERE stopped IS NOT NULL"), 1);
@@ -497,7 +497,7 @@ void test_cancel(void **state)
 	queue_claim_free(&c);
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	held[1] = c.row;
-	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, &(struct queue_counts){ 0 }, 1,
+	assert_int_equal(queue_finish(q, "A", c.row, "ok", NULL, NULL, &(struct queue_counts){ 0 }, 1,
 				      NULL, &err), 1);
 	queue_claim_free(&c);
 	must(queue_cancel(q, "acme", &err), &err);
@@ -511,7 +511,7 @@ void test_cancel(void **state)
 	assert_int_equal(lost[0], held[0]);
 	free(lost);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'cancelled'"), 3);
-	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, &(struct queue_counts){ 0 }, 1,
+	assert_int_equal(queue_finish(q, "A", held[0], "ok", NULL, NULL, &(struct queue_counts){ 0 }, 1,
 				      NULL, &err), 0);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE state = 'ok'"), 1);
 	/* retry brings it back */
@@ -535,7 +535,7 @@ static void finish_one(struct queue *q, const char *status)
 
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_int_equal(queue_finish(q, "A", c.row, status,
-				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, &n, 3,
+				      strcmp(status, "ok") != 0 ? "it went wrong" : NULL, NULL, &n, 3,
 				      NULL, &err), 1);
 	queue_claim_free(&c);
 }
@@ -968,7 +968,7 @@ void test_detail(void **state)
 	/* 600 + 700 refused, 50 left in a folder that failed: 1000 listed */
 	fake_result(&res, 600, 700);
 	counts_from(&res, &n);
-	assert_int_equal(queue_finish(q, "A", c.row, "partial", "a folder failed", &n, 4.5, &res,
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", "a folder failed", NULL, &n, 4.5, &res,
 				      &err), 1);
 	account_result_free(&res);
 	queue_claim_free(&c);
@@ -1037,7 +1037,7 @@ void test_detail(void **state)
 	res.total.failed = 2;
 	res.folders_failed = 0;
 	counts_from(&res, &n);
-	assert_int_equal(queue_finish(q, "A", c.row, "partial", NULL, &n, 1, &res, &err), 1);
+	assert_int_equal(queue_finish(q, "A", c.row, "partial", NULL, NULL, &n, 1, &res, &err), 1);
 	account_result_free(&res);
 	queue_claim_free(&c);
 	d = detail(q, "acme", "a@x.it");
@@ -1050,7 +1050,7 @@ void test_detail(void **state)
 	/* an outcome without a result (the job's settings did not load): none */
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), 1);
 	assert_string_equal(c.email, "b@x.it");
-	assert_int_equal(queue_finish(q, "A", c.row, "failed", "no settings",
+	assert_int_equal(queue_finish(q, "A", c.row, "failed", "no settings", NULL,
 				      &(struct queue_counts){ 0 }, 0, NULL, &err), 1);
 	queue_claim_free(&c);
 	d = detail(q, "acme", "b@x.it");
@@ -1110,7 +1110,7 @@ static void finish_as(struct queue *q, const char *w, int64_t row, const char *s
 				  .folders_total = 1 };
 
 	assert_int_equal(queue_finish(q, w, row, status, strcmp(status, "ok") != 0 ?
-				      "copy trouble" : NULL, &n, 1, NULL, &err), 1);
+				      "copy trouble" : NULL, NULL, &n, 1, NULL, &err), 1);
 }
 
 static void verified_as(struct queue *q, const char *w, int64_t row, uint32_t missing,
@@ -1548,14 +1548,15 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(job, "job", "id name state created src dst accounts messages messages_present "
 		 "messages_failed bytes seconds rate bytes_per_second eta_seconds sessions "
-		 "caps_per_egress passes skipped");
+		 "caps_per_egress passes errors limit_refusals skipped");
 	keys_are(json_object_get(job, "passes"), "passes",
-		 "current count every_seconds next_at final finished");
+		 "current count every_seconds next_at final finished current_seconds "
+		 "last_pass_kind last_pass_seconds");
 	keys_are(json_object_get(job, "accounts"), "accounts",
 		 "pending running ok partial failed cancelled total");
 	keys_are(json_object_get(job, "sessions"), "sessions", "src dst");
 	keys_are(json_object_get(json_object_get(job, "sessions"), "dst"), "a side",
-		 "in_use cap per_account");
+		 "in_use cap per_account limit_refusals");
 	keys_are(json_array_get(json_object_get(job, "skipped"), 0), "skipped", "line what");
 	created = json_string_value(json_object_get(job, "created"));
 	assert_non_null(created);
@@ -1569,7 +1570,155 @@ void test_status_shape(void **state)
 	job = json_array_get(json_object_get(root, "jobs"), 0);
 	keys_are(json_array_get(json_object_get(job, "account_list"), 0), "account",
 		 "email state worker error copied present failed bytes folders_done "
-		 "folders_total attempts takeovers seconds line pass verify_exact");
+		 "folders_total attempts takeovers seconds line pass verify_exact error_kind "
+		 "limit_refusals");
 	json_decref(root);
+	queue_close(q);
+}
+
+/* A number at path in the status (integer or real), fails when absent. */
+static double jnum(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot;
+	json_t *v = o;
+
+	while ((dot = strchr(path, '.')) != NULL) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		v = json_object_get(v, key);
+		path = dot + 1;
+	}
+	v = json_object_get(v, path);
+	if (!json_is_number(v))
+		fail_msg("%s is not a number", path);
+	return json_number_value(v);
+}
+
+static const char *acc_kind(json_t *job, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(job,
+										 "account_list"),
+								  i), "error_kind"));
+}
+
+/* What GET /metrics is made of: the kind of each account's error, the
+ * sessions refused for a limit (counted by progress and finish, only
+ * growing), the duration of the last finished pass. */
+void test_outcome_metrics(void **state)
+{
+	struct queue *q = open_q(), *other = open_q();
+	struct tr_error err;
+	struct queue_counts n = { .copied = 1, .refused = { 2, 1 } };
+	char sql[256], t1[96], t2[96];
+	int64_t ra, rb, rc;
+	json_t *root, *job;
+	int got;
+
+	(void)state;
+	submit(q, 3, NULL);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_RUN);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_RUN);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_RUN);
+	/* refusals: added by each progress (the heartbeat sends what is new)
+	 * and by the finish; another worker's writes add nothing */
+	must(queue_progress(q, "A", ra, &n, &err), &err);
+	must(queue_progress(q, "A", ra, &n, &err), &err);
+	must(queue_progress(other, "B", ra, &n, &err), &err);
+	assert_int_equal(one("SELECT refused_src FROM q_accounts WHERE worker = 'A' ORDER BY id "
+			     "LIMIT 1"), 4);
+	n.refused[0] = 1;
+	n.refused[1] = 0;
+	assert_int_equal(queue_finish(q, "A", ra, "failed", "login refused", "auth", &n, 1, NULL,
+				      &err), 1);
+	n.refused[0] = n.refused[1] = 0;
+	assert_int_equal(queue_finish(q, "A", rb, "partial", "3 messages refused", "message", &n,
+				      1, NULL, &err), 1);
+	/* an ok outcome has no error kind, whatever the caller says */
+	assert_int_equal(queue_finish(q, "A", rc, "ok", NULL, "auth", &n, 1, NULL, &err), 1);
+	/* the first run: from the job's submission to its last finish */
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET created = %s", ago(100, t1, sizeof(t1))));
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET finished = %s",
+		     ago(40, t2, sizeof(t2))));
+
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_int_equal(jint(job, "errors.auth"), 1);
+	assert_int_equal(jint(job, "errors.message"), 1);
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 2);
+	assert_string_equal(acc_kind(job, 0), "auth");
+	assert_string_equal(acc_kind(job, 1), "message");
+	assert_null(acc_kind(job, 2));
+	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(
+		job, "account_list"), 2), "error_kind")));
+	assert_int_equal(jint(job, "limit_refusals"), 7);
+	assert_int_equal(jint(job, "sessions.src.limit_refusals"), 5);
+	assert_int_equal(jint(job, "sessions.dst.limit_refusals"), 2);
+	assert_int_equal(jint(json_array_get(json_object_get(job, "account_list"), 0),
+			      "limit_refusals"), 7);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "run");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 58 &&
+		    jnum(job, "passes.last_pass_seconds") < 62);
+	assert_true(jnum(job, "passes.current_seconds") > 58 &&
+		    jnum(job, "passes.current_seconds") < 62);
+	json_decref(root);
+
+	/* a delta pass: the run stays the last finished one while it goes */
+	must(queue_pass(q, "acme", "delta", 0, &got, &err), &err);
+	assert_int_equal(got, 3);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_DELTA);
+	root = status_json(q, NULL);
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "run");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 58 &&
+		    jnum(job, "passes.last_pass_seconds") < 62);
+	assert_true(jnum(job, "passes.current_seconds") < 30);
+	/* pending or running accounts are not in errors (their last outcome
+	 * is being replaced); the counter keeps what it counted */
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 0);
+	assert_int_equal(jint(job, "limit_refusals"), 7);
+	json_decref(root);
+	assert_int_equal(queue_finish(q, "A", ra, "ok", NULL, NULL, &n, 1, NULL, &err), 1);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_DELTA);
+	assert_int_equal(queue_finish(q, "A", rb, "ok", NULL, NULL, &n, 1, NULL, &err), 1);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_DELTA);
+	assert_int_equal(queue_finish(q, "A", rc, "failed", "no route", "connect", &n, 1, NULL,
+				      &err), 1);
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_jobs SET pass_started = %s",
+		     ago(30, t1, sizeof(t1))));
+	run_sql(sqlf(sql, sizeof(sql), "UPDATE q_accounts SET finished = %s",
+		     ago(10, t2, sizeof(t2))));
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "delta");
+	assert_true(jnum(job, "passes.last_pass_seconds") > 18 &&
+		    jnum(job, "passes.last_pass_seconds") < 22);
+	assert_int_equal(jint(job, "errors.connect"), 1);
+	assert_int_equal(json_object_size(json_object_get(job, "errors")), 1);
+	json_decref(root);
+
+	/* a verify that cannot be done has its own kind; one that can brings
+	 * back the last copy's */
+	must(queue_pass(q, "acme", "verify", 0, &got, &err), &err);
+	ra = claim_is(q, "A", "a@x.it", QUEUE_PASS_VERIFY);
+	verified_as(q, "A", ra, 0, TR_ERR_TLS);
+	rb = claim_is(q, "A", "b@x.it", QUEUE_PASS_VERIFY);
+	verified_as(q, "A", rb, 0, TR_ERR_NONE);
+	rc = claim_is(q, "A", "c@x.it", QUEUE_PASS_VERIFY);
+	n.refused[1] = 3;       /* a verify's refusals count too */
+	must(queue_progress(q, "A", rc, &n, &err), &err);
+	verified_as(q, "A", rc, 0, TR_ERR_NONE);
+	root = status_json(q, "acme");
+	job = json_array_get(json_object_get(root, "jobs"), 0);
+	assert_string_equal(acc_kind(job, 0), "tls");
+	assert_null(acc_kind(job, 1));
+	assert_string_equal(acc_kind(job, 2), "connect");
+	assert_int_equal(jint(job, "sessions.dst.limit_refusals"), 5);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(job, "passes"),
+							      "last_pass_kind")), "verify");
+	json_decref(root);
+	queue_close(other);
 	queue_close(q);
 }

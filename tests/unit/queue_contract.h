@@ -56,6 +56,7 @@ void test_detail(void **state);
 void test_passes(void **state);
 void test_schedule(void **state);
 void test_every_parse(void **state);
+void test_outcome_metrics(void **state);
 
 /* The suite's rows for one backend: cmocka test entries, each named
  * "test [label]". */
@@ -74,6 +75,7 @@ void test_every_parse(void **state);
 	{ "test_detail [" label "]", test_detail, setup, teardown, casep }, \
 	{ "test_passes [" label "]", test_passes, setup, teardown, casep }, \
 	{ "test_schedule [" label "]", test_schedule, setup, teardown, casep }, \
-	{ "test_every_parse [" label "]", test_every_parse, setup, teardown, casep }
+	{ "test_every_parse [" label "]", test_every_parse, setup, teardown, casep }, \
+	{ "test_outcome_metrics [" label "]", test_outcome_metrics, setup, teardown, casep }
 
 #endif
