@@ -1,6 +1,8 @@
 /* jobconf: see include/jobconf.h */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -221,6 +223,30 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
 	if (hlen == 0) {
 		tr_error_set(err, TR_ERR_USAGE, "bad server \"%s\": no host", arg);
 		return -1;
+	}
+	/* a name or an address, nothing that would not read back the same from
+	 * jobconf_text (which brackets a host with a colon): brackets, spaces
+	 * and the like are refused, and a host with a colon must be IPv6 */
+	for (size_t i = 0; i < hlen; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		if (c == '[' || c == ']' || c == '/' || c == '@' || c == '"' || c == '\\' ||
+		    c <= ' ' || c == 0x7f) {
+			tr_error_set(err, TR_ERR_USAGE, "bad server \"%s\": '%c' in the host", arg,
+				     c > ' ' && c != 0x7f ? c : '?');
+			return -1;
+		}
+	}
+	if (memchr(host, ':', hlen) != NULL) {
+		char a[INET6_ADDRSTRLEN];
+		struct in6_addr in6;
+
+		if (hlen >= sizeof(a) || (memcpy(a, host, hlen), a[hlen] = '\0',
+					   inet_pton(AF_INET6, a, &in6) != 1)) {
+			tr_error_set(err, TR_ERR_USAGE, "bad server \"%s\": not HOST:PORT nor an IPv6 "
+				     "address (use [IPv6]:port)", arg);
+			return -1;
+		}
 	}
 	s->port = 0;
 	if (port != NULL) {

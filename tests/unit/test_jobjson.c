@@ -96,6 +96,8 @@ static void test_refused(void **state)
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"src-tls\": [\"implicit\"], " CSV "}", "one value" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"ca-file\": \"ca.pem\", " CSV "}", "absolute" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b\\u007f.test\", " CSV "}", "control character" },
+		{ "{\"src\": \"a.test\", \"dst\": \"10S.].0.2:.0.2:1\", " CSV "}", "bad server" },
+		{ "{\"src\": \"a.test\", \"dst\": \"b.test:1:2\", " CSV "}", "IPv6" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"dst-admin\": \"adm\", " CSV "}", "dst-admin-password" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"dst-admin-password\": \"zz-secret\", " CSV "}", "without dst-admin" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"name\": \"\", " CSV "}", "name" },
