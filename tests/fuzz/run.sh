@@ -33,7 +33,7 @@ clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c
 # which settings a queued job keeps and reads intervals; it names its backends)
 clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_jobjson.c" \
     "$top/src/jobjson.c" "$top/src/job.c" "$top/src/jobconf.c" "$top/src/queue.c" \
-    "$top/src/queue_pg.c" "$top/src/queue_sqlite.c" "$top/src/queue_status.c" \
+    "$top/src/queue_base.c" "$top/src/queue_pg.c" "$top/src/queue_sqlite.c" "$top/src/queue_status.c" \
     "$top/src/net.c" "$top/src/error.c" "$top/src/pg.c" "$top/src/pg_schema.c" \
     "$top/src/log.c" "$top/src/text.c" "$top/src/report.c" "$top/src/seal.c" \
     "$top/src/secret.c" "$top/src/privdir.c" -lcsv $(pkg-config --libs libpq jansson sqlite3) \
