@@ -229,6 +229,9 @@ int queue_worker_stopped(struct queue *q, const char *worker, struct tr_error *e
  * from the pace at which its accounts finished so far (null until one
  * has). */
 int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct tr_error *err);
+/* The same JSON document as a value (the caller's, json_decref), for
+ * callers that reshape it (the HTTP API): NULL with err. */
+json_t *queue_status_json(struct queue *q, const char *job, struct tr_error *err);
 /* Accounts back to pending: failed_only: those failed or partial; else
  * every account that is not running.  *n_r: how many.  Each repeats what
  * failed: a verify that could not be done is done again; otherwise a copy

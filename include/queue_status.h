@@ -123,6 +123,9 @@ void queue_detail_free(struct queue_detail *d);
 /* queue.h's JSON of queue_account_detail; NULL when out of memory. */
 json_t *queue_detail_json(const struct queue_detail *d);
 
+/* The status's JSON document as queue.h's queue_status describes it; NULL
+ * when out of memory. */
+json_t *queue_status_doc(const struct queue_rows *r);
 /* The status as queue.h's queue_status describes it, to out. */
 int queue_status_write(const struct queue_rows *r, bool json, FILE *out, struct tr_error *err);
 

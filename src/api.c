@@ -218,35 +218,17 @@ static void shape_job(json_t *j)
 	}
 }
 
-/* queue_status as JSON, parsed.  job NULL: every job. */
+/* queue_status's document in the API's words.  job NULL: every job. */
 static json_t *status_doc(struct queue *q, const char *job, struct tr_error *err)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	json_t *doc = NULL, *jobs, *j;
-	json_error_t je;
+	json_t *doc = queue_status_json(q, job, err), *jobs, *j;
 	size_t i;
-	int r;
 
-	if (f == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		return NULL;
-	}
-	r = queue_status(q, job, true, f, err);
-	if (fclose(f) != 0 && r == 0) {
-		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
-		r = -1;
-	}
-	if (r == 0 && (doc = json_loadb(buf, len, 0, &je)) == NULL)
-		tr_error_set(err, TR_ERR_LOCAL, "the queue's status is not JSON: %s", je.text);
-	free(buf);
 	jobs = json_object_get(doc, "jobs");
 	json_array_foreach(jobs, i, j)
 		shape_job(j);
 	return doc;
 }
-
 
 static double now_s(void)
 {

@@ -416,6 +416,22 @@ int queue_status(struct queue *q, const char *job, bool json, FILE *out, struct 
 	return r;
 }
 
+json_t *queue_status_json(struct queue *q, const char *job, struct tr_error *err)
+{
+	struct queue_rows rows;
+	json_t *doc;
+
+	memset(&rows, 0, sizeof(rows));
+	if (q->be->status_rows(q->h, job, &rows, err) < 0) {
+		queue_rows_free(&rows);
+		return NULL;
+	}
+	if ((doc = queue_status_doc(&rows)) == NULL)
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+	queue_rows_free(&rows);
+	return doc;
+}
+
 int queue_retry(struct queue *q, const char *job, bool failed_only, int *n_r,
 		struct tr_error *err)
 {

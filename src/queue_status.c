@@ -412,21 +412,33 @@ static void job_print(FILE *f, const struct queue_job_row *j, const struct queue
 	}
 }
 
+json_t *queue_status_doc(const struct queue_rows *r)
+{
+	json_t *root = json_object(), *list = json_array();
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; i < r->n_jobs; i++)
+		report_json_append(list, job_json(&r->jobs[i], r, &ok), &ok);
+	report_json_set(root, "jobs", list, &ok);
+	if (r->with_workers)
+		report_json_set(root, "workers", workers_json(r, &ok), &ok);
+	if (!ok) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
 int queue_status_write(const struct queue_rows *r, bool json, FILE *out, struct tr_error *err)
 {
 	size_t i;
 
 	if (json) {
-		json_t *root = json_object(), *list = json_array();
-		bool ok = true;
+		json_t *root = queue_status_doc(r);
 		char *doc;
 
-		for (i = 0; i < r->n_jobs; i++)
-			report_json_append(list, job_json(&r->jobs[i], r, &ok), &ok);
-		report_json_set(root, "jobs", list, &ok);
-		if (r->with_workers)
-			report_json_set(root, "workers", workers_json(r, &ok), &ok);
-		doc = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
+		doc = root != NULL ? json_dumps(root, JSON_INDENT(2)) : NULL;
 		json_decref(root);
 		if (doc == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
