@@ -12,7 +12,7 @@ SRCDIR=${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 out=$("$TRASLOCO" --version) || fail "--version exited $?"
 [[ $("$TRASLOCO" version) == "$out" ]] || fail "'version' and '--version' differ"
 printf '%s\n' "$out"
-line() { grep -E "^$1 " <<<"$out" | head -n 1 | cut -d' ' -f2-; }
+line() { { grep -E "^$1 " <<<"$out" || true; } | head -n 1 | cut -d' ' -f2-; }
 
 v=$(line trasloco)
 [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || fail "no version on the first line: $out"
