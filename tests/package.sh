@@ -114,6 +114,12 @@ fi
 
 say "dpkg --purge"
 dpkg --purge trasloco
+st=$(dpkg-query -W -f='${Status}' trasloco 2>/dev/null || true)
+[[ -z $st || $st == "unknown ok not-installed" || $st == "purge ok not-installed" ]] ||
+    fail "dpkg still knows trasloco after the purge: $st"
+for d in /var/lib/trasloco /var/spool/trasloco /usr/share/doc/trasloco; do
+    [[ ! -e $d ]] || fail "$d is left after the purge"
+done
 after=$(scan)
 left=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep . || true)
 [[ -z $left ]] || fail "left behind by the purge: $left"
