@@ -81,6 +81,13 @@ int cli_queue_dsn(const char *arg, const char *queue_file, char **dsn_r, struct 
  * (~/.config/...).  NULL with err when there is none (or out of memory). */
 char *cli_queue_key_file(const char *opt, struct tr_error *err);
 
+/* `trasloco --version`: the version, the git commit it was built from
+ * (cli_build_commit, generated at build time by gitcommit.sh: "unknown"
+ * without git) and the versions of the libraries it runs with, one per
+ * line.  -1 on a write error (cli_version.c). */
+int cli_version(FILE *f);
+extern const char cli_build_commit[];
+
 /* The program: returns the exit code.  First of all it makes the process
  * non-dumpable with no core files (RLIMIT_CORE 0): passwords in memory
  * must not end up in a core dump. */

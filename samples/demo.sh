@@ -5,18 +5,25 @@
 # source with sample mail, migrates it over verified TLS by IP, compares both
 # sides message by message, then adds mail and migrates again.
 # Everything lives in a temporary directory that is removed at the end
-# (DEMO_KEEP=1 keeps it).
+# (DEMO_KEEP=1 keeps it).  TRASLOCO_BIN=/usr/bin/trasloco runs an installed
+# trasloco (the Debian package's) instead of building one.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tests/deps.sh"
-build=${BUILD_DIR:-$top/build}
-if [[ ! -x $build/src/trasloco ]]; then
-    echo "== building trasloco in $build"
-    (cd "$top" && { [[ -x configure ]] || ./autogen.sh >/dev/null; })
-    mkdir -p "$build"
-    (cd "$build" && "$top/configure" >/dev/null && make -j"$(nproc)" src/trasloco >/dev/null)
+if [[ -n ${TRASLOCO_BIN:-} ]]; then
+    [[ -x $TRASLOCO_BIN ]] || { echo "demo: TRASLOCO_BIN=$TRASLOCO_BIN is not a program" >&2; exit 2; }
+    export TRASLOCO=$TRASLOCO_BIN
+else
+    build=${BUILD_DIR:-$top/build}
+    if [[ ! -x $build/src/trasloco ]]; then
+        echo "== building trasloco in $build"
+        (cd "$top" && { [[ -x configure ]] || ./autogen.sh >/dev/null; })
+        mkdir -p "$build"
+        (cd "$build" && "$top/configure" >/dev/null && make -j"$(nproc)" src/trasloco >/dev/null)
+    fi
+    export TRASLOCO=$build/src/trasloco
 fi
-export TRASLOCO=$build/src/trasloco
+echo "== using $TRASLOCO ($("$TRASLOCO" --version | head -n 1))"
 export IT_KEEP=${DEMO_KEEP:-0}
 
 . "$top/tests/integration/lib.sh"

@@ -705,8 +705,7 @@ int cli_main(int argc, char **argv)
 		return cmd == NULL ? EXIT_USAGE : EXIT_OK;
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("trasloco %s\n", PACKAGE_VERSION);
-		return EXIT_OK;
+		return cli_version(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 	}
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
