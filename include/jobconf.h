@@ -54,7 +54,7 @@
 #include "job.h"
 
 /* What the job does. */
-enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY };
+enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY, JOB_PROVISION };
 
 enum jobconf_tls { JOBCONF_TLS_IMPLICIT = 0, JOBCONF_TLS_STARTTLS, JOBCONF_TLS_NONE };
 
@@ -82,6 +82,11 @@ struct job_config {
 	char *src_password_file, *dst_password_file;
 	char *dst_admin, *dst_admin_password_file;
 	char dst_admin_separator;       /* '\0': SASL PLAIN */
+	char *src_admin, *src_admin_password_file;
+	char src_admin_separator;       /* '\0': SASL PLAIN */
+
+	/* provisioning (provision.h): a command, or "dovecot-passwd-file:PATH" */
+	char *provision_cmd, *provision, *provision_passwd_fields;
 
 	/* folders */
 	char **folders, **excludes;
