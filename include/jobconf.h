@@ -28,8 +28,9 @@
  *                      path only inside it, no "..", no symbolic link on the
  *                      way, a regular file where a file is read, not in the
  *                      spool's own pending/ running/ done/ failed/ or dot
- *                      files), and the operator's keys (TLS policy and the
- *                      destination admin) are refused;
+ *                      files), and the operator's keys (TLS policy, the
+ *                      admins, provisioning: a command to run, a file to
+ *                      write) are refused;
  *   JOBCONF_OPERATOR   a spool's --config file: relative paths from dir;
  *                      accounts is refused (each job names its own).
  * Errors from a file name it and the line: "run.job:7: ...".

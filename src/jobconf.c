@@ -620,9 +620,9 @@ int jobconf_set(struct job_config *cfg, const char *key, const char *value,
 		return where(origin, err);
 	}
 	if (k->operator_only && origin->from == JOBCONF_SPOOL_JOB) {
-		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken from a spool job (TLS and admin "
-			     "settings are the operator's: give it on the spool's command line or in "
-			     "its --config file)", k->name);
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken from a spool job (TLS, admin and "
+			     "provisioning settings are the operator's: give it on the spool's "
+			     "command line or in its --config file)", k->name);
 		return where(origin, err);
 	}
 	if (value == NULL && k->takes_value) {
