@@ -22,7 +22,9 @@
  *     is fsync'ed and renamed over it, so that Dovecot reads either the old
  *     or the new file.  Existing lines are copied byte for byte; a user
  *     already there (compared without regard to case) is left alone and the
- *     file is not written at all.
+ *     file is not written at all;  after an addition it returns once the
+ *     next second has begun (plus 50 ms), as Dovecot looks at the file at
+ *     most once a second and a login in the same second could miss it.
  *
  * Ownership: nothing is kept between calls; passwords are borrowed, and
  * the copies made here (the hash's input, the pipe's buffer) are wiped.

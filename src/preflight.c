@@ -77,6 +77,9 @@ static int open_dst(const struct run_env *env, const struct run_account *acc,
 		return 0;
 	}
 	if (it->err.kind == TR_ERR_AUTH) {
+		/* Dovecot answers a master login for a missing user with
+		 * [AUTHORIZATIONFAILED], one with a wrong master password with
+		 * [AUTHENTICATIONFAILED]; other servers may say either */
 		it->dst_account = env->dst_admin != NULL ? PREFLIGHT_DST_MISSING
 							 : PREFLIGHT_DST_NO_LOGIN;
 		tr_error_prefix(&it->err, "%s", env->dst_admin != NULL ?

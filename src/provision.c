@@ -501,6 +501,21 @@ out:
 	return rc;
 }
 
+static void next_second(void)
+{
+	struct timespec now, d;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	d.tv_sec = 0;
+	d.tv_nsec = 1000000000L - now.tv_nsec + 50000000L;     /* and 50 ms of slack */
+	if (d.tv_nsec >= 1000000000L) {
+		d.tv_sec = 1;
+		d.tv_nsec -= 1000000000L;
+	}
+	while (nanosleep(&d, &d) < 0 && errno == EINTR)
+		;
+}
+
 int provision_passwd_add(const char *path, const char *user, const char *password,
 			 const char *fields, struct tr_error *err)
 {
@@ -584,6 +599,10 @@ int provision_passwd_add(const char *path, const char *user, const char *passwor
 		goto out;
 	log_info(user, "provisioned in %s", path);
 	rc = 1;
+	/* Dovecot looks at a passwd-file at most once a second (it stats it
+	 * only when the second has changed since it last did): a login in
+	 * the second of the rename could still meet the old file. */
+	next_second();
 out:
 	if (fd >= 0)
 		close(fd);
