@@ -33,6 +33,7 @@ ADMIN_PW='master pw'
 it_dovecot_start src "USERS=$users" MASTER="admin:master%20pw"
 it_dovecot_start dst USERS=none MASTER="admin:master%20pw"
 it_dovecot_start dst2 USERS=none MASTER="admin:master%20pw"
+it_dovecot_start dst3 USERS=none
 
 for u in "${accounts[@]}"; do
     IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
@@ -183,6 +184,48 @@ trr run "$DST2_IMAPS_PORT" "$emails" --state "$IT_DIR/state2" \
 expect_rc 0
 compare_all "$DST2_IMAPS_PORT"
 it_log "--src-admin with emails alone: copy exact"
+
+# ---- the spool: provisioning is the operator's, a job cannot set it -------------
+spool=$IT_DIR/spool
+mkdir -p "$spool/pending" "$spool/csv"
+head -n 3 "$csv" > "$spool/csv/two.csv"
+spooljob() {
+    cat <<JOB
+accounts = csv/two.csv
+src = $IT_HOST:$SRC_IMAPS_PORT
+src-tls = implicit
+src-tls-name = $IT_TLS_NAME
+dst = $IT_HOST:$DST3_IMAPS_PORT
+dst-tls = implicit
+dst-tls-name = $IT_TLS_NAME
+timeout = 20
+JOB
+}
+spooljob > "$spool/pending/a-two.job"
+{ spooljob; printf 'provision-cmd = touch %s/pwned\n' "$IT_DIR"; } > "$spool/pending/b-evil.job"
+pf3=$DST3_DIR/users.passwd
+set +e
+"$TRASLOCO" spool "$spool" --ca-file "$IT_CA" --no-progress \
+    --provision "dovecot-passwd-file:$pf3" \
+    --provision-passwd-fields ":$IT_MAIL_UID:$IT_MAIL_GID::$DST3_DIR/home/%u::" \
+    > "$IT_DIR/out.spool" 2>&1
+RC=$?
+set -e
+sed 's/^/    | /' "$IT_DIR/out.spool" >&2
+expect_rc 1
+[[ -f $spool/done/a-two.job && -f $spool/failed/b-evil.job ]] ||
+    it_fail "the spool's jobs did not end in done/ and failed/"
+grep -q '"provision-cmd" is not taken from a spool job' "$IT_DIR/out.spool" "$spool/failed/b-evil.json" ||
+    it_fail "the spool does not say why the job with provision-cmd was refused"
+[[ ! -e $IT_DIR/pwned ]] || it_fail "a spool job's provision-cmd ran"
+[[ $(wc -l < "$pf3") == 2 ]] || it_fail "the spool did not provision its 2 accounts"
+for u in u01@azienda.test u02@azienda.test; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" \
+        compare --dst-port "$DST3_IMAPS_PORT" --dst-tls implicit --dst-ca "$IT_CA" \
+        --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" >/dev/null 2>&1 ||
+        it_fail "$u: the spool's copy differs"
+done
 
 # no password anywhere in the outputs or reports
 for u in "${accounts[@]}"; do
