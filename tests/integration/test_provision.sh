@@ -34,6 +34,7 @@ it_dovecot_start src "USERS=$users" MASTER="admin:master%20pw"
 it_dovecot_start dst USERS=none MASTER="admin:master%20pw"
 it_dovecot_start dst2 USERS=none MASTER="admin:master%20pw"
 it_dovecot_start dst3 USERS=none
+it_dovecot_start dst4 USERS=none
 
 for u in "${accounts[@]}"; do
     IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
@@ -225,6 +226,53 @@ for u in u01@azienda.test u02@azienda.test; do
         compare --dst-port "$DST3_IMAPS_PORT" --dst-tls implicit --dst-ca "$IT_CA" \
         --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" >/dev/null 2>&1 ||
         it_fail "$u: the spool's copy differs"
+done
+
+# ---- the queue: a worker provisions before it copies ------------------------------
+Q=$IT_DIR/queue
+KEY=$IT_DIR/queue.key
+head -n 4 "$csv" > "$IT_DIR/three.csv"
+pf4=$DST4_DIR/users.passwd
+cat > "$IT_DIR/q.job" <<EOF
+src = $IT_HOST:$SRC_IMAPS_PORT
+src-tls = implicit
+src-tls-name = $IT_TLS_NAME
+dst = $IT_HOST:$DST4_IMAPS_PORT
+dst-tls = implicit
+dst-tls-name = $IT_TLS_NAME
+ca-file = $IT_CA
+accounts = three.csv
+timeout = 20
+provision = dovecot-passwd-file:$pf4
+provision-passwd-fields = :$IT_MAIL_UID:$IT_MAIL_GID::$DST4_DIR/home/%u::
+EOF
+"$TRASLOCO" queue init "$Q" --key-file "$KEY" > "$IT_DIR/out.qinit" 2>&1 ||
+    it_fail "queue init: $(cat "$IT_DIR/out.qinit")"
+"$TRASLOCO" queue submit "$Q" "$IT_DIR/q.job" --key-file "$KEY" > "$IT_DIR/out.qsubmit" 2>&1 ||
+    it_fail "queue submit: $(cat "$IT_DIR/out.qsubmit")"
+# the queue keeps no source admin password: refused, not dropped
+set +e
+{ cat "$IT_DIR/q.job"; printf 'src-admin = admin\nsrc-admin-password-file = %s\n' \
+    "$IT_DIR/admin.pw"; } > "$IT_DIR/q-admin.job"
+"$TRASLOCO" queue submit "$Q" "$IT_DIR/q-admin.job" --key-file "$KEY" > "$IT_DIR/out.qsrcadmin" 2>&1
+RC=$?
+set -e
+expect_rc 2
+grep -q 'src-admin is not taken by the queue' "$IT_DIR/out.qsrcadmin" ||
+    it_fail "queue submit --src-admin: $(cat "$IT_DIR/out.qsrcadmin")"
+set +e
+timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/out.worker" 2>&1
+RC=$?
+set -e
+grep -v ' info ' "$IT_DIR/out.worker" | sed 's/^/    w | /' >&2 || true
+expect_rc 0
+[[ $(wc -l < "$pf4") == 3 ]] || it_fail "the worker did not provision its 3 accounts"
+for u in u01@azienda.test u02@azienda.test u03@azienda.test; do
+    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" \
+        compare --dst-port "$DST4_IMAPS_PORT" --dst-tls implicit --dst-ca "$IT_CA" \
+        --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" >/dev/null 2>&1 ||
+        it_fail "$u: the worker's copy differs"
 done
 
 # no password anywhere in the outputs or reports
