@@ -54,7 +54,8 @@
 #include "folder.h"
 #include "job.h"
 
-/* What the job does. */
+/* What the job does (JOB_PROVISION: `trasloco provision`, only the
+ * provisioning step of a run, provision.h). */
 enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY, JOB_PROVISION };
 
 enum jobconf_tls { JOBCONF_TLS_IMPLICIT = 0, JOBCONF_TLS_STARTTLS, JOBCONF_TLS_NONE };
@@ -180,7 +181,10 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
  * to a remote host without allow-plaintext, the logins of migrate (user or
  * both src-user and dst-user) and no logins or password files for the
  * other kinds (they come from the CSV), accounts for them, dst-admin for
- * its password file, content only for verify, the state directory
+ * its password file (src-admin too), provision-cmd or provision (one of
+ * them, the built-in's PATH absolute, the fields template only with it and
+ * beginning with ':'; provision itself needs one and no server), content
+ * only for verify, the state directory
  * ($XDG_STATE_HOME/trasloco, else ~/.local/state/trasloco).  Returns 0 or
  * -1 with err (TR_ERR_USAGE). */
 int jobconf_finish(struct job_config *cfg, struct tr_error *err);

@@ -462,7 +462,7 @@ static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 static int provision_batch(const struct run_env *env, const struct run_account *accs, size_t n,
 			   size_t n_bad)
 {
-	char t[4 * sizeof(((struct tr_error *)0)->msg) + 1];
+	char t[4 * JOB_MAX_FIELD + 1], m[4 * sizeof(((struct tr_error *)0)->msg) + 1];
 	size_t i, failed = 0, added = 0, present = 0;
 
 	for (i = 0; i < n && !net_cancelled(); i++) {
@@ -475,7 +475,7 @@ static int provision_batch(const struct run_env *env, const struct run_account *
 			failed++;
 			log_error(accs[i].label, "%s", err.msg);
 			printf("%-40s failed: %s\n", text_clean_str(t, sizeof(t), accs[i].label, NULL),
-			       text_clean_str(t + 1024, sizeof(t) - 1024, err.msg, NULL));
+			       text_clean_str(m, sizeof(m), err.msg, NULL));
 		} else {
 			if (r > 0)
 				added++;
