@@ -680,6 +680,19 @@ static void test_finish(void **state)
 		  "--content is an option of verify" },
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-admin-password-file = f\n",
 		  "--dst-admin-password-file needs --dst-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-admin-password-file = f\n",
+		  "--src-admin-password-file needs --src-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision-cmd = x\n"
+		  "provision = dovecot-passwd-file:/p\n", "one or the other" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = dovecot-passwd-file:p\n",
+		  "ABSOLUTE/PATH" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = ldap:/p\n",
+		  "ABSOLUTE/PATH" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision-passwd-fields = :1\n",
+		  "--provision-passwd-fields needs --provision" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = dovecot-passwd-file:/p\n"
+		  "provision-passwd-fields = 1:2\n", "begins with ':'" },
+		{ JOB_PROVISION, "accounts = a.csv\n", "provision needs --provision-cmd" },
 	};
 	struct job_config cfg;
 	struct tr_error err;
