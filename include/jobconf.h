@@ -28,8 +28,9 @@
  *                      path only inside it, no "..", no symbolic link on the
  *                      way, a regular file where a file is read, not in the
  *                      spool's own pending/ running/ done/ failed/ or dot
- *                      files), and the operator's keys (TLS policy and the
- *                      destination admin) are refused;
+ *                      files), and the operator's keys (TLS policy, the
+ *                      admins, provisioning: a command to run, a file to
+ *                      write) are refused;
  *   JOBCONF_OPERATOR   a spool's --config file: relative paths from dir;
  *                      accounts is refused (each job names its own).
  * Errors from a file name it and the line: "run.job:7: ...".
@@ -53,8 +54,9 @@
 #include "folder.h"
 #include "job.h"
 
-/* What the job does. */
-enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY };
+/* What the job does (JOB_PROVISION: `trasloco provision`, only the
+ * provisioning step of a run, provision.h). */
+enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY, JOB_PROVISION };
 
 enum jobconf_tls { JOBCONF_TLS_IMPLICIT = 0, JOBCONF_TLS_STARTTLS, JOBCONF_TLS_NONE };
 
@@ -82,6 +84,11 @@ struct job_config {
 	char *src_password_file, *dst_password_file;
 	char *dst_admin, *dst_admin_password_file;
 	char dst_admin_separator;       /* '\0': SASL PLAIN */
+	char *src_admin, *src_admin_password_file;
+	char src_admin_separator;       /* '\0': SASL PLAIN */
+
+	/* provisioning (provision.h): a command, or "dovecot-passwd-file:PATH" */
+	char *provision_cmd, *provision, *provision_passwd_fields;
 
 	/* folders */
 	char **folders, **excludes;
@@ -180,7 +187,10 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
  * to a remote host without allow-plaintext, the logins of migrate (user or
  * both src-user and dst-user) and no logins or password files for the
  * other kinds (they come from the CSV), accounts for them, dst-admin for
- * its password file, content only for verify, the state directory
+ * its password file (src-admin too), provision-cmd or provision (one of
+ * them, the built-in's PATH absolute, the fields template only with it and
+ * beginning with ':'; provision itself needs one and no server), content
+ * only for verify, the state directory
  * ($XDG_STATE_HOME/trasloco, else ~/.local/state/trasloco).  Returns 0 or
  * -1 with err (TR_ERR_USAGE). */
 int jobconf_finish(struct job_config *cfg, struct tr_error *err);

@@ -37,6 +37,8 @@ struct run_account {
 	const char *dst_user;
 	const char *dst_password;   /* NULL: the admin's, else the source password */
 };
+/* src_password may be NULL when the source is logged into as an admin
+ * (run_env.src_admin). */
 
 /* Everything the accounts share; filled by the caller, borrowed. */
 struct run_env {
@@ -51,6 +53,9 @@ struct run_env {
 	const char *dst_admin;          /* NULL or admin login */
 	const char *dst_admin_password;
 	char dst_admin_separator;
+	const char *src_admin;          /* NULL or admin login (from cfg) */
+	const char *src_admin_password; /* set by the caller when src_admin is */
+	char src_admin_separator;
 	int max_sessions;               /* per account per side */
 	int parallel_accounts;
 	const char *log_dir;            /* NULL: no per-account log files */
@@ -102,6 +107,12 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 /* Once an account failed because a server's port speaks the other TLS
  * mode (STORE_CODE_TLS_MODE), the accounts after it (for 60 s) fail with
  * the same error at once, without connecting: run_account and run_open. */
+
+/* Provisioning (provision.h) of acc as env->cfg says, the error cleaned
+ * of its passwords: 1 done, 0 found there, -1 err.  run_account calls it
+ * before the account's first destination login when cfg asks for it. */
+int run_provision(const struct run_env *env, const struct run_account *acc,
+		  struct tr_error *err);
 
 /* Run every account.  Returns 0 when all are ok. */
 int run_accounts(const struct run_env *env, const struct run_account *acc, size_t n,

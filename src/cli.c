@@ -25,6 +25,7 @@
 #include "scheduler.h"
 #include "secret.h"
 #include "state.h"
+#include "text.h"
 #include "tls.h"
 #include "verify.h"
 
@@ -33,6 +34,7 @@ const char cli_usage_text[] =
 	"       trasloco run ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco check ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco verify ACCOUNTS.csv|JOB.job [options]\n"
+	"       trasloco provision ACCOUNTS.csv|JOB.job [options]\n"
 	"       trasloco spool DIR [--config FILE] [options]\n"
 	"       trasloco queue init|submit|status|retry|cancel|delete|rekey DSN ...\n"
 	"                                (PostgreSQL, for many hosts: trasloco queue help)\n"
@@ -67,6 +69,16 @@ const char cli_usage_text[] =
 	"                                         else $TRASLOCO_SRC_PASSWORD /\n"
 	"                                         $TRASLOCO_DST_PASSWORD, else a prompt; the\n"
 	"                                         destination defaults to the source password\n"
+	"Source admin (platform migrations; the CSV may then hold emails alone):\n"
+	"  --src-admin USER --src-admin-password-file F (or $TRASLOCO_SRC_ADMIN_PASSWORD)\n"
+	"  --src-admin-separator C                as --dst-admin-separator, for the source\n"
+	"Provisioning (run, migrate, spool, queue; or alone: trasloco provision):\n"
+	"  --provision-cmd CMD                    before the copy, CMD by /bin/sh per account:\n"
+	"                                         $TRASLOCO_EMAIL, the password on stdin;\n"
+	"                                         exit 0 = the account exists or was created\n"
+	"  --provision dovecot-passwd-file:PATH   add missing users to that passwd-file\n"
+	"                                         ({SHA512-CRYPT}, locked, atomic)\n"
+	"  --provision-passwd-fields TEMPLATE     fields after the password (%u %n %d)\n"
 	"Destination admin (all commands):\n"
 	"  --dst-admin USER --dst-admin-password-file F (or $TRASLOCO_DST_ADMIN_PASSWORD)\n"
 	"                                         log in to the destination as an admin (SASL\n"
@@ -108,9 +120,8 @@ const char cli_usage_text[] =
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"
 	"3 login refused, 4 server unreachable or TLS refused, 5 interrupted, 6 other.\n"
-	"Of run, check, verify and spool: 0 every account ok (verify: complete), 1 some\n"
-	"accounts not, 2 usage,\n"
-	"5 interrupted, 6 the job could not run.\n";
+	"Of run, check, verify, provision and spool: 0 every account ok (verify:\n"
+	"complete), 1 some accounts not, 2 usage, 5 interrupted, 6 the job could not run.\n";
 
 /* ---- signals --------------------------------------------------------------- */
 
@@ -167,7 +178,7 @@ struct setup {
 	struct run_env env;
 	struct tls_ctx *tls;
 	struct state *state;
-	char *admin_pw;
+	char *admin_pw, *src_admin_pw;
 	char *log_dir;
 	char started[32];
 };
@@ -198,6 +209,16 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 			     "$TRASLOCO_DST_ADMIN_PASSWORD");
 		return -1;
 	}
+	if (cfg->src_admin != NULL &&
+	    get_secret(cfg->src_admin_password_file, "TRASLOCO_SRC_ADMIN_PASSWORD",
+		       cfg->kind == JOB_MIGRATE ? "source admin password" : NULL,
+		       &su->src_admin_pw, err) < 0)
+		return -1;
+	if (cfg->src_admin != NULL && su->src_admin_pw == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--src-admin needs --src-admin-password-file or "
+			     "$TRASLOCO_SRC_ADMIN_PASSWORD");
+		return -1;
+	}
 	if (cfg->insecure)
 		log_warn(NULL, "--insecure: server certificates are NOT verified; anyone on the "
 			 "path can read these passwords and this mail");
@@ -212,6 +233,7 @@ static int setup_env(struct setup *su, bool want_state, struct tr_error *err)
 
 	if (run_env_init(env, cfg, su->tls, su->state, su->admin_pw, err) < 0)
 		return -1;
+	env->src_admin_password = su->src_admin_pw;
 	env->progress_tty = log_progress_enabled();
 	env->progress_log = !env->progress_tty && cfg->verbosity >= 0;
 	if (cfg->kind == JOB_RUN) {
@@ -242,6 +264,7 @@ static void setup_free(struct setup *su)
 	state_close(su->state);
 	tls_ctx_free(su->tls);
 	secret_free(su->admin_pw);
+	secret_free(su->src_admin_pw);
 	free(su->log_dir);
 }
 
@@ -340,12 +363,19 @@ static int cmd_migrate(int argc, char **argv)
 	set_verbosity(&cfg);
 	tr_error_clear(&err);
 	/* Passwords first: a prompt must come before any other output. */
-	if (get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
-		       &src_pw, &err) < 0 ||
+	if ((cfg.src_admin == NULL &&
+	     get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
+			&src_pw, &err) < 0) ||
 	    (cfg.dst_admin == NULL &&
 	     get_secret(cfg.dst_password_file, "TRASLOCO_DST_PASSWORD", NULL, &dst_pw, &err) < 0)) {
 		fprintf(stderr, "trasloco migrate: %s\n", err.msg);
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
+		goto out;
+	}
+	if (cfg.src_admin != NULL && cfg.dst_admin == NULL && dst_pw == NULL) {
+		fprintf(stderr, "trasloco migrate: with --src-admin the destination needs "
+			"--dst-password-file (or $TRASLOCO_DST_PASSWORD) or --dst-admin\n");
+		code = EXIT_USAGE;
 		goto out;
 	}
 	if (setup_env(&su, !cfg.dry_run, &err) < 0) {
@@ -418,7 +448,9 @@ static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 	size_t i;
 
 	*n_bad = 0;
-	if (job_accounts_load(cfg->accounts, ja, err) < 0)
+	/* with an admin on both sides the users' passwords are not needed */
+	if (job_accounts_load_opt(cfg->accounts, cfg->src_admin != NULL && cfg->dst_admin != NULL ?
+				  JOB_PASSWORDS_OPTIONAL : 0, ja, err) < 0)
 		return -1;
 	*bad = calloc(ja->n_bad + 1, sizeof(**bad));
 	for (i = 0; i < ja->n_bad; i++) {
@@ -437,12 +469,51 @@ static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 	return 0;
 }
 
+/* `trasloco provision`: each account in turn (a command of the provider's
+ * or a file under a lock: nothing gained by running them at once).  One
+ * line per account on stdout; the exit code. */
+static int provision_batch(const struct run_env *env, const struct run_account *accs, size_t n,
+			   size_t n_bad)
+{
+	char t[4 * JOB_MAX_FIELD + 1], m[4 * sizeof(((struct tr_error *)0)->msg) + 1];
+	size_t i, failed = 0, added = 0, present = 0;
+
+	for (i = 0; i < n && !net_cancelled(); i++) {
+		struct tr_error err;
+		int r;
+
+		tr_error_clear(&err);
+		r = run_provision(env, &accs[i], &err);
+		if (r < 0) {
+			failed++;
+			log_error(accs[i].label, "%s", err.msg);
+			printf("%-40s failed: %s\n", text_clean_str(t, sizeof(t), accs[i].label, NULL),
+			       text_clean_str(m, sizeof(m), err.msg, NULL));
+		} else {
+			if (r > 0)
+				added++;
+			else
+				present++;
+			printf("%-40s %s\n", text_clean_str(t, sizeof(t), accs[i].label, NULL),
+			       r > 0 ? (env->cfg->provision_cmd != NULL ? "ok" : "added")
+				     : "already there");
+		}
+	}
+	printf("%zu account(s): %zu %s, %zu already there, %zu failed%s\n", n, added,
+	       env->cfg->provision_cmd != NULL ? "ok" : "added", present, failed,
+	       i < n ? ", the rest not done (interrupted)" : "");
+	fflush(stdout);
+	if (net_cancelled())
+		return EXIT_STOPPED;
+	return failed == 0 && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
+}
+
 /* Run, check or verify the accounts of a finished configuration; returns
  * the exit code. */
 static int run_batch(const struct job_config *cfg)
 {
-	const char *name = cfg->kind == JOB_RUN ? "run" : cfg->kind == JOB_CHECK ? "check"
-										 : "verify";
+	const char *name = cfg->kind == JOB_RUN ? "run" : cfg->kind == JOB_CHECK ? "check" :
+			   cfg->kind == JOB_PROVISION ? "provision" : "verify";
 	struct setup su;
 	struct tr_error err;
 	struct job_accounts ja;
@@ -473,7 +544,9 @@ static int run_batch(const struct job_config *cfg)
 	log_info(NULL, "%s: %zu account(s) from %s to %s, %d at a time%s%s", name, ja.n, src, dst,
 		 su.env.parallel_accounts, su.state ? ", state in " : "",
 		 su.state ? state_path(su.state) : "");
-	if (cfg->kind == JOB_RUN) {
+	if (cfg->kind == JOB_PROVISION) {
+		code = provision_batch(&su.env, accs, ja.n, n_bad);
+	} else if (cfg->kind == JOB_RUN) {
 		struct run_result res;
 		struct report_job rj = {
 			.name = cfg->name != NULL ? cfg->name : cfg->accounts,
@@ -538,7 +611,8 @@ out:
 
 static int cmd_run_or_check(enum job_kind kind, int argc, char **argv)
 {
-	const char *name = kind == JOB_RUN ? "run" : kind == JOB_CHECK ? "check" : "verify";
+	const char *name = kind == JOB_RUN ? "run" : kind == JOB_CHECK ? "check" :
+			   kind == JOB_PROVISION ? "provision" : "verify";
 	struct job_config cfg;
 	int code = parse_or_exit(kind, name, argc, argv, &cfg);
 
@@ -715,6 +789,8 @@ int cli_main(int argc, char **argv)
 		return cmd_run_or_check(JOB_CHECK, argc - 1, argv + 1);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_run_or_check(JOB_VERIFY, argc - 1, argv + 1);
+	if (strcmp(cmd, "provision") == 0)
+		return cmd_run_or_check(JOB_PROVISION, argc - 1, argv + 1);
 	if (strcmp(cmd, "spool") == 0)
 		return cmd_spool(argc - 1, argv + 1);
 	if (strcmp(cmd, "worker") == 0)

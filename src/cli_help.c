@@ -42,6 +42,30 @@ static const char admin[] =
 	"                                         PLAIN authorization identity)\n"
 	"  --dst-admin-separator C                use the LOGIN \"user<C>admin\" form instead\n";
 
+static const char src_admin[] =
+	"Source admin (a platform moving its own servers):\n"
+	"  --src-admin USER --src-admin-password-file F (or $TRASLOCO_SRC_ADMIN_PASSWORD)\n"
+	"                                         log in to the source as an admin (a Dovecot\n"
+	"                                         master user); with --dst-admin too, the CSV\n"
+	"                                         may hold emails without passwords\n"
+	"  --src-admin-separator C                use the LOGIN \"user<C>admin\" form instead\n";
+
+static const char provisioning[] =
+	"Provisioning, once per account before its first destination login:\n"
+	"  --provision-cmd CMD                    CMD run by /bin/sh: the account's email in\n"
+	"                                         $TRASLOCO_EMAIL (its login in $TRASLOCO_USER),\n"
+	"                                         its password on standard input, never in argv\n"
+	"                                         or the environment; exit 0 = it exists or was\n"
+	"                                         created, else the account fails with the\n"
+	"                                         command's stderr; killed after --timeout\n"
+	"  --provision dovecot-passwd-file:PATH   add the users missing from that Dovecot\n"
+	"                                         passwd-file, password as {SHA512-CRYPT}, under\n"
+	"                                         PATH.lock, atomically (owner and mode kept);\n"
+	"                                         existing lines are never touched\n"
+	"  --provision-passwd-fields TEMPLATE     the fields after the password, %u user, %n\n"
+	"                                         local part, %d domain, e.g.\n"
+	"                                         \":5000:5000::/var/vmail/%d/%n::\" (default none)\n";
+
 static const char folders[] =
 	"Folders:\n"
 	"  --folder PATTERN, --exclude PATTERN    choose folders ('/' hierarchy, shell globs)\n"
@@ -117,7 +141,8 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Copies every folder and message of one mailbox from the source IMAP server\n"
 			"to the destination, keeping flags, keywords and dates.  Incremental: run it\n"
 			"again and only what is new is copied; an interrupted run resumes.\n\n",
-			servers, migrate_accounts, admin, folders, subscriptions, passes, engine_copy,
+			servers, migrate_accounts, admin, src_admin, provisioning, folders,
+			subscriptions, passes, engine_copy,
 			"Before the first copy:\n"
 			"  --dry-run                              where every folder goes and why, its\n"
 			"                                         messages and bytes, what the destination\n"
@@ -134,8 +159,8 @@ int cli_command_help(FILE *f, const char *cmd)
 			"usage: trasloco run ACCOUNTS.csv|JOB.job [options]\n\n"
 			"Migrates every account of the CSV, several at once, each as `trasloco\n"
 			"migrate` does, within the session caps per account and per server.\n\n",
-			csv_accounts, servers, admin, folders, subscriptions, passes, engine_copy,
-			batch_head, batch_run, "\n", exit_batch, NULL };
+			csv_accounts, servers, admin, src_admin, provisioning, folders, subscriptions,
+			passes, engine_copy, batch_head, batch_run, "\n", exit_batch, NULL };
 
 		put(f, t);
 		return 0;
@@ -145,8 +170,11 @@ int cli_command_help(FILE *f, const char *cmd)
 			"usage: trasloco check ACCOUNTS.csv|JOB.job [options]\n\n"
 			"Before the first run: logs in on both sides and counts, per account, the\n"
 			"folders, messages and bytes a run would copy, and whether they fit the\n"
-			"destination's quota.  Read only: nothing is created or copied.\n\n",
-			csv_accounts, servers, admin, folders, engine_read, batch_head,
+			"destination's quota, and lists the accounts that do not exist yet on the\n"
+			"destination (with --dst-admin a refused login means a missing user;\n"
+			"without, \"missing or wrong password\").  Read only: nothing is created or\n"
+			"copied.\n\n",
+			csv_accounts, servers, admin, src_admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report\n"
 			"  --folders                              per account, where every folder goes and\n"
 			"                                         why (same name, special-use role, --map,\n"
@@ -165,7 +193,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"After the last run: looks for every source message on the destination,\n"
 			"under the folder mapping of a run, and lists each one it does not find.\n"
 			"Read only (EXAMINE and BODY.PEEK on both sides).\n\n",
-			csv_accounts, servers, admin, folders, engine_read, batch_head,
+			csv_accounts, servers, admin, src_admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report, with the missing messages\n"
 			"  --content                              compare whole contents (SHA-256),\n"
 			"                                         downloading every message from both sides\n",
@@ -174,6 +202,22 @@ int cli_command_help(FILE *f, const char *cmd)
 			"or could not be verified, or rows were skipped, 2 usage error, 5 interrupted,\n"
 			"6 the job could not run.\n",
 			NULL };
+
+		put(f, t);
+		return 0;
+	}
+	if (strcmp(cmd, "provision") == 0) {
+		static const char *const t[] = {
+			"usage: trasloco provision ACCOUNTS.csv|JOB.job --provision-cmd CMD|\n"
+			"       --provision dovecot-passwd-file:PATH [options]\n\n"
+			"Only the first step of a migration: makes every account of the CSV exist on\n"
+			"the destination (as run does before copying each), and copies nothing.  One\n"
+			"line per account: added (or ok, for a command), already there, or failed\n"
+			"with the reason.\n\n",
+			csv_accounts, provisioning,
+			"  --timeout SECONDS                      the command's time limit (default 120)\n"
+			"  -q, --quiet | -v, --verbose | --debug\n\n",
+			exit_batch, NULL };
 
 		put(f, t);
 		return 0;
@@ -188,11 +232,12 @@ int cli_command_help(FILE *f, const char *cmd)
 			"keeps its state in DIR/state/NAME.\n\n"
 			"  --config FILE                          settings for every job (job-file syntax;\n"
 			"                                         owned by root, writable by no one else)\n\n"
-			"TLS trust and the destination admin (--ca-file, --insecure, --allow-plaintext,\n"
-			"--dst-admin, --dst-admin-password-file) come only from here or --config, never\n"
-			"from a job.  These options, as a job's keys or here, apply to every job:\n\n",
-			servers, admin, folders, subscriptions, engine_copy, batch_head, batch_run, "\n",
-			exit_batch, NULL };
+			"TLS trust, the admins and provisioning (--ca-file, --insecure,\n"
+			"--allow-plaintext, --dst-admin, --dst-admin-password-file, --src-admin,\n"
+			"--src-admin-password-file, --provision-cmd, --provision,\n"
+			"--provision-passwd-fields) come only from here or --config, never from a job.  These options, as a job's keys or here, apply to every job:\n\n",
+			servers, admin, src_admin, provisioning, folders, subscriptions, engine_copy,
+			batch_head, batch_run, "\n", exit_batch, NULL };
 
 		put(f, t);
 		return 0;

@@ -440,6 +440,7 @@ struct acc_parser {
 	size_t unlisted;        /* bad rows past MAX_LISTED */
 	unsigned first_unlisted;
 	bool failed;            /* the whole file is unusable; err is set */
+	bool pw_optional;       /* JOB_PASSWORDS_OPTIONAL */
 };
 
 static void clear_fields(struct acc_parser *p)
@@ -595,7 +596,7 @@ static void take_header(struct acc_parser *p)
 		seen[c] = true;
 		p->cols[i] = (enum col)c;
 	}
-	if (!seen[COL_PASSWORD]) {
+	if (!seen[COL_PASSWORD] && !p->pw_optional) {
 		fatal(p, TR_ERR_USAGE, "line %u: the header row has no password column",
 		      p->row_line);
 		return;
@@ -677,18 +678,29 @@ static void data_row(struct acc_parser *p)
 		bad_row(p, "NUL byte");
 		return;
 	}
+	/* without a header, a file of emails alone when no password is needed */
+	if (!out->had_header && p->pw_optional && p->nf == 1)
+		ncols = 1;
 	if (p->nf != ncols) {
 		expected_fields(p);
 		return;
 	}
 	for (i = 0; i < ncols; i++)
 		by[out->had_header ? p->cols[i] : (enum col)i] = &p->f[i];
+	if (by[COL_PASSWORD] == NULL) {
+		static char none[1];
+		static struct field empty = { none, 0 };
+
+		/* read only: an empty field, as an empty password column is */
+		by[COL_PASSWORD] = &empty;
+	}
 
 	/* Without a header, position is all there is to tell an address from
 	 * a password: a row whose password field is itself an address has
 	 * its columns swapped, and taking it would make its password the
 	 * account's name in every log and report. */
-	if (!out->had_header && job_email_valid(by[COL_PASSWORD]->s)) {
+	if (!out->had_header && by[COL_PASSWORD]->len > 0 &&
+	    job_email_valid(by[COL_PASSWORD]->s)) {
 		bad_row(p, "field 2 is an email address: are the columns swapped? (a header row "
 			"\"email,password\" says which is which; nothing of this row is shown)");
 		return;
@@ -715,7 +727,7 @@ static void data_row(struct acc_parser *p)
 		}
 		return;
 	}
-	if (by[COL_PASSWORD]->len == 0) {
+	if (by[COL_PASSWORD]->len == 0 && !p->pw_optional) {
 		bad_row(p, "empty password for %s", by[COL_EMAIL]->s);
 		return;
 	}
@@ -881,6 +893,12 @@ static const char bad_quote_msg[] =
 int job_accounts_parse(const char *name, const char *text, size_t len,
 		       struct job_accounts *out, struct tr_error *err)
 {
+	return job_accounts_parse_opt(name, text, len, 0, out, err);
+}
+
+int job_accounts_parse_opt(const char *name, const char *text, size_t len, unsigned opts,
+			   struct job_accounts *out, struct tr_error *err)
+{
 	struct acc_parser p;
 	struct csv_parser csv;
 	size_t pos = 0;
@@ -890,6 +908,7 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 	p.out = out;
 	p.name = name != NULL ? name : "accounts.csv";
 	p.err = err;
+	p.pw_optional = (opts & JOB_PASSWORDS_OPTIONAL) != 0;
 	if (text == NULL)
 		len = 0;
 	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
@@ -968,6 +987,12 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 
 int job_accounts_load(const char *path, struct job_accounts *out, struct tr_error *err)
 {
+	return job_accounts_load_opt(path, 0, out, err);
+}
+
+int job_accounts_load_opt(const char *path, unsigned opts, struct job_accounts *out,
+			  struct tr_error *err)
+{
 	char *buf, msg[512];
 	size_t len, cap;
 	mode_t mode;
@@ -976,7 +1001,7 @@ int job_accounts_load(const char *path, struct job_accounts *out, struct tr_erro
 	memset(out, 0, sizeof(*out));
 	if (read_file(path, JOB_MAX_FILE, &buf, &len, &mode, err) < 0)
 		return -1;
-	r = job_accounts_parse(path, buf, len, out, err);
+	r = job_accounts_parse_opt(path, buf, len, opts, out, err);
 	explicit_bzero(buf, len);
 	free(buf);
 	if (r < 0 || (mode & 044) == 0)

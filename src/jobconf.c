@@ -79,6 +79,19 @@ static const struct jobconf_key keys[] = {
 		"the destination admin password's file"),
 	VAL("dst-admin-separator", T_CHAR, AT(dst_admin_separator),
 	    "log in as \"user<C>admin\" instead of SASL PLAIN"),
+	OP_TEXT("src-admin", JOBCONF_NOT_PATH, AT(src_admin),
+		"log in to the source as this admin for each account"),
+	OP_TEXT("src-admin-password-file", JOBCONF_PATH_READ, AT(src_admin_password_file),
+		"the source admin password's file"),
+	VAL("src-admin-separator", T_CHAR, AT(src_admin_separator),
+	    "log in to the source as \"user<C>admin\" instead of SASL PLAIN"),
+	/* they run commands and write files as the operator: never a spool job's */
+	OP_TEXT("provision-cmd", JOBCONF_NOT_PATH, AT(provision_cmd),
+		"before the copy, run CMD for each account (TRASLOCO_EMAIL, password on stdin)"),
+	OP_TEXT("provision", JOBCONF_NOT_PATH, AT(provision),
+		"before the copy, add missing users to dovecot-passwd-file:/PATH"),
+	OP_TEXT("provision-passwd-fields", JOBCONF_NOT_PATH, AT(provision_passwd_fields),
+		"the passwd-file's fields after the password (%u, %n, %d)"),
 	/* a path, or a PostgreSQL DSN taken as it is (jobconf_set) */
 	PATH("state", JOBCONF_PATH_DIR, AT(state_dir),
 	     "what is known between runs: DIR, or postgresql://USER@HOST:PORT/DB"),
@@ -182,6 +195,11 @@ void jobconf_free(struct job_config *cfg)
 	free(cfg->dst_password_file);
 	free(cfg->dst_admin);
 	free(cfg->dst_admin_password_file);
+	free(cfg->src_admin);
+	free(cfg->src_admin_password_file);
+	free(cfg->provision_cmd);
+	free(cfg->provision);
+	free(cfg->provision_passwd_fields);
 	free_list(cfg->folders, cfg->n_folders);
 	free_list(cfg->excludes, cfg->n_excludes);
 	for (i = 0; i < cfg->n_maps; i++) {
@@ -631,9 +649,9 @@ int jobconf_set(struct job_config *cfg, const char *key, const char *value,
 		return where(origin, err);
 	}
 	if (k->operator_only && origin->from == JOBCONF_SPOOL_JOB) {
-		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken from a spool job (TLS and admin "
-			     "settings are the operator's: give it on the spool's command line or in "
-			     "its --config file)", k->name);
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken from a spool job (TLS, admin and "
+			     "provisioning settings are the operator's: give it on the spool's "
+			     "command line or in its --config file)", k->name);
 		return where(origin, err);
 	}
 	if (value == NULL && k->takes_value) {
@@ -765,6 +783,49 @@ static int finish_server(struct jobconf_server *s, const char *which, bool allow
 	return 0;
 }
 
+static bool provision_set(const struct job_config *cfg)
+{
+	return cfg->provision_cmd != NULL || cfg->provision != NULL;
+}
+
+static int finish_provision(const struct job_config *cfg, struct tr_error *err)
+{
+	static const char pf[] = "dovecot-passwd-file:";
+
+	if (cfg->provision_cmd != NULL && cfg->provision != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--provision-cmd and --provision: one or the other");
+		return -1;
+	}
+	if (cfg->provision_cmd != NULL && cfg->provision_cmd[0] == '\0') {
+		tr_error_set(err, TR_ERR_USAGE, "--provision-cmd is empty");
+		return -1;
+	}
+	if (cfg->provision != NULL &&
+	    (strncmp(cfg->provision, pf, sizeof(pf) - 1) != 0 ||
+	     cfg->provision[sizeof(pf) - 1] != '/')) {
+		tr_error_set(err, TR_ERR_USAGE, "--provision takes %s/ABSOLUTE/PATH (the one "
+			     "built-in; --provision-cmd runs a command of yours)", pf);
+		return -1;
+	}
+	if (cfg->provision_passwd_fields != NULL && cfg->provision == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--provision-passwd-fields needs --provision %sPATH",
+			     pf);
+		return -1;
+	}
+	if (cfg->provision_passwd_fields != NULL && cfg->provision_passwd_fields[0] != '\0' &&
+	    cfg->provision_passwd_fields[0] != ':') {
+		tr_error_set(err, TR_ERR_USAGE, "--provision-passwd-fields begins with ':' (the "
+			     "fields after the password, e.g. :5000:5000::/var/vmail/%%d/%%n::)");
+		return -1;
+	}
+	if (cfg->kind == JOB_PROVISION && !provision_set(cfg)) {
+		tr_error_set(err, TR_ERR_USAGE, "provision needs --provision-cmd CMD or --provision "
+			     "%sPATH", pf);
+		return -1;
+	}
+	return 0;
+}
+
 int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 {
 	if (cfg->content && cfg->kind != JOB_VERIFY) {
@@ -802,7 +863,11 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 			     cfg->name != NULL ? " (or set accounts = in the job file)" : "");
 		return -1;
 	}
-	if (finish_server(&cfg->src, "src", cfg->allow_plaintext, err) < 0 ||
+	/* provision alone needs a server only for what it names */
+	if ((cfg->kind != JOB_PROVISION || cfg->src.host != NULL) &&
+	    finish_server(&cfg->src, "src", cfg->allow_plaintext, err) < 0)
+		return -1;
+	if ((cfg->kind != JOB_PROVISION || cfg->dst.host != NULL) &&
 	    finish_server(&cfg->dst, "dst", cfg->allow_plaintext, err) < 0)
 		return -1;
 	if (cfg->kind == JOB_MIGRATE) {
@@ -826,6 +891,12 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 		tr_error_set(err, TR_ERR_USAGE, "--dst-admin-password-file needs --dst-admin");
 		return -1;
 	}
+	if (cfg->src_admin_password_file != NULL && cfg->src_admin == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--src-admin-password-file needs --src-admin");
+		return -1;
+	}
+	if (finish_provision(cfg, err) < 0)
+		return -1;
 	if (cfg->state_dir == NULL) {
 		const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 		char buf[4096];

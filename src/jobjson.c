@@ -111,6 +111,14 @@ static int set_key(struct job_config *cfg, const char *key, json_t *v, struct tr
 			     " (a job's state, reports and logs are the service's)");
 		return -1;
 	}
+	/* a command to run, a file to write on the workers' hosts: the
+	 * operator's, never an API client's */
+	if (strncmp(k->name, "provision", 9) == 0) {
+		tr_error_set(err, TR_ERR_USAGE, "\"%s\" is not taken by the API (provisioning runs "
+			     "commands and writes files on the workers' hosts: the operator's to "
+			     "set, with trasloco queue submit)", k->name);
+		return -1;
+	}
 	if (json_is_null(v)) {
 		tr_error_set(err, TR_ERR_USAGE, "\"%s\": null is not a value (leave the key out)",
 			     k->name);

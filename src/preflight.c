@@ -65,6 +65,31 @@ static int count_source(const struct run_env *env, struct store *src,
 	return r;
 }
 
+/* The destination's session, and what a refused login says of the
+ * account: through the admin, a refusal means that no such user exists
+ * (the admin's password being right is what the other accounts show);
+ * with the user's own password the server does not tell the two apart. */
+static int open_dst(const struct run_env *env, const struct run_account *acc,
+		    struct preflight_item *it, struct store **dst)
+{
+	if (run_open(env, acc, false, dst, &it->err) == 0) {
+		it->dst_account = PREFLIGHT_DST_EXISTS;
+		return 0;
+	}
+	if (it->err.kind == TR_ERR_AUTH) {
+		/* Dovecot answers a master login for a missing user with
+		 * [AUTHORIZATIONFAILED], one with a wrong master password with
+		 * [AUTHENTICATIONFAILED]; other servers may say either */
+		it->dst_account = env->dst_admin != NULL ? PREFLIGHT_DST_MISSING
+							 : PREFLIGHT_DST_NO_LOGIN;
+		tr_error_prefix(&it->err, "%s", env->dst_admin != NULL ?
+				"not on the destination yet (the admin's login as this user "
+				"was refused)" : "cannot log in to the destination: missing or "
+				"wrong password");
+	}
+	return -1;
+}
+
 static void check_one(size_t i, void *ctx)
 {
 	struct pf *pf = ctx;
@@ -79,7 +104,7 @@ static void check_one(size_t i, void *ctx)
 	if (env->cfg != NULL && (env->cfg->show_folders || env->cfg->dry_run)) {
 		/* the plan needs both sides' folders at once */
 		if (run_open(env, acc, true, &src, &it->err) < 0 ||
-		    run_open(env, acc, false, &dst, &it->err) < 0)
+		    open_dst(env, acc, it, &dst) < 0)
 			goto out;
 		it->have_plan = true;
 		if (preview_account(env, src, dst, &it->plan, &it->err) < 0)
@@ -93,7 +118,7 @@ static void check_one(size_t i, void *ctx)
 		    count_source(env, src, it, &it->err) < 0)
 			goto out;
 		run_close(env, acc, true, &src);
-		if (run_open(env, acc, false, &dst, &it->err) < 0)
+		if (open_dst(env, acc, it, &dst) < 0)
 			goto out;
 	}
 	q = store_quota(dst, &it->quota_used, &it->quota_limit, &it->err);
@@ -155,6 +180,36 @@ static const char *item_status(const struct preflight_item *it)
 	return it->fits ? "ok" : "will_not_fit";
 }
 
+static const char *dst_account_name(enum preflight_dst d)
+{
+	switch (d) {
+	case PREFLIGHT_DST_EXISTS: return "exists";
+	case PREFLIGHT_DST_MISSING: return "missing";
+	case PREFLIGHT_DST_NO_LOGIN: return "missing_or_wrong_password";
+	case PREFLIGHT_DST_UNKNOWN: break;
+	}
+	return NULL;
+}
+
+/* "3 account(s) WHAT: a@x, b@x, c@x" when there are any. */
+static void missing_list(FILE *f, const struct preflight_item *items, size_t n,
+			 enum preflight_dst which, const char *what)
+{
+	char t[1024];
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (items[i].dst_account == which)
+			k++;
+	if (k == 0)
+		return;
+	fprintf(f, "%zu account(s) %s:", k, what);
+	for (i = 0; i < n; i++)
+		if (items[i].dst_account == which)
+			fprintf(f, " %s", text_clean_str(t, sizeof(t), items[i].acc->label, NULL));
+	fputc('\n', f);
+}
+
 void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
 {
 	char b1[32], b2[32], b3[32], t[4 * sizeof(items->err.msg) + 1];
@@ -193,6 +248,10 @@ void preflight_print(FILE *f, const struct preflight_item *items, size_t n)
 	}
 	fprintf(f, "%zu account(s): %u ready, %u will fail, %u will not fit; %u messages, %s "
 		"to copy\n", n, ok, failed, nofit, msgs, report_bytes(bytes, b1, sizeof(b1)));
+	missing_list(f, items, n, PREFLIGHT_DST_MISSING,
+		     "not on the destination yet (provision them first)");
+	missing_list(f, items, n, PREFLIGHT_DST_NO_LOGIN,
+		     "cannot log in to the destination: missing or wrong password");
 }
 
 int preflight_json(const char *path, const struct preflight_item *items, size_t n,
@@ -211,6 +270,9 @@ int preflight_json(const char *path, const struct preflight_item *items, size_t 
 		report_json_set(o, "status", json_string(item_status(it)), &ok);
 		report_json_set(o, "error", it->err.kind != TR_ERR_NONE
 				? report_json_text(it->err.msg) : json_null(), &ok);
+		report_json_set(o, "destination_account",
+				dst_account_name(it->dst_account) != NULL ?
+				json_string(dst_account_name(it->dst_account)) : json_null(), &ok);
 		report_json_set(o, "folders", json_integer(it->folders), &ok);
 		report_json_set(o, "messages", json_integer(it->messages), &ok);
 		report_json_set(o, "bytes", json_integer((json_int_t)it->bytes), &ok);

@@ -314,6 +314,12 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
 		return -1;
 	}
+	/* the queue keeps one admin password, the destination's */
+	if (cfg->src_admin != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "src-admin is not taken by the queue yet (run the "
+			     "job with trasloco run or spool)");
+		return -1;
+	}
 	config = stored_config(cfg, err);
 	if (config == NULL)
 		return -1;

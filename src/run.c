@@ -14,6 +14,7 @@
 #include "log.h"
 #include "net.h"
 #include "privdir.h"
+#include "provision.h"
 #include "report.h"
 #include "run.h"
 #include "text.h"
@@ -102,7 +103,8 @@ static int account_secrets(const struct run_env *env, const struct run_account *
 	text_secrets_init(ts);
 	if (text_secrets_add(ts, acc->src_password) < 0 ||
 	    text_secrets_add(ts, acc->dst_password) < 0 ||
-	    text_secrets_add(ts, env->dst_admin_password) < 0) {
+	    text_secrets_add(ts, env->dst_admin_password) < 0 ||
+	    text_secrets_add(ts, env->src_admin_password) < 0) {
 		text_secrets_wipe(ts);
 		return -1;
 	}
@@ -222,6 +224,8 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	env->dst_admin = cfg->dst_admin;
 	env->dst_admin_password = admin_pw;
 	env->dst_admin_separator = cfg->dst_admin_separator;
+	env->src_admin = cfg->src_admin;
+	env->src_admin_separator = cfg->src_admin_separator;
 	env->max_sessions = cfg->src_max_per_account < cfg->dst_max_per_account ?
 			    cfg->src_max_per_account : cfg->dst_max_per_account;
 	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
@@ -306,6 +310,9 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 	if (shared_failure(env, &res->err)) {
 		res->status = ACCOUNT_FAILED;
 		redact_result(env, acc, res);
+	} else if (env->cfg != NULL && provision_wanted(env->cfg) &&
+		   run_provision(env, acc, &res->err) < 0) {
+		res->status = ACCOUNT_FAILED;
 	} else {
 		account_run(&ao, res);
 		redact_result(env, acc, res);
@@ -573,13 +580,33 @@ void run_result_free(struct run_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+int run_provision(const struct run_env *env, const struct run_account *acc,
+		  struct tr_error *err)
+{
+	const char *pw = acc->dst_password != NULL ? acc->dst_password : acc->src_password;
+	int r;
+
+	r = provision_account(env->cfg, acc->label, acc->dst_user, pw, err);
+	if (r < 0)
+		run_redact(env, acc, err->msg, sizeof(err->msg));
+	else if (r > 0)
+		log_info(acc->label, "provisioned on the destination");
+	return r;
+}
+
 void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
 	       struct store_creds *cr)
 {
 	memset(cr, 0, sizeof(*cr));
 	if (src) {
 		cr->user = acc->src_user;
-		cr->password = acc->src_password;
+		if (env->src_admin != NULL) {
+			cr->admin = env->src_admin;
+			cr->password = env->src_admin_password;
+			cr->admin_separator = env->src_admin_separator;
+		} else {
+			cr->password = acc->src_password;
+		}
 		return;
 	}
 	cr->user = acc->dst_user;

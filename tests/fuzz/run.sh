@@ -38,7 +38,10 @@ clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_
     "$top/src/log.c" "$top/src/text.c" "$top/src/report.c" "$top/src/seal.c" \
     "$top/src/secret.c" "$top/src/privdir.c" -lcsv $(pkg-config --libs libpq jansson sqlite3) \
     -lcrypto -pthread -o "$out/fuzz_jobjson"
-for t in job folder nul msgsig text budget unseal jobjson; do
+# the passwd-file fields' template (provision.c links libcrypt for its hash)
+clang $flags "$top/tests/fuzz/fuzz_provision.c" "$top/src/provision.c" "$top/src/error.c" \
+    "$top/src/log.c" "$top/src/text.c" -lcrypt -pthread -o "$out/fuzz_provision"
+for t in job folder nul msgsig text budget unseal jobjson provision; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

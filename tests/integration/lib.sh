@@ -49,6 +49,9 @@
 #       MASTER=admin:pw   master passdb (master = yes, pass = yes) and
 #                         auth_master_user_separator = *: LOGIN "user*admin" pw, or SASL
 #                         PLAIN with authzid=user authcid=admin
+#       USERS=none        no user at all (an empty passwd-file, for tests that
+#                         provision the users): SIDE's home/ then belongs to the
+#                         mail uid, so that Dovecot can create the users' homes
 #       NO_CONDSTORE=yes  announce no CONDSTORE/QRESYNC (imap_capability set to Dovecot's
 #                         list without them): STATUS then has no HIGHESTMODSEQ for clients
 #       LAYOUT=fs         Maildir with the "fs" layout: folder names may contain '.'
@@ -410,6 +413,10 @@ it_dovecot_start() {
         read -r -a entries <<<"$users"
     fi
     : >"$d/users.passwd"
+    if [[ $users == none ]]; then
+        entries=()
+        chown "$IT_MAIL_UID:$IT_MAIL_GID" "$d/home"
+    fi
     for entry in "${entries[@]}"; do
         [[ -n $entry ]] || continue
         [[ $entry == *:* ]] || it_fail "USERS entry without ':' (USER:PASSWORD)"
@@ -419,7 +426,7 @@ it_dovecot_start() {
         chown "$IT_MAIL_UID:$IT_MAIL_GID" "$d/home/$user"
         _it_passwd_line "$user" "$pw" "$d/home/$user" >>"$d/users.passwd"
     done
-    [[ -s $d/users.passwd ]] || it_fail "USERS is empty"
+    [[ -s $d/users.passwd || $users == none ]] || it_fail "USERS is empty"
     local files=("$d/users.passwd")
     if [[ -n $master ]]; then
         printf '%s:{PLAIN.B64}%s\n' "${master%%:*}" \

@@ -204,7 +204,9 @@ struct help_case {
 
 #define SERVERS "src dst src-tls dst-tls src-tls-name dst-tls-name ca-file insecure " \
 	"allow-plaintext "
-#define ADMIN "dst-admin dst-admin-password-file dst-admin-separator "
+#define ADMIN "dst-admin dst-admin-password-file dst-admin-separator " \
+	"src-admin src-admin-password-file src-admin-separator "
+#define PROVISION "provision-cmd provision provision-passwd-fields "
 #define FOLDERS "folder exclude map keep-names "
 #define ENGINE "state src-max-per-account dst-max-per-account timeout retries batch-size " \
 	"batch-count spool-dir quiet verbose debug no-progress "
@@ -216,22 +218,25 @@ static void test_command_help(void **state)
 {
 	static const struct help_case cases[] = {
 		{ "migrate", SERVERS "user src-user dst-user src-password-file dst-password-file "
-		  ADMIN FOLDERS "no-subscriptions " ENGINE "dry-run report",
+		  ADMIN PROVISION FOLDERS "no-subscriptions " ENGINE "dry-run report",
 		  "parallel-accounts src-max-connections report-csv log-dir content "
 		  "caps-per-egress folders" },
-		{ "run", SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
+		{ "run", SERVERS ADMIN PROVISION FOLDERS "no-subscriptions " ENGINE BATCH
 		  "report-csv log-dir",
 		  "user src-user src-password-file dst-password-file content caps-per-egress "
 		  "folders dry-run" },
 		{ "check", SERVERS ADMIN FOLDERS "src-max-per-account timeout quiet " BATCH "folders",
 		  "user src-password-file report-csv log-dir content retries batch-size "
-		  "no-subscriptions spool-dir caps-per-egress dry-run" },
+		  "no-subscriptions spool-dir caps-per-egress dry-run " PROVISION },
 		{ "verify", SERVERS ADMIN FOLDERS "src-max-per-account timeout " BATCH "content",
 		  "user src-password-file report-csv log-dir retries batch-size "
-		  "no-subscriptions caps-per-egress folders dry-run" },
-		{ "spool", "config " SERVERS ADMIN FOLDERS "no-subscriptions " ENGINE BATCH
+		  "no-subscriptions caps-per-egress folders dry-run " PROVISION },
+		{ "spool", "config " SERVERS ADMIN PROVISION FOLDERS "no-subscriptions " ENGINE BATCH
 		  "report-csv log-dir",
 		  "user src-password-file content caps-per-egress folders dry-run" },
+		{ "provision", PROVISION "timeout quiet",
+		  "user src-password-file content caps-per-egress folders dry-run report-csv "
+		  "log-dir batch-size" },
 	};
 	size_t i;
 

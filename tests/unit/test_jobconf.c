@@ -47,6 +47,12 @@ static const struct {
 	{ "dst-admin", "admin@new.example" },
 	{ "dst-admin-password-file", "/srv/acme/admin.pw" },
 	{ "dst-admin-separator", "*" },
+	{ "src-admin", "master@old.example" },
+	{ "src-admin-password-file", "/srv/acme/src-admin.pw" },
+	{ "src-admin-separator", "*" },
+	{ "provision-cmd", "/usr/local/sbin/mkuser --quota 2G" },
+	{ "provision", "dovecot-passwd-file:/etc/dovecot/users" },
+	{ "provision-passwd-fields", ":5000:5000::/var/vmail/%d/%n::" },
 	{ "state", "/var/lib/trasloco/acme" },
 	{ "folder", "Archivio/*" },
 	{ "exclude", "Posta indesiderata" },
@@ -432,9 +438,11 @@ static void test_spool_rules(void **state)
 		/* and taken from the operator */
 		assert_int_equal(jobconf_set(&cfg, keys[i].name, samples[j].value, &op, &err), 0);
 	}
-	assert_int_equal(n_op, 5);
+	/* TLS (3), the admins (2 + 2), provisioning (3) */
+	assert_int_equal(n_op, 10);
 	assert_true(cfg.insecure && cfg.allow_plaintext);
 	assert_string_equal(cfg.dst_admin, "admin@new.example");
+	assert_string_equal(cfg.provision_cmd, "/usr/local/sbin/mkuser --quota 2G");
 	assert_int_equal(jobconf_set(&cfg, "accounts", "a.csv", &op, &err), -1);
 	assert_string_equal(err.msg, "/etc/spool.conf:2: accounts is set by each job, not here");
 	assert_int_equal(jobconf_set(&cfg, "report", "/elsewhere/r.json", &job, &err), -1);
@@ -676,6 +684,19 @@ static void test_finish(void **state)
 		  "--content is an option of verify" },
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-admin-password-file = f\n",
 		  "--dst-admin-password-file needs --dst-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-admin-password-file = f\n",
+		  "--src-admin-password-file needs --src-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision-cmd = x\n"
+		  "provision = dovecot-passwd-file:/p\n", "one or the other" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = dovecot-passwd-file:p\n",
+		  "ABSOLUTE/PATH" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = ldap:/p\n",
+		  "ABSOLUTE/PATH" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision-passwd-fields = :1\n",
+		  "--provision-passwd-fields needs --provision" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = dovecot-passwd-file:/p\n"
+		  "provision-passwd-fields = 1:2\n", "begins with ':'" },
+		{ JOB_PROVISION, "accounts = a.csv\n", "provision needs --provision-cmd" },
 	};
 	struct job_config cfg;
 	struct tr_error err;

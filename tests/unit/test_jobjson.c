@@ -88,6 +88,13 @@ static void test_refused(void **state)
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"accounts\": \"/x\", " CSV "}", "accounts_csv" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"user\": \"u\", " CSV "}", "accounts_csv" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"report\": \"/r\", " CSV "}", "not taken" },
+		/* a command or a file of the workers' hosts: the operator's */
+		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"provision-cmd\": \"id\", " CSV "}",
+		  "provisioning runs commands" },
+		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"provision\": "
+		  "\"dovecot-passwd-file:/etc/passwd\", " CSV "}", "provisioning runs commands" },
+		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"provision-passwd-fields\": \":1\", "
+		  CSV "}", "provisioning runs commands" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"timeout\": 1.5, " CSV "}", "whole number" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"timeout\": null, " CSV "}", "null" },
 		{ "{\"src\": \"a.test\", \"dst\": \"b.test\", \"timeout\": \"x\", " CSV "}", "timeout" },
