@@ -79,13 +79,21 @@ static int open_dst(const struct run_env *env, const struct run_account *acc,
 	if (it->err.kind == TR_ERR_AUTH) {
 		/* Dovecot answers a master login for a missing user with
 		 * [AUTHORIZATIONFAILED], one with a wrong master password with
-		 * [AUTHENTICATIONFAILED]; other servers may say either */
-		it->dst_account = env->dst_admin != NULL ? PREFLIGHT_DST_MISSING
-							 : PREFLIGHT_DST_NO_LOGIN;
-		tr_error_prefix(&it->err, "%s", env->dst_admin != NULL ?
-				"not on the destination yet (the admin's login as this user "
-				"was refused)" : "cannot log in to the destination: missing or "
-				"wrong password");
+		 * [AUTHENTICATIONFAILED]: only the first says the user is missing
+		 * (other servers may say either: the second stays undecided) */
+		bool wrong_pw = strcmp(it->err.code, "AUTHENTICATIONFAILED") == 0;
+
+		if (env->dst_admin != NULL && !wrong_pw) {
+			it->dst_account = PREFLIGHT_DST_MISSING;
+			tr_error_prefix(&it->err, "not on the destination yet (the admin's login as "
+					"this user was refused)");
+		} else {
+			it->dst_account = PREFLIGHT_DST_NO_LOGIN;
+			tr_error_prefix(&it->err, "%s", env->dst_admin != NULL ?
+					"cannot log in to the destination: no such user, or the "
+					"admin's password is wrong" :
+					"cannot log in to the destination: missing or wrong password");
+		}
 	}
 	return -1;
 }

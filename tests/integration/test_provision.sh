@@ -102,6 +102,16 @@ trr check "$DST_IMAPS_PORT" "$csv"
 expect_rc 1
 grep -q '^10 account(s) cannot log in to the destination: missing or wrong password' "$OUT" ||
     it_fail "check without an admin does not say 'missing or wrong password'"
+# A wrong admin password ([AUTHENTICATIONFAILED]) is no proof that the users are missing
+printf 'not the admin password\n' > "$IT_DIR/admin.wrong"
+trr check "$DST_IMAPS_PORT" "$csv" --dst-admin admin --dst-admin-password-file "$IT_DIR/admin.wrong" \
+    --dst-admin-separator '*' --report "$IT_DIR/check-wrong.json"
+expect_rc 1
+! grep -q 'not on the destination yet' "$OUT" || it_fail "a wrong admin password made accounts 'missing'"
+grep -q "no such user, or the admin's password is wrong" "$OUT" ||
+    it_fail "check with a wrong admin password does not say so"
+[[ $(grep -o '"destination_account": *"missing_or_wrong_password"' "$IT_DIR/check-wrong.json" | wc -l) == 10 ]] ||
+    it_fail "check's report with a wrong admin password"
 
 # ---- the passwd-file built-in ----------------------------------------------------
 pf=$DST_DIR/users.passwd
