@@ -69,6 +69,7 @@ const char *account_status_name(enum account_status s)
 	case ACCOUNT_OK: return "ok";
 	case ACCOUNT_PARTIAL: return "partial";
 	case ACCOUNT_FAILED: return "failed";
+	case ACCOUNT_PAUSED: return "paused";
 	}
 	return "?";
 }
@@ -381,7 +382,8 @@ static int do_folder(struct worker *w, size_t i)
 			return 0;
 		}
 		job.dst_exists = true;
-		if (err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_LOCAL) {
+		if (err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_LOCAL ||
+		    err.kind == TR_ERR_PAUSED) {
 			set_abort(a, &err);
 			return -1;
 		}
@@ -1081,20 +1083,23 @@ failed:
 	}
 	close_session(&a, true, &src);
 	close_session(&a, false, &dst);
-	res->status = ACCOUNT_FAILED;
+	res->status = err.kind == TR_ERR_PAUSED ? ACCOUNT_PAUSED : ACCOUNT_FAILED;
 	res->err = err;
 	/* whatever failed after that (a stopped session, a state write the
 	 * backend refused), the lost lease is the reason */
-	if (atomic_load(&watch.lost))
+	if (atomic_load(&watch.lost)) {
+		res->status = ACCOUNT_FAILED;
 		tr_error_set(&res->err, TR_ERR_STOPPED, "stopped: the hold on this account was "
 			     "lost (its lease expired); another worker may take it over");
+	}
 done:
 	res->seconds = now_s() - t0;
 	res->refused[0] = atomic_load(&a.refused[0]);
 	res->refused[1] = atomic_load(&a.refused[1]);
 	if (a.account_id != 0 && lock != NULL &&
 	    state_account_set_status(o->state, a.account_id, account_status_name(res->status),
-				     res->status == ACCOUNT_FAILED ? res->err.msg : NULL, &err) < 0)
+				     res->status == ACCOUNT_FAILED || res->status == ACCOUNT_PAUSED ?
+				     res->err.msg : NULL, &err) < 0)
 		log_warn(o->label, "%s", err.msg);
 	state_account_unlock(lock);
 	folder_plan_free(&a.plan);

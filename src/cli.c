@@ -279,6 +279,7 @@ static int exit_code_for(const struct account_result *r)
 	switch (r->status) {
 	case ACCOUNT_OK: return EXIT_OK;
 	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
+	case ACCOUNT_PAUSED: return EXIT_PAUSED;
 	case ACCOUNT_FAILED: break;
 	}
 	return exit_code_for_kind(r->err.kind);
@@ -480,7 +481,9 @@ static int run_batch(const struct job_config *cfg)
 		if (cfg->report_csv != NULL && report_csv(cfg->report_csv, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED :
-		       res.ok == res.n && n_bad == 0 ? EXIT_OK : EXIT_PARTIAL;
+		       res.ok == res.n && n_bad == 0 ? EXIT_OK :
+		       res.paused > 0 && res.ok + res.paused == res.n && n_bad == 0 ? EXIT_PAUSED
+										: EXIT_PARTIAL;
 		run_result_free(&res);
 	} else if (cfg->kind == JOB_VERIFY) {
 		struct verify_item *items = NULL;

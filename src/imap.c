@@ -27,6 +27,7 @@
 #include "log.h"
 #include "net.h"
 #include "text.h"
+#include "throttle.h"
 #include "tls.h"
 
 /* Read buffer of a session's mailstream: big enough to move a large
@@ -1881,6 +1882,14 @@ static bool body_handler(int type, struct mailimap_msg_att_body_section *section
 	(void)section;
 	if (s->cb_failed)
 		return false;
+	/* Waiting here, before the bytes are taken, holds the server back
+	 * through TCP: the rate is the server's, not just ours. */
+	if ((!s->stage->open && throttle_message(s->ep->throttle) < 0) ||
+	    throttle_bytes(s->ep->throttle, len) < 0) {
+		tr_error_set(&s->cb_err, TR_ERR_STOPPED, "stopped");
+		s->cb_failed = 1;
+		return false;
+	}
 	if (!s->stage->open)
 		stage_begin(s->stage);
 	if (stage_write(s->stage, bytes, len, &s->cb_err) < 0) {
@@ -1959,14 +1968,23 @@ static int write_message(struct imap_session *s, const struct stage *sp,
 	char buf[65536];
 	uint64_t off = 0;
 
-	if (m->mem != NULL)
-		return raw_write(s, m->mem, (size_t)m->len) < 0 ? 1 : 0;
+	if (throttle_message(s->ep->throttle) < 0) {
+		tr_error_set(err, TR_ERR_STOPPED, "stopped");
+		return -1;
+	}
 	while (off < m->len) {
 		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
+		const char *p = buf;
 
-		if (stage_read(sp, m, off, buf, chunk, err) < 0)
+		if (throttle_bytes(s->ep->throttle, chunk) < 0) {
+			tr_error_set(err, TR_ERR_STOPPED, "stopped");
 			return -1;
-		if (raw_write(s, buf, chunk) < 0)
+		}
+		if (m->mem != NULL)
+			p = m->mem + off;
+		else if (stage_read(sp, m, off, buf, chunk, err) < 0)
+			return -1;
+		if (raw_write(s, p, chunk) < 0)
 			return 1;
 		off += chunk;
 	}
