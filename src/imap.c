@@ -1736,7 +1736,9 @@ static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap
 	else
 		r = mailimap_uid_fetch(s->imap, set, ft, &result);
 	handlers_off(s);
-	if (result != NULL)
+	/* On a NO or BAD, libetpan 1.9 frees the list it put in result and
+	 * leaves the pointer: ours to free only on success. */
+	if (r == MAILIMAP_NO_ERROR && result != NULL)
 		mailimap_fetch_list_free(result);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);
@@ -2266,6 +2268,11 @@ int imap_append(struct imap_session *s, const char *raw, const struct stage *sp,
 		if (append_cmd(s, raw, sp, items, n, &refused, uidvalidity_r, err) < 0)
 			return -1;
 		if (!refused)
+			return 0;
+		/* A server throttling us refused the command, not a message:
+		 * asking again at once, one by one, is what it asked us not to
+		 * do (the caller waits, then retries the batch). */
+		if (items[0].err.kind == TR_ERR_WAIT)
 			return 0;
 		/* All or nothing (RFC 3502): find the culprit one by one. */
 		for (i = 0; i < n; i++) {

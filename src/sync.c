@@ -1101,8 +1101,10 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	size_t i, n_items = 0;
 	uint64_t bytes = 0;
 	uint32_t copied = 0, uv = 0;
+	struct tr_error wait;
 	int ret = -1;
 
+	tr_error_clear(&wait);
 	if (record_bad(r, err) < 0)
 		return -1;
 	items = calloc(to - from + 1, sizeof(*items));
@@ -1155,6 +1157,14 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	for (i = 0; i < n_items; i++) {
 		struct state_msg *row = &r->rows[i];
 
+		if (items[i].failed && items[i].err.kind == TR_ERR_WAIT) {
+			/* A server throttling us ([THROTTLED], a suggested back-off)
+			 * did not refuse the message: its row stays pending, settled
+			 * and copied again when the folder is retried after the wait. */
+			if (wait.kind == TR_ERR_NONE)
+				wait = items[i].err;
+			continue;
+		}
 		if (items[i].failed) {
 			row->state = MSG_FAILED;
 			row->error = items[i].err.msg;
@@ -1176,7 +1186,13 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	if (job->progress != NULL)
 		/* every message of the batch is done with: copied, or not (refused,
 		 * vanished, unreadable) */
-		job->progress(job->progress_ctx, copied, (uint32_t)(to - from) - copied, bytes);
+		job->progress(job->progress_ctx, copied, wait.kind != TR_ERR_NONE ? 0 :
+			      (uint32_t)(to - from) - copied, bytes);
+	if (wait.kind != TR_ERR_NONE) {
+		*err = wait;
+		tr_error_prefix(err, "%s", job->dst_name);
+		goto out;
+	}
 	ret = 0;
 out:
 	free(items);
