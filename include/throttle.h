@@ -42,7 +42,7 @@
 struct state;
 
 /* The tolerance of the rate limits, in seconds of the rate. */
-#define THROTTLE_BURST_S 0.1
+#define THROTTLE_BURST_S 0.02
 
 struct throttle_limits {
 	uint64_t bytes_per_second;   /* 0: none */
@@ -66,6 +66,15 @@ void throttle_set_state(struct throttle *t, struct state *st);
 int throttle_bytes(struct throttle *t, uint64_t n);
 /* Wait until one more message may go (messages per second). */
 int throttle_message(struct throttle *t);
+
+/* A socket to the throttled server: its receive buffer bounded to about
+ * a sixteenth of a second of the byte rate (at least 32 kB), so that what
+ * the kernel takes ahead of the throttle is no burst at the server (left
+ * alone, Linux grows it to megabytes).  That is a TCP window of rate/16
+ * per session: over a path with a round trip longer than 60 ms times the
+ * sessions sharing the rate, the sessions get less than the rate.
+ * Nothing without a byte rate. */
+void throttle_tune_socket(struct throttle *t, int fd);
 
 /* Reserve the day's bytes for messages of sizes[0..n): *fit_r is how many
  * of them, from the first, fit in what is left of today's budget (all

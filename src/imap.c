@@ -923,6 +923,7 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 		free(s);
 		return -1;
 	}
+	throttle_tune_socket(ep->throttle, fd);
 	if (ep->tls == TLS_MODE_IMPLICIT) {
 		if (tls_low_start(ep->tls_ctx, fd, name, ep->timeout_s, &low, err) < 0) {
 			close(fd);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "net.h"
@@ -109,6 +110,18 @@ static int take(struct throttle *t, struct rate *r, double n)
 int throttle_bytes(struct throttle *t, uint64_t n)
 {
 	return t == NULL || n == 0 ? 0 : take(t, &t->bytes, (double)n);
+}
+
+void throttle_tune_socket(struct throttle *t, int fd)
+{
+	int size;
+
+	if (t == NULL || t->bytes.per_s <= 0)
+		return;
+	/* the kernel doubles what it is given (bookkeeping) */
+	size = t->bytes.per_s / 32 < 16384 ? 16384 :
+	       t->bytes.per_s / 32 > (1 << 23) ? (1 << 23) : (int)(t->bytes.per_s / 32);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 }
 
 int throttle_message(struct throttle *t)

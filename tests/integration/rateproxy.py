@@ -12,8 +12,9 @@ MULTIAPPEND, any further literal of that command) it forwarded to the server.  T
 counts are written to --out as JSON on SIGTERM: {"tick": 0.1, "down": [...], "up":
 [...], "fetched": [...], "appended": [...]} (lists indexed by tick).
 
-Its sockets toward trasloco keep small kernel buffers (64 kB), so that what it
-counts as forwarded is what trasloco took, not what the kernel queued for it.
+Its sockets toward trasloco keep small buffers (none of asyncio's, 16 kB of the
+kernel's), so that what it counts as forwarded is what trasloco took, not what it
+queued for it.
 """
 
 import argparse
@@ -105,10 +106,13 @@ async def pipe(reader, writer, counts, key, scanner):
 
 
 def small_buffers(writer):
+    """count what trasloco took: drain() returns once asyncio's own buffer is empty
+    and the kernel's (16 kB, doubled by Linux) is full"""
+    writer.transport.set_write_buffer_limits(high=0)
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 
 
 async def main_async(args):
