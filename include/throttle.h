@@ -76,6 +76,11 @@ int throttle_message(struct throttle *t);
  * Nothing without a byte rate. */
 void throttle_tune_socket(struct throttle *t, int fd);
 
+/* The message rate, 0 when none: a batch of small messages arrives whole
+ * in the kernel's buffers, before any waits, so the sync keeps its
+ * batches to a fifth of a second's worth of messages. */
+uint64_t throttle_messages_per_second(const struct throttle *t);
+
 /* Reserve the day's bytes for messages of sizes[0..n): *fit_r is how many
  * of them, from the first, fit in what is left of today's budget (all
  * when there is no day budget).  When not all fit, *resume_r is when the

@@ -1206,8 +1206,19 @@ out:
 static size_t plan_batches(const struct run *r, size_t *ends)
 {
 	const struct sync_limits *lim = r->job->limits;
+	uint64_t rate[2] = { throttle_messages_per_second(lim->src_throttle),
+			     throttle_messages_per_second(lim->dst_throttle) };
+	uint32_t count = lim->batch_count;
 	size_t i = 0, n = 0;
 
+	/* A message rate: batches of a fifth of a second's worth (see
+	 * throttle.h), so that the server is not asked for more at once. */
+	for (int k = 0; k < 2; k++) {
+		uint64_t cap = rate[k] / 5 > 0 ? rate[k] / 5 : 1;
+
+		if (rate[k] > 0 && cap < count)
+			count = (uint32_t)cap;
+	}
 	while (i < r->copy.n) {
 		size_t start = i;
 		uint64_t bytes = 0;
@@ -1215,7 +1226,7 @@ static size_t plan_batches(const struct run *r, size_t *ends)
 		do {
 			bytes += r->copy.v[i].size;
 			i++;
-		} while (i < r->copy.n && i - start < lim->batch_count &&
+		} while (i < r->copy.n && i - start < count &&
 			 bytes + r->copy.v[i].size <= lim->batch_bytes);
 		ends[n++] = i;
 	}

@@ -124,6 +124,11 @@ void throttle_tune_socket(struct throttle *t, int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 }
 
+uint64_t throttle_messages_per_second(const struct throttle *t)
+{
+	return t == NULL ? 0 : (uint64_t)t->msgs.per_s;
+}
+
 int throttle_message(struct throttle *t)
 {
 	return t == NULL ? 0 : take(t, &t->msgs, 1);

@@ -92,7 +92,7 @@ total = sum(v[first:last + 1])
 print("%s: %d full 5 s windows over %.1f s, %s %s in all" % (
     key, len(rates), (last + 1 - first) * counts["tick"], total, unit))
 for i, r in enumerate(rates):
-    print("  window %d: %.0f %s/s (%.1f %% of the limit)" % (i + 1, r, unit, 100 * r / limit))
+    print("  window %d: %.1f %s/s (%.1f %% of the limit)" % (i + 1, r, unit, 100 * r / limit))
 if not rates:
     print("no full window: the copy was too short"); sys.exit(1)
 lo, hi = min(rates), max(rates)
