@@ -909,12 +909,26 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 		snprintf(buf, sizeof(buf), "%llu",
 			 (unsigned long long)(*(const uint64_t *)(base + k->off) >> 20));
 		break;
-	case T_BYTES:
-		if (*(const uint64_t *)(base + k->off) == *(const uint64_t *)(dbase + k->off))
+	case T_BYTES: {
+		/* as it is most likely written: "2M", not "2000000" */
+		unsigned long long v = *(const uint64_t *)(base + k->off);
+		const char *unit = "";
+
+		if (v == *(const uint64_t *)(dbase + k->off))
 			return 0;
-		snprintf(buf, sizeof(buf), "%llu",
-			 (unsigned long long)*(const uint64_t *)(base + k->off));
+		if (v % 1000000000ULL == 0) {
+			v /= 1000000000ULL;
+			unit = "G";
+		} else if (v % 1000000ULL == 0) {
+			v /= 1000000ULL;
+			unit = "M";
+		} else if (v % 1000ULL == 0) {
+			v /= 1000ULL;
+			unit = "k";
+		}
+		snprintf(buf, sizeof(buf), "%llu%s", v, unit);
 		break;
+	}
 	case T_CHAR:
 		if (*(base + k->off) == '\0')
 			return 0;
