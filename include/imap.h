@@ -200,9 +200,5 @@ int imap_store_flags(struct imap_session *s, const char *uidset, const char *fla
  * text second (servers that predate RFC 5530 say "Maximum number of
  * connections" in plain words); dflt when neither tells. */
 enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt);
-/* How long a server's text asks us to back off, in milliseconds: Office
- * 365's "Suggested Backoff Time: N milliseconds" (or "N seconds"); 0 when
- * it says nothing of the kind, or more than a day. */
-long long imap_backoff_hint_ms(const char *text);
 
 #endif

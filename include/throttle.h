@@ -21,6 +21,9 @@
  *    the budget errs on the server's side.
  * Units: decimal, as network rates are (k = 1000, M = 10^6, G = 10^9).
  *
+ * The parsers of its texts (option values, servers' hints) are in
+ * throttle_parse.c, which depends on nothing.
+ *
  * A NULL throttle is a valid one with no limits: callers need not check.
  * Threading: thread-safe, one mutex per throttle, never held while
  * sleeping; a day reservation calls the state under it, so that two
@@ -93,6 +96,11 @@ int throttle_day_reserve(struct throttle *t, const uint64_t *sizes, size_t n, si
  * "B"): *v_r bytes.  Returns 0, or -1 when the text is not such a count,
  * is 0, or is over 10^15. */
 int throttle_parse_bytes(const char *s, uint64_t *v_r);
+
+/* How long a server's text asks us to back off, in milliseconds: Office
+ * 365's "Suggested Backoff Time: N milliseconds" (or "N seconds"); 0 when
+ * it says nothing of the kind, or more than a day. */
+long long throttle_hint_ms(const char *text);
 
 /* "2026-12-06 00:00:00 UTC" into buf. */
 const char *throttle_time_text(time_t t, char *buf, size_t size);

@@ -105,32 +105,6 @@ static const char *server_code(struct imap_session *s)
 	return "";
 }
 
-long long imap_backoff_hint_ms(const char *text)
-{
-	static const char key[] = "suggested backoff time:";
-	const char *p = text != NULL ? strcasestr(text, key) : NULL;
-	char *end;
-	unsigned long long v;
-
-	if (p == NULL)
-		return 0;
-	p += sizeof(key) - 1;
-	while (*p == ' ')
-		p++;
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	errno = 0;
-	v = strtoull(p, &end, 10);
-	if (errno != 0 || v > 86400000ULL)
-		return 0;
-	while (*end == ' ')
-		end++;
-	/* the unit is said; milliseconds when it is not */
-	if (strncasecmp(end, "second", 6) == 0 || (end[0] == 's' && !isalpha((unsigned char)end[1])))
-		v *= 1000;
-	return (long long)v;
-}
-
 /* What a NO means, from its RFC 5530 code first and its text second:
  * servers that predate RFC 5530 say "Maximum number of connections" or
  * "Too many" in plain words. */
@@ -144,7 +118,7 @@ enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_er
 	 * "Request is throttled. Suggested Backoff Time: N milliseconds",
 	 * Gmail "[OVERQUOTA] Account exceeded command or bandwidth limits"
 	 * (a limit of the session, not a message too big for a quota). */
-	if (imap_backoff_hint_ms(text) > 0 || strcasestr(text, "throttled") != NULL ||
+	if (throttle_hint_ms(text) > 0 || strcasestr(text, "throttled") != NULL ||
 	    strcasestr(text, "bandwidth limit") != NULL || strcasestr(text, "session limit") != NULL ||
 	    strcasestr(text, "rate limit") != NULL)
 		return TR_ERR_WAIT;
@@ -246,7 +220,7 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 		tr_error_set(err, imap_classify_no(server_code(s), server_text(s), TR_ERR_TEMP),
 			     "%s: %s: server said BYE: %s", s->where, what, text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
-		err->wait_ms = imap_backoff_hint_ms(server_text(s));
+		err->wait_ms = throttle_hint_ms(server_text(s));
 		return -1;
 	case MAILIMAP_ERROR_PROTOCOL:
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: server said BAD: %s", s->where, what,
@@ -262,7 +236,7 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 			     code[0] ? "[" : "", code, code[0] ? "] " : "", text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
 		if (err->kind == TR_ERR_WAIT)
-			err->wait_ms = imap_backoff_hint_ms(server_text(s));
+			err->wait_ms = throttle_hint_ms(server_text(s));
 		return -1;
 	}
 	}

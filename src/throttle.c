@@ -1,8 +1,6 @@
 /* throttle: see include/throttle.h */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -186,52 +184,4 @@ int throttle_day_reserve(struct throttle *t, const uint64_t *sizes, size_t n, si
 out:
 	pthread_mutex_unlock(&t->lock);
 	return r;
-}
-
-int throttle_parse_bytes(const char *s, uint64_t *v_r)
-{
-	char *end;
-	double v, mult = 1;
-
-	size_t digits;
-	const char *dot;
-
-	/* Digits with at most one '.' in them: strtod alone would also take
-	 * "0x1p3", "1e9" and "inf". */
-	if (s == NULL || !isdigit((unsigned char)s[0]))
-		return -1;
-	digits = strspn(s, "0123456789.");
-	dot = memchr(s, '.', digits);
-	if (dot != NULL && memchr(dot + 1, '.', digits - (size_t)(dot + 1 - s)) != NULL)
-		return -1;
-	if (isalnum((unsigned char)s[digits]) && strchr("kKmMgGbB", s[digits]) == NULL)
-		return -1;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end != s + digits)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1e3; end++; break;
-	case 'm': case 'M': mult = 1e6; end++; break;
-	case 'g': case 'G': mult = 1e9; end++; break;
-	default: break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end != '\0')
-		return -1;
-	v *= mult;
-	if (!(v >= 1) || v > 1e15)
-		return -1;
-	*v_r = (uint64_t)(v + 0.5);
-	return 0;
-}
-
-const char *throttle_time_text(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(buf, size, "%lld", (long long)t);
-	return buf;
 }

@@ -149,17 +149,20 @@ static void test_classify(void **state)
 static void test_backoff_hint(void **state)
 {
 	(void)state;
-	assert_int_equal(imap_backoff_hint_ms("Request is throttled. Suggested Backoff Time: "
+	assert_int_equal(throttle_hint_ms("Request is throttled. Suggested Backoff Time: "
 					      "299961 milliseconds"), 299961);
-	assert_int_equal(imap_backoff_hint_ms("suggested backoff time:2000 milliseconds"), 2000);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: 3 seconds"), 3000);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: 5s"), 5000);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: 1500"), 1500);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: soon"), 0);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: -5 milliseconds"), 0);
-	assert_int_equal(imap_backoff_hint_ms("Suggested Backoff Time: 99999999999999999999999"), 0);
-	assert_int_equal(imap_backoff_hint_ms("Try again later"), 0);
-	assert_int_equal(imap_backoff_hint_ms(""), 0);
+	assert_int_equal(throttle_hint_ms("suggested backoff time:2000 milliseconds"), 2000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 3 seconds"), 3000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 5s"), 5000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 1500"), 1500);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: soon"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: -5 milliseconds"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 99999999999999999999999"), 0);
+	assert_int_equal(throttle_hint_ms("Try again later"), 0);
+	/* more than a day, in seconds (fuzz_throttle) */
+	assert_int_equal(throttle_hint_ms("suggested backoff time:1111111s"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 86400 seconds"), 86400000);
+	assert_int_equal(throttle_hint_ms(""), 0);
 }
 
 /* The byte counts of --src-max-bytes-per-second and friends: decimal units. */
