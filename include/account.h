@@ -104,5 +104,8 @@ struct account_result {
 int account_run(const struct account_opts *o, struct account_result *res);
 void account_result_free(struct account_result *res);
 const char *account_status_name(enum account_status s);
+/* The state's name of the account o migrates ("user@src:993 -> user@dst:993"),
+ * into buf: the key of state_account. */
+void account_state_key(const struct account_opts *o, char *buf, size_t len);
 
 #endif

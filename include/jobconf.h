@@ -112,6 +112,12 @@ struct job_config {
 	bool content;                   /* verify: compare whole contents */
 	bool show_folders;              /* check: print every folder's plan */
 	bool dry_run;                   /* migrate: print the plan, copy nothing */
+	/* the pass (run, migrate): which messages this run copies; a later
+	 * pass without them fills in exactly what they left out (sync.h) */
+	uint32_t since_day;             /* YYYYMMDD: INTERNALDATE on or after; 0: any */
+	uint32_t before_day;            /* YYYYMMDD: INTERNALDATE before; 0: any */
+	uint32_t trial;                 /* at most this many messages per folder; 0: all */
+	bool final;                     /* a last pass, then verify; mark finished */
 	int verbosity;                  /* -1 quiet, 0 normal, 1 verbose, 2 debug */
 	bool progress;
 };

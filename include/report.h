@@ -34,7 +34,15 @@ struct report_job {
 	const char *started;        /* ISO 8601 UTC */
 	const char **bad_rows;      /* CSV rows that were skipped, as messages */
 	size_t n_bad_rows;
+	const struct job_config *cfg;   /* the pass (--since, --before, --trial, --final);
+					 * NULL: a full pass */
 };
+
+/* What a pass copies, for people: "full", "since 2026-11-01", "trial (5 per
+ * folder)", "final"... into buf. */
+const char *report_pass_name(const struct job_config *cfg, char *buf, size_t len);
+/* migrate: the line of a final pass's outcome (nothing when it was none). */
+void report_final(FILE *f, const struct run_item *it);
 
 /* JSON report (jansson), written to path atomically with mode 0600:
  * {"job": {...}, "accounts": [{"email", "status", "error", "folders",

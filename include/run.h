@@ -65,10 +65,20 @@ struct run_env {
 	struct throttle *src_throttle, *dst_throttle;
 };
 
+/* What a final pass (final.h) found of an account after its copy. */
+enum run_final {
+	RUN_FINAL_NONE = 0,             /* not a final pass */
+	RUN_FINAL_FINISHED,             /* verified complete: marked finished */
+	RUN_FINAL_INCOMPLETE,           /* the verify found messages missing */
+	RUN_FINAL_UNVERIFIED,           /* the copy or the verify failed */
+};
+
 struct run_item {
 	const struct run_account *acc;
 	struct account_result res;
 	bool started;                   /* false: skipped (stopped before its turn) */
+	enum run_final final;
+	uint32_t final_missing;         /* RUN_FINAL_INCOMPLETE: how many */
 };
 
 struct run_result {
@@ -106,6 +116,10 @@ void run_result_free(struct run_result *res);
  * side's limiter; run_close gives the slot back (a NULL *s is fine). */
 void run_creds(const struct run_env *env, const struct run_account *acc, bool src,
 	       struct store_creds *cr);
+/* Save an account's status in the state (as the end of its copy does:
+ * "ok", "partial", "failed"; a final pass's "finished"). */
+int run_set_status(const struct run_env *env, const struct run_account *acc, const char *status,
+		   struct tr_error *err);
 int run_open(const struct run_env *env, const struct run_account *acc, bool src,
 	     struct store **s, struct tr_error *err);
 void run_close(const struct run_env *env, const struct run_account *acc, bool src,

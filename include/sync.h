@@ -51,6 +51,7 @@ struct sync_counts {
 	uint32_t failed;          /* refused by the destination (see the log) */
 	uint32_t flags_updated;
 	uint32_t vanished;        /* expunged on the source while we worked */
+	uint32_t deferred;        /* left for a later pass (struct sync_pass) */
 	uint64_t bytes;           /* bytes appended */
 };
 
@@ -82,6 +83,23 @@ typedef void sync_progress_fn(void *ctx, uint32_t copied, uint32_t other, uint64
  * the messages to copy and their bytes (RFC822.SIZE). */
 typedef void sync_planned_fn(void *ctx, uint32_t to_copy, uint64_t bytes);
 
+/* Which of the messages a sync would copy this pass copies (--since,
+ * --before, --trial: a pre-stage of recent mail, a trial).  What it leaves
+ * out is counted as deferred and the folder's scan position is kept below
+ * the first of them, so that a later pass, filtered or not, looks at them
+ * again and copies exactly those (the ledger's done rows say what was
+ * copied): nothing doubled, nothing forgotten. */
+struct sync_pass {
+	uint32_t since_day;       /* YYYYMMDD: INTERNALDATE's day on or after; 0: any */
+	uint32_t before_day;      /* YYYYMMDD: INTERNALDATE's day before; 0: any */
+	uint32_t trial;           /* copy at most this many (the highest UIDs); 0: all */
+};
+
+/* The day of an INTERNALDATE ("05-Dec-2026 12:34:56 +0100") as YYYYMMDD,
+ * in the date's own zone, as IMAP's SEARCH SINCE/BEFORE take it; 0 when it
+ * cannot be read (such a message is never deferred by date). */
+uint32_t sync_pass_day(const char *internaldate);
+
 /* What to do, and with what.  Stores are borrowed; the sync may leave
  * them broken (store_broken) on a TR_ERR_TEMP failure. */
 struct sync_folder_job {
@@ -98,6 +116,7 @@ struct sync_folder_job {
 	sync_planned_fn *planned;          /* NULL: not told */
 	void *progress_ctx;               /* of both */
 	struct sync_failures *failures;   /* NULL: not kept; else emptied, then filled */
+	const struct sync_pass *pass;     /* NULL: every message */
 
 	const char *src_raw, *src_name;   /* wire name and '/' form on the source */
 	const char *dst_raw, *dst_name;

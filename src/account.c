@@ -334,6 +334,10 @@ static int do_folder(struct worker *w, size_t i)
 	const struct folder *sf = &a->src_l.v[pe->src_index];
 	struct folder_report *fr = &a->res->folders[i];
 	struct sync_folder_job job;
+	struct sync_pass pass = {
+		.since_day = o->cfg->since_day, .before_day = o->cfg->before_day,
+		.trial = o->cfg->trial,
+	};
 	struct folder_progress fp = { a, i };
 	struct tr_error err;
 	double t0;
@@ -350,6 +354,7 @@ static int do_folder(struct worker *w, size_t i)
 	job.planned = planned_cb;
 	job.progress_ctx = &fp;
 	job.failures = &fr->failures;
+	job.pass = &pass;
 	job.src_raw = sf->raw;
 	job.src_name = fr->src_name;
 	job.dst_raw = pe->dst_raw;
@@ -987,7 +992,7 @@ static void lease_lost(void *ctx)
 	net_scope_cancel(w->scope);
 }
 
-static void account_key(const struct account_opts *o, char *buf, size_t len)
+void account_state_key(const struct account_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s@%s:%d -> %s@%s:%d", o->src_cr.user, o->src_ep->host,
 		 o->src_ep->port, o->dst_cr.user, o->dst_ep->host, o->dst_ep->port);
@@ -1019,7 +1024,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 	folder_list_init(&a.dst_l);
 	tr_error_clear(&err);
 
-	account_key(o, key, sizeof(key));
+	account_state_key(o, key, sizeof(key));
 	if (state_account(o->state, key, &a.account_id, &err) < 0)
 		goto failed;
 	lock = state_account_lock(o->state, a.account_id, &err);
@@ -1044,7 +1049,8 @@ int account_run(const struct account_opts *o, struct account_result *res)
 
 		early = o->max_sessions > 1 &&
 			state_account_get_status(o->state, a.account_id, status, sizeof(status),
-						 &err) == 0 && strcmp(status, "ok") != 0;
+						 &err) == 0 && strcmp(status, "ok") != 0 &&
+			strcmp(status, "finished") != 0;
 	}
 	if (early && start_workers(&a, &workers, (size_t)o->max_sessions, seed, true,
 				   &n_workers) < 0) {
@@ -1082,6 +1088,7 @@ int account_run(const struct account_opts *o, struct account_result *res)
 		res->total.failed += c->failed;
 		res->total.flags_updated += c->flags_updated;
 		res->total.vanished += c->vanished;
+		res->total.deferred += c->deferred;
 		res->total.bytes += c->bytes;
 		if (res->folders[i].failed)
 			res->folders_failed++;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "final.h"
 #include "job.h"
 #include "jobdir.h"
 #include "log.h"
@@ -76,6 +77,13 @@ const char cli_usage_text[] =
 	"  --map 'OLD=NEW'                        rename a folder (repeatable)\n"
 	"  --keep-names                           no special-use mapping\n"
 	"  --no-subscriptions                     do not copy subscriptions\n"
+	"Passes (run, migrate; README \"A migration, step by step\"):\n"
+	"  --since DATE, --before DATE            only messages received on or after / before\n"
+	"                                         DATE (YYYY-MM-DD, by INTERNALDATE): a pre-stage;\n"
+	"                                         a later pass without them copies the rest\n"
+	"  --trial N                              copy at most N messages per folder\n"
+	"  --final                                a last pass, then a verify: the accounts\n"
+	"                                         found complete are marked finished\n"
 	"Engine:\n"
 	"  --state DIR                            default $XDG_STATE_HOME/trasloco\n"
 	"  --parallel-accounts N                  accounts at once (run, check, verify; default 4)\n"
@@ -364,14 +372,19 @@ static int cmd_migrate(int argc, char **argv)
 		goto out;
 	}
 	log_info(cfg.user, "state in %s", state_path(su.state));
-	if (run_accounts(&su.env, &acc, 1, &res) < 0 && res.v == NULL) {
+	if ((cfg.final ? final_run(&su.env, &acc, 1, &res) : run_accounts(&su.env, &acc, 1, &res)) < 0 &&
+	    res.v == NULL) {
 		log_error(cfg.user, "out of memory");
 		code = EXIT_FAILED;
 		goto out;
 	}
 	report_summary(stdout, cfg.user, &res.v[0].res);
+	report_final(stdout, &res.v[0]);
 	fflush(stdout);
 	code = res.v[0].started ? exit_code_for(&res.v[0].res) : EXIT_STOPPED;
+	/* copied, but not verified complete: not done */
+	if (code == EXIT_OK && cfg.final && res.v[0].final != RUN_FINAL_FINISHED)
+		code = EXIT_PARTIAL;
 	run_result_free(&res);
 out:
 	secret_free(src_pw);
@@ -472,10 +485,14 @@ static int run_batch(const struct job_config *cfg)
 		struct report_job rj = {
 			.name = cfg->name != NULL ? cfg->name : cfg->accounts,
 			.src = src, .dst = dst, .started = su.started,
-			.bad_rows = bad, .n_bad_rows = n_bad,
+			.bad_rows = bad, .n_bad_rows = n_bad, .cfg = cfg,
 		};
+		int fr = 0;
 
-		run_accounts(&su.env, accs, ja.n, &res);
+		if (cfg->final)
+			fr = final_run(&su.env, accs, ja.n, &res);
+		else
+			run_accounts(&su.env, accs, ja.n, &res);
 		if (res.v == NULL) {
 			code = EXIT_FAILED;
 			goto out;
@@ -487,9 +504,9 @@ static int run_batch(const struct job_config *cfg)
 		if (cfg->report_csv != NULL && report_csv(cfg->report_csv, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED :
-		       res.ok == res.n && n_bad == 0 ? EXIT_OK :
-		       res.paused > 0 && res.ok + res.paused == res.n && n_bad == 0 ? EXIT_PAUSED
-										: EXIT_PARTIAL;
+		       res.ok == res.n && n_bad == 0 && fr == 0 ? EXIT_OK :
+		       res.paused > 0 && res.ok + res.paused == res.n && n_bad == 0 && fr == 0 ?
+		       EXIT_PAUSED : EXIT_PARTIAL;
 		run_result_free(&res);
 	} else if (cfg->kind == JOB_VERIFY) {
 		struct verify_item *items = NULL;

@@ -68,6 +68,16 @@ static const char engine_copy[] =
 	"  --src-max-bytes-per-day B, --dst-max-bytes-per-day B\n"
 	"                                         when spent, accounts pause until 00:00 UTC\n";
 
+static const char passes[] =
+	"Passes (run, migrate; README \"A migration, step by step\"):\n"
+	"  --since DATE, --before DATE            only messages received on or after / before\n"
+	"                                         DATE (YYYY-MM-DD, by INTERNALDATE): a pre-stage;\n"
+	"                                         a later pass without them copies the rest\n"
+	"  --trial N                              copy at most N messages per folder\n"
+	"  --final                                a last pass, then a verify: the accounts\n"
+	"                                         found complete are marked finished\n"
+;
+
 static const char engine_read[] =
 	"Engine:\n"
 	"  --src-max-per-account N, --dst-max-per-account N\n"
@@ -113,7 +123,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Copies every folder and message of one mailbox from the source IMAP server\n"
 			"to the destination, keeping flags, keywords and dates.  Incremental: run it\n"
 			"again and only what is new is copied; an interrupted run resumes.\n\n",
-			servers, migrate_accounts, admin, folders, subscriptions, engine_copy,
+			servers, migrate_accounts, admin, folders, subscriptions, passes, engine_copy,
 			"Before the first copy:\n"
 			"  --dry-run                              where every folder goes and why, its\n"
 			"                                         messages and bytes, what the destination\n"
@@ -130,8 +140,8 @@ int cli_command_help(FILE *f, const char *cmd)
 			"usage: trasloco run ACCOUNTS.csv|JOB.job [options]\n\n"
 			"Migrates every account of the CSV, several at once, each as `trasloco\n"
 			"migrate` does, within the session caps per account and per server.\n\n",
-			csv_accounts, servers, admin, folders, subscriptions, engine_copy, batch_head,
-			batch_run, "\n", exit_batch, NULL };
+			csv_accounts, servers, admin, folders, subscriptions, passes, engine_copy,
+			batch_head, batch_run, "\n", exit_batch, NULL };
 
 		put(f, t);
 		return 0;

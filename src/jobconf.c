@@ -36,6 +36,7 @@ enum {
 	T_MB,           /* uint64_t bytes at off, lo..hi megabytes */
 	T_BYTES,        /* uint64_t bytes at off: N, Nk, NM, NG (throttle_parse_bytes) */
 	T_CHAR,         /* char at off: one character */
+	T_DATE,         /* uint32_t YYYYMMDD at off, from "YYYY-MM-DD" */
 	T_LIST,         /* char ** at off, size_t count at off2 */
 	T_MAP,          /* the folder map rules: OLD=NEW */
 };
@@ -91,6 +92,13 @@ static const struct jobconf_key keys[] = {
 	FLAG("content", AT(content), 1, "verify: compare whole contents"),
 	FLAG("folders", AT(show_folders), 1, "check: the plan of every folder"),
 	FLAG("dry-run", AT(dry_run), 1, "migrate: the plan of every folder, nothing copied"),
+	VAL("since", T_DATE, AT(since_day),
+	    "run, migrate: only messages received on or after DATE (YYYY-MM-DD)"),
+	VAL("before", T_DATE, AT(before_day),
+	    "run, migrate: only messages received before DATE (YYYY-MM-DD)"),
+	NUM("trial", T_COUNT, AT(trial), 1, 1000000,
+	    "run, migrate: copy at most N messages per folder"),
+	FLAG("final", AT(final), 1, "run, migrate: a last pass, then verify; mark finished"),
 	NUM("src-max-per-account", T_INT, AT(src_max_per_account), 1, 100,
 	    "sessions per account on the source"),
 	NUM("dst-max-per-account", T_INT, AT(dst_max_per_account), 1, 100,
@@ -387,6 +395,25 @@ static int push_map(struct job_config *cfg, const char *what, const char *arg,
 	return 0;
 }
 
+/* "YYYY-MM-DD", a real day of the Gregorian calendar, as YYYYMMDD. */
+static int parse_date(const char *what, const char *value, uint32_t *out, struct tr_error *err)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y, m, d;
+	int n = 0;
+
+	if (strlen(value) != 10 || sscanf(value, "%4u-%2u-%2u%n", &y, &m, &d, &n) != 3 ||
+	    n != 10 || value[4] != '-' || value[7] != '-' || strspn(value, "0123456789-") != 10 ||
+	    y < 1900 || m < 1 || m > 12 || d < 1 || (int)d > mdays[m - 1] ||
+	    (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))) {
+		tr_error_set(err, TR_ERR_USAGE, "%s wants a date YYYY-MM-DD, not \"%s\"", what,
+			     value);
+		return -1;
+	}
+	*out = y * 10000 + m * 100 + d;
+	return 0;
+}
+
 /* Store value (already resolved if a path) into cfg as k says; what names
  * the setting in messages. */
 static int store(struct job_config *cfg, const struct jobconf_key *k, const char *value,
@@ -445,6 +472,8 @@ static int store(struct job_config *cfg, const struct jobconf_key *k, const char
 		}
 		*(base + k->off) = value[0];
 		return 0;
+	case T_DATE:
+		return parse_date(what, value, (uint32_t *)(base + k->off), err);
 	case T_LIST:
 		return push_str((char ***)(base + k->off), (size_t *)(base + k->off2), value, err);
 	case T_MAP:
@@ -777,6 +806,22 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 			     "shows the plan of every account)");
 		return -1;
 	}
+	if ((cfg->since_day || cfg->before_day || cfg->trial || cfg->final) &&
+	    cfg->kind != JOB_RUN && cfg->kind != JOB_MIGRATE) {
+		tr_error_set(err, TR_ERR_USAGE, "--since, --before, --trial and --final are options "
+			     "of run and migrate (a pass copies)");
+		return -1;
+	}
+	if (cfg->since_day && cfg->before_day && cfg->since_day >= cfg->before_day) {
+		tr_error_set(err, TR_ERR_USAGE, "--since must be a day before --before: no message "
+			     "would be copied");
+		return -1;
+	}
+	if (cfg->final && (cfg->since_day || cfg->before_day || cfg->trial || cfg->dry_run)) {
+		tr_error_set(err, TR_ERR_USAGE, "--final copies everything that is left, then "
+			     "verifies: it does not go with --since, --before, --trial or --dry-run");
+		return -1;
+	}
 	if (cfg->kind != JOB_MIGRATE && cfg->accounts == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "name an accounts CSV or a job file%s",
 			     cfg->name != NULL ? " (or set accounts = in the job file)" : "");
@@ -935,6 +980,14 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 		buf[0] = *(base + k->off);
 		buf[1] = '\0';
 		break;
+	case T_DATE: {
+		uint32_t v = *(const uint32_t *)(base + k->off);
+
+		if (v == 0)
+			return 0;
+		snprintf(buf, sizeof(buf), "%04u-%02u-%02u", v / 10000, v / 100 % 100, v % 100);
+		break;
+	}
 	case T_LIST: {
 		char *const *v = *(char **const *)(base + k->off);
 		size_t n = *(const size_t *)(base + k->off2);

@@ -304,6 +304,12 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 			     cfg->accounts != NULL ? cfg->accounts : "the accounts file");
 		return -1;
 	}
+	if (cfg->final) {
+		tr_error_set(err, TR_ERR_USAGE, "a queued job's last pass is asked when it is due: "
+			     "`trasloco queue pass QUEUE JOB --kind final` (POST "
+			     "/v1/jobs/ID/passes), not final in the job");
+		return -1;
+	}
 	if (cfg->dst_admin != NULL && admin_password == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
 		return -1;

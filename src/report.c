@@ -64,6 +64,8 @@ void report_summary(FILE *f, const char *label, const struct account_result *r)
 		fprintf(f, ", %u flag updates", r->total.flags_updated);
 	if (r->total.vanished > 0)
 		fprintf(f, ", %u expunged on the source meanwhile", r->total.vanished);
+	if (r->total.deferred > 0)
+		fprintf(f, ", %u left for a later pass", r->total.deferred);
 	fputc('\n', f);
 	fprintf(f, "  copied:   %s in %.1f s (%.0f messages/s, %s/s)\n",
 		report_bytes(r->total.bytes, b1, sizeof(b1)), r->seconds,
@@ -95,8 +97,67 @@ void report_summary(FILE *f, const char *label, const struct account_result *r)
 				shown(fr->src_name, t1, sizeof(t1)), fr->counts.failed);
 	}
 	if (r->status != ACCOUNT_FAILED && r->total.copied == 0 && r->total.failed == 0 &&
-	    r->total.flags_updated == 0)
+	    r->total.flags_updated == 0 && r->total.deferred == 0)
 		fprintf(f, "  nothing new: the destination was already up to date\n");
+}
+
+const char *report_pass_name(const struct job_config *cfg, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (cfg == NULL || (!cfg->final && !cfg->since_day && !cfg->before_day && !cfg->trial)) {
+		snprintf(buf, len, "full");
+		return buf;
+	}
+	if (cfg->final)
+		snprintf(buf, len, "final");
+	if (cfg->since_day && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%ssince %04u-%02u-%02u", n ? ", " : "",
+				      cfg->since_day / 10000, cfg->since_day / 100 % 100,
+				      cfg->since_day % 100);
+	if (cfg->before_day && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%sbefore %04u-%02u-%02u", n ? ", " : "",
+				      cfg->before_day / 10000, cfg->before_day / 100 % 100,
+				      cfg->before_day % 100);
+	if (cfg->trial && n < len)
+		snprintf(buf + n, len - n, "%strial (%u per folder)", n ? ", " : "", cfg->trial);
+	return buf;
+}
+
+static const char *final_name(enum run_final f)
+{
+	switch (f) {
+	case RUN_FINAL_FINISHED: return "finished";
+	case RUN_FINAL_INCOMPLETE: return "incomplete";
+	case RUN_FINAL_UNVERIFIED: return "unverified";
+	case RUN_FINAL_NONE: break;
+	}
+	return NULL;
+}
+
+static void final_line(FILE *f, const struct run_item *it, const char *indent)
+{
+	switch (it->final) {
+	case RUN_FINAL_FINISHED:
+		fprintf(f, "%sfinal: verified complete, marked finished\n", indent);
+		break;
+	case RUN_FINAL_INCOMPLETE:
+		fprintf(f, "%sfinal: %u source message(s) not on the destination: not finished "
+			"(run it again)\n", indent, it->final_missing);
+		break;
+	case RUN_FINAL_UNVERIFIED:
+		fprintf(f, "%sfinal: not verified (the copy did not end ok): not finished\n",
+			indent);
+		break;
+	case RUN_FINAL_NONE:
+		break;
+	}
+}
+
+void report_final(FILE *f, const struct run_item *it)
+{
+	final_line(f, it, "  ");
 }
 
 /* ---- batch reports --------------------------------------------------------- */
@@ -109,7 +170,8 @@ static const char *item_status(const struct run_item *it)
 void report_table(FILE *f, const struct run_result *r)
 {
 	uint64_t bytes = 0;
-	uint32_t copied = 0, present = 0, failed = 0;
+	uint32_t copied = 0, present = 0, failed = 0, deferred = 0, finished = 0;
+	bool final = false;
 	char b[32], t[SHOWN_MAX];
 	size_t i;
 
@@ -126,6 +188,12 @@ void report_table(FILE *f, const struct run_result *r)
 			fprintf(f, "    error: %s\n", shown(a->err.msg, t, sizeof(t)));
 		if (it->started && a->status == ACCOUNT_PAUSED)
 			fprintf(f, "    paused: %s\n", shown(a->err.msg, t, sizeof(t)));
+		if (a->total.deferred > 0)
+			fprintf(f, "    %u message(s) left for a later pass\n", a->total.deferred);
+		final_line(f, it, "    ");
+		final = final || it->final != RUN_FINAL_NONE;
+		finished += it->final == RUN_FINAL_FINISHED;
+		deferred += a->total.deferred;
 		copied += a->total.copied;
 		present += a->total.present;
 		failed += a->total.failed;
@@ -135,6 +203,12 @@ void report_table(FILE *f, const struct run_result *r)
 		"%u messages copied, %u already present, %u failed, %s in %.1f s\n",
 		r->n, r->ok, r->partial, r->failed, r->paused, r->skipped, copied, present, failed,
 		report_bytes(bytes, b, sizeof(b)), r->seconds);
+	if (deferred > 0)
+		fprintf(f, "%u message(s) left for a later pass (a pass without --since, --before "
+			"or --trial copies them)\n", deferred);
+	if (final)
+		fprintf(f, "final pass: %u of %zu account(s) verified complete and marked "
+			"finished\n", finished, r->n);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -199,6 +273,14 @@ static json_t *account_json(const struct run_item *it, bool *ok)
 	report_json_set(o, "messages_present", json_integer(a->total.present), ok);
 	report_json_set(o, "messages_failed", json_integer(a->total.failed), ok);
 	report_json_set(o, "flags_updated", json_integer(a->total.flags_updated), ok);
+	report_json_set(o, "messages_deferred", json_integer(a->total.deferred), ok);
+	if (it->final != RUN_FINAL_NONE) {
+		json_t *x = json_object();
+
+		report_json_set(x, "status", json_string(final_name(it->final)), ok);
+		report_json_set(x, "missing", json_integer(it->final_missing), ok);
+		report_json_set(o, "final", x, ok);
+	}
 	report_json_set(o, "bytes", json_integer((json_int_t)a->total.bytes), ok);
 	report_json_set(o, "seconds", json_real(a->seconds), ok);
 	for (i = 0; i < a->n_folders; i++) {
@@ -283,12 +365,15 @@ int report_json(const char *path, const struct report_job *job, const struct run
 	json_t *root = json_object(), *accounts = json_array(), *j = json_object(),
 	       *totals = json_object(), *bad = json_array();
 	uint64_t bytes = 0;
-	uint32_t copied = 0, present = 0, failed = 0;
+	uint32_t copied = 0, present = 0, failed = 0, deferred = 0;
 	bool ok = true;
+	char pass[160];
 	size_t i;
 	int ret;
 
 	report_json_set(j, "name", report_json_text(job->name), &ok);
+	report_json_set(j, "pass", report_json_text(report_pass_name(job->cfg, pass, sizeof(pass))),
+			&ok);
 	report_json_set(j, "source", report_json_text(job->src), &ok);
 	report_json_set(j, "destination", report_json_text(job->dst), &ok);
 	report_json_set(j, "started", report_json_text(job->started), &ok);
@@ -303,6 +388,7 @@ int report_json(const char *path, const struct report_job *job, const struct run
 		copied += a->total.copied;
 		present += a->total.present;
 		failed += a->total.failed;
+		deferred += a->total.deferred;
 		bytes += a->total.bytes;
 	}
 	report_json_set(totals, "accounts", json_integer((json_int_t)r->n), &ok);
@@ -314,6 +400,7 @@ int report_json(const char *path, const struct report_job *job, const struct run
 	report_json_set(totals, "messages_copied", json_integer(copied), &ok);
 	report_json_set(totals, "messages_present", json_integer(present), &ok);
 	report_json_set(totals, "messages_failed", json_integer(failed), &ok);
+	report_json_set(totals, "messages_deferred", json_integer(deferred), &ok);
 	report_json_set(totals, "bytes", json_integer((json_int_t)bytes), &ok);
 	report_json_set(root, "job", j, &ok);
 	report_json_set(root, "accounts", accounts, &ok);

@@ -269,6 +269,30 @@ void run_env_free(struct run_env *env)
 	}
 }
 
+int run_set_status(const struct run_env *env, const struct run_account *acc, const char *status,
+		   struct tr_error *err)
+{
+	struct account_opts ao;
+	char key[1024];
+	int64_t id;
+
+	if (env->state == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "%s: no state to mark the account %s", acc->label,
+			     status);
+		return -1;
+	}
+	memset(&ao, 0, sizeof(ao));
+	ao.src_ep = &env->src_ep;
+	ao.dst_ep = &env->dst_ep;
+	run_creds(env, acc, true, &ao.src_cr);
+	run_creds(env, acc, false, &ao.dst_cr);
+	account_state_key(&ao, key, sizeof(key));
+	if (state_account(env->state, key, &id, err) < 0 ||
+	    state_account_set_status(env->state, id, status, NULL, err) < 0)
+		return -1;
+	return 0;
+}
+
 void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
 		 struct account_progress *prog, struct account_result *res)
 {

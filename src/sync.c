@@ -148,6 +148,7 @@ struct run {
 	size_t n_bad, cap_bad;
 	uint32_t *again;          /* pending rows settled as "not on the destination" */
 	size_t n_again;
+	uint32_t deferred_lo;     /* the lowest UID the pass left out; 0: none */
 };
 
 static int rows_reserve(struct run *r, size_t n, struct tr_error *err)
@@ -1410,6 +1411,68 @@ static int copy_all(struct run *r, struct tr_error *err)
 	return ret;
 }
 
+uint32_t sync_pass_day(const char *d)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	unsigned day, year;
+	char mon[4];
+	const char *m;
+	int n = 0;
+
+	if (d == NULL || sscanf(d, " %2u-%3c-%4u%n", &day, mon, &year, &n) != 3 || n == 0 ||
+	    day < 1 || day > 31 || year < 1900 || year > 9999)
+		return 0;
+	mon[3] = '\0';
+	m = strstr(months, mon);
+	if (m == NULL || (m - months) % 3 != 0)
+		return 0;
+	return year * 10000 + (uint32_t)((m - months) / 3 + 1) * 100 + day;
+}
+
+static void defer(struct run *r, struct meta *m)
+{
+	free(m->flags);
+	m->flags = NULL;
+	r->counts->deferred++;
+	if (r->deferred_lo == 0 || m->uid < r->deferred_lo)
+		r->deferred_lo = m->uid;
+}
+
+/* Leave out of the copy list what this pass does not copy (sync_pass). */
+static void pass_filter(struct run *r)
+{
+	const struct sync_pass *p = r->job->pass;
+	size_t i, k = 0;
+
+	if (p == NULL || (p->since_day == 0 && p->before_day == 0 && p->trial == 0))
+		return;
+	for (i = 0; i < r->copy.n; i++) {
+		struct meta *m = &r->copy.v[i];
+		uint32_t day = sync_pass_day(m->date);
+
+		if (day != 0 && ((p->since_day != 0 && day < p->since_day) ||
+				 (p->before_day != 0 && day >= p->before_day)))
+			defer(r, m);
+		else
+			r->copy.v[k++] = *m;
+	}
+	r->copy.n = k;
+	if (p->trial != 0 && r->copy.n > p->trial) {
+		size_t drop = r->copy.n - p->trial;
+
+		/* the most recent mail is what a user looks for first */
+		if (r->copy.n > 1)
+			qsort(r->copy.v, r->copy.n, sizeof(*r->copy.v), meta_cmp_uid);
+		for (i = 0; i < drop; i++)
+			defer(r, &r->copy.v[i]);
+		memmove(r->copy.v, r->copy.v + drop, p->trial * sizeof(*r->copy.v));
+		r->copy.n = p->trial;
+	}
+	if (r->counts->deferred > 0)
+		log_info(r->job->ctx, "%s: %u message(s) left for a later pass", r->job->src_name,
+			 r->counts->deferred);
+}
+
 /* What STATUS st says of a folder, against the state saved after its last
  * complete sync. */
 static int classify(const struct store_status *st, bool dst_exists, const struct state_folder *f)
@@ -1592,6 +1655,7 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	match = r.f.src_uidvalidity == 0 && r.D.messages > 0;
 	if ((match ? plan_match(&r, err) : plan_ledger(&r, err)) < 0)
 		goto out;
+	pass_filter(&r);
 	if (r.copy.n > 0)
 		log_debug(job->ctx, "%s: %zu message(s) to copy to %s", job->src_name, r.copy.n,
 			  job->dst_name);
@@ -1601,6 +1665,9 @@ int sync_folder(const struct sync_folder_job *job, struct sync_counts *counts,
 	r.f.dst_uidvalidity = r.D.uidvalidity;
 	if (r.S.uidnext > r.f.src_uidnext)
 		r.f.src_uidnext = r.S.uidnext;
+	/* what the pass left out is looked at again by the next one */
+	if (r.deferred_lo != 0 && r.deferred_lo < r.f.src_uidnext)
+		r.f.src_uidnext = r.deferred_lo;
 	r.f.src_modseq = r.S.highestmodseq;
 	r.f.src_messages = r.S.messages;
 	if (state_folder_save(job->state, &r.f, err) < 0)

@@ -962,6 +962,23 @@ def cmd_count(args, s):
     return EXIT_OK
 
 
+def cmd_dates(args, s):
+    """every message's INTERNALDATE day, in its own zone (as IMAP's SEARCH SINCE
+    reads it): FOLDER<TAB>YYYY-MM-DD, one line per message"""
+    for f in sorted(s.folders(), key=lambda f: f["logical"]):
+        if not f["selectable"]:
+            continue
+        s.select(raw=f["raw"], readonly=True)
+        if s.status_messages(f["raw"]) == 0:
+            continue
+        for uid, d in sorted(s.fetch("1:*", "(UID INTERNALDATE)").items()):
+            m = re.match(r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4})", as_text(d["INTERNALDATE"]))
+            print("%s\t%s-%02d-%02d" % (f["logical"], m.group(3),
+                                         MONTHS.index(m.group(2).capitalize()) + 1,
+                                         int(m.group(1))))
+    return EXIT_OK
+
+
 def cmd_list(args, s):
     subs = s.subscribed()
     rows = []
@@ -1263,6 +1280,7 @@ def build_parser():
     p.add_argument("new")
     p = new("list", cmd_list, "list folders")
     p.add_argument("--json", action="store_true")
+    new("dates", cmd_dates, "every message's INTERNALDATE day, by folder")
     p = new("count", cmd_count, "print a folder's message count")
     p.add_argument("--folder", required=True)
     p = new("hold", cmd_hold, "keep logged-in sessions open for a while")

@@ -204,6 +204,7 @@ int fx_sync(struct fx *fx, const char *src_raw, const char *dst_raw, struct sync
 	job.stage = &fx->sp;
 	job.stage2 = fx->pipeline ? &fx->sp2 : NULL;
 	job.limits = &fx->lim;
+	job.pass = fx->pass;
 	job.src_raw = job.src_name = src_raw;
 	job.dst_raw = job.dst_name = dst_raw;
 	job.dst_exists = job.dst_listed = mem_folder_exists(fx->dst, dst_raw);

@@ -39,6 +39,7 @@ struct fx {
 	struct store_endpoint src_ep, dst_ep;
 	bool pipeline;            /* sync_folder runs with a second stage */
 	bool subscribe;           /* account runs copy subscriptions */
+	const struct sync_pass *pass;   /* sync_folder runs: the pass (NULL: all) */
 };
 
 /* Worlds with prefix "" and delimiter '/' on both sides (change them with

@@ -1061,11 +1061,168 @@ static void test_account_lease_lost_without_scope(void **state)
 	lease_lost_run(*state, false);
 }
 
+
+/* ---- passes: --since, --before, --trial ------------------------------------ */
+
+static uint32_t add_dated(struct fx *fx, const char *raw, int i, const char *date,
+			  const char *flags)
+{
+	char id[32], subj[32], body[64];
+	char *m;
+	uint32_t uid = 0;
+
+	snprintf(id, sizeof(id), "%d@pass", i);
+	snprintf(subj, sizeof(subj), "message %d", i);
+	snprintf(body, sizeof(body), "body of message %d", i);
+	m = fx_msg(id, subj, body);
+	assert_non_null(m);
+	assert_int_equal(mem_msg_add(fx->src, raw, m, strlen(m), flags, date, &uid), 0);
+	free(m);
+	return uid;
+}
+
+#define OLD "02-Jan-2024 10:00:00 +0100"
+#define NEW "20-Nov-2026 23:30:00 -0800"
+
+/* Old and new mail interleaved by UID, as a mailbox that was imported. */
+static void mixed(struct fx *fx, int n)
+{
+	for (int i = 1; i <= n; i++)
+		add_dated(fx, "INBOX", i, i % 2 ? OLD : NEW, i % 3 ? "" : "\\Seen");
+}
+
+static void test_pass_day(void **state)
+{
+	(void)state;
+	assert_int_equal(sync_pass_day("05-Dec-2026 12:34:56 +0100"), 20261205);
+	assert_int_equal(sync_pass_day(" 5-Dec-2026 00:00:00 -1200"), 20261205);
+	assert_int_equal(sync_pass_day("31-Jan-1999 23:59:59 +0000"), 19990131);
+	assert_int_equal(sync_pass_day(""), 0);
+	assert_int_equal(sync_pass_day(NULL), 0);
+	assert_int_equal(sync_pass_day("05-Dex-2026 12:34:56 +0100"), 0);
+	assert_int_equal(sync_pass_day("05-anF-2026 12:34:56 +0100"), 0);
+	assert_int_equal(sync_pass_day("05-Dec-26 12:34:56 +0100"), 0);
+	assert_int_equal(sync_pass_day("45-Dec-2026 12:34:56 +0100"), 0);
+}
+
+/* A pre-stage of recent mail, then a full pass: exactly the rest, nothing
+ * doubled, flags of the pre-staged messages kept up to date. */
+static void test_pass_since_then_full(void **state)
+{
+	struct fx *fx = *state;
+	struct sync_pass since = { .since_day = 20261101 };
+	struct sync_counts c;
+
+	mixed(fx, 9);             /* UIDs 1..9: odd old, even new */
+	fx->pass = &since;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 4);
+	assert_int_equal(c.deferred, 5);
+	assert_int_equal(c.present, 0);
+	assert_int_equal(mem_world_appended(fx->dst), 4);
+	/* the same pre-stage again: nothing new, the old still deferred */
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 0);
+	assert_int_equal(c.deferred, 5);
+	assert_int_equal(c.present, 4);
+	/* meanwhile: a flag changes on a pre-staged message, new mail comes */
+	assert_int_equal(mem_msg_set_flags(fx->src, "INBOX", 2, "\\Seen \\Flagged"), 0);
+	add_dated(fx, "INBOX", 10, NEW, "");
+	fx->pass = NULL;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 6);        /* the 5 old and the new one */
+	assert_int_equal(c.deferred, 0);
+	assert_int_equal(c.flags_updated, 1);
+	assert_int_equal(mem_world_appended(fx->dst), 10);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 0);
+	assert_int_equal(c.present, 10);
+	assert_int_equal(mem_world_appended(fx->dst), 10);
+}
+
+/* --before, then --since the same day: the two halves, then nothing left. */
+static void test_pass_before_then_since(void **state)
+{
+	struct fx *fx = *state;
+	struct sync_pass before = { .before_day = 20261120 }, since = { .since_day = 20261120 };
+	struct sync_counts c;
+
+	mixed(fx, 8);
+	fx->pass = &before;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 4);
+	assert_int_equal(c.deferred, 4);
+	fx->pass = &since;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 4);
+	assert_int_equal(c.deferred, 0);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	fx->pass = NULL;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 0);
+	assert_int_equal(mem_world_appended(fx->dst), 8);
+}
+
+/* --trial: the most recent N; another trial the next N; a full pass the rest. */
+static void test_pass_trial(void **state)
+{
+	struct fx *fx = *state;
+	struct sync_pass trial = { .trial = 3 };
+	struct sync_counts c;
+
+	fx->pipeline = true;
+	fx->lim.batch_count = 2;
+	mixed(fx, 10);
+	fx->pass = &trial;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 3);
+	assert_int_equal(c.deferred, 7);
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 3);
+	assert_int_equal(c.deferred, 4);
+	fx->pass = NULL;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 4);
+	assert_int_equal(mem_world_appended(fx->dst), 10);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+}
+
+/* A first pass onto a destination that holds some of the mail already
+ * (match mode) with --since, then a full pass. */
+static void test_pass_since_match_mode(void **state)
+{
+	struct fx *fx = *state;
+	struct sync_pass since = { .since_day = 20261101 };
+	struct sync_counts c;
+	char *m = fx_msg("1@pass", "message 1", "body of message 1");
+
+	mixed(fx, 7);
+	assert_non_null(m);
+	/* message 1 (old) is on the destination already */
+	assert_int_equal(mem_msg_add(fx->dst, "INBOX", m, strlen(m), "", OLD, NULL), 0);
+	free(m);
+	fx->pass = &since;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 3);
+	assert_int_equal(c.deferred, 3);      /* 3, 5, 7; 1 was matched */
+	fx->pass = NULL;
+	c = fx_sync_ok(fx, "INBOX", "INBOX");
+	assert_int_equal(c.copied, 3);
+	fx_assert_same(fx, "INBOX", "INBOX", 0);
+	assert_int_equal(mem_world_appended(fx->dst), 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 		T(test_ledger_second_run_copies_nothing),
+		T(test_pass_day),
+		T(test_pass_since_then_full),
+		T(test_pass_before_then_since),
+		T(test_pass_trial),
+		T(test_pass_since_match_mode),
 		T(test_ledger_copies_only_new),
 		T(test_ledger_flags_propagate),
 		T(test_ledger_flags_propagate_without_modseqs),

@@ -26,6 +26,10 @@ static const struct {
 	const char *key, *value;
 } samples[] = {
 	{ "src", "imap.old.example:143" },
+	{ "since", "2026-11-01" },
+	{ "before", "2026-12-01" },
+	{ "trial", "5" },
+	{ "final", NULL },
 	{ "src-tls", "starttls" },
 	{ "src-tls-name", "imap.old.example" },
 	{ "dst", "[2001:db8::1]:993" },
