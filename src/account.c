@@ -405,7 +405,7 @@ static int do_folder(struct worker *w, size_t i)
 			set_abort(a, &err);
 			return -1;
 		}
-		if (err.kind == TR_ERR_WAIT && w->idx > 0 && !net_cancelled()) {
+		if (err.kind == TR_ERR_WAIT && err.throttled && w->idx > 0 && !net_cancelled()) {
 			/* A server throttling us mid-session wants fewer of our
 			 * sessions: this worker leaves its folder to the first,
 			 * which backs off and carries on (as when a server refuses

@@ -16,6 +16,7 @@ void tr_error_set(struct tr_error *err, enum tr_err_kind kind, const char *fmt, 
 	err->code[0] = '\0';
 	err->wait_ms = 0;
 	err->until = 0;
+	err->throttled = false;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
@@ -44,6 +45,7 @@ void tr_error_clear(struct tr_error *err)
 	err->msg[0] = '\0';
 	err->wait_ms = 0;
 	err->until = 0;
+	err->throttled = false;
 }
 
 const char *tr_error_kind_name(enum tr_err_kind kind)

@@ -108,19 +108,23 @@ static const char *server_code(struct imap_session *s)
 /* What a NO means, from its RFC 5530 code first and its text second:
  * servers that predate RFC 5530 say "Maximum number of connections" or
  * "Too many" in plain words. */
+bool imap_throttled(const char *code, const char *text)
+{
+	return strcasecmp(code, "THROTTLED") == 0 || throttle_hint_ms(text) > 0 ||
+	       strcasestr(text, "throttled") != NULL || strcasestr(text, "bandwidth limit") != NULL ||
+	       strcasestr(text, "rate limit") != NULL;
+}
+
 enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt)
 {
 	if (strcasecmp(code, "LIMIT") == 0 || strcasecmp(code, "UNAVAILABLE") == 0 ||
-	    strcasecmp(code, "INUSE") == 0 || strcasecmp(code, "SERVERBUG") == 0 ||
-	    strcasecmp(code, "THROTTLED") == 0)
+	    strcasecmp(code, "INUSE") == 0 || strcasecmp(code, "SERVERBUG") == 0)
 		return TR_ERR_WAIT;
 	/* A server that throttles says so whatever code it chose: Office 365
 	 * "Request is throttled. Suggested Backoff Time: N milliseconds",
 	 * Gmail "[OVERQUOTA] Account exceeded command or bandwidth limits"
 	 * (a limit of the session, not a message too big for a quota). */
-	if (throttle_hint_ms(text) > 0 || strcasestr(text, "throttled") != NULL ||
-	    strcasestr(text, "bandwidth limit") != NULL || strcasestr(text, "session limit") != NULL ||
-	    strcasestr(text, "rate limit") != NULL)
+	if (imap_throttled(code, text) || strcasestr(text, "session limit") != NULL)
 		return TR_ERR_WAIT;
 	if (strcasecmp(code, "AUTHENTICATIONFAILED") == 0 ||
 	    strcasecmp(code, "AUTHORIZATIONFAILED") == 0 || strcasecmp(code, "EXPIRED") == 0 ||
@@ -221,6 +225,8 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 			     "%s: %s: server said BYE: %s", s->where, what, text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
 		err->wait_ms = throttle_hint_ms(server_text(s));
+		err->throttled = err->kind == TR_ERR_WAIT &&
+				 imap_throttled(server_code(s), server_text(s));
 		return -1;
 	case MAILIMAP_ERROR_PROTOCOL:
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: server said BAD: %s", s->where, what,
@@ -235,8 +241,10 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 			     "%s: %s: server said NO: %s%s%s%s", s->where, what,
 			     code[0] ? "[" : "", code, code[0] ? "] " : "", text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
-		if (err->kind == TR_ERR_WAIT)
+		if (err->kind == TR_ERR_WAIT) {
 			err->wait_ms = throttle_hint_ms(server_text(s));
+			err->throttled = imap_throttled(server_code(s), server_text(s));
+		}
 		return -1;
 	}
 	}
@@ -2247,7 +2255,7 @@ int imap_append(struct imap_session *s, const char *raw, const struct stage *sp,
 		/* A server throttling us refused the command, not a message:
 		 * asking again at once, one by one, is what it asked us not to
 		 * do (the caller waits, then retries the batch). */
-		if (items[0].err.kind == TR_ERR_WAIT)
+		if (items[0].err.kind == TR_ERR_WAIT && items[0].err.throttled)
 			return 0;
 		/* All or nothing (RFC 3502): find the culprit one by one. */
 		for (i = 0; i < n; i++) {

@@ -1158,7 +1158,7 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	for (i = 0; i < n_items; i++) {
 		struct state_msg *row = &r->rows[i];
 
-		if (items[i].failed && items[i].err.kind == TR_ERR_WAIT) {
+		if (items[i].failed && items[i].err.kind == TR_ERR_WAIT && items[i].err.throttled) {
 			/* A server throttling us ([THROTTLED], a suggested back-off)
 			 * did not refuse the message: its row stays pending, settled
 			 * and copied again when the folder is retried after the wait. */

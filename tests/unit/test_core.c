@@ -149,6 +149,12 @@ static void test_classify(void **state)
 static void test_backoff_hint(void **state)
 {
 	(void)state;
+	/* a throttle, not a message too big (Dovecot's APPEND says [LIMIT]) */
+	assert_true(imap_throttled("THROTTLED", "Slow down"));
+	assert_true(imap_throttled("", "Request is throttled. Suggested Backoff Time: 5 milliseconds"));
+	assert_true(imap_throttled("OVERQUOTA", "Account exceeded command or bandwidth limits"));
+	assert_false(imap_throttled("LIMIT", "Mail size is larger than the maximum size allowed"));
+	assert_false(imap_throttled("UNAVAILABLE", "Try later"));
 	assert_int_equal(throttle_hint_ms("Request is throttled. Suggested Backoff Time: "
 					      "299961 milliseconds"), 299961);
 	assert_int_equal(throttle_hint_ms("suggested backoff time:2000 milliseconds"), 2000);
