@@ -70,7 +70,9 @@ struct account_opts {
 	struct account_progress *progress;  /* NULL: none */
 };
 
-enum account_status { ACCOUNT_OK = 0, ACCOUNT_PARTIAL, ACCOUNT_FAILED };
+/* PAUSED: a server's day budget is spent (throttle.h); err says until when
+ * (err.until), and a later run goes on where this one stopped. */
+enum account_status { ACCOUNT_OK = 0, ACCOUNT_PARTIAL, ACCOUNT_FAILED, ACCOUNT_PAUSED };
 
 struct folder_report {
 	char *src_name, *dst_name;          /* owned */
@@ -86,7 +88,7 @@ struct folder_report {
 
 struct account_result {
 	enum account_status status;
-	struct tr_error err;                /* the reason when FAILED */
+	struct tr_error err;                /* the reason when FAILED or PAUSED */
 	struct folder_report *folders;      /* owned, plan order */
 	size_t n_folders;
 	uint32_t folders_failed;

@@ -25,6 +25,7 @@ enum {
 	EXIT_CONNECT = 4,     /* a server could not be reached or verified (TLS) */
 	EXIT_STOPPED = 5,     /* interrupted by SIGINT/SIGTERM; state saved, run again */
 	EXIT_FAILED = 6,      /* anything else: local error, server refusing a command */
+	EXIT_PAUSED = 7,      /* a day budget is spent: accounts paused, run again later */
 };
 
 /* A command line's options as settings, in order (settings.path NULL,

@@ -12,6 +12,7 @@
 #define TRASLOCO_ERROR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum tr_err_kind {
 	TR_ERR_NONE = 0,
@@ -25,15 +26,21 @@ enum tr_err_kind {
 	TR_ERR_PROTOCOL, /* server said NO/BAD to something we need (not per message) */
 	TR_ERR_MESSAGE,  /* one message refused ([TOOBIG], [OVERQUOTA], NO on APPEND) */
 	TR_ERR_STOPPED,  /* the user asked us to stop (SIGINT/SIGTERM) */
+	TR_ERR_PAUSED,   /* a day budget is spent (throttle.h): stop, resume at `until` */
 };
 
 struct tr_error {
 	enum tr_err_kind kind;
 	char code[32];   /* RFC 5530 response code from the server ("LIMIT"), or "" */
 	char msg[768];
+	long long wait_ms; /* TR_ERR_WAIT: how long the server asked us to back off, 0: not said */
+	long long until;   /* TR_ERR_PAUSED: the Unix time to resume at */
+	bool throttled;    /* TR_ERR_WAIT: the server said it throttles us ([THROTTLED], a
+			    * back-off time, "bandwidth limit"), not that a message is too
+			    * big ([LIMIT] on APPEND) or that it has no room for a session */
 };
 
-/* Set kind and text (printf-style); clears code. */
+/* Set kind and text (printf-style); clears code, wait_ms, until and throttled. */
 void tr_error_set(struct tr_error *err, enum tr_err_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -200,5 +200,9 @@ int imap_store_flags(struct imap_session *s, const char *uidset, const char *fla
  * text second (servers that predate RFC 5530 say "Maximum number of
  * connections" in plain words); dflt when neither tells. */
 enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt);
+/* Whether a NO or BYE says the server throttles us: [THROTTLED], a
+ * suggested back-off time, "throttled", "bandwidth limit", "rate limit"
+ * (a [LIMIT] alone may be a message too big: Dovecot's APPEND says so). */
+bool imap_throttled(const char *code, const char *text);
 
 #endif

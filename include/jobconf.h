@@ -107,6 +107,10 @@ struct job_config {
 	int retries;                    /* attempts per folder on transient errors */
 	uint64_t batch_bytes;
 	uint32_t batch_count;
+	/* throttles per server, shared by the job's accounts (throttle.h);
+	 * 0: none */
+	uint64_t src_bytes_per_second, src_bytes_per_day, dst_bytes_per_second, dst_bytes_per_day;
+	uint32_t src_messages_per_second, dst_messages_per_second;
 	char *spool_dir;                /* where fetched messages wait; NULL: $TMPDIR */
 
 	/* state and reports */

@@ -65,6 +65,9 @@ struct run_env {
 	 * speaks the other TLS mode): owned, made by run_env_init; NULL when
 	 * the env was built by hand (nothing is shared then). */
 	struct run_shared *shared;
+	/* the servers' throttles (throttle.h), shared by the job's accounts:
+	 * owned, made by run_env_init from the job's settings; NULL: none */
+	struct throttle *src_throttle, *dst_throttle;
 };
 
 /* What a final pass (final.h) found of an account after its copy. */
@@ -87,7 +90,7 @@ struct run_result {
 	struct run_item *v;             /* owned, one per account, in input order */
 	size_t n;
 	double seconds;
-	uint32_t ok, partial, failed, skipped;
+	uint32_t ok, partial, failed, skipped, paused;
 };
 
 /* Fill env from a finished job configuration: endpoints, folder rules,

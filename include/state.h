@@ -165,6 +165,13 @@ int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err);
 
+/* Bytes a server gave or took on one UTC day (throttle.h), counted under
+ * key ("src 192.0.2.1:993"): add delta (0 to read; may be negative, the
+ * count never goes below 0) and put the new count in *total_r.  One
+ * statement, so that processes sharing the state add up. */
+int state_day_bytes_add(struct state *st, const char *key, int64_t day, int64_t delta,
+			uint64_t *total_r, struct tr_error *err);
+
 /* The in-memory backend: forget NAME's data (it goes when its last open
  * handle closes).  Unknown names are ignored. */
 void state_mem_discard(const char *name);

@@ -70,6 +70,12 @@ struct state_backend {
 			struct tr_error *err);
 	int (*msgs_delete)(void *h, int64_t folder_id, const uint32_t *src_uids, size_t n,
 			   struct tr_error *err);
+
+	/* The day counts of throttles: not part of the ledger's schema (an
+	 * older trasloco ignores them), so a backend keeps them in a table it
+	 * makes when first used. */
+	int (*day_bytes_add)(void *h, const char *key, int64_t day, int64_t delta,
+			     uint64_t *total_r, struct tr_error *err);
 };
 
 extern const struct state_backend state_backend_sqlite;

@@ -40,6 +40,7 @@
 #include "stage.h"
 
 struct tls_ctx;   /* tls.h: TLS policy shared by a job's connections */
+struct throttle;  /* throttle.h: a server's limits shared by a job's accounts */
 
 enum tls_mode { TLS_MODE_IMPLICIT = 0, TLS_MODE_STARTTLS, TLS_MODE_NONE };
 
@@ -58,6 +59,7 @@ struct store_endpoint {
 	const char *tls_name;     /* name to verify and send as SNI; NULL = host */
 	struct tls_ctx *tls_ctx;  /* required unless tls == TLS_MODE_NONE */
 	int timeout_s;            /* idle timeout of every network wait */
+	struct throttle *throttle; /* the server's rate limits (throttle.h), NULL: none */
 };
 
 enum store_auth { STORE_AUTH_AUTO = 0, STORE_AUTH_LOGIN, STORE_AUTH_PLAIN };

@@ -39,6 +39,9 @@
 struct sync_limits {
 	uint64_t batch_bytes;     /* a FETCH/APPEND batch stops growing past this */
 	uint32_t batch_count;     /* ... or at this many messages */
+	/* the servers' day budgets (throttle.h), reserved per batch before
+	 * its fetch; NULL: none */
+	struct throttle *src_throttle, *dst_throttle;
 };
 
 /* Counters of one folder (or, summed, of an account). */

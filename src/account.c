@@ -17,6 +17,9 @@
 #define STAGE_MEM_LIMIT (128 * 1024)
 /* Back-off between attempts: 1 s, 2 s, 4 s ... capped, with jitter. */
 #define BACKOFF_MAX_S 30
+/* A server's own hint ("Suggested Backoff Time") is followed up to this:
+ * Office 365 asks for about 5 minutes. */
+#define BACKOFF_HINT_MAX_S 900
 
 struct worker;
 
@@ -69,6 +72,7 @@ const char *account_status_name(enum account_status s)
 	case ACCOUNT_OK: return "ok";
 	case ACCOUNT_PARTIAL: return "partial";
 	case ACCOUNT_FAILED: return "failed";
+	case ACCOUNT_PAUSED: return "paused";
 	}
 	return "?";
 }
@@ -82,18 +86,28 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Sleep for attempt's back-off, waking early on a stop request. */
-static void backoff(int attempt, unsigned int *seed)
+/* Sleep for attempt's back-off after err, waking early on a stop request:
+ * the time the server asked for when it said one (never less, a little
+ * more so that workers told together do not return together), else
+ * exponential with jitter. */
+static void backoff(int attempt, unsigned int *seed, const struct tr_error *err)
 {
 	double s = 1;
 	int i;
 
-	for (i = 0; i < attempt && s < BACKOFF_MAX_S; i++)
-		s *= 2;
-	if (s > BACKOFF_MAX_S)
-		s = BACKOFF_MAX_S;
-	/* Jitter, so that workers refused together do not return together. */
-	s = s * (0.5 + (double)rand_r(seed) / RAND_MAX);
+	if (err != NULL && err->kind == TR_ERR_WAIT && err->wait_ms > 0) {
+		s = (double)err->wait_ms / 1000;
+		if (s > BACKOFF_HINT_MAX_S)
+			s = BACKOFF_HINT_MAX_S;
+		s *= 1 + 0.1 * (double)rand_r(seed) / RAND_MAX;
+	} else {
+		for (i = 0; i < attempt && s < BACKOFF_MAX_S; i++)
+			s *= 2;
+		if (s > BACKOFF_MAX_S)
+			s = BACKOFF_MAX_S;
+		/* Jitter, so that workers refused together do not return together. */
+		s = s * (0.5 + (double)rand_r(seed) / RAND_MAX);
+	}
 	for (double left = s; left > 0 && !net_cancelled(); left -= 0.2)
 		usleep(left >= 0.2 ? 200000 : (useconds_t)(left * 1e6));
 }
@@ -171,7 +185,7 @@ static int open_session(struct acct *a, bool src, bool extra, unsigned int *seed
 		    net_cancelled())
 			return -1;
 		log_warn(o->label, "%s; retrying (%d/%d)", err->msg, attempt + 1, o->cfg->retries - 1);
-		backoff(attempt, seed);
+		backoff(attempt, seed, err);
 	}
 }
 
@@ -368,7 +382,7 @@ static int do_folder(struct worker *w, size_t i)
 				}
 				break;
 			}
-			backoff(attempt, &w->seed);
+			backoff(attempt, &w->seed, &err);
 			continue;
 		}
 		job.src = w->src;
@@ -386,17 +400,32 @@ static int do_folder(struct worker *w, size_t i)
 			return 0;
 		}
 		job.dst_exists = true;
-		if (err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_LOCAL) {
+		if (err.kind == TR_ERR_STOPPED || err.kind == TR_ERR_LOCAL ||
+		    err.kind == TR_ERR_PAUSED) {
 			set_abort(a, &err);
 			return -1;
 		}
+		if (err.kind == TR_ERR_WAIT && err.throttled && w->idx > 0 && !net_cancelled()) {
+			/* A server throttling us mid-session wants fewer of our
+			 * sessions: this worker leaves its folder to the first,
+			 * which backs off and carries on (as when a server refuses
+			 * an extra session). */
+			log_info(o->label, "worker %d stops: %s", w->idx + 1, err.msg);
+			close_session(a, true, &w->src);
+			close_session(a, false, &w->dst);
+			pthread_mutex_lock(&a->lock);
+			a->plan.v[i].dst_exists = true;   /* this attempt may have made it */
+			pthread_mutex_unlock(&a->lock);
+			return 1;
+		}
 		if (!transient(err.kind) || attempt + 1 >= o->cfg->retries || net_cancelled())
 			break;
-		log_warn(o->label, "%s; retrying the folder (%d/%d)", err.msg, attempt + 1,
-			 o->cfg->retries - 1);
+		log_warn(o->label, "%s; retrying the folder (%d/%d)%s", err.msg, attempt + 1,
+			 o->cfg->retries - 1, err.kind == TR_ERR_WAIT && err.wait_ms > 0 ?
+			 " after the time the server asked for" : "");
 		drop_broken(a, true, &w->src);
 		drop_broken(a, false, &w->dst);
-		backoff(attempt, &w->seed);
+		backoff(attempt, &w->seed, &err);
 	}
 	log_error(o->label, "folder %s failed: %s", fr->src_name, err.msg);
 	fr->failed = true;
@@ -1088,20 +1117,23 @@ failed:
 	}
 	close_session(&a, true, &src);
 	close_session(&a, false, &dst);
-	res->status = ACCOUNT_FAILED;
+	res->status = err.kind == TR_ERR_PAUSED ? ACCOUNT_PAUSED : ACCOUNT_FAILED;
 	res->err = err;
 	/* whatever failed after that (a stopped session, a state write the
 	 * backend refused), the lost lease is the reason */
-	if (atomic_load(&watch.lost))
+	if (atomic_load(&watch.lost)) {
+		res->status = ACCOUNT_FAILED;
 		tr_error_set(&res->err, TR_ERR_STOPPED, "stopped: the hold on this account was "
 			     "lost (its lease expired); another worker may take it over");
+	}
 done:
 	res->seconds = now_s() - t0;
 	res->refused[0] = atomic_load(&a.refused[0]);
 	res->refused[1] = atomic_load(&a.refused[1]);
 	if (a.account_id != 0 && lock != NULL &&
 	    state_account_set_status(o->state, a.account_id, account_status_name(res->status),
-				     res->status == ACCOUNT_FAILED ? res->err.msg : NULL, &err) < 0)
+				     res->status == ACCOUNT_FAILED || res->status == ACCOUNT_PAUSED ?
+				     res->err.msg : NULL, &err) < 0)
 		log_warn(o->label, "%s", err.msg);
 	state_account_unlock(lock);
 	folder_plan_free(&a.plan);

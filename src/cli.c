@@ -116,6 +116,12 @@ const char cli_usage_text[] =
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 16)\n"
 	"  --batch-count N                        messages per batch (default 100)\n"
 	"  --spool-dir DIR                        where fetched messages wait (default $TMPDIR)\n"
+	"  --src-max-bytes-per-second B, --dst-max-bytes-per-second B\n"
+	"  --src-max-messages-per-second N, --dst-max-messages-per-second N\n"
+	"  --src-max-bytes-per-day B, --dst-max-bytes-per-day B\n"
+	"                                         throttles per server, all accounts together\n"
+	"                                         (B: N, Nk, NM, NG = 10^3, 10^6, 10^9 bytes); a\n"
+	"                                         spent day budget pauses until 00:00 UTC\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"
@@ -310,6 +316,7 @@ static int exit_code_for(const struct account_result *r)
 	switch (r->status) {
 	case ACCOUNT_OK: return EXIT_OK;
 	case ACCOUNT_PARTIAL: return EXIT_PARTIAL;
+	case ACCOUNT_PAUSED: return EXIT_PAUSED;
 	case ACCOUNT_FAILED: break;
 	}
 	return exit_code_for_kind(r->err.kind);
@@ -570,7 +577,9 @@ static int run_batch(const struct job_config *cfg)
 		if (cfg->report_csv != NULL && report_csv(cfg->report_csv, &res, &err) < 0)
 			log_error(NULL, "%s", err.msg);
 		code = net_cancelled() ? EXIT_STOPPED :
-		       res.ok == res.n && n_bad == 0 && fr == 0 ? EXIT_OK : EXIT_PARTIAL;
+		       res.ok == res.n && n_bad == 0 && fr == 0 ? EXIT_OK :
+		       res.paused > 0 && res.ok + res.paused == res.n && n_bad == 0 && fr == 0 ?
+		       EXIT_PAUSED : EXIT_PARTIAL;
 		run_result_free(&res);
 	} else if (cfg->kind == JOB_VERIFY) {
 		struct verify_item *items = NULL;

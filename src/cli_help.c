@@ -85,7 +85,12 @@ static const char engine_copy[] =
 	"  --batch-size MB                        bytes per FETCH/APPEND batch (default 16)\n"
 	"  --batch-count N                        messages per batch (default 100)\n"
 	"  --spool-dir DIR                        where fetched messages wait (default $TMPDIR)\n"
-	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n";
+	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
+	"Throttles (per server, all accounts of the job together; N, Nk, NM, NG = 10^3...):\n"
+	"  --src-max-bytes-per-second B, --dst-max-bytes-per-second B\n"
+	"  --src-max-messages-per-second N, --dst-max-messages-per-second N\n"
+	"  --src-max-bytes-per-day B, --dst-max-bytes-per-day B\n"
+	"                                         when spent, accounts pause until 00:00 UTC\n";
 
 static const char passes[] =
 	"Passes (run, migrate; README \"A migration, step by step\"):\n"
@@ -119,12 +124,13 @@ static const char exit_migrate[] =
 	"Exit status: 0 everything was copied, 1 some messages or folders failed, 2 usage\n"
 	"error, 3 a login was refused, 4 a server could not be reached, its certificate was\n"
 	"refused or its port speaks the other TLS mode, 5 interrupted (run it again to\n"
-	"continue), 6 any other failure.\n";
+	"continue), 6 any other failure, 7 paused: a day budget is spent (run it again after\n"
+	"the time shown).\n";
 
 static const char exit_batch[] =
 	"Exit status: 0 every account ok, 1 some accounts failed or were partial, or rows\n"
 	"were skipped, 2 usage error, 5 interrupted (run it again to continue), 6 the job\n"
-	"could not run.\n";
+	"could not run, 7 every account ok or paused, some paused (a day budget is spent).\n";
 
 static void put(FILE *f, const char *const *parts)
 {

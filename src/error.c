@@ -14,6 +14,9 @@ void tr_error_set(struct tr_error *err, enum tr_err_kind kind, const char *fmt, 
 		return;
 	err->kind = kind;
 	err->code[0] = '\0';
+	err->wait_ms = 0;
+	err->until = 0;
+	err->throttled = false;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
@@ -40,6 +43,9 @@ void tr_error_clear(struct tr_error *err)
 	err->kind = TR_ERR_NONE;
 	err->code[0] = '\0';
 	err->msg[0] = '\0';
+	err->wait_ms = 0;
+	err->until = 0;
+	err->throttled = false;
 }
 
 const char *tr_error_kind_name(enum tr_err_kind kind)
@@ -56,6 +62,7 @@ const char *tr_error_kind_name(enum tr_err_kind kind)
 	case TR_ERR_PROTOCOL: return "protocol";
 	case TR_ERR_MESSAGE: return "message";
 	case TR_ERR_STOPPED: return "stopped";
+	case TR_ERR_PAUSED: return "paused";
 	}
 	return "unknown";
 }

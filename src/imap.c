@@ -27,6 +27,7 @@
 #include "log.h"
 #include "net.h"
 #include "text.h"
+#include "throttle.h"
 #include "tls.h"
 
 /* Read buffer of a session's mailstream: big enough to move a large
@@ -107,10 +108,23 @@ static const char *server_code(struct imap_session *s)
 /* What a NO means, from its RFC 5530 code first and its text second:
  * servers that predate RFC 5530 say "Maximum number of connections" or
  * "Too many" in plain words. */
+bool imap_throttled(const char *code, const char *text)
+{
+	return strcasecmp(code, "THROTTLED") == 0 || throttle_hint_ms(text) > 0 ||
+	       strcasestr(text, "throttled") != NULL || strcasestr(text, "bandwidth limit") != NULL ||
+	       strcasestr(text, "rate limit") != NULL;
+}
+
 enum tr_err_kind imap_classify_no(const char *code, const char *text, enum tr_err_kind dflt)
 {
 	if (strcasecmp(code, "LIMIT") == 0 || strcasecmp(code, "UNAVAILABLE") == 0 ||
 	    strcasecmp(code, "INUSE") == 0 || strcasecmp(code, "SERVERBUG") == 0)
+		return TR_ERR_WAIT;
+	/* A server that throttles says so whatever code it chose: Office 365
+	 * "Request is throttled. Suggested Backoff Time: N milliseconds",
+	 * Gmail "[OVERQUOTA] Account exceeded command or bandwidth limits"
+	 * (a limit of the session, not a message too big for a quota). */
+	if (imap_throttled(code, text) || strcasestr(text, "session limit") != NULL)
 		return TR_ERR_WAIT;
 	if (strcasecmp(code, "AUTHENTICATIONFAILED") == 0 ||
 	    strcasecmp(code, "AUTHORIZATIONFAILED") == 0 || strcasecmp(code, "EXPIRED") == 0 ||
@@ -210,6 +224,9 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 		tr_error_set(err, imap_classify_no(server_code(s), server_text(s), TR_ERR_TEMP),
 			     "%s: %s: server said BYE: %s", s->where, what, text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
+		err->wait_ms = throttle_hint_ms(server_text(s));
+		err->throttled = err->kind == TR_ERR_WAIT &&
+				 imap_throttled(server_code(s), server_text(s));
 		return -1;
 	case MAILIMAP_ERROR_PROTOCOL:
 		tr_error_set(err, TR_ERR_PROTOCOL, "%s: %s: server said BAD: %s", s->where, what,
@@ -224,6 +241,10 @@ static int fail_set(struct imap_session *s, int r, const char *what, enum tr_err
 			     "%s: %s: server said NO: %s%s%s%s", s->where, what,
 			     code[0] ? "[" : "", code, code[0] ? "] " : "", text);
 		snprintf(err->code, sizeof(err->code), "%s", code);
+		if (err->kind == TR_ERR_WAIT) {
+			err->wait_ms = throttle_hint_ms(server_text(s));
+			err->throttled = imap_throttled(server_code(s), server_text(s));
+		}
 		return -1;
 	}
 	}
@@ -884,6 +905,7 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 		free(s);
 		return -1;
 	}
+	throttle_tune_socket(ep->throttle, fd);
 	if (ep->tls == TLS_MODE_IMPLICIT) {
 		if (tls_low_start(ep->tls_ctx, fd, name, ep->timeout_s, &low, err) < 0) {
 			close(fd);
@@ -1697,7 +1719,9 @@ static int uid_fetch(struct imap_session *s, const char *uidset, struct mailimap
 	else
 		r = mailimap_uid_fetch(s->imap, set, ft, &result);
 	handlers_off(s);
-	if (result != NULL)
+	/* On a NO or BAD, libetpan 1.9 frees the list it put in result and
+	 * leaves the pointer: ours to free only on success. */
+	if (r == MAILIMAP_NO_ERROR && result != NULL)
 		mailimap_fetch_list_free(result);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);
@@ -1881,6 +1905,14 @@ static bool body_handler(int type, struct mailimap_msg_att_body_section *section
 	(void)section;
 	if (s->cb_failed)
 		return false;
+	/* Waiting here, before the bytes are taken, holds the server back
+	 * through TCP: the rate is the server's, not just ours. */
+	if ((!s->stage->open && throttle_message(s->ep->throttle) < 0) ||
+	    throttle_bytes(s->ep->throttle, len) < 0) {
+		tr_error_set(&s->cb_err, TR_ERR_STOPPED, "stopped");
+		s->cb_failed = 1;
+		return false;
+	}
 	if (!s->stage->open)
 		stage_begin(s->stage);
 	if (stage_write(s->stage, bytes, len, &s->cb_err) < 0) {
@@ -1959,14 +1991,23 @@ static int write_message(struct imap_session *s, const struct stage *sp,
 	char buf[65536];
 	uint64_t off = 0;
 
-	if (m->mem != NULL)
-		return raw_write(s, m->mem, (size_t)m->len) < 0 ? 1 : 0;
+	if (throttle_message(s->ep->throttle) < 0) {
+		tr_error_set(err, TR_ERR_STOPPED, "stopped");
+		return -1;
+	}
 	while (off < m->len) {
 		size_t chunk = m->len - off > sizeof(buf) ? sizeof(buf) : (size_t)(m->len - off);
+		const char *p = buf;
 
-		if (stage_read(sp, m, off, buf, chunk, err) < 0)
+		if (throttle_bytes(s->ep->throttle, chunk) < 0) {
+			tr_error_set(err, TR_ERR_STOPPED, "stopped");
 			return -1;
-		if (raw_write(s, buf, chunk) < 0)
+		}
+		if (m->mem != NULL)
+			p = m->mem + off;
+		else if (stage_read(sp, m, off, buf, chunk, err) < 0)
+			return -1;
+		if (raw_write(s, p, chunk) < 0)
 			return 1;
 		off += chunk;
 	}
@@ -2210,6 +2251,11 @@ int imap_append(struct imap_session *s, const char *raw, const struct stage *sp,
 		if (append_cmd(s, raw, sp, items, n, &refused, uidvalidity_r, err) < 0)
 			return -1;
 		if (!refused)
+			return 0;
+		/* A server throttling us refused the command, not a message:
+		 * asking again at once, one by one, is what it asked us not to
+		 * do (the caller waits, then retries the batch). */
+		if (items[0].err.kind == TR_ERR_WAIT && items[0].err.throttled)
 			return 0;
 		/* All or nothing (RFC 3502): find the culprit one by one. */
 		for (i = 0; i < n; i++) {

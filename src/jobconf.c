@@ -14,6 +14,7 @@
 #include "jobconf.h"
 #include "net.h"
 #include "pg.h"
+#include "throttle.h"
 
 #define DEFAULT_MAX_PER_ACCOUNT 4
 #define DEFAULT_MAX_CONNECTIONS 40
@@ -33,6 +34,7 @@ enum {
 	T_INT,          /* int at off, lo..hi */
 	T_COUNT,        /* uint32_t at off, lo..hi */
 	T_MB,           /* uint64_t bytes at off, lo..hi megabytes */
+	T_BYTES,        /* uint64_t bytes at off: N, Nk, NM, NG (throttle_parse_bytes) */
 	T_CHAR,         /* char at off: one character */
 	T_DATE,         /* uint32_t YYYYMMDD at off, from "YYYY-MM-DD" */
 	T_LIST,         /* char ** at off, size_t count at off2 */
@@ -125,6 +127,18 @@ static const struct jobconf_key keys[] = {
 	NUM("retries", T_INT, AT(retries), 1, 100, "attempts on transient errors"),
 	NUM("batch-size", T_MB, AT(batch_bytes), 1, 1024, "megabytes per FETCH/APPEND batch"),
 	NUM("batch-count", T_COUNT, AT(batch_count), 1, 250, "messages per batch"),
+	NUM("src-max-bytes-per-second", T_BYTES, AT(src_bytes_per_second), 0, 0,
+	    "bytes per second from the source in all (k, M, G: 1000, 10^6, 10^9)"),
+	NUM("src-max-messages-per-second", T_COUNT, AT(src_messages_per_second), 1, 1000000,
+	    "messages per second from the source in all"),
+	NUM("src-max-bytes-per-day", T_BYTES, AT(src_bytes_per_day), 0, 0,
+	    "bytes per UTC day from the source in all, then the accounts pause"),
+	NUM("dst-max-bytes-per-second", T_BYTES, AT(dst_bytes_per_second), 0, 0,
+	    "bytes per second to the destination in all"),
+	NUM("dst-max-messages-per-second", T_COUNT, AT(dst_messages_per_second), 1, 1000000,
+	    "messages per second to the destination in all"),
+	NUM("dst-max-bytes-per-day", T_BYTES, AT(dst_bytes_per_day), 0, 0,
+	    "bytes per UTC day to the destination in all, then the accounts pause"),
 	PATH("spool-dir", JOBCONF_PATH_DIR, AT(spool_dir), "where fetched messages wait"),
 	PATH("report", JOBCONF_PATH_WRITE, AT(report), "JSON report"),
 	PATH("report-csv", JOBCONF_PATH_WRITE, AT(report_csv), "CSV report (run)"),
@@ -458,6 +472,17 @@ static int store(struct job_config *cfg, const struct jobconf_key *k, const char
 		else
 			*(uint64_t *)(base + k->off) = (uint64_t)v << 20;
 		return 0;
+	case T_BYTES: {
+		uint64_t b;
+
+		if (throttle_parse_bytes(value, &b) < 0) {
+			tr_error_set(err, TR_ERR_USAGE, "%s wants a number of bytes above 0, with k, "
+				     "M or G for 10^3, 10^6, 10^9 (\"2M\")", what);
+			return -1;
+		}
+		*(uint64_t *)(base + k->off) = b;
+		return 0;
+	}
 	case T_CHAR:
 		if (strlen(value) != 1) {
 			tr_error_set(err, TR_ERR_USAGE, "%s wants one character", what);
@@ -1000,6 +1025,26 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 		snprintf(buf, sizeof(buf), "%llu",
 			 (unsigned long long)(*(const uint64_t *)(base + k->off) >> 20));
 		break;
+	case T_BYTES: {
+		/* as it is most likely written: "2M", not "2000000" */
+		unsigned long long v = *(const uint64_t *)(base + k->off);
+		const char *unit = "";
+
+		if (v == *(const uint64_t *)(dbase + k->off))
+			return 0;
+		if (v % 1000000000ULL == 0) {
+			v /= 1000000000ULL;
+			unit = "G";
+		} else if (v % 1000000ULL == 0) {
+			v /= 1000000ULL;
+			unit = "M";
+		} else if (v % 1000ULL == 0) {
+			v /= 1000ULL;
+			unit = "k";
+		}
+		snprintf(buf, sizeof(buf), "%llu%s", v, unit);
+		break;
+	}
 	case T_CHAR:
 		if (*(base + k->off) == '\0')
 			return 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "report.h"
 #include "text.h"
+#include "throttle.h"
 
 /* Room for a cleaned tr_error text (each byte may become a 4-byte escape). */
 #define SHOWN_MAX (4 * sizeof(((struct tr_error *)0)->msg) + 1)
@@ -52,6 +54,9 @@ void report_summary(FILE *f, const char *label, const struct account_result *r)
 	fprintf(f, "%s: %s\n", shown(label, t1, sizeof(t1)), account_status_name(r->status));
 	if (r->status == ACCOUNT_FAILED)
 		fprintf(f, "  error: %s\n", shown(r->err.msg, t1, sizeof(t1)));
+	if (r->status == ACCOUNT_PAUSED)
+		fprintf(f, "  paused: %s; run again from %s to go on\n", shown(r->err.msg, t1, sizeof(t1)),
+			throttle_time_text((time_t)r->err.until, t2, sizeof(t2)));
 	fprintf(f, "  folders:  %zu (%u failed)\n", r->n_folders, r->folders_failed);
 	fprintf(f, "  messages: %u copied, %u already present, %u failed", r->total.copied,
 		r->total.present, r->total.failed);
@@ -181,6 +186,8 @@ void report_table(FILE *f, const struct run_result *r)
 			report_bytes(a->total.bytes, b, sizeof(b)), a->seconds);
 		if (it->started && a->status == ACCOUNT_FAILED)
 			fprintf(f, "    error: %s\n", shown(a->err.msg, t, sizeof(t)));
+		if (it->started && a->status == ACCOUNT_PAUSED)
+			fprintf(f, "    paused: %s\n", shown(a->err.msg, t, sizeof(t)));
 		if (a->total.deferred > 0)
 			fprintf(f, "    %u message(s) left for a later pass\n", a->total.deferred);
 		final_line(f, it, "    ");
@@ -192,9 +199,9 @@ void report_table(FILE *f, const struct run_result *r)
 		failed += a->total.failed;
 		bytes += a->total.bytes;
 	}
-	fprintf(f, "%zu account(s): %u ok, %u partial, %u failed, %u not started; "
+	fprintf(f, "%zu account(s): %u ok, %u partial, %u failed, %u paused, %u not started; "
 		"%u messages copied, %u already present, %u failed, %s in %.1f s\n",
-		r->n, r->ok, r->partial, r->failed, r->skipped, copied, present, failed,
+		r->n, r->ok, r->partial, r->failed, r->paused, r->skipped, copied, present, failed,
 		report_bytes(bytes, b, sizeof(b)), r->seconds);
 	if (deferred > 0)
 		fprintf(f, "%u message(s) left for a later pass (a pass without --since, --before "
@@ -246,6 +253,20 @@ static json_t *account_json(const struct run_item *it, bool *ok)
 	report_json_set(o, "error", failed ? report_json_text(a->err.msg) : json_null(), ok);
 	report_json_set(o, "error_kind", failed ? json_string(tr_error_kind_name(a->err.kind))
 					       : json_null(), ok);
+	if (it->started && a->status == ACCOUNT_PAUSED) {
+		char when[64];
+		struct tm tm;
+		time_t t = (time_t)a->err.until;
+
+		if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+							    &tm) == 0)
+			when[0] = '\0';
+		report_json_set(o, "paused", report_json_text(a->err.msg), ok);
+		report_json_set(o, "resumes_at", json_string(when), ok);
+	} else {
+		report_json_set(o, "paused", json_null(), ok);
+		report_json_set(o, "resumes_at", json_null(), ok);
+	}
 	report_json_set(o, "folders", json_integer((json_int_t)a->n_folders), ok);
 	report_json_set(o, "folders_failed", json_integer(a->folders_failed), ok);
 	report_json_set(o, "messages_copied", json_integer(a->total.copied), ok);
@@ -374,6 +395,7 @@ int report_json(const char *path, const struct report_job *job, const struct run
 	report_json_set(totals, "ok", json_integer(r->ok), &ok);
 	report_json_set(totals, "partial", json_integer(r->partial), &ok);
 	report_json_set(totals, "failed", json_integer(r->failed), &ok);
+	report_json_set(totals, "paused", json_integer(r->paused), &ok);
 	report_json_set(totals, "skipped", json_integer(r->skipped), &ok);
 	report_json_set(totals, "messages_copied", json_integer(copied), &ok);
 	report_json_set(totals, "messages_present", json_integer(present), &ok);
@@ -413,7 +435,8 @@ static int write_csv(FILE *f, const void *ctx)
 
 		csv_field(f, it->acc->label, false);
 		csv_field(f, item_status(it), false);
-		csv_field(f, it->started && a->status == ACCOUNT_FAILED ? a->err.msg : "", false);
+		csv_field(f, it->started && (a->status == ACCOUNT_FAILED ||
+					     a->status == ACCOUNT_PAUSED) ? a->err.msg : "", false);
 		fprintf(f, "%zu,%u,%u,%u,%" PRIu64 ",", a->n_folders, a->total.copied,
 			a->total.present, a->total.failed, a->total.bytes);
 		snprintf(num, sizeof(num), "%.1f", a->seconds);

@@ -18,6 +18,7 @@
 #include "report.h"
 #include "run.h"
 #include "text.h"
+#include "throttle.h"
 
 struct job_run {
 	const struct run_env *env;
@@ -221,6 +222,31 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	env->map.filter.n_exclude = cfg->n_excludes;
 	env->limits.batch_bytes = cfg->batch_bytes;
 	env->limits.batch_count = cfg->batch_count;
+	{
+		struct throttle_limits sl = { cfg->src_bytes_per_second, cfg->src_messages_per_second,
+					      cfg->src_bytes_per_day };
+		struct throttle_limits dl = { cfg->dst_bytes_per_second, cfg->dst_messages_per_second,
+					      cfg->dst_bytes_per_day };
+		char key[300];
+		bool oom1, oom2;
+
+		snprintf(key, sizeof(key), "src %s:%d", cfg->src.host != NULL ? cfg->src.host : "",
+			 cfg->src.port);
+		env->src_throttle = throttle_new(key, "the source", &sl, &oom1);
+		snprintf(key, sizeof(key), "dst %s:%d", cfg->dst.host != NULL ? cfg->dst.host : "",
+			 cfg->dst.port);
+		env->dst_throttle = throttle_new(key, "the destination", &dl, &oom2);
+		if (oom1 || oom2) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+		throttle_set_state(env->src_throttle, state);
+		throttle_set_state(env->dst_throttle, state);
+		env->src_ep.throttle = env->src_throttle;
+		env->dst_ep.throttle = env->dst_throttle;
+		env->limits.src_throttle = env->src_throttle;
+		env->limits.dst_throttle = env->dst_throttle;
+	}
 	env->dst_admin = cfg->dst_admin;
 	env->dst_admin_password = admin_pw;
 	env->dst_admin_separator = cfg->dst_admin_separator;
@@ -236,6 +262,9 @@ void run_env_free(struct run_env *env)
 {
 	limiter_free(env->src_lim);
 	limiter_free(env->dst_lim);
+	throttle_free(env->src_throttle);
+	throttle_free(env->dst_throttle);
+	env->src_throttle = env->dst_throttle = NULL;
 	env->src_lim = env->dst_lim = NULL;
 	if (env->shared != NULL) {
 		pthread_mutex_destroy(&env->shared->lock);
@@ -321,6 +350,9 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 	}
 	if (res->status == ACCOUNT_FAILED)
 		log_error(acc->label, "failed: %s", res->err.msg);
+	else if (res->status == ACCOUNT_PAUSED)
+		log_warn(acc->label, "%s (%u copied so far this run)", res->err.msg,
+			 res->total.copied);
 	else
 		log_info(acc->label, "%s: %u copied, %u already present, %u failed in %.1f s",
 			 account_status_name(res->status), res->total.copied,
@@ -562,6 +594,7 @@ int run_accounts(const struct run_env *env, const struct run_account *acc, size_
 		case ACCOUNT_OK: res->ok++; break;
 		case ACCOUNT_PARTIAL: res->partial++; break;
 		case ACCOUNT_FAILED: res->failed++; break;
+		case ACCOUNT_PAUSED: res->paused++; break;
 		}
 	}
 	free(skipped);

@@ -263,6 +263,12 @@ int state_msgs_put(struct state *st, int64_t folder_id, const struct state_msg *
 	return st->be->msgs_put(st->h, folder_id, rows, n, err);
 }
 
+int state_day_bytes_add(struct state *st, const char *key, int64_t day, int64_t delta,
+			uint64_t *total_r, struct tr_error *err)
+{
+	return st->be->day_bytes_add(st->h, key, day, delta, total_r, err);
+}
+
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err)
 {

@@ -50,6 +50,12 @@ struct mem_lock {
 	void *ctx;
 };
 
+struct mem_day {
+	char *key;
+	int64_t day;
+	uint64_t bytes;
+};
+
 struct mem_store {
 	char *path;                 /* "mem:NAME" */
 	struct mem_store *next;     /* on the list of names */
@@ -62,6 +68,8 @@ struct mem_store {
 	struct mem_lock *locked;    /* the accounts held */
 	size_t n_locked;
 	int64_t next_id;
+	struct mem_day *days;       /* throttles' day counts */
+	size_t n_days;
 };
 
 static pthread_mutex_t stores_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -96,6 +104,9 @@ static void store_free(struct mem_store *s)
 		free(s->folders[i]);
 	}
 	free(s->accounts);
+	for (i = 0; i < s->n_days; i++)
+		free(s->days[i].key);
+	free(s->days);
 	free(s->folders);
 	free(s->locked);
 	pthread_mutex_destroy(&s->mu);
@@ -684,6 +695,45 @@ static int mem_msgs_delete(void *h, int64_t folder_id, const uint32_t *src_uids,
 	return 0;
 }
 
+static int mem_day_bytes_add(void *h, const char *key, int64_t day, int64_t delta,
+			     uint64_t *total_r, struct tr_error *err)
+{
+	struct mem_store *s = h;
+	struct mem_day *d = NULL;
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->n_days && d == NULL; i++)
+		if (s->days[i].day == day && strcmp(s->days[i].key, key) == 0)
+			d = &s->days[i];
+	if (d == NULL) {
+		struct mem_day *v = realloc(s->days, (s->n_days + 1) * sizeof(*v));
+		char *k = strdup(key);
+
+		if (v != NULL)
+			s->days = v;
+		if (v == NULL || k == NULL) {
+			free(k);
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			r = -1;
+			goto out;
+		}
+		d = &s->days[s->n_days++];
+		d->key = k;
+		d->day = day;
+		d->bytes = 0;
+	}
+	if (delta < 0 && (uint64_t)-delta > d->bytes)
+		d->bytes = 0;
+	else
+		d->bytes += (uint64_t)delta;
+	*total_r = d->bytes;
+out:
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
 const struct state_backend state_backend_mem = {
 	.name = "mem",
 	.where = "NAME",
@@ -704,4 +754,5 @@ const struct state_backend state_backend_mem = {
 	.msgs_load = mem_msgs_load,
 	.msgs_put = mem_msgs_put,
 	.msgs_delete = mem_msgs_delete,
+	.day_bytes_add = mem_day_bytes_add,
 };

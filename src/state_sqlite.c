@@ -924,6 +924,39 @@ static int sq_msgs_delete(void *h, int64_t folder_id, const uint32_t *src_uids, 
 			  bind_uid, &c, "delete ledger rows", err);
 }
 
+static int sq_day_bytes_add(void *h, const char *key, int64_t day, int64_t delta,
+			    uint64_t *total_r, struct tr_error *err)
+{
+	struct sq *st = h;
+	sqlite3_stmt *q = NULL;
+	int r = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_exec(st->db, "CREATE TABLE IF NOT EXISTS day_bytes (key TEXT NOT NULL, "
+			 "day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (key, day))",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, "INSERT INTO day_bytes (key, day, bytes) VALUES "
+			       "(?1, ?2, max(?3, 0)) ON CONFLICT (key, day) DO UPDATE SET "
+			       "bytes = max(bytes + ?3, 0) RETURNING bytes", -1, &q,
+			       NULL) != SQLITE_OK) {
+		db_fail(st, err, "count the day's bytes");
+		goto out;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, day);
+	sqlite3_bind_int64(q, 3, delta);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		db_fail(st, err, "count the day's bytes");
+		goto out;
+	}
+	*total_r = (uint64_t)sqlite3_column_int64(q, 0);
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 const struct state_backend state_backend_sqlite = {
 	.name = "sqlite",
 	.where = "DIR",
@@ -943,4 +976,5 @@ const struct state_backend state_backend_sqlite = {
 	.msgs_load = sq_msgs_load,
 	.msgs_put = sq_msgs_put,
 	.msgs_delete = sq_msgs_delete,
+	.day_bytes_add = sq_day_bytes_add,
 };

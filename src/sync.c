@@ -12,6 +12,7 @@
 #include "meta.h"
 #include "net.h"
 #include "sync.h"
+#include "throttle.h"
 
 
 
@@ -1002,15 +1003,69 @@ static int record_bad(struct run *r, struct tr_error *err)
 	return ret;
 }
 
-/* Fetch the bodies of r->copy[from, to) into sp. */
-static int fetch_batch(struct run *r, struct stage *sp, size_t from, size_t to,
+/* Reserve the day budgets of both servers for r->copy[from, *to): *to is
+ * cut to the messages that fit both.  Returns 0 when all fit, 1 when only
+ * some do (err says the account pauses, for after they are copied), -1
+ * with err when none does (TR_ERR_PAUSED) or the state failed. */
+static int reserve_day(struct run *r, size_t from, size_t *to, struct tr_error *err)
+{
+	const struct sync_limits *lim = r->job->limits;
+	struct throttle *t[2] = { lim->src_throttle, lim->dst_throttle };
+	uint64_t *sizes;
+	size_t n = *to - from, fit[2] = { n, n }, k;
+	time_t resume = 0;
+
+	if (t[0] == NULL && t[1] == NULL)
+		return 0;
+	sizes = malloc((n + 1) * sizeof(*sizes));
+	if (sizes == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	for (k = 0; k < n; k++)
+		sizes[k] = r->copy.v[from + k].size;
+	for (k = 0; k < 2; k++) {
+		/* the destination is asked only for what the source gives */
+		if (throttle_day_reserve(t[k], sizes, k == 0 ? n : fit[0], &fit[k], &resume,
+					 err) < 0) {
+			free(sizes);
+			return -1;
+		}
+	}
+	free(sizes);
+	/* When the destination takes fewer than the source gave, the source's
+	 * reservation of the rest stays counted: budgets err on the server's
+	 * side. */
+	if (fit[1] == n)
+		return 0;
+	{
+		char when[64];
+
+		tr_error_set(err, TR_ERR_PAUSED, "%s: the day's byte budget of the %s is spent: "
+			     "paused until %s", r->job->src_name, fit[0] < n ? "source" : "destination",
+			     throttle_time_text(resume, when, sizeof(when)));
+		err->until = (long long)resume;
+	}
+	*to = from + fit[1];
+	return fit[1] > 0 ? 1 : -1;
+}
+
+/* Fetch the bodies of r->copy[from, *to) into sp, after reserving the day
+ * budgets for them: returns 0, or 1 when *to was cut to what the budgets
+ * allow today (err: paused, for after these are appended), or -1. */
+static int fetch_batch(struct run *r, struct stage *sp, size_t from, size_t *to_r,
 		       struct tr_error *err)
 {
-	uint32_t *uids = malloc((to - from + 1) * sizeof(*uids));
+	uint32_t *uids;
 	struct store_set set;
-	size_t i;
-	int ret;
+	size_t i, to;
+	int ret, cut;
 
+	cut = reserve_day(r, from, to_r, err);
+	if (cut < 0)
+		return -1;
+	to = *to_r;
+	uids = malloc((to - from + 1) * sizeof(*uids));
 	if (uids == NULL) {
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
@@ -1019,11 +1074,19 @@ static int fetch_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 		uids[i - from] = r->copy.v[i].uid;
 	set = store_set_uids(uids, to - from);
 	stage_reset(sp);
-	ret = store_fetch_bodies(r->src, &set, sp, note_bad, r, err);
-	if (ret < 0)
-		tr_error_prefix(err, "%s", r->job->src_name);
-	else
-		report_nul(r, sp);
+	{
+		struct tr_error paused = *err;
+
+		ret = store_fetch_bodies(r->src, &set, sp, note_bad, r, err);
+		if (ret < 0)
+			tr_error_prefix(err, "%s", r->job->src_name);
+		else
+			report_nul(r, sp);
+		if (ret == 0 && cut > 0) {
+			*err = paused;
+			ret = 1;
+		}
+	}
 	free(uids);
 	return ret;
 }
@@ -1039,8 +1102,10 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	size_t i, n_items = 0;
 	uint64_t bytes = 0;
 	uint32_t copied = 0, uv = 0;
+	struct tr_error wait;
 	int ret = -1;
 
+	tr_error_clear(&wait);
 	if (record_bad(r, err) < 0)
 		return -1;
 	items = calloc(to - from + 1, sizeof(*items));
@@ -1093,6 +1158,14 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	for (i = 0; i < n_items; i++) {
 		struct state_msg *row = &r->rows[i];
 
+		if (items[i].failed && items[i].err.kind == TR_ERR_WAIT && items[i].err.throttled) {
+			/* A server throttling us ([THROTTLED], a suggested back-off)
+			 * did not refuse the message: its row stays pending, settled
+			 * and copied again when the folder is retried after the wait. */
+			if (wait.kind == TR_ERR_NONE)
+				wait = items[i].err;
+			continue;
+		}
 		if (items[i].failed) {
 			row->state = MSG_FAILED;
 			row->error = items[i].err.msg;
@@ -1114,7 +1187,13 @@ static int append_batch(struct run *r, struct stage *sp, size_t from, size_t to,
 	if (job->progress != NULL)
 		/* every message of the batch is done with: copied, or not (refused,
 		 * vanished, unreadable) */
-		job->progress(job->progress_ctx, copied, (uint32_t)(to - from) - copied, bytes);
+		job->progress(job->progress_ctx, copied, wait.kind != TR_ERR_NONE ? 0 :
+			      (uint32_t)(to - from) - copied, bytes);
+	if (wait.kind != TR_ERR_NONE) {
+		*err = wait;
+		tr_error_prefix(err, "%s", job->dst_name);
+		goto out;
+	}
 	ret = 0;
 out:
 	free(items);
@@ -1128,8 +1207,19 @@ out:
 static size_t plan_batches(const struct run *r, size_t *ends)
 {
 	const struct sync_limits *lim = r->job->limits;
+	uint64_t rate[2] = { throttle_messages_per_second(lim->src_throttle),
+			     throttle_messages_per_second(lim->dst_throttle) };
+	uint32_t count = lim->batch_count;
 	size_t i = 0, n = 0;
 
+	/* A message rate: batches of a fifth of a second's worth (see
+	 * throttle.h), so that the server is not asked for more at once. */
+	for (int k = 0; k < 2; k++) {
+		uint64_t cap = rate[k] / 5 > 0 ? rate[k] / 5 : 1;
+
+		if (rate[k] > 0 && cap < count)
+			count = (uint32_t)cap;
+	}
 	while (i < r->copy.n) {
 		size_t start = i;
 		uint64_t bytes = 0;
@@ -1137,7 +1227,7 @@ static size_t plan_batches(const struct run *r, size_t *ends)
 		do {
 			bytes += r->copy.v[i].size;
 			i++;
-		} while (i < r->copy.n && i - start < lim->batch_count &&
+		} while (i < r->copy.n && i - start < count &&
 			 bytes + r->copy.v[i].size <= lim->batch_bytes);
 		ends[n++] = i;
 	}
@@ -1155,6 +1245,8 @@ struct pipeline {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool filled[2];            /* stage i holds fetched batch waiting for append */
+	size_t end[2];             /* the end of the batch stage i holds (a day budget
+				    * may cut it short) */
 	size_t fetched;            /* batches fetched so far */
 	bool stop;                 /* the appender failed: fetch no more */
 	bool failed;               /* the fetcher failed (err) */
@@ -1179,19 +1271,24 @@ static void *fetcher_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&p->lock);
+		size_t to = p->ends[k];
+
 		tr_error_clear(&err);
-		w = fetch_batch(p->r, p->sp[k % 2], from, p->ends[k], &err);
+		w = fetch_batch(p->r, p->sp[k % 2], from, &to, &err);
 		pthread_mutex_lock(&p->lock);
-		if (w < 0) {
+		if (w >= 0) {
+			p->filled[k % 2] = true;
+			p->end[k % 2] = to;
+			p->fetched = k + 1;
+		}
+		if (w != 0) {
+			/* cut short (paused): the appender takes this one, then stops */
 			p->failed = true;
 			p->err = err;
-		} else {
-			p->filled[k % 2] = true;
-			p->fetched = k + 1;
 		}
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
-		if (w < 0)
+		if (w != 0)
 			break;
 	}
 	return NULL;
@@ -1233,8 +1330,17 @@ static int copy_pipelined(struct run *r, const size_t *ends, size_t n, size_t *d
 			ret = -1;
 			break;
 		}
+		size_t to = p.end[k % 2];
+
 		pthread_mutex_unlock(&p.lock);
-		ret = append_batch(r, p.sp[k % 2], from, ends[k], err);
+		ret = append_batch(r, p.sp[k % 2], from, to, err);
+		if (ret == 0 && to < ends[k]) {
+			/* the day budget cut it: nothing more today */
+			pthread_mutex_lock(&p.lock);
+			*err = p.err;
+			pthread_mutex_unlock(&p.lock);
+			ret = -1;
+		}
 		if (ret == 0)
 			*done_r = k + 1;
 		pthread_mutex_lock(&p.lock);
@@ -1281,9 +1387,21 @@ static int copy_all(struct run *r, struct tr_error *err)
 	for (; k < n && ret == 0; k++) {
 		size_t from = k ? ends[k - 1] : 0;
 
-		ret = fetch_batch(r, r->job->stage, from, ends[k], err);
-		if (ret == 0)
-			ret = append_batch(r, r->job->stage, from, ends[k], err);
+		size_t to = ends[k];
+		struct tr_error paused;
+
+		ret = fetch_batch(r, r->job->stage, from, &to, err);
+		if (ret > 0) {
+			/* cut short by a day budget: append what came, then pause */
+			paused = *err;
+			ret = append_batch(r, r->job->stage, from, to, err);
+			if (ret == 0) {
+				*err = paused;
+				ret = -1;
+			}
+		} else if (ret == 0) {
+			ret = append_batch(r, r->job->stage, from, to, err);
+		}
 	}
 	/* what the last fetch could not deliver */
 	if (ret == 0)

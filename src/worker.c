@@ -487,6 +487,12 @@ static void run_claim(struct slot *s, const struct queue_claim *c)
 		w->st.lost++;
 		pthread_mutex_unlock(&w->mu);
 		give_back(s, c->row, 5, c->email, res.err.msg);
+	} else if (res.status == ACCOUNT_PAUSED) {
+		/* a day budget is spent: pending again, not before it is new */
+		long long wait = res.err.until - (long long)time(NULL);
+
+		give_back(s, c->row, wait < 1 ? 1 : wait > 2 * 86400 ? 2 * 86400 : (int)wait,
+			  c->email, res.err.msg);
 	} else if (res.status == ACCOUNT_FAILED && strcmp(res.err.code, "INUSE") == 0) {
 		/* still held by another (a worker killed moments ago whose state
 		 * lease has not run out yet): again once it has */

@@ -18,7 +18,8 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 # jobconf knows a PostgreSQL DSN (the state key) through pg.c: libpq's header and library
 clang $flags $(pkg-config --cflags libpq) "$top/tests/fuzz/fuzz_job.c" "$top/src/job.c" \
     "$top/src/jobconf.c" "$top/src/net.c" "$top/src/error.c" "$top/src/pg.c" "$top/src/log.c" \
-    "$top/src/text.c" -lcsv $(pkg-config --libs libpq) -pthread -o "$out/fuzz_job"
+    "$top/src/text.c" "$top/src/throttle_parse.c" -lcsv $(pkg-config --libs libpq) -pthread \
+    -o "$out/fuzz_job"
 clang $flags "$top/tests/fuzz/fuzz_folder.c" "$top/src/folder.c" "$top/src/mutf7.c" \
     "$top/src/error.c" -o "$out/fuzz_folder"
 clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -letpan \
@@ -26,6 +27,7 @@ clang $flags "$top/tests/fuzz/fuzz_nul.c" "$top/src/nul.c" "$top/src/error.c" -l
 clang $flags "$top/tests/fuzz/fuzz_msgsig.c" "$top/src/msgsig.c" -lcrypto -o "$out/fuzz_msgsig"
 clang $flags "$top/tests/fuzz/fuzz_text.c" "$top/src/text.c" -o "$out/fuzz_text"
 clang $flags "$top/tests/fuzz/fuzz_budget.c" "$top/src/budget.c" -o "$out/fuzz_budget"
+clang $flags "$top/tests/fuzz/fuzz_throttle.c" "$top/src/throttle_parse.c" -o "$out/fuzz_throttle"
 clang $flags "$top/tests/fuzz/fuzz_unseal.c" "$top/src/seal.c" "$top/src/error.c" \
     "$top/src/log.c" "$top/src/text.c" -lcrypto -pthread \
     -o "$out/fuzz_unseal"
@@ -36,12 +38,12 @@ clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_
     "$top/src/queue_base.c" "$top/src/queue_pg.c" "$top/src/queue_sqlite.c" "$top/src/queue_status.c" \
     "$top/src/net.c" "$top/src/error.c" "$top/src/pg.c" "$top/src/pg_schema.c" \
     "$top/src/log.c" "$top/src/text.c" "$top/src/report.c" "$top/src/seal.c" \
-    "$top/src/secret.c" "$top/src/privdir.c" -lcsv $(pkg-config --libs libpq jansson sqlite3) \
+    "$top/src/secret.c" "$top/src/privdir.c" "$top/src/throttle_parse.c" -lcsv $(pkg-config --libs libpq jansson sqlite3) \
     -lcrypto -pthread -o "$out/fuzz_jobjson"
 # the passwd-file fields' template (provision.c links libcrypt for its hash)
 clang $flags "$top/tests/fuzz/fuzz_provision.c" "$top/src/provision.c" "$top/src/error.c" \
     "$top/src/log.c" "$top/src/text.c" -lcrypt -pthread -o "$out/fuzz_provision"
-for t in job folder nul msgsig text budget unseal jobjson provision; do
+for t in job folder nul msgsig text budget unseal jobjson provision throttle; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

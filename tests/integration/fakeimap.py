@@ -32,6 +32,7 @@ import base64
 import os
 import re
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -694,6 +695,57 @@ class ByeAlways(Session):
         await Session.fetch(self, tag, args, uid)
 
 
+class Throttled(Session):
+    """throttles like Office 365 and Gmail, once per kind of command in the server's
+    life: the first LOGIN gets NO [THROTTLED] with "Suggested Backoff Time: 2000
+    milliseconds", the first SELECT/EXAMINE a plain NO "Request is throttled.
+    Suggested Backoff Time: 2000 milliseconds" (no code), the first body FETCH (src)
+    and the first APPEND (dst) NO [THROTTLED] with the same hint; then honest.  Each
+    of those commands is logged as "MARK KIND throttled|served UNIXTIME" so that a
+    test can check that the retry came at least 2 s after the refusal"""
+
+    HINT = b"Request is throttled. Suggested Backoff Time: 2000 milliseconds"
+
+    def mark(self, kind, what):
+        if self.srv.log is not None:
+            self.srv.log.write(b"[%d] MARK %s %s %.3f\n" % (self.n, kind, what, time.time()))
+            self.srv.log.flush()
+
+    async def throttle(self, tag, kind, code=b"[THROTTLED] "):
+        """True when this command was refused (the first of its kind)"""
+        if self.srv.flags.get(b"throttled " + kind):
+            self.mark(kind, b"served")
+            return False
+        self.srv.flags[b"throttled " + kind] = True
+        self.mark(kind, b"throttled")
+        await self.send(tag + b" NO " + code + self.HINT + b"\r\n")
+        return True
+
+    async def cmd_LOGIN(self, tag, args):
+        if not await self.throttle(tag, b"LOGIN"):
+            await Session.cmd_LOGIN(self, tag, args)
+
+    async def cmd_AUTHENTICATE(self, tag, args):
+        if not await self.throttle(tag, b"LOGIN"):
+            await Session.cmd_AUTHENTICATE(self, tag, args)
+
+    async def select(self, tag, args, readonly):
+        if not await self.throttle(tag, b"SELECT", code=b""):
+            await Session.select(self, tag, args, readonly)
+
+    async def fetch(self, tag, args, uid):
+        if self.srv.role == "src" and \
+                is_body_fetch(args[1] if len(args) > 1 and isinstance(args[1], list) else []):
+            if await self.throttle(tag, b"FETCH"):
+                return
+        await Session.fetch(self, tag, args, uid)
+
+    async def cmd_APPEND(self, tag, args):
+        if self.srv.role == "dst" and await self.throttle(tag, b"APPEND"):
+            return
+        await Session.cmd_APPEND(self, tag, args)
+
+
 class FakeCondstore(Session):
     """announces CONDSTORE and QRESYNC, then refuses everything about them"""
     caps = BASE_CAPS + " QRESYNC"
@@ -1091,6 +1143,7 @@ SCENARIOS = {
     "dst-no-appenduid": DstNoAppenduid,
     "dst-bad-appenduid": DstBadAppenduid,
     "hostile-text": HostileText,
+    "throttled": Throttled,
 }
 
 

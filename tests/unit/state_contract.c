@@ -435,3 +435,31 @@ void test_if_names(void **state)
 	state_msgs_free(got, n);
 	state_close(st);
 }
+
+/* The day counts of throttles (throttle.h): per key and day, added up,
+ * never below 0, kept across a reopen (a re-run the same day). */
+void test_if_day_bytes(void **state)
+{
+	struct tr_error err;
+	struct state *st = contract_open(state);
+	uint64_t t = 99;
+
+	assert_int_equal(state_day_bytes_add(st, "src 192.0.2.1:993", 20000, 0, &t, &err), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(state_day_bytes_add(st, "src 192.0.2.1:993", 20000, 1000, &t, &err), 0);
+	assert_int_equal(t, 1000);
+	assert_int_equal(state_day_bytes_add(st, "src 192.0.2.1:993", 20000, 234, &t, &err), 0);
+	assert_int_equal(t, 1234);
+	/* another day, another server: counted apart */
+	assert_int_equal(state_day_bytes_add(st, "src 192.0.2.1:993", 20001, 5, &t, &err), 0);
+	assert_int_equal(t, 5);
+	assert_int_equal(state_day_bytes_add(st, "dst 192.0.2.2:993", 20000, 7, &t, &err), 0);
+	assert_int_equal(t, 7);
+	assert_int_equal(state_day_bytes_add(st, "dst 192.0.2.2:993", 20000, -100, &t, &err), 0);
+	assert_int_equal(t, 0);
+	state_close(st);
+	st = contract_open(state);
+	assert_int_equal(state_day_bytes_add(st, "src 192.0.2.1:993", 20000, 0, &t, &err), 0);
+	assert_int_equal(t, 1234);
+	state_close(st);
+}

@@ -22,6 +22,7 @@ void test_if_locks(void **state);
 void test_if_reopen(void **state);
 void test_if_threads(void **state);
 void test_if_names(void **state);
+void test_if_day_bytes(void **state);
 
 /* The suite's rows for one backend: cmocka test entries, each named
  * "test [label]". */
@@ -32,6 +33,7 @@ void test_if_names(void **state);
 	{ "test_if_locks [" label "]", test_if_locks, setup, teardown, casep }, \
 	{ "test_if_reopen [" label "]", test_if_reopen, setup, teardown, casep }, \
 	{ "test_if_threads [" label "]", test_if_threads, setup, teardown, casep }, \
-	{ "test_if_names [" label "]", test_if_names, setup, teardown, casep }
+	{ "test_if_names [" label "]", test_if_names, setup, teardown, casep }, \
+	{ "test_if_day_bytes [" label "]", test_if_day_bytes, setup, teardown, casep }
 
 #endif

@@ -22,6 +22,8 @@
 #include "nul.h"
 #include "stage.h"
 #include "sync.h"
+#include "throttle.h"
+#include <time.h>
 
 static void test_flags_canon(void **state)
 {
@@ -126,6 +128,12 @@ static void test_classify(void **state)
 		{ "PRIVACYREQUIRED", "TLS needed", TR_ERR_TLS },
 		{ "EXPIRED", "Password expired", TR_ERR_AUTH },
 		{ "", "Mailbox doesn't exist", TR_ERR_PROTOCOL },
+		/* throttling, whatever the code (issue 15) */
+		{ "THROTTLED", "Slow down", TR_ERR_WAIT },
+		{ "", "Request is throttled. Suggested Backoff Time: 299961 milliseconds",
+		  TR_ERR_WAIT },
+		{ "OVERQUOTA", "Account exceeded command or bandwidth limits", TR_ERR_WAIT },
+		{ "", "Session limit reached", TR_ERR_WAIT },
 	};
 	size_t i;
 
@@ -136,6 +144,123 @@ static void test_classify(void **state)
 
 		assert_int_equal(imap_classify_no(cases[i].code, cases[i].text, dflt), cases[i].want);
 	}
+}
+
+static void test_backoff_hint(void **state)
+{
+	(void)state;
+	/* a throttle, not a message too big (Dovecot's APPEND says [LIMIT]) */
+	assert_true(imap_throttled("THROTTLED", "Slow down"));
+	assert_true(imap_throttled("", "Request is throttled. Suggested Backoff Time: 5 milliseconds"));
+	assert_true(imap_throttled("OVERQUOTA", "Account exceeded command or bandwidth limits"));
+	assert_false(imap_throttled("LIMIT", "Mail size is larger than the maximum size allowed"));
+	assert_false(imap_throttled("UNAVAILABLE", "Try later"));
+	assert_int_equal(throttle_hint_ms("Request is throttled. Suggested Backoff Time: "
+					      "299961 milliseconds"), 299961);
+	assert_int_equal(throttle_hint_ms("suggested backoff time:2000 milliseconds"), 2000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 3 seconds"), 3000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 5s"), 5000);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 1500"), 1500);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: soon"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: -5 milliseconds"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 99999999999999999999999"), 0);
+	assert_int_equal(throttle_hint_ms("Try again later"), 0);
+	/* more than a day, in seconds (fuzz_throttle) */
+	assert_int_equal(throttle_hint_ms("suggested backoff time:1111111s"), 0);
+	assert_int_equal(throttle_hint_ms("Suggested Backoff Time: 86400 seconds"), 86400000);
+	assert_int_equal(throttle_hint_ms(""), 0);
+}
+
+/* The byte counts of --src-max-bytes-per-second and friends: decimal units. */
+static void test_throttle_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		uint64_t want;         /* 0: refused */
+	} cases[] = {
+		{ "2000000", 2000000 }, { "2M", 2000000 }, { "2m", 2000000 }, { "500k", 500000 },
+		{ "500K", 500000 }, { "1.5G", 1500000000 }, { "2500MB", 2500000000ULL },
+		{ "1", 1 }, { "1000000000000000", 1000000000000000ULL }, { "0.5k", 500 },
+		{ "0", 0 }, { "", 0 }, { "M", 0 }, { "-1", 0 }, { "2 M", 0 }, { "2MM", 0 },
+		{ "2T", 0 }, { "1e6", 0 }, { "0x10", 0 }, { "inf", 0 }, { "nan", 0 },
+		{ "1.2.3", 0 }, { ".5M", 0 }, { "0.0001", 0 }, { "1000000000000001", 0 },
+		{ "2Mi", 0 }, { "2M ", 0 }, { "99999999999999999999999999", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 12345;
+		int r = throttle_parse_bytes(cases[i].in, &v);
+
+		if (cases[i].want == 0) {
+			if (r != -1)
+				fail_msg("\"%s\" taken as %llu", cases[i].in, (unsigned long long)v);
+			assert_int_equal(v, 12345);
+		} else {
+			if (r != 0)
+				fail_msg("\"%s\" refused", cases[i].in);
+			assert_int_equal(v, cases[i].want);
+		}
+	}
+	assert_int_equal(throttle_parse_bytes(NULL, NULL), -1);
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The bucket: no throttle without limits; a rate holds over a second
+ * (bounded below by the schedule, not asserted above: a loaded machine
+ * may be slower); a day budget cuts a batch to what fits and says when
+ * it is new again. */
+static void test_throttle_bucket(void **state)
+{
+	struct throttle_limits none = { 0, 0, 0 }, lim = { 1000000, 50, 0 }, day = { 0, 0, 1000 };
+	struct throttle *t;
+	struct tr_error err;
+	uint64_t sizes[] = { 400, 400, 400 };
+	size_t fit = 99;
+	time_t resume = 0;
+	double t0, dt;
+	bool oom = true;
+	int i;
+
+	(void)state;
+	assert_null(throttle_new("k", "the source", &none, &oom));
+	assert_false(oom);
+	assert_int_equal(throttle_bytes(NULL, 100), 0);
+	assert_int_equal(throttle_message(NULL), 0);
+	assert_int_equal(throttle_day_reserve(NULL, sizes, 3, &fit, &resume, &err), 0);
+	assert_int_equal(fit, 3);
+
+	t = throttle_new("k", "the source", &lim, &oom);
+	assert_non_null(t);
+	t0 = mono();
+	/* 1.5 MB at 1 MB/s in 64 kB chunks: at least 1.5 s less the tolerance */
+	for (i = 0; i < 24; i++)
+		assert_int_equal(throttle_bytes(t, 65536), 0);
+	dt = mono() - t0;
+	assert_true(dt >= 1.5 - THROTTLE_BURST_S - 0.05);
+	t0 = mono();
+	for (i = 0; i < 30; i++)
+		assert_int_equal(throttle_message(t), 0);
+	dt = mono() - t0;
+	assert_true(dt >= 0.6 - THROTTLE_BURST_S - 0.05);
+	throttle_free(t);
+
+	t = throttle_new("k", "the source", &day, &oom);
+	assert_int_equal(throttle_day_reserve(t, sizes, 3, &fit, &resume, &err), 0);
+	assert_int_equal(fit, 2);
+	assert_int_equal(resume % 86400, 0);
+	assert_true(resume > time(NULL) && resume <= time(NULL) + 86400);
+	assert_int_equal(throttle_day_reserve(t, sizes, 3, &fit, &resume, &err), 0);
+	assert_int_equal(fit, 0);
+	throttle_free(t);
 }
 
 static void test_uidset(void **state)
@@ -734,6 +859,9 @@ int main(void)
 		cmocka_unit_test(test_flags_canon),
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_backoff_hint),
+		cmocka_unit_test(test_throttle_parse),
+		cmocka_unit_test(test_throttle_bucket),
 		cmocka_unit_test(test_uidset),
 		cmocka_unit_test(test_stage),
 		cmocka_unit_test(test_stage_total),
