@@ -7,7 +7,8 @@
  * DIR/done/ (every account ok) or DIR/failed/ (anything else).  A job
  * found in running/ belongs to a run that died: it goes back to pending/
  * and runs again, which the state store makes safe.  Safe to start every
- * few minutes.
+ * few minutes.  A job that paused (JOBDIR_LATER) goes back to pending/ with
+ * its modification time set to when it may run again.
  *
  * Trust.  The spool belongs to the user who runs it (root running the
  * spool of another user is refused: that user could swap a directory for
@@ -61,6 +62,10 @@ int jobdir_job_config(const char *dir, const char *dir_real, const struct job_fi
 /* Run one job (its configuration finished, see jobdir_job_config).
  * Returns a process exit code (0 = done). */
 #define JOBDIR_REFUSED 2        /* a job whose file or settings were refused */
+/* Returned by a runner when the job paused (a day budget is spent, the
+ * command layer's exit 7): it goes back to pending/ dated the next 00:00
+ * UTC, and the spool takes no pending job dated in the future. */
+#define JOBDIR_LATER 7
 typedef int jobdir_runner(const struct job_config *cfg, void *ctx);
 
 /* Returns 0 when the spool was processed (or is being processed by another

@@ -633,6 +633,8 @@ static int cmd_run_or_check(enum job_kind kind, int argc, char **argv)
 
 /* ---- spool ------------------------------------------------------------------- */
 
+_Static_assert(EXIT_PAUSED == JOBDIR_LATER, "a paused spool job goes back to pending");
+
 static int run_spooled(const struct job_config *cfg, void *ctx)
 {
 	(void)ctx;

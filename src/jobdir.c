@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jobdir.h"
@@ -366,6 +367,16 @@ int jobdir_run(const char *dir, const struct jobdir_op *op, size_t n_op, jobdir_
 		int code, fd;
 
 		snprintf(path, sizeof(path), "%s/pending/%s", dir, jobs[i]);
+		{
+			struct stat pst;
+
+			/* a paused job waits for its day (see below) */
+			if (lstat(path, &pst) == 0 && pst.st_mtime > time(NULL)) {
+				log_debug(NULL, "spool %s: %s waits until its budget's day", dir,
+					  jobs[i]);
+				continue;
+			}
+		}
 		fd = open_job(path, uid, why, sizeof(why));
 		if (fd < 0 && why[0] == '\0')
 			continue;       /* gone meanwhile (a panel took it back) */
@@ -396,6 +407,27 @@ int jobdir_run(const char *dir, const struct jobdir_op *op, size_t n_op, jobdir_
 			move(dir, "running", "pending", jobs[i]);
 			unlink(report);
 			break;
+		}
+		if (code == JOBDIR_LATER) {
+			/* A day budget is spent: back to pending, not run again
+			 * before the next 00:00 UTC (its mtime says when). */
+			time_t next = time(NULL) / 86400 * 86400 + 86400;
+			struct timespec ts[2] = { { next, 0 }, { next, 0 } };
+
+			unlink(report);
+			if (move(dir, "running", "pending", jobs[i]) < 0) {
+				log_error(NULL, "spool %s: cannot move %s back to pending: %s", dir,
+					  jobs[i], strerror(errno));
+				continue;
+			}
+			snprintf(path, sizeof(path), "%s/pending/%s", dir, jobs[i]);
+			if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+				log_warn(NULL, "spool %s: %s: cannot date it to its next day (%s): "
+					 "the next spool run takes it again", dir, jobs[i],
+					 strerror(errno));
+			log_info(NULL, "spool %s: %s paused (a day budget is spent): back in "
+				 "pending/ until 00:00 UTC", dir, jobs[i]);
+			continue;
 		}
 		dest = code == 0 ? "done" : "failed";
 		if (code != 0)

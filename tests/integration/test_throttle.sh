@@ -13,6 +13,9 @@
 #      table and "resumes_at" in the JSON); a re-run with the same budget the same
 #      day copies nothing (the state knows the budget is spent); a run with a larger
 #      budget resumes where it stopped and the copy is exact, nothing doubled.
+#      The same as a spool job: it goes back to pending/ dated the next 00:00 UTC,
+#      a spool run meanwhile leaves it there; the job rewritten with a larger
+#      budget runs to done/, exact.
 #   4. Server hints: a fake source and a fake destination (fakeimap.py "throttled")
 #      refuse the first LOGIN, SELECT, body FETCH and APPEND with NO [THROTTLED] or a
 #      plain NO saying "Suggested Backoff Time: 2000 milliseconds": each is retried
@@ -27,9 +30,9 @@ it_init throttle
 PARTS=${THROTTLE_PARTS:-1 2 3 4}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
-U1=big@throttle.test U2=small@throttle.test U3=day@throttle.test
+U1=big@throttle.test U2=small@throttle.test U3=day@throttle.test U4=spool@throttle.test
 enc=$(printf '%s' "$PW" | sed 's/%/%25/g; s/ /%20/g')
-users="$U1:$enc $U2:$enc $U3:$enc"
+users="$U1:$enc $U2:$enc $U3:$enc $U4:$enc"
 umask 077
 printf '%s\n' "$PW" > "$IT_DIR/pw"
 export IMAP_PASSWORD=$PW
@@ -194,6 +197,44 @@ EOF
     grep -Eq "$U3 +ok" "$IT_DIR/day.3.out" || it_fail "the account is not ok after the larger budget"
     compare "$U3"
     [[ $(dst_count "$U3") == 30 ]] || it_fail "nothing doubled: 30 messages expected on the destination"
+
+    # the same in a spool
+    src_tool --user "$U4" append --folder INBOX --count 30 --seed 5 --size-kb 100 >/dev/null
+    spool=$IT_DIR/spool
+    mkdir -p "$spool/pending"
+    chmod 700 "$spool" "$spool/pending"
+    (umask 077; printf 'email,password\n%s,"%s"\n' "$U4" "${PW//\"/\"\"}" > "$spool/acc.csv")
+    spool_job() { # BUDGET
+        printf 'accounts = acc.csv\nsrc = %s:%s\nsrc-tls = none\ndst = %s:%s\ndst-tls = none\n' \
+            "$IT_HOST" "$SRC_IMAP_PORT" "$IT_HOST" "$DST_IMAP_PORT"
+        printf 'timeout = 20\nbatch-size = 1\nsrc-max-bytes-per-day = %s\n' "$1"
+    }
+    spool_run() { # N
+        set +e
+        "$TRASLOCO" spool "$spool" --no-progress > "$IT_DIR/spool.$1.out" 2>&1
+        SPOOL_RC=$?
+        set -e
+        it_log "trasloco spool -> exit $SPOOL_RC"
+        sed 's/^/    | /' "$IT_DIR/spool.$1.out" | tail -n 4 >&2
+    }
+    spool_job 1M > "$spool/pending/day.job"
+    spool_run 1
+    [[ -f $spool/pending/day.job ]] || it_fail "the paused spool job is not back in pending/"
+    [[ $(stat -c %Y "$spool/pending/day.job") == $(date -u -d 'tomorrow 00:00' +%s) ]] ||
+        it_fail "the paused spool job is not dated the next 00:00 UTC"
+    grep -q 'paused (a day budget is spent)' "$IT_DIR/spool.1.out" || it_fail "the spool does not say paused"
+    s1=$(dst_count "$U4")
+    ((s1 > 0 && s1 < 30)) || it_fail "the spool's first pass copied $s1 of 30"
+    spool_run 2
+    grep -q 'running day.job' "$IT_DIR/spool.2.out" && it_fail "a spool run took the job before its day"
+    [[ -f $spool/pending/day.job && $(dst_count "$U4") == "$s1" ]] || it_fail "the waiting job moved or copied"
+    spool_job 10M > "$spool/pending/day.job.new"
+    mv "$spool/pending/day.job.new" "$spool/pending/day.job"
+    touch "$spool/pending/day.job"
+    spool_run 3
+    [[ -f $spool/done/day.job ]] || it_fail "the job with a larger budget is not in done/"
+    compare "$U4"
+    [[ $(dst_count "$U4") == 30 ]] || it_fail "spool: 30 messages expected on the destination"
 fi
 
 # ---- 4. server hints -------------------------------------------------------
