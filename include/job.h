@@ -68,6 +68,15 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 		       struct job_accounts *out, struct tr_error *err);
 /* Read a file and parse it. */
 int job_accounts_load(const char *path, struct job_accounts *out, struct tr_error *err);
+/* The same with options: JOB_ACCOUNTS_NO_PASSWORD when no side logs in
+ * with the CSV's passwords (OAuth2 tokens, an admin): the password column
+ * may then be absent or empty, and a file without a header may hold one
+ * address a line.  Passwords given are still read (and wiped). */
+#define JOB_ACCOUNTS_NO_PASSWORD 1u
+int job_accounts_parse_opt(const char *name, const char *text, size_t len, unsigned opts,
+			   struct job_accounts *out, struct tr_error *err);
+int job_accounts_load_opt(const char *path, unsigned opts, struct job_accounts *out,
+			  struct tr_error *err);
 /* Wipes passwords. */
 void job_accounts_free(struct job_accounts *a);
 

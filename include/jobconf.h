@@ -58,6 +58,8 @@ enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY };
 
 enum jobconf_tls { JOBCONF_TLS_IMPLICIT = 0, JOBCONF_TLS_STARTTLS, JOBCONF_TLS_NONE };
 
+enum jobconf_auth { JOBCONF_AUTH_PASSWORD = 0, JOBCONF_AUTH_XOAUTH2, JOBCONF_AUTH_OAUTHBEARER };
+
 struct jobconf_server {
 	char *host;             /* owned; NULL until set */
 	int port;               /* 0 until set or finished (from the TLS mode) */
@@ -82,6 +84,10 @@ struct job_config {
 	char *src_password_file, *dst_password_file;
 	char *dst_admin, *dst_admin_password_file;
 	char dst_admin_separator;       /* '\0': SASL PLAIN */
+	/* how each side logs in: JOBCONF_AUTH_*; with OAuth2 the token comes
+	 * from the token command (oauth.h), and no password is read */
+	int src_auth, dst_auth;
+	char *src_token_cmd, *dst_token_cmd;
 
 	/* folders */
 	char **folders, **excludes;

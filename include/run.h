@@ -25,6 +25,7 @@
 #include "account.h"
 #include "folder.h"
 #include "jobconf.h"
+#include "oauth.h"
 #include "store.h"
 #include "scheduler.h"
 #include "state.h"
@@ -60,6 +61,11 @@ struct run_env {
 	 * speaks the other TLS mode): owned, made by run_env_init; NULL when
 	 * the env was built by hand (nothing is shared then). */
 	struct run_shared *shared;
+	/* OAuth2 tokens per account, [0] source, [1] destination (oauth.h);
+	 * NULL for a side that logs in with passwords.  Owned, made by
+	 * run_env_init; each account's are wiped when it ends. */
+	struct oauth_pool *oauth[2];
+	struct oauth_conf oauth_conf[2];
 };
 
 struct run_item {

@@ -66,6 +66,13 @@ const char cli_usage_text[] =
 	"                                         else $TRASLOCO_SRC_PASSWORD /\n"
 	"                                         $TRASLOCO_DST_PASSWORD, else a prompt; the\n"
 	"                                         destination defaults to the source password\n"
+	"OAuth2 (Gmail, Microsoft 365; the CSV then needs no passwords):\n"
+	"  --src-auth M, --dst-auth M             password (default), xoauth2 or oauthbearer\n"
+	"  --src-token-cmd CMD, --dst-token-cmd CMD\n"
+	"                                         /bin/sh -c CMD prints the account's token or\n"
+	"                                         JSON {access_token, expires_in}; it gets\n"
+	"                                         $TRASLOCO_EMAIL and $TRASLOCO_USER; run again\n"
+	"                                         before expiry (default 45 min) and when refused\n"
 	"Destination admin (all commands):\n"
 	"  --dst-admin USER --dst-admin-password-file F (or $TRASLOCO_DST_ADMIN_PASSWORD)\n"
 	"                                         log in to the destination as an admin (SASL\n"
@@ -332,9 +339,10 @@ static int cmd_migrate(int argc, char **argv)
 	set_verbosity(&cfg);
 	tr_error_clear(&err);
 	/* Passwords first: a prompt must come before any other output. */
-	if (get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
-		       &src_pw, &err) < 0 ||
-	    (cfg.dst_admin == NULL &&
+	if ((cfg.src_auth == JOBCONF_AUTH_PASSWORD &&
+	     get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
+			&src_pw, &err) < 0) ||
+	    (cfg.dst_admin == NULL && cfg.dst_auth == JOBCONF_AUTH_PASSWORD &&
 	     get_secret(cfg.dst_password_file, "TRASLOCO_DST_PASSWORD", NULL, &dst_pw, &err) < 0)) {
 		fprintf(stderr, "trasloco migrate: %s\n", err.msg);
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
@@ -402,10 +410,15 @@ static struct run_account *accounts_from(const struct job_accounts *ja)
 static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 			 const char ***bad, size_t *n_bad, struct tr_error *err)
 {
+	/* the CSV's passwords are needed only by a side that logs in with them */
+	bool no_pw = cfg->src_auth != JOBCONF_AUTH_PASSWORD &&
+		     (cfg->dst_auth != JOBCONF_AUTH_PASSWORD || cfg->dst_admin != NULL);
 	size_t i;
 
 	*n_bad = 0;
-	if (job_accounts_load(cfg->accounts, ja, err) < 0)
+
+	if (job_accounts_load_opt(cfg->accounts, no_pw ? JOB_ACCOUNTS_NO_PASSWORD : 0, ja,
+				  err) < 0)
 		return -1;
 	*bad = calloc(ja->n_bad + 1, sizeof(**bad));
 	for (i = 0; i < ja->n_bad; i++) {

@@ -35,6 +35,15 @@ static const char csv_accounts[] =
 	"lines whose keys are the long options below (accounts = the CSV); the command line's\n"
 	"options win over the job file's.\n";
 
+static const char oauth[] =
+	"OAuth2 (Gmail, Microsoft 365; the CSV then needs no passwords):\n"
+	"  --src-auth M, --dst-auth M             password (default), xoauth2 or oauthbearer\n"
+	"  --src-token-cmd CMD, --dst-token-cmd CMD\n"
+	"                                         /bin/sh -c CMD prints the account's token or\n"
+	"                                         JSON {access_token, expires_in}; it gets\n"
+	"                                         $TRASLOCO_EMAIL and $TRASLOCO_USER; run again\n"
+	"                                         before expiry (default 45 min) and when refused\n";
+
 static const char admin[] =
 	"Destination admin:\n"
 	"  --dst-admin USER --dst-admin-password-file F (or $TRASLOCO_DST_ADMIN_PASSWORD)\n"
@@ -107,7 +116,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Copies every folder and message of one mailbox from the source IMAP server\n"
 			"to the destination, keeping flags, keywords and dates.  Incremental: run it\n"
 			"again and only what is new is copied; an interrupted run resumes.\n\n",
-			servers, migrate_accounts, admin, folders, subscriptions, engine_copy,
+			servers, migrate_accounts, oauth, admin, folders, subscriptions, engine_copy,
 			"Before the first copy:\n"
 			"  --dry-run                              where every folder goes and why, its\n"
 			"                                         messages and bytes, what the destination\n"
@@ -124,7 +133,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"usage: trasloco run ACCOUNTS.csv|JOB.job [options]\n\n"
 			"Migrates every account of the CSV, several at once, each as `trasloco\n"
 			"migrate` does, within the session caps per account and per server.\n\n",
-			csv_accounts, servers, admin, folders, subscriptions, engine_copy, batch_head,
+			csv_accounts, servers, oauth, admin, folders, subscriptions, engine_copy, batch_head,
 			batch_run, "\n", exit_batch, NULL };
 
 		put(f, t);
@@ -136,7 +145,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Before the first run: logs in on both sides and counts, per account, the\n"
 			"folders, messages and bytes a run would copy, and whether they fit the\n"
 			"destination's quota.  Read only: nothing is created or copied.\n\n",
-			csv_accounts, servers, admin, folders, engine_read, batch_head,
+			csv_accounts, servers, oauth, admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report\n"
 			"  --folders                              per account, where every folder goes and\n"
 			"                                         why (same name, special-use role, --map,\n"
@@ -155,7 +164,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"After the last run: looks for every source message on the destination,\n"
 			"under the folder mapping of a run, and lists each one it does not find.\n"
 			"Read only (EXAMINE and BODY.PEEK on both sides).\n\n",
-			csv_accounts, servers, admin, folders, engine_read, batch_head,
+			csv_accounts, servers, oauth, admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report, with the missing messages\n"
 			"  --content                              compare whole contents (SHA-256),\n"
 			"                                         downloading every message from both sides\n",

@@ -421,6 +421,7 @@ struct field {
 
 struct acc_parser {
 	struct job_accounts *out;
+	unsigned opts;          /* JOB_ACCOUNTS_* */
 	const char *name;
 	struct tr_error *err;
 	unsigned line;          /* line being fed to libcsv */
@@ -595,7 +596,7 @@ static void take_header(struct acc_parser *p)
 		seen[c] = true;
 		p->cols[i] = (enum col)c;
 	}
-	if (!seen[COL_PASSWORD]) {
+	if (!seen[COL_PASSWORD] && !(p->opts & JOB_ACCOUNTS_NO_PASSWORD)) {
 		fatal(p, TR_ERR_USAGE, "line %u: the header row has no password column",
 		      p->row_line);
 		return;
@@ -671,12 +672,16 @@ static void data_row(struct acc_parser *p)
 	struct field *by[COL_N] = { NULL };
 	struct job_account acc;
 	size_t i, ncols = out->had_header ? p->ncols : 2, first;
+	bool no_pw = (p->opts & JOB_ACCOUNTS_NO_PASSWORD) != 0;
 	char shown[128];
 
 	if (p->nul) {
 		bad_row(p, "NUL byte");
 		return;
 	}
+	/* without passwords, a file without a header may be a list of addresses */
+	if (no_pw && !out->had_header && p->nf == 1)
+		ncols = 1;
 	if (p->nf != ncols) {
 		expected_fields(p);
 		return;
@@ -688,7 +693,7 @@ static void data_row(struct acc_parser *p)
 	 * a password: a row whose password field is itself an address has
 	 * its columns swapped, and taking it would make its password the
 	 * account's name in every log and report. */
-	if (!out->had_header && job_email_valid(by[COL_PASSWORD]->s)) {
+	if (!out->had_header && by[COL_PASSWORD] != NULL && job_email_valid(by[COL_PASSWORD]->s)) {
 		bad_row(p, "field 2 is an email address: are the columns swapped? (a header row "
 			"\"email,password\" says which is which; nothing of this row is shown)");
 		return;
@@ -715,7 +720,7 @@ static void data_row(struct acc_parser *p)
 		}
 		return;
 	}
-	if (by[COL_PASSWORD]->len == 0) {
+	if (!no_pw && by[COL_PASSWORD]->len == 0) {
 		bad_row(p, "empty password for %s", by[COL_EMAIL]->s);
 		return;
 	}
@@ -733,7 +738,8 @@ static void data_row(struct acc_parser *p)
 	memset(&acc, 0, sizeof(acc));
 	acc.line = p->row_line;
 	acc.email = take(by[COL_EMAIL]);
-	acc.password = take(by[COL_PASSWORD]);
+	if (by[COL_PASSWORD] != NULL)
+		acc.password = take(by[COL_PASSWORD]);
 	if (by[COL_SRC_USER] != NULL)
 		acc.src_user = take(by[COL_SRC_USER]);
 	if (by[COL_DST_USER] != NULL)
@@ -881,6 +887,12 @@ static const char bad_quote_msg[] =
 int job_accounts_parse(const char *name, const char *text, size_t len,
 		       struct job_accounts *out, struct tr_error *err)
 {
+	return job_accounts_parse_opt(name, text, len, 0, out, err);
+}
+
+int job_accounts_parse_opt(const char *name, const char *text, size_t len, unsigned opts,
+			   struct job_accounts *out, struct tr_error *err)
+{
 	struct acc_parser p;
 	struct csv_parser csv;
 	size_t pos = 0;
@@ -888,6 +900,7 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 	memset(out, 0, sizeof(*out));
 	memset(&p, 0, sizeof(p));
 	p.out = out;
+	p.opts = opts;
 	p.name = name != NULL ? name : "accounts.csv";
 	p.err = err;
 	if (text == NULL)
@@ -968,6 +981,12 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 
 int job_accounts_load(const char *path, struct job_accounts *out, struct tr_error *err)
 {
+	return job_accounts_load_opt(path, 0, out, err);
+}
+
+int job_accounts_load_opt(const char *path, unsigned opts, struct job_accounts *out,
+			  struct tr_error *err)
+{
 	char *buf, msg[512];
 	size_t len, cap;
 	mode_t mode;
@@ -976,7 +995,7 @@ int job_accounts_load(const char *path, struct job_accounts *out, struct tr_erro
 	memset(out, 0, sizeof(*out));
 	if (read_file(path, JOB_MAX_FILE, &buf, &len, &mode, err) < 0)
 		return -1;
-	r = job_accounts_parse(path, buf, len, out, err);
+	r = job_accounts_parse_opt(path, buf, len, opts, out, err);
 	explicit_bzero(buf, len);
 	free(buf);
 	if (r < 0 || (mode & 044) == 0)

@@ -36,6 +36,7 @@ enum {
 	T_CHAR,         /* char at off: one character */
 	T_LIST,         /* char ** at off, size_t count at off2 */
 	T_MAP,          /* the folder map rules: OLD=NEW */
+	T_AUTH,         /* int at off: enum jobconf_auth by name */
 };
 
 #define AT(field) offsetof(struct job_config, field)
@@ -78,6 +79,13 @@ static const struct jobconf_key keys[] = {
 		"the destination admin password's file"),
 	VAL("dst-admin-separator", T_CHAR, AT(dst_admin_separator),
 	    "log in as \"user<C>admin\" instead of SASL PLAIN"),
+	VAL("src-auth", T_AUTH, AT(src_auth), "source login: password, xoauth2 or oauthbearer"),
+	VAL("dst-auth", T_AUTH, AT(dst_auth), "destination login: password, xoauth2 or oauthbearer"),
+	/* a command is the operator's: a spool job may not run one */
+	OP_TEXT("src-token-cmd", JOBCONF_NOT_PATH, AT(src_token_cmd),
+		"command printing an account's source OAuth2 token (or JSON)"),
+	OP_TEXT("dst-token-cmd", JOBCONF_NOT_PATH, AT(dst_token_cmd),
+		"command printing an account's destination OAuth2 token (or JSON)"),
 	/* a path, or a PostgreSQL DSN taken as it is (jobconf_set) */
 	PATH("state", JOBCONF_PATH_DIR, AT(state_dir),
 	     "what is known between runs: DIR, or postgresql://USER@HOST:PORT/DB"),
@@ -174,6 +182,8 @@ void jobconf_free(struct job_config *cfg)
 	free(cfg->dst_password_file);
 	free(cfg->dst_admin);
 	free(cfg->dst_admin_password_file);
+	free(cfg->src_token_cmd);
+	free(cfg->dst_token_cmd);
 	free_list(cfg->folders, cfg->n_folders);
 	free_list(cfg->excludes, cfg->n_excludes);
 	for (i = 0; i < cfg->n_maps; i++) {
@@ -269,6 +279,21 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
 }
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
+
+static const char *const auth_names[] = { "password", "xoauth2", "oauthbearer" };
+
+static int parse_auth(const char *what, const char *arg, int *out, struct tr_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(auth_names) / sizeof(auth_names[0]); i++)
+		if (strcasecmp(arg, auth_names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	tr_error_set(err, TR_ERR_USAGE, "%s wants password, xoauth2 or oauthbearer", what);
+	return -1;
+}
 
 static int parse_tls(const char *arg, struct jobconf_server *s, struct tr_error *err)
 {
@@ -424,6 +449,8 @@ static int store(struct job_config *cfg, const struct jobconf_key *k, const char
 		return push_str((char ***)(base + k->off), (size_t *)(base + k->off2), value, err);
 	case T_MAP:
 		return push_map(cfg, what, value, err);
+	case T_AUTH:
+		return parse_auth(what, value, (int *)(base + k->off), err);
 	}
 	tr_error_set(err, TR_ERR_LOCAL, "%s: no way to store it", what);
 	return -1;
@@ -736,6 +763,40 @@ static int finish_server(struct jobconf_server *s, const char *which, bool allow
 	return 0;
 }
 
+/* OAuth2 needs a token source, and then no password (nor admin) on that side. */
+static int finish_auth(const struct job_config *cfg, bool src, struct tr_error *err)
+{
+	const char *side = src ? "src" : "dst";
+	int auth = src ? cfg->src_auth : cfg->dst_auth;
+	const char *cmd = src ? cfg->src_token_cmd : cfg->dst_token_cmd;
+	const char *pwf = src ? cfg->src_password_file : cfg->dst_password_file;
+
+	if (auth == JOBCONF_AUTH_PASSWORD) {
+		if (cmd != NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-token-cmd needs --%s-auth xoauth2 or "
+				     "oauthbearer", side, side);
+			return -1;
+		}
+		return 0;
+	}
+	if (cmd == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s needs --%s-token-cmd CMD", side,
+			     auth_names[auth], side);
+		return -1;
+	}
+	if (pwf != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s takes no --%s-password-file", side,
+			     auth_names[auth], side);
+		return -1;
+	}
+	if (!src && cfg->dst_admin != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--dst-auth %s logs in with each account's token: "
+			     "no --dst-admin", auth_names[auth]);
+		return -1;
+	}
+	return 0;
+}
+
 int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 {
 	if (cfg->content && cfg->kind != JOB_VERIFY) {
@@ -777,6 +838,8 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 			     "(--user and password files are for `trasloco migrate`)");
 		return -1;
 	}
+	if (finish_auth(cfg, true, err) < 0 || finish_auth(cfg, false, err) < 0)
+		return -1;
 	if (cfg->dst_admin_password_file != NULL && cfg->dst_admin == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "--dst-admin-password-file needs --dst-admin");
 		return -1;
@@ -909,6 +972,10 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 			put(f, k->name, m);
 			free(m);
 		}
+		return 0;
+	case T_AUTH:
+		if (*(const int *)(base + k->off) != JOBCONF_AUTH_PASSWORD)
+			put(f, k->name, auth_names[*(const int *)(base + k->off)]);
 		return 0;
 	default:
 		return 0;

@@ -43,6 +43,10 @@ static const struct {
 	{ "dst-admin", "admin@new.example" },
 	{ "dst-admin-password-file", "/srv/acme/admin.pw" },
 	{ "dst-admin-separator", "*" },
+	{ "src-auth", "xoauth2" },
+	{ "dst-auth", "oauthbearer" },
+	{ "src-token-cmd", "/usr/local/bin/token --for src" },
+	{ "dst-token-cmd", "/usr/local/bin/token --for dst" },
 	{ "state", "/var/lib/trasloco/acme" },
 	{ "folder", "Archivio/*" },
 	{ "exclude", "Posta indesiderata" },
@@ -277,6 +281,7 @@ static void test_errors(void **state)
 		{ "src = host:0", "t.job:2: bad port in \"host:0\"" },
 		{ "map = x", "t.job:2: map wants 'OLD=NEW', not \"x\"" },
 		{ "dst-admin-separator = ab", "t.job:2: dst-admin-separator wants one character" },
+		{ "src-auth = plain", "t.job:2: src-auth wants password, xoauth2 or oauthbearer" },
 	};
 	struct job_config cfg;
 	struct tr_error err;
@@ -428,7 +433,8 @@ static void test_spool_rules(void **state)
 		/* and taken from the operator */
 		assert_int_equal(jobconf_set(&cfg, keys[i].name, samples[j].value, &op, &err), 0);
 	}
-	assert_int_equal(n_op, 5);
+	/* ... and the token commands: a spool job may not run a command */
+	assert_int_equal(n_op, 7);
 	assert_true(cfg.insecure && cfg.allow_plaintext);
 	assert_string_equal(cfg.dst_admin, "admin@new.example");
 	assert_int_equal(jobconf_set(&cfg, "accounts", "a.csv", &op, &err), -1);
@@ -672,6 +678,15 @@ static void test_finish(void **state)
 		  "--content is an option of verify" },
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-admin-password-file = f\n",
 		  "--dst-admin-password-file needs --dst-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n",
+		  "--src-auth xoauth2 needs --src-token-cmd CMD" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-token-cmd = t\n",
+		  "--dst-token-cmd needs --dst-auth xoauth2 or oauthbearer" },
+		{ JOB_MIGRATE, "src = a\ndst = b\nuser = u@x\nsrc-auth = oauthbearer\n"
+		  "src-token-cmd = t\nsrc-password-file = p\n",
+		  "--src-auth oauthbearer takes no --src-password-file" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-auth = xoauth2\n"
+		  "dst-token-cmd = t\ndst-admin = root\n", "no --dst-admin" },
 	};
 	struct job_config cfg;
 	struct tr_error err;
