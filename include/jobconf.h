@@ -88,6 +88,11 @@ struct job_config {
 	 * from the token command (oauth.h), and no password is read */
 	int src_auth, dst_auth;
 	char *src_token_cmd, *dst_token_cmd;
+	/* or a built-in flow (oauth.h): provider microsoft365 or google */
+	struct jobconf_oauth {
+		char *provider, *tenant, *client_id, *secret_file, *cert_file, *key_file,
+		     *token_url;
+	} src_oauth, dst_oauth;
 
 	/* folders */
 	char **folders, **excludes;

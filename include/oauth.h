@@ -4,7 +4,9 @@
  * a job): a command of the user's (--src-token-cmd / --dst-token-cmd), run
  * through /bin/sh -c with the account in TRASLOCO_EMAIL and its login on
  * that side in TRASLOCO_USER, that prints a token, or JSON with
- * access_token and expires_in.
+ * access_token and expires_in; or a built-in flow (oauth_flow.c, libcurl):
+ * Microsoft 365 app-only client credentials, Google Workspace domain-wide
+ * delegation.
  *
  * An oauth_pool holds one token per account and side, in memory only:
  * taken by every session of the account, fetched again OAUTH_MARGIN ahead
@@ -37,11 +39,20 @@
 
 enum oauth_mech { OAUTH_NONE = 0, OAUTH_XOAUTH2, OAUTH_OAUTHBEARER };
 
+enum oauth_provider { OAUTH_PROVIDER_CMD = 0, OAUTH_PROVIDER_MS365, OAUTH_PROVIDER_GOOGLE };
+
 /* Borrowed strings; kept alive while a pool uses them. */
 struct oauth_conf {
 	const char *side;           /* "source" or "destination", for messages */
 	const char *cmd;            /* the token command, for /bin/sh -c */
 	int timeout_s;              /* the longest a fetch may take */
+	/* the built-in flows (oauth_flow.c), when provider is not CMD */
+	enum oauth_provider provider;
+	const char *tenant, *client_id;   /* Microsoft 365 */
+	const char *secret_file;    /* MS365: the client secret; Google: the service account key */
+	const char *cert_file, *key_file; /* MS365: a certificate instead of a secret */
+	const char *token_url;      /* NULL: the provider's (Google: the key's token_uri) */
+	const char *ca_file;        /* NULL: the system store */
 };
 
 struct oauth_pool;
@@ -70,6 +81,13 @@ int oauth_token(struct oauth_account *a, char *buf, size_t size, uint64_t *gen, 
 void oauth_refused(struct oauth_account *a, uint64_t gen);
 /* How many tokens were fetched for the account (tests, logs). */
 unsigned oauth_fetches(struct oauth_account *a);
+
+/* The built-in flows (oauth_flow.c): one token for the account (user is
+ * its login: Google's sub), its lifetime into *ttl (0: not said).
+ * TR_ERR_AUTH when the endpoint refuses, TR_ERR_TEMP when it cannot be
+ * reached or answers 5xx/429, TR_ERR_USAGE for an unreadable key. */
+int oauth_flow_fetch(const struct oauth_conf *c, const char *email, const char *user, char *tok,
+		     size_t size, long *ttl, struct tr_error *err);
 
 /* ---- pure parsers (fuzzed: tests/fuzz/fuzz_oauth.c) ---- */
 

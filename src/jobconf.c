@@ -86,6 +86,34 @@ static const struct jobconf_key keys[] = {
 		"command printing an account's source OAuth2 token (or JSON)"),
 	OP_TEXT("dst-token-cmd", JOBCONF_NOT_PATH, AT(dst_token_cmd),
 		"command printing an account's destination OAuth2 token (or JSON)"),
+	OP_TEXT("src-oauth-provider", JOBCONF_NOT_PATH, AT(src_oauth.provider),
+		"built-in source token flow: microsoft365 or google"),
+	OP_TEXT("src-oauth-tenant", JOBCONF_NOT_PATH, AT(src_oauth.tenant),
+		"microsoft365: the tenant (id or domain)"),
+	OP_TEXT("src-oauth-client-id", JOBCONF_NOT_PATH, AT(src_oauth.client_id),
+		"microsoft365: the application (client) id"),
+	OP_TEXT("src-oauth-secret-file", JOBCONF_PATH_READ, AT(src_oauth.secret_file),
+		"microsoft365: the client secret's file; google: the service account key"),
+	OP_TEXT("src-oauth-cert-file", JOBCONF_PATH_READ, AT(src_oauth.cert_file),
+		"microsoft365: the app's certificate (PEM), instead of a secret"),
+	OP_TEXT("src-oauth-key-file", JOBCONF_PATH_READ, AT(src_oauth.key_file),
+		"microsoft365: the certificate's private key (PEM)"),
+	OP_TEXT("src-oauth-token-url", JOBCONF_NOT_PATH, AT(src_oauth.token_url),
+		"the token endpoint, instead of the provider's"),
+	OP_TEXT("dst-oauth-provider", JOBCONF_NOT_PATH, AT(dst_oauth.provider),
+		"built-in destination token flow: microsoft365 or google"),
+	OP_TEXT("dst-oauth-tenant", JOBCONF_NOT_PATH, AT(dst_oauth.tenant),
+		"microsoft365: the tenant (id or domain)"),
+	OP_TEXT("dst-oauth-client-id", JOBCONF_NOT_PATH, AT(dst_oauth.client_id),
+		"microsoft365: the application (client) id"),
+	OP_TEXT("dst-oauth-secret-file", JOBCONF_PATH_READ, AT(dst_oauth.secret_file),
+		"microsoft365: the client secret's file; google: the service account key"),
+	OP_TEXT("dst-oauth-cert-file", JOBCONF_PATH_READ, AT(dst_oauth.cert_file),
+		"microsoft365: the app's certificate (PEM), instead of a secret"),
+	OP_TEXT("dst-oauth-key-file", JOBCONF_PATH_READ, AT(dst_oauth.key_file),
+		"microsoft365: the certificate's private key (PEM)"),
+	OP_TEXT("dst-oauth-token-url", JOBCONF_NOT_PATH, AT(dst_oauth.token_url),
+		"the token endpoint, instead of the provider's"),
 	/* a path, or a PostgreSQL DSN taken as it is (jobconf_set) */
 	PATH("state", JOBCONF_PATH_DIR, AT(state_dir),
 	     "what is known between runs: DIR, or postgresql://USER@HOST:PORT/DB"),
@@ -184,6 +212,17 @@ void jobconf_free(struct job_config *cfg)
 	free(cfg->dst_admin_password_file);
 	free(cfg->src_token_cmd);
 	free(cfg->dst_token_cmd);
+	for (i = 0; i < 2; i++) {
+		struct jobconf_oauth *o = i == 0 ? &cfg->src_oauth : &cfg->dst_oauth;
+
+		free(o->provider);
+		free(o->tenant);
+		free(o->client_id);
+		free(o->secret_file);
+		free(o->cert_file);
+		free(o->key_file);
+		free(o->token_url);
+	}
 	free_list(cfg->folders, cfg->n_folders);
 	free_list(cfg->excludes, cfg->n_excludes);
 	for (i = 0; i < cfg->n_maps; i++) {
@@ -763,25 +802,71 @@ static int finish_server(struct jobconf_server *s, const char *which, bool allow
 	return 0;
 }
 
-/* OAuth2 needs a token source, and then no password (nor admin) on that side. */
+/* OAuth2 needs one token source, and then no password (nor admin) on that
+ * side; a built-in flow, what it needs. */
 static int finish_auth(const struct job_config *cfg, bool src, struct tr_error *err)
 {
 	const char *side = src ? "src" : "dst";
 	int auth = src ? cfg->src_auth : cfg->dst_auth;
 	const char *cmd = src ? cfg->src_token_cmd : cfg->dst_token_cmd;
 	const char *pwf = src ? cfg->src_password_file : cfg->dst_password_file;
+	const struct jobconf_oauth *o = src ? &cfg->src_oauth : &cfg->dst_oauth;
+	bool flow_keys = o->tenant != NULL || o->client_id != NULL || o->secret_file != NULL ||
+			 o->cert_file != NULL || o->key_file != NULL || o->token_url != NULL;
 
 	if (auth == JOBCONF_AUTH_PASSWORD) {
-		if (cmd != NULL) {
-			tr_error_set(err, TR_ERR_USAGE, "--%s-token-cmd needs --%s-auth xoauth2 or "
-				     "oauthbearer", side, side);
+		if (cmd != NULL || o->provider != NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-%s needs --%s-auth xoauth2 or "
+				     "oauthbearer", side, cmd != NULL ? "token-cmd" : "oauth-provider",
+				     side);
+			return -1;
+		}
+		if (flow_keys) {
+			tr_error_set(err, TR_ERR_USAGE, "the --%s-oauth-* settings need "
+				     "--%s-oauth-provider", side, side);
 			return -1;
 		}
 		return 0;
 	}
-	if (cmd == NULL) {
-		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s needs --%s-token-cmd CMD", side,
-			     auth_names[auth], side);
+	if ((cmd == NULL) == (o->provider == NULL)) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s needs either --%s-token-cmd CMD or "
+			     "--%s-oauth-provider microsoft365|google", side, auth_names[auth], side,
+			     side);
+		return -1;
+	}
+	if (o->provider == NULL && flow_keys) {
+		tr_error_set(err, TR_ERR_USAGE, "the --%s-oauth-* settings need "
+			     "--%s-oauth-provider", side, side);
+		return -1;
+	}
+	if (o->provider != NULL && strcmp(o->provider, "microsoft365") == 0) {
+		if (o->client_id == NULL || (o->tenant == NULL && o->token_url == NULL)) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider microsoft365 needs "
+				     "--%s-oauth-tenant and --%s-oauth-client-id", side, side, side);
+			return -1;
+		}
+		if ((o->secret_file != NULL) == (o->cert_file != NULL) ||
+		    (o->cert_file != NULL) != (o->key_file != NULL)) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider microsoft365 needs "
+				     "--%s-oauth-secret-file, or --%s-oauth-cert-file with "
+				     "--%s-oauth-key-file", side, side, side, side);
+			return -1;
+		}
+	} else if (o->provider != NULL && strcmp(o->provider, "google") == 0) {
+		if (o->secret_file == NULL || o->tenant != NULL || o->client_id != NULL ||
+		    o->cert_file != NULL || o->key_file != NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider google takes the service "
+				     "account's JSON key as --%s-oauth-secret-file (and nothing else "
+				     "but --%s-oauth-token-url)", side, side, side);
+			return -1;
+		}
+	} else if (o->provider != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider wants microsoft365 or google",
+			     side);
+		return -1;
+	}
+	if (o->token_url != NULL && strncmp(o->token_url, "https://", 8) != 0) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-token-url must be https://", side);
 		return -1;
 	}
 	if (pwf != NULL) {

@@ -369,8 +369,11 @@ static int fetch(struct oauth_account *a, struct tr_error *err)
 		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
 		return -1;
 	}
-	r = run_cmd(a, out, &len, err);
-	if (r == 0) {
+	if (a->pool->conf.provider != OAUTH_PROVIDER_CMD) {
+		r = oauth_flow_fetch(&a->pool->conf, a->email, a->user, a->token, OAUTH_TOKEN_MAX,
+				     &ttl, err);
+		len = 0;
+	} else if ((r = run_cmd(a, out, &len, err)) == 0) {
 		r = oauth_parse_token(out, len, a->token, OAUTH_TOKEN_MAX, &ttl, err);
 		if (r < 0)
 			tr_error_prefix(err, "%s token for %s: the token command's output",

@@ -227,13 +227,25 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
 	for (int side = 0; side < 2; side++) {
 		const char *cmd = side == 0 ? cfg->src_token_cmd : cfg->dst_token_cmd;
+		const struct jobconf_oauth *o = side == 0 ? &cfg->src_oauth : &cfg->dst_oauth;
 		int auth = side == 0 ? cfg->src_auth : cfg->dst_auth;
+		struct oauth_conf *oc = &env->oauth_conf[side];
 
-		if (auth == JOBCONF_AUTH_PASSWORD || cmd == NULL)
+		if (auth == JOBCONF_AUTH_PASSWORD || (cmd == NULL && o->provider == NULL))
 			continue;
-		env->oauth_conf[side].side = side == 0 ? "source" : "destination";
-		env->oauth_conf[side].cmd = cmd;
-		env->oauth_conf[side].timeout_s = cfg->timeout_s;
+		oc->side = side == 0 ? "source" : "destination";
+		oc->cmd = cmd;
+		oc->timeout_s = cfg->timeout_s;
+		if (o->provider != NULL)
+			oc->provider = strcmp(o->provider, "google") == 0 ? OAUTH_PROVIDER_GOOGLE :
+									    OAUTH_PROVIDER_MS365;
+		oc->tenant = o->tenant;
+		oc->client_id = o->client_id;
+		oc->secret_file = o->secret_file;
+		oc->cert_file = o->cert_file;
+		oc->key_file = o->key_file;
+		oc->token_url = o->token_url;
+		oc->ca_file = cfg->insecure ? NULL : cfg->ca_file;
 		env->oauth[side] = oauth_pool_new(&env->oauth_conf[side]);
 		if (env->oauth[side] == NULL) {
 			tr_error_set(err, TR_ERR_LOCAL, "out of memory");

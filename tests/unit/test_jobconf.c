@@ -47,6 +47,20 @@ static const struct {
 	{ "dst-auth", "oauthbearer" },
 	{ "src-token-cmd", "/usr/local/bin/token --for src" },
 	{ "dst-token-cmd", "/usr/local/bin/token --for dst" },
+	{ "src-oauth-provider", "microsoft365" },
+	{ "src-oauth-tenant", "contoso.onmicrosoft.com" },
+	{ "src-oauth-client-id", "0b8e-4c1f" },
+	{ "src-oauth-secret-file", "src-secret" },
+	{ "src-oauth-cert-file", "src-cert.pem" },
+	{ "src-oauth-key-file", "src-key.pem" },
+	{ "src-oauth-token-url", "https://127.0.0.1:8443/token" },
+	{ "dst-oauth-provider", "microsoft365" },
+	{ "dst-oauth-tenant", "contoso.onmicrosoft.com" },
+	{ "dst-oauth-client-id", "0b8e-4c1f" },
+	{ "dst-oauth-secret-file", "dst-secret" },
+	{ "dst-oauth-cert-file", "dst-cert.pem" },
+	{ "dst-oauth-key-file", "dst-key.pem" },
+	{ "dst-oauth-token-url", "https://127.0.0.1:8443/token" },
 	{ "state", "/var/lib/trasloco/acme" },
 	{ "folder", "Archivio/*" },
 	{ "exclude", "Posta indesiderata" },
@@ -434,7 +448,7 @@ static void test_spool_rules(void **state)
 		assert_int_equal(jobconf_set(&cfg, keys[i].name, samples[j].value, &op, &err), 0);
 	}
 	/* ... and the token commands: a spool job may not run a command */
-	assert_int_equal(n_op, 7);
+	assert_int_equal(n_op, 21);
 	assert_true(cfg.insecure && cfg.allow_plaintext);
 	assert_string_equal(cfg.dst_admin, "admin@new.example");
 	assert_int_equal(jobconf_set(&cfg, "accounts", "a.csv", &op, &err), -1);
@@ -679,7 +693,14 @@ static void test_finish(void **state)
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-admin-password-file = f\n",
 		  "--dst-admin-password-file needs --dst-admin" },
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n",
-		  "--src-auth xoauth2 needs --src-token-cmd CMD" },
+		  "--src-auth xoauth2 needs either --src-token-cmd CMD or --src-oauth-provider" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n"
+		  "src-oauth-provider = microsoft365\nsrc-oauth-client-id = c\n"
+		  "src-oauth-tenant = t\n", "--src-oauth-secret-file, or --src-oauth-cert-file" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n"
+		  "src-oauth-provider = yahoo\n", "wants microsoft365 or google" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-oauth-tenant = t\n",
+		  "the --dst-oauth-* settings need --dst-oauth-provider" },
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-token-cmd = t\n",
 		  "--dst-token-cmd needs --dst-auth xoauth2 or oauthbearer" },
 		{ JOB_MIGRATE, "src = a\ndst = b\nuser = u@x\nsrc-auth = oauthbearer\n"

@@ -122,7 +122,7 @@ static void test_sasl(void **state)
 static void test_pool(void **state)
 {
 	char dir[] = "/tmp/test_oauth.XXXXXX", cmd[512], path[300], tok[128], line[256];
-	struct oauth_conf conf = { "source", cmd, 10 };
+	struct oauth_conf conf = { .side = "source", .cmd = cmd, .timeout_s = 10 };
 	struct oauth_pool *p;
 	struct oauth_account *a;
 	struct tr_error err;
