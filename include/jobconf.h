@@ -101,6 +101,10 @@ struct job_config {
 	size_t n_maps;
 	bool keep_names;
 	bool subscribe;                 /* copy subscriptions */
+	/* the source's virtual views (\All, \Flagged, \Important) are left out
+	 * when a preset says so (skip_virtual) unless copy_virtual */
+	bool skip_virtual, copy_virtual;
+	char *src_preset;               /* gmail, microsoft365: see jobconf.c's presets */
 
 	/* caps, network, batches */
 	int src_max_per_account, dst_max_per_account;

@@ -42,7 +42,25 @@ static const char oauth[] =
 	"                                         /bin/sh -c CMD prints the account's token or\n"
 	"                                         JSON {access_token, expires_in}; it gets\n"
 	"                                         $TRASLOCO_EMAIL and $TRASLOCO_USER; run again\n"
-	"                                         before expiry (default 45 min) and when refused\n";
+	"                                         before expiry (default 45 min) and when refused\n"
+	"  --src-oauth-provider P, --dst-oauth-provider P\n"
+	"                                         built in instead: microsoft365 (app-only\n"
+	"                                         client credentials) or google (domain-wide\n"
+	"                                         delegation)\n"
+	"  --src-oauth-tenant T, --dst-oauth-tenant T, --src-oauth-client-id ID,\n"
+	"  --dst-oauth-client-id ID               microsoft365: the tenant and the app\n"
+	"  --src-oauth-secret-file F, --dst-oauth-secret-file F\n"
+	"                                         microsoft365: the client secret; google: the\n"
+	"                                         service account's JSON key\n"
+	"  --src-oauth-cert-file F, --dst-oauth-cert-file F, --src-oauth-key-file F,\n"
+	"  --dst-oauth-key-file F                 microsoft365: a certificate and its key\n"
+	"  --src-oauth-token-url URL, --dst-oauth-token-url URL\n"
+	"                                         another token endpoint (https, --ca-file)\n"
+	"Provider presets (first on the line: later settings win):\n"
+	"  --src-preset gmail|microsoft365        gmail: 15 sessions per account, xoauth2,\n"
+	"                                         All Mail/Starred/Important not copied;\n"
+	"                                         microsoft365: 8 sessions, xoauth2\n"
+	"  --copy-virtual-folders                 copy \\All, \\Flagged, \\Important views too\n";
 
 static const char admin[] =
 	"Destination admin:\n"

@@ -37,6 +37,7 @@ enum {
 	T_LIST,         /* char ** at off, size_t count at off2 */
 	T_MAP,          /* the folder map rules: OLD=NEW */
 	T_AUTH,         /* int at off: enum jobconf_auth by name */
+	T_PRESET,       /* char * at off: a preset's name, whose settings are applied */
 };
 
 #define AT(field) offsetof(struct job_config, field)
@@ -121,6 +122,11 @@ static const struct jobconf_key keys[] = {
 	LIST("exclude", T_LIST, AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
 	LIST("map", T_MAP, 0, 0, "rename a folder: OLD=NEW"),
 	FLAG("keep-names", AT(keep_names), 1, "no special-use mapping"),
+	{ "src-preset", true, true, false, false, JOBCONF_NOT_PATH,
+	  "source provider's settings: gmail or microsoft365 (later settings win)", T_PRESET,
+	  AT(src_preset), 0, 0, 0 },
+	FLAG("copy-virtual-folders", AT(copy_virtual), 1,
+	     "copy \\All, \\Flagged, \\Important views that a preset leaves out"),
 	FLAG("no-subscriptions", AT(subscribe), 0, "do not copy subscriptions"),
 	FLAG("content", AT(content), 1, "verify: compare whole contents"),
 	FLAG("folders", AT(show_folders), 1, "check: the plan of every folder"),
@@ -212,6 +218,7 @@ void jobconf_free(struct job_config *cfg)
 	free(cfg->dst_admin_password_file);
 	free(cfg->src_token_cmd);
 	free(cfg->dst_token_cmd);
+	free(cfg->src_preset);
 	for (i = 0; i < 2; i++) {
 		struct jobconf_oauth *o = i == 0 ? &cfg->src_oauth : &cfg->dst_oauth;
 
@@ -318,6 +325,47 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
 }
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
+
+/* What a provider's preset sets, in order, as if each were given where
+ * the preset is (settings after it win).  One line per setting. */
+static const struct {
+	const char *preset, *key, *value;
+} presets[] = {
+	/* Gmail: at most 15 IMAP sessions per account; All Mail, Starred and
+	 * Important repeat the labels' mail */
+	{ "gmail", "src-max-per-account", "15" },
+	{ "gmail", "src-auth", "xoauth2" },
+	{ "gmail", "skip-virtual-folders", "yes" },
+	/* Microsoft 365 throttles per mailbox beyond a few sessions */
+	{ "microsoft365", "src-max-per-account", "8" },
+	{ "microsoft365", "src-auth", "xoauth2" },
+};
+
+static int apply_preset(struct job_config *cfg, const char *name, const char *what,
+			struct tr_error *err)
+{
+	bool known = false;
+	size_t i;
+
+	for (i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+		if (strcmp(presets[i].preset, name) != 0)
+			continue;
+		known = true;
+		if (strcmp(presets[i].key, "skip-virtual-folders") == 0) {
+			cfg->skip_virtual = true;
+			continue;
+		}
+		if (jobconf_set(cfg, presets[i].key, presets[i].value, NULL, err) < 0) {
+			tr_error_prefix(err, "%s %s", what, name);
+			return -1;
+		}
+	}
+	if (!known) {
+		tr_error_set(err, TR_ERR_USAGE, "%s wants gmail or microsoft365", what);
+		return -1;
+	}
+	return 0;
+}
 
 static const char *const auth_names[] = { "password", "xoauth2", "oauthbearer" };
 
@@ -490,6 +538,10 @@ static int store(struct job_config *cfg, const struct jobconf_key *k, const char
 		return push_map(cfg, what, value, err);
 	case T_AUTH:
 		return parse_auth(what, value, (int *)(base + k->off), err);
+	case T_PRESET:
+		if (apply_preset(cfg, value, what, err) < 0)
+			return -1;
+		return set_str((char **)(base + k->off), value, err);
 	}
 	tr_error_set(err, TR_ERR_LOCAL, "%s: no way to store it", what);
 	return -1;
@@ -1058,8 +1110,11 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 			free(m);
 		}
 		return 0;
+	case T_PRESET:
+		/* first of all (jobconf_text), so that what follows still wins */
+		return 0;
 	case T_AUTH:
-		if (*(const int *)(base + k->off) != JOBCONF_AUTH_PASSWORD)
+		if (*(const int *)(base + k->off) != *(const int *)(dbase + k->off))
 			put(f, k->name, auth_names[*(const int *)(base + k->off)]);
 		return 0;
 	default:
@@ -1080,9 +1135,17 @@ char *jobconf_text(const struct job_config *cfg)
 	if (f == NULL)
 		return NULL;
 	jobconf_init(&def, cfg->kind);
+	/* the preset first, then only what differs from what it sets */
+	if (cfg->src_preset != NULL) {
+		struct tr_error ignored;
+
+		put(f, "src-preset", cfg->src_preset);
+		apply_preset(&def, cfg->src_preset, "src-preset", &ignored);
+	}
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (put_key(f, &keys[i], cfg, &def) < 0)
 			bad = true;
+	jobconf_free(&def);
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;

@@ -211,6 +211,7 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	}
 	pthread_mutex_init(&env->shared->lock, NULL);
 	env->map.keep_names = cfg->keep_names;
+	env->map.skip_views = cfg->skip_virtual && !cfg->copy_virtual;
 	env->map.rules = cfg->maps;
 	env->map.n_rules = cfg->n_maps;
 	env->map.filter.include = (const char **)cfg->folders;

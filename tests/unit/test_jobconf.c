@@ -44,6 +44,8 @@ static const struct {
 	{ "dst-admin-password-file", "/srv/acme/admin.pw" },
 	{ "dst-admin-separator", "*" },
 	{ "src-auth", "xoauth2" },
+	{ "src-preset", "gmail" },
+	{ "copy-virtual-folders", NULL },
 	{ "dst-auth", "oauthbearer" },
 	{ "src-token-cmd", "/usr/local/bin/token --for src" },
 	{ "dst-token-cmd", "/usr/local/bin/token --for dst" },
@@ -797,11 +799,48 @@ static void test_command_line(void **state)
 	cli_args_free(&a);
 }
 
+/* Presets: their settings as if given where the preset is; later ones win;
+ * the job's text says the preset and what differs from it. */
+static void test_presets(void **state)
+{
+	struct job_config cfg, back;
+	struct tr_error err;
+	char *t;
+
+	(void)state;
+	jobconf_init(&cfg, JOB_RUN);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "gmail", NULL, &err), 0);
+	assert_int_equal(cfg.src_max_per_account, 15);
+	assert_int_equal(cfg.src_auth, JOBCONF_AUTH_XOAUTH2);
+	assert_true(cfg.skip_virtual);
+	assert_false(cfg.copy_virtual);
+	assert_int_equal(jobconf_set(&cfg, "src-max-per-account", "6", NULL, &err), 0);
+	assert_int_equal(jobconf_set(&cfg, "copy-virtual-folders", NULL, NULL, &err), 0);
+	t = jobconf_text(&cfg);
+	assert_string_equal(t, "src-preset = gmail\ncopy-virtual-folders = yes\n"
+			    "src-max-per-account = 6\n");
+	jobconf_init(&back, JOB_RUN);
+	assert_int_equal(apply_text(&back, "t.job", t, NULL, &err), 0);
+	assert_int_equal(back.src_max_per_account, 6);
+	assert_true(back.skip_virtual && back.copy_virtual);
+	free(t);
+	jobconf_free(&back);
+	jobconf_free(&cfg);
+	jobconf_init(&cfg, JOB_RUN);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "microsoft365", NULL, &err), 0);
+	assert_int_equal(cfg.src_max_per_account, 8);
+	assert_false(cfg.skip_virtual);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "yahoo", NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "wants gmail or microsoft365"));
+	jobconf_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys_are_the_help),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_presets),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_relative_paths),
