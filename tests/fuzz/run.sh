@@ -39,8 +39,8 @@ clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_
     "$top/src/secret.c" "$top/src/privdir.c" -lcsv $(pkg-config --libs libpq jansson sqlite3) \
     -lcrypto -pthread -o "$out/fuzz_jobjson"
 # the token command's output and the servers' SASL failure JSON
-clang $flags $(pkg-config --cflags jansson) "$top/tests/fuzz/fuzz_oauth.c" "$top/src/oauth.c" \
-    "$top/src/error.c" "$top/src/log.c" "$top/src/text.c" $(pkg-config --libs jansson) \
+clang $flags $(pkg-config --cflags jansson) "$top/tests/fuzz/fuzz_oauth.c" "$top/src/oauth.c" "$top/src/oauth_flow.c" "$top/src/secret.c" \
+    "$top/src/error.c" "$top/src/log.c" "$top/src/text.c" $(pkg-config --libs jansson libcurl) \
     -lcrypto -pthread -o "$out/fuzz_oauth"
 for t in job folder nul msgsig text budget unseal jobjson oauth; do
     mkdir -p "$out/corpus-$t"

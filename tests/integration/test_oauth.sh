@@ -13,7 +13,7 @@
 #  3. the same with tokens whose expires_in is true (3 s): fetched ahead of
 #     expiry, exact;
 #  4. an invalid token: the account fails with the decoded reason, exit 3;
-#  5. OAUTHBEARER on both sides: exact.
+#  5. OAUTHBEARER on both sides: exact; an invalid token told the same way.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init oauth
@@ -210,5 +210,12 @@ tr_run oauthbearer "$csv"
 grep -q '3 ok, 0 partial, 0 failed' "$OUT" || it_fail "not every account ok with OAUTHBEARER"
 compare_all "" "after the OAUTHBEARER job"
 grep -q 'introspect ok' "$IT_DIR/tokensvc.log" || it_fail "OAUTHBEARER never reached the service"
+# an invalid token with OAUTHBEARER: bruno fails, with the reason
+echo bruno@azienda.test > "$IT_DIR/bogus"
+tr_run oauthbearer "$csv"
+grep -q '2 ok, 0 partial, 1 failed' "$OUT" || it_fail "OAUTHBEARER: not exactly bruno failed"
+grep -q 'bruno@azienda.test.*token is invalid.*AUTHENTICATE OAUTHBEARER' "$OUT" ||
+    it_fail "OAUTHBEARER: bruno's reason not told"
+rm -f "$IT_DIR/bogus"
 no_token_anywhere
 it_pass
