@@ -45,6 +45,7 @@ enum folder_role {
 	ROLE_ARCHIVE,
 	ROLE_ALL,
 	ROLE_FLAGGED,
+	ROLE_IMPORTANT,     /* Gmail's \Important view (not RFC 6154) */
 };
 
 /* "Sent", "Drafts", ...: the SPECIAL-USE attribute without backslash; NULL for ROLE_NONE */
@@ -110,6 +111,10 @@ struct folder_filter {
 
 struct folder_map_opts {
 	bool keep_names;
+	/* leave out the source's virtual views: folders announced \All,
+	 * \Flagged or \Important (Gmail's All Mail, Starred, Important), whose
+	 * mail is in other folders too; each left out gets a line in unused */
+	bool skip_views;
 	const struct folder_map_rule *rules;
 	size_t n_rules;
 	struct folder_filter filter;

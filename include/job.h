@@ -68,11 +68,11 @@ int job_accounts_parse(const char *name, const char *text, size_t len,
 		       struct job_accounts *out, struct tr_error *err);
 /* Read a file and parse it. */
 int job_accounts_load(const char *path, struct job_accounts *out, struct tr_error *err);
-/* The same with options: JOB_PASSWORDS_OPTIONAL when no side logs in
- * with the users' passwords (both through an admin): the password column
- * may then be left out of the header, a row without a header may be the
- * email alone, and an empty password is no error (password NULL). */
-#define JOB_PASSWORDS_OPTIONAL 1u
+/* The same with options: JOB_ACCOUNTS_NO_PASSWORD when no side logs in
+ * with the CSV's passwords (OAuth2 tokens, an admin): the password column
+ * may then be absent or empty, and a file without a header may hold one
+ * address a line.  Passwords given are still read (and wiped). */
+#define JOB_ACCOUNTS_NO_PASSWORD 1u
 int job_accounts_parse_opt(const char *name, const char *text, size_t len, unsigned opts,
 			   struct job_accounts *out, struct tr_error *err);
 int job_accounts_load_opt(const char *path, unsigned opts, struct job_accounts *out,

@@ -60,6 +60,8 @@ enum job_kind { JOB_MIGRATE = 0, JOB_RUN, JOB_CHECK, JOB_VERIFY, JOB_PROVISION }
 
 enum jobconf_tls { JOBCONF_TLS_IMPLICIT = 0, JOBCONF_TLS_STARTTLS, JOBCONF_TLS_NONE };
 
+enum jobconf_auth { JOBCONF_AUTH_PASSWORD = 0, JOBCONF_AUTH_XOAUTH2, JOBCONF_AUTH_OAUTHBEARER };
+
 struct jobconf_server {
 	char *host;             /* owned; NULL until set */
 	int port;               /* 0 until set or finished (from the TLS mode) */
@@ -89,6 +91,15 @@ struct job_config {
 
 	/* provisioning (provision.h): a command, or "dovecot-passwd-file:PATH" */
 	char *provision_cmd, *provision, *provision_passwd_fields;
+	/* how each side logs in: JOBCONF_AUTH_*; with OAuth2 the token comes
+	 * from the token command (oauth.h), and no password is read */
+	int src_auth, dst_auth;
+	char *src_token_cmd, *dst_token_cmd;
+	/* or a built-in flow (oauth.h): provider microsoft365 or google */
+	struct jobconf_oauth {
+		char *provider, *tenant, *client_id, *secret_file, *cert_file, *key_file,
+		     *token_url;
+	} src_oauth, dst_oauth;
 
 	/* folders */
 	char **folders, **excludes;
@@ -97,6 +108,10 @@ struct job_config {
 	size_t n_maps;
 	bool keep_names;
 	bool subscribe;                 /* copy subscriptions */
+	/* the source's virtual views (\All, \Flagged, \Important) are left out
+	 * when a preset says so (skip_virtual) unless copy_virtual */
+	bool skip_virtual, copy_virtual;
+	char *src_preset;               /* gmail, microsoft365: see jobconf.c's presets */
 
 	/* caps, network, batches */
 	int src_max_per_account, dst_max_per_account;

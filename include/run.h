@@ -25,6 +25,7 @@
 #include "account.h"
 #include "folder.h"
 #include "jobconf.h"
+#include "oauth.h"
 #include "store.h"
 #include "scheduler.h"
 #include "state.h"
@@ -68,6 +69,11 @@ struct run_env {
 	/* the servers' throttles (throttle.h), shared by the job's accounts:
 	 * owned, made by run_env_init from the job's settings; NULL: none */
 	struct throttle *src_throttle, *dst_throttle;
+	/* OAuth2 tokens per account, [0] source, [1] destination (oauth.h);
+	 * NULL for a side that logs in with passwords.  Owned, made by
+	 * run_env_init; each account's are wiped when it ends. */
+	struct oauth_pool *oauth[2];
+	struct oauth_conf oauth_conf[2];
 };
 
 /* What a final pass (final.h) found of an account after its copy. */

@@ -39,6 +39,7 @@
 #include "folder.h"
 #include "stage.h"
 
+struct oauth_account;   /* oauth.h: one account's tokens */
 struct tls_ctx;   /* tls.h: TLS policy shared by a job's connections */
 struct throttle;  /* throttle.h: a server's limits shared by a job's accounts */
 
@@ -71,6 +72,10 @@ struct store_creds {
 	const char *admin;        /* NULL, or an admin/master login acting as user */
 	char admin_separator;     /* 0: SASL PLAIN authzid; else LOGIN "user<sep>admin" */
 	enum store_auth auth;
+	/* SASL XOAUTH2 or OAUTHBEARER with a token of oauth (oauth.h) instead
+	 * of a password: oauth_mech is an enum oauth_mech, 0 for none */
+	int oauth_mech;
+	struct oauth_account *oauth;
 };
 
 /* What opening a store needs.  arg is the driver's own (the mem driver's

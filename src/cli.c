@@ -79,6 +79,31 @@ const char cli_usage_text[] =
 	"  --provision dovecot-passwd-file:PATH   add missing users to that passwd-file\n"
 	"                                         ({SHA512-CRYPT}, locked, atomic)\n"
 	"  --provision-passwd-fields TEMPLATE     fields after the password (%u %n %d)\n"
+	"OAuth2 (Gmail, Microsoft 365; the CSV then needs no passwords):\n"
+	"  --src-auth M, --dst-auth M             password (default), xoauth2 or oauthbearer\n"
+	"  --src-token-cmd CMD, --dst-token-cmd CMD\n"
+	"                                         CMD (by /bin/sh) prints the account's token or\n"
+	"                                         JSON {access_token, expires_in}; it gets\n"
+	"                                         $TRASLOCO_EMAIL and $TRASLOCO_USER; run again\n"
+	"                                         before expiry (default 45 min) and when refused\n"
+	"  --src-oauth-provider P, --dst-oauth-provider P\n"
+	"                                         built in instead: microsoft365 (app-only\n"
+	"                                         client credentials) or google (domain-wide\n"
+	"                                         delegation)\n"
+	"  --src-oauth-tenant T, --dst-oauth-tenant T, --src-oauth-client-id ID,\n"
+	"  --dst-oauth-client-id ID               microsoft365: the tenant and the app\n"
+	"  --src-oauth-secret-file F, --dst-oauth-secret-file F\n"
+	"                                         microsoft365: the client secret; google: the\n"
+	"                                         service account's JSON key\n"
+	"  --src-oauth-cert-file F, --dst-oauth-cert-file F, --src-oauth-key-file F,\n"
+	"  --dst-oauth-key-file F                 microsoft365: a certificate and its key\n"
+	"  --src-oauth-token-url URL, --dst-oauth-token-url URL\n"
+	"                                         another token endpoint (https, --ca-file)\n"
+	"Provider presets (first on the line: later settings win):\n"
+	"  --src-preset gmail|microsoft365        gmail: 15 sessions per account, xoauth2,\n"
+	"                                         All Mail/Starred/Important not copied;\n"
+	"                                         microsoft365: 8 sessions, xoauth2\n"
+	"  --copy-virtual-folders                 copy \\All, \\Flagged, \\Important views too\n"
 	"Destination admin (all commands):\n"
 	"  --dst-admin USER --dst-admin-password-file F (or $TRASLOCO_DST_ADMIN_PASSWORD)\n"
 	"                                         log in to the destination as an admin (SASL\n"
@@ -370,10 +395,10 @@ static int cmd_migrate(int argc, char **argv)
 	set_verbosity(&cfg);
 	tr_error_clear(&err);
 	/* Passwords first: a prompt must come before any other output. */
-	if ((cfg.src_admin == NULL &&
+	if ((cfg.src_admin == NULL && cfg.src_auth == JOBCONF_AUTH_PASSWORD &&
 	     get_secret(cfg.src_password_file, "TRASLOCO_SRC_PASSWORD", "source password",
 			&src_pw, &err) < 0) ||
-	    (cfg.dst_admin == NULL &&
+	    (cfg.dst_admin == NULL && cfg.dst_auth == JOBCONF_AUTH_PASSWORD &&
 	     get_secret(cfg.dst_password_file, "TRASLOCO_DST_PASSWORD", NULL, &dst_pw, &err) < 0)) {
 		fprintf(stderr, "trasloco migrate: %s\n", err.msg);
 		code = err.kind == TR_ERR_LOCAL ? EXIT_FAILED : EXIT_USAGE;
@@ -452,12 +477,15 @@ static struct run_account *accounts_from(const struct job_accounts *ja)
 static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 			 const char ***bad, size_t *n_bad, struct tr_error *err)
 {
+	/* the CSV's passwords are needed only by a side that logs in with them
+	 * (not with OAuth2, nor through an admin) */
+	bool no_pw = (cfg->src_auth != JOBCONF_AUTH_PASSWORD || cfg->src_admin != NULL) &&
+		     (cfg->dst_auth != JOBCONF_AUTH_PASSWORD || cfg->dst_admin != NULL);
 	size_t i;
 
 	*n_bad = 0;
-	/* with an admin on both sides the users' passwords are not needed */
-	if (job_accounts_load_opt(cfg->accounts, cfg->src_admin != NULL && cfg->dst_admin != NULL ?
-				  JOB_PASSWORDS_OPTIONAL : 0, ja, err) < 0)
+	if (job_accounts_load_opt(cfg->accounts, no_pw ? JOB_ACCOUNTS_NO_PASSWORD : 0, ja,
+				  err) < 0)
 		return -1;
 	*bad = calloc(ja->n_bad + 1, sizeof(**bad));
 	for (i = 0; i < ja->n_bad; i++) {

@@ -35,6 +35,33 @@ static const char csv_accounts[] =
 	"lines whose keys are the long options below (accounts = the CSV); the command line's\n"
 	"options win over the job file's.\n";
 
+static const char oauth[] =
+	"OAuth2 (Gmail, Microsoft 365; the CSV then needs no passwords):\n"
+	"  --src-auth M, --dst-auth M             password (default), xoauth2 or oauthbearer\n"
+	"  --src-token-cmd CMD, --dst-token-cmd CMD\n"
+	"                                         CMD (by /bin/sh) prints the account's token or\n"
+	"                                         JSON {access_token, expires_in}; it gets\n"
+	"                                         $TRASLOCO_EMAIL and $TRASLOCO_USER; run again\n"
+	"                                         before expiry (default 45 min) and when refused\n"
+	"  --src-oauth-provider P, --dst-oauth-provider P\n"
+	"                                         built in instead: microsoft365 (app-only\n"
+	"                                         client credentials) or google (domain-wide\n"
+	"                                         delegation)\n"
+	"  --src-oauth-tenant T, --dst-oauth-tenant T, --src-oauth-client-id ID,\n"
+	"  --dst-oauth-client-id ID               microsoft365: the tenant and the app\n"
+	"  --src-oauth-secret-file F, --dst-oauth-secret-file F\n"
+	"                                         microsoft365: the client secret; google: the\n"
+	"                                         service account's JSON key\n"
+	"  --src-oauth-cert-file F, --dst-oauth-cert-file F, --src-oauth-key-file F,\n"
+	"  --dst-oauth-key-file F                 microsoft365: a certificate and its key\n"
+	"  --src-oauth-token-url URL, --dst-oauth-token-url URL\n"
+	"                                         another token endpoint (https, --ca-file)\n"
+	"Provider presets (first on the line: later settings win):\n"
+	"  --src-preset gmail|microsoft365        gmail: 15 sessions per account, xoauth2,\n"
+	"                                         All Mail/Starred/Important not copied;\n"
+	"                                         microsoft365: 8 sessions, xoauth2\n"
+	"  --copy-virtual-folders                 copy \\All, \\Flagged, \\Important views too\n";
+
 static const char admin[] =
 	"Destination admin:\n"
 	"  --dst-admin USER --dst-admin-password-file F (or $TRASLOCO_DST_ADMIN_PASSWORD)\n"
@@ -147,7 +174,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"Copies every folder and message of one mailbox from the source IMAP server\n"
 			"to the destination, keeping flags, keywords and dates.  Incremental: run it\n"
 			"again and only what is new is copied; an interrupted run resumes.\n\n",
-			servers, migrate_accounts, admin, src_admin, provisioning, folders,
+			servers, migrate_accounts, oauth, admin, src_admin, provisioning, folders,
 			subscriptions, passes, engine_copy,
 			"Before the first copy:\n"
 			"  --dry-run                              where every folder goes and why, its\n"
@@ -165,7 +192,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"usage: trasloco run ACCOUNTS.csv|JOB.job [options]\n\n"
 			"Migrates every account of the CSV, several at once, each as `trasloco\n"
 			"migrate` does, within the session caps per account and per server.\n\n",
-			csv_accounts, servers, admin, src_admin, provisioning, folders, subscriptions,
+			csv_accounts, servers, oauth, admin, src_admin, provisioning, folders, subscriptions,
 			passes, engine_copy, batch_head, batch_run, "\n", exit_batch, NULL };
 
 		put(f, t);
@@ -180,7 +207,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"destination (with --dst-admin a refused login means a missing user;\n"
 			"without, \"missing or wrong password\").  Read only: nothing is created or\n"
 			"copied.\n\n",
-			csv_accounts, servers, admin, src_admin, folders, engine_read, batch_head,
+			csv_accounts, servers, oauth, admin, src_admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report\n"
 			"  --folders                              per account, where every folder goes and\n"
 			"                                         why (same name, special-use role, --map,\n"
@@ -199,7 +226,7 @@ int cli_command_help(FILE *f, const char *cmd)
 			"After the last run: looks for every source message on the destination,\n"
 			"under the folder mapping of a run, and lists each one it does not find.\n"
 			"Read only (EXAMINE and BODY.PEEK on both sides).\n\n",
-			csv_accounts, servers, admin, src_admin, folders, engine_read, batch_head,
+			csv_accounts, servers, oauth, admin, src_admin, folders, engine_read, batch_head,
 			"  --report FILE                          JSON report, with the missing messages\n"
 			"  --content                              compare whole contents (SHA-256),\n"
 			"                                         downloading every message from both sides\n",

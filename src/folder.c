@@ -136,6 +136,7 @@ static const char *const role_names[] = {
 	[ROLE_ARCHIVE] = "Archive",
 	[ROLE_ALL] = "All",
 	[ROLE_FLAGGED] = "Flagged",
+	[ROLE_IMPORTANT] = "Important",
 };
 
 const char *folder_role_name(enum folder_role role)
@@ -958,7 +959,7 @@ static int cand_init(struct planner *pl, struct cand *c, size_t src_index)
 
 	/* \All and \Flagged are virtual views on most servers: never a target. */
 	if (!o->keep_names && c->rule == NULL && c->role != ROLE_NONE && c->role != ROLE_ALL &&
-	    c->role != ROLE_FLAGGED && pl->dst->has_roles) {
+	    c->role != ROLE_FLAGGED && c->role != ROLE_IMPORTANT && pl->dst->has_roles) {
 		const struct folder *d = dst_with_role(pl->dst, c->role);
 
 		if (d != NULL && !name_eq(folder_label(d), c->name))
@@ -1207,6 +1208,14 @@ static int plan_run(struct planner *pl, struct folder_plan *out)
 
 		if (f->noselect || !folder_filter_match(&pl->opts->filter, folder_label(f)))
 			continue;
+		if (pl->opts->skip_views && (f->role == ROLE_ALL || f->role == ROLE_FLAGGED ||
+					     f->role == ROLE_IMPORTANT)) {
+			if (add_unused(pl, out, "%s: not copied: a virtual view (\\%s) of mail that "
+				       "other folders hold (--copy-virtual-folders copies it)",
+				       folder_label(f), folder_role_name(f->role)) < 0)
+				return -1;
+			continue;
+		}
 		if (cand_init(pl, &pl->c[pl->n++], i) < 0)
 			return -1;
 	}

@@ -29,6 +29,7 @@
 #include "text.h"
 #include "throttle.h"
 #include "tls.h"
+#include "oauth.h"
 
 /* Read buffer of a session's mailstream: big enough to move a large
  * literal in few reads. */
@@ -721,6 +722,172 @@ static int do_login(struct imap_session *s, const struct store_creds *cr, const 
 	return 0;
 }
 
+/* ---- OAuth2 ---------------------------------------------------------- */
+
+/* Room for a SASL initial response: base64 of a token and a little more. */
+#define SASL_IR_MAX ((OAUTH_TOKEN_MAX + 1024) / 3 * 4 + 8)
+
+static void wipe_write_buffer(struct imap_session *s)
+{
+	if (s->imap->imap_stream != NULL && s->imap->imap_stream->write_buffer != NULL)
+		explicit_bzero(s->imap->imap_stream->write_buffer,
+			       s->imap->imap_stream->buffer_max_size);
+}
+
+/* One AUTHENTICATE with token.  0: logged in.  -1 with err; *refused when
+ * the server answered NO (the token, not the connection, failed). */
+static int oauth_try(struct imap_session *s, const struct store_creds *cr, const char *name,
+		     const char *token, bool *refused, struct tr_error *err)
+{
+	const char *mech = cr->oauth_mech == OAUTH_OAUTHBEARER ? "OAUTHBEARER" : "XOAUTH2";
+	char what[300], why[300] = "", *ir, *line;
+	int r = MAILIMAP_ERROR_STREAM, w, rounds = 0;
+	long n;
+
+	*refused = false;
+	snprintf(what, sizeof(what), "AUTHENTICATE %s as %s", mech, cr->user);
+	ir = malloc(SASL_IR_MAX);
+	if (ir == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	n = oauth_sasl_response((enum oauth_mech)cr->oauth_mech, cr->user, token, name,
+				s->ep->port, ir, SASL_IR_MAX);
+	if (n < 0) {
+		free(ir);
+		tr_error_set(err, TR_ERR_AUTH, "%s: %s: the token is too long", s->where, what);
+		return -1;
+	}
+	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR ||
+	    raw_puts(s, "AUTHENTICATE ") < 0 || raw_puts(s, mech) < 0)
+		goto sent;
+	if (has_cap(s, "SASL-IR")) {
+		if (raw_puts(s, " ") < 0 || raw_write(s, ir, (size_t)n) < 0 || raw_puts(s, "\r\n") < 0)
+			goto sent;
+	} else {
+		if (raw_puts(s, "\r\n") < 0)
+			goto sent;
+		w = wait_continuation(s, &r);
+		if (w != 0)
+			goto answered;
+		r = MAILIMAP_ERROR_STREAM;
+		if (raw_write(s, ir, (size_t)n) < 0 || raw_puts(s, "\r\n") < 0)
+			goto sent;
+	}
+	/* RFC 7628 3.2.3: a failure comes as a challenge with the server's
+	 * JSON, to which the client answers with an empty (XOAUTH2) or a
+	 * ^A (OAUTHBEARER) response; then the tagged NO. */
+	for (;;) {
+		if (mailstream_flush(s->imap->imap_stream) < 0) {
+			r = MAILIMAP_ERROR_STREAM;
+			break;
+		}
+		wipe_write_buffer(s);
+		line = mailimap_read_line(s->imap);
+		if (line == NULL) {
+			r = MAILIMAP_ERROR_STREAM;
+			break;
+		}
+		if (line[0] == '+' && rounds++ < 2) {
+			const char *c = line + 1;
+			size_t len;
+
+			while (*c == ' ')
+				c++;
+			len = strcspn(c, "\r\n");
+			oauth_explain_failure(c, len, why, sizeof(why));
+			if (raw_puts(s, cr->oauth_mech == OAUTH_OAUTHBEARER ? "AQ==\r\n" : "\r\n") < 0) {
+				r = MAILIMAP_ERROR_STREAM;
+				break;
+			}
+			continue;
+		}
+		if (line[0] == '*' && strchr(line, '{') == NULL)
+			continue;
+		r = raw_parse(s, NULL);
+		break;
+	}
+	goto answered;
+sent:
+	r = MAILIMAP_ERROR_STREAM;
+answered:
+	wipe_write_buffer(s);
+	explicit_bzero(ir, SASL_IR_MAX);
+	free(ir);
+	if (r == MAILIMAP_NO_ERROR) {
+		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+		r = ask_caps(s);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
+		return 0;
+	}
+	fail(s, r, what, TR_ERR_AUTH, err);
+	if (r == MAILIMAP_ERROR_CUSTOM_COMMAND) {
+		*refused = true;
+		err->kind = TR_ERR_AUTH;
+		if (why[0] != '\0')
+			tr_error_prefix(err, "%s", why);
+	}
+	return -1;
+}
+
+/* Log in with the account's token; a refused one is fetched again once,
+ * on the same connection (the server may simply have seen it expire). */
+static int do_oauth(struct imap_session *s, const struct store_creds *cr, const char *name,
+		    struct tr_error *err)
+{
+	const char *mech = cr->oauth_mech == OAUTH_OAUTHBEARER ? "OAUTHBEARER" : "XOAUTH2";
+	char *tok;
+	uint64_t gen;
+	bool refused = false, fresh;
+	int r = -1, attempt;
+
+	if (cr->oauth == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	arm_reply(s);
+	if (cur_caps(s) == NULL && (r = ask_caps(s)) != MAILIMAP_NO_ERROR)
+		return fail(s, r, "CAPABILITY", TR_ERR_PROTOCOL, err);
+	if (!mailimap_has_authentication(s->imap, (char *)mech)) {
+		tr_error_set(err, TR_ERR_AUTH, "%s does not offer AUTH=%s (--%s-auth %s)", s->where,
+			     mech, strcmp(s->ep->label, "source") == 0 ? "src" : "dst",
+			     cr->oauth_mech == OAUTH_OAUTHBEARER ? "oauthbearer" : "xoauth2");
+		return -1;
+	}
+	tok = malloc(OAUTH_TOKEN_MAX);
+	if (tok == NULL) {
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (oauth_token(cr->oauth, tok, OAUTH_TOKEN_MAX, &gen, &fresh, err) < 0) {
+			tr_error_prefix(err, "%s", s->where);
+			r = -1;
+			break;
+		}
+		if (text_secrets_add(&s->secrets, tok) < 0) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			r = -1;
+			break;
+		}
+		r = oauth_try(s, cr, name, tok, &refused, err);
+		explicit_bzero(tok, OAUTH_TOKEN_MAX);
+		if (r == 0 || !refused)
+			break;
+		oauth_refused(cr->oauth, gen);
+		/* A token fetched just now for this login is not worth a second one. */
+		if (fresh)
+			break;
+		log_debug(cr->user, "%s refused the cached token; fetching a new one", s->where);
+	}
+	explicit_bzero(tok, OAUTH_TOKEN_MAX);
+	free(tok);
+	if (r < 0 && refused)
+		s->broken = true;
+	return r;
+}
+
 /* ---- the other TLS mode ------------------------------------------------ */
 
 /* The port speaks the other TLS mode than the one set: a setting to
@@ -968,7 +1135,8 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 	}
 	if (ep->tls == TLS_MODE_STARTTLS && do_starttls(s, name, err) < 0)
 		goto fail;
-	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && do_login(s, cr, name, err) < 0)
+	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
+	    (cr->oauth != NULL ? do_oauth(s, cr, name, err) : do_login(s, cr, name, err)) < 0)
 		goto fail;
 	read_caps(s);
 	*s_r = s;

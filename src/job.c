@@ -421,6 +421,7 @@ struct field {
 
 struct acc_parser {
 	struct job_accounts *out;
+	unsigned opts;          /* JOB_ACCOUNTS_* */
 	const char *name;
 	struct tr_error *err;
 	unsigned line;          /* line being fed to libcsv */
@@ -440,7 +441,6 @@ struct acc_parser {
 	size_t unlisted;        /* bad rows past MAX_LISTED */
 	unsigned first_unlisted;
 	bool failed;            /* the whole file is unusable; err is set */
-	bool pw_optional;       /* JOB_PASSWORDS_OPTIONAL */
 };
 
 static void clear_fields(struct acc_parser *p)
@@ -596,7 +596,7 @@ static void take_header(struct acc_parser *p)
 		seen[c] = true;
 		p->cols[i] = (enum col)c;
 	}
-	if (!seen[COL_PASSWORD] && !p->pw_optional) {
+	if (!seen[COL_PASSWORD] && !(p->opts & JOB_ACCOUNTS_NO_PASSWORD)) {
 		fatal(p, TR_ERR_USAGE, "line %u: the header row has no password column",
 		      p->row_line);
 		return;
@@ -672,14 +672,15 @@ static void data_row(struct acc_parser *p)
 	struct field *by[COL_N] = { NULL };
 	struct job_account acc;
 	size_t i, ncols = out->had_header ? p->ncols : 2, first;
+	bool no_pw = (p->opts & JOB_ACCOUNTS_NO_PASSWORD) != 0;
 	char shown[128];
 
 	if (p->nul) {
 		bad_row(p, "NUL byte");
 		return;
 	}
-	/* without a header, a file of emails alone when no password is needed */
-	if (!out->had_header && p->pw_optional && p->nf == 1)
+	/* without passwords, a file without a header may be a list of addresses */
+	if (no_pw && !out->had_header && p->nf == 1)
 		ncols = 1;
 	if (p->nf != ncols) {
 		expected_fields(p);
@@ -699,8 +700,7 @@ static void data_row(struct acc_parser *p)
 	 * a password: a row whose password field is itself an address has
 	 * its columns swapped, and taking it would make its password the
 	 * account's name in every log and report. */
-	if (!out->had_header && by[COL_PASSWORD]->len > 0 &&
-	    job_email_valid(by[COL_PASSWORD]->s)) {
+	if (!out->had_header && by[COL_PASSWORD] != NULL && job_email_valid(by[COL_PASSWORD]->s)) {
 		bad_row(p, "field 2 is an email address: are the columns swapped? (a header row "
 			"\"email,password\" says which is which; nothing of this row is shown)");
 		return;
@@ -727,7 +727,7 @@ static void data_row(struct acc_parser *p)
 		}
 		return;
 	}
-	if (by[COL_PASSWORD]->len == 0 && !p->pw_optional) {
+	if (!no_pw && by[COL_PASSWORD]->len == 0) {
 		bad_row(p, "empty password for %s", by[COL_EMAIL]->s);
 		return;
 	}
@@ -745,7 +745,8 @@ static void data_row(struct acc_parser *p)
 	memset(&acc, 0, sizeof(acc));
 	acc.line = p->row_line;
 	acc.email = take(by[COL_EMAIL]);
-	acc.password = take(by[COL_PASSWORD]);
+	if (by[COL_PASSWORD] != NULL)
+		acc.password = take(by[COL_PASSWORD]);
 	if (by[COL_SRC_USER] != NULL)
 		acc.src_user = take(by[COL_SRC_USER]);
 	if (by[COL_DST_USER] != NULL)
@@ -906,9 +907,9 @@ int job_accounts_parse_opt(const char *name, const char *text, size_t len, unsig
 	memset(out, 0, sizeof(*out));
 	memset(&p, 0, sizeof(p));
 	p.out = out;
+	p.opts = opts;
 	p.name = name != NULL ? name : "accounts.csv";
 	p.err = err;
-	p.pw_optional = (opts & JOB_PASSWORDS_OPTIONAL) != 0;
 	if (text == NULL)
 		len = 0;
 	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)

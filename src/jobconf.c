@@ -39,6 +39,8 @@ enum {
 	T_DATE,         /* uint32_t YYYYMMDD at off, from "YYYY-MM-DD" */
 	T_LIST,         /* char ** at off, size_t count at off2 */
 	T_MAP,          /* the folder map rules: OLD=NEW */
+	T_AUTH,         /* int at off: enum jobconf_auth by name */
+	T_PRESET,       /* char * at off: a preset's name, whose settings are applied */
 };
 
 #define AT(field) offsetof(struct job_config, field)
@@ -94,6 +96,41 @@ static const struct jobconf_key keys[] = {
 		"before the copy, add missing users to dovecot-passwd-file:/PATH"),
 	OP_TEXT("provision-passwd-fields", JOBCONF_NOT_PATH, AT(provision_passwd_fields),
 		"the passwd-file's fields after the password (%u, %n, %d)"),
+	VAL("src-auth", T_AUTH, AT(src_auth), "source login: password, xoauth2 or oauthbearer"),
+	VAL("dst-auth", T_AUTH, AT(dst_auth), "destination login: password, xoauth2 or oauthbearer"),
+	/* a command is the operator's: a spool job may not run one */
+	OP_TEXT("src-token-cmd", JOBCONF_NOT_PATH, AT(src_token_cmd),
+		"command printing an account's source OAuth2 token (or JSON)"),
+	OP_TEXT("dst-token-cmd", JOBCONF_NOT_PATH, AT(dst_token_cmd),
+		"command printing an account's destination OAuth2 token (or JSON)"),
+	OP_TEXT("src-oauth-provider", JOBCONF_NOT_PATH, AT(src_oauth.provider),
+		"built-in source token flow: microsoft365 or google"),
+	OP_TEXT("src-oauth-tenant", JOBCONF_NOT_PATH, AT(src_oauth.tenant),
+		"microsoft365: the tenant (id or domain)"),
+	OP_TEXT("src-oauth-client-id", JOBCONF_NOT_PATH, AT(src_oauth.client_id),
+		"microsoft365: the application (client) id"),
+	OP_TEXT("src-oauth-secret-file", JOBCONF_PATH_READ, AT(src_oauth.secret_file),
+		"microsoft365: the client secret's file; google: the service account key"),
+	OP_TEXT("src-oauth-cert-file", JOBCONF_PATH_READ, AT(src_oauth.cert_file),
+		"microsoft365: the app's certificate (PEM), instead of a secret"),
+	OP_TEXT("src-oauth-key-file", JOBCONF_PATH_READ, AT(src_oauth.key_file),
+		"microsoft365: the certificate's private key (PEM)"),
+	OP_TEXT("src-oauth-token-url", JOBCONF_NOT_PATH, AT(src_oauth.token_url),
+		"the token endpoint, instead of the provider's"),
+	OP_TEXT("dst-oauth-provider", JOBCONF_NOT_PATH, AT(dst_oauth.provider),
+		"built-in destination token flow: microsoft365 or google"),
+	OP_TEXT("dst-oauth-tenant", JOBCONF_NOT_PATH, AT(dst_oauth.tenant),
+		"microsoft365: the tenant (id or domain)"),
+	OP_TEXT("dst-oauth-client-id", JOBCONF_NOT_PATH, AT(dst_oauth.client_id),
+		"microsoft365: the application (client) id"),
+	OP_TEXT("dst-oauth-secret-file", JOBCONF_PATH_READ, AT(dst_oauth.secret_file),
+		"microsoft365: the client secret's file; google: the service account key"),
+	OP_TEXT("dst-oauth-cert-file", JOBCONF_PATH_READ, AT(dst_oauth.cert_file),
+		"microsoft365: the app's certificate (PEM), instead of a secret"),
+	OP_TEXT("dst-oauth-key-file", JOBCONF_PATH_READ, AT(dst_oauth.key_file),
+		"microsoft365: the certificate's private key (PEM)"),
+	OP_TEXT("dst-oauth-token-url", JOBCONF_NOT_PATH, AT(dst_oauth.token_url),
+		"the token endpoint, instead of the provider's"),
 	/* a path, or a PostgreSQL DSN taken as it is (jobconf_set) */
 	PATH("state", JOBCONF_PATH_DIR, AT(state_dir),
 	     "what is known between runs: DIR, or postgresql://USER@HOST:PORT/DB"),
@@ -101,6 +138,11 @@ static const struct jobconf_key keys[] = {
 	LIST("exclude", T_LIST, AT(excludes), AT(n_excludes), "leave out the folders matching PATTERN"),
 	LIST("map", T_MAP, 0, 0, "rename a folder: OLD=NEW"),
 	FLAG("keep-names", AT(keep_names), 1, "no special-use mapping"),
+	{ "src-preset", true, true, false, false, JOBCONF_NOT_PATH,
+	  "source provider's settings: gmail or microsoft365 (later settings win)", T_PRESET,
+	  AT(src_preset), 0, 0, 0 },
+	FLAG("copy-virtual-folders", AT(copy_virtual), 1,
+	     "copy \\All, \\Flagged, \\Important views that a preset leaves out"),
 	FLAG("no-subscriptions", AT(subscribe), 0, "do not copy subscriptions"),
 	FLAG("content", AT(content), 1, "verify: compare whole contents"),
 	FLAG("folders", AT(show_folders), 1, "check: the plan of every folder"),
@@ -214,6 +256,20 @@ void jobconf_free(struct job_config *cfg)
 	free(cfg->provision_cmd);
 	free(cfg->provision);
 	free(cfg->provision_passwd_fields);
+	free(cfg->src_token_cmd);
+	free(cfg->dst_token_cmd);
+	free(cfg->src_preset);
+	for (i = 0; i < 2; i++) {
+		struct jobconf_oauth *o = i == 0 ? &cfg->src_oauth : &cfg->dst_oauth;
+
+		free(o->provider);
+		free(o->tenant);
+		free(o->client_id);
+		free(o->secret_file);
+		free(o->cert_file);
+		free(o->key_file);
+		free(o->token_url);
+	}
 	free_list(cfg->folders, cfg->n_folders);
 	free_list(cfg->excludes, cfg->n_excludes);
 	for (i = 0; i < cfg->n_maps; i++) {
@@ -309,6 +365,62 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
 }
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
+
+/* What a provider's preset sets, in order, as if each were given where
+ * the preset is (settings after it win).  One line per setting. */
+static const struct {
+	const char *preset, *key, *value;
+} presets[] = {
+	/* Gmail: at most 15 IMAP sessions per account; All Mail, Starred and
+	 * Important repeat the labels' mail */
+	{ "gmail", "src-max-per-account", "15" },
+	{ "gmail", "src-auth", "xoauth2" },
+	{ "gmail", "skip-virtual-folders", "yes" },
+	/* Microsoft 365 throttles per mailbox beyond a few sessions */
+	{ "microsoft365", "src-max-per-account", "8" },
+	{ "microsoft365", "src-auth", "xoauth2" },
+};
+
+static int apply_preset(struct job_config *cfg, const char *name, const char *what,
+			struct tr_error *err)
+{
+	bool known = false;
+	size_t i;
+
+	for (i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+		if (strcmp(presets[i].preset, name) != 0)
+			continue;
+		known = true;
+		if (strcmp(presets[i].key, "skip-virtual-folders") == 0) {
+			cfg->skip_virtual = true;
+			continue;
+		}
+		if (jobconf_set(cfg, presets[i].key, presets[i].value, NULL, err) < 0) {
+			tr_error_prefix(err, "%s %s", what, name);
+			return -1;
+		}
+	}
+	if (!known) {
+		tr_error_set(err, TR_ERR_USAGE, "%s wants gmail or microsoft365", what);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *const auth_names[] = { "password", "xoauth2", "oauthbearer" };
+
+static int parse_auth(const char *what, const char *arg, int *out, struct tr_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(auth_names) / sizeof(auth_names[0]); i++)
+		if (strcasecmp(arg, auth_names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	tr_error_set(err, TR_ERR_USAGE, "%s wants password, xoauth2 or oauthbearer", what);
+	return -1;
+}
 
 static int parse_tls(const char *arg, struct jobconf_server *s, struct tr_error *err)
 {
@@ -496,6 +608,12 @@ static int store(struct job_config *cfg, const struct jobconf_key *k, const char
 		return push_str((char ***)(base + k->off), (size_t *)(base + k->off2), value, err);
 	case T_MAP:
 		return push_map(cfg, what, value, err);
+	case T_AUTH:
+		return parse_auth(what, value, (int *)(base + k->off), err);
+	case T_PRESET:
+		if (apply_preset(cfg, value, what, err) < 0)
+			return -1;
+		return set_str((char **)(base + k->off), value, err);
 	}
 	tr_error_set(err, TR_ERR_LOCAL, "%s: no way to store it", what);
 	return -1;
@@ -851,6 +969,86 @@ static int finish_provision(const struct job_config *cfg, struct tr_error *err)
 	return 0;
 }
 
+/* OAuth2 needs one token source, and then no password (nor admin) on that
+ * side; a built-in flow, what it needs. */
+static int finish_auth(const struct job_config *cfg, bool src, struct tr_error *err)
+{
+	const char *side = src ? "src" : "dst";
+	int auth = src ? cfg->src_auth : cfg->dst_auth;
+	const char *cmd = src ? cfg->src_token_cmd : cfg->dst_token_cmd;
+	const char *pwf = src ? cfg->src_password_file : cfg->dst_password_file;
+	const struct jobconf_oauth *o = src ? &cfg->src_oauth : &cfg->dst_oauth;
+	bool flow_keys = o->tenant != NULL || o->client_id != NULL || o->secret_file != NULL ||
+			 o->cert_file != NULL || o->key_file != NULL || o->token_url != NULL;
+
+	if (auth == JOBCONF_AUTH_PASSWORD) {
+		if (cmd != NULL || o->provider != NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-%s needs --%s-auth xoauth2 or "
+				     "oauthbearer", side, cmd != NULL ? "token-cmd" : "oauth-provider",
+				     side);
+			return -1;
+		}
+		if (flow_keys) {
+			tr_error_set(err, TR_ERR_USAGE, "the --%s-oauth-* settings need "
+				     "--%s-oauth-provider", side, side);
+			return -1;
+		}
+		return 0;
+	}
+	if ((cmd == NULL) == (o->provider == NULL)) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s needs either --%s-token-cmd CMD or "
+			     "--%s-oauth-provider microsoft365|google", side, auth_names[auth], side,
+			     side);
+		return -1;
+	}
+	if (o->provider == NULL && flow_keys) {
+		tr_error_set(err, TR_ERR_USAGE, "the --%s-oauth-* settings need "
+			     "--%s-oauth-provider", side, side);
+		return -1;
+	}
+	if (o->provider != NULL && strcmp(o->provider, "microsoft365") == 0) {
+		if (o->client_id == NULL || (o->tenant == NULL && o->token_url == NULL)) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider microsoft365 needs "
+				     "--%s-oauth-tenant and --%s-oauth-client-id", side, side, side);
+			return -1;
+		}
+		if ((o->secret_file != NULL) == (o->cert_file != NULL) ||
+		    (o->cert_file != NULL) != (o->key_file != NULL)) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider microsoft365 needs "
+				     "--%s-oauth-secret-file, or --%s-oauth-cert-file with "
+				     "--%s-oauth-key-file", side, side, side, side);
+			return -1;
+		}
+	} else if (o->provider != NULL && strcmp(o->provider, "google") == 0) {
+		if (o->secret_file == NULL || o->tenant != NULL || o->client_id != NULL ||
+		    o->cert_file != NULL || o->key_file != NULL) {
+			tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider google takes the service "
+				     "account's JSON key as --%s-oauth-secret-file (and nothing else "
+				     "but --%s-oauth-token-url)", side, side, side);
+			return -1;
+		}
+	} else if (o->provider != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-provider wants microsoft365 or google",
+			     side);
+		return -1;
+	}
+	if (o->token_url != NULL && strncmp(o->token_url, "https://", 8) != 0) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-oauth-token-url must be https://", side);
+		return -1;
+	}
+	if (pwf != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s takes no --%s-password-file", side,
+			     auth_names[auth], side);
+		return -1;
+	}
+	if ((src ? cfg->src_admin : cfg->dst_admin) != NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "--%s-auth %s logs in with each account's token: "
+			     "no --%s-admin", side, auth_names[auth], side);
+		return -1;
+	}
+	return 0;
+}
+
 int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 {
 	if (cfg->content && cfg->kind != JOB_VERIFY) {
@@ -912,6 +1110,8 @@ int jobconf_finish(struct job_config *cfg, struct tr_error *err)
 			     "(--user and password files are for `trasloco migrate`)");
 		return -1;
 	}
+	if (finish_auth(cfg, true, err) < 0 || finish_auth(cfg, false, err) < 0)
+		return -1;
 	if (cfg->dst_admin_password_file != NULL && cfg->dst_admin == NULL) {
 		tr_error_set(err, TR_ERR_USAGE, "--dst-admin-password-file needs --dst-admin");
 		return -1;
@@ -1079,6 +1279,13 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 			free(m);
 		}
 		return 0;
+	case T_PRESET:
+		/* first of all (jobconf_text), so that what follows still wins */
+		return 0;
+	case T_AUTH:
+		if (*(const int *)(base + k->off) != *(const int *)(dbase + k->off))
+			put(f, k->name, auth_names[*(const int *)(base + k->off)]);
+		return 0;
 	default:
 		return 0;
 	}
@@ -1097,9 +1304,17 @@ char *jobconf_text(const struct job_config *cfg)
 	if (f == NULL)
 		return NULL;
 	jobconf_init(&def, cfg->kind);
+	/* the preset first, then only what differs from what it sets */
+	if (cfg->src_preset != NULL) {
+		struct tr_error ignored;
+
+		put(f, "src-preset", cfg->src_preset);
+		apply_preset(&def, cfg->src_preset, "src-preset", &ignored);
+	}
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (put_key(f, &keys[i], cfg, &def) < 0)
 			bad = true;
+	jobconf_free(&def);
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;

@@ -214,6 +214,7 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	}
 	pthread_mutex_init(&env->shared->lock, NULL);
 	env->map.keep_names = cfg->keep_names;
+	env->map.skip_views = cfg->skip_virtual && !cfg->copy_virtual;
 	env->map.rules = cfg->maps;
 	env->map.n_rules = cfg->n_maps;
 	env->map.filter.include = (const char **)cfg->folders;
@@ -255,6 +256,33 @@ int run_env_init(struct run_env *env, const struct job_config *cfg, struct tls_c
 	env->max_sessions = cfg->src_max_per_account < cfg->dst_max_per_account ?
 			    cfg->src_max_per_account : cfg->dst_max_per_account;
 	env->parallel_accounts = cfg->kind == JOB_MIGRATE ? 1 : cfg->parallel_accounts;
+	for (int side = 0; side < 2; side++) {
+		const char *cmd = side == 0 ? cfg->src_token_cmd : cfg->dst_token_cmd;
+		const struct jobconf_oauth *o = side == 0 ? &cfg->src_oauth : &cfg->dst_oauth;
+		int auth = side == 0 ? cfg->src_auth : cfg->dst_auth;
+		struct oauth_conf *oc = &env->oauth_conf[side];
+
+		if (auth == JOBCONF_AUTH_PASSWORD || (cmd == NULL && o->provider == NULL))
+			continue;
+		oc->side = side == 0 ? "source" : "destination";
+		oc->cmd = cmd;
+		oc->timeout_s = cfg->timeout_s;
+		if (o->provider != NULL)
+			oc->provider = strcmp(o->provider, "google") == 0 ? OAUTH_PROVIDER_GOOGLE :
+									    OAUTH_PROVIDER_MS365;
+		oc->tenant = o->tenant;
+		oc->client_id = o->client_id;
+		oc->secret_file = o->secret_file;
+		oc->cert_file = o->cert_file;
+		oc->key_file = o->key_file;
+		oc->token_url = o->token_url;
+		oc->ca_file = cfg->insecure ? NULL : cfg->ca_file;
+		env->oauth[side] = oauth_pool_new(&env->oauth_conf[side]);
+		if (env->oauth[side] == NULL) {
+			tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -266,6 +294,9 @@ void run_env_free(struct run_env *env)
 	throttle_free(env->dst_throttle);
 	env->src_throttle = env->dst_throttle = NULL;
 	env->src_lim = env->dst_lim = NULL;
+	oauth_pool_free(env->oauth[0]);
+	oauth_pool_free(env->oauth[1]);
+	env->oauth[0] = env->oauth[1] = NULL;
 	if (env->shared != NULL) {
 		pthread_mutex_destroy(&env->shared->lock);
 		free(env->shared);
@@ -357,6 +388,9 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 		log_info(acc->label, "%s: %u copied, %u already present, %u failed in %.1f s",
 			 account_status_name(res->status), res->total.copied,
 			 res->total.present, res->total.failed, res->seconds);
+	/* the account's tokens are of no more use */
+	oauth_pool_drop(env->oauth[0], acc->label);
+	oauth_pool_drop(env->oauth[1], acc->label);
 	if (attached)
 		log_detach(acc->label);
 }
@@ -631,6 +665,15 @@ void run_creds(const struct run_env *env, const struct run_account *acc, bool sr
 	       struct store_creds *cr)
 {
 	memset(cr, 0, sizeof(*cr));
+	if (env->oauth[src ? 0 : 1] != NULL) {
+		int auth = src ? env->cfg->src_auth : env->cfg->dst_auth;
+
+		cr->user = src ? acc->src_user : acc->dst_user;
+		cr->oauth_mech = auth == JOBCONF_AUTH_OAUTHBEARER ? OAUTH_OAUTHBEARER : OAUTH_XOAUTH2;
+		/* NULL (out of memory) is told by the login */
+		cr->oauth = oauth_pool_get(env->oauth[src ? 0 : 1], acc->label, cr->user);
+		return;
+	}
 	if (src) {
 		cr->user = acc->src_user;
 		if (env->src_admin != NULL) {

@@ -16,7 +16,7 @@
 # without dpkg registering it, into $CYRUS_IMAPD_ROOT.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libetpan-dev libssl-dev libcsv-dev libcrypt-dev
-libcmocka-dev libsqlite3-dev libjansson-dev libsasl2-modules dovecot-imapd dovecot-core
+libcmocka-dev libsqlite3-dev libjansson-dev libcurl4-gnutls-dev libsasl2-modules dovecot-imapd dovecot-core
 openssl python3 procps valgrind strace clang libclang-rt-14-dev cyrus-common sasl2-bin
 libpq-dev postgresql-15 libmicrohttpd-dev python3-prometheus-client chromium mandoc"
 # keep in step with tests/integration/cyrus.sh

@@ -43,7 +43,11 @@ clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_
 # the passwd-file fields' template (provision.c links libcrypt for its hash)
 clang $flags "$top/tests/fuzz/fuzz_provision.c" "$top/src/provision.c" "$top/src/error.c" \
     "$top/src/log.c" "$top/src/text.c" -lcrypt -pthread -o "$out/fuzz_provision"
-for t in job folder nul msgsig text budget unseal jobjson provision throttle; do
+# the token command's output and the servers' SASL failure JSON
+clang $flags $(pkg-config --cflags jansson) "$top/tests/fuzz/fuzz_oauth.c" "$top/src/oauth.c" "$top/src/oauth_flow.c" "$top/src/secret.c" \
+    "$top/src/error.c" "$top/src/log.c" "$top/src/text.c" $(pkg-config --libs jansson libcurl) \
+    -lcrypto -pthread -o "$out/fuzz_oauth"
+for t in job folder nul msgsig text budget unseal jobjson provision throttle oauth; do
     mkdir -p "$out/corpus-$t"
     echo "fuzz: $t for ${secs}s"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

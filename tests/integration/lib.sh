@@ -52,6 +52,10 @@
 #       USERS=none        no user at all (an empty passwd-file, for tests that
 #                         provision the users): SIDE's home/ then belongs to the
 #                         mail uid, so that Dovecot can create the users' homes
+#       OAUTH2=URL        also SASL XOAUTH2 and OAUTHBEARER, checked by a passdb oauth2
+#                         that asks the token introspection endpoint URL (POST
+#                         token=...; it must answer {"active": true, "username": USER});
+#                         PLAIN and LOGIN stay for the test's own tools
 #       NO_CONDSTORE=yes  announce no CONDSTORE/QRESYNC (imap_capability set to Dovecot's
 #                         list without them): STATUS then has no HIGHESTMODSEQ for clients
 #       LAYOUT=fs         Maildir with the "fs" layout: folder names may contain '.'
@@ -372,6 +376,7 @@ it_dovecot_start() {
 
     local users="user1@example.test:pw1" max_conn=20 ns=default special_use=no cert=mail
     local quota_mb="" max_msg_kb="" master="" auth_delay=no layout="" no_condstore=no arg
+    local oauth2=""
     for arg in "$@"; do
         case $arg in
         USERS=*) users=${arg#USERS=} ;;
@@ -385,6 +390,7 @@ it_dovecot_start() {
         AUTH_DELAY=*) auth_delay=${arg#AUTH_DELAY=} ;;
         LAYOUT=*) layout=${arg#LAYOUT=} ;;
         NO_CONDSTORE=*) no_condstore=${arg#NO_CONDSTORE=} ;;
+        OAUTH2=*) oauth2=${arg#OAUTH2=} ;;
         *) it_fail "it_dovecot_start $side: unknown option '$arg'" ;;
         esac
     done
@@ -443,7 +449,8 @@ it_dovecot_start() {
     sport=$(_it_alloc_port)
     printf '%s %s\n' "$port" "$sport" >"$d/ports"
     _it_write_conf "$side" "$port" "$sport" "$max_conn" "$ns" "$special_use" "$cert" \
-        "$quota_mb" "$max_msg_kb" "$master" "$auth_delay" "$layout" >"$(_it_conf "$side")"
+        "$quota_mb" "$max_msg_kb" "$master" "$auth_delay" "$layout" "$oauth2" \
+        >"$(_it_conf "$side")"
 
     var=$(_it_var "$side")
     printf -v "${var}_IMAP_PORT" '%s' "$port"
@@ -459,7 +466,7 @@ it_dovecot_start() {
 # Writes the dovecot.conf of one instance to stdout.
 _it_write_conf() {
     local side=$1 port=$2 sport=$3 max_conn=$4 ns=$5 special_use=$6 cert=$7
-    local quota_mb=$8 max_msg_kb=$9 master=${10} auth_delay=${11} layout=${12}
+    local quota_mb=$8 max_msg_kb=$9 master=${10} auth_delay=${11} layout=${12} oauth2=${13:-}
     local d=$IT_DIR/$side mb quota=no
     [[ -n $quota_mb || -n $max_msg_kb ]] && quota=yes
 
@@ -542,11 +549,30 @@ passdb {
 }
 EOF
     fi
+    if [[ -n $oauth2 ]]; then
+        cat >"$d/oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $oauth2
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+        cat <<EOF
+
+auth_mechanisms = plain login xoauth2 oauthbearer
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $d/oauth2.conf.ext
+}
+EOF
+    fi
     cat <<EOF
 
 passdb {
   driver = passwd-file
-  args = $d/users.passwd
+  args = $d/users.passwd${oauth2:+
+  mechanisms = plain login}
 }
 userdb {
   driver = passwd-file

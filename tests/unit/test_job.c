@@ -888,10 +888,41 @@ static void test_job_file_dir(void **state)
 	free(d);
 }
 
+/* JOB_ACCOUNTS_NO_PASSWORD (OAuth2 on the sides that would need them):
+ * addresses only, with or without a header; passwords given are kept. */
+static void test_csv_no_password(void **state)
+{
+	const char *hdr = "email\nanna@x.test\nbruno@x.test\n";
+	const char *bare = "anna@x.test\nbruno@x.test,pw2\n";
+	struct job_accounts a;
+	struct tr_error err;
+
+	(void)state;
+	assert_int_equal(job_accounts_parse("a.csv", hdr, strlen(hdr), &a, &err), -1);
+	assert_non_null(strstr(err.msg, "no password column"));
+	assert_int_equal(job_accounts_parse_opt("a.csv", hdr, strlen(hdr), JOB_ACCOUNTS_NO_PASSWORD,
+						&a, &err), 0);
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.n_bad, 0);
+	assert_null(a.v[0].password);
+	assert_string_equal(a.v[1].email, "bruno@x.test");
+	job_accounts_free(&a);
+	assert_int_equal(job_accounts_parse("a.csv", bare, strlen(bare), &a, &err), 0);
+	assert_int_equal(a.n, 1);          /* anna's row has no password */
+	job_accounts_free(&a);
+	assert_int_equal(job_accounts_parse_opt("a.csv", bare, strlen(bare),
+						JOB_ACCOUNTS_NO_PASSWORD, &a, &err), 0);
+	assert_int_equal(a.n, 2);
+	assert_null(a.v[0].password);
+	assert_string_equal(a.v[1].password, "pw2");
+	job_accounts_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csv_table),
+		cmocka_unit_test(test_csv_no_password),
 		cmocka_unit_test(test_csv_messages),
 		cmocka_unit_test(test_csv_many),
 		cmocka_unit_test(test_csv_many_bad),

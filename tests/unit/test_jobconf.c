@@ -53,6 +53,26 @@ static const struct {
 	{ "provision-cmd", "/usr/local/sbin/mkuser --quota 2G" },
 	{ "provision", "dovecot-passwd-file:/etc/dovecot/users" },
 	{ "provision-passwd-fields", ":5000:5000::/var/vmail/%d/%n::" },
+	{ "src-auth", "xoauth2" },
+	{ "src-preset", "gmail" },
+	{ "copy-virtual-folders", NULL },
+	{ "dst-auth", "oauthbearer" },
+	{ "src-token-cmd", "/usr/local/bin/token --for src" },
+	{ "dst-token-cmd", "/usr/local/bin/token --for dst" },
+	{ "src-oauth-provider", "microsoft365" },
+	{ "src-oauth-tenant", "contoso.onmicrosoft.com" },
+	{ "src-oauth-client-id", "0b8e-4c1f" },
+	{ "src-oauth-secret-file", "src-secret" },
+	{ "src-oauth-cert-file", "src-cert.pem" },
+	{ "src-oauth-key-file", "src-key.pem" },
+	{ "src-oauth-token-url", "https://127.0.0.1:8443/token" },
+	{ "dst-oauth-provider", "microsoft365" },
+	{ "dst-oauth-tenant", "contoso.onmicrosoft.com" },
+	{ "dst-oauth-client-id", "0b8e-4c1f" },
+	{ "dst-oauth-secret-file", "dst-secret" },
+	{ "dst-oauth-cert-file", "dst-cert.pem" },
+	{ "dst-oauth-key-file", "dst-key.pem" },
+	{ "dst-oauth-token-url", "https://127.0.0.1:8443/token" },
 	{ "state", "/var/lib/trasloco/acme" },
 	{ "folder", "Archivio/*" },
 	{ "exclude", "Posta indesiderata" },
@@ -293,6 +313,7 @@ static void test_errors(void **state)
 		{ "src = host:0", "t.job:2: bad port in \"host:0\"" },
 		{ "map = x", "t.job:2: map wants 'OLD=NEW', not \"x\"" },
 		{ "dst-admin-separator = ab", "t.job:2: dst-admin-separator wants one character" },
+		{ "src-auth = plain", "t.job:2: src-auth wants password, xoauth2 or oauthbearer" },
 	};
 	struct job_config cfg;
 	struct tr_error err;
@@ -444,8 +465,9 @@ static void test_spool_rules(void **state)
 		/* and taken from the operator */
 		assert_int_equal(jobconf_set(&cfg, keys[i].name, samples[j].value, &op, &err), 0);
 	}
-	/* TLS (3), the admins (2 + 2), provisioning (3) */
-	assert_int_equal(n_op, 10);
+	/* TLS (3), the admins (2 + 2), provisioning (3), the token commands and
+	 * flows (2 + 14): a spool job may not run a command */
+	assert_int_equal(n_op, 26);
 	assert_true(cfg.insecure && cfg.allow_plaintext);
 	assert_string_equal(cfg.dst_admin, "admin@new.example");
 	assert_string_equal(cfg.provision_cmd, "/usr/local/sbin/mkuser --quota 2G");
@@ -703,6 +725,24 @@ static void test_finish(void **state)
 		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nprovision = dovecot-passwd-file:/p\n"
 		  "provision-passwd-fields = 1:2\n", "begins with ':'" },
 		{ JOB_PROVISION, "accounts = a.csv\n", "provision needs --provision-cmd" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n",
+		  "--src-auth xoauth2 needs either --src-token-cmd CMD or --src-oauth-provider" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n"
+		  "src-oauth-provider = microsoft365\nsrc-oauth-client-id = c\n"
+		  "src-oauth-tenant = t\n", "--src-oauth-secret-file, or --src-oauth-cert-file" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n"
+		  "src-oauth-provider = yahoo\n", "wants microsoft365 or google" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-oauth-tenant = t\n",
+		  "the --dst-oauth-* settings need --dst-oauth-provider" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-token-cmd = t\n",
+		  "--dst-token-cmd needs --dst-auth xoauth2 or oauthbearer" },
+		{ JOB_MIGRATE, "src = a\ndst = b\nuser = u@x\nsrc-auth = oauthbearer\n"
+		  "src-token-cmd = t\nsrc-password-file = p\n",
+		  "--src-auth oauthbearer takes no --src-password-file" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\ndst-auth = xoauth2\n"
+		  "dst-token-cmd = t\ndst-admin = root\n", "no --dst-admin" },
+		{ JOB_RUN, "accounts = a.csv\nsrc = a\ndst = b\nsrc-auth = xoauth2\n"
+		  "src-token-cmd = t\nsrc-admin = root\n", "no --src-admin" },
 	};
 	struct job_config cfg;
 	struct tr_error err;
@@ -792,11 +832,48 @@ static void test_command_line(void **state)
 	cli_args_free(&a);
 }
 
+/* Presets: their settings as if given where the preset is; later ones win;
+ * the job's text says the preset and what differs from it. */
+static void test_presets(void **state)
+{
+	struct job_config cfg, back;
+	struct tr_error err;
+	char *t;
+
+	(void)state;
+	jobconf_init(&cfg, JOB_RUN);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "gmail", NULL, &err), 0);
+	assert_int_equal(cfg.src_max_per_account, 15);
+	assert_int_equal(cfg.src_auth, JOBCONF_AUTH_XOAUTH2);
+	assert_true(cfg.skip_virtual);
+	assert_false(cfg.copy_virtual);
+	assert_int_equal(jobconf_set(&cfg, "src-max-per-account", "6", NULL, &err), 0);
+	assert_int_equal(jobconf_set(&cfg, "copy-virtual-folders", NULL, NULL, &err), 0);
+	t = jobconf_text(&cfg);
+	assert_string_equal(t, "src-preset = gmail\ncopy-virtual-folders = yes\n"
+			    "src-max-per-account = 6\n");
+	jobconf_init(&back, JOB_RUN);
+	assert_int_equal(apply_text(&back, "t.job", t, NULL, &err), 0);
+	assert_int_equal(back.src_max_per_account, 6);
+	assert_true(back.skip_virtual && back.copy_virtual);
+	free(t);
+	jobconf_free(&back);
+	jobconf_free(&cfg);
+	jobconf_init(&cfg, JOB_RUN);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "microsoft365", NULL, &err), 0);
+	assert_int_equal(cfg.src_max_per_account, 8);
+	assert_false(cfg.skip_virtual);
+	assert_int_equal(jobconf_set(&cfg, "src-preset", "yahoo", NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "wants gmail or microsoft365"));
+	jobconf_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys_are_the_help),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_presets),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_relative_paths),

@@ -2,7 +2,7 @@
  * passwd-file built-in (existing lines untouched, no duplicate, the lock,
  * owner and mode kept, the hash), the command (password on stdin only, a
  * clean environment, stderr in the error, the timeout), and the accounts
- * parser's JOB_PASSWORDS_OPTIONAL (src/job.c).
+ * parser's JOB_ACCOUNTS_NO_PASSWORD (src/job.c).
  */
 #include "config.h"
 
@@ -369,18 +369,18 @@ static void test_csv_optional(void **state)
 	(void)state;
 	/* emails alone, without and with a header */
 	assert_int_equal(job_accounts_parse_opt("a.csv", "a@x.test\nb@x.test\n", 18,
-						JOB_PASSWORDS_OPTIONAL, &ja, &err), 0);
+						JOB_ACCOUNTS_NO_PASSWORD, &ja, &err), 0);
 	assert_int_equal(ja.n, 2);
 	assert_int_equal(ja.n_bad, 0);
 	assert_null(ja.v[0].password);
 	job_accounts_free(&ja);
 	assert_int_equal(job_accounts_parse_opt("a.csv", "email\na@x.test\n", 15,
-						JOB_PASSWORDS_OPTIONAL, &ja, &err), 0);
+						JOB_ACCOUNTS_NO_PASSWORD, &ja, &err), 0);
 	assert_int_equal(ja.n, 1);
 	job_accounts_free(&ja);
 	/* a password column still works, an empty one too */
 	assert_int_equal(job_accounts_parse_opt("a.csv", "a@x.test,pw\nb@x.test,\n", 22,
-						JOB_PASSWORDS_OPTIONAL, &ja, &err), 0);
+						JOB_ACCOUNTS_NO_PASSWORD, &ja, &err), 0);
 	assert_int_equal(ja.n, 2);
 	assert_string_equal(ja.v[0].password, "pw");
 	assert_null(ja.v[1].password);
