@@ -125,6 +125,8 @@ struct job_config {
 	/* throttles per server, shared by the job's accounts (throttle.h);
 	 * 0: none */
 	uint64_t src_bytes_per_second, src_bytes_per_day, dst_bytes_per_second, dst_bytes_per_day;
+	/* each account's own day budget on a server: 0 none */
+	uint64_t src_account_bytes_per_day, dst_account_bytes_per_day;
 	uint32_t src_messages_per_second, dst_messages_per_second;
 	char *spool_dir;                /* where fetched messages wait; NULL: $TMPDIR */
 

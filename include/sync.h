@@ -42,6 +42,9 @@ struct sync_limits {
 	/* the servers' day budgets (throttle.h), reserved per batch before
 	 * its fetch; NULL: none */
 	struct throttle *src_throttle, *dst_throttle;
+	/* this account's own day budgets on each server (a provider's limit
+	 * per mailbox, as Gmail's download a day); NULL: none */
+	struct throttle *src_account_throttle, *dst_account_throttle;
 };
 
 /* Counters of one folder (or, summed, of an account). */

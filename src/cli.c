@@ -147,6 +147,8 @@ const char cli_usage_text[] =
 	"                                         throttles per server, all accounts together\n"
 	"                                         (B: N, Nk, NM, NG = 10^3, 10^6, 10^9 bytes); a\n"
 	"                                         spent day budget pauses until 00:00 UTC\n"
+	"  --src-max-account-bytes-per-day B, --dst-max-account-bytes-per-day B\n"
+	"                                         each account's own day budget on a server\n"
 	"  -q, --quiet | -v, --verbose | --debug | --no-progress\n"
 	"\n"
 	"Exit status of migrate: 0 all copied, 1 some messages or folders failed, 2 usage,\n"

@@ -117,7 +117,9 @@ static const char engine_copy[] =
 	"  --src-max-bytes-per-second B, --dst-max-bytes-per-second B\n"
 	"  --src-max-messages-per-second N, --dst-max-messages-per-second N\n"
 	"  --src-max-bytes-per-day B, --dst-max-bytes-per-day B\n"
-	"                                         when spent, accounts pause until 00:00 UTC\n";
+	"                                         when spent, accounts pause until 00:00 UTC\n"
+	"  --src-max-account-bytes-per-day B, --dst-max-account-bytes-per-day B\n"
+	"                                         each account's own day budget on a server\n";
 
 static const char passes[] =
 	"Passes (run, migrate; README \"A migration, step by step\"):\n"

@@ -175,12 +175,16 @@ static const struct jobconf_key keys[] = {
 	    "messages per second from the source in all"),
 	NUM("src-max-bytes-per-day", T_BYTES, AT(src_bytes_per_day), 0, 0,
 	    "bytes per UTC day from the source in all, then the accounts pause"),
+	NUM("src-max-account-bytes-per-day", T_BYTES, AT(src_account_bytes_per_day), 0, 0,
+	    "bytes per UTC day from the source for each account, then it pauses"),
 	NUM("dst-max-bytes-per-second", T_BYTES, AT(dst_bytes_per_second), 0, 0,
 	    "bytes per second to the destination in all"),
 	NUM("dst-max-messages-per-second", T_COUNT, AT(dst_messages_per_second), 1, 1000000,
 	    "messages per second to the destination in all"),
 	NUM("dst-max-bytes-per-day", T_BYTES, AT(dst_bytes_per_day), 0, 0,
 	    "bytes per UTC day to the destination in all, then the accounts pause"),
+	NUM("dst-max-account-bytes-per-day", T_BYTES, AT(dst_account_bytes_per_day), 0, 0,
+	    "bytes per UTC day to the destination for each account, then it pauses"),
 	PATH("spool-dir", JOBCONF_PATH_DIR, AT(spool_dir), "where fetched messages wait"),
 	PATH("report", JOBCONF_PATH_WRITE, AT(report), "JSON report"),
 	PATH("report-csv", JOBCONF_PATH_WRITE, AT(report_csv), "CSV report (run)"),
@@ -375,6 +379,8 @@ static const struct {
 	 * Important repeat the labels' mail */
 	{ "gmail", "src-max-per-account", "15" },
 	{ "gmail", "src-auth", "xoauth2" },
+	/* and about 2500 MB of IMAP download per account a day */
+	{ "gmail", "src-max-account-bytes-per-day", "2500M" },
 	{ "gmail", "skip-virtual-folders", "yes" },
 	/* Microsoft 365 throttles per mailbox beyond a few sessions */
 	{ "microsoft365", "src-max-per-account", "8" },

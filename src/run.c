@@ -328,10 +328,50 @@ int run_set_status(const struct run_env *env, const struct run_account *acc, con
 	return 0;
 }
 
+/* The account's own day budgets (cfg's *-max-account-bytes-per-day), in
+ * lim: kept in the state under the server and the account's login. */
+static int account_throttles(const struct run_env *env, const struct run_account *acc,
+			     struct sync_limits *lim, struct tr_error *err)
+{
+	const struct job_config *cfg = env->cfg;
+	char key[1200];
+	bool oom = false;
+
+	lim->src_account_throttle = lim->dst_account_throttle = NULL;
+	if (cfg == NULL)
+		return 0;
+	if (cfg->src_account_bytes_per_day > 0) {
+		struct throttle_limits l = { 0, 0, cfg->src_account_bytes_per_day };
+
+		snprintf(key, sizeof(key), "src %s:%d %s", env->src_ep.host, env->src_ep.port,
+			 acc->src_user);
+		lim->src_account_throttle = throttle_new(key, "this account on the source", &l,
+							 &oom);
+		throttle_set_state(lim->src_account_throttle, env->state);
+	}
+	if (!oom && cfg->dst_account_bytes_per_day > 0) {
+		struct throttle_limits l = { 0, 0, cfg->dst_account_bytes_per_day };
+
+		snprintf(key, sizeof(key), "dst %s:%d %s", env->dst_ep.host, env->dst_ep.port,
+			 acc->dst_user);
+		lim->dst_account_throttle = throttle_new(key, "this account on the destination",
+							 &l, &oom);
+		throttle_set_state(lim->dst_account_throttle, env->state);
+	}
+	if (oom) {
+		throttle_free(lim->src_account_throttle);
+		lim->src_account_throttle = NULL;
+		tr_error_set(err, TR_ERR_LOCAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 void run_account(const struct run_env *env, const struct run_account *acc, const char *log_dir,
 		 struct account_progress *prog, struct account_result *res)
 {
 	struct account_opts ao;
+	struct sync_limits lim;
 	bool attached = false;
 
 	if (log_dir != NULL) {
@@ -359,10 +399,17 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 	ao.state = env->state;
 	ao.src_lim = env->src_lim;
 	ao.dst_lim = env->dst_lim;
-	ao.limits = &env->limits;
 	ao.cfg = env->cfg;
 	ao.max_sessions = env->max_sessions;
 	ao.progress = prog;
+	lim = env->limits;
+	if (account_throttles(env, acc, &lim, &res->err) < 0) {
+		memset(res, 0, sizeof(*res));
+		res->status = ACCOUNT_FAILED;
+		tr_error_set(&res->err, TR_ERR_LOCAL, "out of memory");
+		goto done;
+	}
+	ao.limits = &lim;
 
 	log_info(acc->label, "migrating from %s:%d to %s:%d", env->src_ep.host, env->src_ep.port,
 		 env->dst_ep.host, env->dst_ep.port);
@@ -388,6 +435,9 @@ void run_account(const struct run_env *env, const struct run_account *acc, const
 		log_info(acc->label, "%s: %u copied, %u already present, %u failed in %.1f s",
 			 account_status_name(res->status), res->total.copied,
 			 res->total.present, res->total.failed, res->seconds);
+done:
+	throttle_free(lim.src_account_throttle);
+	throttle_free(lim.dst_account_throttle);
 	/* the account's tokens are of no more use */
 	oauth_pool_drop(env->oauth[0], acc->label);
 	oauth_pool_drop(env->oauth[1], acc->label);

@@ -1010,12 +1010,18 @@ static int record_bad(struct run *r, struct tr_error *err)
 static int reserve_day(struct run *r, size_t from, size_t *to, struct tr_error *err)
 {
 	const struct sync_limits *lim = r->job->limits;
-	struct throttle *t[2] = { lim->src_throttle, lim->dst_throttle };
+	/* in the order the bytes go: each is asked only for what the one
+	 * before gives */
+	struct throttle *t[4] = { lim->src_throttle, lim->src_account_throttle,
+				  lim->dst_account_throttle, lim->dst_throttle };
+	static const char *const whose[4] = {
+		"source", "account on the source", "account on the destination", "destination",
+	};
 	uint64_t *sizes;
-	size_t n = *to - from, fit[2] = { n, n }, k;
+	size_t n = *to - from, fit = n, k, cut = 4;
 	time_t resume = 0;
 
-	if (t[0] == NULL && t[1] == NULL)
+	if (t[0] == NULL && t[1] == NULL && t[2] == NULL && t[3] == NULL)
 		return 0;
 	sizes = malloc((n + 1) * sizeof(*sizes));
 	if (sizes == NULL) {
@@ -1024,30 +1030,35 @@ static int reserve_day(struct run *r, size_t from, size_t *to, struct tr_error *
 	}
 	for (k = 0; k < n; k++)
 		sizes[k] = r->copy.v[from + k].size;
-	for (k = 0; k < 2; k++) {
-		/* the destination is asked only for what the source gives */
-		if (throttle_day_reserve(t[k], sizes, k == 0 ? n : fit[0], &fit[k], &resume,
-					 err) < 0) {
+	for (k = 0; k < 4; k++) {
+		size_t got;
+
+		if (t[k] == NULL)
+			continue;
+		if (throttle_day_reserve(t[k], sizes, fit, &got, &resume, err) < 0) {
 			free(sizes);
 			return -1;
 		}
+		if (got < fit && cut == 4)
+			cut = k;
+		fit = got;
 	}
 	free(sizes);
-	/* When the destination takes fewer than the source gave, the source's
-	 * reservation of the rest stays counted: budgets err on the server's
-	 * side. */
-	if (fit[1] == n)
+	/* When a later budget takes fewer than an earlier one gave, the
+	 * earlier reservation of the rest stays counted: budgets err on the
+	 * servers' side. */
+	if (fit == n)
 		return 0;
 	{
 		char when[64];
 
 		tr_error_set(err, TR_ERR_PAUSED, "%s: the day's byte budget of the %s is spent: "
-			     "paused until %s", r->job->src_name, fit[0] < n ? "source" : "destination",
+			     "paused until %s", r->job->src_name, whose[cut],
 			     throttle_time_text(resume, when, sizeof(when)));
 		err->until = (long long)resume;
 	}
-	*to = from + fit[1];
-	return fit[1] > 0 ? 1 : -1;
+	*to = from + fit;
+	return fit > 0 ? 1 : -1;
 }
 
 /* Fetch the bodies of r->copy[from, *to) into sp, after reserving the day

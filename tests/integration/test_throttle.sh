@@ -16,6 +16,9 @@
 #      The same as a spool job: it goes back to pending/ dated the next 00:00 UTC,
 #      a spool run meanwhile leaves it there; the job rewritten with a larger
 #      budget runs to done/, exact.
+#      A day budget per account (--src-max-account-bytes-per-day 1M, as the gmail
+#      preset's): two accounts each pause after about 1 MB of their own (together
+#      more than 1 MB), then a larger budget finishes both, exact.
 #   4. Server hints: a fake source and a fake destination (fakeimap.py "throttled")
 #      refuse the first LOGIN, SELECT, body FETCH and APPEND with NO [THROTTLED] or a
 #      plain NO saying "Suggested Backoff Time: 2000 milliseconds": each is retried
@@ -30,9 +33,9 @@ it_init throttle
 PARTS=${THROTTLE_PARTS:-1 2 3 4}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
-U1=big@throttle.test U2=small@throttle.test U3=day@throttle.test U4=spool@throttle.test
+U1=big@throttle.test U2=small@throttle.test U3=day@throttle.test U4=spool@throttle.test U5=acct1@throttle.test U6=acct2@throttle.test
 enc=$(printf '%s' "$PW" | sed 's/%/%25/g; s/ /%20/g')
-users="$U1:$enc $U2:$enc $U3:$enc $U4:$enc"
+users="$U1:$enc $U2:$enc $U3:$enc $U4:$enc $U5:$enc $U6:$enc"
 umask 077
 printf '%s\n' "$PW" > "$IT_DIR/pw"
 export IMAP_PASSWORD=$PW
@@ -235,6 +238,37 @@ EOF
     [[ -f $spool/done/day.job ]] || it_fail "the job with a larger budget is not in done/"
     compare "$U4"
     [[ $(dst_count "$U4") == 30 ]] || it_fail "spool: 30 messages expected on the destination"
+
+    # a budget per account
+    for u in "$U5" "$U6"; do
+        src_tool --user "$u" append --folder INBOX --count 30 --seed 6 --size-kb 100 >/dev/null
+    done
+    printf 'email,password\n%s,"%s"\n%s,"%s"\n' "$U5" "${PW//\"/\"\"}" "$U6" "${PW//\"/\"\"}" \
+        > "$IT_DIR/accounts2.csv"
+    acct_day() { # BUDGET N
+        set +e
+        "$TRASLOCO" run "$IT_DIR/accounts2.csv" --src "$IT_HOST:$SRC_IMAP_PORT" --src-tls none \
+            --dst "$IT_HOST:$DST_IMAP_PORT" --dst-tls none --state "$IT_DIR/state5" \
+            --timeout 20 --no-progress --batch-size 1 --src-max-account-bytes-per-day "$1" \
+            > "$IT_DIR/acct.$2.out" 2>&1
+        DAY_RC=$?
+        set -e
+        it_log "trasloco run --src-max-account-bytes-per-day $1 -> exit $DAY_RC"
+        sed 's/^/    | /' "$IT_DIR/acct.$2.out" | tail -n 5 >&2
+    }
+    acct_day 1M 1
+    [[ $DAY_RC == 7 ]] || it_fail "spent account budgets: expected exit 7, got $DAY_RC"
+    grep -q 'budget of the account on the source is spent' "$IT_DIR/acct.1.out" ||
+        it_fail "the pause does not name the account's budget"
+    a5=$(dst_count "$U5") a6=$(dst_count "$U6")
+    it_log "per-account budget of 1 MB: $a5 and $a6 of 30 messages (about 100 kB each)"
+    ((a5 > 0 && a5 < 30 && a6 > 0 && a6 < 30 && a5 + a6 > 10)) ||
+        it_fail "each account should pause after its own 1 MB ($a5, $a6)"
+    acct_day 10M 2
+    [[ $DAY_RC == 0 ]] || it_fail "with larger account budgets: expected exit 0, got $DAY_RC"
+    compare "$U5"
+    compare "$U6"
+    [[ $(dst_count "$U5") == 30 && $(dst_count "$U6") == 30 ]] || it_fail "per-account: 30 each expected"
 fi
 
 # ---- 4. server hints -------------------------------------------------------

@@ -95,6 +95,8 @@ static const struct {
 	{ "src-max-bytes-per-second", "2M" },
 	{ "src-max-messages-per-second", "20" },
 	{ "src-max-bytes-per-day", "2500M" },
+	{ "src-max-account-bytes-per-day", "2500M" },
+	{ "dst-max-account-bytes-per-day", "1G" },
 	{ "dst-max-bytes-per-second", "1500001" },
 	{ "dst-max-messages-per-second", "50" },
 	{ "dst-max-bytes-per-day", "3G" },
