@@ -20,7 +20,8 @@
  *
  * Threads: an oauth_pool and its accounts may be used by any number of
  * threads at once (one lock per pool, one per account; a fetch holds only
- * its account's).  The parsers below are pure.
+ * its account's).  The texts (token responses, SASL strings, failure JSON)
+ * are oauth_text's.
  */
 #ifndef TRASLOCO_OAUTH_H
 #define TRASLOCO_OAUTH_H
@@ -30,14 +31,13 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "oauth_text.h"
 
 /* A token whose source did not say how long it lives is taken as good for
  * 45 minutes (Google's and Microsoft's last 60). */
 #define OAUTH_DEFAULT_TTL_S (45 * 60)
 /* The longest token taken (Microsoft's JWTs are 1.5 to 3 KB). */
 #define OAUTH_TOKEN_MAX 16384
-
-enum oauth_mech { OAUTH_NONE = 0, OAUTH_XOAUTH2, OAUTH_OAUTHBEARER };
 
 enum oauth_provider { OAUTH_PROVIDER_CMD = 0, OAUTH_PROVIDER_MS365, OAUTH_PROVIDER_GOOGLE };
 
@@ -88,29 +88,5 @@ unsigned oauth_fetches(struct oauth_account *a);
  * reached or answers 5xx/429, TR_ERR_USAGE for an unreadable key. */
 int oauth_flow_fetch(const struct oauth_conf *c, const char *email, const char *user, char *tok,
 		     size_t size, long *ttl, struct tr_error *err);
-
-/* ---- pure parsers (fuzzed: tests/fuzz/fuzz_oauth.c) ---- */
-
-/* A token source's output: a bare token (surrounding white space
- * ignored), or a JSON object with "access_token" (string) and optionally
- * "expires_in" (seconds, number or numeric string).  The token into tok
- * (NUL-terminated), *ttl_s its lifetime (0: not said).  -1 with err
- * (never quoting the output, which may hold a token) when it is neither. */
-int oauth_parse_token(const char *out, size_t len, char *tok, size_t size, long *ttl_s,
-		      struct tr_error *err);
-
-/* A server's SASL failure challenge (RFC 7628 3.2.2: base64 of a JSON
- * object with status, schemes, scope; Google and Dovecot send it for
- * both mechanisms) decoded into a sentence for a person: "the token is
- * invalid or expired (status 401 / invalid_token)" and so on.  b64 is
- * the challenge as sent (after "+ ").  Always writes something to buf. */
-void oauth_explain_failure(const char *b64, size_t len, char *buf, size_t size);
-
-/* The SASL initial client response, base64-encoded, into out (size
- * bytes): XOAUTH2 "user=U^Aauth=Bearer T^A^A", OAUTHBEARER (RFC 7628)
- * "n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A".  Returns its length, or
- * -1 when it does not fit.  The caller wipes out. */
-long oauth_sasl_response(enum oauth_mech mech, const char *user, const char *token,
-			 const char *host, int port, char *out, size_t size);
 
 #endif

@@ -44,7 +44,7 @@ clang $flags $(pkg-config --cflags libpq jansson sqlite3) "$top/tests/fuzz/fuzz_
 clang $flags "$top/tests/fuzz/fuzz_provision.c" "$top/src/provision.c" "$top/src/error.c" \
     "$top/src/log.c" "$top/src/text.c" -lcrypt -pthread -o "$out/fuzz_provision"
 # the token command's output and the servers' SASL failure JSON
-clang $flags $(pkg-config --cflags jansson) "$top/tests/fuzz/fuzz_oauth.c" "$top/src/oauth.c" "$top/src/oauth_flow.c" "$top/src/secret.c" \
+clang $flags $(pkg-config --cflags jansson) "$top/tests/fuzz/fuzz_oauth.c" "$top/src/oauth.c" "$top/src/oauth_flow.c" "$top/src/oauth_text.c" "$top/src/secret.c" \
     "$top/src/error.c" "$top/src/log.c" "$top/src/text.c" $(pkg-config --libs jansson libcurl) \
     -lcrypto -pthread -o "$out/fuzz_oauth"
 for t in job folder nul msgsig text budget unseal jobjson provision throttle oauth; do
