@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,7 @@ struct pgs_lock {
 struct pgs {
 	struct pg *pg;              /* the calls' connection */
 	pthread_mutex_t mu;         /* one call at a time on pg */
+	atomic_bool day_table;      /* st_day_bytes made by this handle */
 	char *dsn;                  /* for the heartbeat's connection; wiped on close */
 	char path[300];             /* "PostgreSQL user@host:port/db" */
 	char holder[128];
@@ -1231,13 +1233,17 @@ static int pgs_day_bytes_add(void *vh, const char *key, int64_t day, int64_t del
 
 	snprintf(d, sizeof(d), "%lld", (long long)day);
 	snprintf(n, sizeof(n), "%lld", (long long)delta);
-	/* Not in pg_schema.c's versions: a count an older trasloco ignores. */
-	r = run(h, "CREATE TABLE IF NOT EXISTS st_day_bytes (key text NOT NULL, "
-		"day bigint NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (key, day))", 0, NULL,
-		NULL, err);
-	if (r == NULL)
-		return db_fail(h, err, "count the day's bytes");
-	PQclear(r);
+	/* Not in pg_schema.c's versions: a count an older trasloco ignores.
+	 * Made once per handle: not a round trip per batch. */
+	if (!atomic_load(&h->day_table)) {
+		r = run(h, "CREATE TABLE IF NOT EXISTS st_day_bytes (key text NOT NULL, "
+			"day bigint NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (key, day))", 0,
+			NULL, NULL, err);
+		if (r == NULL)
+			return db_fail(h, err, "count the day's bytes");
+		PQclear(r);
+		atomic_store(&h->day_table, true);
+	}
 	r = run(h, "INSERT INTO st_day_bytes (key, day, bytes) VALUES ($1, $2, greatest($3::bigint, 0)) "
 		"ON CONFLICT (key, day) DO UPDATE SET bytes = greatest(st_day_bytes.bytes + $3::bigint, 0) "
 		"RETURNING bytes", 3, p, NULL, err);

@@ -54,6 +54,7 @@ struct sq {
 	char *path;
 	char *dir;
 	int dirfd;                  /* the checked state directory */
+	bool day_table;             /* day_bytes made by this handle (under lock) */
 };
 
 /* Version 1, as the first trasloco wrote it (meta.schema = '1').  It may
@@ -932,10 +933,17 @@ static int sq_day_bytes_add(void *h, const char *key, int64_t day, int64_t delta
 	int r = -1;
 
 	pthread_mutex_lock(&st->lock);
-	if (sqlite3_exec(st->db, "CREATE TABLE IF NOT EXISTS day_bytes (key TEXT NOT NULL, "
-			 "day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (key, day))",
-			 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(st->db, "INSERT INTO day_bytes (key, day, bytes) VALUES "
+	/* made once per handle, not once per batch */
+	if (!st->day_table) {
+		if (sqlite3_exec(st->db, "CREATE TABLE IF NOT EXISTS day_bytes (key TEXT NOT NULL, "
+				 "day INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (key, "
+				 "day))", NULL, NULL, NULL) != SQLITE_OK) {
+			db_fail(st, err, "count the day's bytes");
+			goto out;
+		}
+		st->day_table = true;
+	}
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO day_bytes (key, day, bytes) VALUES "
 			       "(?1, ?2, max(?3, 0)) ON CONFLICT (key, day) DO UPDATE SET "
 			       "bytes = max(bytes + ?3, 0) RETURNING bytes", -1, &q,
 			       NULL) != SQLITE_OK) {
