@@ -66,7 +66,7 @@
 #                         that wrong-password tests are fast and independent.
 #     Exports (SIDE upper-cased, '-' -> '_'): SIDE_IMAP_PORT (plain, STARTTLS offered),
 #     SIDE_IMAPS_PORT (implicit TLS), SIDE_DIR, SIDE_CONF.  Returns once both ports
-#     accept connections.  Ports are random free ports in 20000-60000, reserved with a
+#     accept connections.  Ports are random free ports below the ephemeral range, reserved with a
 #     lock directory so that tests running in parallel (make -j) never share one.
 #     Maildirs: $IT_DIR/SIDE/home/USER/Maildir; log: $IT_DIR/SIDE/dovecot.log.
 #     Starting a side again after it_dovecot_stop rewrites its config with the new
@@ -293,15 +293,26 @@ _it_make_certs() {
     ) >"$d/openssl.log" 2>&1 || it_fail "certificate generation failed: $(cat "$d/openssl.log")"
 }
 
-# Prints a free TCP port on 127.0.0.1 in 20000-60000 and keeps it reserved for this test:
-# mkdir of $IT_PORT_LOCKS/PORT is atomic, so two tests never pick the same port even if
-# neither has bound it yet; the bind test then rules out ports used by anything else.
+# Prints a free TCP port on 127.0.0.1 and keeps it reserved for this test: mkdir of
+# $IT_PORT_LOCKS/PORT is atomic, so two tests never pick the same port even if neither
+# has bound it yet; the bind test then rules out ports used by anything else.
 # Reservations whose owner process is gone are removed (not reused in the same pass).
+# The port is taken below the kernel's ephemeral range (ip_local_port_range, 32768-60999
+# by default): a port in that range can become the local end of any outgoing connection
+# between the bind test and the server's listen, and a connected socket without
+# SO_REUSEADDR makes that listen fail with "Address already in use" (seen in CI).
 _it_alloc_port() {
-    local port tries owner
+    local port tries owner lo=20000 hi=32767 eph_lo eph_hi
+    if read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then
+        if ((eph_lo > lo + 2000)); then
+            hi=$((eph_lo - 1))
+        elif ((eph_hi < 63000)); then
+            lo=$((eph_hi + 1)) hi=65000   # an unusual range: use the ports above it
+        fi
+    fi
     for ((tries = 0; tries < 200; tries++)); do
         # SRANDOM (bash >= 5.1) differs between processes started at the same time
-        port=$((20000 + ${SRANDOM:-$((RANDOM * 32768 + RANDOM))} % 40001))
+        port=$((lo + ${SRANDOM:-$((RANDOM * 32768 + RANDOM))} % (hi - lo + 1)))
         if ! mkdir "$IT_PORT_LOCKS/$port" 2>/dev/null; then
             owner=$(cat "$IT_PORT_LOCKS/$port/owner" 2>/dev/null) || continue
             if [[ -n $owner ]] && ! kill -0 "$owner" 2>/dev/null; then
