@@ -246,9 +246,14 @@ int queue_delete(struct queue *q, const char *job, struct tr_error *err);
 /* Seal every stored password again with the first key of keys. *n_r:
  * values re-sealed. */
 int queue_rekey(struct queue *q, int *n_r, struct tr_error *err);
-/* How many accounts of jobs not cancelled are pending or running (a
- * worker started with --drain ends when none is). */
+/* How many accounts of jobs not cancelled are running, or pending to be
+ * taken within QUEUE_DRAIN_HORIZON_S seconds (a worker started with
+ * --drain ends when none is: an account paused by a day budget until the
+ * next UTC midnight does not keep it, a retry a few seconds away does). */
+#define QUEUE_DRAIN_HORIZON_S 600
+#define QUEUE_DRAIN_HORIZON_TEXT "600"
 int queue_outstanding(struct queue *q, int64_t *n_r, struct tr_error *err);
+_Static_assert(QUEUE_DRAIN_HORIZON_S == 600, "QUEUE_DRAIN_HORIZON_TEXT says 600");
 /* The id of JOB (id or name), for callers. */
 int queue_job_id(struct queue *q, const char *job, int64_t *id_r, struct tr_error *err);
 

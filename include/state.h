@@ -172,6 +172,18 @@ int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_u
 int state_day_bytes_add(struct state *st, const char *key, int64_t day, int64_t delta,
 			uint64_t *total_r, struct tr_error *err);
 
+/* The schedule of a rate (throttle.h) kept in the state, for processes
+ * that share it (a PostgreSQL state: a fleet's workers): the time at
+ * which key's server is next free (now when that is past) moves cost_s
+ * seconds later, and *wait_r is how long from now it lies (about cost_s
+ * when nobody else takes).  One statement on the database's clock.
+ * Returns 0, or -1 with err (the database unreachable: TR_ERR_TEMP).
+ * state_rate_shared says whether the state keeps such schedules at all
+ * (only stores several processes use: not SQLite or memory). */
+bool state_rate_shared(const struct state *st);
+int state_rate_take(struct state *st, const char *key, double cost_s, double *wait_r,
+		    struct tr_error *err);
+
 /* The in-memory backend: forget NAME's data (it goes when its last open
  * handle closes).  Unknown names are ignored. */
 void state_mem_discard(const char *name);

@@ -76,6 +76,11 @@ struct state_backend {
 	 * makes when first used. */
 	int (*day_bytes_add)(void *h, const char *key, int64_t day, int64_t delta,
 			     uint64_t *total_r, struct tr_error *err);
+	/* A rate's schedule shared by the processes using the store (NULL for
+	 * a store one process uses: the throttle keeps the schedule itself);
+	 * a table made when first used, as day_bytes_add's. */
+	int (*rate_take)(void *h, const char *key, double cost_s, double *wait_r,
+			 struct tr_error *err);
 };
 
 extern const struct state_backend state_backend_sqlite;

@@ -11,14 +11,25 @@
  *    chunk or message being taken.  The imap module takes bytes as a body
  *    literal arrives (fetch) or is written (append), in chunks of at most
  *    64 kB, and one message token before each message.
+ *    When the state is one that several processes share (PostgreSQL: a
+ *    fleet's workers, or runs on several hosts), the schedule is the
+ *    state's (state_rate_take), under the throttle's key, so the rate holds
+ *    for all of them together: each process takes slices of
+ *    THROTTLE_SLICE_S of the rate from it and spends them locally; what
+ *    goes ahead of the schedule is then at most a slice and the tolerance
+ *    per process.  Jobs with the same server share its schedule, each
+ *    taking at its own rate.  While the state is out of reach the process
+ *    keeps the schedule alone (a warning a minute says so).
  *  - bytes per UTC day: reserved per batch by the sync before it fetches,
  *    from the exact sizes the source announced; a batch that does not fit
  *    is cut to the messages that do, and when none fits the account
  *    pauses until the next UTC midnight (TR_ERR_PAUSED).  The day's count
  *    is kept in the state (state_day_bytes_add) under the throttle's key,
  *    so another run the same day, or another worker of a fleet, knows
- *    what is left.  A reservation counts even when the fetch then fails:
- *    the budget errs on the server's side.
+ *    what is left; a reservation that finds others spent the remainder
+ *    between its read and its add gives back what no longer fits.  A
+ *    reservation counts even when the fetch then fails: the budget errs
+ *    on the server's side.
  * Units: decimal, as network rates are (k = 1000, M = 10^6, G = 10^9).
  *
  * The parsers of its texts (option values, servers' hints) are in
@@ -46,6 +57,9 @@ struct state;
 
 /* The tolerance of the rate limits, in seconds of the rate. */
 #define THROTTLE_BURST_S 0.02
+/* A process sharing a rate with others takes it in slices of this many
+ * seconds of the rate (a round trip to the state each). */
+#define THROTTLE_SLICE_S 0.05
 
 struct throttle_limits {
 	uint64_t bytes_per_second;   /* 0: none */
@@ -70,14 +84,18 @@ int throttle_bytes(struct throttle *t, uint64_t n);
 /* Wait until one more message may go (messages per second). */
 int throttle_message(struct throttle *t);
 
-/* A socket to the throttled server: its receive buffer bounded to about
- * a sixteenth of a second of the byte rate (at least 32 kB), so that what
- * the kernel takes ahead of the throttle is no burst at the server (left
- * alone, Linux grows it to megabytes).  That is a TCP window of rate/16
- * per session: over a path with a round trip longer than 60 ms times the
- * sessions sharing the rate, the sessions get less than the rate.
- * Nothing without a byte rate. */
+/* A socket to the throttled server: its receive buffer bounded so that
+ * what the kernel takes ahead of the throttle is no burst at the server
+ * (left alone, Linux grows it to megabytes): about a sixteenth of a
+ * second of the byte rate for the process, split among the sockets open
+ * when each is tuned (at least 32 kB each), so that sessions starting
+ * together do not each fill a buffer of their own at once.  That is a TCP
+ * window of rate/16 or less: over a path with a round trip longer than
+ * about 60 ms, the sessions together get less than the rate.  Nothing
+ * without a byte rate.  throttle_socket_closed gives a tuned socket's
+ * share back when it closes. */
 void throttle_tune_socket(struct throttle *t, int fd);
+void throttle_socket_closed(struct throttle *t);
 
 /* The message rate, 0 when none: a batch of small messages arrives whole
  * in the kernel's buffers, before any waits, so the sync keeps its

@@ -68,6 +68,7 @@ struct imap_session {
 	const struct store_endpoint *ep;
 	struct imap_caps caps;
 	bool broken;
+	bool tuned;                 /* throttle_tune_socket was called on its socket */
 	char where[300];
 	/* The password this session sent, to take out of whatever the server
 	 * says (an echo of the LOGIN line); wiped at close. */
@@ -1072,7 +1073,6 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 		free(s);
 		return -1;
 	}
-	throttle_tune_socket(ep->throttle, fd);
 	if (ep->tls == TLS_MODE_IMPLICIT) {
 		if (tls_low_start(ep->tls_ctx, fd, name, ep->timeout_s, &low, err) < 0) {
 			close(fd);
@@ -1117,7 +1117,10 @@ int imap_open(const struct store_endpoint *ep, const struct store_creds *cr,
 
 		tls_low_set_budget(low, &lim);
 	}
-	/* From here on the session owns the stream, even if connect fails. */
+	/* From here on the session owns the stream, even if connect fails
+	 * (imap_close gives the socket's share of the throttle back). */
+	throttle_tune_socket(ep->throttle, fd);
+	s->tuned = true;
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		fail(s, r, "greeting", TR_ERR_PROTOCOL, err);
@@ -1166,6 +1169,8 @@ void imap_close(struct imap_session *s)
 		}
 		mailimap_free(s->imap);
 	}
+	if (s->tuned)
+		throttle_socket_closed(s->ep->throttle);
 	free(s->hdr);
 	text_secrets_wipe(&s->secrets);
 	free(s);

@@ -213,7 +213,9 @@ static int qpg_outstanding(void *h, int64_t *n_r, struct tr_error *err)
 	struct qpg *q = h;
 	PGresult *r = pg_exec(q->pg, "SELECT count(*) FROM q_accounts a JOIN q_jobs j "
 			      "ON j.id = a.job_id WHERE j.cancelled IS NULL AND "
-			      "a.state IN ('pending', 'running')", 0, NULL, err);
+			      "(a.state = 'running' OR (a.state = 'pending' AND "
+			      "(a.not_before IS NULL OR a.not_before <= now() + "
+			      "make_interval(secs => " QUEUE_DRAIN_HORIZON_TEXT "))))", 0, NULL, err);
 
 	*n_r = 0;
 	if (r == NULL)

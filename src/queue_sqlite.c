@@ -568,7 +568,9 @@ static int qsq_outstanding(void *h, int64_t *n_r, struct tr_error *err)
 	struct qsq *q = h;
 	sqlite3_stmt *st = prep(q, "SELECT count(*) FROM q_accounts a JOIN q_jobs j "
 				"ON j.id = a.job_id WHERE j.cancelled IS NULL AND "
-				"a.state IN ('pending', 'running')", "count the accounts to do", err);
+				"(a.state = 'running' OR (a.state = 'pending' AND "
+				"(a.not_before IS NULL OR a.not_before <= " NOW " + "
+				QUEUE_DRAIN_HORIZON_TEXT ")))", "count the accounts to do", err);
 
 	*n_r = 0;
 	if (st == NULL)

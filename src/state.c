@@ -269,6 +269,21 @@ int state_day_bytes_add(struct state *st, const char *key, int64_t day, int64_t 
 	return st->be->day_bytes_add(st->h, key, day, delta, total_r, err);
 }
 
+bool state_rate_shared(const struct state *st)
+{
+	return st != NULL && st->be->rate_take != NULL;
+}
+
+int state_rate_take(struct state *st, const char *key, double cost_s, double *wait_r,
+		    struct tr_error *err)
+{
+	if (!state_rate_shared(st)) {
+		tr_error_set(err, TR_ERR_LOCAL, "state %s: keeps no shared rates", state_path(st));
+		return -1;
+	}
+	return st->be->rate_take(st->h, key, cost_s, wait_r, err);
+}
+
 int state_msgs_delete(struct state *st, int64_t folder_id, const uint32_t *src_uids, size_t n,
 		      struct tr_error *err)
 {

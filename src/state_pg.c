@@ -90,6 +90,7 @@ struct pgs {
 	struct pg *pg;              /* the calls' connection */
 	pthread_mutex_t mu;         /* one call at a time on pg */
 	atomic_bool day_table;      /* st_day_bytes made by this handle */
+	atomic_bool rate_table;     /* st_rates made by this handle */
 	char *dsn;                  /* for the heartbeat's connection; wiped on close */
 	char path[300];             /* "PostgreSQL user@host:port/db" */
 	char holder[128];
@@ -1223,6 +1224,26 @@ static int pgs_msgs_delete(void *vh, int64_t folder_id, const uint32_t *src_uids
 	return r < 0 ? -1 : 0;
 }
 
+/* A table outside pg_schema.c's versions (counts an older trasloco
+ * ignores), made once per handle, not a round trip per call.  Two
+ * processes making it at the same moment can collide on the catalog's
+ * unique index: the loser's second try finds the table there. */
+static int ensure_table(struct pgs *h, atomic_bool *made, const char *sql, const char *what,
+			struct tr_error *err)
+{
+	PGresult *r = NULL;
+
+	if (atomic_load(made))
+		return 0;
+	for (int i = 0; i < 2 && r == NULL; i++)
+		r = run(h, sql, 0, NULL, NULL, err);
+	if (r == NULL)
+		return db_fail(h, err, what);
+	PQclear(r);
+	atomic_store(made, true);
+	return 0;
+}
+
 static int pgs_day_bytes_add(void *vh, const char *key, int64_t day, int64_t delta,
 			     uint64_t *total_r, struct tr_error *err)
 {
@@ -1233,17 +1254,10 @@ static int pgs_day_bytes_add(void *vh, const char *key, int64_t day, int64_t del
 
 	snprintf(d, sizeof(d), "%lld", (long long)day);
 	snprintf(n, sizeof(n), "%lld", (long long)delta);
-	/* Not in pg_schema.c's versions: a count an older trasloco ignores.
-	 * Made once per handle: not a round trip per batch. */
-	if (!atomic_load(&h->day_table)) {
-		r = run(h, "CREATE TABLE IF NOT EXISTS st_day_bytes (key text NOT NULL, "
-			"day bigint NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (key, day))", 0,
-			NULL, NULL, err);
-		if (r == NULL)
-			return db_fail(h, err, "count the day's bytes");
-		PQclear(r);
-		atomic_store(&h->day_table, true);
-	}
+	if (ensure_table(h, &h->day_table, "CREATE TABLE IF NOT EXISTS st_day_bytes (key text "
+			 "NOT NULL, day bigint NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (key, day))",
+			 "count the day's bytes", err) < 0)
+		return -1;
 	r = run(h, "INSERT INTO st_day_bytes (key, day, bytes) VALUES ($1, $2, greatest($3::bigint, 0)) "
 		"ON CONFLICT (key, day) DO UPDATE SET bytes = greatest(st_day_bytes.bytes + $3::bigint, 0) "
 		"RETURNING bytes", 3, p, NULL, err);
@@ -1255,6 +1269,39 @@ static int pgs_day_bytes_add(void *vh, const char *key, int64_t day, int64_t del
 		return -1;
 	}
 	*total_r = strtoull(pg_str(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* The schedule of a rate shared by every process using this database: one
+ * statement, so that takers serialise on the row; the database's clock,
+ * so that the hosts' clocks need not agree. */
+static int pgs_rate_take(void *vh, const char *key, double cost_s, double *wait_r,
+			 struct tr_error *err)
+{
+	struct pgs *h = vh;
+	char c[40];
+	const char *p[2] = { key, c };
+	PGresult *r;
+
+	snprintf(c, sizeof(c), "%.9f", cost_s);
+	if (ensure_table(h, &h->rate_table, "CREATE TABLE IF NOT EXISTS st_rates (key text "
+			 "PRIMARY KEY, tat double precision NOT NULL)", "take from a shared rate",
+			 err) < 0)
+		return -1;
+	r = run(h, "INSERT INTO st_rates AS r (key, tat) VALUES ($1, "
+		"extract(epoch FROM clock_timestamp())::float8 + $2::float8) "
+		"ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, "
+		"extract(epoch FROM clock_timestamp())::float8) + $2::float8 "
+		"RETURNING tat - extract(epoch FROM clock_timestamp())::float8", 2, p, NULL, err);
+	if (r == NULL)
+		return db_fail(h, err, "take from a shared rate");
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		tr_error_set(err, TR_ERR_LOCAL, "state %s: take from a shared rate: no row", h->path);
+		return -1;
+	}
+	*wait_r = strtod(pg_str(r, 0, 0), NULL);
 	PQclear(r);
 	return 0;
 }
@@ -1280,4 +1327,5 @@ const struct state_backend state_backend_pg = {
 	.msgs_put = pgs_msgs_put,
 	.msgs_delete = pgs_msgs_delete,
 	.day_bytes_add = pgs_day_bytes_add,
+	.rate_take = pgs_rate_take,
 };

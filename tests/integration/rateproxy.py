@@ -9,8 +9,9 @@ counts, per 100 ms since its start, the bytes it forwarded each way and the mess
 literals of FETCH responses (lines "* N FETCH (... BODY[] {n}") it forwarded to the
 client and of APPENDs (a literal announced by a line starting "TAG APPEND" or, for
 MULTIAPPEND, any further literal of that command) it forwarded to the server.  The
-counts are written to --out as JSON on SIGTERM: {"tick": 0.1, "down": [...], "up":
-[...], "fetched": [...], "appended": [...]} (lists indexed by tick).
+counts are written to --out as JSON on SIGTERM (and, the proxy going on, on SIGUSR1):
+{"tick": 0.1, "down": [...], "up": [...], "fetched": [...], "appended": [...]} (lists
+indexed by tick).
 
 Its sockets toward trasloco keep small buffers (none of asyncio's, 16 kB of the
 kernel's), so that what it counts as forwarded is what trasloco took, not what it
@@ -138,11 +139,15 @@ async def main_async(args):
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: write_counts(counts, args.out))
     await stop.wait()
-    out = dict(counts.v, tick=TICK)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(out, f)
-    os.rename(args.out + ".tmp", args.out)
+    write_counts(counts, args.out)
+
+
+def write_counts(counts, path):
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(counts.v, tick=TICK), f)
+    os.rename(path + ".tmp", path)
 
 
 def main():

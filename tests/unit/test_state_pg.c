@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,8 +33,10 @@
 #include "log.h"
 #include "pg.h"
 #include "pg_schema.h"
+#include "net.h"
 #include "state.h"
 #include "state_contract.h"
+#include "throttle.h"
 
 static const char *dsn;
 static struct pg *admin;        /* the test's own connection, as another program */
@@ -458,6 +461,93 @@ static void test_sessions_dropped(void **state)
 	state_close(a);
 }
 
+/* A rate's schedule shared by two handles (two workers): each take moves
+ * it on from where the other left it, on the database's clock, and a key
+ * is a schedule of its own.  Costs of an hour, so that the milliseconds
+ * between the calls do not matter. */
+static void test_rate_shared(void **state)
+{
+	struct tr_error err;
+	struct state *a, *b;
+	double w1 = 0, w2 = 0, w3 = 0;
+
+	(void)state;
+	a = open_pg();
+	b = open_pg();
+	assert_true(state_rate_shared(a));
+	assert_int_equal(state_rate_take(a, "src 192.0.2.1:993 bytes/s", 3600, &w1, &err), 0);
+	assert_int_equal(state_rate_take(b, "src 192.0.2.1:993 bytes/s", 3600, &w2, &err), 0);
+	assert_int_equal(state_rate_take(b, "src 192.0.2.9:993 bytes/s", 3600, &w3, &err), 0);
+	assert_true(w1 > 3590 && w1 <= 3600.001);
+	assert_true(w2 > 7190 && w2 <= 7200.001);
+	assert_true(w3 > 3590 && w3 <= 3600.001);
+	state_close(a);
+	state_close(b);
+}
+
+struct taker {
+	struct throttle *t;
+	struct net_scope scope;
+	volatile int done;
+	int rc;
+};
+
+static void *taker_main(void *arg)
+{
+	struct taker *k = arg;
+
+	net_scope_enter(&k->scope);
+	k->rc = throttle_bytes(k->t, 1000);
+	k->done = 1;
+	return NULL;
+}
+
+/* A throttle on a PostgreSQL state keeps the rate with the other
+ * processes: when another worker has taken the next hour of the server's
+ * schedule, this one waits (until stopped), and what it took is added to
+ * the schedule the other sees.  On a SQLite state the same throttle keeps
+ * the rate alone and goes at once. */
+static void test_throttle_shared(void **state)
+{
+	struct throttle_limits lim = { .bytes_per_second = 1000000 };
+	struct tr_error err;
+	struct state *a, *b, *sq;
+	struct taker k;
+	pthread_t th;
+	double w = 0;
+	bool oom;
+
+	(void)state;
+	a = open_pg();
+	b = open_pg();
+	assert_int_equal(state_rate_take(b, "src 198.51.100.7:993 bytes/s", 3600, &w, &err), 0);
+	memset(&k, 0, sizeof(k));
+	k.t = throttle_new("src 198.51.100.7:993", "the source", &lim, &oom);
+	assert_non_null(k.t);
+	throttle_set_state(k.t, a);
+	assert_int_equal(pthread_create(&th, NULL, taker_main, &k), 0);
+	sleep_ms(500);
+	assert_int_equal(k.done, 0);            /* waiting for the other's hour */
+	net_scope_cancel(&k.scope);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(k.rc, -1);
+	/* a slice of 50 ms of the rate went on the schedule after the hour */
+	assert_int_equal(state_rate_take(b, "src 198.51.100.7:993 bytes/s", 1, &w, &err), 0);
+	assert_true(w > 3600 + THROTTLE_SLICE_S - 5 && w <= 3601 + THROTTLE_SLICE_S + 0.001);
+	throttle_free(k.t);
+
+	/* the same on a state of one process (memory, as SQLite): at once */
+	assert_int_equal(state_open_backend("mem", "rate", &sq, &err), 0);
+	assert_false(state_rate_shared(sq));
+	k.t = throttle_new("src 198.51.100.7:993", "the source", &lim, &oom);
+	throttle_set_state(k.t, sq);
+	assert_int_equal(throttle_bytes(k.t, 1000), 0);
+	throttle_free(k.t);
+	state_close(sq);
+	state_close(a);
+	state_close(b);
+}
+
 /* argv[1] "--init-schema": only create the tables (what `trasloco queue
  * init` does), for tests/integration/test_state_pg.sh until that command
  * exists on this branch. */
@@ -470,6 +560,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_lease_takeover, setup_empty, teardown_env),
 		cmocka_unit_test_setup_teardown(test_lease_not_renewed, setup_empty, teardown_env),
 		cmocka_unit_test_setup_teardown(test_sessions_dropped, setup_empty, teardown_env),
+		cmocka_unit_test_setup_teardown(test_rate_shared, setup_empty, teardown_env),
+		cmocka_unit_test_setup_teardown(test_throttle_shared, setup_empty, teardown_env),
 	};
 	struct tr_error err;
 	int from, r;
