@@ -216,6 +216,11 @@ int jobconf_parse_server(const char *arg, struct jobconf_server *s, struct tr_er
  * -1 with err (TR_ERR_USAGE). */
 int jobconf_finish(struct job_config *cfg, struct tr_error *err);
 
+/* Whether the accounts CSV must carry passwords: only when a side logs in
+ * with them (not with OAuth2 tokens, nor through an admin on that side).
+ * When not, the CSV may hold addresses only (JOB_ACCOUNTS_NO_PASSWORD). */
+bool jobconf_csv_needs_passwords(const struct job_config *cfg);
+
 /* The settings as job-file lines ("key = value\n", table order, values
  * quoted when the syntax needs it), those still at their default left out:
  * what a job will do, and equal text means an equal configuration.  NULL

@@ -122,7 +122,8 @@ struct queue_claim {
 	int64_t job_id;
 	unsigned line;
 	char *email, *src_user, *dst_user;   /* src_user, dst_user: NULL = email */
-	char *password, *dst_password;       /* dst_password NULL: the source's */
+	char *password, *dst_password;       /* dst_password NULL: the source's; password "" when
+						 * the CSV had none (OAuth2, admins) */
 	int attempts;           /* this one included */
 	bool takeover;          /* the lease of another worker had expired */
 	enum queue_pass_kind pass;   /* what to do with it */

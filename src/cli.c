@@ -479,10 +479,7 @@ static struct run_account *accounts_from(const struct job_accounts *ja)
 static int load_accounts(const struct job_config *cfg, struct job_accounts *ja,
 			 const char ***bad, size_t *n_bad, struct tr_error *err)
 {
-	/* the CSV's passwords are needed only by a side that logs in with them
-	 * (not with OAuth2, nor through an admin) */
-	bool no_pw = (cfg->src_auth != JOBCONF_AUTH_PASSWORD || cfg->src_admin != NULL) &&
-		     (cfg->dst_auth != JOBCONF_AUTH_PASSWORD || cfg->dst_admin != NULL);
+	bool no_pw = !jobconf_csv_needs_passwords(cfg);
 	size_t i;
 
 	*n_bad = 0;

@@ -403,7 +403,8 @@ static int cmd_submit(const char *dsn, const struct qargs *a)
 		code = fail("submit", &err);
 		goto out;
 	}
-	if (job_accounts_load(cfg.accounts, &ja, &err) < 0) {
+	if (job_accounts_load_opt(cfg.accounts, jobconf_csv_needs_passwords(&cfg) ? 0 :
+				  JOB_ACCOUNTS_NO_PASSWORD, &ja, &err) < 0) {
 		code = fail("submit", &err);
 		goto out;
 	}

@@ -1299,6 +1299,12 @@ static int put_key(FILE *f, const struct jobconf_key *k, const struct job_config
 	return 0;
 }
 
+bool jobconf_csv_needs_passwords(const struct job_config *cfg)
+{
+	return (cfg->src_auth == JOBCONF_AUTH_PASSWORD && cfg->src_admin == NULL) ||
+	       (cfg->dst_auth == JOBCONF_AUTH_PASSWORD && cfg->dst_admin == NULL);
+}
+
 char *jobconf_text(const struct job_config *cfg)
 {
 	struct job_config def;

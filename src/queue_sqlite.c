@@ -813,9 +813,11 @@ static int qsq_claim(void *h, const char *worker, int lease_s, struct queue_clai
 	}
 	if (done(q, st, "claim an account", err) < 0)
 		goto fail;
-	if (c->password == NULL) {
-		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 ": an account without a password",
-			     c->job_id);
+	/* a job whose logins take no CSV password (OAuth2, admins) stores its
+	 * accounts without one: the account gets "", which no server takes
+	 * should a side still want a password */
+	if (c->password == NULL && (c->password = strdup("")) == NULL) {
+		oom(err);
 		goto fail;
 	}
 	if (commit(q, err) < 0)

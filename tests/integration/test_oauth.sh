@@ -14,6 +14,9 @@
 #     expiry, exact;
 #  4. an invalid token: the account fails with the decoded reason, exit 3;
 #  5. OAUTHBEARER on both sides: exact; an invalid token told the same way.
+#  6. the same CSV of addresses queued (a SQLite queue, `queue submit` of a job
+#     file with the token commands) and run by a worker: every account ok and
+#     exact, no token in the queue's files.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init oauth
@@ -217,5 +220,58 @@ grep -q '2 ok, 0 partial, 1 failed' "$OUT" || it_fail "OAUTHBEARER: not exactly 
 grep -q 'bruno@azienda.test.*token is invalid.*AUTHENTICATE OAUTHBEARER' "$OUT" ||
     it_fail "OAUTHBEARER: bruno's reason not told"
 rm -f "$IT_DIR/bogus"
+no_token_anywhere
+
+# ---- 6. queued: a job of addresses only, run by a worker ----
+for i in 0 1 2; do
+    IMAP_PASSWORD=tools-pw-$i it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit --ca "$IT_CA" \
+        --tls-name "$IT_TLS_NAME" --user "${accounts[$i]}" populate --seed "$((i + 80))" \
+        --profile small --messages 20 >/dev/null
+done
+cat > "$IT_DIR/oauth.job" <<EOF
+src = $IT_HOST:$SRC_IMAPS_PORT
+src-tls = implicit
+src-tls-name = $IT_TLS_NAME
+dst = $IT_HOST:$PPORT
+dst-tls = implicit
+dst-tls-name = $IT_TLS_NAME
+ca-file = $IT_CA
+accounts = accounts.csv
+src-auth = xoauth2
+src-token-cmd = $cmd
+dst-auth = xoauth2
+dst-token-cmd = $cmd
+timeout = 20
+EOF
+Q=$IT_DIR/queue
+"$TRASLOCO" queue init "$Q" --key-file "$IT_DIR/queue.key" > "$IT_DIR/qinit.out" 2>&1 ||
+    it_fail "queue init: $(cat "$IT_DIR/qinit.out")"
+"$TRASLOCO" queue submit "$Q" "$IT_DIR/oauth.job" --key-file "$IT_DIR/queue.key" \
+    > "$IT_DIR/qsubmit.out" 2>&1 ||
+    it_fail "queue submit of a CSV without passwords: $(cat "$IT_DIR/qsubmit.out")"
+grep -q '3 account(s) queued' "$IT_DIR/qsubmit.out" ||
+    it_fail "not 3 accounts queued: $(cat "$IT_DIR/qsubmit.out")"
+: > "$IT_DIR/tokensvc.log"
+rc=0
+TRASLOCO_SRC_PASSWORD=canary-pw-1 MY_SECRET=canary-pw-2 API_TOKEN=canary-pw-3 \
+    "$TRASLOCO" worker "$Q" --key-file "$IT_DIR/queue.key" --drain > "$IT_DIR/run.worker" 2>&1 ||
+    rc=$?
+grep -v ' info ' "$IT_DIR/run.worker" | sed 's/^/    | /' >&2 || true
+((rc == 0)) || it_fail "the worker exited $rc"
+"$TRASLOCO" queue status "$Q" oauth --json > "$IT_DIR/qstatus.json" 2>&1 ||
+    it_fail "queue status: $(cat "$IT_DIR/qstatus.json")"
+"$IT_PYTHON" - "$IT_DIR/qstatus.json" <<'PY' ||
+import json, sys
+s = json.load(open(sys.argv[1]))
+j = [j for j in s["jobs"] if j["name"] == "oauth"][0]
+assert j["accounts"]["ok"] == 3, j["accounts"]
+PY
+    it_fail "the queued OAuth2 job is not all ok: $(cat "$IT_DIR/qstatus.json")"
+compare_all "" "after the queued job"
+it_log "6: 3 queued accounts of a CSV without passwords ok and exact by a worker, $(grep -c '^mint ' "$IT_DIR/tokensvc.log") token(s) minted"
+grep -q 'introspect ok' "$IT_DIR/tokensvc.log" || it_fail "the worker's logins never reached the service"
+if grep -rl 'tok-' "$Q" "$IT_DIR/run.worker" 2>/dev/null; then
+    it_fail "a token appears in the queue or the worker's output"
+fi
 no_token_anywhere
 it_pass
