@@ -85,16 +85,18 @@ int queue_init(const char *location, int *from_r, int *version_r, struct queue *
 	       struct tr_error *err);
 
 /* Submit a finished job configuration (kind JOB_RUN) with its parsed
- * accounts; the admin password (NULL: none) is sealed too.  name NULL: the
+ * accounts; the admins' passwords (the destination's for dst-admin, the
+ * source's for src-admin; NULL: none) are sealed too.  name NULL: the
  * job file's name without ".job" (cfg->name), else the accounts file's.
  * *id_r: the new job's id. */
 int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
-		 const char *admin_password, const char *name, int64_t *id_r,
-		 struct tr_error *err);
+		 const char *admin_password, const char *src_admin_password, const char *name,
+		 int64_t *id_r, struct tr_error *err);
 
 /* False for the settings a queued job does not keep (accounts, state,
- * report, report-csv, log-dir, dst-admin-password-file): its accounts and
- * admin password are stored in the queue, its state is the queue's
+ * report, report-csv, log-dir, dst-admin-password-file,
+ * src-admin-password-file): its accounts and admin passwords are stored in
+ * the queue, its state is the queue's
  * database, its outcome is queue_status, a worker's logs are the worker's.
  * queue_submit leaves them out of the stored text and stores every path
  * absolute (relative ones from the working directory). */
@@ -136,10 +138,11 @@ void queue_claim_free(struct queue_claim *c);
 int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_claim *c,
 		struct tr_error *err);
 
-/* A job's stored settings (*config_r: job-file text) and its admin
- * password (*admin_pw_r: NULL when none; secret_free). */
+/* A job's stored settings (*config_r: job-file text) and its admins'
+ * passwords (*admin_pw_r the destination's, *src_admin_pw_r the source's:
+ * NULL when none; secret_free). */
 int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
-		     struct tr_error *err);
+		     char **src_admin_pw_r, struct tr_error *err);
 
 /* Extend the leases of the accounts in `held` that are still worker's, and
  * its q_workers row (seen); a running row of worker's that is not in held

@@ -68,7 +68,8 @@ struct queue_new_job {
 	const char *config;             /* job-file text, only the settings kept */
 	const char *src, *dst;          /* "host:port", for the status */
 	const char *skipped;            /* JSON array of the CSV rows skipped */
-	const char *admin_password;     /* NULL: none */
+	const char *admin_password;     /* the destination admin's; NULL: none */
+	const char *src_admin_password; /* the source admin's; NULL: none */
 	const struct job_config *cfg;   /* its caps */
 	const struct job_accounts *ja;  /* at least one */
 };
@@ -86,7 +87,7 @@ struct queue_backend {
 	int (*claim)(void *h, const char *worker, int lease_s, struct queue_claim *c,
 		     struct tr_error *err);
 	int (*job_config)(void *h, int64_t job_id, char **config_r, char **admin_pw_r,
-			  struct tr_error *err);
+			  char **src_admin_pw_r, struct tr_error *err);
 	int (*renew)(void *h, const char *worker, int lease_s, const int64_t *held, size_t n_held,
 		     int64_t **lost_r, size_t *n_lost_r, struct tr_error *err);
 	int (*progress)(void *h, const char *worker, int64_t row, const struct queue_counts *n,

@@ -424,7 +424,7 @@ static void post_job(struct queue *q, const struct api_request *rq,
 		jobconf_free(&cfg);
 		return;
 	}
-	if (queue_submit(q, &cfg, &ja, admin, name != NULL ? name : "api", &id, &err) < 0) {
+	if (queue_submit(q, &cfg, &ja, admin, NULL, name != NULL ? name : "api", &id, &err) < 0) {
 		reply_queue_error(rp, &err);
 		goto out;
 	}

@@ -374,7 +374,7 @@ static int cmd_submit(const char *dsn, const struct qargs *a)
 	struct job_accounts ja;
 	struct seal_keys *k = NULL;
 	struct queue *q = NULL;
-	char *key_file = NULL, *admin = NULL;
+	char *key_file = NULL, *admin = NULL, *src_admin = NULL;
 	int64_t id;
 	size_t i, skipped = 0;
 	int code = EXIT_FAILED;
@@ -414,15 +414,22 @@ static int cmd_submit(const char *dsn, const struct qargs *a)
 		else
 			skipped++;
 	}
-	if (cfg.dst_admin != NULL) {
-		int r = cfg.dst_admin_password_file != NULL ?
-			secret_from_file(cfg.dst_admin_password_file, &admin, &err) :
-			secret_from_env("TRASLOCO_DST_ADMIN_PASSWORD", &admin, &err);
+	for (int side = 0; side < 2; side++) {
+		const char *who = side == 0 ? cfg.dst_admin : cfg.src_admin;
+		const char *file = side == 0 ? cfg.dst_admin_password_file :
+				   cfg.src_admin_password_file;
+		const char *var = side == 0 ? "TRASLOCO_DST_ADMIN_PASSWORD" :
+				  "TRASLOCO_SRC_ADMIN_PASSWORD";
+		char **pw = side == 0 ? &admin : &src_admin;
+		int r;
 
-		if (r == 0 && admin == NULL)
-			tr_error_set(&err, TR_ERR_USAGE, "dst-admin needs dst-admin-password-file or "
-				     "$TRASLOCO_DST_ADMIN_PASSWORD");
-		if (r < 0 || admin == NULL) {
+		if (who == NULL)
+			continue;
+		r = file != NULL ? secret_from_file(file, pw, &err) : secret_from_env(var, pw, &err);
+		if (r == 0 && *pw == NULL)
+			tr_error_set(&err, TR_ERR_USAGE, "%s-admin needs %s-admin-password-file or $%s",
+				     side == 0 ? "dst" : "src", side == 0 ? "dst" : "src", var);
+		if (r < 0 || *pw == NULL) {
 			code = fail("submit", &err);
 			goto out;
 		}
@@ -430,7 +437,7 @@ static int cmd_submit(const char *dsn, const struct qargs *a)
 	key_file = cli_queue_key_file(a->key_file, &err);
 	if (key_file == NULL || seal_keys_load(key_file, &k, &err) < 0 ||
 	    queue_open(dsn, k, &q, &err) < 0 ||
-	    queue_submit(q, &cfg, &ja, admin, a->name, &id, &err) < 0) {
+	    queue_submit(q, &cfg, &ja, admin, src_admin, a->name, &id, &err) < 0) {
 		if (err.kind == TR_ERR_NONE)
 			tr_error_set(&err, TR_ERR_LOCAL, "out of memory");
 		code = fail("submit", &err);
@@ -448,6 +455,7 @@ out:
 	queue_close(q);
 	seal_keys_free(k);
 	secret_free(admin);
+	secret_free(src_admin);
 	free(key_file);
 	job_accounts_free(&ja);
 	jobconf_free(&cfg);

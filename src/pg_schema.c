@@ -215,9 +215,15 @@ static const char schema_v2[] =
 
 /* steps[i] takes a database from version i to i + 1; never edit a
  * released step, append one. */
+static const char schema_v3[] =
+	/* the source admin's password (src-admin), sealed as the destination's
+	 * (admin_password) */
+	"ALTER TABLE q_jobs ADD COLUMN src_admin_password bytea;";
+
 static const char *const steps[] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(steps) / sizeof(steps[0])))

@@ -174,6 +174,7 @@ static int need_keys(const struct queue *q, struct tr_error *err)
 
 static const char *const not_kept[] = {
 	"accounts", "state", "report", "report-csv", "log-dir", "dst-admin-password-file",
+	"src-admin-password-file",
 };
 
 bool queue_setting_kept(const char *key)
@@ -284,8 +285,8 @@ static json_t *skipped_json(const struct job_accounts *ja)
 }
 
 int queue_submit(struct queue *q, const struct job_config *cfg, const struct job_accounts *ja,
-		 const char *admin_password, const char *name, int64_t *id_r,
-		 struct tr_error *err)
+		 const char *admin_password, const char *src_admin_password, const char *name,
+		 int64_t *id_r, struct tr_error *err)
 {
 	struct queue_new_job nj;
 	char *config = NULL, *jname = NULL, *src = NULL, *dst = NULL, *skipped = NULL;
@@ -314,10 +315,8 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 		tr_error_set(err, TR_ERR_USAGE, "dst-admin needs its password");
 		return -1;
 	}
-	/* the queue keeps one admin password, the destination's */
-	if (cfg->src_admin != NULL) {
-		tr_error_set(err, TR_ERR_USAGE, "src-admin is not taken by the queue yet (run the "
-			     "job with trasloco run or spool)");
+	if (cfg->src_admin != NULL && src_admin_password == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "src-admin needs its password");
 		return -1;
 	}
 	config = stored_config(cfg, err);
@@ -335,6 +334,8 @@ int queue_submit(struct queue *q, const struct job_config *cfg, const struct job
 	}
 	nj = (struct queue_new_job){ .name = jname, .config = config, .src = src, .dst = dst,
 				     .skipped = skipped, .admin_password = admin_password,
+				     .src_admin_password = cfg->src_admin != NULL ?
+							   src_admin_password : NULL,
 				     .cfg = cfg, .ja = ja };
 	rc = q->be->submit(q->h, &nj, id_r, err);
 out:
@@ -358,9 +359,9 @@ int queue_claim(struct queue *q, const char *worker, int lease_s, struct queue_c
 }
 
 int queue_job_config(struct queue *q, int64_t job_id, char **config_r, char **admin_pw_r,
-		     struct tr_error *err)
+		     char **src_admin_pw_r, struct tr_error *err)
 {
-	return q->be->job_config(q->h, job_id, config_r, admin_pw_r, err);
+	return q->be->job_config(q->h, job_id, config_r, admin_pw_r, src_admin_pw_r, err);
 }
 
 int queue_renew(struct queue *q, const char *worker, int lease_s, const int64_t *held,

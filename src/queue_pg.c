@@ -309,6 +309,15 @@ static int insert_accounts(struct qpg *q, int64_t job, const struct job_accounts
 	return r;
 }
 
+/* The admins' passwords of a job: their columns of q_jobs and the names
+ * their sealed values are bound to (queue_aad). */
+static const struct {
+	const char *col, *aad;
+} admin_cols[2] = {
+	{ "admin_password", "admin" },          /* the destination's */
+	{ "src_admin_password", "src_admin" },
+};
+
 /* A job checked and made ready by queue_submit (queue.c). */
 static int qpg_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 		      struct tr_error *err)
@@ -337,19 +346,24 @@ static int qpg_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 		PQclear(r);
 	}
 	id_text(idbuf, sizeof(idbuf), id);
-	if (admin_password != NULL) {
+	for (int k = 0; k < 2; k++) {
+		const char *pw = k == 0 ? admin_password : nj->src_admin_password;
 		unsigned char *s;
 		size_t n;
 		const char *p[2] = { idbuf, NULL };
 		int lens[2] = { 0, 0 };
+		char sql[96];
 
-		queue_aad(aad, sizeof(aad), id, NULL, "admin");
-		if (seal(q->keys, aad, admin_password, &s, &n, err) < 0)
+		if (pw == NULL)
+			continue;
+		queue_aad(aad, sizeof(aad), id, NULL, admin_cols[k].aad);
+		if (seal(q->keys, aad, pw, &s, &n, err) < 0)
 			goto fail;
 		p[1] = (const char *)s;
 		lens[1] = (int)n;
-		r = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = $1::bigint", 2,
-			     p, lens, err);
+		snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = $2 WHERE id = $1::bigint",
+			 admin_cols[k].col);
+		r = pg_execb(q->pg, sql, 2, p, lens, err);
 		free(s);
 		if (r == NULL)
 			goto fail;
@@ -505,19 +519,21 @@ fail:
 }
 
 static int qpg_job_config(void *h, int64_t job_id, char **config_r, char **admin_pw_r,
-		     struct tr_error *err)
+			  char **src_admin_pw_r, struct tr_error *err)
 {
 	struct qpg *q = h;
 	char idbuf[32];
 	const char *p[1] = { idbuf };
+	char **out[2] = { admin_pw_r, src_admin_pw_r };
 	PGresult *r;
 	int rc = 0;
 
 	*config_r = NULL;
 	*admin_pw_r = NULL;
+	*src_admin_pw_r = NULL;
 	id_text(idbuf, sizeof(idbuf), job_id);
-	r = pg_exec(q->pg, "SELECT config, admin_password FROM q_jobs WHERE id = $1::bigint", 1,
-		    p, err);
+	r = pg_exec(q->pg, "SELECT config, admin_password, src_admin_password FROM q_jobs "
+		    "WHERE id = $1::bigint", 1, p, err);
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) != 1) {
@@ -525,20 +541,21 @@ static int qpg_job_config(void *h, int64_t job_id, char **config_r, char **admin
 		tr_error_set(err, TR_ERR_LOCAL, "job %" PRId64 " is no longer in the queue", job_id);
 		return -1;
 	}
-	if (!PQgetisnull(r, 0, 1)) {
-		if (need_keys(q, err) < 0) {
-			PQclear(r);
-			return -1;
-		}
-		rc = open_pw(q, r, 1, job_id, NULL, "admin", admin_pw_r, err);
+	for (int k = 0; rc == 0 && k < 2; k++) {
+		if (PQgetisnull(r, 0, 1 + k))
+			continue;
+		rc = need_keys(q, err);
+		if (rc == 0)
+			rc = open_pw(q, r, 1 + k, job_id, NULL, admin_cols[k].aad, out[k], err);
 	}
-	if (rc == 0 && (*config_r = strdup(pg_str(r, 0, 0))) == NULL) {
-		secret_free(*admin_pw_r);
-		*admin_pw_r = NULL;
+	if (rc == 0 && (*config_r = strdup(pg_str(r, 0, 0))) == NULL)
 		rc = oom(err);
-	}
-	if (rc < 0)
+	if (rc < 0) {
+		secret_free(*admin_pw_r);
+		secret_free(*src_admin_pw_r);
+		*admin_pw_r = *src_admin_pw_r = NULL;
 		tr_error_prefix(err, "job %" PRId64, job_id);
+	}
 	PQclear(r);
 	return rc;
 }
@@ -1237,12 +1254,15 @@ static int rekey_accounts(struct qpg *q, int *n_r, struct tr_error *err)
 	return rc;
 }
 
-static int rekey_jobs(struct qpg *q, int *n_r, struct tr_error *err)
+static int rekey_jobs_col(struct qpg *q, int k, int *n_r, struct tr_error *err)
 {
-	PGresult *r = pg_exec(q->pg, "SELECT id, admin_password FROM q_jobs WHERE admin_password "
-			      "IS NOT NULL ORDER BY id FOR UPDATE", 0, NULL, err);
+	char sql[160];
+	PGresult *r;
 	int i, n, rc = 0;
 
+	snprintf(sql, sizeof(sql), "SELECT id, %s FROM q_jobs WHERE %s IS NOT NULL ORDER BY id "
+		 "FOR UPDATE", admin_cols[k].col, admin_cols[k].col);
+	r = pg_exec(q->pg, sql, 0, NULL, err);
 	if (r == NULL)
 		return -1;
 	n = PQntuples(r);
@@ -1252,7 +1272,7 @@ static int rekey_jobs(struct qpg *q, int *n_r, struct tr_error *err)
 		unsigned char *v, *s;
 		size_t len, slen;
 
-		queue_aad(aad, sizeof(aad), job, NULL, "admin");
+		queue_aad(aad, sizeof(aad), job, NULL, admin_cols[k].aad);
 		if (bytea_get(r, i, 1, &v, &len) < 0) {
 			rc = oom(err);
 			break;
@@ -1269,20 +1289,27 @@ static int rekey_jobs(struct qpg *q, int *n_r, struct tr_error *err)
 			PGresult *u;
 
 			id_text(idbuf, sizeof(idbuf), job);
-			u = pg_execb(q->pg, "UPDATE q_jobs SET admin_password = $2 WHERE id = "
-				     "$1::bigint", 2, p, lens, err);
+			snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = $2 WHERE id = $1::bigint",
+				 admin_cols[k].col);
+			u = pg_execb(q->pg, sql, 2, p, lens, err);
 			free(s);
 			if (u == NULL)
 				rc = -1;
 			PQclear(u);
 		}
 		if (rc < 0)
-			tr_error_prefix(err, "job %" PRId64 ", the admin password", job);
+			tr_error_prefix(err, "job %" PRId64 ", the %s admin password", job,
+					k == 0 ? "destination" : "source");
 		else
 			(*n_r)++;
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int rekey_jobs(struct qpg *q, int *n_r, struct tr_error *err)
+{
+	return rekey_jobs_col(q, 0, n_r, err) < 0 || rekey_jobs_col(q, 1, n_r, err) < 0 ? -1 : 0;
 }
 
 static int qpg_rekey(void *h, int *n_r, struct tr_error *err)

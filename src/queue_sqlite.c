@@ -201,8 +201,22 @@ static const char schema_v1[] =
 /* upgrades[i] takes a database from version i to i + 1, in the
  * transaction that records the new version; append a step, never edit a
  * released one. */
+static const char schema_v2[] =
+	/* the source admin's password (src-admin), sealed as the destination's */
+	"ALTER TABLE q_jobs ADD COLUMN src_admin_password BLOB;";
+
 static const char *const upgrades[] = {
 	schema_v1,
+	schema_v2,
+};
+
+/* The admins' passwords of a job: their columns of q_jobs and the names
+ * their sealed values are bound to (queue_aad). */
+static const struct {
+	const char *col, *aad;
+} admin_cols[2] = {
+	{ "admin_password", "admin" },          /* the destination's */
+	{ "src_admin_password", "src_admin" },
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(upgrades) / sizeof(upgrades[0])))
@@ -686,12 +700,18 @@ static int qsq_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 	id = sqlite3_column_int64(st, 0);
 	if (done(q, st, "add the job", err) < 0)
 		goto fail;
-	if (nj->admin_password != NULL) {
-		if ((st = prep(q, "UPDATE q_jobs SET admin_password = ?2 WHERE id = ?1",
-			       "keep the admin password", err)) == NULL)
+	for (int k = 0; k < 2; k++) {
+		const char *pw = k == 0 ? nj->admin_password : nj->src_admin_password;
+		char sql[96];
+
+		if (pw == NULL)
+			continue;
+		snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = ?2 WHERE id = ?1",
+			 admin_cols[k].col);
+		if ((st = prep(q, sql, "keep the admin password", err)) == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, id);
-		if (bind_sealed(q, st, 2, id, NULL, "admin", nj->admin_password, err) < 0) {
+		if (bind_sealed(q, st, 2, id, NULL, admin_cols[k].aad, pw, err) < 0) {
 			sqlite3_finalize(st);
 			goto fail;
 		}
@@ -830,7 +850,7 @@ fail:
 }
 
 static int qsq_job_config(void *h, int64_t job_id, char **config_r, char **admin_pw_r,
-			  struct tr_error *err)
+			  char **src_admin_pw_r, struct tr_error *err)
 {
 	struct qsq *q = h;
 	sqlite3_stmt *st;
@@ -839,8 +859,9 @@ static int qsq_job_config(void *h, int64_t job_id, char **config_r, char **admin
 
 	*config_r = NULL;
 	*admin_pw_r = NULL;
-	if ((st = prep(q, "SELECT config, admin_password FROM q_jobs WHERE id = ?1",
-		       "read the job", err)) == NULL)
+	*src_admin_pw_r = NULL;
+	if ((st = prep(q, "SELECT config, admin_password, src_admin_password FROM q_jobs "
+		       "WHERE id = ?1", "read the job", err)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, job_id);
 	if ((rc = step(q, st, "read the job", err)) != 1) {
@@ -851,20 +872,24 @@ static int qsq_job_config(void *h, int64_t job_id, char **config_r, char **admin
 		return -1;
 	}
 	rc = 0;
-	if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-		if (need_keys(q, err) < 0) {
-			sqlite3_finalize(st);
-			return -1;
-		}
-		rc = open_pw(q, st, 1, job_id, NULL, "admin", admin_pw_r, err);
+	for (int k = 0; rc == 0 && k < 2; k++) {
+		if (sqlite3_column_type(st, 1 + k) == SQLITE_NULL)
+			continue;
+		rc = need_keys(q, err);
+		if (rc == 0)
+			rc = open_pw(q, st, 1 + k, job_id, NULL, admin_cols[k].aad,
+				     k == 0 ? admin_pw_r : src_admin_pw_r, err);
 	}
-	if (rc == 0 && ((*config_r = col_str(st, 0, &ok)) == NULL || !ok)) {
-		secret_free(*admin_pw_r);
-		*admin_pw_r = NULL;
+	if (rc == 0 && ((*config_r = col_str(st, 0, &ok)) == NULL || !ok))
 		rc = oom(err);
-	}
-	if (rc < 0)
+	if (rc < 0) {
+		secret_free(*admin_pw_r);
+		secret_free(*src_admin_pw_r);
+		*admin_pw_r = *src_admin_pw_r = NULL;
+		free(*config_r);
+		*config_r = NULL;
 		tr_error_prefix(err, "job %" PRId64, job_id);
+	}
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -1612,24 +1637,27 @@ static int reseal(struct qsq *q, sqlite3_stmt *st, int col, sqlite3_stmt *up, in
 	return r;
 }
 
-static int rekey_jobs(struct qsq *q, int *n_r, struct tr_error *err)
+static int rekey_jobs_col(struct qsq *q, int k, int *n_r, struct tr_error *err)
 {
-	sqlite3_stmt *st = prep(q, "SELECT id, admin_password FROM q_jobs WHERE admin_password "
-				"IS NOT NULL ORDER BY id", "read the jobs", err), *up;
+	char sql[160];
+	sqlite3_stmt *st, *up;
 	int rc;
 
-	if (st == NULL)
+	snprintf(sql, sizeof(sql), "SELECT id, %s FROM q_jobs WHERE %s IS NOT NULL ORDER BY id",
+		 admin_cols[k].col, admin_cols[k].col);
+	if ((st = prep(q, sql, "read the jobs", err)) == NULL)
 		return -1;
+	snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = ?2 WHERE id = ?1", admin_cols[k].col);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t job = sqlite3_column_int64(st, 0);
 
-		if ((up = prep(q, "UPDATE q_jobs SET admin_password = ?2 WHERE id = ?1",
-			       "seal again", err)) == NULL)
+		if ((up = prep(q, sql, "seal again", err)) == NULL)
 			break;
 		sqlite3_bind_int64(up, 1, job);
-		if (reseal(q, st, 1, up, 2, job, NULL, "admin", n_r, err) < 0) {
+		if (reseal(q, st, 1, up, 2, job, NULL, admin_cols[k].aad, n_r, err) < 0) {
 			sqlite3_finalize(up);
-			tr_error_prefix(err, "job %" PRId64 ", the admin password", job);
+			tr_error_prefix(err, "job %" PRId64 ", the %s admin password", job,
+					k == 0 ? "destination" : "source");
 			break;
 		}
 		if (done(q, up, "seal again", err) < 0)
@@ -1646,6 +1674,11 @@ static int rekey_jobs(struct qsq *q, int *n_r, struct tr_error *err)
 	}
 	sqlite3_finalize(st);
 	return 0;
+}
+
+static int rekey_jobs(struct qsq *q, int *n_r, struct tr_error *err)
+{
+	return rekey_jobs_col(q, 0, n_r, err) < 0 || rekey_jobs_col(q, 1, n_r, err) < 0 ? -1 : 0;
 }
 
 static int rekey_accounts(struct qsq *q, int *n_r, struct tr_error *err)

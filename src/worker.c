@@ -33,6 +33,7 @@ struct job_env {
 	bool cfg_set;
 	struct tls_ctx *tls;
 	char *admin_pw;
+	char *src_admin_pw;
 	struct run_env env;
 	bool env_set;
 	struct job_env *next;
@@ -107,6 +108,7 @@ static void job_env_free(struct job_env *je)
 		jobconf_free(&je->cfg);
 	tls_ctx_free(je->tls);
 	secret_free(je->admin_pw);
+	secret_free(je->src_admin_pw);
 	free(je);
 }
 
@@ -149,7 +151,7 @@ static struct job_env *job_env_make(struct worker *w, struct queue *q, int64_t i
 	je->id = id;
 	jobconf_init(&je->cfg, JOB_RUN);
 	je->cfg_set = true;
-	if (queue_job_config(q, id, &text, &je->admin_pw, err) < 0)
+	if (queue_job_config(q, id, &text, &je->admin_pw, &je->src_admin_pw, err) < 0)
 		goto fail;
 	if (job_config_of(text, id, &je->cfg, err) < 0)
 		goto fail;
@@ -158,10 +160,16 @@ static struct job_env *job_env_make(struct worker *w, struct queue *q, int64_t i
 			     "holds no password for it");
 		goto fail;
 	}
+	if (je->cfg.src_admin != NULL && je->src_admin_pw == NULL) {
+		tr_error_set(err, TR_ERR_USAGE, "the job names a source admin but the queue "
+			     "holds no password for it");
+		goto fail;
+	}
 	if (tls_ctx_new(je->cfg.ca_file, je->cfg.insecure, &je->tls, err) < 0)
 		goto fail;
 	if (run_env_init(&je->env, &je->cfg, je->tls, w->state, je->admin_pw, err) < 0)
 		goto fail;
+	je->env.src_admin_password = je->src_admin_pw;
 	je->env_set = true;
 	/* the job's limiters (run_env_init's, shared by every slot here) also
 	 * ask the fleet's caps, when there is a fleet */

@@ -14,7 +14,10 @@
 #    destination; the script checks its own /proc: the password is on its stdin, never
 #    in its argv or environment;
 #  - run --src-admin (Dovecot master user, passdb master = yes) and --dst-admin with a
-#    CSV of emails alone: exact.
+#    CSV of emails alone: exact;
+#  - the queue: a worker provisions, then copies; a queued job with src-admin (its
+#    password sealed in the queue, never in clear) logs in to the source as the
+#    admin, the CSV's source passwords wrong: exact.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init provision
@@ -73,9 +76,12 @@ trr() {
 }
 expect_rc() { [[ $RC == "$1" ]] || it_fail "expected exit $1, got $RC"; }
 
+# compare_all PORT [USERS...]: every account (or those USERS) exact on the destination
 compare_all() {
     local port=$1 u
-    for u in "${accounts[@]}"; do
+    shift
+    (($# > 0)) || set -- "${accounts[@]}"
+    for u in "$@"; do
         if ! IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
             --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" \
             compare --dst-port "$port" --dst-tls implicit --dst-ca "$IT_CA" \
@@ -230,13 +236,7 @@ grep -q '"provision-cmd" is not taken from a spool job' "$IT_DIR/out.spool" "$sp
     it_fail "the spool does not say why the job with provision-cmd was refused"
 [[ ! -e $IT_DIR/pwned ]] || it_fail "a spool job's provision-cmd ran"
 [[ $(wc -l < "$pf3") == 2 ]] || it_fail "the spool did not provision its 2 accounts"
-for u in u01@azienda.test u02@azienda.test; do
-    IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
-        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" \
-        compare --dst-port "$DST3_IMAPS_PORT" --dst-tls implicit --dst-ca "$IT_CA" \
-        --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" >/dev/null 2>&1 ||
-        it_fail "$u: the spool's copy differs"
-done
+compare_all "$DST3_IMAPS_PORT" u01@azienda.test u02@azienda.test
 
 # ---- the queue: a worker provisions before it copies ------------------------------
 Q=$IT_DIR/queue
@@ -260,16 +260,6 @@ EOF
     it_fail "queue init: $(cat "$IT_DIR/out.qinit")"
 "$TRASLOCO" queue submit "$Q" "$IT_DIR/q.job" --key-file "$KEY" > "$IT_DIR/out.qsubmit" 2>&1 ||
     it_fail "queue submit: $(cat "$IT_DIR/out.qsubmit")"
-# the queue keeps no source admin password: refused, not dropped
-set +e
-{ cat "$IT_DIR/q.job"; printf 'src-admin = admin\nsrc-admin-password-file = %s\n' \
-    "$IT_DIR/admin.pw"; } > "$IT_DIR/q-admin.job"
-"$TRASLOCO" queue submit "$Q" "$IT_DIR/q-admin.job" --key-file "$KEY" > "$IT_DIR/out.qsrcadmin" 2>&1
-RC=$?
-set -e
-expect_rc 2
-grep -q 'src-admin is not taken by the queue' "$IT_DIR/out.qsrcadmin" ||
-    it_fail "queue submit --src-admin: $(cat "$IT_DIR/out.qsrcadmin")"
 set +e
 timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/out.worker" 2>&1
 RC=$?
@@ -277,13 +267,37 @@ set -e
 grep -v ' info ' "$IT_DIR/out.worker" | sed 's/^/    w | /' >&2 || true
 expect_rc 0
 [[ $(wc -l < "$pf4") == 3 ]] || it_fail "the worker did not provision its 3 accounts"
+compare_all "$DST4_IMAPS_PORT" u01@azienda.test u02@azienda.test u03@azienda.test
+
+# a queued job with a source admin: the queue keeps its password sealed, and the
+# CSV's source passwords (wrong here) are not used
 for u in u01@azienda.test u02@azienda.test u03@azienda.test; do
     IMAP_PASSWORD=${PW[$u]} it_imaptool --port "$SRC_IMAPS_PORT" --tls implicit \
-        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" \
-        compare --dst-port "$DST4_IMAPS_PORT" --dst-tls implicit --dst-ca "$IT_CA" \
-        --dst-tls-name "$IT_TLS_NAME" --dst-user "$u" >/dev/null 2>&1 ||
-        it_fail "$u: the worker's copy differs"
+        --ca "$IT_CA" --tls-name "$IT_TLS_NAME" --user "$u" populate --seed 8 \
+        --profile small --messages 5 >/dev/null
 done
+{
+    printf 'email,password,dst_password\n'
+    for u in u01@azienda.test u02@azienda.test u03@azienda.test; do
+        printf '%s,"not the source password","%s"\n' "$u" "$(printf '%s' "${PW[$u]}" | sed 's/"/""/g')"
+    done
+} > "$IT_DIR/three-admin.csv"
+{ sed 's/^accounts = .*/accounts = three-admin.csv/' "$IT_DIR/q.job"
+  printf 'src-admin = admin\nsrc-admin-password-file = %s\nsrc-admin-separator = *\n' \
+      "$IT_DIR/admin.pw"; } > "$IT_DIR/q-admin.job"
+"$TRASLOCO" queue submit "$Q" "$IT_DIR/q-admin.job" --key-file "$KEY" > "$IT_DIR/out.qsrcadmin" 2>&1 ||
+    it_fail "queue submit with src-admin: $(cat "$IT_DIR/out.qsrcadmin")"
+if grep -rqaF -- "$ADMIN_PW" "$Q"; then
+    it_fail "the source admin's password is in the queue in clear"
+fi
+set +e
+timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/out.worker2" 2>&1
+RC=$?
+set -e
+grep -v ' info ' "$IT_DIR/out.worker2" | sed 's/^/    w | /' >&2 || true
+expect_rc 0
+compare_all "$DST4_IMAPS_PORT" u01@azienda.test u02@azienda.test u03@azienda.test
+it_log "a queued job with src-admin (the CSV's source passwords wrong): exact"
 
 # no password anywhere in the outputs or reports
 for u in "${accounts[@]}"; do

@@ -44,6 +44,7 @@ static struct queue_case *C;
 
 static const char *const passwords[] = {
 	"Pw-alpha-7!", "Pw-beta-8?", "Dst-gamma-9", "Admin-delta-0", "Pw-eps-1", "Pw-zeta-2",
+	"Src-admin-eta-3",
 };
 
 static void must(int r, const struct tr_error *err)
@@ -155,6 +156,7 @@ static void make_job(struct job_config *cfg, struct job_accounts *ja, int n)
 	must(jobconf_set(cfg, "dst-max-per-account", "3", NULL, &err), &err);
 	must(jobconf_set(cfg, "caps-per-egress", NULL, NULL, &err), &err);
 	must(jobconf_set(cfg, "dst-admin", "admin@new.example", NULL, &err), &err);
+	must(jobconf_set(cfg, "src-admin", "master@old.example", NULL, &err), &err);
 	must(jobconf_finish(cfg, &err), &err);
 }
 
@@ -166,7 +168,7 @@ static int64_t submit(struct queue *q, int n, const char *name)
 	int64_t id;
 
 	make_job(&cfg, &ja, n);
-	must(queue_submit(q, &cfg, &ja, passwords[3], name, &id, &err), &err);
+	must(queue_submit(q, &cfg, &ja, passwords[3], passwords[6], name, &id, &err), &err);
 	assert_true(id > 0);
 	jobconf_free(&cfg);
 	job_accounts_free(&ja);
@@ -218,7 +220,7 @@ void test_submit(void **state)
 	struct queue *q = open_q();
 	struct tr_error err;
 	struct queue_claim c;
-	char *config, *admin, cwd[4096], want[4200], *s, sql[256];
+	char *config, *admin, *src_admin, cwd[4096], want[4200], *s, sql[256];
 	int64_t id = submit(q, 3, NULL);
 
 	(void)state;
@@ -240,7 +242,7 @@ void test_submit(void **state)
 	no_password_anywhere();
 
 	/* the stored settings: paths absolute, what a queued job does not keep left out */
-	must(queue_job_config(q, id, &config, &admin, &err), &err);
+	must(queue_job_config(q, id, &config, &admin, &src_admin, &err), &err);
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	snprintf(want, sizeof(want), "ca-file = %s/certs/ca.pem\n", cwd);
 	assert_non_null(strstr(config, want));
@@ -250,9 +252,12 @@ void test_submit(void **state)
 	assert_non_null(strstr(config, "dst-admin = admin@new.example"));
 	assert_non_null(strstr(config, "src-max-per-account = 2"));
 	assert_non_null(strstr(config, "caps-per-egress = yes"));
+	assert_non_null(strstr(config, "src-admin = master@old.example"));
 	assert_string_equal(admin, passwords[3]);
+	assert_string_equal(src_admin, passwords[6]);
 	free(config);
 	secret_free(admin);
+	secret_free(src_admin);
 
 	/* claims in CSV order, passwords back as they were */
 	assert_int_equal(queue_claim(q, "w1", 30, &c, &err), 1);
@@ -761,7 +766,7 @@ void test_rekey(void **state)
 	struct tr_error err;
 	struct seal_keys *both, *only_new;
 	struct queue_claim c;
-	char path[160], line[256], *config, *admin;
+	char path[160], line[256], *config, *admin, *src_admin;
 	FILE *in, *out;
 	int n;
 	int64_t id;
@@ -807,7 +812,7 @@ void test_rekey(void **state)
 	queue_close(q2);
 	must(queue_open(C->where, both, &q, &err), &err);
 	must(queue_rekey(q, &n, &err), &err);
-	assert_int_equal(n, 3 + 1 + 1);         /* three passwords, b's dst, the admin's */
+	assert_int_equal(n, 3 + 1 + 2);         /* three passwords, b's dst, the admins' */
 	queue_close(q);
 	no_password_anywhere();
 	must(queue_open(C->where, only_new, &q2, &err), &err);
@@ -817,10 +822,12 @@ void test_rekey(void **state)
 	assert_int_equal(queue_claim(q2, "A", 30, &c, &err), 1);
 	assert_string_equal(c.dst_password, passwords[2]);
 	queue_claim_free(&c);
-	must(queue_job_config(q2, id, &config, &admin, &err), &err);
+	must(queue_job_config(q2, id, &config, &admin, &src_admin, &err), &err);
 	assert_string_equal(admin, passwords[3]);
+	assert_string_equal(src_admin, passwords[6]);
 	free(config);
 	secret_free(admin);
+	secret_free(src_admin);
 	queue_close(q2);
 	seal_keys_free(both);
 	seal_keys_free(only_new);
@@ -839,17 +846,20 @@ void test_refusals(void **state)
 	/* without keys: no submit, no claim; status works */
 	must(queue_open(C->where, NULL, &q, &err), &err);
 	make_job(&cfg, &ja, 1);
-	assert_int_equal(queue_submit(q, &cfg, &ja, passwords[3], NULL, &id, &err), -1);
+	assert_int_equal(queue_submit(q, &cfg, &ja, passwords[3], NULL, NULL, &id, &err), -1);
 	assert_int_equal(queue_claim(q, "A", 30, &c, &err), -1);
 	must(queue_status(q, NULL, false, stderr, &err), &err);
 	queue_close(q);
 	q = open_q();
-	/* dst-admin without its password */
-	assert_int_equal(queue_submit(q, &cfg, &ja, NULL, NULL, &id, &err), -1);
+	/* dst-admin without its password, src-admin without its */
+	assert_int_equal(queue_submit(q, &cfg, &ja, NULL, passwords[6], NULL, &id, &err), -1);
 	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_int_equal(queue_submit(q, &cfg, &ja, passwords[3], NULL, NULL, &id, &err), -1);
+	assert_int_equal(err.kind, TR_ERR_USAGE);
+	assert_non_null(strstr(err.msg, "src-admin"));
 	/* not a run */
 	cfg.kind = JOB_CHECK;
-	assert_int_equal(queue_submit(q, &cfg, &ja, passwords[3], NULL, &id, &err), -1);
+	assert_int_equal(queue_submit(q, &cfg, &ja, passwords[3], NULL, NULL, &id, &err), -1);
 	assert_int_equal(one("SELECT count(*) FROM q_jobs"), 0);
 	jobconf_free(&cfg);
 	job_accounts_free(&ja);

@@ -202,7 +202,7 @@ static int64_t submit_one(struct queue *q)
 	    jobconf_set(&cfg, "accounts", "acme.csv", NULL, &err) < 0 ||
 	    jobconf_set(&cfg, "src-max-connections", "6", NULL, &err) < 0 ||
 	    jobconf_finish(&cfg, &err) < 0 ||
-	    queue_submit(q, &cfg, &ja, NULL, NULL, &id, &err) < 0)
+	    queue_submit(q, &cfg, &ja, NULL, NULL, NULL, &id, &err) < 0)
 		fail_msg("%s", err.msg);
 	jobconf_free(&cfg);
 	job_accounts_free(&ja);
@@ -293,8 +293,8 @@ static const char drop_all[] =
 	"q_caps, q_workers, q_accounts, q_jobs, st_messages, st_locks, st_folders, st_accounts "
 	"CASCADE";
 
-/* A database of version 1 with a job in it is brought to version 2 by one
- * init, in one transaction: its rows kept, the outcome of its finished
+/* A database of version 1 with a job in it is brought to the latest
+ * version (3) by one init, in one transaction: its rows kept, the outcome of its finished
  * accounts known, the queue usable on it.  A step that fails leaves the
  * database as it was. */
 static void test_schema_upgrade(void **unused)
@@ -331,8 +331,10 @@ static void test_schema_upgrade(void **unused)
 	/* now it goes through */
 	must(pg_schema_init(pg, &from, &err), &err);
 	assert_int_equal(from, 1);
-	assert_int_equal(pg_schema_version(), 2);
-	assert_int_equal(one("SELECT value::int FROM trasloco_meta WHERE key = 'schema'"), 2);
+	assert_int_equal(pg_schema_version(), 3);
+	assert_int_equal(one("SELECT value::int FROM trasloco_meta WHERE key = 'schema'"), 3);
+	assert_int_equal(one("SELECT count(*) FROM information_schema.columns WHERE "
+			     "table_name = 'q_jobs' AND column_name = 'src_admin_password'"), 1);
 	must(pg_schema_check(pg, &err), &err);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts"), 3);
 	assert_int_equal(one("SELECT count(*) FROM q_accounts WHERE pass = 'run'"), 3);
@@ -355,7 +357,7 @@ static void test_schema_upgrade(void **unused)
 	queue_close(q);
 	/* and again: nothing to do */
 	must(pg_schema_init(pg, &from, &err), &err);
-	assert_int_equal(from, 2);
+	assert_int_equal(from, 3);
 	/* as the other tests found it */
 	must(pg_run(pg, "TRUNCATE q_jobs, q_workers CASCADE", 0, NULL, &err), &err);
 }

@@ -193,7 +193,7 @@ static int64_t submit_one(struct queue *q)
 	    jobconf_set(&cfg, "dst", "mail.new.example", NULL, &err) < 0 ||
 	    jobconf_set(&cfg, "accounts", "acme.csv", NULL, &err) < 0 ||
 	    jobconf_finish(&cfg, &err) < 0 ||
-	    queue_submit(q, &cfg, &ja, NULL, NULL, &id, &err) < 0)
+	    queue_submit(q, &cfg, &ja, NULL, NULL, NULL, &id, &err) < 0)
 		fail_msg("%s", err.msg);
 	jobconf_free(&cfg);
 	job_accounts_free(&ja);
@@ -284,8 +284,8 @@ static void test_private(void **unused)
 	assert_int_equal(access("/tmp/elsewhere.sqlite", F_OK), -1);
 }
 
-/* A queue of a newer trasloco is refused as it is; a database that is not
- * a queue too. */
+/* A queue of an older trasloco is upgraded on open; one of a newer
+ * trasloco is refused as it is; a database that is not a queue too. */
 static void test_schema(void **unused)
 {
 	struct tr_error err;
@@ -296,7 +296,15 @@ static void test_schema(void **unused)
 	(void)unused;
 	q = open_at(sqcase.where);
 	queue_close(q);
-	assert_int_equal(sqcase.one(&sqcase, "SELECT value FROM meta WHERE key = 'schema'"), 1);
+	assert_int_equal(sqcase.one(&sqcase, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+	/* a queue of version 1 (no source admin password) is brought to 2 */
+	sqcase.run(&sqcase, "ALTER TABLE q_jobs DROP COLUMN src_admin_password");
+	sqcase.run(&sqcase, "UPDATE meta SET value = '1' WHERE key = 'schema'");
+	q = open_at(sqcase.where);
+	queue_close(q);
+	assert_int_equal(sqcase.one(&sqcase, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+	assert_int_equal(sqcase.one(&sqcase, "SELECT count(*) FROM pragma_table_info('q_jobs') "
+				    "WHERE name = 'src_admin_password'"), 1);
 	sqcase.run(&sqcase, "UPDATE meta SET value = '99' WHERE key = 'schema'");
 	assert_int_equal(queue_open(sqcase.where, NULL, &q, &err), -1);
 	assert_non_null(strstr(err.msg, "newer trasloco"));
