@@ -36,6 +36,11 @@
 /* A token whose source did not say how long it lives is taken as good for
  * 45 minutes (Google's and Microsoft's last 60). */
 #define OAUTH_DEFAULT_TTL_S (45 * 60)
+/* A token command's exit code for "failed for now, try again later"
+ * (sysexits' EX_TEMPFAIL): TR_ERR_TEMP, so the account's retries run it
+ * again after their back-off, as after a time-out or a signal; any other
+ * non-zero exit fails the account (TR_ERR_AUTH). */
+#define OAUTH_CMD_TEMPFAIL 75
 /* The longest token taken (Microsoft's JWTs are 1.5 to 3 KB). */
 #define OAUTH_TOKEN_MAX 16384
 
@@ -73,7 +78,10 @@ void oauth_pool_drop(struct oauth_pool *p, const char *email);
  * at once: the source gives bad ones).  Fetches when
  * there is none or it expires within the margin.  Fails with TR_ERR_AUTH
  * when the source gives no usable token (the command failed, printed
- * nothing or something that is not a token), naming the account. */
+ * nothing or something that is not a token), naming the account; with
+ * TR_ERR_TEMP when it failed for now (the command timed out, was killed or
+ * exited OAUTH_CMD_TEMPFAIL; a token endpoint unreachable or answering 5xx
+ * or 429). */
 int oauth_token(struct oauth_account *a, char *buf, size_t size, uint64_t *gen, bool *fresh,
 		struct tr_error *err);
 /* A server refused the token of generation gen: the next oauth_token

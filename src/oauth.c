@@ -321,18 +321,24 @@ static int run_cmd(const struct oauth_account *a, char *out, size_t *out_len,
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	err_tail(errbuf, elen, tail, sizeof(tail));
+	/* A command that hung, was killed or says "try again later" (75,
+	 * sysexits' EX_TEMPFAIL, as mail programs do) failed for now: the
+	 * account's retries try again after their back-off.  Any other exit
+	 * is the command's answer (no consent, no such user): final. */
 	if (timed_out) {
-		tr_error_set(err, TR_ERR_AUTH, "%s token for %s: the token command did not finish "
+		tr_error_set(err, TR_ERR_TEMP, "%s token for %s: the token command did not finish "
 			     "within %d s", c->side, a->email, c->timeout_s > 0 ? c->timeout_s : 60);
 		goto fail;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFEXITED(status))
-			tr_error_set(err, TR_ERR_AUTH, "%s token for %s: the token command exited "
-				     "with %d%s%s", c->side, a->email, WEXITSTATUS(status),
-				     tail[0] ? ": " : "", tail);
+			tr_error_set(err, WEXITSTATUS(status) == OAUTH_CMD_TEMPFAIL ? TR_ERR_TEMP :
+				     TR_ERR_AUTH, "%s token for %s: the token command exited "
+				     "with %d%s%s%s", c->side, a->email, WEXITSTATUS(status),
+				     WEXITSTATUS(status) == OAUTH_CMD_TEMPFAIL ? " (try again later)" :
+				     "", tail[0] ? ": " : "", tail);
 		else
-			tr_error_set(err, TR_ERR_AUTH, "%s token for %s: the token command was "
+			tr_error_set(err, TR_ERR_TEMP, "%s token for %s: the token command was "
 				     "killed by signal %d", c->side, a->email, WTERMSIG(status));
 		goto fail;
 	}

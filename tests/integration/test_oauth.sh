@@ -17,6 +17,9 @@
 #  6. the same CSV of addresses queued (a SQLite queue, `queue submit` of a job
 #     file with the token commands) and run by a worker: every account ok and
 #     exact, no token in the queue's files.
+#  7. a token command that says "try again later" (exit 75) twice for one account:
+#     retried after the back-off, that account ok; one that exits 1 for another:
+#     that account fails at once with the command's stderr, not retried.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init oauth
@@ -64,6 +67,12 @@ cat > "$cmd" <<EOF
 #!/bin/sh
 { echo "email=\$TRASLOCO_EMAIL user=\$TRASLOCO_USER"; env | cut -d= -f1 | sort | tr '\n' ' '; echo; } >> "$IT_DIR/tokcmd.env"
 [ -f "$IT_DIR/bogus" ] && grep -qx "\$TRASLOCO_USER" "$IT_DIR/bogus" && { echo not-a-token-from-us; exit 0; }
+[ -f "$IT_DIR/permfail" ] && grep -qx "\$TRASLOCO_USER" "$IT_DIR/permfail" && { echo "no consent for this user" >&2; exit 1; }
+if [ -f "$IT_DIR/tempfail" ] && grep -qx "\$TRASLOCO_USER" "$IT_DIR/tempfail"; then
+    n=\$(cat "$IT_DIR/tempfail.count" 2>/dev/null || echo 0)
+    echo \$((n + 1)) > "$IT_DIR/tempfail.count"
+    [ "\$n" -lt 2 ] && { echo "token service busy" >&2; exit 75; }
+fi
 exec "$IT_PYTHON" "$IT_LIBDIR/tokensvc.py" mint --url "$URL" --ttl "\$(cat $IT_DIR/ttl)" \$(cat $IT_DIR/claim)
 EOF
 chmod 700 "$cmd"
@@ -274,4 +283,19 @@ if grep -rl 'tok-' "$Q" "$IT_DIR/run.worker" 2>/dev/null; then
     it_fail "a token appears in the queue or the worker's output"
 fi
 no_token_anywhere
+
+# ---- 7. a command failing for now is retried; one failing for good is not ----
+echo carla@azienda.test > "$IT_DIR/tempfail"
+echo bruno@azienda.test > "$IT_DIR/permfail"
+tr_run xoauth2 "$csv"
+rm -f "$IT_DIR/tempfail" "$IT_DIR/permfail"
+[[ $RC == 1 ]] || it_fail "a token command failing for good: exit $RC, not 1 (an account failed)"
+grep -q '2 ok, 0 partial, 1 failed' "$OUT" || it_fail "not exactly bruno failed"
+grep -q 'bruno@azienda.test.*token command exited with 1: no consent for this user' "$OUT" ||
+    it_fail "bruno's command's answer not told"
+grep 'retrying' "$OUT" | grep -q 'bruno' && it_fail "a token command's final answer was retried"
+grep -q 'carla@azienda.test.*exited with 75 (try again later).*retrying' "$OUT" ||
+    it_fail "carla's 'try again later' was not retried"
+[[ $(cat "$IT_DIR/tempfail.count") -ge 3 ]] || it_fail "carla's command ran $(cat "$IT_DIR/tempfail.count") time(s)"
+it_log "7: a command exiting 75 retried ($(cat "$IT_DIR/tempfail.count") runs), one exiting 1 final"
 it_pass
