@@ -4,6 +4,7 @@
  *
  * usage: bench_limiter [LOGINS [THREADS]]    (defaults: 60000 8)
  *        bench_limiter --caps-pg DSN [ROUNDS [THREADS]]   (defaults: 2000 4)
+ *        bench_limiter --rate-pg DSN [ROUNDS]             (default: 2000)
  *
  * Prints, for one thread and for THREADS threads (accounts taken in order,
  * as the pool does), the wall time of LOGINS accounts, nanoseconds per
@@ -16,7 +17,12 @@
  * slot (caps far from binding, so nothing waits), by one thread, then by
  * THREADS threads sharing the worker's one connection.  One line: round
  * trips per second and microseconds each.  The DSN's database gets the
- * schema (pg_schema_init) and a throwaway job, deleted at the end. */
+ * schema (pg_schema_init) and a throwaway job, deleted at the end.
+ *
+ * --rate-pg: the cost of a throttle shared through a PostgreSQL state
+ * (state_rate_take): ROUNDS takes of a slice (1 ns each: nothing waits),
+ * one round trip each; a process pays one per 50 ms slice per server, so
+ * this says how much of a slice's time goes to the database. */
 #include "config.h"
 
 #include <pthread.h>
@@ -26,12 +32,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "caps_pg.h"
 #include "log.h"
 #include "pg.h"
 #include "pg_schema.h"
 #include "scheduler.h"
+#include "state.h"
+#include "throttle.h"
 
 struct ctx {
 	struct limiter *src, *dst;
@@ -189,8 +198,55 @@ fail:
 	return 1;
 }
 
+static int bench_rate_pg(const char *dsn, size_t n)
+{
+	struct tr_error err;
+	struct pg *pg = NULL;
+	struct state *st = NULL;
+	double t0, d, wait;
+	char key[64];
+	int from;
+	size_t i;
+
+	log_set_level(LOG_ERROR);
+	tr_error_clear(&err);
+	snprintf(key, sizeof(key), "bench_limiter %d bytes/s", (int)getpid());
+	if (pg_connect(dsn, &pg, &err) < 0 || pg_schema_init(pg, &from, &err) < 0 ||
+	    state_open(dsn, &st, &err) < 0)
+		goto fail;
+	if (state_rate_take(st, key, 1e-9, &wait, &err) < 0)    /* makes the table */
+		goto fail;
+	t0 = now_s();
+	for (i = 0; i < n; i++)
+		if (state_rate_take(st, key, 1e-9, &wait, &err) < 0)
+			goto fail;
+	d = now_s() - t0;
+	printf("rate_pg  rounds=%zu  %.0f takes/s (%.0f us each: %.2f %% of a %.0f ms slice)\n",
+	       n, (double)n / d, d * 1e6 / (double)n, 100.0 * d / (double)n / THROTTLE_SLICE_S,
+	       THROTTLE_SLICE_S * 1000);
+	{
+		char q[160];
+
+		snprintf(q, sizeof(q), "DELETE FROM st_rates WHERE key = '%s'", key);
+		pg_run(pg, q, 0, NULL, &err);
+	}
+	state_close(st);
+	pg_close(pg);
+	return 0;
+fail:
+	fprintf(stderr, "bench_limiter: %s\n", err.msg);
+	state_close(st);
+	pg_close(pg);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && strcmp(argv[1], "--rate-pg") == 0) {
+		size_t rounds = argc > 3 ? strtoul(argv[3], NULL, 10) : 2000;
+
+		return bench_rate_pg(argv[2], rounds > 0 ? rounds : 2000);
+	}
 	if (argc > 2 && strcmp(argv[1], "--caps-pg") == 0) {
 		size_t rounds = argc > 3 ? strtoul(argv[3], NULL, 10) : 2000;
 		int th = argc > 4 ? atoi(argv[4]) : 4;
