@@ -19,7 +19,8 @@
  *    goes ahead of the schedule is then at most a slice and the tolerance
  *    per process.  Jobs with the same server share its schedule, each
  *    taking at its own rate.  While the state is out of reach the process
- *    keeps the schedule alone (a warning a minute says so).
+ *    keeps the schedule alone (asking the state again every 5 s; a warning
+ *    a minute says so).
  *  - bytes per UTC day: reserved per batch by the sync before it fetches,
  *    from the exact sizes the source announced; a batch that does not fit
  *    is cut to the messages that do, and when none fits the account

@@ -15,6 +15,9 @@
 #include "throttle.h"
 
 #define SECONDS_PER_DAY 86400
+/* After a shared take failed, the process keeps the rate alone this long
+ * before it asks the state again. */
+#define THROTTLE_ALONE_S 5.0
 
 struct rate {
 	double per_s;              /* 0: no limit */
@@ -32,6 +35,7 @@ struct throttle {
 	int64_t day;               /* of mem_used, when no state */
 	uint64_t mem_used;
 	double warned_at;          /* the last warning of a shared schedule out of reach */
+	double alone_until;        /* after a failed take: the process's own schedule till then */
 	int sockets;               /* tuned and not yet closed (throttle_tune_socket) */
 };
 
@@ -141,6 +145,8 @@ static int take_shared(struct throttle *t, struct rate *r, double n)
 
 		if (say)
 			t->warned_at = now;
+		/* not a failing round trip (or a connect time-out) per chunk */
+		t->alone_until = now + THROTTLE_ALONE_S;
 		pthread_mutex_unlock(&t->lock);
 		if (say)
 			log_warn(NULL, "%s: the rate shared with other processes is out of reach; "
@@ -164,7 +170,12 @@ static int take(struct throttle *t, struct rate *r, double n)
 	if (r->per_s <= 0)
 		return 0;
 	if (state_rate_shared(t->state)) {
-		int rc = take_shared(t, r, n);
+		bool alone;
+
+		pthread_mutex_lock(&t->lock);
+		alone = mono_s() < t->alone_until;
+		pthread_mutex_unlock(&t->lock);
+		int rc = alone ? 1 : take_shared(t, r, n);
 
 		if (rc <= 0)
 			return rc;

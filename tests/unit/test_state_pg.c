@@ -534,6 +534,18 @@ static void test_throttle_shared(void **state)
 	/* a slice of 50 ms of the rate went on the schedule after the hour */
 	assert_int_equal(state_rate_take(b, "src 198.51.100.7:993 bytes/s", 1, &w, &err), 0);
 	assert_true(w > 3600 + THROTTLE_SLICE_S - 5 && w <= 3601 + THROTTLE_SLICE_S + 0.001);
+	/* the database out of reach (every session ended): the process keeps
+	 * the rate alone, at once, instead of waiting for the shared hour */
+	sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+	    "current_database() AND pid <> pg_backend_pid()");
+	memset(&k.scope, 0, sizeof(k.scope));
+	k.done = 0;
+	assert_int_equal(pthread_create(&th, NULL, taker_main, &k), 0);
+	for (int i = 0; i < 100 && !k.done; i++)
+		sleep_ms(100);
+	assert_int_equal(k.done, 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(k.rc, 0);
 	throttle_free(k.t);
 
 	/* the same on a state of one process (memory, as SQLite): at once */
