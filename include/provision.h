@@ -30,7 +30,9 @@
  * the copies made here (the hash's input, the pipe's buffer) are wiped.
  * Threading: any thread; the passwd-file's lock serialises writers, this
  * process's threads among them (flock locks belong to the open file).
- * Commands are started with posix_spawn, safe in a threaded process.
+ * Commands are started with posix_spawn, safe in a threaded process; a
+ * command that exits without reading its password raises no SIGPIPE in the
+ * host (blocked in the writing thread, and taken off).
  */
 #ifndef TRASLOCO_PROVISION_H
 #define TRASLOCO_PROVISION_H

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -130,23 +131,46 @@ static void env_free(char **env, size_t n)
 }
 
 /* Write the password and its newline; the pipe holds far more than
- * SECRET_MAX bytes, so this never waits on a child that does not read. */
+ * SECRET_MAX bytes, so this never waits on a child that does not read.
+ * A command that exits without reading makes the write fail with EPIPE
+ * and raise SIGPIPE, which would end a host process that does not ignore
+ * it (trasloco's command layer does; a library must not count on it): the
+ * signal is blocked in this thread while writing, and one the writes
+ * raised is taken off before the mask is restored. */
 static void feed_password(int fd, const char *password)
 {
 	size_t len = password != NULL ? strlen(password) : 0, off = 0;
+	sigset_t pipe_set, old;
+	bool broken = false;
 
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
 	while (off < len) {
 		ssize_t w = write(fd, password + off, len - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return;     /* the command closed its input: its exit says the rest */
+		if (w <= 0) {
+			broken = w < 0 && errno == EPIPE;
+			break;      /* the command closed its input: its exit says the rest */
+		}
 		off += (size_t)w;
 	}
-	if (len > 0)
-		while (write(fd, "\n", 1) < 0 && errno == EINTR)
+	if (len > 0 && off == len) {
+		ssize_t w;
+
+		while ((w = write(fd, "\n", 1)) < 0 && errno == EINTR)
 			;
+		broken = w < 0 && errno == EPIPE;
+	}
+	if (broken) {
+		const struct timespec now = { 0, 0 };
+
+		while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 int provision_cmd_run(const char *cmd, const char *email, const char *user,
