@@ -134,6 +134,13 @@ extern const struct queue_backend queue_backend_sqlite;
  * the job's own, the admin password) and column, so that a value copied
  * to another row or column does not open. */
 void queue_aad(char *buf, size_t len, int64_t job, const char *email, const char *what);
+/* The admins' passwords of a job: their columns of q_jobs (the same in
+ * every backend) and the names their sealed values are bound to
+ * (queue_aad's what).  [0] the destination admin's, [1] the source's. */
+struct queue_admin_col {
+	const char *col, *aad;
+};
+extern const struct queue_admin_col queue_admin_cols[2];
 /* JOB as a job's id when it is one's form (digits, not too many): 1 and
  * *id_r; else 0 (a name). */
 int queue_job_number(const char *job, int64_t *id_r);

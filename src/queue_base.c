@@ -24,6 +24,11 @@
 
 /* ---- shared by the backends ----------------------------------------------------- */
 
+const struct queue_admin_col queue_admin_cols[2] = {
+	{ "admin_password", "admin" },
+	{ "src_admin_password", "src_admin" },
+};
+
 void queue_aad(char *buf, size_t len, int64_t job, const char *email, const char *what)
 {
 	if (email == NULL)

@@ -309,15 +309,6 @@ static int insert_accounts(struct qpg *q, int64_t job, const struct job_accounts
 	return r;
 }
 
-/* The admins' passwords of a job: their columns of q_jobs and the names
- * their sealed values are bound to (queue_aad). */
-static const struct {
-	const char *col, *aad;
-} admin_cols[2] = {
-	{ "admin_password", "admin" },          /* the destination's */
-	{ "src_admin_password", "src_admin" },
-};
-
 /* A job checked and made ready by queue_submit (queue.c). */
 static int qpg_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 		      struct tr_error *err)
@@ -356,13 +347,13 @@ static int qpg_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 
 		if (pw == NULL)
 			continue;
-		queue_aad(aad, sizeof(aad), id, NULL, admin_cols[k].aad);
+		queue_aad(aad, sizeof(aad), id, NULL, queue_admin_cols[k].aad);
 		if (seal(q->keys, aad, pw, &s, &n, err) < 0)
 			goto fail;
 		p[1] = (const char *)s;
 		lens[1] = (int)n;
 		snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = $2 WHERE id = $1::bigint",
-			 admin_cols[k].col);
+			 queue_admin_cols[k].col);
 		r = pg_execb(q->pg, sql, 2, p, lens, err);
 		free(s);
 		if (r == NULL)
@@ -546,7 +537,7 @@ static int qpg_job_config(void *h, int64_t job_id, char **config_r, char **admin
 			continue;
 		rc = need_keys(q, err);
 		if (rc == 0)
-			rc = open_pw(q, r, 1 + k, job_id, NULL, admin_cols[k].aad, out[k], err);
+			rc = open_pw(q, r, 1 + k, job_id, NULL, queue_admin_cols[k].aad, out[k], err);
 	}
 	if (rc == 0 && (*config_r = strdup(pg_str(r, 0, 0))) == NULL)
 		rc = oom(err);
@@ -1261,7 +1252,7 @@ static int rekey_jobs_col(struct qpg *q, int k, int *n_r, struct tr_error *err)
 	int i, n, rc = 0;
 
 	snprintf(sql, sizeof(sql), "SELECT id, %s FROM q_jobs WHERE %s IS NOT NULL ORDER BY id "
-		 "FOR UPDATE", admin_cols[k].col, admin_cols[k].col);
+		 "FOR UPDATE", queue_admin_cols[k].col, queue_admin_cols[k].col);
 	r = pg_exec(q->pg, sql, 0, NULL, err);
 	if (r == NULL)
 		return -1;
@@ -1272,7 +1263,7 @@ static int rekey_jobs_col(struct qpg *q, int k, int *n_r, struct tr_error *err)
 		unsigned char *v, *s;
 		size_t len, slen;
 
-		queue_aad(aad, sizeof(aad), job, NULL, admin_cols[k].aad);
+		queue_aad(aad, sizeof(aad), job, NULL, queue_admin_cols[k].aad);
 		if (bytea_get(r, i, 1, &v, &len) < 0) {
 			rc = oom(err);
 			break;
@@ -1290,7 +1281,7 @@ static int rekey_jobs_col(struct qpg *q, int k, int *n_r, struct tr_error *err)
 
 			id_text(idbuf, sizeof(idbuf), job);
 			snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = $2 WHERE id = $1::bigint",
-				 admin_cols[k].col);
+				 queue_admin_cols[k].col);
 			u = pg_execb(q->pg, sql, 2, p, lens, err);
 			free(s);
 			if (u == NULL)

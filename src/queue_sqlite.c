@@ -210,15 +210,6 @@ static const char *const upgrades[] = {
 	schema_v2,
 };
 
-/* The admins' passwords of a job: their columns of q_jobs and the names
- * their sealed values are bound to (queue_aad). */
-static const struct {
-	const char *col, *aad;
-} admin_cols[2] = {
-	{ "admin_password", "admin" },          /* the destination's */
-	{ "src_admin_password", "src_admin" },
-};
-
 #define SCHEMA_VERSION ((int)(sizeof(upgrades) / sizeof(upgrades[0])))
 
 static int oom(struct tr_error *err)
@@ -707,11 +698,11 @@ static int qsq_submit(void *h, const struct queue_new_job *nj, int64_t *id_r,
 		if (pw == NULL)
 			continue;
 		snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = ?2 WHERE id = ?1",
-			 admin_cols[k].col);
+			 queue_admin_cols[k].col);
 		if ((st = prep(q, sql, "keep the admin password", err)) == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, id);
-		if (bind_sealed(q, st, 2, id, NULL, admin_cols[k].aad, pw, err) < 0) {
+		if (bind_sealed(q, st, 2, id, NULL, queue_admin_cols[k].aad, pw, err) < 0) {
 			sqlite3_finalize(st);
 			goto fail;
 		}
@@ -877,7 +868,7 @@ static int qsq_job_config(void *h, int64_t job_id, char **config_r, char **admin
 			continue;
 		rc = need_keys(q, err);
 		if (rc == 0)
-			rc = open_pw(q, st, 1 + k, job_id, NULL, admin_cols[k].aad,
+			rc = open_pw(q, st, 1 + k, job_id, NULL, queue_admin_cols[k].aad,
 				     k == 0 ? admin_pw_r : src_admin_pw_r, err);
 	}
 	if (rc == 0 && ((*config_r = col_str(st, 0, &ok)) == NULL || !ok))
@@ -1644,17 +1635,17 @@ static int rekey_jobs_col(struct qsq *q, int k, int *n_r, struct tr_error *err)
 	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT id, %s FROM q_jobs WHERE %s IS NOT NULL ORDER BY id",
-		 admin_cols[k].col, admin_cols[k].col);
+		 queue_admin_cols[k].col, queue_admin_cols[k].col);
 	if ((st = prep(q, sql, "read the jobs", err)) == NULL)
 		return -1;
-	snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = ?2 WHERE id = ?1", admin_cols[k].col);
+	snprintf(sql, sizeof(sql), "UPDATE q_jobs SET %s = ?2 WHERE id = ?1", queue_admin_cols[k].col);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t job = sqlite3_column_int64(st, 0);
 
 		if ((up = prep(q, sql, "seal again", err)) == NULL)
 			break;
 		sqlite3_bind_int64(up, 1, job);
-		if (reseal(q, st, 1, up, 2, job, NULL, admin_cols[k].aad, n_r, err) < 0) {
+		if (reseal(q, st, 1, up, 2, job, NULL, queue_admin_cols[k].aad, n_r, err) < 0) {
 			sqlite3_finalize(up);
 			tr_error_prefix(err, "job %" PRId64 ", the %s admin password", job,
 					k == 0 ? "destination" : "source");

@@ -256,16 +256,20 @@ timeout = 20
 provision = dovecot-passwd-file:$pf4
 provision-passwd-fields = :$IT_MAIL_UID:$IT_MAIL_GID::$DST4_DIR/home/%u::
 EOF
+# drain_worker OUT: a worker drains the queue (at most 120 s); it must exit 0
+drain_worker() {
+    set +e
+    timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/$1" 2>&1
+    RC=$?
+    set -e
+    grep -v ' info ' "$IT_DIR/$1" | sed 's/^/    w | /' >&2 || true
+    expect_rc 0
+}
 "$TRASLOCO" queue init "$Q" --key-file "$KEY" > "$IT_DIR/out.qinit" 2>&1 ||
     it_fail "queue init: $(cat "$IT_DIR/out.qinit")"
 "$TRASLOCO" queue submit "$Q" "$IT_DIR/q.job" --key-file "$KEY" > "$IT_DIR/out.qsubmit" 2>&1 ||
     it_fail "queue submit: $(cat "$IT_DIR/out.qsubmit")"
-set +e
-timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/out.worker" 2>&1
-RC=$?
-set -e
-grep -v ' info ' "$IT_DIR/out.worker" | sed 's/^/    w | /' >&2 || true
-expect_rc 0
+drain_worker out.worker
 [[ $(wc -l < "$pf4") == 3 ]] || it_fail "the worker did not provision its 3 accounts"
 compare_all "$DST4_IMAPS_PORT" u01@azienda.test u02@azienda.test u03@azienda.test
 
@@ -290,12 +294,7 @@ done
 if grep -rqaF -- "$ADMIN_PW" "$Q"; then
     it_fail "the source admin's password is in the queue in clear"
 fi
-set +e
-timeout 120 "$TRASLOCO" worker "sqlite:$Q" --key-file "$KEY" --drain > "$IT_DIR/out.worker2" 2>&1
-RC=$?
-set -e
-grep -v ' info ' "$IT_DIR/out.worker2" | sed 's/^/    w | /' >&2 || true
-expect_rc 0
+drain_worker out.worker2
 compare_all "$DST4_IMAPS_PORT" u01@azienda.test u02@azienda.test u03@azienda.test
 it_log "a queued job with src-admin (the CSV's source passwords wrong): exact"
 
